@@ -1,0 +1,370 @@
+package bot
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/invites"
+	"durare.org/invitebot/policy"
+)
+
+// Tunables for serving requests.
+const (
+	// maxBodyBytes is the largest chat body the bot reads as a command.
+	maxBodyBytes = 4 << 10
+	// maxWorkers bounds requests in flight: each may wait on the server
+	// (minting) and the database, and must not run in the read loop.
+	maxWorkers = 32
+	// requestTimeout bounds one request from parsing to reply.
+	requestTimeout = 30 * time.Second
+)
+
+// Encoder writes stanzas to the server. *Link implements it; tests may
+// record instead.
+type Encoder interface {
+	Encode(ctx context.Context, v any) error
+}
+
+// Bot serves chat commands and discovery for the component.
+type Bot struct {
+	svc       *invites.Service
+	component jid.JID
+	log       *slog.Logger
+	now       func() time.Time
+
+	out Encoder
+	ops map[string]operation
+
+	slots    chan struct{}
+	inflight sync.WaitGroup
+	closing  atomic.Bool
+	// baseCtx ends only when the bot is forced down; requests derive from
+	// it so a graceful drain lets them finish.
+	baseCtx context.Context
+	abort   context.CancelFunc
+
+	refusals *refusalLimiter
+}
+
+// Config wires a Bot.
+type Config struct {
+	// Service carries out the operations.
+	Service *invites.Service
+	// Component is the component's JID, used as from on everything sent.
+	Component jid.JID
+	// Log receives the bot's logs.
+	Log *slog.Logger
+	// Out is where replies go, normally the *Link.
+	Out Encoder
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// New returns a Bot; give it to Link.Run as the stanza handler.
+func New(cfg Config) *Bot {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	ops := make(map[string]operation)
+	for _, op := range operations() {
+		ops[op.name] = op
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Bot{
+		svc:       cfg.Service,
+		component: cfg.Component,
+		log:       cfg.Log,
+		now:       now,
+		out:       cfg.Out,
+		ops:       ops,
+		slots:     make(chan struct{}, maxWorkers),
+		baseCtx:   ctx,
+		abort:     cancel,
+		refusals:  newRefusalLimiter(now),
+	}
+}
+
+// Drain stops taking new commands and waits until the ones in flight have
+// answered, or ctx ends (then they are cancelled).
+func (b *Bot) Drain(ctx context.Context) error {
+	b.closing.Store(true)
+	done := make(chan struct{})
+	go func() {
+		b.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		b.abort()
+		return fmt.Errorf("drain: %w", ctx.Err())
+	}
+}
+
+// HandleXMPP routes one incoming stanza. It runs inside the session's read
+// loop, so anything slow is handed to a goroutine, and it never returns an
+// error: mellium would close the whole stream for it.
+func (b *Bot) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	switch start.Name.Local {
+	case "message":
+		b.handleMessage(t, start)
+	case "iq":
+		b.handleIQ(t, start)
+	case "presence":
+		b.handlePresence(t, start)
+	}
+	return nil
+}
+
+// inboundMessage is the part of a message the bot reads.
+type inboundMessage struct {
+	stanza.Message
+	Body []string `xml:"body"`
+}
+
+// outboundMessage is a message the bot sends.
+type outboundMessage struct {
+	XMLName xml.Name           `xml:"message"`
+	To      string             `xml:"to,attr"`
+	From    string             `xml:"from,attr"`
+	Type    stanza.MessageType `xml:"type,attr,omitempty"`
+	Body    string             `xml:"body"`
+}
+
+func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
+	var m inboundMessage
+	if err := xml.NewTokenDecoder(t).DecodeElement(&m, start); err != nil {
+		b.log.Debug("undecodable message", slog.Any("err", err))
+		return
+	}
+	// Only person-to-bot chat is a command: answering error, groupchat or
+	// headline messages invites loops with other bots and rooms.
+	switch m.Type {
+	case stanza.ChatMessage, stanza.NormalMessage, "":
+	default:
+		return
+	}
+	if len(m.Body) == 0 || m.From.Equal(jid.JID{}) {
+		return // chat states, receipts and the like
+	}
+	if b.closing.Load() {
+		b.log.Debug("message dropped while shutting down", slog.String("from", m.From.Bare().String()))
+		return
+	}
+	select {
+	case b.slots <- struct{}{}:
+	default:
+		b.log.Warn("busy: message dropped", slog.String("from", m.From.Bare().String()))
+		return
+	}
+	b.inflight.Add(1)
+	go func() {
+		defer func() {
+			<-b.slots
+			b.inflight.Done()
+			if r := recover(); r != nil {
+				b.log.Error("panic serving message", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			}
+		}()
+		ctx, cancel := context.WithTimeout(b.baseCtx, requestTimeout)
+		defer cancel()
+		if text, ok := b.serveChat(ctx, m.From.Bare().String(), m.Body[0]); ok {
+			b.send(ctx, outboundMessage{To: m.From.String(), From: b.replyFrom(m.To), Type: m.Type, Body: text})
+		}
+	}()
+}
+
+// replyFrom answers from the address the sender wrote to (the component or
+// any localpart under it), so clients keep the conversation in one window.
+func (b *Bot) replyFrom(to jid.JID) string {
+	if to.Domainpart() == b.component.Domainpart() {
+		return to.String()
+	}
+	return b.component.String()
+}
+
+func (b *Bot) send(ctx context.Context, v any) {
+	if err := b.out.Encode(ctx, v); err != nil {
+		b.log.Warn("reply not sent", slog.Any("err", err))
+	}
+}
+
+// serveChat runs one chat command for the bare JID actor and returns the
+// reply text, or false when the bot stays silent.
+func (b *Bot) serveChat(ctx context.Context, actor, body string) (string, bool) {
+	role, err := b.svc.Role(ctx, actor)
+	if err != nil {
+		b.log.Error("role lookup failed", slog.String("actor", actor), slog.Any("err", err))
+		return msgInternal, true
+	}
+	// Strangers get each kind of "no" at most once per interval, so the bot
+	// cannot be used to reflect traffic.
+	refuse := func(text, why string) (string, bool) {
+		if role != policy.Stranger {
+			return text, true
+		}
+		if !b.refusals.allow(actor) {
+			return "", false
+		}
+		b.svc.RecordRefusal(ctx, actor, why)
+		return text, true
+	}
+
+	if len(body) > maxBodyBytes {
+		return refuse("Too long.", "message too long")
+	}
+	name, rest := splitCommand(body)
+	op, ok := b.ops[name]
+	if !ok {
+		if name == "" {
+			return "", false
+		}
+		return refuse(fmt.Sprintf("Unknown command %q. Send help to see what you can do.", truncate(name, 32)),
+			"unknown command")
+	}
+	if !policy.Allows(role, op.perm) {
+		return refuse("Sorry, you may not use "+op.name+" here. Send help to see what you can do.",
+			"no rights for "+op.name)
+	}
+	args, err := bindArgs(op, rest)
+	if err != nil {
+		return fmt.Sprintf("%v\nUsage: %s", err, op.usage()), true
+	}
+	res, err := op.run(ctx, b, request{actor: actor, role: role, args: args})
+	if err != nil {
+		return b.userMessage(ctx, op, actor, err), true
+	}
+	return res.text, true
+}
+
+// splitCommand separates the command word, case-folded, from its
+// arguments.
+func splitCommand(body string) (name, rest string) {
+	body = strings.TrimSpace(body)
+	name, rest, _ = strings.Cut(body, " ")
+	if i := strings.IndexAny(name, "\t\r\n"); i >= 0 {
+		name, rest = body[:i], body[i:]
+	}
+	return strings.ToLower(name), strings.TrimSpace(rest)
+}
+
+// bindArgs maps the words after the command onto the operation's
+// parameters. A trailing text parameter takes the rest of the line.
+func bindArgs(op operation, rest string) (map[string]string, error) {
+	args := make(map[string]string, len(op.params))
+	words := strings.Fields(rest)
+	for i, p := range op.params {
+		if i >= len(words) {
+			if p.required {
+				return nil, fmt.Errorf("missing %s", p.name)
+			}
+			break
+		}
+		raw := words[i]
+		if p.kind == kindText && i == len(op.params)-1 {
+			raw = strings.Join(words[i:], " ")
+			words = words[:i+1]
+		}
+		v, err := parseParam(p, raw)
+		if err != nil {
+			return nil, err
+		}
+		args[p.name] = v
+	}
+	if len(words) > len(op.params) {
+		return nil, errors.New("too many arguments")
+	}
+	return args, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// User-facing messages for failures. Short and generic: the detail goes to
+// the log, where the admin can read it.
+const (
+	msgInternal     = "Sorry, something went wrong. Please try again later."
+	msgUnavailable  = "Sorry, the server cannot be reached right now. Please try again in a minute."
+	msgIssuerRefuse = "Sorry, the server refused to create the invite. The admins have been told."
+)
+
+// userMessage turns an operation error into a reply and logs what an admin
+// needs to know.
+func (b *Bot) userMessage(ctx context.Context, op operation, actor string, err error) string {
+	switch {
+	case errors.Is(err, invites.ErrForbidden):
+		return "Sorry, you may not use " + op.name + " here."
+	case errors.Is(err, invites.ErrNoSuchInvite):
+		return "No such invite among yours. Send invites to list them."
+	case errors.Is(err, invites.ErrIssuerForbidden):
+		b.log.ErrorContext(ctx, "the server refused to mint an invite: add this component to the admins of the domain's VirtualHost",
+			slog.String("prosody_config", fmt.Sprintf(`VirtualHost %q: admins = { %q }`, b.svc.Domain(), b.component.String())),
+			slog.Any("err", err))
+		return msgIssuerRefuse
+	case errors.Is(err, invites.ErrIssuerUnsupported):
+		b.log.ErrorContext(ctx, "the server has no invite command: enable the invites and invites_adhoc modules on the domain",
+			slog.String("domain", b.svc.Domain()), slog.Any("err", err))
+		return msgIssuerRefuse
+	case errors.Is(err, ErrLinkDown), errors.Is(err, context.DeadlineExceeded):
+		b.log.WarnContext(ctx, "request failed: server unreachable", slog.String("op", op.name), slog.Any("err", err))
+		return msgUnavailable
+	default:
+		b.log.ErrorContext(ctx, "request failed", slog.String("op", op.name), slog.String("actor", actor), slog.Any("err", err))
+		return msgInternal
+	}
+}
+
+// refusalLimiter remembers when each stranger was last told no.
+type refusalLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	now  func() time.Time
+}
+
+// maxRefusalEntries bounds the limiter's memory under a flood of distinct
+// JIDs; past it, entries older than the interval are swept.
+const maxRefusalEntries = 10000
+
+func newRefusalLimiter(now func() time.Time) *refusalLimiter {
+	return &refusalLimiter{last: make(map[string]time.Time), now: now}
+}
+
+// allow reports whether who may be answered now, and if so records it.
+func (l *refusalLimiter) allow(who string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if !policy.RefusalDue(l.last[who], now) {
+		return false
+	}
+	if len(l.last) >= maxRefusalEntries {
+		for k, t := range l.last {
+			if policy.RefusalDue(t, now) {
+				delete(l.last, k)
+			}
+		}
+		if len(l.last) >= maxRefusalEntries {
+			return false // still full of recent strangers: stay silent
+		}
+	}
+	l.last[who] = now
+	return true
+}

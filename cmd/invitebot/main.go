@@ -1,0 +1,174 @@
+// Command invitebot runs the invite bot: an XEP-0114 component that lets
+// trusted people on any XMPP server hand out account invitations for one
+// home server.
+//
+//	invitebot [-config FILE]               run the bot
+//	invitebot check-config [-config FILE]  validate and print the configuration
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"durare.org/invitebot/bot"
+	"durare.org/invitebot/internal/config"
+	"durare.org/invitebot/invites"
+	"durare.org/invitebot/store"
+)
+
+// Shutdown bounds: how long commands in flight may take to answer, and how
+// long the whole shutdown may take before the process gives up waiting.
+const (
+	drainTimeout    = 10 * time.Second
+	shutdownTimeout = 20 * time.Second
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	checkOnly := len(args) > 0 && args[0] == "check-config"
+	if checkOnly {
+		args = args[1:]
+	}
+	fs := flag.NewFlagSet("invitebot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "config.yaml", "configuration file")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: invitebot [check-config] [-config FILE]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "invitebot: %v\n", err)
+		return 1
+	}
+	if checkOnly {
+		if err := cfg.WriteYAML(stdout); err != nil {
+			fmt.Fprintf(stderr, "invitebot: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		// From here on a second signal gets the default behaviour: exit now.
+		stop()
+	}()
+	if err := serve(ctx, cfg, log, nil); err != nil {
+		log.Error("invitebot stopped", slog.Any("err", err))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the bot until ctx ends, then shuts down in order: stop taking
+// commands and let those in flight answer, close the component link, close
+// the database last (in-flight commands write to it). tune, when not nil,
+// adjusts the link's timing (tests make reconnection fast).
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*bot.LinkConfig)) error {
+	st, err := store.Open(ctx, cfg.Store.Path)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", cfg.Store.Path, err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", slog.Any("err", err))
+		}
+	}()
+
+	linkCfg := bot.LinkConfig{
+		Component:  cfg.ComponentJID(),
+		Server:     cfg.XMPP.Server,
+		Secret:     []byte(cfg.XMPP.Secret),
+		PingTarget: cfg.DomainJID(),
+	}
+	if tune != nil {
+		tune(&linkCfg)
+	}
+	link := bot.NewLink(linkCfg, log.With(slog.String("room", "link")))
+	issuer := invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.ComponentJID(), Link: link}
+	svc := invites.NewService(st, issuer, cfg.XMPP.Domain, cfg.AdminSet(), nil, log.With(slog.String("room", "invites")))
+	b := bot.New(bot.Config{
+		Service:   svc,
+		Component: cfg.ComponentJID(),
+		Log:       log.With(slog.String("room", "bot")),
+		Out:       link,
+	})
+
+	log.Info("invitebot starting",
+		slog.String("component", cfg.XMPP.Component),
+		slog.String("server", cfg.XMPP.Server),
+		slog.String("domain", cfg.XMPP.Domain),
+		slog.Int("admins", len(cfg.Admins)),
+		slog.String("store", cfg.Store.Path))
+
+	// The link gets its own context: on shutdown it must outlive the drain,
+	// so that commands in flight can still send their replies.
+	linkCtx, closeLink := context.WithCancel(context.WithoutCancel(ctx))
+	defer closeLink()
+	linkDone := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				linkDone <- fmt.Errorf("component link panicked: %v", r)
+			}
+		}()
+		linkDone <- link.Run(linkCtx, b)
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-linkDone:
+		// Run returns early only if it panicked: shut down the rest.
+	}
+	log.Info("shutting down; a second signal exits at once")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	drainCtx, cancelDrain := context.WithTimeout(shutdownCtx, drainTimeout)
+	defer cancelDrain()
+	if err := b.Drain(drainCtx); err != nil {
+		log.Warn("commands still running at shutdown were cancelled", slog.Any("err", err))
+	}
+	closeLink()
+	if runErr == nil {
+		select {
+		case runErr = <-linkDone:
+		case <-shutdownCtx.Done():
+			runErr = errors.New("component link did not close in time")
+		}
+	}
+	log.Info("invitebot stopped")
+	return runErr
+}

@@ -1,0 +1,569 @@
+// Package config loads invitebot's configuration in two stages: viper reads
+// the YAML file and INVITEBOT_* environment overrides into a typed Config, and
+// Validate checks it, naming the offending key in every error.
+//
+// Every key has an environment variable: INVITEBOT_ followed by the key path
+// in upper case with dots as underscores (xmpp.secret_file is
+// INVITEBOT_XMPP_SECRET_FILE). List values taken from the environment, such
+// as INVITEBOT_ADMINS, are split on commas and white space.
+//
+// Adding a section means adding a field to Config whose type carries
+// mapstructure tags, plus a validate method called from Config.Validate.
+// Environment bindings, defaults, unknown-key detection, redaction and
+// WriteYAML are all derived from the struct, so nothing else has to change.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+	"mellium.im/xmpp/jid"
+)
+
+// Defaults for keys an admin may leave out.
+const (
+	DefaultServer    = "127.0.0.1:5347" // Prosody's default component_ports on loopback
+	DefaultStorePath = "invitebot.db"
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "text"
+)
+
+// EnvPrefix starts the name of every environment override.
+const EnvPrefix = "INVITEBOT"
+
+// tagKey is the struct tag that names a configuration key. It is the tag
+// viper's decoder reads, so the key tree has a single source of truth.
+const tagKey = "mapstructure"
+
+// redactTag marks fields whose value must never be printed or logged
+// (`redact:"true"`); Redacted, WriteYAML and LogValue honour it.
+const redactTag = "redact"
+
+// Config is invitebot's validated configuration.
+type Config struct {
+	XMPP XMPPConfig `mapstructure:"xmpp"`
+	// Admins are the bare JIDs (on any domain) allowed to administer the
+	// bot. Validate case-folds them to their canonical form.
+	Admins []string    `mapstructure:"admins"`
+	Store  StoreConfig `mapstructure:"store"`
+	Log    LogConfig   `mapstructure:"log"`
+}
+
+// XMPPConfig describes the XEP-0114 component link and the served domain.
+type XMPPConfig struct {
+	// Component is the JID of this component, a bare domain such as
+	// invites.example.org.
+	Component string `mapstructure:"component"`
+	// Server is host:port of the server's XEP-0114 listener.
+	Server string `mapstructure:"server"`
+	// Secret is the component's shared secret. Load fills it from
+	// SecretFile when that is set.
+	Secret string `mapstructure:"secret" redact:"true"`
+	// SecretFile names a file holding the secret, so the secret can stay out
+	// of the configuration file (systemd credentials, a 0600 file). A
+	// trailing newline is trimmed. Relative paths are relative to the
+	// working directory.
+	SecretFile string `mapstructure:"secret_file"`
+	// Domain is the XMPP domain on which invitations create accounts, a
+	// bare domain such as example.org.
+	Domain string `mapstructure:"domain"`
+
+	// secretFromFile records that Load copied SecretFile's content into
+	// Secret, so Validate can tell that from an admin setting both.
+	secretFromFile bool
+}
+
+// StoreConfig locates the bbolt database.
+type StoreConfig struct {
+	Path string `mapstructure:"path"`
+}
+
+// LogConfig selects log verbosity and encoding.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `mapstructure:"level"`
+	// Format is text or json.
+	Format string `mapstructure:"format"`
+}
+
+// logLevels maps the accepted log.level values to slog levels.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+// logFormats lists the accepted log.format values.
+var logFormats = []string{"text", "json"}
+
+// defaults returns the values used for keys absent from both file and
+// environment.
+func defaults() Config {
+	var c Config
+	c.XMPP.Server = DefaultServer
+	c.Store.Path = DefaultStorePath
+	c.Log.Level = DefaultLogLevel
+	c.Log.Format = DefaultLogFormat
+	return c
+}
+
+// Load reads the YAML file at path, which must exist, applies INVITEBOT_*
+// environment overrides, rejects keys the file has but Config does not,
+// reads xmpp.secret_file, and validates the result. All problems found are
+// returned together.
+func Load(path string) (*Config, error) {
+	v := viper.New()
+	v.SetConfigFile(path)
+	v.SetConfigType("yaml") // whatever the file is called
+	if err := v.ReadInConfig(); err != nil {
+		var pathErr *os.PathError
+		if errors.As(err, &pathErr) {
+			return nil, fmt.Errorf("read config: %w", err) // names the path already
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+
+	// Before defaults and env bindings are added, viper's settings are
+	// exactly what the file holds.
+	var errs []error
+	for _, key := range unknownKeys(v.AllSettings(), reflect.TypeFor[Config](), "") {
+		errs = append(errs, fmt.Errorf("%s: unknown key %q", path, key))
+	}
+
+	def := reflect.ValueOf(defaults())
+	for key, field := range leaves(def, "") {
+		if !field.IsZero() {
+			v.SetDefault(key, field.Interface())
+		}
+		// An explicit binding per key: AutomaticEnv alone is invisible to
+		// Unmarshal for keys missing from the file.
+		if err := v.BindEnv(key, EnvVar(key)); err != nil {
+			return nil, fmt.Errorf("bind %s: %w", key, err)
+		}
+	}
+
+	c := new(Config)
+	err := v.Unmarshal(c,
+		viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			splitListHook,
+		)),
+		func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true },
+	)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		return nil, errors.Join(errs...)
+	}
+
+	secretErr := c.XMPP.readSecretFile()
+	errs = append(errs, secretErr)
+	// A secret_file that could not be read already explains why the secret
+	// is missing; do not report it twice.
+	errs = append(errs, c.validate(secretErr == nil)...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// EnvVar returns the environment variable that overrides key, e.g.
+// INVITEBOT_XMPP_SECRET for xmpp.secret.
+func EnvVar(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// Keys returns every configuration key, in struct order.
+func Keys() []string {
+	var keys []string
+	for key := range leaves(reflect.ValueOf(Config{}), "") {
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+// splitListHook turns a string into a list by splitting on commas and white
+// space, so INVITEBOT_ADMINS="a@x b@y" and "a@x,b@y" both work.
+func splitListHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice || to.Elem().Kind() != reflect.String {
+		return data, nil
+	}
+	return strings.FieldsFunc(reflect.ValueOf(data).String(), func(r rune) bool {
+		return r == ',' || unicode.IsSpace(r)
+	}), nil
+}
+
+// readSecretFile copies the content of SecretFile into Secret. If both are
+// set it leaves them for Validate to report.
+func (x *XMPPConfig) readSecretFile() error {
+	if x.SecretFile == "" || x.Secret != "" {
+		return nil
+	}
+	b, err := os.ReadFile(x.SecretFile)
+	if err != nil {
+		return fmt.Errorf("xmpp.secret_file: %w", err) // the error names the path, never content
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return fmt.Errorf("xmpp.secret_file: %q is empty", x.SecretFile)
+	}
+	x.Secret = s
+	x.secretFromFile = true
+	return nil
+}
+
+// Validate checks every field and returns all problems joined, each naming
+// its key. It also normalises values in place (JIDs to their canonical,
+// case-folded form; log level and format to lower case), so accessors such
+// as AdminSet are meaningful only after Validate succeeded. It expects
+// xmpp.secret_file to have been read already, as Load does.
+func (c *Config) Validate() error {
+	return errors.Join(c.validate(true)...)
+}
+
+// validate collects the problems of every section. checkSecret is false when
+// reading secret_file failed and that error was reported already.
+func (c *Config) validate(checkSecret bool) []error {
+	var errs []error
+	errs = append(errs, c.XMPP.validate(checkSecret)...)
+	errs = append(errs, validateAdmins(c.Admins)...)
+	errs = append(errs, c.Store.validate()...)
+	errs = append(errs, c.Log.validate()...)
+	return errs
+}
+
+func (x *XMPPConfig) validate(checkSecret bool) []error {
+	var errs []error
+	component, err := parseDomain("xmpp.component", x.Component, "invites.example.org")
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		x.Component = component.String()
+	}
+	domain, derr := parseDomain("xmpp.domain", x.Domain, "example.org")
+	if derr != nil {
+		errs = append(errs, derr)
+	} else {
+		x.Domain = domain.String()
+	}
+	if err == nil && derr == nil && component.Equal(domain) {
+		errs = append(errs, fmt.Errorf("xmpp.component: %q must differ from xmpp.domain; give the component its own name such as invites.%s", x.Component, x.Domain))
+	}
+
+	if err := validateHostPort(x.Server); err != nil {
+		errs = append(errs, fmt.Errorf("xmpp.server: %w", err))
+	}
+
+	if checkSecret {
+		switch {
+		case x.SecretFile != "" && x.Secret != "" && !x.secretFromFile:
+			errs = append(errs, errors.New("xmpp.secret_file: set together with xmpp.secret (or their INVITEBOT_ variables); set only one"))
+		case x.SecretFile != "" && x.Secret == "":
+			errs = append(errs, fmt.Errorf("xmpp.secret_file: %q has not been read (config.Load reads it)", x.SecretFile))
+		case x.Secret == "":
+			errs = append(errs, fmt.Errorf("xmpp.secret: missing (set xmpp.secret, xmpp.secret_file or %s)", EnvVar("xmpp.secret")))
+		}
+	}
+	return errs
+}
+
+// parseDomain parses s as a JID that must be a bare domain.
+func parseDomain(key, s, example string) (jid.JID, error) {
+	if s == "" {
+		return jid.JID{}, fmt.Errorf("%s: missing (e.g. %s)", key, example)
+	}
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("%s: %q is not a valid JID: %w", key, s, err)
+	}
+	if j.Localpart() != "" || j.Resourcepart() != "" {
+		return jid.JID{}, fmt.Errorf("%s: %q must be a bare domain such as %s, without user@ or /resource", key, s, example)
+	}
+	return j, nil
+}
+
+// validateHostPort accepts host:port with a non-empty host and a numeric
+// port, the form net.Dial needs for the component link.
+func validateHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q is not host:port (e.g. %s)", s, DefaultServer)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("%q is not host:port: port %q is not a number from 1 to 65535", s, port)
+	}
+	return nil
+}
+
+// validateAdmins checks and canonicalises admins in place.
+func validateAdmins(admins []string) []error {
+	if len(admins) == 0 {
+		return []error{fmt.Errorf("admins: missing; list at least one bare JID such as admin@example.org (or set %s)", EnvVar("admins"))}
+	}
+	var errs []error
+	for i, a := range admins {
+		key := fmt.Sprintf("admins[%d]", i)
+		j, err := jid.Parse(a)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %q is not a valid JID: %w", key, a, err))
+		case j.Localpart() == "":
+			errs = append(errs, fmt.Errorf("%s: %q is a domain, not an account; use user@domain", key, a))
+		case j.Resourcepart() != "":
+			errs = append(errs, fmt.Errorf("%s: %q has a resource; use the bare JID %s", key, a, j.Bare()))
+		default:
+			admins[i] = j.String()
+		}
+	}
+	return errs
+}
+
+func (s *StoreConfig) validate() []error {
+	if s.Path == "" {
+		return []error{errors.New("store.path: must not be empty")}
+	}
+	return nil
+}
+
+func (l *LogConfig) validate() []error {
+	var errs []error
+	level := strings.ToLower(l.Level)
+	if _, ok := logLevels[level]; ok {
+		l.Level = level
+	} else {
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", l.Level))
+	}
+	format := strings.ToLower(l.Format)
+	if slices.Contains(logFormats, format) {
+		l.Format = format
+	} else {
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of %s", l.Format, strings.Join(logFormats, ", ")))
+	}
+	return errs
+}
+
+// ComponentJID returns the component's JID; the zero JID if xmpp.component
+// is invalid, which Validate rules out.
+func (c *Config) ComponentJID() jid.JID {
+	j, _ := jid.Parse(c.XMPP.Component)
+	return j
+}
+
+// DomainJID returns the JID of the domain invitations are for; the zero JID
+// if xmpp.domain is invalid, which Validate rules out.
+func (c *Config) DomainJID() jid.JID {
+	j, _ := jid.Parse(c.XMPP.Domain)
+	return j
+}
+
+// AdminJIDs returns the admins as bare JIDs, skipping invalid entries, which
+// Validate rules out.
+func (c *Config) AdminJIDs() []jid.JID {
+	out := make([]jid.JID, 0, len(c.Admins))
+	for _, a := range c.Admins {
+		if j, err := jid.Parse(a); err == nil {
+			out = append(out, j.Bare())
+		}
+	}
+	return out
+}
+
+// AdminSet returns the admins keyed by canonical bare JID string, the form
+// to compare a stanza's from.Bare().String() against.
+func (c *Config) AdminSet() map[string]bool {
+	set := make(map[string]bool, len(c.Admins))
+	for _, j := range c.AdminJIDs() {
+		set[j.String()] = true
+	}
+	return set
+}
+
+// SlogLevel returns the slog level named by log.level, info if unknown.
+func (c *Config) SlogLevel() slog.Level {
+	if l, ok := logLevels[strings.ToLower(c.Log.Level)]; ok {
+		return l
+	}
+	return slog.LevelInfo
+}
+
+// Redacted returns a deep copy safe to print: every secret is replaced by
+// "<redacted, N bytes>", or "<unset>" when empty.
+func (c *Config) Redacted() Config {
+	r := *c
+	for _, f := range leaves(reflect.ValueOf(&r).Elem(), "") {
+		switch {
+		case f.redact:
+			f.Set(reflect.ValueOf(redact(f.String())))
+		case f.Kind() == reflect.Slice && !f.IsNil():
+			// Do not share backing arrays with c.
+			f.Set(reflect.AppendSlice(reflect.MakeSlice(f.Type(), 0, f.Len()), f.Value))
+		}
+	}
+	return r
+}
+
+func redact(s string) string {
+	if s == "" {
+		return "<unset>"
+	}
+	return fmt.Sprintf("<redacted, %d bytes>", len(s))
+}
+
+// LogValue makes slog print the redacted configuration, so logging a Config
+// cannot leak a secret.
+func (c Config) LogValue() slog.Value {
+	return groupValue(reflect.ValueOf(c.Redacted()))
+}
+
+func groupValue(v reflect.Value) slog.Value {
+	var attrs []slog.Attr
+	for key, f := range fields(v) {
+		if isSection(f.Type()) {
+			attrs = append(attrs, slog.Attr{Key: key, Value: groupValue(f.Value)})
+		} else {
+			attrs = append(attrs, slog.Any(key, f.Interface()))
+		}
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// WriteYAML writes the effective configuration, secrets redacted, as YAML
+// with the file's key names.
+func (c *Config) WriteYAML(w io.Writer) error {
+	doc := &yaml.Node{
+		Kind:        yaml.DocumentNode,
+		HeadComment: "effective invitebot configuration (file, environment and defaults); secrets redacted",
+	}
+	body, err := yamlNode(reflect.ValueOf(c.Redacted()))
+	if err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	doc.Content = []*yaml.Node{body}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+// yamlNode builds a mapping node in struct order, which yaml.Marshal of a
+// map would not keep.
+func yamlNode(v reflect.Value) (*yaml.Node, error) {
+	m := &yaml.Node{Kind: yaml.MappingNode}
+	for key, f := range fields(v) {
+		var val *yaml.Node
+		if isSection(f.Type()) {
+			var err error
+			if val, err = yamlNode(f.Value); err != nil {
+				return nil, err
+			}
+		} else {
+			val = new(yaml.Node)
+			if err := val.Encode(f.Interface()); err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+		}
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, val)
+	}
+	return m, nil
+}
+
+// field is a struct field's value plus what its tags say about it.
+type field struct {
+	reflect.Value
+	redact bool
+}
+
+// fields yields the exported, tagged fields of struct value v by key name.
+func fields(v reflect.Value) func(yield func(string, field) bool) {
+	return func(yield func(string, field) bool) {
+		t := v.Type()
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name, _, _ := strings.Cut(sf.Tag.Get(tagKey), ",")
+			if !sf.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				panic(fmt.Sprintf("config: field %s.%s has no %s tag", t.Name(), sf.Name, tagKey))
+			}
+			if !yield(name, field{Value: v.Field(i), redact: sf.Tag.Get(redactTag) == "true"}) {
+				return
+			}
+		}
+	}
+}
+
+// leaves yields every non-section field under v with its dotted key.
+func leaves(v reflect.Value, prefix string) func(yield func(string, field) bool) {
+	return func(yield func(string, field) bool) {
+		var walk func(v reflect.Value, prefix string) bool
+		walk = func(v reflect.Value, prefix string) bool {
+			for name, f := range fields(v) {
+				key := joinKey(prefix, name)
+				if isSection(f.Type()) {
+					if !walk(f.Value, key) {
+						return false
+					}
+				} else if !yield(key, f) {
+					return false
+				}
+			}
+			return true
+		}
+		walk(v, prefix)
+	}
+}
+
+// isSection reports whether a field of type t is a nested section rather
+// than a value.
+func isSection(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct
+}
+
+func joinKey(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
+}
+
+// unknownKeys returns, sorted, the dotted keys in settings that section type
+// t does not have. An unknown section is reported once, not per key inside.
+func unknownKeys(settings map[string]any, t reflect.Type, prefix string) []string {
+	known := map[string]reflect.Type{}
+	for name, f := range fields(reflect.New(t).Elem()) {
+		known[name] = f.Type()
+	}
+	var out []string
+	for k, val := range settings {
+		key := joinKey(prefix, k)
+		ft, ok := known[k]
+		if !ok {
+			out = append(out, key)
+			continue
+		}
+		if m, ok := val.(map[string]any); ok && isSection(ft) {
+			out = append(out, unknownKeys(m, ft, key)...)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,286 @@
+package invites
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+// Minted is what a server hands back for one new account invite.
+type Minted struct {
+	// URI is the XEP-0401 URI exactly as the server returned it.
+	URI string
+	// Token is the preauth token taken from URI.
+	Token string
+	// LandingURL is the server's own landing page, empty when it has none.
+	LandingURL string
+	// Expires is when the server stops accepting the token; zero if the
+	// server did not say.
+	Expires time.Time
+}
+
+// Issuer mints account invites on the home server. The server does the
+// minting because only it can honour the token at registration.
+type Issuer interface {
+	Mint(ctx context.Context) (Minted, error)
+}
+
+// Errors an Issuer returns, so callers can tell an operator what to fix.
+var (
+	// ErrIssuerForbidden means the server refused to let the component run
+	// its invite command, typically because the component is not an admin.
+	ErrIssuerForbidden = errors.New("server refused to mint an invite")
+	// ErrIssuerUnsupported means the server has no invite command.
+	ErrIssuerUnsupported = errors.New("server offers no invite command")
+)
+
+// IQSender sends an IQ and waits for its answer. *xmpp.Session has this
+// method; the bot's component link provides it across reconnects, so this
+// package never has to know about the link.
+type IQSender interface {
+	SendIQElement(ctx context.Context, payload xml.TokenReader, iq stanza.IQ) (xmlstream.TokenReadCloser, error)
+}
+
+// XEP-0401 and XEP-0050 names.
+const (
+	NodeCreateAccount = "urn:xmpp:invite#create-account"
+	FormTypeInvite    = "urn:xmpp:invite#invitation"
+	nsCommands        = "http://jabber.org/protocol/commands"
+	nsDataForms       = "jabber:x:data"
+)
+
+// Tunables for talking to the server.
+const (
+	// issuerTimeout bounds one mint, all command stages included.
+	issuerTimeout = 15 * time.Second
+	// maxCommandStages stops a server that keeps asking for more stages.
+	maxCommandStages = 3
+)
+
+// AdhocIssuer mints invites by running the server's XEP-0401 ad-hoc command
+// urn:xmpp:invite#create-account over the component link. The server must
+// list the component's JID among the domain's admins.
+type AdhocIssuer struct {
+	// Server is the domain the accounts are created on (the command's JID).
+	Server jid.JID
+	// From is the component's JID. A component's stanzas carry no from of
+	// their own, and the server checks it against the admins list.
+	From jid.JID
+	// Link carries the IQs.
+	Link IQSender
+}
+
+// Mint runs the command, completing any stage the server presents with its
+// defaults, and reads the XEP-0401 result form.
+func (a AdhocIssuer) Mint(ctx context.Context) (Minted, error) {
+	ctx, cancel := context.WithTimeout(ctx, issuerTimeout)
+	defer cancel()
+
+	req := commandRequest{Node: NodeCreateAccount, Action: "execute"}
+	for stage := 0; stage < maxCommandStages; stage++ {
+		resp, err := a.execute(ctx, req)
+		if err != nil {
+			return Minted{}, err
+		}
+		switch resp.Status {
+		case "completed":
+			return mintedFromForm(resp.Form)
+		case "executing":
+			// A server that wants options (ejabberd, later Prosody versions)
+			// gets its own defaults back: the bot has no options to give.
+			req = commandRequest{
+				Node:      NodeCreateAccount,
+				SessionID: resp.SessionID,
+				Action:    "complete",
+				Form:      resp.Form.submission(),
+			}
+		default:
+			return Minted{}, fmt.Errorf("mint invite: command ended with status %q%s", resp.Status, resp.notes())
+		}
+	}
+	return Minted{}, fmt.Errorf("mint invite: server asked for more than %d stages", maxCommandStages)
+}
+
+func (a AdhocIssuer) execute(ctx context.Context, req commandRequest) (commandResponse, error) {
+	payload, err := marshalTokens(req)
+	if err != nil {
+		return commandResponse{}, err
+	}
+	iq := stanza.IQ{Type: stanza.SetIQ, To: a.Server, From: a.From}
+	r, err := a.Link.SendIQElement(ctx, payload, iq)
+	if err != nil {
+		return commandResponse{}, fmt.Errorf("mint invite: %w", err)
+	}
+	defer r.Close()
+
+	tok, err := r.Token()
+	if err != nil {
+		return commandResponse{}, fmt.Errorf("mint invite: read reply: %w", err)
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return commandResponse{}, errors.New("mint invite: reply is not an IQ")
+	}
+	if _, err := stanza.UnmarshalIQError(r, start); err != nil {
+		return commandResponse{}, classifyCommandError(err)
+	}
+	var resp commandResponse
+	if err := xml.NewTokenDecoder(r).Decode(&resp); err != nil {
+		return commandResponse{}, fmt.Errorf("mint invite: decode command reply: %w", err)
+	}
+	return resp, nil
+}
+
+func classifyCommandError(err error) error {
+	var se stanza.Error
+	if !errors.As(err, &se) {
+		return fmt.Errorf("mint invite: %w", err)
+	}
+	switch se.Condition {
+	case stanza.Forbidden, stanza.NotAuthorized, stanza.NotAllowed:
+		return fmt.Errorf("%w (%s): %w", ErrIssuerForbidden, se.Condition, se)
+	case stanza.ItemNotFound, stanza.ServiceUnavailable, stanza.FeatureNotImplemented:
+		return fmt.Errorf("%w (%s): %w", ErrIssuerUnsupported, se.Condition, se)
+	default:
+		return fmt.Errorf("mint invite: server error: %w", se)
+	}
+}
+
+func mintedFromForm(f *dataForm) (Minted, error) {
+	if f == nil {
+		return Minted{}, errors.New("mint invite: completed without a result form")
+	}
+	m := Minted{
+		URI:        f.value("uri"),
+		LandingURL: f.value("landing-url"),
+	}
+	if m.URI == "" {
+		return Minted{}, errors.New("mint invite: result form has no uri")
+	}
+	parsed, err := ParseURI(m.URI)
+	if err != nil {
+		return Minted{}, fmt.Errorf("mint invite: %w", err)
+	}
+	m.Token = parsed.Token
+	// XEP-0401 0.5 says "expire", some servers and later drafts "expiry".
+	expire := f.value("expire")
+	if expire == "" {
+		expire = f.value("expiry")
+	}
+	if expire != "" {
+		m.Expires, err = time.Parse(time.RFC3339, expire)
+		if err != nil {
+			return Minted{}, fmt.Errorf("mint invite: bad expire %q: %w", expire, err)
+		}
+		m.Expires = m.Expires.UTC()
+	}
+	return m, nil
+}
+
+// commandRequest is the XEP-0050 <command/> the bot sends.
+type commandRequest struct {
+	XMLName   xml.Name  `xml:"http://jabber.org/protocol/commands command"`
+	Node      string    `xml:"node,attr"`
+	Action    string    `xml:"action,attr,omitempty"`
+	SessionID string    `xml:"sessionid,attr,omitempty"`
+	Form      *dataForm `xml:"jabber:x:data x,omitempty"`
+}
+
+// commandResponse is the XEP-0050 <command/> a server answers with.
+type commandResponse struct {
+	XMLName   xml.Name  `xml:"http://jabber.org/protocol/commands command"`
+	Status    string    `xml:"status,attr"`
+	SessionID string    `xml:"sessionid,attr"`
+	Notes     []note    `xml:"note"`
+	Form      *dataForm `xml:"jabber:x:data x"`
+}
+
+type note struct {
+	Type string `xml:"type,attr"`
+	Text string `xml:",chardata"`
+}
+
+func (r commandResponse) notes() string {
+	var b strings.Builder
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, " [%s: %s]", n.Type, strings.TrimSpace(n.Text))
+	}
+	return b.String()
+}
+
+// dataForm is the part of XEP-0004 the issuer needs. mellium's form package
+// does not keep fields of result forms that lack a type, so this is decoded
+// by hand.
+type dataForm struct {
+	XMLName xml.Name    `xml:"jabber:x:data x"`
+	Type    string      `xml:"type,attr"`
+	Fields  []formField `xml:"field"`
+}
+
+type formField struct {
+	Var    string   `xml:"var,attr"`
+	Type   string   `xml:"type,attr,omitempty"`
+	Values []string `xml:"value"`
+}
+
+func (f *dataForm) value(name string) string {
+	for _, fld := range f.Fields {
+		if fld.Var == name && len(fld.Values) > 0 {
+			return strings.TrimSpace(fld.Values[0])
+		}
+	}
+	return ""
+}
+
+// submission turns a presented form into a submit form carrying its
+// defaults; nil in, nil out.
+func (f *dataForm) submission() *dataForm {
+	if f == nil {
+		return nil
+	}
+	sub := &dataForm{Type: "submit"}
+	for _, fld := range f.Fields {
+		if fld.Var == "" || fld.Type == "fixed" {
+			continue
+		}
+		sub.Fields = append(sub.Fields, formField{Var: fld.Var, Values: fld.Values})
+	}
+	return sub
+}
+
+// marshalTokens encodes v and returns it as a token stream for mellium.
+func marshalTokens(v any) (xml.TokenReader, error) {
+	raw, err := xml.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return stripXMLNS{xml.NewDecoder(strings.NewReader(string(raw)))}, nil
+}
+
+// stripXMLNS drops xmlns attributes from decoded tokens: the decoder already
+// moved them into Name.Space, and encoding/xml would write them twice.
+type stripXMLNS struct{ r xml.TokenReader }
+
+func (s stripXMLNS) Token() (xml.Token, error) {
+	tok, err := s.r.Token()
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return tok, err
+	}
+	attrs := start.Attr[:0:0]
+	for _, a := range start.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			continue
+		}
+		attrs = append(attrs, a)
+	}
+	start.Attr = attrs
+	return start, err
+}

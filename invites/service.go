@@ -1,0 +1,229 @@
+// Package invites holds the invite operations (create, list, cancel, grant,
+// revoke) that every front end shares, and the Issuers that mint tokens on
+// the home server. It knows nothing of chat text or forms: the bot renders
+// what these methods return.
+package invites
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"durare.org/invitebot/policy"
+	"durare.org/invitebot/store"
+)
+
+// Errors the operations return; front ends turn them into short replies.
+var (
+	// ErrForbidden means the actor's role does not allow the operation.
+	ErrForbidden = errors.New("not allowed")
+	// ErrNoSuchInvite means there is no invite with that id that the actor
+	// may see. Foreign and missing invites look alike on purpose.
+	ErrNoSuchInvite = errors.New("no such invite")
+	// ErrNotPending means the invite was already used, cancelled or expired.
+	ErrNotPending = errors.New("invite is no longer pending")
+	// ErrNotInviter means revoke named a JID that holds no grant.
+	ErrNotInviter = errors.New("not an inviter")
+)
+
+// Audit actions written by this package. They are the vocabulary admins
+// search the audit log with, so they are stable names.
+const (
+	ActionInviteCreate = "invite.create"
+	ActionInviteCancel = "invite.cancel"
+	ActionInviteRefuse = "invite.refuse"
+	ActionGrant        = "grant"
+	ActionRevoke       = "revoke"
+)
+
+// Service carries out invite operations on behalf of bare JIDs.
+type Service struct {
+	store  *store.Store
+	issuer Issuer
+	domain string
+	admins map[string]bool
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// NewService returns a Service minting invites for domain through issuer.
+// admins holds normalised bare JIDs; now may be nil for the wall clock.
+func NewService(st *store.Store, issuer Issuer, domain string, admins map[string]bool, now func() time.Time, log *slog.Logger) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: st, issuer: issuer, domain: domain, admins: admins, now: now, log: log}
+}
+
+// Domain is the XMPP domain the invites create accounts on.
+func (s *Service) Domain() string { return s.domain }
+
+// Role looks up what actor is to the bot.
+func (s *Service) Role(ctx context.Context, actor string) (policy.Role, error) {
+	if s.admins[actor] {
+		return policy.Admin, nil
+	}
+	_, err := s.store.Grant(ctx, actor)
+	switch {
+	case err == nil:
+		return policy.RoleOf(actor, s.admins, true), nil
+	case errors.Is(err, store.ErrNotFound):
+		return policy.RoleOf(actor, s.admins, false), nil
+	default:
+		return policy.Stranger, fmt.Errorf("look up role: %w", err)
+	}
+}
+
+// authorize returns the actor's role, or ErrForbidden when it lacks p.
+func (s *Service) authorize(ctx context.Context, actor string, p policy.Permission) (policy.Role, error) {
+	role, err := s.Role(ctx, actor)
+	if err != nil {
+		return role, err
+	}
+	if !policy.Allows(role, p) {
+		return role, ErrForbidden
+	}
+	return role, nil
+}
+
+// Create mints one single-use account invite for actor and records it, with
+// its audit entry, before returning it: a token is never handed out that the
+// database does not hold.
+func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error) {
+	if _, err := s.authorize(ctx, actor, policy.CreateInvite); err != nil {
+		return store.Invite{}, err
+	}
+	minted, err := s.issuer.Mint(ctx)
+	if err != nil {
+		return store.Invite{}, fmt.Errorf("create invite: %w", err)
+	}
+	now := s.now().UTC()
+	inv, err := s.store.AddInvite(ctx, store.Invite{
+		Token:      minted.Token,
+		URI:        minted.URI,
+		LandingURL: minted.LandingURL,
+		Domain:     s.domain,
+		Inviter:    actor,
+		Created:    now,
+		Expires:    minted.Expires,
+		State:      store.StatePending,
+	}, store.AuditEntry{Time: now, Actor: actor, Action: ActionInviteCreate})
+	if err != nil {
+		// The server holds a token nobody will ever see; it expires there.
+		s.log.ErrorContext(ctx, "minted invite could not be stored",
+			slog.String("inviter", actor), slog.String("token", RedactToken(minted.Token)), slog.Any("err", err))
+		return store.Invite{}, fmt.Errorf("create invite: store: %w", err)
+	}
+	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", actor),
+		slog.Time("expires", inv.Expires))
+	return inv, nil
+}
+
+// List returns actor's own invites, newest first.
+func (s *Service) List(ctx context.Context, actor string) ([]store.Invite, error) {
+	if _, err := s.authorize(ctx, actor, policy.ListInvites); err != nil {
+		return nil, err
+	}
+	invs, err := s.store.InvitesByInviter(ctx, actor)
+	if err != nil {
+		return nil, fmt.Errorf("list invites: %w", err)
+	}
+	return invs, nil
+}
+
+// Cancel marks a pending invite cancelled. Inviters may cancel their own,
+// admins any.
+func (s *Service) Cancel(ctx context.Context, actor, id string) (store.Invite, error) {
+	role, err := s.authorize(ctx, actor, policy.CancelInvite)
+	if err != nil {
+		return store.Invite{}, err
+	}
+	if !store.ValidID(id) {
+		return store.Invite{}, ErrNoSuchInvite
+	}
+	inv, err := s.store.Invite(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Invite{}, ErrNoSuchInvite
+	} else if err != nil {
+		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
+	}
+	if !policy.CanCancel(role, actor, inv.Inviter) {
+		return store.Invite{}, ErrNoSuchInvite
+	}
+	inv, err = s.store.SetInviteState(ctx, id, store.StateCancelled, "", store.AuditEntry{
+		Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: id,
+	})
+	switch {
+	case errors.Is(err, store.ErrNotPending):
+		return inv, ErrNotPending
+	case err != nil:
+		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
+	}
+	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", actor))
+	return inv, nil
+}
+
+// Grant gives target the right to invite. Granting again replaces the note.
+func (s *Service) Grant(ctx context.Context, actor, target, note string) error {
+	if _, err := s.authorize(ctx, actor, policy.ManageGrants); err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	err := s.store.PutGrant(ctx, store.Grant{JID: target, GrantedBy: actor, GrantedAt: now, Note: note},
+		store.AuditEntry{Time: now, Actor: actor, Action: ActionGrant, Subject: target, Detail: note})
+	if err != nil {
+		return fmt.Errorf("grant: %w", err)
+	}
+	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", actor))
+	return nil
+}
+
+// Revoke takes the right to invite away from target.
+func (s *Service) Revoke(ctx context.Context, actor, target string) error {
+	if _, err := s.authorize(ctx, actor, policy.ManageGrants); err != nil {
+		return err
+	}
+	err := s.store.DeleteGrant(ctx, target, store.AuditEntry{
+		Time: s.now().UTC(), Actor: actor, Action: ActionRevoke, Subject: target,
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ErrNotInviter
+	case err != nil:
+		return fmt.Errorf("revoke: %w", err)
+	}
+	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", actor))
+	return nil
+}
+
+// Inviters lists every grant, sorted by JID.
+func (s *Service) Inviters(ctx context.Context, actor string) ([]store.Grant, error) {
+	if _, err := s.authorize(ctx, actor, policy.ListInviters); err != nil {
+		return nil, err
+	}
+	grants, err := s.store.Grants(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list inviters: %w", err)
+	}
+	return grants, nil
+}
+
+// RecordRefusal writes a refused request to the audit log. Front ends call
+// it only when they actually answer the refusal, which they rate-limit, so a
+// stranger flooding the bot cannot grow the log without bound.
+func (s *Service) RecordRefusal(ctx context.Context, actor, why string) {
+	s.audit(ctx, actor, ActionInviteRefuse, actor, why)
+}
+
+// audit records a decision that changes no other data. A failure is logged,
+// not returned: the caller's answer does not depend on it.
+func (s *Service) audit(ctx context.Context, actor, action, subject, detail string) {
+	err := s.store.AppendAudit(ctx, store.AuditEntry{
+		Time: s.now().UTC(), Actor: actor, Action: action, Subject: subject, Detail: detail,
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "audit append failed", slog.String("action", action), slog.Any("err", err))
+	}
+}

@@ -1,0 +1,66 @@
+package invites
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// ErrBadURI is returned for strings that are not XEP-0401 account invite URIs.
+var ErrBadURI = errors.New("not an XEP-0401 account invite URI")
+
+// InviteURI is the meaning of an XEP-0401 invite URI such as
+// xmpp:example.org?register;preauth=TOKEN.
+type InviteURI struct {
+	// Domain is the XMPP domain the account will be created on.
+	Domain string
+	// Token is the preauth token.
+	Token string
+}
+
+// ParseURI reads an account invite URI. mellium's uri.Parse does not split
+// XMPP query strings on ';' (RFC 5122 uses ';', not '&'), so the query is
+// taken apart here.
+func ParseURI(s string) (InviteURI, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return InviteURI{}, fmt.Errorf("%w: %v", ErrBadURI, err)
+	}
+	if u.Scheme != "xmpp" || u.Opaque == "" {
+		return InviteURI{}, fmt.Errorf("%w: want xmpp:DOMAIN?register;preauth=TOKEN", ErrBadURI)
+	}
+	parts := strings.Split(u.RawQuery, ";")
+	if parts[0] != "register" {
+		return InviteURI{}, fmt.Errorf("%w: query action %q is not register", ErrBadURI, parts[0])
+	}
+	var inv InviteURI
+	inv.Domain, err = url.PathUnescape(u.Opaque)
+	if err != nil {
+		return InviteURI{}, fmt.Errorf("%w: %v", ErrBadURI, err)
+	}
+	for _, p := range parts[1:] {
+		key, value, _ := strings.Cut(p, "=")
+		if key != "preauth" {
+			continue
+		}
+		inv.Token, err = url.QueryUnescape(value)
+		if err != nil {
+			return InviteURI{}, fmt.Errorf("%w: %v", ErrBadURI, err)
+		}
+	}
+	if inv.Token == "" {
+		return InviteURI{}, fmt.Errorf("%w: no preauth token", ErrBadURI)
+	}
+	return inv, nil
+}
+
+// RedactToken shortens a token for logs: enough to match it against the
+// database by prefix, too little to use it.
+func RedactToken(token string) string {
+	const keep = 4
+	if len(token) <= keep {
+		return "…"
+	}
+	return token[:keep] + "…"
+}

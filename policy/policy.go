@@ -1,0 +1,105 @@
+// Package policy decides who may do what. Every function here is a pure
+// decision over data the caller already has: no I/O, no clock of its own, so
+// the rules can be read and tested in one place.
+package policy
+
+import "time"
+
+// Role is what a sender is to the bot, from least to most trusted.
+type Role int
+
+const (
+	// Stranger is anyone who is neither an admin nor a granted inviter.
+	Stranger Role = iota
+	// Inviter is a JID an admin granted the right to invite.
+	Inviter
+	// Admin is a JID listed under admins in the configuration.
+	Admin
+)
+
+// String returns the role's name as shown to people.
+func (r Role) String() string {
+	switch r {
+	case Admin:
+		return "admin"
+	case Inviter:
+		return "inviter"
+	default:
+		return "stranger"
+	}
+}
+
+// RoleOf returns the role of the bare JID who. Admins come from the
+// configuration only, so a database edit cannot make someone an admin; granted
+// says whether the store holds a live grant for who.
+func RoleOf(who string, admins map[string]bool, granted bool) Role {
+	switch {
+	case admins[who]:
+		return Admin
+	case granted:
+		return Inviter
+	default:
+		return Stranger
+	}
+}
+
+// Permission names one kind of action the bot can take for someone.
+type Permission int
+
+const (
+	// ReadHelp lets anyone see what they may do.
+	ReadHelp Permission = iota
+	// CreateInvite mints a new account invite.
+	CreateInvite
+	// ListInvites shows the sender's own invites.
+	ListInvites
+	// CancelInvite cancels an invite (whose, see CanCancel).
+	CancelInvite
+	// ManageGrants grants and revokes the right to invite.
+	ManageGrants
+	// ListInviters shows everyone who holds a grant.
+	ListInviters
+)
+
+// minimumRole is the least trusted role holding each permission. A table,
+// not a switch, so adding a permission without deciding who holds it fails
+// closed (the zero value would be Stranger, so Allows checks presence).
+var minimumRole = map[Permission]Role{
+	ReadHelp:     Stranger,
+	CreateInvite: Inviter,
+	ListInvites:  Inviter,
+	CancelInvite: Inviter,
+	ManageGrants: Admin,
+	ListInviters: Admin,
+}
+
+// Allows reports whether role r holds permission p. Unknown permissions are
+// refused.
+func Allows(r Role, p Permission) bool {
+	min, ok := minimumRole[p]
+	return ok && r >= min
+}
+
+// CanCancel reports whether actor, holding role r, may cancel an invite
+// issued by inviter: admins may cancel any invite, inviters only their own.
+func CanCancel(r Role, actor, inviter string) bool {
+	switch {
+	case r == Admin:
+		return true
+	case r == Inviter:
+		return actor == inviter
+	default:
+		return false
+	}
+}
+
+// RefusalInterval is how often a sender without rights is told no. Replying
+// to every message would let anyone who can forge or flood stanzas use the
+// bot to reflect traffic at a third party.
+const RefusalInterval = time.Hour
+
+// RefusalDue reports whether a refusal may be sent now, given when the last
+// one went to the same JID (zero if never).
+func RefusalDue(last, now time.Time) bool {
+	return last.IsZero() || now.Sub(last) >= RefusalInterval
+}

@@ -1,0 +1,91 @@
+package policy
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRoleOf(t *testing.T) {
+	admins := map[string]bool{"admin@durare.test": true}
+	tests := []struct {
+		who     string
+		granted bool
+		want    Role
+	}{
+		{"admin@durare.test", false, Admin},
+		{"admin@durare.test", true, Admin},
+		{"carol@elsewhere.test", true, Inviter},
+		{"mallory@elsewhere.test", false, Stranger},
+		{"", false, Stranger},
+	}
+	for _, tc := range tests {
+		if got := RoleOf(tc.who, admins, tc.granted); got != tc.want {
+			t.Errorf("RoleOf(%q, granted=%v) = %v, want %v", tc.who, tc.granted, got, tc.want)
+		}
+	}
+}
+
+func TestAllows(t *testing.T) {
+	tests := []struct {
+		role Role
+		perm Permission
+		want bool
+	}{
+		{Stranger, ReadHelp, true},
+		{Stranger, CreateInvite, false},
+		{Stranger, ListInvites, false},
+		{Stranger, CancelInvite, false},
+		{Stranger, ManageGrants, false},
+		{Inviter, CreateInvite, true},
+		{Inviter, ListInvites, true},
+		{Inviter, CancelInvite, true},
+		{Inviter, ManageGrants, false},
+		{Inviter, ListInviters, false},
+		{Admin, CreateInvite, true},
+		{Admin, ManageGrants, true},
+		{Admin, ListInviters, true},
+		{Admin, Permission(999), false},
+	}
+	for _, tc := range tests {
+		if got := Allows(tc.role, tc.perm); got != tc.want {
+			t.Errorf("Allows(%v, %d) = %v, want %v", tc.role, tc.perm, got, tc.want)
+		}
+	}
+}
+
+func TestCanCancel(t *testing.T) {
+	tests := []struct {
+		role           Role
+		actor, inviter string
+		want           bool
+	}{
+		{Inviter, "carol@x", "carol@x", true},
+		{Inviter, "carol@x", "dave@y", false},
+		{Admin, "admin@z", "dave@y", true},
+		{Stranger, "carol@x", "carol@x", false},
+	}
+	for _, tc := range tests {
+		if got := CanCancel(tc.role, tc.actor, tc.inviter); got != tc.want {
+			t.Errorf("CanCancel(%v, %q, %q) = %v, want %v", tc.role, tc.actor, tc.inviter, got, tc.want)
+		}
+	}
+}
+
+func TestRefusalDue(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		last time.Time
+		want bool
+	}{
+		{time.Time{}, true},
+		{now.Add(-time.Minute), false},
+		{now.Add(-RefusalInterval + time.Second), false},
+		{now.Add(-RefusalInterval), true},
+		{now.Add(-2 * RefusalInterval), true},
+	}
+	for _, tc := range tests {
+		if got := RefusalDue(tc.last, now); got != tc.want {
+			t.Errorf("RefusalDue(%v) = %v, want %v", tc.last, got, tc.want)
+		}
+	}
+}
