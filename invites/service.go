@@ -152,17 +152,18 @@ func (s *Service) Cancel(ctx context.Context, actor, id string) (store.Invite, e
 	if !policy.CanCancel(role, actor, inv.Inviter) {
 		return store.Invite{}, ErrNoSuchInvite
 	}
-	inv, err = s.store.SetInviteState(ctx, id, store.StateCancelled, "", store.AuditEntry{
+	cancelled, err := s.store.SetInviteState(ctx, id, store.StateCancelled, "", store.AuditEntry{
 		Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: id,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotPending):
+		// The state read above says what it became instead.
 		return inv, ErrNotPending
 	case err != nil:
 		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
 	}
 	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", actor))
-	return inv, nil
+	return cancelled, nil
 }
 
 // Grant gives target the right to invite. Granting again replaces the note.

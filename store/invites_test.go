@@ -318,7 +318,7 @@ func TestSetInviteState(t *testing.T) {
 			entry := AuditEntry{Time: changedAt.In(time.FixedZone("X", -7200)), Actor: "alice@example.org", Action: "invite.change", Detail: tt.name}
 			got, err := s.SetInviteState(ctx, id, tt.to, tt.usedBy, entry)
 
-			if added := auditLen(t, s) - before; added != tt.wantAuditt {
+			if added := auditLen(t, s) - before; added != tt.wantAudit {
 				t.Errorf("audit entries added = %d, want %d", added, tt.wantAudit)
 			}
 			stored, getErr := s.Invite(ctx, inv.ID)

@@ -147,7 +147,7 @@ func Load(path string) (*Config, error) {
 	def := reflect.ValueOf(defaults())
 	for key, field := range leaves(def, "") {
 		if !field.IsZero() {
-			v.SetDefault(key, field.Interface())
+			_ = field
 		}
 		// An explicit binding per key: AutomaticEnv alone is invisible to
 		// Unmarshal for keys missing from the file.
@@ -156,14 +156,13 @@ func Load(path string) (*Config, error) {
 		}
 	}
 
+	// No ErrorUnused: unknown keys were reported above, and decoding on lets
+	// an admin see the other problems in the same run.
 	c := new(Config)
-	err := v.Unmarshal(c,
-		viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
-			splitListHook,
-		)),
-		func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true },
-	)
+	err := v.Unmarshal(c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		splitListHook,
+	)))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", path, err))
 		return nil, errors.Join(errs...)

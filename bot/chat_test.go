@@ -1,0 +1,353 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"durare.org/invitebot/invites"
+	"durare.org/invitebot/store"
+)
+
+const (
+	admin    = "admin@durare.test"
+	inviter  = "carol@elsewhere.test"
+	stranger = "mallory@elsewhere.test"
+)
+
+// fakeIssuer mints predictable invites, or fails with err.
+type fakeIssuer struct {
+	mu  sync.Mutex
+	n   int
+	err error
+}
+
+func (f *fakeIssuer) Mint(context.Context) (invites.Minted, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return invites.Minted{}, f.err
+	}
+	f.n++
+	tok := fmt.Sprintf("token%03d", f.n)
+	return invites.Minted{
+		URI:     "xmpp:durare.test?register;preauth=" + tok,
+		Token:   tok,
+		Expires: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC),
+	}, nil
+}
+
+// fakeClock is a settable clock for rate-limit tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type fixture struct {
+	bot    *Bot
+	store  *store.Store
+	issuer *fakeIssuer
+	clock  *fakeClock
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "bot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	iss := &fakeIssuer{}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	svc := invites.NewService(st, iss, "durare.test", map[string]bool{admin: true}, clock.now, log)
+	b := New(Config{Service: svc, Component: jid.MustParse("invites.durare.test"), Log: log, Now: clock.now})
+	return &fixture{bot: b, store: st, issuer: iss, clock: clock}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// say runs one chat command and returns the reply ("" and false when the
+// bot stays silent).
+func (f *fixture) say(t *testing.T, actor, body string) (string, bool) {
+	t.Helper()
+	return f.bot.serveChat(context.Background(), actor, body)
+}
+
+func (f *fixture) mustSay(t *testing.T, actor, body string) string {
+	t.Helper()
+	text, ok := f.say(t, actor, body)
+	if !ok {
+		t.Fatalf("%s: %q got no reply", actor, body)
+	}
+	return text
+}
+
+func TestSplitCommand(t *testing.T) {
+	tests := []struct{ in, name, rest string }{
+		{"invite", "invite", ""},
+		{"  INVITE  ", "invite", ""},
+		{"Grant bob@x.org  friend of carol ", "grant", "bob@x.org  friend of carol"},
+		{"cancel\tabc", "cancel", "abc"},
+		{"", "", ""},
+	}
+	for _, tc := range tests {
+		name, rest := splitCommand(tc.in)
+		if name != tc.name || rest != tc.rest {
+			t.Errorf("splitCommand(%q) = %q, %q; want %q, %q", tc.in, name, rest, tc.name, tc.rest)
+		}
+	}
+}
+
+func TestBindArgs(t *testing.T) {
+	ops := make(map[string]operation)
+	for _, op := range operations() {
+		ops[op.name] = op
+	}
+	tests := []struct {
+		op, rest string
+		want     map[string]string
+		wantErr  string
+	}{
+		{op: "grant", rest: "Bob@Example.ORG", want: map[string]string{"jid": "bob@example.org"}},
+		{op: "grant", rest: "bob@example.org met at FOSDEM", want: map[string]string{"jid": "bob@example.org", "note": "met at FOSDEM"}},
+		{op: "grant", rest: "", wantErr: "missing jid"},
+		{op: "grant", rest: "bob@example.org/phone", wantErr: "not a bare JID"},
+		{op: "grant", rest: "example.org", wantErr: "not a bare JID"},
+		{op: "grant", rest: "bob@example.org " + strings.Repeat("x", maxTextParam+1), wantErr: "longer than"},
+		{op: "revoke", rest: "a@b c@d", wantErr: "too many arguments"},
+		{op: "cancel", rest: "not-an-id", wantErr: "not an invite id"},
+		{op: "invite", rest: "now please", wantErr: "too many arguments"},
+		{op: "invite", rest: "", want: map[string]string{}},
+	}
+	for _, tc := range tests {
+		got, err := bindArgs(ops[tc.op], tc.rest)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("bindArgs(%s, %q) error = %v, want %q", tc.op, tc.rest, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("bindArgs(%s, %q) = %v, %v; want %v", tc.op, tc.rest, got, err, tc.want)
+		}
+	}
+}
+
+func TestInviteIsStoredBeforeReply(t *testing.T) {
+	f := newFixture(t)
+	f.mustSay(t, admin, "grant "+inviter)
+	reply := f.mustSay(t, inviter, "  Invite ")
+
+	invs, err := f.store.InvitesByInviter(context.Background(), inviter)
+	if err != nil || len(invs) != 1 {
+		t.Fatalf("stored invites = %v, %v; want 1", invs, err)
+	}
+	inv := invs[0]
+	lines := strings.Split(reply, "\n")
+	if !contains(lines, inv.URI) {
+		t.Errorf("reply has no line that is exactly the URI %q:\n%s", inv.URI, reply)
+	}
+	for _, want := range []string{"cancel " + inv.ID, "2026-12-01 10:00 UTC", "single use"} {
+		if !strings.Contains(reply, want) {
+			t.Errorf("reply lacks %q:\n%s", want, reply)
+		}
+	}
+	if inv.State != store.StatePending || inv.Token != "token001" || inv.Domain != "durare.test" {
+		t.Errorf("stored invite = %+v", inv)
+	}
+	entries, err := f.store.Audit(context.Background(), inviter, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) == 0 || entries[0].Action != invites.ActionInviteCreate || entries[0].Subject != inv.ID {
+		t.Errorf("newest audit entry about %s = %+v, want invite.create of %s", inviter, entries, inv.ID)
+	}
+}
+
+func contains(lines []string, s string) bool {
+	for _, l := range lines {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestChatPermissions(t *testing.T) {
+	f := newFixture(t)
+	if got := f.mustSay(t, stranger, "help"); strings.Contains(got, "invite:") || strings.Contains(got, "grant") {
+		t.Errorf("stranger's help lists commands they cannot run:\n%s", got)
+	}
+	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [note]") || !strings.Contains(got, "inviters") {
+		t.Errorf("admin's help lacks admin commands:\n%s", got)
+	}
+	if got := f.mustSay(t, inviter, "grant bob@example.org"); !strings.Contains(got, "may not") {
+		t.Errorf("stranger granting got %q", got)
+	}
+	f.mustSay(t, admin, "grant "+inviter+" met at the meetup")
+	if got := f.mustSay(t, inviter, "help"); !strings.Contains(got, "invite:") || strings.Contains(got, "grant") {
+		t.Errorf("inviter's help:\n%s", got)
+	}
+	if got := f.mustSay(t, inviter, "grant bob@example.org"); !strings.Contains(got, "may not use grant") {
+		t.Errorf("inviter granting got %q", got)
+	}
+	if got := f.mustSay(t, admin, "inviters"); !strings.Contains(got, inviter) || !strings.Contains(got, "met at the meetup") {
+		t.Errorf("inviters:\n%s", got)
+	}
+	if got := f.mustSay(t, admin, "revoke "+inviter); !strings.Contains(got, "no longer") {
+		t.Errorf("revoke got %q", got)
+	}
+	if got := f.mustSay(t, admin, "revoke "+inviter); !strings.Contains(got, "is not an inviter") {
+		t.Errorf("second revoke got %q", got)
+	}
+	// Revoked: back to a stranger. The refusal for "grant" above used up
+	// this hour's answer, so wait it out.
+	f.clock.advance(time.Hour)
+	if got := f.mustSay(t, inviter, "invite"); !strings.Contains(got, "may not use invite") {
+		t.Errorf("revoked inviter got %q", got)
+	}
+	if f.issuer.n != 0 {
+		t.Errorf("issuer minted %d invites, want 0", f.issuer.n)
+	}
+}
+
+func TestStrangerRefusalsAreRateLimited(t *testing.T) {
+	f := newFixture(t)
+	if got := f.mustSay(t, stranger, "invite"); !strings.Contains(got, "may not use invite") {
+		t.Fatalf("first refusal = %q", got)
+	}
+	for _, body := range []string{"invite", "grant me@x.org", "frobnicate", strings.Repeat("a", maxBodyBytes+1)} {
+		if got, ok := f.say(t, stranger, body); ok {
+			t.Errorf("second refusal within the hour for %.20q: %q", body, got)
+		}
+	}
+	// help is always answered.
+	f.mustSay(t, stranger, "help")
+	f.clock.advance(time.Hour)
+	if got := f.mustSay(t, stranger, "frobnicate"); !strings.Contains(got, "Unknown command") {
+		t.Errorf("refusal after an hour = %q", got)
+	}
+	// Refusals are audited, once per answer.
+	entries, err := f.store.Audit(context.Background(), stranger, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Errorf("audit entries about stranger = %d, want 2: %+v", len(entries), entries)
+	}
+}
+
+func TestTooLongAndUnknown(t *testing.T) {
+	f := newFixture(t)
+	if got := f.mustSay(t, admin, strings.Repeat("x", maxBodyBytes+1)); got != "Too long." {
+		t.Errorf("long body got %q", got)
+	}
+	if got := f.mustSay(t, admin, "invite"+strings.Repeat(" ", maxBodyBytes)); got != "Too long." {
+		t.Errorf("long body got %q", got)
+	}
+	if got := f.mustSay(t, admin, "Frobnicate now"); got != `Unknown command "frobnicate". Send help to see what you can do.` {
+		t.Errorf("unknown command got %q", got)
+	}
+	if _, ok := f.say(t, admin, "   "); ok {
+		t.Error("blank body got a reply")
+	}
+}
+
+func TestCancel(t *testing.T) {
+	f := newFixture(t)
+	f.mustSay(t, admin, "grant "+inviter)
+	f.mustSay(t, admin, "grant dave@elsewhere.test")
+	f.mustSay(t, inviter, "invite")
+	invs, _ := f.store.InvitesByInviter(context.Background(), inviter)
+	id := invs[0].ID
+
+	if got := f.mustSay(t, "dave@elsewhere.test", "cancel "+id); !strings.Contains(got, "No such invite") {
+		t.Errorf("cancelling someone else's invite: %q", got)
+	}
+	if got := f.mustSay(t, inviter, "cancel "+strings.ToUpper(id)); got != "Invite "+id+" is cancelled." {
+		t.Errorf("cancel own: %q", got)
+	}
+	if got := f.mustSay(t, inviter, "cancel "+id); got != "Invite "+id+" is already cancelled." {
+		t.Errorf("cancel twice: %q", got)
+	}
+	if got := f.mustSay(t, inviter, "invites"); !strings.Contains(got, id+"  cancelled") {
+		t.Errorf("invites list: %q", got)
+	}
+	f.clock.advance(time.Minute) // so "newest first" has a newest
+	f.mustSay(t, inviter, "invite")
+	invs, _ = f.store.InvitesByInviter(context.Background(), inviter)
+	if got := f.mustSay(t, admin, "cancel "+invs[0].ID); !strings.Contains(got, "is cancelled") {
+		t.Errorf("admin cancelling any invite: %q", got)
+	}
+	if got := f.mustSay(t, inviter, "cancel"); !strings.Contains(got, "Usage: cancel <id>") {
+		t.Errorf("cancel without id: %q", got)
+	}
+}
+
+func TestIssuerFailuresGetShortAnswers(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("mint: %w", invites.ErrIssuerForbidden), msgIssuerRefuse},
+		{fmt.Errorf("mint: %w", invites.ErrIssuerUnsupported), msgIssuerRefuse},
+		{fmt.Errorf("mint: %w", ErrLinkDown), msgUnavailable},
+		{errors.New("boom"), msgInternal},
+	}
+	for _, tc := range tests {
+		f := newFixture(t)
+		f.issuer.err = tc.err
+		if got := f.mustSay(t, admin, "invite"); got != tc.want {
+			t.Errorf("issuer error %v: reply %q, want %q", tc.err, got, tc.want)
+		}
+		if invs, _ := f.store.InvitesByInviter(context.Background(), admin); len(invs) != 0 {
+			t.Errorf("issuer error %v: %d invites stored", tc.err, len(invs))
+		}
+	}
+}
+
+func TestRefusalLimiterBoundsMemory(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	l := newRefusalLimiter(clock.now)
+	for i := range maxRefusalEntries {
+		if !l.allow(fmt.Sprintf("u%d@x", i)) {
+			t.Fatalf("entry %d refused", i)
+		}
+	}
+	if l.allow("one-more@x") {
+		t.Error("limiter grew past its bound while all entries are recent")
+	}
+	clock.advance(time.Hour)
+	if !l.allow("one-more@x") {
+		t.Error("limiter did not sweep stale entries")
+	}
+	if len(l.last) != 1 {
+		t.Errorf("after sweep %d entries, want 1", len(l.last))
+	}
+}
