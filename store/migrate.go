@@ -76,9 +76,17 @@ func migrateV1toV2(tx *bbolt.Tx) error {
 		if other := byToken.Get([]byte(inv.Token)); other != nil {
 			return fmt.Errorf("invites %s and %s share a token; resolve by hand, then start again", other, id)
 		}
+		// Checked here rather than left to inviterKey so the error names
+		// the bad record instead of blaming a caller with ErrInvalid.
+		if inv.Inviter == "" || strings.IndexByte(inv.Inviter, 0) >= 0 {
+			return fmt.Errorf("invite %s has no usable inviter (%q)", id, inv.Inviter)
+		}
+		if inv.Created.Before(minCreated) || inv.Created.After(maxCreated) {
+			return fmt.Errorf("invite %s has created time %s outside 1970..2262", id, inv.Created)
+		}
 		key, err := inviterKey(inv.Inviter, inv.Created, id)
 		if err != nil {
-			return fmt.Errorf("invite %s: %w", id, err)
+			return fmt.Errorf("invite %s: %v", id, err)
 		}
 		if err := byToken.Put([]byte(inv.Token), []byte(id)); err != nil {
 			return fmt.Errorf("index invite %s by token: %w", id, err)

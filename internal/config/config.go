@@ -147,7 +147,7 @@ func Load(path string) (*Config, error) {
 	def := reflect.ValueOf(defaults())
 	for key, field := range leaves(def, "") {
 		if !field.IsZero() {
-			_ = field
+			v.SetDefault(key, field.Interface())
 		}
 		// An explicit binding per key: AutomaticEnv alone is invisible to
 		// Unmarshal for keys missing from the file.

@@ -1,0 +1,556 @@
+// Package prosodytest runs a private Prosody for a test, so that everything
+// that crosses the wire (component link, invites, registration, chat) is
+// tested against the server the project is deployed with instead of a fake.
+//
+// Each Start gets its own temporary directory, self-signed certificate and
+// loopback ports, so tests in different packages (which go test runs in
+// parallel) never share state. Prosody must be installed
+// (apt-get install prosody); a missing binary fails the test instead of
+// skipping it, because a skipped end-to-end test in CI is a test that never
+// runs.
+package prosodytest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"text/template"
+	"time"
+
+	"durare.org/invitebot/invites/ibr"
+	"mellium.im/xmpp/jid"
+)
+
+// Tunables.
+const (
+	// DefaultDomain is the home VirtualHost, the domain invites create
+	// accounts on.
+	DefaultDomain = "durare.test"
+	// DefaultOtherDomain is a second VirtualHost standing in for "any other
+	// server" (there is no federation in tests; s2s is disabled).
+	DefaultOtherDomain = "elsewhere.test"
+	// DefaultComponent is the bot's XEP-0114 component address.
+	DefaultComponent = "invites.durare.test"
+
+	// startTimeout bounds Prosody's start-up until both listeners accept.
+	// Start-up takes well under a second; the slack is for loaded CI hosts.
+	startTimeout = 30 * time.Second
+	// stopTimeout is how long a graceful stop (SIGTERM) may take before the
+	// process is killed.
+	stopTimeout = 10 * time.Second
+	// ctlTimeout bounds one prosodyctl invocation.
+	ctlTimeout = 30 * time.Second
+	// startAttempts is how often Start picks new ports when another process
+	// grabbed one between choosing it and Prosody binding it.
+	startAttempts = 3
+	// pollInterval is how often start-up progress is checked in the log.
+	pollInterval = 20 * time.Millisecond
+	// logTailLines is how much of Prosody's log a failing test prints.
+	logTailLines = 120
+)
+
+//go:embed prosody.cfg.lua.tmpl
+var configTemplateText string
+
+var configTemplate = template.Must(template.New("prosody.cfg.lua").
+	Funcs(template.FuncMap{"lua": luaString}).
+	Parse(configTemplateText))
+
+// Server is one running (or killed) Prosody private to a test.
+type Server struct {
+	Domain          string // home VirtualHost, where invites create accounts
+	OtherDomain     string // second VirtualHost, "any other server"
+	Component       string // component JID; an admin of Domain unless WithoutComponentAdmin
+	ComponentSecret string // XEP-0114 shared secret
+	ComponentAddr   string // 127.0.0.1:PORT of the component listener
+	C2SAddr         string // 127.0.0.1:PORT of the client listener (STARTTLS)
+	CACert          []byte // PEM of the self-signed certificate, valid for all three hosts
+
+	Dir        string // temporary directory holding everything below
+	ConfigPath string // prosody.cfg.lua
+	DataDir    string // Prosody's data_path
+	LogPath    string // Prosody's log (debug level)
+
+	prosody    string // path of the prosody binary
+	prosodyctl string // path of the prosodyctl binary
+	roots      *x509.CertPool
+
+	mu   sync.Mutex
+	proc *process // nil when not running
+}
+
+// process is one Prosody process and the means to know when it exited.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed after Wait returns
+	err    error         // Wait's result, valid after exited is closed
+}
+
+// Option adjusts the server Start creates.
+type Option func(*options)
+
+type options struct {
+	componentAdmin bool
+	secret         string
+}
+
+// WithoutComponentAdmin leaves the component out of Domain's admins, to test
+// how the bot copes when the server refuses it invite creation.
+func WithoutComponentAdmin() Option {
+	return func(o *options) { o.componentAdmin = false }
+}
+
+// WithComponentSecret sets the component secret instead of a random one.
+func WithComponentSecret(secret string) Option {
+	return func(o *options) { o.secret = secret }
+}
+
+// Start runs a private Prosody for the test and stops it in t.Cleanup. It
+// returns once both the c2s and the component listener accept connections.
+// Under -short it skips: these tests need the real server.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("prosody tests need a full run")
+	}
+	prosody, err := exec.LookPath("prosody")
+	if err != nil {
+		t.Fatal("prosody not found: apt-get install prosody")
+	}
+	prosodyctl, err := exec.LookPath("prosodyctl")
+	if err != nil {
+		t.Fatal("prosodyctl not found: apt-get install prosody")
+	}
+
+	o := options{componentAdmin: true, secret: randomHex(t, 16)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+
+	dir := t.TempDir()
+	s := &Server{
+		Domain:          DefaultDomain,
+		OtherDomain:     DefaultOtherDomain,
+		Component:       DefaultComponent,
+		ComponentSecret: o.secret,
+		Dir:             dir,
+		ConfigPath:      filepath.Join(dir, "prosody.cfg.lua"),
+		DataDir:         filepath.Join(dir, "data"),
+		LogPath:         filepath.Join(dir, "prosody.log"),
+		prosody:         prosody,
+		prosodyctl:      prosodyctl,
+	}
+	certDir := filepath.Join(dir, "certs")
+	for _, d := range []string{s.DataDir, certDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatalf("prosodytest: %v", err)
+		}
+	}
+	s.CACert, err = writeCertificates(certDir, s.Domain, s.OtherDomain, s.Component)
+	if err != nil {
+		t.Fatalf("prosodytest: %v", err)
+	}
+	s.roots = x509.NewCertPool()
+	s.roots.AppendCertsFromPEM(s.CACert)
+
+	// Registered after t.TempDir, so it runs before the directory is removed
+	// (cleanups run last-in first-out): Prosody must be gone first.
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.logTail(t)
+		}
+		if err := s.stop(); err != nil {
+			t.Errorf("prosodytest: stop: %v", err)
+		}
+	})
+
+	for attempt := 1; ; attempt++ {
+		c2sPort, compPort, err := freePorts()
+		if err != nil {
+			t.Fatalf("prosodytest: %v", err)
+		}
+		s.C2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2sPort))
+		s.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(compPort))
+		if err := s.writeConfig(certDir, c2sPort, compPort, o.componentAdmin); err != nil {
+			t.Fatalf("prosodytest: %v", err)
+		}
+		err = s.start()
+		if err == nil {
+			return s
+		}
+		if errors.Is(err, errPortTaken) && attempt < startAttempts {
+			t.Logf("prosodytest: %v; retrying with other ports", err)
+			continue
+		}
+		t.Fatalf("prosodytest: start prosody: %v\n%s", err, s.tail())
+	}
+}
+
+// RootCAs returns a pool holding only the test certificate.
+func (s *Server) RootCAs() *x509.CertPool { return s.roots }
+
+// TLSConfig returns a client TLS config that trusts the test certificate
+// and verifies it for serverName.
+func (s *Server) TLSConfig(serverName string) *tls.Config {
+	return &tls.Config{RootCAs: s.roots, ServerName: serverName, MinVersion: tls.VersionTLS12}
+}
+
+// IBRConfig returns the ibr configuration for registering on Domain.
+func (s *Server) IBRConfig() ibr.Config {
+	return ibr.Config{Addr: s.C2SAddr, Domain: s.Domain, TLS: s.TLSConfig(s.Domain)}
+}
+
+// AddUser creates user@host with pass (prosodyctl register) and returns the
+// bare JID. The server may be running.
+func (s *Server) AddUser(t testing.TB, user, host, pass string) jid.JID {
+	t.Helper()
+	j, err := jid.New(user, host, "")
+	if err != nil {
+		t.Fatalf("prosodytest: add user: %v", err)
+	}
+	if _, err := s.ctl("register", user, host, pass); err != nil {
+		t.Fatalf("prosodytest: add user %s: %v", j, err)
+	}
+	return j
+}
+
+// preauthRE finds the token in the URI mod_invites prints.
+var preauthRE = regexp.MustCompile(`[?;]preauth=([^;&\s]+)`)
+
+// MintToken creates an account invitation on Domain the way an admin would
+// (prosodyctl mod_invites generate) and returns its preauth token, so that
+// registration can be tested without the bot.
+func (s *Server) MintToken(t testing.TB) string {
+	t.Helper()
+	out, err := s.ctl("mod_invites", "generate", s.Domain)
+	if err != nil {
+		t.Fatalf("prosodytest: mint token: %v", err)
+	}
+	m := preauthRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("prosodytest: mint token: no preauth token in prosodyctl output %q", out)
+	}
+	return m[1]
+}
+
+// Kill ends Prosody with SIGKILL, simulating a crash: nothing is flushed and
+// connected clients see the TCP connection drop.
+func (s *Server) Kill(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p == nil {
+		t.Fatal("prosodytest: kill: prosody is not running")
+	}
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("prosodytest: kill: %v", err)
+	}
+	<-p.exited
+}
+
+// Stop shuts Prosody down gracefully (SIGTERM), as an operator restart would.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Fatalf("prosodytest: stop: %v", err)
+	}
+}
+
+// Restart starts Prosody again on the same ports, configuration and data
+// directory, stopping it gracefully first if it is still running, and
+// returns once both listeners accept.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Fatalf("prosodytest: restart: stop: %v", err)
+	}
+	if err := s.start(); err != nil {
+		t.Fatalf("prosodytest: restart: %v\n%s", err, s.tail())
+	}
+}
+
+// errPortTaken means one of the chosen ports was bound by someone else before
+// Prosody got to it.
+var errPortTaken = errors.New("port already in use")
+
+// start launches Prosody with the current configuration and waits until it
+// listens on both ports.
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		return errors.New("already running")
+	}
+
+	// Only log lines written by this process count: after a restart the
+	// file still holds the previous run's "Activated" lines.
+	var offset int64
+	if fi, err := os.Stat(s.LogPath); err == nil {
+		offset = fi.Size()
+	}
+
+	console, err := os.OpenFile(filepath.Join(s.Dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer console.Close() // the child has its own copy of the descriptor
+
+	// -F: stay in the foreground so that the process we started is Prosody
+	// itself and signals reach it.
+	cmd := exec.Command(s.prosody, "--config", s.ConfigPath, "-F")
+	cmd.Dir = s.Dir
+	cmd.Stdout = console
+	cmd.Stderr = console
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", s.prosody, err)
+	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+
+	if err := s.awaitListening(p, offset); err != nil {
+		_ = cmd.Process.Kill()
+		<-p.exited
+		return err
+	}
+	s.proc = p
+	return nil
+}
+
+// awaitListening waits until Prosody logged that it bound both ports and the
+// ports accept connections. The log is the authority: a port that accepts
+// could belong to another process, and "Failed to open server port" is how
+// Prosody reports that (it keeps running without the listener).
+func (s *Server) awaitListening(p *process, offset int64) error {
+	want := []string{
+		"Activated service 'c2s' on " + logAddr(s.C2SAddr),
+		"Activated service 'component' on " + logAddr(s.ComponentAddr),
+	}
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		logText := readFrom(s.LogPath, offset)
+		if strings.Contains(logText, "Failed to open server port") {
+			return errPortTaken
+		}
+		if containsAll(logText, want) && accepts(s.C2SAddr) && accepts(s.ComponentAddr) {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("prosody exited during start-up: %v", p.err)
+		case <-deadline.C:
+			return fmt.Errorf("prosody not listening on %s and %s after %v", s.C2SAddr, s.ComponentAddr, startTimeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// stop ends a running Prosody gracefully, killing it after stopTimeout.
+// Stopping a server that is not running is not an error.
+func (s *Server) stop() error {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(sigTerm); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(stopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("prosody ignored SIGTERM for %v; killed", stopTimeout)
+	}
+}
+
+// ctl runs prosodyctl against this server's configuration.
+func (s *Server) ctl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.prosodyctl, append([]string{"--config", s.ConfigPath}, args...)...)
+	cmd.Dir = s.Dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		// args may hold a password: name only the subcommand.
+		return string(out), fmt.Errorf("prosodyctl %s: %w: %s", args[0], err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
+// writeConfig renders the Prosody configuration for the chosen ports.
+func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdmin bool) error {
+	var b bytes.Buffer
+	err := configTemplate.Execute(&b, map[string]any{
+		"PidFile":         filepath.Join(s.Dir, "prosody.pid"),
+		"DataDir":         s.DataDir,
+		"LogFile":         s.LogPath,
+		"CertDir":         certDir,
+		"C2SPort":         c2sPort,
+		"ComponentPort":   compPort,
+		"Domain":          s.Domain,
+		"OtherDomain":     s.OtherDomain,
+		"Component":       s.Component,
+		"ComponentSecret": s.ComponentSecret,
+		"ComponentAdmin":  componentAdmin,
+	})
+	if err != nil {
+		return fmt.Errorf("render config: %w", err)
+	}
+	return os.WriteFile(s.ConfigPath, b.Bytes(), 0o600)
+}
+
+// logTail logs the end of Prosody's log and console output to the test.
+func (s *Server) logTail(t testing.TB) {
+	t.Helper()
+	t.Log(s.tail())
+}
+
+// tail returns the last lines of Prosody's log and anything it printed.
+func (s *Server) tail() string {
+	var b strings.Builder
+	for _, f := range []string{s.LogPath, filepath.Join(s.Dir, "console.log")} {
+		lines := tailLines(f, logTailLines)
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "--- last %d lines of %s ---\n", len(lines), f)
+		for _, l := range lines {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// tailLines returns up to n last lines of the file at path.
+func tailLines(path string, n int) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return lines
+}
+
+// readFrom returns the contents of path from offset on ("" if unreadable).
+func readFrom(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < offset {
+		return ""
+	}
+	return string(b[offset:])
+}
+
+// logAddr writes host:port the way Prosody's portmanager logs it: [host]:port.
+func logAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return "[" + host + "]:" + port
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// accepts reports whether something accepts TCP connections on addr.
+func accepts(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// freePorts returns two distinct loopback ports that were free a moment ago.
+// Both listeners are held open together so the kernel cannot hand out the
+// same port twice; the window until Prosody binds them is covered by the
+// retry in Start.
+func freePorts() (int, int, error) {
+	var ports [2]int
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, 0, fmt.Errorf("find free port: %w", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports[0], ports[1], nil
+}
+
+// luaString quotes s as a Lua string literal. Only what can appear in paths,
+// host names and secrets is expected; control characters are refused rather
+// than escaped.
+func luaString(s string) (string, error) {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			return "", fmt.Errorf("control character in Lua string %q", s)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String(), nil
+}
+
+// randomHex returns n random bytes as hex.
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("prosodytest: random: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
