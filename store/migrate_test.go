@@ -107,19 +107,35 @@ func writeV1(path string, data v1Data) error {
 	return err
 }
 
-// TestGenerateV1Fixture is the fixture generator, not a test: without
-// -update-fixture it does nothing.
+// TestGenerateV1Fixture regenerates the fixture with -update-fixture. Without
+// it, it checks that the committed file is exactly what the generator writes,
+// so the fixture and its description in v1Fixture cannot drift apart.
 func TestGenerateV1Fixture(t *testing.T) {
-	if !*updateFixture {
-		t.Skip("generator; run with -update-fixture to rewrite " + v1FixturePath)
+	if *updateFixture {
+		tmp := v1FixturePath + ".tmp"
+		os.Remove(tmp)
+		if err := writeV1(tmp, v1Fixture); err != nil {
+			t.Fatalf("write v1 fixture: %v", err)
+		}
+		if err := os.Rename(tmp, v1FixturePath); err != nil {
+			t.Fatalf("install fixture: %v", err)
+		}
+		return
 	}
-	tmp := v1FixturePath + ".tmp"
-	os.Remove(tmp)
-	if err := writeV1(tmp, v1Fixture); err != nil {
-		t.Fatalf("write v1 fixture: %v", err)
+	fresh := filepath.Join(t.TempDir(), "v1.db")
+	if err := writeV1(fresh, v1Fixture); err != nil {
+		t.Fatalf("write v1 database: %v", err)
 	}
-	if err := os.Rename(tmp, v1FixturePath); err != nil {
-		t.Fatalf("install fixture: %v", err)
+	want, err := os.ReadFile(v1FixturePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from what the v1 generator writes; regenerate with -update-fixture if v1Fixture changed on purpose", v1FixturePath)
 	}
 }
 
