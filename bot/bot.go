@@ -147,7 +147,10 @@ type outboundMessage struct {
 
 func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	var m inboundMessage
-	if err := xml.NewTokenDecoder(t).DecodeElement(&m, start); err != nil {
+	// The decoder must see the start element itself, or it rejects the
+	// matching end element.
+	d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t))
+	if err := d.Decode(&m); err != nil {
 		b.log.Debug("undecodable message", slog.Any("err", err))
 		return
 	}

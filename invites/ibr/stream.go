@@ -206,10 +206,22 @@ func (s *stream) iq(ctx context.Context, typ stanza.IQType, payload xml.TokenRea
 		}
 	}()
 	err := s.sess.UnmarshalIQElement(ctx, payload, stanza.IQ{Type: typ}, nil)
-	if err != nil && ctx.Err() != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			return cause
-		}
+	var serr stanza.Error
+	if err == nil || errors.As(err, &serr) {
+		return err // the server answered
+	}
+	// No answer. If the stream is gone, say so in a way callers can test
+	// for, whichever symptom came first: the read loop ending, or a write
+	// failing before the read loop noticed the connection was gone.
+	select {
+	case <-s.ended:
+		return fmt.Errorf("%w: %w", errStreamEnded, err)
+	default:
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && !ne.Timeout() {
+		_ = s.conn.Close() // broken for good; stop the read loop too
+		return fmt.Errorf("%w: %w", errStreamEnded, err)
 	}
 	return err
 }
@@ -229,7 +241,7 @@ func (s *stream) preauth(ctx context.Context, token string) error {
 		return nil
 	case !errors.As(err, &serr):
 		return fmt.Errorf("preauth: %w", err)
-	case serr.Condition == stanza.Forbidden, serr.Condition == stanza.ItemNotFound,
+	case serr.Condition == stanza.ItemNotFound,
 		serr.Condition == stanza.NotAllowed:
 		return fmt.Errorf("%w (%s): %w", ErrTokenRejected, serr.Condition, serr)
 	default:
