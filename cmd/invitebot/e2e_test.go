@@ -372,3 +372,34 @@ func TestSecretNeverLogged(t *testing.T) {
 		t.Error("full token in the logs")
 	}
 }
+
+// TestSecondInstanceGetsConflict: a second bot connecting as the same
+// component is refused and keeps retrying with backoff; the first one keeps
+// serving.
+func TestSecondInstanceGetsConflict(t *testing.T) {
+	w := newWorld(t)
+	admin := w.user(t, "admin", w.srv.Domain)
+
+	second := &world{srv: w.srv, component: w.component, dbPath: filepath.Join(t.TempDir(), "second.db"), logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(&teeWriter{t: t, buf: second.logs}, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, second.config(t), log, func(c *bot.LinkConfig) {
+			c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 400*time.Millisecond
+		})
+	}()
+	deadline := time.Now().Add(e2eTimeout)
+	for strings.Count(second.logs.String(), "conflict") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("second instance never reported conflict twice; its logs:\n%s", second.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("second instance shutdown: %v", err)
+	}
+	expectContains(t, second.logs.String(), "another process is connected as this component")
+	inviteURI(t, admin.Chat(t, w.component, "invite"))
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const goodConfig = `xmpp:
+  component: invites.example.org
+  server: 127.0.0.1:5347
+  secret: s3cr3t-value-never-printed
+  domain: example.org
+admins:
+  - Admin@Example.org
+`
+
+func TestCheckConfig(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		config     string
+		wantCode   int
+		wantOut    []string
+		wantErr    []string
+		notInOut   string
+		skipConfig bool
+	}{
+		{
+			name: "valid", args: []string{"check-config"}, config: goodConfig, wantCode: 0,
+			wantOut:  []string{"component: invites.example.org", "admin@example.org", "redacted"},
+			notInOut: "s3cr3t-value-never-printed",
+		},
+		{
+			name: "unknown key", args: []string{"check-config"}, config: goodConfig + "stor:\n  path: x.db\n", wantCode: 1,
+			wantErr: []string{`unknown key "stor"`},
+		},
+		{
+			name: "bad component", args: []string{"check-config"}, config: strings.Replace(goodConfig, "invites.example.org", "bad@x@y", 1), wantCode: 1,
+			wantErr: []string{"xmpp.component"},
+		},
+		{
+			name: "missing file", args: []string{"check-config", "-config", "/nonexistent/config.yaml"}, wantCode: 1, skipConfig: true,
+			wantErr: []string{"/nonexistent/config.yaml"},
+		},
+		{name: "stray argument", args: []string{"check-config", "extra"}, config: goodConfig, wantCode: 2, wantErr: []string{"usage"}},
+		{name: "bad flag", args: []string{"-nope"}, config: goodConfig, wantCode: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if !tc.skipConfig {
+				args = append(args, "-config", writeConfig(t, tc.config))
+			}
+			var out, errOut bytes.Buffer
+			code := run(args, &out, &errOut)
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d; stderr: %s", code, tc.wantCode, errOut.String())
+			}
+			for _, want := range tc.wantOut {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out.String())
+				}
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(errOut.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
+				}
+			}
+			if tc.notInOut != "" && strings.Contains(out.String()+errOut.String(), tc.notInOut) {
+				t.Errorf("output contains %q", tc.notInOut)
+			}
+		})
+	}
+}
