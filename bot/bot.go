@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -44,12 +43,18 @@ type Bot struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	out Encoder
-	ops map[string]operation
+	out   Encoder
+	ops   map[string]operation // by chat command word
+	nodes map[string]operation // by XEP-0050 node
+
+	sessions *sessionTable
 
 	slots    chan struct{}
 	inflight sync.WaitGroup
-	closing  atomic.Bool
+	// gate orders spawn's Add against Drain's Wait: a WaitGroup must not
+	// grow from zero while someone waits on it.
+	gate    sync.Mutex
+	closing bool
 	// baseCtx ends only when the bot is forced down; requests derive from
 	// it so a graceful drain lets them finish.
 	baseCtx context.Context
@@ -79,8 +84,12 @@ func New(cfg Config) *Bot {
 		now = time.Now
 	}
 	ops := make(map[string]operation)
+	nodes := make(map[string]operation)
 	for _, op := range operations() {
 		ops[op.name] = op
+		if op.node != "" {
+			nodes[op.node] = op
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Bot{
@@ -90,6 +99,8 @@ func New(cfg Config) *Bot {
 		now:       now,
 		out:       cfg.Out,
 		ops:       ops,
+		nodes:     nodes,
+		sessions:  newSessionTable(now),
 		slots:     make(chan struct{}, maxWorkers),
 		baseCtx:   ctx,
 		abort:     cancel,
@@ -100,7 +111,9 @@ func New(cfg Config) *Bot {
 // Drain stops taking new commands and waits until the ones in flight have
 // answered, or ctx ends (then they are cancelled).
 func (b *Bot) Drain(ctx context.Context) error {
-	b.closing.Store(true)
+	b.gate.Lock()
+	b.closing = true
+	b.gate.Unlock()
 	done := make(chan struct{})
 	go func() {
 		b.inflight.Wait()
@@ -164,15 +177,30 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 	if len(m.Body) == 0 || m.From.Equal(jid.JID{}) {
 		return // chat states, receipts and the like
 	}
-	if b.closing.Load() {
-		b.log.Debug("message dropped while shutting down", slog.String("from", m.From.Bare().String()))
-		return
+	from, to, typ, body := m.From, m.To, m.Type, m.Body[0]
+	ok := b.spawn(func(ctx context.Context) {
+		if text, ok := b.serveChat(ctx, from.Bare().String(), body); ok {
+			b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: text})
+		}
+	})
+	if !ok {
+		b.log.Warn("message dropped: shutting down or busy", slog.String("from", from.Bare().String()))
+	}
+}
+
+// spawn runs work in a worker goroutine unless the bot is shutting down or
+// all workers are busy, in which case it returns false at once: the read
+// loop must never wait.
+func (b *Bot) spawn(work func(ctx context.Context)) bool {
+	b.gate.Lock()
+	defer b.gate.Unlock()
+	if b.closing {
+		return false
 	}
 	select {
 	case b.slots <- struct{}{}:
 	default:
-		b.log.Warn("busy: message dropped", slog.String("from", m.From.Bare().String()))
-		return
+		return false
 	}
 	b.inflight.Add(1)
 	go func() {
@@ -180,15 +208,14 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 			<-b.slots
 			b.inflight.Done()
 			if r := recover(); r != nil {
-				b.log.Error("panic serving message", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+				b.log.Error("panic in worker", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 			}
 		}()
 		ctx, cancel := context.WithTimeout(b.baseCtx, requestTimeout)
 		defer cancel()
-		if text, ok := b.serveChat(ctx, m.From.Bare().String(), m.Body[0]); ok {
-			b.send(ctx, outboundMessage{To: m.From.String(), From: b.replyFrom(m.To), Type: m.Type, Body: text})
-		}
+		work(ctx)
 	}()
+	return true
 }
 
 // replyFrom answers from the address the sender wrote to (the component or
@@ -243,9 +270,9 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (string, bool) 
 		return refuse("Sorry, you may not use "+op.name+" here. Send help to see what you can do.",
 			"no rights for "+op.name)
 	}
-	args, err := bindArgs(op, rest)
+	args, err := bindArgs(op, role, rest)
 	if err != nil {
-		return fmt.Sprintf("%v\nUsage: %s", err, op.usage()), true
+		return fmt.Sprintf("%v\nUsage: %s", err, op.usage(role)), true
 	}
 	res, err := op.run(ctx, b, request{actor: actor, role: role, args: args})
 	if err != nil {
@@ -265,12 +292,18 @@ func splitCommand(body string) (name, rest string) {
 	return strings.ToLower(name), strings.TrimSpace(rest)
 }
 
-// bindArgs maps the words after the command onto the operation's
-// parameters. A trailing text parameter takes the rest of the line.
-func bindArgs(op operation, rest string) (map[string]string, error) {
-	args := make(map[string]string, len(op.params))
+// bindArgs maps the words after the command onto the parameters role may
+// set. A trailing text parameter takes the rest of the line.
+func bindArgs(op operation, role policy.Role, rest string) (map[string]string, error) {
+	var params []param
+	for _, p := range op.params {
+		if p.visible(role) {
+			params = append(params, p)
+		}
+	}
+	args := make(map[string]string, len(params))
 	words := strings.Fields(rest)
-	for i, p := range op.params {
+	for i, p := range params {
 		if i >= len(words) {
 			if p.required {
 				return nil, fmt.Errorf("missing %s", p.name)
@@ -278,7 +311,7 @@ func bindArgs(op operation, rest string) (map[string]string, error) {
 			break
 		}
 		raw := words[i]
-		if p.kind == kindText && i == len(op.params)-1 {
+		if p.kind == kindText && i == len(params)-1 {
 			raw = strings.Join(words[i:], " ")
 			words = words[:i+1]
 		}
@@ -288,7 +321,7 @@ func bindArgs(op operation, rest string) (map[string]string, error) {
 		}
 		args[p.name] = v
 	}
-	if len(words) > len(op.params) {
+	if len(words) > len(params) {
 		return nil, errors.New("too many arguments")
 	}
 	return args, nil

@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/invites"
+	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
 )
 
@@ -146,7 +147,7 @@ func TestBindArgs(t *testing.T) {
 		{op: "invite", rest: "", want: map[string]string{}},
 	}
 	for _, tc := range tests {
-		got, err := bindArgs(ops[tc.op], tc.rest)
+		got, err := bindArgs(ops[tc.op], policy.Inviter, tc.rest)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("bindArgs(%s, %q) error = %v, want %q", tc.op, tc.rest, err, tc.wantErr)

@@ -1,11 +1,16 @@
 package bot
 
 import (
+	"context"
 	"encoding/xml"
 	"log/slog"
 
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/policy"
 )
 
 // Namespaces the component answers on its own JID.
@@ -13,6 +18,8 @@ const (
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
 	nsPing       = "urn:xmpp:ping"
+	nsCommands   = "http://jabber.org/protocol/commands"
+	nsStanzas    = "urn:ietf:params:xml:ns:xmpp-stanzas"
 )
 
 // identityName is what clients show for the component in service
@@ -36,13 +43,20 @@ type discoInfoQuery struct {
 	Features   []discoFeature  `xml:"feature"`
 }
 
+type discoItem struct {
+	JID  string `xml:"jid,attr"`
+	Node string `xml:"node,attr,omitempty"`
+	Name string `xml:"name,attr,omitempty"`
+}
+
 type discoItemsQuery struct {
-	XMLName xml.Name `xml:"http://jabber.org/protocol/disco#items query"`
-	Node    string   `xml:"node,attr,omitempty"`
+	XMLName xml.Name    `xml:"http://jabber.org/protocol/disco#items query"`
+	Node    string      `xml:"node,attr,omitempty"`
+	Items   []discoItem `xml:"item"`
 }
 
 // features lists what the component supports, for disco#info.
-var features = []string{nsDiscoInfo, nsDiscoItems, nsPing}
+var features = []string{nsDiscoInfo, nsDiscoItems, nsPing, nsCommands, dataform.NS}
 
 // iqReply is an IQ answer with an optional payload.
 type iqReply struct {
@@ -52,11 +66,72 @@ type iqReply struct {
 	From    string        `xml:"from,attr"`
 	Type    stanza.IQType `xml:"type,attr"`
 	Payload any
-	Error   *stanza.Error
+	Error   *stanzaError
 }
 
-// handleIQ answers the IQs served on the component itself. Everything here
-// is quick and touches no database, so it runs in the read loop.
+// stanzaError is an RFC 6120 stanza error with an optional
+// application-specific condition (XEP-0050 defines several). mellium's
+// stanza.Error cannot carry the latter.
+type stanzaError struct {
+	XMLName xml.Name `xml:"error"`
+	Type    string   `xml:"type,attr"`
+	// Cond and App take their element names from their XMLName values.
+	Cond element
+	App  *element
+	Text *errorText `xml:"urn:ietf:params:xml:ns:xmpp-stanzas text,omitempty"`
+}
+
+// element is an empty element whose name is chosen at run time.
+type element struct {
+	XMLName xml.Name
+}
+
+type errorText struct {
+	Text string `xml:",chardata"`
+}
+
+// newError builds a stanza error; app is an optional XEP-0050 condition
+// (e.g. "bad-sessionid"), text an optional human-readable explanation.
+func newError(typ string, cond stanza.Condition, app, text string) *stanzaError {
+	e := &stanzaError{Type: typ, Cond: element{xml.Name{Space: nsStanzas, Local: string(cond)}}}
+	if app != "" {
+		e.App = &element{xml.Name{Space: nsCommands, Local: app}}
+	}
+	if text != "" {
+		e.Text = &errorText{Text: text}
+	}
+	return e
+}
+
+// iqRequest is an IQ get or set with its payload's name and node, decoded
+// in the read loop so that a worker can answer it later.
+type iqRequest struct {
+	iq      stanza.IQ
+	payload xml.Name
+	node    string
+	command commandIn // when payload is an XEP-0050 command
+}
+
+func (r iqRequest) reply() iqReply {
+	return iqReply{ID: r.iq.ID, To: r.iq.From.String(), From: r.iq.To.String(), Type: stanza.ResultIQ}
+}
+
+func (r *iqReply) fail(e *stanzaError) {
+	r.Type = stanza.ErrorIQ
+	r.Payload = nil
+	r.Error = e
+}
+
+var (
+	namePing       = xml.Name{Space: nsPing, Local: "ping"}
+	nameDiscoInfo  = xml.Name{Space: nsDiscoInfo, Local: "query"}
+	nameDiscoItems = xml.Name{Space: nsDiscoItems, Local: "query"}
+	nameCommand    = xml.Name{Space: nsCommands, Local: "command"}
+)
+
+// handleIQ answers IQs addressed to the component. Those that need no
+// database (ping, the component's own disco#info) are answered in the read
+// loop; the rest go to a worker.
 func (b *Bot) handleIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	iq, err := stanza.NewIQ(*start)
 	if err != nil {
@@ -68,44 +143,121 @@ func (b *Bot) handleIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	if iq.Type != stanza.GetIQ && iq.Type != stanza.SetIQ {
 		return
 	}
+	req := iqRequest{iq: iq}
 	child, ok := firstChild(t)
-	reply := iqReply{ID: iq.ID, To: iq.From.String(), From: iq.To.String(), Type: stanza.ResultIQ}
+	if ok {
+		req.payload = child.Name
+		req.node = attr(child, "node")
+	}
+	reply := req.reply()
 	switch {
 	case !ok:
-		reply.fail(stanza.BadRequest)
-	case iq.Type == stanza.GetIQ && child.Name == xml.Name{Space: nsPing, Local: "ping"}:
-	case iq.Type == stanza.GetIQ && child.Name == xml.Name{Space: nsDiscoInfo, Local: "query"}:
-		node := attr(child, "node")
-		if node != "" {
-			reply.fail(stanza.ItemNotFound)
-			break
-		}
+		reply.fail(newError("modify", stanza.BadRequest, "", "empty IQ"))
+	case iq.Type == stanza.GetIQ && req.payload == namePing:
+	case iq.Type == stanza.GetIQ && req.payload == nameDiscoInfo && req.node == "":
 		q := discoInfoQuery{Identities: []discoIdentity{{Category: "component", Type: "generic", Name: identityName}}}
 		for _, f := range features {
 			q.Features = append(q.Features, discoFeature{Var: f})
 		}
 		reply.Payload = q
-	case iq.Type == stanza.GetIQ && child.Name == xml.Name{Space: nsDiscoItems, Local: "query"}:
-		if node := attr(child, "node"); node != "" {
-			reply.fail(stanza.ItemNotFound)
+	case iq.Type == stanza.GetIQ && req.payload == nameDiscoItems && req.node == "":
+		reply.Payload = discoItemsQuery{}
+	case iq.Type == stanza.GetIQ && (req.payload == nameDiscoInfo || req.payload == nameDiscoItems):
+		b.dispatchIQ(t, req)
+		return
+	case iq.Type == stanza.SetIQ && req.payload == nameCommand:
+		d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(child), t))
+		if err := d.Decode(&req.command); err != nil {
+			reply.fail(newError("modify", stanza.BadRequest, "", "undecodable command"))
 			break
 		}
-		reply.Payload = discoItemsQuery{}
+		b.dispatchIQ(t, req)
+		return
 	default:
-		reply.fail(stanza.ServiceUnavailable)
+		reply.fail(newError("cancel", stanza.ServiceUnavailable, "", ""))
 	}
-	if err := t.Encode(reply); err != nil {
+	b.encodeInline(t, reply)
+}
+
+func (b *Bot) encodeInline(t xmlstream.TokenReadEncoder, v any) {
+	if err := t.Encode(v); err != nil {
 		b.log.Warn("iq reply not sent", slog.Any("err", err))
 	}
 }
 
-func (r *iqReply) fail(cond stanza.Condition) {
-	r.Type = stanza.ErrorIQ
-	typ := stanza.Cancel
-	if cond == stanza.BadRequest {
-		typ = stanza.Modify
+// dispatchIQ answers req in a worker, or at once with an error when the
+// bot is shutting down or busy.
+func (b *Bot) dispatchIQ(t xmlstream.TokenReadEncoder, req iqRequest) {
+	ok := b.spawn(func(ctx context.Context) {
+		reply := b.answerIQ(ctx, req)
+		b.send(ctx, reply)
+	})
+	if !ok {
+		reply := req.reply()
+		reply.fail(newError("wait", stanza.ResourceConstraint, "", "busy, try again"))
+		b.encodeInline(t, reply)
 	}
-	r.Error = &stanza.Error{Type: typ, Condition: cond}
+}
+
+// answerIQ serves the IQs that depend on who is asking.
+func (b *Bot) answerIQ(ctx context.Context, req iqRequest) iqReply {
+	reply := req.reply()
+	actor := req.iq.From.Bare().String()
+	role, err := b.svc.Role(ctx, actor)
+	if err != nil {
+		b.log.Error("role lookup failed", slog.String("actor", actor), slog.Any("err", err))
+		reply.fail(newError("wait", stanza.InternalServerError, "", ""))
+		return reply
+	}
+	switch req.payload {
+	case nameDiscoInfo:
+		b.commandNodeInfo(&reply, req.node, role)
+	case nameDiscoItems:
+		b.commandItems(&reply, req, role)
+	case nameCommand:
+		b.executeCommand(ctx, &reply, req, actor, role)
+	}
+	return reply
+}
+
+// commandNodeInfo answers disco#info on a command node.
+func (b *Bot) commandNodeInfo(reply *iqReply, node string, role policy.Role) {
+	if node == nsCommands {
+		reply.Payload = discoInfoQuery{Node: node,
+			Identities: []discoIdentity{{Category: "automation", Type: "command-list", Name: "Commands"}},
+			Features:   []discoFeature{{Var: nsCommands}}}
+		return
+	}
+	op, ok := b.nodes[node]
+	switch {
+	case !ok:
+		reply.fail(newError("cancel", stanza.ItemNotFound, "", ""))
+	case !policy.Allows(role, op.perm):
+		reply.fail(newError("auth", stanza.Forbidden, "", ""))
+	default:
+		reply.Payload = discoInfoQuery{Node: node,
+			Identities: []discoIdentity{{Category: "automation", Type: "command-node", Name: op.title}},
+			Features:   []discoFeature{{Var: nsCommands}, {Var: dataform.NS}}}
+	}
+}
+
+// commandItems lists the commands the requester may run (XEP-0050 §2.2).
+func (b *Bot) commandItems(reply *iqReply, req iqRequest, role policy.Role) {
+	if req.node != nsCommands {
+		reply.fail(newError("cancel", stanza.ItemNotFound, "", ""))
+		return
+	}
+	q := discoItemsQuery{Node: nsCommands}
+	self := req.iq.To
+	if self.Equal(jid.JID{}) {
+		self = b.component
+	}
+	for _, op := range operations() {
+		if op.node != "" && policy.Allows(role, op.perm) {
+			q.Items = append(q.Items, discoItem{JID: self.String(), Node: op.node, Name: op.title})
+		}
+	}
+	reply.Payload = q
 }
 
 // firstChild reads up to the IQ's payload element.

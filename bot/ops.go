@@ -9,13 +9,14 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
 )
 
-// paramKind says how an operation parameter is validated and, later, which
-// data form field type presents it.
+// paramKind says how an operation parameter is validated and which data
+// form field presents it.
 type paramKind int
 
 const (
@@ -37,16 +38,34 @@ type param struct {
 	kind     paramKind
 	required bool
 	label    string
+	// adminOnly hides the parameter from everyone but admins (in help,
+	// forms and parsing).
+	adminOnly bool
+	// choices, when set, presents the parameter as a list in forms.
+	choices func(ctx context.Context, b *Bot, req request) ([]dataform.Option, error)
+	// typed lets a form offer a free-text field next to the list, for
+	// values that are not among the choices.
+	typed bool
+}
+
+// visible reports whether role may see and set p.
+func (p param) visible(role policy.Role) bool {
+	return !p.adminOnly || role == policy.Admin
 }
 
 // operation is one thing the bot can do. The table of operations is the
-// only place a command is declared: the chat grammar, help and (with the
-// ad-hoc issue) the command list and data forms are derived from it.
+// only place a command is declared: the chat grammar, help, the ad-hoc
+// command list and its data forms are all derived from it.
 type operation struct {
-	name    string
+	name    string // chat command word
+	node    string // XEP-0050 node; empty for chat-only operations
+	title   string // name shown in clients' command lists
 	summary string
 	perm    policy.Permission
 	params  []param
+	// confirm, when set, adds a confirmation stage to the ad-hoc command
+	// and returns the question it asks. Chat commands are explicit enough.
+	confirm func(ctx context.Context, b *Bot, req request) (string, error)
 	run     func(ctx context.Context, b *Bot, req request) (reply, error)
 }
 
@@ -57,10 +76,11 @@ type request struct {
 	args  map[string]string
 }
 
-// reply is what an operation answers: text for chat, and extra messages
-// (the QR image later) that follow it.
+// reply is what an operation answers: text for chat (and as a note in
+// ad-hoc results), and a form for ad-hoc clients when the result is data.
 type reply struct {
 	text string
+	form *dataform.Form
 }
 
 // operations returns the table. It is a function, not a package variable,
@@ -68,26 +88,36 @@ type reply struct {
 func operations() []operation {
 	return []operation{
 		{name: "help", summary: "show what you can do", perm: policy.ReadHelp, run: runHelp},
-		{name: "invite", summary: "create a single-use account invite", perm: policy.CreateInvite, run: runInvite},
-		{name: "invites", summary: "list your invites", perm: policy.ListInvites, run: runListInvites},
-		{name: "cancel", summary: "cancel a pending invite", perm: policy.CancelInvite, run: runCancel,
-			params: []param{{name: "id", kind: kindInviteID, required: true, label: "Invite id"}}},
-		{name: "grant", summary: "let a JID create invites", perm: policy.ManageGrants, run: runGrant,
+		{name: "invite", node: invites.NodeCreateAccount, title: "Create account invite",
+			summary: "create a single-use account invite", perm: policy.CreateInvite, run: runInvite},
+		{name: "invites", node: "list-invites", title: "List invites",
+			summary: "list your invites", perm: policy.ListInvites, run: runListInvites,
+			params: []param{{name: "jid", kind: kindJID, label: "Inviter (empty: yourself)", adminOnly: true}}},
+		{name: "cancel", node: "cancel-invite", title: "Cancel invite",
+			summary: "cancel a pending invite", perm: policy.CancelInvite, run: runCancel, confirm: confirmCancel,
+			params: []param{{name: "id", kind: kindInviteID, required: true, label: "Invite", choices: pendingInvites}}},
+		{name: "grant", node: "grant", title: "Grant invite rights",
+			summary: "let a JID create invites", perm: policy.ManageGrants, run: runGrant,
 			params: []param{
 				{name: "jid", kind: kindJID, required: true, label: "JID"},
 				{name: "note", kind: kindText, label: "Note"},
 			}},
-		{name: "revoke", summary: "take the right to invite away", perm: policy.ManageGrants, run: runRevoke,
-			params: []param{{name: "jid", kind: kindJID, required: true, label: "JID"}}},
-		{name: "inviters", summary: "list who may invite", perm: policy.ListInviters, run: runInviters},
+		{name: "revoke", node: "revoke", title: "Revoke invite rights",
+			summary: "take the right to invite away", perm: policy.ManageGrants, run: runRevoke,
+			params: []param{{name: "jid", kind: kindJID, required: true, label: "Inviter", choices: currentInviters, typed: true}}},
+		{name: "inviters", node: "list-inviters", title: "List inviters",
+			summary: "list who may invite", perm: policy.ListInviters, run: runInviters},
 	}
 }
 
-// usage renders an operation's chat syntax, e.g. "grant <jid> [note]".
-func (op operation) usage() string {
+// usage renders an operation's chat syntax for role, e.g. "grant <jid> [note]".
+func (op operation) usage(role policy.Role) string {
 	var b strings.Builder
 	b.WriteString(op.name)
 	for _, p := range op.params {
+		if !p.visible(role) {
+			continue
+		}
 		if p.required {
 			fmt.Fprintf(&b, " <%s>", p.name)
 		} else {
@@ -96,9 +126,6 @@ func (op operation) usage() string {
 	}
 	return b.String()
 }
-
-// errUsage marks input that does not fit an operation's parameters.
-var errUsage = errors.New("usage")
 
 // parseParam validates one raw argument for p and returns its normal form.
 func parseParam(p param, raw string) (string, error) {
@@ -128,11 +155,13 @@ func runHelp(_ context.Context, _ *Bot, req request) (reply, error) {
 	b.WriteString("Commands:")
 	for _, op := range operations() {
 		if policy.Allows(req.role, op.perm) {
-			fmt.Fprintf(&b, "\n  %s: %s", op.usage(), op.summary)
+			fmt.Fprintf(&b, "\n  %s: %s", op.usage(req.role), op.summary)
 		}
 	}
 	if req.role == policy.Stranger {
 		b.WriteString("\nAsk an admin of this service if you should be able to invite people.")
+	} else {
+		b.WriteString("\nClients with an ad-hoc command menu offer the same commands as forms.")
 	}
 	return reply{text: b.String()}, nil
 }
@@ -155,33 +184,87 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 		fmt.Fprintf(&t, "\nLanding page: %s", inv.LandingURL)
 	}
 	fmt.Fprintf(&t, "\nTo cancel it: cancel %s", inv.ID)
-	return reply{text: t.String()}, nil
+
+	// The XEP-0401 result form, so command UIs that know invites can show
+	// a QR code or share button.
+	form := &dataform.Form{Type: dataform.TypeResult, Title: "Account invite", Fields: []dataform.Field{
+		{Var: "FORM_TYPE", Type: dataform.Hidden, Values: []string{invites.FormTypeInvite}},
+		{Var: "uri", Type: dataform.TextSingle, Label: "Invite URI", Values: []string{inv.URI}},
+	}}
+	if inv.LandingURL != "" {
+		form.Fields = append(form.Fields, dataform.Field{Var: "landing-url", Type: dataform.TextSingle, Label: "Landing page", Values: []string{inv.LandingURL}})
+	}
+	if !inv.Expires.IsZero() {
+		form.Fields = append(form.Fields, dataform.Field{Var: "expire", Type: dataform.TextSingle, Label: "Expires", Values: []string{inv.Expires.UTC().Format(time.RFC3339)}})
+	}
+	form.Fields = append(form.Fields, dataform.Field{Var: "id", Type: dataform.TextSingle, Label: "Invite id", Values: []string{inv.ID}})
+	return reply{text: t.String(), form: form}, nil
 }
 
-// listLimit caps how many invites one chat reply shows.
+// listLimit caps how many invites one reply shows.
 const listLimit = 20
 
 func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
-	invs, err := b.svc.List(ctx, req.actor)
+	whose := req.args["jid"]
+	invs, err := b.svc.List(ctx, req.actor, whose)
 	if err != nil {
 		return reply{}, err
 	}
+	owner := "Your invites"
+	if whose != "" && whose != req.actor {
+		owner = "Invites of " + whose
+	}
+	form := &dataform.Form{Type: dataform.TypeResult, Title: owner, Reported: &dataform.Reported{Fields: []dataform.Field{
+		{Var: "id", Label: "Id"}, {Var: "state", Label: "State"}, {Var: "created", Label: "Created"}, {Var: "expires", Label: "Expires"},
+	}}}
 	if len(invs) == 0 {
-		return reply{text: "You have no invites yet. Send invite to create one."}, nil
+		if owner == "Your invites" {
+			return reply{text: "You have no invites yet. Send invite to create one."}, nil
+		}
+		return reply{text: whose + " has no invites."}, nil
 	}
 	var t strings.Builder
-	fmt.Fprintf(&t, "Your invites (%d, newest first):", len(invs))
+	fmt.Fprintf(&t, "%s (%d, newest first):", owner, len(invs))
 	for i, inv := range invs {
 		if i == listLimit {
 			fmt.Fprintf(&t, "\n  … and %d older", len(invs)-listLimit)
 			break
 		}
-		fmt.Fprintf(&t, "\n  %s  %s  created %s", inv.ID, inv.State, formatTime(inv.Created))
+		expires := ""
 		if inv.State == store.StatePending && !inv.Expires.IsZero() {
-			fmt.Fprintf(&t, ", expires %s", formatTime(inv.Expires))
+			expires = formatTime(inv.Expires)
 		}
+		fmt.Fprintf(&t, "\n  %s  %s  created %s", inv.ID, inv.State, formatTime(inv.Created))
+		if expires != "" {
+			fmt.Fprintf(&t, ", expires %s", expires)
+		}
+		form.Items = append(form.Items, dataform.Item{Fields: []dataform.Field{
+			{Var: "id", Values: []string{inv.ID}}, {Var: "state", Values: []string{string(inv.State)}},
+			{Var: "created", Values: []string{formatTime(inv.Created)}}, {Var: "expires", Values: []string{expires}},
+		}})
 	}
-	return reply{text: t.String()}, nil
+	return reply{text: t.String(), form: form}, nil
+}
+
+// pendingInvites offers the actor's pending invites to choose from.
+func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option, error) {
+	invs, err := b.svc.List(ctx, req.actor, "")
+	if err != nil {
+		return nil, err
+	}
+	var opts []dataform.Option
+	for _, inv := range invs {
+		if inv.State != store.StatePending {
+			continue
+		}
+		label := fmt.Sprintf("%s, created %s", inv.ID, formatTime(inv.Created))
+		opts = append(opts, dataform.Option{Label: label, Value: inv.ID})
+	}
+	return opts, nil
+}
+
+func confirmCancel(_ context.Context, _ *Bot, req request) (string, error) {
+	return fmt.Sprintf("Cancel invite %s? Whoever holds it will no longer be able to use it with this bot.", req.args["id"]), nil
 }
 
 func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -201,6 +284,19 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{}, err
 	}
 	return reply{text: fmt.Sprintf("%s may now create invites.", target)}, nil
+}
+
+// currentInviters offers the JIDs holding a grant to choose from.
+func currentInviters(ctx context.Context, b *Bot, req request) ([]dataform.Option, error) {
+	grants, err := b.svc.Inviters(ctx, req.actor)
+	if err != nil {
+		return nil, err
+	}
+	opts := make([]dataform.Option, 0, len(grants))
+	for _, g := range grants {
+		opts = append(opts, dataform.Option{Value: g.JID})
+	}
+	return opts, nil
 }
 
 func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -223,6 +319,9 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(grants) == 0 {
 		return reply{text: "Nobody holds a grant. Use grant <jid> to add an inviter."}, nil
 	}
+	form := &dataform.Form{Type: dataform.TypeResult, Title: "Inviters", Reported: &dataform.Reported{Fields: []dataform.Field{
+		{Var: "jid", Label: "JID"}, {Var: "granted_by", Label: "Granted by"}, {Var: "granted_at", Label: "Granted"}, {Var: "note", Label: "Note"},
+	}}}
 	var t strings.Builder
 	fmt.Fprintf(&t, "Inviters (%d):", len(grants))
 	for _, g := range grants {
@@ -230,8 +329,12 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 		if g.Note != "" {
 			fmt.Fprintf(&t, " (%s)", g.Note)
 		}
+		form.Items = append(form.Items, dataform.Item{Fields: []dataform.Field{
+			{Var: "jid", Values: []string{g.JID}}, {Var: "granted_by", Values: []string{g.GrantedBy}},
+			{Var: "granted_at", Values: []string{formatTime(g.GrantedAt)}}, {Var: "note", Values: []string{g.Note}},
+		}})
 	}
-	return reply{text: t.String()}, nil
+	return reply{text: t.String(), form: form}, nil
 }
 
 // formatTime shows times in UTC to the minute: inviters and invitees are in

@@ -11,6 +11,8 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/internal/dataform"
 )
 
 // Minted is what a server hands back for one new account invite.
@@ -52,8 +54,6 @@ type IQSender interface {
 const (
 	NodeCreateAccount = "urn:xmpp:invite#create-account"
 	FormTypeInvite    = "urn:xmpp:invite#invitation"
-	nsCommands        = "http://jabber.org/protocol/commands"
-	nsDataForms       = "jabber:x:data"
 )
 
 // Tunables for talking to the server.
@@ -99,7 +99,7 @@ func (a AdhocIssuer) Mint(ctx context.Context) (Minted, error) {
 				Node:      NodeCreateAccount,
 				SessionID: resp.SessionID,
 				Action:    "complete",
-				Form:      resp.Form.submission(),
+				Form:      resp.Form.Submission(),
 			}
 		default:
 			return Minted{}, fmt.Errorf("mint invite: command ended with status %q%s", resp.Status, resp.notes())
@@ -153,13 +153,13 @@ func classifyCommandError(err error) error {
 	}
 }
 
-func mintedFromForm(f *dataForm) (Minted, error) {
+func mintedFromForm(f *dataform.Form) (Minted, error) {
 	if f == nil {
 		return Minted{}, errors.New("mint invite: completed without a result form")
 	}
 	m := Minted{
-		URI:        f.value("uri"),
-		LandingURL: f.value("landing-url"),
+		URI:        f.Value("uri"),
+		LandingURL: f.Value("landing-url"),
 	}
 	if m.URI == "" {
 		return Minted{}, errors.New("mint invite: result form has no uri")
@@ -170,9 +170,9 @@ func mintedFromForm(f *dataForm) (Minted, error) {
 	}
 	m.Token = parsed.Token
 	// XEP-0401 0.5 says "expire", some servers and later drafts "expiry".
-	expire := f.value("expire")
+	expire := f.Value("expire")
 	if expire == "" {
-		expire = f.value("expiry")
+		expire = f.Value("expiry")
 	}
 	if expire != "" {
 		m.Expires, err = time.Parse(time.RFC3339, expire)
@@ -186,20 +186,20 @@ func mintedFromForm(f *dataForm) (Minted, error) {
 
 // commandRequest is the XEP-0050 <command/> the bot sends.
 type commandRequest struct {
-	XMLName   xml.Name  `xml:"http://jabber.org/protocol/commands command"`
-	Node      string    `xml:"node,attr"`
-	Action    string    `xml:"action,attr,omitempty"`
-	SessionID string    `xml:"sessionid,attr,omitempty"`
-	Form      *dataForm `xml:"jabber:x:data x,omitempty"`
+	XMLName   xml.Name       `xml:"http://jabber.org/protocol/commands command"`
+	Node      string         `xml:"node,attr"`
+	Action    string         `xml:"action,attr,omitempty"`
+	SessionID string         `xml:"sessionid,attr,omitempty"`
+	Form      *dataform.Form `xml:"jabber:x:data x,omitempty"`
 }
 
 // commandResponse is the XEP-0050 <command/> a server answers with.
 type commandResponse struct {
-	XMLName   xml.Name  `xml:"http://jabber.org/protocol/commands command"`
-	Status    string    `xml:"status,attr"`
-	SessionID string    `xml:"sessionid,attr"`
-	Notes     []note    `xml:"note"`
-	Form      *dataForm `xml:"jabber:x:data x"`
+	XMLName   xml.Name       `xml:"http://jabber.org/protocol/commands command"`
+	Status    string         `xml:"status,attr"`
+	SessionID string         `xml:"sessionid,attr"`
+	Notes     []note         `xml:"note"`
+	Form      *dataform.Form `xml:"jabber:x:data x"`
 }
 
 type note struct {
@@ -213,46 +213,6 @@ func (r commandResponse) notes() string {
 		fmt.Fprintf(&b, " [%s: %s]", n.Type, strings.TrimSpace(n.Text))
 	}
 	return b.String()
-}
-
-// dataForm is the part of XEP-0004 the issuer needs. mellium's form package
-// does not keep fields of result forms that lack a type, so this is decoded
-// by hand.
-type dataForm struct {
-	XMLName xml.Name    `xml:"jabber:x:data x"`
-	Type    string      `xml:"type,attr"`
-	Fields  []formField `xml:"field"`
-}
-
-type formField struct {
-	Var    string   `xml:"var,attr"`
-	Type   string   `xml:"type,attr,omitempty"`
-	Values []string `xml:"value"`
-}
-
-func (f *dataForm) value(name string) string {
-	for _, fld := range f.Fields {
-		if fld.Var == name && len(fld.Values) > 0 {
-			return strings.TrimSpace(fld.Values[0])
-		}
-	}
-	return ""
-}
-
-// submission turns a presented form into a submit form carrying its
-// defaults; nil in, nil out.
-func (f *dataForm) submission() *dataForm {
-	if f == nil {
-		return nil
-	}
-	sub := &dataForm{Type: "submit"}
-	for _, fld := range f.Fields {
-		if fld.Var == "" || fld.Type == "fixed" {
-			continue
-		}
-		sub.Fields = append(sub.Fields, formField{Var: fld.Var, Values: fld.Values})
-	}
-	return sub
 }
 
 // marshalTokens encodes v and returns it as a token stream for mellium.

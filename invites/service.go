@@ -121,12 +121,19 @@ func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error
 	return inv, nil
 }
 
-// List returns actor's own invites, newest first.
-func (s *Service) List(ctx context.Context, actor string) ([]store.Invite, error) {
-	if _, err := s.authorize(ctx, actor, policy.ListInvites); err != nil {
+// List returns the invites issued by whose (actor's own when empty),
+// newest first. Only admins may list someone else's.
+func (s *Service) List(ctx context.Context, actor, whose string) ([]store.Invite, error) {
+	perm := policy.ListInvites
+	if whose == "" {
+		whose = actor
+	} else if whose != actor {
+		perm = policy.ListAnyInvites
+	}
+	if _, err := s.authorize(ctx, actor, perm); err != nil {
 		return nil, err
 	}
-	invs, err := s.store.InvitesByInviter(ctx, actor)
+	invs, err := s.store.InvitesByInviter(ctx, whose)
 	if err != nil {
 		return nil, fmt.Errorf("list invites: %w", err)
 	}

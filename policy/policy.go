@@ -59,18 +59,21 @@ const (
 	ManageGrants
 	// ListInviters shows everyone who holds a grant.
 	ListInviters
+	// ListAnyInvites shows the invites of any inviter.
+	ListAnyInvites
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
 // not a switch, so adding a permission without deciding who holds it fails
 // closed (the zero value would be Stranger, so Allows checks presence).
 var minimumRole = map[Permission]Role{
-	ReadHelp:     Stranger,
-	CreateInvite: Inviter,
-	ListInvites:  Inviter,
-	CancelInvite: Inviter,
-	ManageGrants: Admin,
-	ListInviters: Admin,
+	ReadHelp:       Stranger,
+	CreateInvite:   Inviter,
+	ListInvites:    Inviter,
+	CancelInvite:   Inviter,
+	ManageGrants:   Admin,
+	ListInviters:   Admin,
+	ListAnyInvites: Admin,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are

@@ -44,6 +44,8 @@ func TestAllows(t *testing.T) {
 		{Admin, CreateInvite, true},
 		{Admin, ManageGrants, true},
 		{Admin, ListInviters, true},
+		{Inviter, ListAnyInvites, false},
+		{Admin, ListAnyInvites, true},
 		{Admin, Permission(999), false},
 	}
 	for _, tc := range tests {

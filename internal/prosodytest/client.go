@@ -2,8 +2,8 @@ package prosodytest
 
 import (
 	"bytes"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -80,11 +80,18 @@ func Dial(ctx context.Context, srv *Server, user jid.JID, pass string) (*Client,
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", srv.C2SAddr, err)
 	}
+	// Close on ctx end: mellium's own negotiation deadline handling can miss
+	// a blocked read (it sets a past deadline and clears it right away).
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	sess, err := xmpp.NewClientSession(ctx, user.Bare(), conn,
 		xmpp.StartTLS(srv.TLSConfig(user.Domainpart())),
 		xmpp.SASL("", pass, sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1),
 		xmpp.BindResource(),
 	)
+	if !stop() {
+		conn.Close()
+		return nil, fmt.Errorf("negotiate session: %w (%v)", context.Cause(ctx), err)
+	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("negotiate session: %w", err)

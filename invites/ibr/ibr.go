@@ -36,9 +36,9 @@ const closeGrace = 2 * time.Second
 
 // XML namespaces used on the wire.
 const (
-	nsPreauth         = "urn:xmpp:pars:0"                      // XEP-0379/0445 preauth payload
-	nsIBRToken        = "urn:xmpp:ibr-token:0"                 // XEP-0445 stream feature
-	nsRegister        = "jabber:iq:register"                   // XEP-0077 payload
+	nsPreauth         = "urn:xmpp:pars:0"                        // XEP-0379/0445 preauth payload
+	nsIBRToken        = "urn:xmpp:ibr-token:0"                   // XEP-0445 stream feature
+	nsRegister        = "jabber:iq:register"                     // XEP-0077 payload
 	nsRegisterFeature = "http://jabber.org/features/iq-register" // XEP-0077 stream feature
 	nsSASL            = "urn:ietf:params:xml:ns:xmpp-sasl"
 )

@@ -33,10 +33,10 @@ var scramMechanisms = []sasl.Mechanism{
 
 // stream is one negotiated c2s stream with its read loop running.
 type stream struct {
-	conn    net.Conn // the TCP connection; closing it stops everything
-	sess    *xmpp.Session
-	ended   chan struct{} // closed when the read loop returns
-	endErr  error         // why the read loop returned; read after ended is closed
+	conn      net.Conn // the TCP connection; closing it stops everything
+	sess      *xmpp.Session
+	ended     chan struct{} // closed when the read loop returns
+	endErr    error         // why the read loop returned; read after ended is closed
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -163,7 +163,19 @@ func dial(ctx context.Context, cfg Config, origin jid.JID, features ...xmpp.Stre
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", cfg.Addr, err)
 	}
+	// mellium bounds negotiation by setting a past deadline and immediately
+	// clearing it again, which a blocked read can miss (seen hanging against
+	// a server that accepts and stays silent). Closing the connection when
+	// ctx ends cannot be missed.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	sess, err := xmpp.NewClientSession(ctx, origin, conn, features...)
+	if !stop() {
+		conn.Close()
+		if err == nil {
+			err = errors.New("connection closed")
+		}
+		return nil, fmt.Errorf("negotiate stream with %s: %w: %w", cfg.Addr, context.Cause(ctx), err)
+	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("negotiate stream with %s: %w", cfg.Addr, err)
@@ -215,6 +227,11 @@ func (s *stream) iq(ctx context.Context, typ stanza.IQType, payload xml.TokenRea
 	// failing before the read loop noticed the connection was gone.
 	select {
 	case <-s.ended:
+		if s.endErr != nil {
+			// The read loop's error says why (stream error, EOF, reset);
+			// err would only be "context canceled".
+			return fmt.Errorf("%w: %w", errStreamEnded, s.endErr)
+		}
 		return fmt.Errorf("%w: %w", errStreamEnded, err)
 	default:
 	}
@@ -241,7 +258,7 @@ func (s *stream) preauth(ctx context.Context, token string) error {
 		return nil
 	case !errors.As(err, &serr):
 		return fmt.Errorf("preauth: %w", err)
-	case serr.Condition == stanza.ItemNotFound,
+	case serr.Condition == stanza.Forbidden, serr.Condition == stanza.ItemNotFound,
 		serr.Condition == stanza.NotAllowed:
 		return fmt.Errorf("%w (%s): %w", ErrTokenRejected, serr.Condition, serr)
 	default:
