@@ -1,0 +1,83 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/policy"
+)
+
+func TestSessionTable(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	tbl := newSessionTable(clock.now)
+	const owner = "admin@durare.test/laptop"
+
+	s, err := tbl.open(owner, "grant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.get(s.id, "admin@durare.test/phone", "grant"); !errors.Is(err, errBadSession) {
+		t.Errorf("other resource: %v, want errBadSession", err)
+	}
+	if _, err := tbl.get(s.id, owner, "revoke"); !errors.Is(err, errBadSession) {
+		t.Errorf("other node: %v, want errBadSession", err)
+	}
+	clock.advance(sessionTTL - time.Second)
+	if _, err := tbl.get(s.id, owner, "grant"); err != nil {
+		t.Errorf("within TTL: %v", err)
+	}
+	// get extended the life; let it lapse now.
+	clock.advance(sessionTTL)
+	if _, err := tbl.get(s.id, owner, "grant"); !errors.Is(err, errSessionExpired) {
+		t.Errorf("after TTL: %v, want errSessionExpired", err)
+	}
+	if _, err := tbl.get(s.id, owner, "grant"); !errors.Is(err, errBadSession) {
+		t.Errorf("expired session asked twice: %v, want errBadSession", err)
+	}
+
+	for i := range maxSessionsPerJID {
+		if _, err := tbl.open(owner, "grant"); err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+	}
+	if _, err := tbl.open(owner, "grant"); !errors.Is(err, errTooManySessions) {
+		t.Errorf("over the per-JID cap: %v", err)
+	}
+	if _, err := tbl.open("other@x.org/r", "grant"); err != nil {
+		t.Errorf("another JID is not limited by this one's sessions: %v", err)
+	}
+	clock.advance(sessionTTL)
+	if _, err := tbl.open(owner, "grant"); err != nil {
+		t.Errorf("expired sessions still count against the cap: %v", err)
+	}
+}
+
+// TestRunCommandExpiredSession drives the command state machine without a
+// server to reach the one error a real-time test cannot wait for.
+func TestRunCommandExpiredSession(t *testing.T) {
+	f := newFixture(t)
+	from := jid.MustParse(admin + "/laptop")
+	req := iqRequest{iq: stanza.IQ{From: from, To: jid.MustParse("invites.durare.test")},
+		command: commandIn{Node: "grant", Action: actionExecute}}
+	out, cerr := f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+	if cerr != nil || out.Status != statusExecuting {
+		t.Fatalf("execute: %+v, %v", out, cerr)
+	}
+	f.clock.advance(sessionTTL + time.Second)
+	req.command = commandIn{Node: "grant", Action: actionComplete, SessionID: out.SessionID,
+		Forms: []dataform.Form{{Type: dataform.TypeSubmit, Fields: []dataform.Field{{Var: "jid", Values: []string{"bob@x.org"}}}}}}
+	_, cerr = f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+	if cerr == nil || cerr.App == nil || cerr.App.XMLName.Local != "session-expired" {
+		t.Fatalf("late completion: %+v, want session-expired", cerr)
+	}
+	if got := f.mustSay(t, admin, "inviters"); strings.Contains(got, "bob@x.org") {
+		t.Error("expired session still granted")
+	}
+}
