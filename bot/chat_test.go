@@ -81,7 +81,8 @@ func newFixture(t *testing.T) *fixture {
 	clock := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
 	iss := &fakeIssuer{}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	svc := invites.NewService(st, iss, "durare.test", map[string]bool{admin: true}, clock.now, log)
+	svc := invites.NewService(invites.Options{Store: st, Issuer: iss, Domain: "durare.test",
+		Admins: map[string]bool{admin: true}, Now: clock.now, Log: log})
 	b := New(Config{Service: svc, Component: jid.MustParse("invites.durare.test"), Log: log, Now: clock.now})
 	return &fixture{bot: b, store: st, issuer: iss, clock: clock}
 }

@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
+	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
 )
@@ -38,24 +41,64 @@ const (
 	ActionRevoke       = "revoke"
 )
 
-// Service carries out invite operations on behalf of bare JIDs.
-type Service struct {
-	store  *store.Store
-	issuer Issuer
-	domain string
-	admins map[string]bool
-	now    func() time.Time
-	log    *slog.Logger
+// Observer is told about invite events, for metrics. Nil means nobody
+// listens.
+type Observer interface {
+	InviteCreated()
+	InviteDenied()
+	InviteUsed()
 }
 
-// NewService returns a Service minting invites for domain through issuer.
-// admins holds normalised bare JIDs; now may be nil for the wall clock.
-func NewService(st *store.Store, issuer Issuer, domain string, admins map[string]bool, now func() time.Time, log *slog.Logger) *Service {
-	if now == nil {
-		now = time.Now
-	}
-	return &Service{store: st, issuer: issuer, domain: domain, admins: admins, now: now, log: log}
+// Options wire a Service.
+type Options struct {
+	// Store holds invites, grants and the audit log.
+	Store *store.Store
+	// Issuer mints tokens on the server.
+	Issuer Issuer
+	// Domain is the XMPP domain invites create accounts on.
+	Domain string
+	// Admins holds normalised bare JIDs.
+	Admins map[string]bool
+	// C2S reaches the server's client port, for registering accounts with
+	// a token (browser registration).
+	C2S ibr.Config
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives the service's logs.
+	Log *slog.Logger
+	// Observer, when set, counts events.
+	Observer Observer
 }
+
+// Service carries out invite operations on behalf of bare JIDs.
+type Service struct {
+	store    *store.Store
+	issuer   Issuer
+	domain   string
+	admins   map[string]bool
+	c2s      ibr.Config
+	now      func() time.Time
+	log      *slog.Logger
+	observer Observer
+}
+
+// NewService returns a Service.
+func NewService(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	return &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain, admins: o.Admins,
+		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) InviteCreated() {}
+func (nopObserver) InviteDenied()  {}
+func (nopObserver) InviteUsed()    {}
 
 // Domain is the XMPP domain the invites create accounts on.
 func (s *Service) Domain() string { return s.domain }
@@ -93,6 +136,9 @@ func (s *Service) authorize(ctx context.Context, actor string, p policy.Permissi
 // database does not hold.
 func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error) {
 	if _, err := s.authorize(ctx, actor, policy.CreateInvite); err != nil {
+		if errors.Is(err, ErrForbidden) {
+			s.observer.InviteDenied()
+		}
 		return store.Invite{}, err
 	}
 	minted, err := s.issuer.Mint(ctx)
@@ -116,9 +162,68 @@ func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error
 			slog.String("inviter", actor), slog.String("token", RedactToken(minted.Token)), slog.Any("err", err))
 		return store.Invite{}, fmt.Errorf("create invite: store: %w", err)
 	}
+	s.observer.InviteCreated()
 	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", actor),
 		slog.Time("expires", inv.Expires))
 	return inv, nil
+}
+
+// Lookup returns the invite with that id, for showing it to whoever holds
+// the link (the landing page). The id is the secret here: 80 random bits.
+func (s *Service) Lookup(ctx context.Context, id string) (store.Invite, error) {
+	if !store.ValidID(id) {
+		return store.Invite{}, ErrNoSuchInvite
+	}
+	inv, err := s.store.Invite(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Invite{}, ErrNoSuchInvite
+	} else if err != nil {
+		return store.Invite{}, fmt.Errorf("look up invite: %w", err)
+	}
+	return inv, nil
+}
+
+// ActionInviteUse is the audit action for an invite that created an account.
+const ActionInviteUse = "invite.use"
+
+// RegisterAccount creates username@domain with the invite's token over the
+// server's client port, then marks the invite used by that account. The
+// password only passes through: it is neither logged nor stored.
+func (s *Service) RegisterAccount(ctx context.Context, id, username, password string) (jid.JID, error) {
+	inv, err := s.Lookup(ctx, id)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	if inv.State != store.StatePending {
+		return jid.JID{}, ErrNotPending
+	}
+	if !inv.Expires.IsZero() && !s.now().Before(inv.Expires) {
+		return jid.JID{}, ErrNotPending
+	}
+	account, err := ibr.Register(ctx, s.c2s, inv.Token, username, password)
+	if err != nil {
+		if errors.Is(err, ibr.ErrTokenRejected) {
+			// The server says the token is gone although our record says
+			// pending: it was used elsewhere. Usage tracking will record
+			// it; the visitor just learns the invite is spent.
+			return jid.JID{}, ErrNotPending
+		}
+		return jid.JID{}, fmt.Errorf("register account: %w", err)
+	}
+	_, err = s.store.SetInviteState(ctx, id, store.StateUsed, account.String(), store.AuditEntry{
+		Time: s.now().UTC(), Actor: account.String(), Action: ActionInviteUse, Subject: id,
+		Detail: "registered in the browser; invited by " + inv.Inviter,
+	})
+	if err != nil {
+		// The account exists; only our record lags. Say so in the log,
+		// but do not tell the new user their account failed.
+		s.log.ErrorContext(ctx, "account registered but invite not marked used",
+			slog.String("id", id), slog.String("account", account.String()), slog.Any("err", err))
+	}
+	s.observer.InviteUsed()
+	s.log.InfoContext(ctx, "account registered with invite", slog.String("id", id),
+		slog.String("account", account.String()), slog.String("inviter", inv.Inviter))
+	return account, nil
 }
 
 // List returns the invites issued by whose (actor's own when empty),

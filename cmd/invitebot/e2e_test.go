@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -59,21 +60,32 @@ func (w *world) user(t *testing.T, local, host string) *prosodytest.Client {
 
 func (w *world) config(t *testing.T) *config.Config {
 	t.Helper()
-	cfg := &config.Config{
-		XMPP: config.XMPPConfig{
-			Component: w.srv.Component,
-			Server:    w.srv.ComponentAddr,
-			Secret:    w.srv.ComponentSecret,
-			Domain:    w.srv.Domain,
-		},
-		Admins: []string{"admin@" + w.srv.Domain},
-		Store:  config.StoreConfig{Path: w.dbPath},
-		Log:    config.LogConfig{Level: "debug", Format: "text"},
-	}
+	cfg := new(config.Config)
+	*cfg = config.Defaults()
+	cfg.XMPP.Component = w.srv.Component
+	cfg.XMPP.Server = w.srv.ComponentAddr
+	cfg.XMPP.Secret = w.srv.ComponentSecret
+	cfg.XMPP.Domain = w.srv.Domain
+	cfg.XMPP.C2S = w.srv.C2SAddr
+	cfg.XMPP.C2STLS.CAFile = w.caFile(t)
+	cfg.Admins = []string{"admin@" + w.srv.Domain}
+	cfg.Store.Path = w.dbPath
+	cfg.Log.Level = "debug"
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
 	return cfg
+}
+
+// caFile writes the test server's certificate where xmpp.c2s_tls.ca_file
+// can point.
+func (w *world) caFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(w.srv.Dir, "ca.pem")
+	if err := os.WriteFile(path, w.srv.CACert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // runningBot is serve() in a goroutine.

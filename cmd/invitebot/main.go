@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"durare.org/invitebot/bot"
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/invites"
+	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/store"
 )
 
@@ -92,6 +95,30 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// c2sConfig turns the xmpp.c2s settings into the registration client's.
+func c2sConfig(cfg *config.Config) (ibr.Config, error) {
+	tc := &tls.Config{ServerName: cfg.XMPP.C2STLS.ServerName, MinVersion: tls.VersionTLS12,
+		InsecureSkipVerify: cfg.XMPP.C2STLS.InsecureSkipVerify} // #nosec G402 -- opt-in, warned about
+	if tc.ServerName == "" {
+		tc.ServerName = cfg.XMPP.Domain
+	}
+	if cfg.XMPP.C2STLS.CAFile != "" {
+		pem, err := os.ReadFile(cfg.XMPP.C2STLS.CAFile)
+		if err != nil {
+			return ibr.Config{}, fmt.Errorf("xmpp.c2s_tls.ca_file: %w", err)
+		}
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return ibr.Config{}, fmt.Errorf("xmpp.c2s_tls.ca_file: %s holds no PEM certificate", cfg.XMPP.C2STLS.CAFile)
+		}
+		tc.RootCAs = roots
+	}
+	return ibr.Config{Addr: cfg.XMPP.C2S, Domain: cfg.XMPP.Domain, TLS: tc}, nil
+}
+
 // serve runs the bot until ctx ends, then shuts down in order: stop taking
 // commands and let those in flight answer, close the component link, close
 // the database last (in-flight commands write to it). tune, when not nil,
@@ -118,7 +145,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 	}
 	link := bot.NewLink(linkCfg, log.With(slog.String("room", "link")))
 	issuer := invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.ComponentJID(), Link: link}
-	svc := invites.NewService(st, issuer, cfg.XMPP.Domain, cfg.AdminSet(), nil, log.With(slog.String("room", "invites")))
+	c2s, err := c2sConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.XMPP.C2STLS.InsecureSkipVerify {
+		log.Warn("xmpp.c2s_tls.insecure_skip_verify is on: the c2s certificate is NOT verified; never use this in production")
+	}
+	svc := invites.NewService(invites.Options{
+		Store: st, Issuer: issuer, Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), C2S: c2s,
+		Log: log.With(slog.String("room", "invites")),
+	})
 	b := bot.New(bot.Config{
 		Service:   svc,
 		Component: cfg.ComponentJID(),

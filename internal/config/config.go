@@ -19,12 +19,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -39,7 +41,16 @@ const (
 	DefaultStorePath = "invitebot.db"
 	DefaultLogLevel  = "info"
 	DefaultLogFormat = "text"
+	DefaultC2S       = "127.0.0.1:5222"
+
+	DefaultInvitesPerDay = 5
+	DefaultMaxPending    = 10
+	DefaultGlobalPerDay  = 100
+	DefaultCheckInterval = time.Minute
 )
+
+// minCheckInterval keeps usage tracking from hammering the server.
+const minCheckInterval = 10 * time.Second
 
 // EnvPrefix starts the name of every environment override.
 const EnvPrefix = "INVITEBOT"
@@ -57,9 +68,12 @@ type Config struct {
 	XMPP XMPPConfig `mapstructure:"xmpp"`
 	// Admins are the bare JIDs (on any domain) allowed to administer the
 	// bot. Validate case-folds them to their canonical form.
-	Admins []string    `mapstructure:"admins"`
-	Store  StoreConfig `mapstructure:"store"`
-	Log    LogConfig   `mapstructure:"log"`
+	Admins  []string      `mapstructure:"admins"`
+	Store   StoreConfig   `mapstructure:"store"`
+	Log     LogConfig     `mapstructure:"log"`
+	HTTP    HTTPConfig    `mapstructure:"http"`
+	Policy  PolicyConfig  `mapstructure:"policy"`
+	Invites InvitesConfig `mapstructure:"invites"`
 }
 
 // XMPPConfig describes the XEP-0114 component link and the served domain.
@@ -80,10 +94,61 @@ type XMPPConfig struct {
 	// Domain is the XMPP domain on which invitations create accounts, a
 	// bare domain such as example.org.
 	Domain string `mapstructure:"domain"`
+	// C2S is host:port of the server's client (c2s) listener. The bot
+	// registers accounts there with an invite's token (browser
+	// registration) and checks and consumes tokens (usage tracking,
+	// revocation).
+	C2S string `mapstructure:"c2s"`
+	// C2STLS says how the c2s certificate is verified. STARTTLS is always
+	// required.
+	C2STLS C2STLSConfig `mapstructure:"c2s_tls"`
 
 	// secretFromFile records that Load copied SecretFile's content into
 	// Secret, so Validate can tell that from an admin setting both.
 	secretFromFile bool
+}
+
+// C2STLSConfig configures certificate verification on the c2s link.
+type C2STLSConfig struct {
+	// ServerName is the name the certificate must carry; xmpp.domain when
+	// empty.
+	ServerName string `mapstructure:"server_name"`
+	// CAFile is a PEM file of extra CAs (or a self-signed certificate) to
+	// trust besides the system roots.
+	CAFile string `mapstructure:"ca_file"`
+	// InsecureSkipVerify turns verification off. For tests only; the bot
+	// warns loudly at start.
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
+}
+
+// HTTPConfig configures the web server (landing pages, QR codes, browser
+// registration, health and metrics).
+type HTTPConfig struct {
+	// Listen is host:port to listen on; empty disables the web server.
+	Listen string `mapstructure:"listen"`
+	// PublicURL is how people reach the web server, usually through a TLS
+	// proxy, e.g. https://invites.example.org. Required with Listen.
+	PublicURL string `mapstructure:"public_url"`
+}
+
+// PolicyConfig holds the abuse limits.
+type PolicyConfig struct {
+	// InvitesPerDay is how many invites one inviter may create in any
+	// rolling 24 hours; a grant may override it.
+	InvitesPerDay int `mapstructure:"invites_per_day"`
+	// MaxPending is how many of one inviter's invites may be pending at
+	// once; a grant may override it.
+	MaxPending int `mapstructure:"max_pending"`
+	// GlobalPerDay caps the invites all inviters together (admins
+	// excluded) create in any rolling 24 hours.
+	GlobalPerDay int `mapstructure:"global_per_day"`
+}
+
+// InvitesConfig tunes invite lifecycle work.
+type InvitesConfig struct {
+	// CheckInterval is how often pending invites' tokens are checked at the
+	// server to notice used and expired ones.
+	CheckInterval time.Duration `mapstructure:"check_interval"`
 }
 
 // StoreConfig locates the bbolt database.
@@ -112,12 +177,19 @@ var logFormats = []string{"text", "json"}
 
 // defaults returns the values used for keys absent from both file and
 // environment.
-func defaults() Config {
+func defaults() Config { return Defaults() }
+
+// Defaults returns a Config holding every default value, the starting point
+// for a Config built in code (tests) rather than loaded.
+func Defaults() Config {
 	var c Config
 	c.XMPP.Server = DefaultServer
 	c.Store.Path = DefaultStorePath
 	c.Log.Level = DefaultLogLevel
 	c.Log.Format = DefaultLogFormat
+	c.XMPP.C2S = DefaultC2S
+	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay}
+	c.Invites.CheckInterval = DefaultCheckInterval
 	return c
 }
 
@@ -241,7 +313,52 @@ func (c *Config) validate(checkSecret bool) []error {
 	errs = append(errs, validateAdmins(c.Admins)...)
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.Log.validate()...)
+	errs = append(errs, c.HTTP.validate()...)
+	errs = append(errs, c.Policy.validate()...)
+	errs = append(errs, c.Invites.validate()...)
 	return errs
+}
+
+func (h *HTTPConfig) validate() []error {
+	var errs []error
+	if h.Listen == "" {
+		return nil
+	}
+	if err := validateHostPort(h.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("http.listen: %w", err))
+	}
+	u, err := url.Parse(h.PublicURL)
+	switch {
+	case h.PublicURL == "":
+		errs = append(errs, errors.New("http.public_url: required when http.listen is set (how people reach the pages, e.g. https://invites.example.org)"))
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
+		errs = append(errs, fmt.Errorf("http.public_url: %q is not an http(s) base URL like https://invites.example.org", h.PublicURL))
+	default:
+		h.PublicURL = strings.TrimRight(h.PublicURL, "/")
+	}
+	return errs
+}
+
+func (p *PolicyConfig) validate() []error {
+	var errs []error
+	for key, v := range map[string]int{
+		"policy.invites_per_day": p.InvitesPerDay,
+		"policy.max_pending":     p.MaxPending,
+		"policy.global_per_day":  p.GlobalPerDay,
+	} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s: %d must be at least 1", key, v))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+func (i *InvitesConfig) validate() []error {
+	if i.CheckInterval < minCheckInterval {
+		return []error{fmt.Errorf("invites.check_interval: %s is shorter than %s", i.CheckInterval, minCheckInterval)}
+	}
+	return nil
 }
 
 func (x *XMPPConfig) validate(checkSecret bool) []error {
@@ -264,6 +381,14 @@ func (x *XMPPConfig) validate(checkSecret bool) []error {
 
 	if err := validateHostPort(x.Server); err != nil {
 		errs = append(errs, fmt.Errorf("xmpp.server: %w", err))
+	}
+	if err := validateHostPort(x.C2S); err != nil {
+		errs = append(errs, fmt.Errorf("xmpp.c2s: %w", err))
+	}
+	if x.C2STLS.CAFile != "" {
+		if _, err := os.Stat(x.C2STLS.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("xmpp.c2s_tls.ca_file: %w", err))
+		}
 	}
 
 	if checkSecret {
@@ -473,6 +598,9 @@ func yamlNode(v reflect.Value) (*yaml.Node, error) {
 			if val, err = yamlNode(f.Value); err != nil {
 				return nil, err
 			}
+		} else if d, ok := f.Interface().(time.Duration); ok {
+			// Durations as "1m0s", the form they are written in.
+			val = &yaml.Node{Kind: yaml.ScalarNode, Value: d.String()}
 		} else {
 			val = new(yaml.Node)
 			if err := val.Encode(f.Interface()); err != nil {

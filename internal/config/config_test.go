@@ -71,7 +71,11 @@ func TestKeys(t *testing.T) {
 	// Pins the configuration surface: a new key must be added here on purpose.
 	want := []string{
 		"xmpp.component", "xmpp.server", "xmpp.secret", "xmpp.secret_file", "xmpp.domain",
+		"xmpp.c2s", "xmpp.c2s_tls.server_name", "xmpp.c2s_tls.ca_file", "xmpp.c2s_tls.insecure_skip_verify",
 		"admins", "store.path", "log.level", "log.format",
+		"http.listen", "http.public_url",
+		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day",
+		"invites.check_interval",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() = %q, want %q", got, want)
@@ -335,7 +339,7 @@ func TestAdminsCaseFolded(t *testing.T) {
 // Load, where secret_file has not been read.
 func TestValidateSecretSources(t *testing.T) {
 	base := func() Config {
-		var c Config
+		c := Defaults()
 		c.XMPP.Component = "invites.example.org"
 		c.XMPP.Domain = "example.org"
 		c.XMPP.Server = DefaultServer
