@@ -26,6 +26,16 @@ type migration struct {
 var migrations = []migration{
 	{name: "create base buckets", up: migrateV0toV1},
 	{name: "index invites by token and inviter", up: migrateV1toV2},
+	{name: "settings bucket (pause switch)", up: migrateV2toV3},
+}
+
+// migrateV2toV3 adds the settings bucket; no record changes shape (the new
+// Invite and Grant fields decode as zero from older records).
+func migrateV2toV3(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketSettings); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketSettings, err)
+	}
+	return nil
 }
 
 // latestVersion is the schema version this program writes.

@@ -197,7 +197,7 @@ func TestMigrateV1(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
+	if v, err := s.SchemaVersion(ctx); err != nil || v != latestVersion() {
 		t.Fatalf("SchemaVersion after upgrade = %d, %v; want 2", v, err)
 	}
 
@@ -300,7 +300,7 @@ func TestMigrateV1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reopen upgraded file: %v", err)
 	}
-	if v, err := s2.SchemaVersion(ctx); err != nil || v != 2 {
+	if v, err := s2.SchemaVersion(ctx); err != nil || v != latestVersion() {
 		t.Errorf("SchemaVersion after reopen = %d, %v", v, err)
 	}
 	if err := s2.Close(); err != nil {

@@ -73,6 +73,10 @@ type Invite struct {
 	Note       string    `json:"note,omitempty"`
 	UsedBy     string    `json:"used_by,omitempty"` // account created with it, when known
 	Changed    time.Time `json:"changed,omitzero"`  // when State last changed
+	// Revoked records that the server was made to refuse the token of a
+	// cancelled invite. A cancelled invite without it still works at the
+	// server, and revocation is retried.
+	Revoked bool `json:"revoked,omitempty"`
 }
 
 // Grant is the right to invite given by an admin.
@@ -81,6 +85,18 @@ type Grant struct {
 	GrantedBy string    `json:"granted_by"`
 	GrantedAt time.Time `json:"granted_at"`
 	Note      string    `json:"note,omitempty"`
+	// PerDay and MaxPending override the configured per-inviter limits
+	// when non-zero.
+	PerDay     int `json:"per_day,omitempty"`
+	MaxPending int `json:"max_pending,omitempty"`
+}
+
+// Pause is the global pause switch: while Paused, nobody creates invites.
+type Pause struct {
+	Paused bool      `json:"paused"`
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
 }
 
 // AuditEntry is one line of the append-only audit log.
@@ -123,8 +139,10 @@ var (
 	bucketInvitesByInviter = []byte("invites_by_inviter")
 	bucketGrants           = []byte("grants")
 	bucketAudit            = []byte("audit")
+	bucketSettings         = []byte("settings")
 
 	keySchemaVersion = []byte("schema_version")
+	keyPause         = []byte("pause")
 )
 
 // Store is the invitebot database. It is safe for concurrent use; bbolt

@@ -1,0 +1,164 @@
+package web
+
+// Every sentence a person reads on these pages lives in this file, so that a
+// translation is one new Text value and a new clients list, not a hunt
+// through templates. Strings with placeholders use fmt's indexed verbs
+// (%[1]s, %[2]s) so a translator may reorder them.
+
+// Text holds the user-visible strings of the web pages.
+type Text struct {
+	Lang string // BCP 47 tag for <html lang>
+
+	// Landing page.
+	LandingTitle  string // %[1]s domain
+	InvitedYou    string // %[1]s inviter, %[2]s domain
+	InvitedAnon   string // %[1]s domain; when the inviter is unknown
+	ExpiresAt     string // %[1]s date and time (UTC)
+	NoExpiry      string
+	AppIntro      string
+	OpenInApp     string
+	QRAlt         string
+	QRHint        string
+	ClientsTitle  string
+	PreauthNote   string
+	NoPreauthNote string
+
+	// Registration form.
+	FormTitle      string
+	FormIntro      string // %[1]s domain
+	Username       string
+	UsernameHint   string // %[1]s domain
+	Password       string
+	PasswordHint   string // %[1]d minimum length
+	PasswordRepeat string
+	Submit         string
+
+	// Form errors.
+	ErrUsernameEmpty   string
+	ErrUsernameInvalid string
+	ErrUsernameTaken   string
+	ErrPasswordShort   string // %[1]d minimum length
+	ErrPasswordLong    string
+	ErrPasswordMatch   string
+	ErrNotAcceptable   string
+	ErrFormExpired     string
+	ErrTooMany         string
+	ErrInternal        string
+
+	// Success page.
+	SuccessTitle string
+	SuccessLead  string
+	YourAddress  string
+	NextSteps    string
+	KeepPassword string
+
+	// Error pages.
+	GoneTitle        string
+	GoneBody         string
+	TokenUsedBody    string
+	NotFoundTitle    string
+	NotFoundBody     string
+	InternalTitle    string
+	ForbiddenTitle   string
+	TooManyTitle     string
+	AskInviterAgain  string
+	FooterPoweredBy  string
+
+	// Platforms lists the recommended apps per kind of device, in the order
+	// the pages show them. How to sign in differs per app, so it is text.
+	Platforms []Platform
+}
+
+// English is the default and, for now, only text.
+var English = Text{
+	Lang: "en",
+
+	LandingTitle:  "Join %[1]s",
+	InvitedYou:    "%[1]s invited you to %[2]s",
+	InvitedAnon:   "You are invited to %[1]s",
+	ExpiresAt:     "This invitation is valid until %[1]s.",
+	NoExpiry:      "This invitation can be used once.",
+	AppIntro:      "Already have a chat app that speaks XMPP? Open the invitation in it, or scan the code with your phone.",
+	OpenInApp:     "Open in your app",
+	QRAlt:         "QR code of the invitation",
+	QRHint:        "Scan with your phone's camera or chat app.",
+	ClientsTitle:  "Get an app",
+	PreauthNote:   "These apps create your account straight from the invitation: install one, then come back and tap “Open in your app”, or scan the code.",
+	NoPreauthNote: "These apps cannot use the invitation directly: create your account with the form below, then sign in with the app.",
+
+	FormTitle:      "Create your account here",
+	FormIntro:      "Works with any app. Your address will be name@%[1]s.",
+	Username:       "Username",
+	UsernameHint:   "Letters, digits, dots, dashes. Your address: username@%[1]s",
+	Password:       "Password",
+	PasswordHint:   "At least %[1]d characters.",
+	PasswordRepeat: "Password again",
+	Submit:         "Create account",
+
+	ErrUsernameEmpty:   "Please choose a username.",
+	ErrUsernameInvalid: "That username cannot be used. Use letters, digits, dots and dashes, without spaces or @.",
+	ErrUsernameTaken:   "That username is already taken. Please choose another one.",
+	ErrPasswordShort:   "The password is too short: use at least %[1]d characters.",
+	ErrPasswordLong:    "The password is too long.",
+	ErrPasswordMatch:   "The two passwords do not match.",
+	ErrNotAcceptable:   "The server did not accept this username or password. Please try another.",
+	ErrFormExpired:     "The form expired or your browser did not send back our cookie. Please try again.",
+	ErrTooMany:         "Too many attempts from your network. Please wait a few minutes and try again.",
+	ErrInternal:        "Something went wrong on our side. Please try again in a few minutes.",
+
+	SuccessTitle: "Your account is ready",
+	SuccessLead:  "Welcome! Sign in with your new address and the password you chose.",
+	YourAddress:  "Your address",
+	NextSteps:    "Next steps",
+	KeepPassword: "Keep your password safe: nobody can reset it for you from here.",
+
+	GoneTitle:       "This invitation can no longer be used",
+	GoneBody:        "It was already used, cancelled, or it expired.",
+	TokenUsedBody:   "The server no longer accepts this invitation: it was already used or it expired.",
+	NotFoundTitle:   "Invitation not found",
+	NotFoundBody:    "Check that the link is complete.",
+	InternalTitle:   "Something went wrong",
+	ForbiddenTitle:  "Please try again",
+	TooManyTitle:    "Too many attempts",
+	AskInviterAgain: "Ask the person who invited you for a new invitation.",
+	FooterPoweredBy: "Invitations by invitebot",
+
+	Platforms: []Platform{
+		{Name: "Android", Clients: []Client{
+			{Name: "Conversations", URL: "https://conversations.im/", Preauth: true,
+				Login: "Choose “I already have an account”, then enter your address and password."},
+			{Name: "Monocles Chat", URL: "https://monocles.eu/", Preauth: true,
+				Login: "Choose “I already have an account”, then enter your address and password."},
+		}},
+		{Name: "iPhone and iPad", Clients: []Client{
+			{Name: "Monal", URL: "https://monal-im.org/", Preauth: true,
+				Login: "Choose “Login”, then enter your address and password."},
+			{Name: "Siskin IM", URL: "https://siskin.im/", Preauth: true,
+				Login: "Choose “Add account”, then “Existing account”, and enter your address and password."},
+		}},
+		{Name: "Computer", Clients: []Client{
+			{Name: "Dino", URL: "https://dino.im/",
+				Login: "Choose “Sign in”, then enter your address and password."},
+			{Name: "Gajim", URL: "https://gajim.org/",
+				Login: "Choose “Log In”, then enter your address and password."},
+		}},
+	},
+}
+
+// Client is a recommended XMPP app.
+type Client struct {
+	Name string
+	URL  string // the project's own site: stores differ per country
+	// Preauth reports whether the app registers straight from an XEP-0401
+	// URI. Those without it need the browser form.
+	Preauth bool
+	// Login says where to sign in with an existing account, for the
+	// success page.
+	Login string
+}
+
+// Platform groups the clients recommended for one kind of device.
+type Platform struct {
+	Name    string
+	Clients []Client
+}
