@@ -293,35 +293,64 @@ func splitCommand(body string) (name, rest string) {
 }
 
 // bindArgs maps the words after the command onto the parameters role may
-// set. A trailing text parameter takes the rest of the line.
+// set: keyword parameters ("per-day 3") anywhere, the others in order. A
+// trailing text parameter takes the rest of the line; an optional
+// parameter that cannot take a word leaves it to the next one ("audit 50").
 func bindArgs(op operation, role policy.Role, rest string) (map[string]string, error) {
-	var params []param
+	args := make(map[string]string)
+	words := strings.Fields(rest)
+	var positional []param
 	for _, p := range op.params {
-		if p.visible(role) {
-			params = append(params, p)
+		if !p.visible(role) {
+			continue
+		}
+		if p.keyword == "" {
+			positional = append(positional, p)
+			continue
+		}
+		for i := 0; i < len(words); i++ {
+			if !strings.EqualFold(words[i], p.keyword) {
+				continue
+			}
+			if i+1 == len(words) {
+				return nil, fmt.Errorf("%s needs a value", p.keyword)
+			}
+			v, err := parseParam(p, words[i+1])
+			if err != nil {
+				return nil, err
+			}
+			args[p.name] = v
+			words = append(words[:i:i], words[i+2:]...)
+			break
 		}
 	}
-	args := make(map[string]string, len(params))
-	words := strings.Fields(rest)
-	for i, p := range params {
-		if i >= len(words) {
+	next := 0
+	for i, p := range positional {
+		if next >= len(words) {
 			if p.required {
 				return nil, fmt.Errorf("missing %s", p.name)
 			}
-			break
+			continue
 		}
-		raw := words[i]
-		if p.kind == kindText && i == len(params)-1 {
-			raw = strings.Join(words[i:], " ")
-			words = words[:i+1]
+		raw := words[next]
+		last := i == len(positional)-1
+		if p.kind == kindText && last {
+			raw = strings.Join(words[next:], " ")
 		}
 		v, err := parseParam(p, raw)
 		if err != nil {
+			if !p.required && !last {
+				continue
+			}
 			return nil, err
 		}
 		args[p.name] = v
+		next++
+		if p.kind == kindText && last {
+			next = len(words)
+		}
 	}
-	if len(words) > len(params) {
+	if next < len(words) {
 		return nil, errors.New("too many arguments")
 	}
 	return args, nil
@@ -350,6 +379,14 @@ func (b *Bot) userMessage(ctx context.Context, op operation, actor string, err e
 		return "Sorry, you may not use " + op.name + " here."
 	case errors.Is(err, invites.ErrNoSuchInvite):
 		return "No such invite among yours. Send invites to list them."
+	case errors.As(err, new(*invites.PausedError)):
+		var pe *invites.PausedError
+		errors.As(err, &pe)
+		return "Invites are paused: " + pe.Reason
+	case errors.As(err, new(*invites.QuotaError)):
+		var qe *invites.QuotaError
+		errors.As(err, &qe)
+		return "No invite: " + qe.Error() + "."
 	case errors.Is(err, invites.ErrIssuerForbidden):
 		b.log.ErrorContext(ctx, "the server refused to mint an invite: add this component to the admins of the domain's VirtualHost",
 			slog.String("prosody_config", fmt.Sprintf(`VirtualHost %q: admins = { %q }`, b.svc.Domain(), b.component.String())),

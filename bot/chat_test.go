@@ -24,11 +24,22 @@ const (
 	stranger = "mallory@elsewhere.test"
 )
 
-// fakeIssuer mints predictable invites, or fails with err.
+// fakeIssuer mints predictable invites, or fails with err, and deletes
+// tokens like a server with a deletion command.
 type fakeIssuer struct {
-	mu  sync.Mutex
-	n   int
-	err error
+	mu      sync.Mutex
+	n       int
+	err     error
+	deleted []string
+}
+
+func (f *fakeIssuer) Revocation() invites.Revocation { return invites.RevokeByDeletion }
+
+func (f *fakeIssuer) Delete(_ context.Context, token string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleted = append(f.deleted, token)
+	return nil
 }
 
 func (f *fakeIssuer) Mint(context.Context) (invites.Minted, error) {
@@ -206,7 +217,7 @@ func TestChatPermissions(t *testing.T) {
 	if got := f.mustSay(t, stranger, "help"); strings.Contains(got, "invite:") || strings.Contains(got, "grant") {
 		t.Errorf("stranger's help lists commands they cannot run:\n%s", got)
 	}
-	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [note]") || !strings.Contains(got, "inviters") {
+	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [note]") || !strings.Contains(got, "inviters") {
 		t.Errorf("admin's help lacks admin commands:\n%s", got)
 	}
 	if got := f.mustSay(t, inviter, "grant bob@example.org"); !strings.Contains(got, "may not") {
@@ -292,8 +303,11 @@ func TestCancel(t *testing.T) {
 	if got := f.mustSay(t, "dave@elsewhere.test", "cancel "+id); !strings.Contains(got, "No such invite") {
 		t.Errorf("cancelling someone else's invite: %q", got)
 	}
-	if got := f.mustSay(t, inviter, "cancel "+strings.ToUpper(id)); got != "Invite "+id+" is cancelled." {
+	if got := f.mustSay(t, inviter, "cancel "+strings.ToUpper(id)); got != "Invite "+id+" is cancelled; its link no longer works." {
 		t.Errorf("cancel own: %q", got)
+	}
+	if len(f.issuer.deleted) != 1 || f.issuer.deleted[0] != invs[0].Token {
+		t.Errorf("tokens deleted at the server: %q, want the cancelled invite's", f.issuer.deleted)
 	}
 	if got := f.mustSay(t, inviter, "cancel "+id); got != "Invite "+id+" is already cancelled." {
 		t.Errorf("cancel twice: %q", got)
@@ -351,5 +365,158 @@ func TestRefusalLimiterBoundsMemory(t *testing.T) {
 	}
 	if len(l.last) != 1 {
 		t.Errorf("after sweep %d entries, want 1", len(l.last))
+	}
+}
+
+func TestBindArgsKeywordsAndFallback(t *testing.T) {
+	ops := make(map[string]operation)
+	for _, op := range operations() {
+		ops[op.name] = op
+	}
+	tests := []struct {
+		op, rest string
+		want     string
+		wantErr  string
+	}{
+		{op: "grant", rest: "bob@x.org per-day 3 pending 2 a friend", want: "map[jid:bob@x.org note:a friend pending:2 per-day:3]"},
+		{op: "grant", rest: "bob@x.org PENDING 4", want: "map[jid:bob@x.org pending:4]"},
+		{op: "grant", rest: "bob@x.org per-day", wantErr: "per-day needs a value"},
+		{op: "grant", rest: "bob@x.org per-day 0", wantErr: "must be a number"},
+		{op: "audit", rest: "", want: "map[]"},
+		{op: "audit", rest: "50", want: "map[n:50]"},
+		{op: "audit", rest: "Carol@X.org 5", want: "map[about:carol@x.org n:5]"},
+		{op: "audit", rest: "abcdefghijklmnop", want: "map[about:abcdefghijklmnop]"},
+		{op: "audit", rest: "nonsense", wantErr: "must be a number"},
+		{op: "invites", rest: "carol@x.org", want: "map[jid:carol@x.org]"},
+	}
+	for _, tc := range tests {
+		got, err := bindArgs(ops[tc.op], policy.Admin, tc.rest)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("bindArgs(%s, %q) error = %v, want %q", tc.op, tc.rest, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != tc.want {
+			t.Errorf("bindArgs(%s, %q) = %v, %v; want %v", tc.op, tc.rest, got, err, tc.want)
+		}
+	}
+	// Admin-only parameters do not exist for inviters.
+	if _, err := bindArgs(ops["invites"], policy.Inviter, "carol@x.org"); err == nil {
+		t.Error("an inviter could name someone else's invites")
+	}
+}
+
+func TestQuotasHoldUnderConcurrency(t *testing.T) {
+	f := newFixture(t)
+	f.mustSay(t, admin, "grant "+inviter+" per-day 5 pending 50")
+	var wg sync.WaitGroup
+	replies := make(chan string, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			text, _ := f.say(t, inviter, "invite")
+			replies <- text
+		}()
+	}
+	wg.Wait()
+	close(replies)
+	var ok, refused int
+	for r := range replies {
+		switch {
+		case strings.Contains(r, "preauth="):
+			ok++
+		case strings.Contains(r, "No invite: you have created 5 invites in the last 24 hours") && strings.Contains(r, "next possible"):
+			refused++
+		default:
+			t.Errorf("unexpected reply %q", r)
+		}
+	}
+	invs, _ := f.store.InvitesByInviter(context.Background(), inviter)
+	if ok != 5 || refused != 45 || len(invs) != 5 {
+		t.Errorf("%d invites handed out, %d refused, %d stored; want 5, 45, 5", ok, refused, len(invs))
+	}
+	// Admins are not limited.
+	for range 6 {
+		if got := f.mustSay(t, admin, "invite"); !strings.Contains(got, "preauth=") {
+			t.Fatalf("admin refused: %q", got)
+		}
+	}
+}
+
+func TestPendingAndGlobalLimits(t *testing.T) {
+	f := newFixture(t)
+	f.mustSay(t, admin, "grant "+inviter+" pending 2")
+	f.mustSay(t, admin, "grant dave@elsewhere.test")
+	f.mustSay(t, inviter, "invite")
+	f.mustSay(t, inviter, "invite")
+	got := f.mustSay(t, inviter, "invite")
+	if !strings.Contains(got, "2 pending invites") || !strings.Contains(got, "next possible 2026-12-01 10:00 UTC") {
+		t.Errorf("pending limit reply %q", got)
+	}
+	invs, _ := f.store.InvitesByInviter(context.Background(), inviter)
+	f.mustSay(t, inviter, "cancel "+invs[0].ID)
+	if got := f.mustSay(t, inviter, "invite"); !strings.Contains(got, "preauth=") {
+		t.Errorf("after cancelling one, still refused: %q", got)
+	}
+	entries, _ := f.store.Audit(context.Background(), inviter, 50)
+	var refusals int
+	for _, e := range entries {
+		if e.Action == invites.ActionInviteRefuse && strings.Contains(e.Detail, "pending") {
+			refusals++
+		}
+	}
+	if refusals != 1 {
+		t.Errorf("audit has %d pending-limit refusals, want 1", refusals)
+	}
+}
+
+func TestPauseAndResume(t *testing.T) {
+	f := newFixture(t)
+	f.mustSay(t, admin, "grant "+inviter)
+	if got := f.mustSay(t, inviter, "pause"); !strings.Contains(got, "may not use pause") {
+		t.Errorf("inviter pausing: %q", got)
+	}
+	f.mustSay(t, admin, "pause spam wave from example.net")
+	for _, who := range []string{inviter, admin} {
+		if got := f.mustSay(t, who, "invite"); got != "Invites are paused: spam wave from example.net" {
+			t.Errorf("%s while paused: %q", who, got)
+		}
+	}
+	// The switch is in the database, not in this process.
+	if p, err := f.store.Pause(context.Background()); err != nil || !p.Paused || p.By != admin {
+		t.Errorf("stored pause = %+v, %v", p, err)
+	}
+	f.mustSay(t, admin, "resume")
+	if got := f.mustSay(t, inviter, "invite"); !strings.Contains(got, "preauth=") {
+		t.Errorf("after resume: %q", got)
+	}
+	audit := f.mustSay(t, admin, "audit 10")
+	for _, want := range []string{"pause", "resume", "invite.refuse", "invite.create", "grant"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit lacks %s:\n%s", want, audit)
+		}
+	}
+}
+
+func TestRevokeCancelsPendingInvites(t *testing.T) {
+	f := newFixture(t)
+	f.mustSay(t, admin, "grant "+inviter)
+	f.mustSay(t, inviter, "invite")
+	f.mustSay(t, inviter, "invite")
+	got := f.mustSay(t, admin, "revoke "+inviter)
+	if !strings.Contains(got, "Cancelled 2 pending invite(s); none of their links works any more.") {
+		t.Errorf("revoke reply %q", got)
+	}
+	if len(f.issuer.deleted) != 2 {
+		t.Errorf("%d tokens deleted at the server, want 2", len(f.issuer.deleted))
+	}
+	list := f.mustSay(t, admin, "invites "+inviter)
+	if strings.Count(list, "cancelled") != 2 {
+		t.Errorf("admin's view of the revoked inviter's invites:\n%s", list)
+	}
+	if got := f.mustSay(t, admin, "whoinvited nobody@durare.test"); !strings.Contains(got, "No record") {
+		t.Errorf("whoinvited unknown: %q", got)
 	}
 }

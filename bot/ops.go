@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,15 @@ const (
 	// kindText is free text; as the last parameter it takes the rest of the
 	// chat line.
 	kindText
+	// kindNumber is a positive whole number.
+	kindNumber
+	// kindSubject is what the audit log is about: a bare JID or an invite
+	// id.
+	kindSubject
 )
+
+// maxNumberParam bounds numeric parameters (limits, entry counts).
+const maxNumberParam = 1000
 
 // maxTextParam bounds free-text parameters (notes) so they stay notes.
 const maxTextParam = 200
@@ -46,6 +55,9 @@ type param struct {
 	// typed lets a form offer a free-text field next to the list, for
 	// values that are not among the choices.
 	typed bool
+	// keyword, when set, makes this an optional chat parameter written as
+	// "keyword value" anywhere after the positional ones.
+	keyword string
 }
 
 // visible reports whether role may see and set p.
@@ -97,16 +109,33 @@ func operations() []operation {
 			summary: "cancel a pending invite", perm: policy.CancelInvite, run: runCancel, confirm: confirmCancel,
 			params: []param{{name: "id", kind: kindInviteID, required: true, label: "Invite", choices: pendingInvites}}},
 		{name: "grant", node: "grant", title: "Grant invite rights",
-			summary: "let a JID create invites", perm: policy.ManageGrants, run: runGrant,
+			summary: "let a JID create invites (optionally with its own limits)", perm: policy.ManageGrants, run: runGrant,
 			params: []param{
 				{name: "jid", kind: kindJID, required: true, label: "JID"},
+				{name: "per-day", kind: kindNumber, keyword: "per-day", label: "Invites per day (empty: default)"},
+				{name: "pending", kind: kindNumber, keyword: "pending", label: "Pending invites at most (empty: default)"},
 				{name: "note", kind: kindText, label: "Note"},
 			}},
 		{name: "revoke", node: "revoke", title: "Revoke invite rights",
-			summary: "take the right to invite away", perm: policy.ManageGrants, run: runRevoke,
+			summary: "take the right to invite away and cancel their pending invites", perm: policy.ManageGrants,
+			run: runRevoke, confirm: confirmRevoke,
 			params: []param{{name: "jid", kind: kindJID, required: true, label: "Inviter", choices: currentInviters, typed: true}}},
 		{name: "inviters", node: "list-inviters", title: "List inviters",
 			summary: "list who may invite", perm: policy.ListInviters, run: runInviters},
+		{name: "pause", node: "pause", title: "Pause invites",
+			summary: "stop all invite creation", perm: policy.PauseInvites, run: runPause,
+			params: []param{{name: "reason", kind: kindText, label: "Reason (shown with every refusal)"}}},
+		{name: "resume", node: "resume", title: "Resume invites",
+			summary: "allow invite creation again", perm: policy.PauseInvites, run: runResume},
+		{name: "audit", node: "audit", title: "Audit log",
+			summary: "the latest audit entries, all or about one JID or invite", perm: policy.ReadAudit, run: runAudit,
+			params: []param{
+				{name: "about", kind: kindSubject, label: "About (JID or invite id; empty: everything)"},
+				{name: "n", kind: kindNumber, label: "How many (default 20)"},
+			}},
+		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
+			summary: "who invited an account (accounts created through the web page)", perm: policy.ReadAudit, run: runWhoInvited,
+			params: []param{{name: "jid", kind: kindJID, required: true, label: "Account"}}},
 	}
 }
 
@@ -118,9 +147,12 @@ func (op operation) usage(role policy.Role) string {
 		if !p.visible(role) {
 			continue
 		}
-		if p.required {
+		switch {
+		case p.keyword != "":
+			fmt.Fprintf(&b, " [%s N]", p.keyword)
+		case p.required:
 			fmt.Fprintf(&b, " <%s>", p.name)
-		} else {
+		default:
 			fmt.Fprintf(&b, " [%s]", p.name)
 		}
 	}
@@ -142,6 +174,20 @@ func parseParam(p param, raw string) (string, error) {
 			return "", fmt.Errorf("%q is not an invite id", raw)
 		}
 		return id, nil
+	case kindNumber:
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxNumberParam {
+			return "", fmt.Errorf("%s must be a number from 1 to %d, not %q", p.name, maxNumberParam, raw)
+		}
+		return strconv.Itoa(n), nil
+	case kindSubject:
+		if id := strings.ToLower(raw); store.ValidID(id) {
+			return id, nil
+		}
+		if j, err := jid.Parse(raw); err == nil && j.Resourcepart() == "" && strings.Contains(raw, "@") {
+			return j.String(), nil
+		}
+		return "", fmt.Errorf("%q is neither a bare JID nor an invite id", raw)
 	default:
 		if len(raw) > maxTextParam {
 			return "", fmt.Errorf("%s is longer than %d characters", p.name, maxTextParam)
@@ -216,6 +262,7 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	form := &dataform.Form{Type: dataform.TypeResult, Title: owner, Reported: &dataform.Reported{Fields: []dataform.Field{
 		{Var: "id", Label: "Id"}, {Var: "state", Label: "State"}, {Var: "created", Label: "Created"}, {Var: "expires", Label: "Expires"},
+		{Var: "account", Label: "Account created"},
 	}}}
 	if len(invs) == 0 {
 		if owner == "Your invites" {
@@ -238,9 +285,16 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		if expires != "" {
 			fmt.Fprintf(&t, ", expires %s", expires)
 		}
+		if inv.UsedBy != "" {
+			fmt.Fprintf(&t, ", created account %s", inv.UsedBy)
+		}
+		if inv.State == store.StateCancelled && !inv.Revoked {
+			t.WriteString(" (token not yet revoked at the server)")
+		}
 		form.Items = append(form.Items, dataform.Item{Fields: []dataform.Field{
 			{Var: "id", Values: []string{inv.ID}}, {Var: "state", Values: []string{string(inv.State)}},
 			{Var: "created", Values: []string{formatTime(inv.Created)}}, {Var: "expires", Values: []string{expires}},
+			{Var: "account", Values: []string{inv.UsedBy}},
 		}})
 	}
 	return reply{text: t.String(), form: form}, nil
@@ -275,15 +329,32 @@ func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	return reply{text: fmt.Sprintf("Invite %s is cancelled.", inv.ID)}, nil
+	if !inv.Revoked {
+		return reply{text: fmt.Sprintf("Invite %s is cancelled here, but the server still accepts its token for now (see the log); it stops working when it expires.", inv.ID)}, nil
+	}
+	return reply{text: fmt.Sprintf("Invite %s is cancelled; its link no longer works.", inv.ID)}, nil
 }
 
 func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
-	if err := b.svc.Grant(ctx, req.actor, target, req.args["note"]); err != nil {
+	perDay, _ := strconv.Atoi(req.args["per-day"])
+	pending, _ := strconv.Atoi(req.args["pending"])
+	err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending})
+	if err != nil {
 		return reply{}, err
 	}
-	return reply{text: fmt.Sprintf("%s may now create invites.", target)}, nil
+	text := fmt.Sprintf("%s may now create invites.", target)
+	if perDay > 0 || pending > 0 {
+		text += fmt.Sprintf(" Own limits: per-day %s, pending %s.", orDefault(perDay), orDefault(pending))
+	}
+	return reply{text: text}, nil
+}
+
+func orDefault(n int) string {
+	if n == 0 {
+		return "default"
+	}
+	return strconv.Itoa(n)
 }
 
 // currentInviters offers the JIDs holding a grant to choose from.
@@ -299,16 +370,94 @@ func currentInviters(ctx context.Context, b *Bot, req request) ([]dataform.Optio
 	return opts, nil
 }
 
+func confirmRevoke(_ context.Context, _ *Bot, req request) (string, error) {
+	return fmt.Sprintf("Revoke %s? Their pending invites are cancelled too, and their links stop working.", req.args["jid"]), nil
+}
+
 func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
-	err := b.svc.Revoke(ctx, req.actor, target)
+	res, err := b.svc.Revoke(ctx, req.actor, target)
 	if errors.Is(err, invites.ErrNotInviter) {
 		return reply{text: fmt.Sprintf("%s is not an inviter.", target)}, nil
 	}
 	if err != nil {
 		return reply{}, err
 	}
-	return reply{text: fmt.Sprintf("%s may no longer create invites.", target)}, nil
+	text := fmt.Sprintf("%s may no longer create invites. Cancelled %d pending invite(s)", target, res.Cancelled)
+	if res.StillValid > 0 {
+		text += fmt.Sprintf("; %d token(s) are still accepted by the server for now, I will keep trying to revoke them.", res.StillValid)
+	} else {
+		text += "; none of their links works any more."
+	}
+	return reply{text: text}, nil
+}
+
+func runPause(ctx context.Context, b *Bot, req request) (reply, error) {
+	if err := b.svc.Pause(ctx, req.actor, req.args["reason"]); err != nil {
+		return reply{}, err
+	}
+	return reply{text: "Invites are paused for everybody. Send resume to allow them again."}, nil
+}
+
+func runResume(ctx context.Context, b *Bot, req request) (reply, error) {
+	if err := b.svc.Resume(ctx, req.actor); err != nil {
+		return reply{}, err
+	}
+	return reply{text: "Invites are allowed again."}, nil
+}
+
+// defaultAuditEntries is how many entries audit shows unless told.
+const defaultAuditEntries = 20
+
+func runAudit(ctx context.Context, b *Bot, req request) (reply, error) {
+	n := defaultAuditEntries
+	if v, err := strconv.Atoi(req.args["n"]); err == nil {
+		n = v
+	}
+	entries, err := b.svc.Audit(ctx, req.actor, req.args["about"], n)
+	if err != nil {
+		return reply{}, err
+	}
+	if len(entries) == 0 {
+		return reply{text: "No audit entries."}, nil
+	}
+	form := &dataform.Form{Type: dataform.TypeResult, Title: "Audit log", Reported: &dataform.Reported{Fields: []dataform.Field{
+		{Var: "time", Label: "Time"}, {Var: "actor", Label: "Actor"}, {Var: "action", Label: "Action"},
+		{Var: "subject", Label: "Subject"}, {Var: "detail", Label: "Detail"},
+	}}}
+	var t strings.Builder
+	fmt.Fprintf(&t, "Audit log, newest first (%d):", len(entries))
+	for _, e := range entries {
+		fmt.Fprintf(&t, "\n  %s  %s  %s  %s", formatTime(e.Time), e.Actor, e.Action, e.Subject)
+		if e.Detail != "" {
+			fmt.Fprintf(&t, "  (%s)", e.Detail)
+		}
+		form.Items = append(form.Items, dataform.Item{Fields: []dataform.Field{
+			{Var: "time", Values: []string{formatTime(e.Time)}}, {Var: "actor", Values: []string{e.Actor}},
+			{Var: "action", Values: []string{e.Action}}, {Var: "subject", Values: []string{e.Subject}},
+			{Var: "detail", Values: []string{e.Detail}},
+		}})
+	}
+	return reply{text: t.String(), form: form}, nil
+}
+
+func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
+	account := req.args["jid"]
+	invs, err := b.svc.WhoInvited(ctx, req.actor, account)
+	if err != nil {
+		return reply{}, err
+	}
+	if len(invs) == 0 {
+		return reply{text: fmt.Sprintf("No record of who invited %s. Only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
+	}
+	var t strings.Builder
+	for i, inv := range invs {
+		if i > 0 {
+			t.WriteString("\n")
+		}
+		fmt.Fprintf(&t, "%s was invited by %s with invite %s, created %s.", account, inv.Inviter, inv.ID, formatTime(inv.Created))
+	}
+	return reply{text: t.String()}, nil
 }
 
 func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -29,6 +30,9 @@ var (
 	ErrNotPending = errors.New("invite is no longer pending")
 	// ErrNotInviter means revoke named a JID that holds no grant.
 	ErrNotInviter = errors.New("not an inviter")
+	// ErrRegistrationInProgress means the invite's token is being used by
+	// another registration right now.
+	ErrRegistrationInProgress = errors.New("a registration with this invite is in progress")
 )
 
 // Audit actions written by this package. They are the vocabulary admins
@@ -68,6 +72,10 @@ type Options struct {
 	Log *slog.Logger
 	// Observer, when set, counts events.
 	Observer Observer
+	// Limits are the default invite limits for inviters.
+	Limits policy.Limits
+	// Notifier, when set, tells inviters what became of their invites.
+	Notifier Notifier
 }
 
 // Service carries out invite operations on behalf of bare JIDs.
@@ -80,6 +88,20 @@ type Service struct {
 	now      func() time.Time
 	log      *slog.Logger
 	observer Observer
+	limits   policy.Limits
+	notifier Notifier
+
+	// quotaMu makes quota checks and reservations atomic; inflight counts
+	// invites being minted per inviter (and in all), so that concurrent
+	// requests cannot overshoot a limit.
+	quotaMu        sync.Mutex
+	inflight       map[string]int
+	inflightGlobal int
+
+	// regMu guards inRegistration: invites whose token a browser
+	// registration is using right now, which usage tracking leaves alone.
+	regMu          sync.Mutex
+	inRegistration map[string]bool
 }
 
 // NewService returns a Service.
@@ -90,8 +112,18 @@ func NewService(o Options) *Service {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
+	if o.Limits == (policy.Limits{}) {
+		o.Limits = policy.DefaultLimits
+	}
 	return &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain, admins: o.Admins,
-		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer}
+		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, limits: o.Limits, notifier: o.Notifier,
+		inflight: make(map[string]int), inRegistration: make(map[string]bool)}
+}
+
+func (s *Service) registering(id string) bool {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	return s.inRegistration[id]
 }
 
 type nopObserver struct{}
@@ -135,12 +167,18 @@ func (s *Service) authorize(ctx context.Context, actor string, p policy.Permissi
 // its audit entry, before returning it: a token is never handed out that the
 // database does not hold.
 func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error) {
-	if _, err := s.authorize(ctx, actor, policy.CreateInvite); err != nil {
+	role, err := s.authorize(ctx, actor, policy.CreateInvite)
+	if err != nil {
 		if errors.Is(err, ErrForbidden) {
 			s.observer.InviteDenied()
 		}
 		return store.Invite{}, err
 	}
+	release, err := s.admitCreate(ctx, actor, role)
+	if err != nil {
+		return store.Invite{}, err
+	}
+	defer release()
 	minted, err := s.issuer.Mint(ctx)
 	if err != nil {
 		return store.Invite{}, fmt.Errorf("create invite: %w", err)
@@ -194,6 +232,18 @@ func (s *Service) RegisterAccount(ctx context.Context, id, username, password st
 	if err != nil {
 		return jid.JID{}, err
 	}
+	s.regMu.Lock()
+	busy := s.inRegistration[id]
+	s.inRegistration[id] = true
+	s.regMu.Unlock()
+	if busy {
+		return jid.JID{}, ErrRegistrationInProgress
+	}
+	defer func() {
+		s.regMu.Lock()
+		delete(s.inRegistration, id)
+		s.regMu.Unlock()
+	}()
 	if inv.State != store.StatePending {
 		return jid.JID{}, ErrNotPending
 	}
@@ -221,6 +271,8 @@ func (s *Service) RegisterAccount(ctx context.Context, id, username, password st
 			slog.String("id", id), slog.String("account", account.String()), slog.Any("err", err))
 	}
 	s.observer.InviteUsed()
+	s.notify(ctx, inv.Inviter, fmt.Sprintf("Your invite %s from %s was used: %s joined.",
+		inv.ID, inv.Created.UTC().Format("2006-01-02 15:04 UTC"), account))
 	s.log.InfoContext(ctx, "account registered with invite", slog.String("id", id),
 		slog.String("account", account.String()), slog.String("inviter", inv.Inviter))
 	return account, nil
@@ -275,17 +327,44 @@ func (s *Service) Cancel(ctx context.Context, actor, id string) (store.Invite, e
 		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
 	}
 	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", actor))
-	return cancelled, nil
+	return s.revokeCancelled(ctx, actor, cancelled), nil
 }
 
-// Grant gives target the right to invite. Granting again replaces the note.
-func (s *Service) Grant(ctx context.Context, actor, target, note string) error {
+// revokeCancelled makes a just-cancelled invite's token unusable at the
+// server. A failure is logged and left to usage tracking to retry; the
+// returned invite's Revoked field tells the caller which happened.
+func (s *Service) revokeCancelled(ctx context.Context, actor string, inv store.Invite) store.Invite {
+	if err := s.revokeToken(ctx, actor, inv); err != nil {
+		s.log.WarnContext(ctx, "cancelled invite's token still valid at the server; will retry",
+			slog.String("id", inv.ID), slog.Any("err", err))
+		return inv
+	}
+	inv.Revoked = true
+	return inv
+}
+
+// GrantOptions are the optional parts of a grant.
+type GrantOptions struct {
+	// Note says why, for the admins who read the list later.
+	Note string
+	// PerDay and MaxPending override the default limits when non-zero.
+	PerDay, MaxPending int
+}
+
+// Grant gives target the right to invite. Granting again replaces the
+// note and the limits.
+func (s *Service) Grant(ctx context.Context, actor, target string, o GrantOptions) error {
 	if _, err := s.authorize(ctx, actor, policy.ManageGrants); err != nil {
 		return err
 	}
 	now := s.now().UTC()
-	err := s.store.PutGrant(ctx, store.Grant{JID: target, GrantedBy: actor, GrantedAt: now, Note: note},
-		store.AuditEntry{Time: now, Actor: actor, Action: ActionGrant, Subject: target, Detail: note})
+	detail := o.Note
+	if o.PerDay > 0 || o.MaxPending > 0 {
+		detail = fmt.Sprintf("per-day %d, pending %d; %s", o.PerDay, o.MaxPending, o.Note)
+	}
+	err := s.store.PutGrant(ctx, store.Grant{JID: target, GrantedBy: actor, GrantedAt: now, Note: o.Note,
+		PerDay: o.PerDay, MaxPending: o.MaxPending},
+		store.AuditEntry{Time: now, Actor: actor, Action: ActionGrant, Subject: target, Detail: detail})
 	if err != nil {
 		return fmt.Errorf("grant: %w", err)
 	}
@@ -293,22 +372,55 @@ func (s *Service) Grant(ctx context.Context, actor, target, note string) error {
 	return nil
 }
 
-// Revoke takes the right to invite away from target.
-func (s *Service) Revoke(ctx context.Context, actor, target string) error {
+// RevokeResult says what revoking an inviter did to their invites.
+type RevokeResult struct {
+	// Cancelled counts the pending invites cancelled.
+	Cancelled int
+	// StillValid counts those whose token the server still accepts for
+	// now (revocation is retried by usage tracking).
+	StillValid int
+}
+
+// Revoke takes the right to invite away from target and cancels every
+// invite of theirs still pending, at the server too.
+func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResult, error) {
+	var res RevokeResult
 	if _, err := s.authorize(ctx, actor, policy.ManageGrants); err != nil {
-		return err
+		return res, err
 	}
 	err := s.store.DeleteGrant(ctx, target, store.AuditEntry{
 		Time: s.now().UTC(), Actor: actor, Action: ActionRevoke, Subject: target,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return ErrNotInviter
+		return res, ErrNotInviter
 	case err != nil:
-		return fmt.Errorf("revoke: %w", err)
+		return res, fmt.Errorf("revoke: %w", err)
 	}
-	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", actor))
-	return nil
+	invs, err := s.store.InvitesByInviter(ctx, target)
+	if err != nil {
+		return res, fmt.Errorf("revoke: list invites: %w", err)
+	}
+	for _, inv := range invs {
+		if inv.State != store.StatePending {
+			continue
+		}
+		cancelled, err := s.store.SetInviteState(ctx, inv.ID, store.StateCancelled, "", store.AuditEntry{
+			Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: inv.ID, Detail: "inviter revoked",
+		})
+		if errors.Is(err, store.ErrNotPending) {
+			continue
+		} else if err != nil {
+			return res, fmt.Errorf("revoke: cancel %s: %w", inv.ID, err)
+		}
+		res.Cancelled++
+		if !s.revokeCancelled(ctx, actor, cancelled).Revoked {
+			res.StillValid++
+		}
+	}
+	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", actor),
+		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid))
+	return res, nil
 }
 
 // Inviters lists every grant, sorted by JID.
@@ -321,6 +433,32 @@ func (s *Service) Inviters(ctx context.Context, actor string) ([]store.Grant, er
 		return nil, fmt.Errorf("list inviters: %w", err)
 	}
 	return grants, nil
+}
+
+// Audit returns the last n audit entries, about one JID or invite id when
+// about is not empty.
+func (s *Service) Audit(ctx context.Context, actor, about string, n int) ([]store.AuditEntry, error) {
+	if _, err := s.authorize(ctx, actor, policy.ReadAudit); err != nil {
+		return nil, err
+	}
+	entries, err := s.store.Audit(ctx, about, n)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return entries, nil
+}
+
+// WhoInvited returns the invites that created account (known for accounts
+// registered in the browser).
+func (s *Service) WhoInvited(ctx context.Context, actor, account string) ([]store.Invite, error) {
+	if _, err := s.authorize(ctx, actor, policy.ReadAudit); err != nil {
+		return nil, err
+	}
+	invs, err := s.store.InvitesUsedBy(ctx, account)
+	if err != nil {
+		return nil, fmt.Errorf("who invited: %w", err)
+	}
+	return invs, nil
 }
 
 // RecordRefusal writes a refused request to the audit log. Front ends call

@@ -61,6 +61,10 @@ const (
 	ListInviters
 	// ListAnyInvites shows the invites of any inviter.
 	ListAnyInvites
+	// PauseInvites switches invite creation off and on for everybody.
+	PauseInvites
+	// ReadAudit shows the audit log and who invited whom.
+	ReadAudit
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
@@ -74,6 +78,8 @@ var minimumRole = map[Permission]Role{
 	ManageGrants:   Admin,
 	ListInviters:   Admin,
 	ListAnyInvites: Admin,
+	PauseInvites:   Admin,
+	ReadAudit:      Admin,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are

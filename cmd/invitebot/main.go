@@ -24,6 +24,7 @@ import (
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/invites/ibr"
+	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
 )
 
@@ -154,7 +155,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 	}
 	svc := invites.NewService(invites.Options{
 		Store: st, Issuer: issuer, Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), C2S: c2s,
-		Log: log.With(slog.String("room", "invites")),
+		Limits: policy.Limits{
+			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
+		},
+		Notifier: bot.NewNotifier(link, cfg.ComponentJID()),
+		Log:      log.With(slog.String("room", "invites")),
 	})
 	b := bot.New(bot.Config{
 		Service:   svc,
@@ -184,6 +189,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		linkDone <- link.Run(linkCtx, b)
 	}()
 
+	// Usage tracking runs beside the link and stops with the drain, before
+	// the database closes.
+	trackCtx, stopTracking := context.WithCancel(ctx)
+	defer stopTracking()
+	tracking := make(chan struct{})
+	go func() {
+		defer close(tracking)
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("usage tracking panicked", slog.Any("panic", r))
+			}
+		}()
+		svc.Track(trackCtx, cfg.Invites.CheckInterval)
+	}()
+
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -198,6 +218,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 	if err := b.Drain(drainCtx); err != nil {
 		log.Warn("commands still running at shutdown were cancelled", slog.Any("err", err))
 	}
+	stopTracking()
+	<-tracking
 	closeLink()
 	if runErr == nil {
 		select {

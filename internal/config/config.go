@@ -43,9 +43,9 @@ const (
 	DefaultLogFormat = "text"
 	DefaultC2S       = "127.0.0.1:5222"
 
-	DefaultInvitesPerDay = 5
-	DefaultMaxPending    = 10
-	DefaultGlobalPerDay  = 100
+	DefaultInvitesPerDay = 5   // policy.DefaultLimits.PerDay
+	DefaultMaxPending    = 10  // policy.DefaultLimits.MaxPending
+	DefaultGlobalPerDay  = 100 // policy.DefaultLimits.GlobalPerDay
 	DefaultCheckInterval = time.Minute
 )
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"durare.org/invitebot/policy"
 	"errors"
 	"log/slog"
 	"os"
@@ -493,5 +494,13 @@ func TestShippedConfig(t *testing.T) {
 		if leaf := parts[len(parts)-1]; !strings.Contains(string(raw), "\n"+strings.Repeat("  ", len(parts)-1)+leaf+":") {
 			t.Errorf("shipped config does not show key %s", key)
 		}
+	}
+}
+
+func TestDefaultLimitsMatchPolicy(t *testing.T) {
+	d := Defaults()
+	got := policy.Limits{PerDay: d.Policy.InvitesPerDay, MaxPending: d.Policy.MaxPending, GlobalPerDay: d.Policy.GlobalPerDay}
+	if got != policy.DefaultLimits {
+		t.Errorf("config defaults %+v differ from policy.DefaultLimits %+v", got, policy.DefaultLimits)
 	}
 }

@@ -1,0 +1,26 @@
+package bot
+
+import (
+	"context"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+// Notifier sends chat messages from the component to people, for news they
+// did not ask for right then (an invite of theirs was used). It implements
+// invites.Notifier.
+type Notifier struct {
+	out  Encoder
+	from jid.JID
+}
+
+// NewNotifier returns a Notifier sending through out as from.
+func NewNotifier(out Encoder, from jid.JID) *Notifier {
+	return &Notifier{out: out, from: from}
+}
+
+// Notify sends text to the bare JID to as a chat message.
+func (n *Notifier) Notify(ctx context.Context, to, text string) error {
+	return n.out.Encode(ctx, outboundMessage{To: to, From: n.from.String(), Type: stanza.ChatMessage, Body: text})
+}

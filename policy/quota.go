@@ -1,0 +1,123 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// QuotaWindow is the rolling window of the per-day limits.
+const QuotaWindow = 24 * time.Hour
+
+// Limits are the invite limits in force for one inviter.
+type Limits struct {
+	// PerDay is how many invites the inviter may create per QuotaWindow.
+	PerDay int
+	// MaxPending is how many of the inviter's invites may be pending.
+	MaxPending int
+	// GlobalPerDay caps all inviters together per QuotaWindow.
+	GlobalPerDay int
+}
+
+// DefaultLimits are the limits when the configuration says nothing.
+var DefaultLimits = Limits{PerDay: 5, MaxPending: 10, GlobalPerDay: 100}
+
+// WithOverrides applies a grant's own numbers; zero keeps the default.
+func (l Limits) WithOverrides(perDay, maxPending int) Limits {
+	if perDay > 0 {
+		l.PerDay = perDay
+	}
+	if maxPending > 0 {
+		l.MaxPending = maxPending
+	}
+	return l
+}
+
+// Usage is what counts against the limits, gathered by the caller. Invites
+// still being minted count too, so that concurrent requests cannot
+// overshoot.
+type Usage struct {
+	// Created holds when the inviter's invites of the last QuotaWindow
+	// were created (in-flight requests count as now).
+	Created []time.Time
+	// PendingExpiries holds the expiry of each of the inviter's pending
+	// invites (zero when unknown).
+	PendingExpiries []time.Time
+	// GlobalCreated holds when everyone's (admins excepted) invites of the
+	// last QuotaWindow were created.
+	GlobalCreated []time.Time
+}
+
+// Refusal says which limit stopped an invite and when the next one will be
+// possible.
+type Refusal struct {
+	// Limit names the limit: "per-day", "pending" or "global".
+	Limit string
+	// Max is the limit's value.
+	Max int
+	// Next is when an invite will be possible again; zero when that
+	// depends on something else (a pending invite being used or cancelled).
+	Next time.Time
+}
+
+// Error renders the refusal for people.
+func (r Refusal) Error() string {
+	var msg string
+	switch r.Limit {
+	case "per-day":
+		msg = fmt.Sprintf("you have created %d invites in the last 24 hours, the most allowed", r.Max)
+	case "pending":
+		msg = fmt.Sprintf("you have %d pending invites, the most allowed; cancel one or wait until one is used", r.Max)
+	default:
+		msg = fmt.Sprintf("this service has handed out %d invites in the last 24 hours, its daily limit", r.Max)
+	}
+	if !r.Next.IsZero() {
+		msg += "; next possible " + r.Next.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	return msg
+}
+
+// CheckQuota decides whether an inviter with role may create one more
+// invite. Admins are not limited: they are the ones who set the limits and
+// can pause everything.
+func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
+	if role == Admin {
+		return Refusal{}, true
+	}
+	if r, over := windowFull("per-day", lim.PerDay, u.Created, now); over {
+		return r, false
+	}
+	if len(u.PendingExpiries) >= lim.MaxPending {
+		r := Refusal{Limit: "pending", Max: lim.MaxPending}
+		// The earliest expiry frees a slot at the latest then.
+		for _, e := range u.PendingExpiries {
+			if !e.IsZero() && e.After(now) && (r.Next.IsZero() || e.Before(r.Next)) {
+				r.Next = e
+			}
+		}
+		return r, false
+	}
+	if r, over := windowFull("global", lim.GlobalPerDay, u.GlobalCreated, now); over {
+		return r, false
+	}
+	return Refusal{}, true
+}
+
+// windowFull reports whether max creations fall in the window ending now,
+// and if so when the oldest that must age out for one more to fit does.
+func windowFull(name string, max int, created []time.Time, now time.Time) (Refusal, bool) {
+	var inWindow []time.Time
+	for _, c := range created {
+		if now.Sub(c) < QuotaWindow {
+			inWindow = append(inWindow, c)
+		}
+	}
+	if len(inWindow) < max {
+		return Refusal{}, false
+	}
+	slices.SortFunc(inWindow, func(a, b time.Time) int { return a.Compare(b) })
+	// Once the oldest len-max+1 creations have left the window, max-1
+	// remain and one more fits: that happens when the (len-max)th oldest
+	// (0-based) ages out.
+	return Refusal{Limit: name, Max: max, Next: inWindow[len(inWindow)-max].Add(QuotaWindow)}, true
+}

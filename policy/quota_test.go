@@ -1,0 +1,58 @@
+package policy
+
+import (
+	"testing"
+	"time"
+)
+
+func TestCheckQuota(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	lim := Limits{PerDay: 2, MaxPending: 3, GlobalPerDay: 4}
+	tests := []struct {
+		name      string
+		role      Role
+		usage     Usage
+		wantOK    bool
+		wantLimit string
+		wantNext  time.Time
+	}{
+		{name: "empty", role: Inviter, wantOK: true},
+		{name: "one today", role: Inviter, usage: Usage{Created: []time.Time{ago(time.Hour)}}, wantOK: true},
+		{name: "two today", role: Inviter, usage: Usage{Created: []time.Time{ago(time.Hour), ago(3 * time.Hour)}},
+			wantLimit: "per-day", wantNext: ago(3 * time.Hour).Add(QuotaWindow)},
+		{name: "three today, next when the second oldest ages out", role: Inviter,
+			usage:     Usage{Created: []time.Time{ago(time.Hour), ago(5 * time.Hour), ago(3 * time.Hour)}},
+			wantLimit: "per-day", wantNext: ago(3 * time.Hour).Add(QuotaWindow)},
+		{name: "old ones do not count", role: Inviter, usage: Usage{Created: []time.Time{ago(25 * time.Hour), ago(QuotaWindow), ago(time.Hour)}}, wantOK: true},
+		{name: "pending full", role: Inviter,
+			usage:     Usage{PendingExpiries: []time.Time{now.Add(48 * time.Hour), now.Add(24 * time.Hour), {}}},
+			wantLimit: "pending", wantNext: now.Add(24 * time.Hour)},
+		{name: "global full", role: Inviter,
+			usage:     Usage{GlobalCreated: []time.Time{ago(1), ago(2), ago(3 * time.Hour), ago(4)}},
+			wantLimit: "global", wantNext: ago(3 * time.Hour).Add(QuotaWindow)},
+		{name: "admins unlimited", role: Admin,
+			usage: Usage{Created: []time.Time{ago(1), ago(2), ago(3)}, PendingExpiries: make([]time.Time, 9)}, wantOK: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, ok := CheckQuota(tc.role, lim, tc.usage, now)
+			if ok != tc.wantOK || r.Limit != tc.wantLimit || !r.Next.Equal(tc.wantNext) {
+				t.Errorf("CheckQuota = %+v, %v; want limit %q next %v ok %v", r, ok, tc.wantLimit, tc.wantNext, tc.wantOK)
+			}
+			if !ok && r.Error() == "" {
+				t.Error("refusal without text")
+			}
+		})
+	}
+}
+
+func TestWithOverrides(t *testing.T) {
+	base := Limits{PerDay: 5, MaxPending: 10, GlobalPerDay: 100}
+	if got := base.WithOverrides(0, 0); got != base {
+		t.Errorf("no overrides: %+v", got)
+	}
+	if got := base.WithOverrides(2, 3); got != (Limits{PerDay: 2, MaxPending: 3, GlobalPerDay: 100}) {
+		t.Errorf("overrides: %+v", got)
+	}
+}
