@@ -176,7 +176,7 @@ func TestAdhocDiscoveryByRole(t *testing.T) {
 	}{
 		{mallory, ""},
 		{carol, "cancel-invite list-invites " + invites.NodeCreateAccount},
-		{admin, "cancel-invite grant list-inviters list-invites revoke " + invites.NodeCreateAccount},
+		{admin, "audit cancel-invite grant list-inviters list-invites pause resume revoke " + invites.NodeCreateAccount + " whoinvited"},
 	}
 	for _, tc := range tests {
 		if got := strings.Join(commandNodes(t, tc.who, w.component), " "); got != tc.want {
@@ -341,7 +341,7 @@ func TestAdhocCancelInviteWithConfirmation(t *testing.T) {
 	if done.Status != "completed" {
 		t.Fatalf("completion: %+v", done)
 	}
-	expectContains(t, strings.Join(done.Notes, "\n"), "Invite "+id+" is cancelled.")
+	expectContains(t, strings.Join(done.Notes, "\n"), "Invite "+id+" is cancelled; its link no longer works.")
 
 	list := execute(t, admin, commands.Command{JID: w.component, Node: "list-invites"}, nil)
 	if list.Form == nil {

@@ -34,18 +34,28 @@ type world struct {
 	dbPath    string
 	bot       *runningBot
 	logs      *syncBuffer
+	// checkInterval overrides invites.check_interval when not zero.
+	checkInterval time.Duration
 }
 
 const password = "correct horse battery"
 
 func newWorld(t *testing.T, opts ...prosodytest.Option) *world {
 	t.Helper()
+	return newWorldTracking(t, 0, opts...)
+}
+
+// newWorldTracking is newWorld with usage tracking every interval (0: the
+// default, a minute, which keeps tracking out of the other tests' way).
+func newWorldTracking(t *testing.T, interval time.Duration, opts ...prosodytest.Option) *world {
+	t.Helper()
 	srv := prosodytest.Start(t, opts...)
 	w := &world{
-		srv:       srv,
-		component: jid.MustParse(srv.Component),
-		dbPath:    filepath.Join(t.TempDir(), "invitebot.db"),
-		logs:      &syncBuffer{},
+		srv:           srv,
+		component:     jid.MustParse(srv.Component),
+		dbPath:        filepath.Join(t.TempDir(), "invitebot.db"),
+		logs:          &syncBuffer{},
+		checkInterval: interval,
 	}
 	w.bot = w.startBot(t)
 	return w
@@ -73,6 +83,11 @@ func (w *world) config(t *testing.T) *config.Config {
 	cfg.Log.Level = "debug"
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
+	}
+	if w.checkInterval != 0 {
+		// Faster than an admin may configure, so usage tracking shows
+		// within a test's patience.
+		cfg.Invites.CheckInterval = w.checkInterval
 	}
 	return cfg
 }
