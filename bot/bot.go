@@ -26,6 +26,10 @@ const (
 	// maxWorkers bounds requests in flight: each may wait on the server
 	// (minting) and the database, and must not run in the read loop.
 	maxWorkers = 32
+	// maxQueued bounds requests accepted but waiting for a worker. A burst
+	// (one inviter firing dozens of commands) waits its turn; past this,
+	// requests are dropped rather than piling up goroutines.
+	maxQueued = 512
 	// requestTimeout bounds one request from parsing to reply.
 	requestTimeout = 30 * time.Second
 )
@@ -50,6 +54,7 @@ type Bot struct {
 	sessions *sessionTable
 
 	slots    chan struct{}
+	queued   chan struct{}
 	inflight sync.WaitGroup
 	// gate orders spawn's Add against Drain's Wait: a WaitGroup must not
 	// grow from zero while someone waits on it.
@@ -102,6 +107,7 @@ func New(cfg Config) *Bot {
 		nodes:     nodes,
 		sessions:  newSessionTable(now),
 		slots:     make(chan struct{}, maxWorkers),
+		queued:    make(chan struct{}, maxQueued),
 		baseCtx:   ctx,
 		abort:     cancel,
 		refusals:  newRefusalLimiter(now),
@@ -188,8 +194,8 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 	}
 }
 
-// spawn runs work in a worker goroutine unless the bot is shutting down or
-// all workers are busy, in which case it returns false at once: the read
+// spawn queues work for a worker goroutine unless the bot is shutting down
+// or the queue is full, in which case it returns false at once: the read
 // loop must never wait.
 func (b *Bot) spawn(work func(ctx context.Context)) bool {
 	b.gate.Lock()
@@ -198,14 +204,14 @@ func (b *Bot) spawn(work func(ctx context.Context)) bool {
 		return false
 	}
 	select {
-	case b.slots <- struct{}{}:
+	case b.queued <- struct{}{}:
 	default:
 		return false
 	}
 	b.inflight.Add(1)
 	go func() {
 		defer func() {
-			<-b.slots
+			<-b.queued
 			b.inflight.Done()
 			if r := recover(); r != nil {
 				b.log.Error("panic in worker", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
@@ -213,6 +219,13 @@ func (b *Bot) spawn(work func(ctx context.Context)) bool {
 		}()
 		ctx, cancel := context.WithTimeout(b.baseCtx, requestTimeout)
 		defer cancel()
+		select {
+		case b.slots <- struct{}{}:
+			defer func() { <-b.slots }()
+		case <-ctx.Done():
+			b.log.Warn("request timed out waiting for a worker")
+			return
+		}
 		work(ctx)
 	}()
 	return true

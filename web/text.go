@@ -8,6 +8,10 @@ package web
 // Text holds the user-visible strings of the web pages.
 type Text struct {
 	Lang string // BCP 47 tag for <html lang>
+	// DateLayout formats the expiry (a time.Layout), always shown in UTC
+	// because the server cannot know the reader's time zone without
+	// JavaScript.
+	DateLayout string
 
 	// Landing page.
 	LandingTitle  string // %[1]s domain
@@ -43,6 +47,7 @@ type Text struct {
 	ErrNotAcceptable   string
 	ErrFormExpired     string
 	ErrTooMany         string
+	ErrInProgress      string
 	ErrInternal        string
 
 	// Success page.
@@ -53,16 +58,16 @@ type Text struct {
 	KeepPassword string
 
 	// Error pages.
-	GoneTitle        string
-	GoneBody         string
-	TokenUsedBody    string
-	NotFoundTitle    string
-	NotFoundBody     string
-	InternalTitle    string
-	ForbiddenTitle   string
-	TooManyTitle     string
-	AskInviterAgain  string
-	FooterPoweredBy  string
+	GoneTitle       string
+	GoneBody        string
+	TokenUsedBody   string
+	NotFoundTitle   string
+	NotFoundBody    string
+	InternalTitle   string
+	ForbiddenTitle  string
+	TooManyTitle    string
+	AskInviterAgain string
+	FooterPoweredBy string
 
 	// Platforms lists the recommended apps per kind of device, in the order
 	// the pages show them. How to sign in differs per app, so it is text.
@@ -71,7 +76,8 @@ type Text struct {
 
 // English is the default and, for now, only text.
 var English = Text{
-	Lang: "en",
+	Lang:       "en",
+	DateLayout: "Monday 2 January 2006, 15:04 UTC",
 
 	LandingTitle:  "Join %[1]s",
 	InvitedYou:    "%[1]s invited you to %[2]s",
@@ -104,6 +110,7 @@ var English = Text{
 	ErrNotAcceptable:   "The server did not accept this username or password. Please try another.",
 	ErrFormExpired:     "The form expired or your browser did not send back our cookie. Please try again.",
 	ErrTooMany:         "Too many attempts from your network. Please wait a few minutes and try again.",
+	ErrInProgress:      "This invitation is being used right now. Wait a moment, then reload the page.",
 	ErrInternal:        "Something went wrong on our side. Please try again in a few minutes.",
 
 	SuccessTitle: "Your account is ready",
@@ -147,8 +154,11 @@ var English = Text{
 
 // Client is a recommended XMPP app.
 type Client struct {
+	// Name is the app's name as its authors write it.
 	Name string
-	URL  string // the project's own site: stores differ per country
+	// URL is the project's own site rather than a store page, because
+	// stores differ per country and platform.
+	URL string
 	// Preauth reports whether the app registers straight from an XEP-0401
 	// URI. Those without it need the browser form.
 	Preauth bool
@@ -159,6 +169,19 @@ type Client struct {
 
 // Platform groups the clients recommended for one kind of device.
 type Platform struct {
-	Name    string
+	// Name is what the device kind is called, e.g. "Android".
+	Name string
+	// Clients are the apps recommended for it, best first.
 	Clients []Client
+}
+
+// Preauth reports whether every app listed for the platform can register
+// straight from the invitation, which decides the note shown under it.
+func (p Platform) Preauth() bool {
+	for _, c := range p.Clients {
+		if !c.Preauth {
+			return false
+		}
+	}
+	return true
 }
