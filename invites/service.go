@@ -304,14 +304,9 @@ func (s *Service) Cancel(ctx context.Context, actor, id string) (store.Invite, e
 	if err != nil {
 		return store.Invite{}, err
 	}
-	if !store.ValidID(id) {
-		return store.Invite{}, ErrNoSuchInvite
-	}
-	inv, err := s.store.Invite(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Invite{}, ErrNoSuchInvite
-	} else if err != nil {
-		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
+	inv, err := s.Lookup(ctx, id)
+	if err != nil {
+		return store.Invite{}, err
 	}
 	if !policy.CanCancel(role, actor, inv.Inviter) {
 		return store.Invite{}, ErrNoSuchInvite

@@ -256,19 +256,7 @@ func (s *Store) InvitesByInviter(ctx context.Context, inviter string) ([]Invite,
 // sweep and for revoking an inviter. It scans all invites: there is no state
 // index because the bot's whole history is small and the sweep is rare.
 func (s *Store) PendingInvites(ctx context.Context) ([]Invite, error) {
-	out := []Invite{}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketInvites).ForEach(func(k, v []byte) error {
-			var inv Invite
-			if err := json.Unmarshal(v, &inv); err != nil {
-				return fmt.Errorf("decode invite %s: %w", k, err)
-			}
-			if inv.State == StatePending {
-				out = append(out, inv)
-			}
-			return nil
-		})
-	})
+	out, err := s.scanInvites(ctx, func(inv Invite) bool { return inv.State == StatePending })
 	if err != nil {
 		return nil, fmt.Errorf("list pending invites: %w", err)
 	}
