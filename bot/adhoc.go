@@ -380,6 +380,7 @@ func paramsFromForm(op operation, role policy.Role, form *dataform.Form) (map[st
 // finish runs the operation and renders its result as a completed command.
 func (b *Bot) finish(ctx context.Context, op operation, r request, sid string) commandOut {
 	out := commandOut{Node: op.node, SessionID: sid, Status: statusCompleted}
+	b.countCommand(op)
 	res, err := op.run(ctx, b, r)
 	if err != nil {
 		text := b.userMessage(ctx, op, r.actor, err)

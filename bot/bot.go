@@ -34,6 +34,11 @@ const (
 	requestTimeout = 30 * time.Second
 )
 
+// CommandObserver is told about every command a permitted sender runs.
+type CommandObserver interface {
+	Command(name string)
+}
+
 // Encoder writes stanzas to the server. *Link implements it; tests may
 // record instead.
 type Encoder interface {
@@ -47,9 +52,11 @@ type Bot struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	out   Encoder
-	ops   map[string]operation // by chat command word
-	nodes map[string]operation // by XEP-0050 node
+	out      Encoder
+	links    func(id string) (landing, qr string)
+	observer CommandObserver
+	ops      map[string]operation // by chat command word
+	nodes    map[string]operation // by XEP-0050 node
 
 	sessions *sessionTable
 
@@ -78,6 +85,11 @@ type Config struct {
 	Log *slog.Logger
 	// Out is where replies go, normally the *Link.
 	Out Encoder
+	// Links, when set, gives an invite's landing page and QR image URLs
+	// (the web room's); nil when no web server is configured.
+	Links func(id string) (landing, qr string)
+	// Observer, when set, counts commands run (metrics).
+	Observer CommandObserver
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -103,6 +115,8 @@ func New(cfg Config) *Bot {
 		log:       cfg.Log,
 		now:       now,
 		out:       cfg.Out,
+		links:     cfg.Links,
+		observer:  cfg.Observer,
 		ops:       ops,
 		nodes:     nodes,
 		sessions:  newSessionTable(now),
@@ -162,6 +176,13 @@ type outboundMessage struct {
 	From    string             `xml:"from,attr"`
 	Type    stanza.MessageType `xml:"type,attr,omitempty"`
 	Body    string             `xml:"body"`
+	OOB     *oobData           `xml:"jabber:x:oob x,omitempty"`
+}
+
+// oobData is XEP-0066 out-of-band data: clients show an image URL carried
+// this way inline, when the body is the same URL.
+type oobData struct {
+	URL string `xml:"url"`
 }
 
 func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
@@ -185,8 +206,14 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 	}
 	from, to, typ, body := m.From, m.To, m.Type, m.Body[0]
 	ok := b.spawn(func(ctx context.Context) {
-		if text, ok := b.serveChat(ctx, from.Bare().String(), body); ok {
-			b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: text})
+		res, ok := b.serveChat(ctx, from.Bare().String(), body)
+		if !ok {
+			return
+		}
+		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.text})
+		if res.image != "" {
+			b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.image,
+				OOB: &oobData{URL: res.image}})
 		}
 	})
 	if !ok {
@@ -247,24 +274,24 @@ func (b *Bot) send(ctx context.Context, v any) {
 }
 
 // serveChat runs one chat command for the bare JID actor and returns the
-// reply text, or false when the bot stays silent.
-func (b *Bot) serveChat(ctx context.Context, actor, body string) (string, bool) {
+// reply, or false when the bot stays silent.
+func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 	role, err := b.svc.Role(ctx, actor)
 	if err != nil {
 		b.log.Error("role lookup failed", slog.String("actor", actor), slog.Any("err", err))
-		return msgInternal, true
+		return reply{text: msgInternal}, true
 	}
 	// Strangers get each kind of "no" at most once per interval, so the bot
 	// cannot be used to reflect traffic.
-	refuse := func(text, why string) (string, bool) {
+	refuse := func(text, why string) (reply, bool) {
 		if role != policy.Stranger {
-			return text, true
+			return reply{text: text}, true
 		}
 		if !b.refusals.allow(actor) {
-			return "", false
+			return reply{}, false
 		}
 		b.svc.RecordRefusal(ctx, actor, why)
-		return text, true
+		return reply{text: text}, true
 	}
 
 	if len(body) > maxBodyBytes {
@@ -274,7 +301,7 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (string, bool) 
 	op, ok := b.ops[name]
 	if !ok {
 		if name == "" {
-			return "", false
+			return reply{}, false
 		}
 		return refuse(fmt.Sprintf("Unknown command %q. Send help to see what you can do.", truncate(name, 32)),
 			"unknown command")
@@ -285,13 +312,21 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (string, bool) 
 	}
 	args, err := bindArgs(op, role, rest)
 	if err != nil {
-		return fmt.Sprintf("%v\nUsage: %s", err, op.usage(role)), true
+		return reply{text: fmt.Sprintf("%v\nUsage: %s", err, op.usage(role))}, true
 	}
+	b.countCommand(op)
 	res, err := op.run(ctx, b, request{actor: actor, role: role, args: args})
 	if err != nil {
-		return b.userMessage(ctx, op, actor, err), true
+		return reply{text: b.userMessage(ctx, op, actor, err)}, true
 	}
-	return res.text, true
+	return res, true
+}
+
+// countCommand tells the observer a permitted command runs.
+func (b *Bot) countCommand(op operation) {
+	if b.observer != nil {
+		b.observer.Command(op.name)
+	}
 }
 
 // splitCommand separates the command word, case-folded, from its

@@ -109,7 +109,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 // bot stays silent).
 func (f *fixture) say(t *testing.T, actor, body string) (string, bool) {
 	t.Helper()
-	return f.bot.serveChat(context.Background(), actor, body)
+	res, ok := f.bot.serveChat(context.Background(), actor, body)
+	return res.text, ok
 }
 
 func (f *fixture) mustSay(t *testing.T, actor, body string) string {
@@ -518,5 +519,27 @@ func TestRevokeCancelsPendingInvites(t *testing.T) {
 	}
 	if got := f.mustSay(t, admin, "whoinvited nobody@durare.test"); !strings.Contains(got, "No record") {
 		t.Errorf("whoinvited unknown: %q", got)
+	}
+}
+
+func TestInviteLinksToTheBotsPage(t *testing.T) {
+	f := newFixture(t)
+	f.bot.links = func(id string) (string, string) {
+		return "https://invites.durare.test/i/" + id, "https://invites.durare.test/i/" + id + "/qr.png"
+	}
+	res, ok := f.bot.serveChat(context.Background(), admin, "invite")
+	if !ok {
+		t.Fatal("no reply")
+	}
+	invs, _ := f.store.InvitesByInviter(context.Background(), admin)
+	id := invs[0].ID
+	if !strings.Contains(res.text, "https://invites.durare.test/i/"+id) {
+		t.Errorf("reply lacks the landing page:\n%s", res.text)
+	}
+	if res.image != "https://invites.durare.test/i/"+id+"/qr.png" {
+		t.Errorf("image = %q", res.image)
+	}
+	if got := res.form.Value("landing-url"); got != "https://invites.durare.test/i/"+id {
+		t.Errorf("ad-hoc landing-url = %q, want the bot's page", got)
 	}
 }

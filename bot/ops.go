@@ -89,10 +89,12 @@ type request struct {
 }
 
 // reply is what an operation answers: text for chat (and as a note in
-// ad-hoc results), and a form for ad-hoc clients when the result is data.
+// ad-hoc results), a form for ad-hoc clients when the result is data, and
+// an image URL that chat shows inline in a message of its own.
 type reply struct {
-	text string
-	form *dataform.Form
+	text  string
+	form  *dataform.Form
+	image string
 }
 
 // operations returns the table. It is a function, not a package variable,
@@ -226,8 +228,14 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 	// The URI stands on a line of its own, exactly as the server returned
 	// it, so clients linkify it and people can copy it whole.
 	t.WriteString(inv.URI)
-	if inv.LandingURL != "" {
-		fmt.Fprintf(&t, "\nLanding page: %s", inv.LandingURL)
+	// The bot's own page, when it has one, works with any client and in a
+	// browser; the server's page (if any) is the fallback.
+	landing, qr := inv.LandingURL, ""
+	if b.links != nil {
+		landing, qr = b.links(inv.ID)
+	}
+	if landing != "" {
+		fmt.Fprintf(&t, "\nLanding page (works in any browser, with a QR code): %s", landing)
 	}
 	fmt.Fprintf(&t, "\nTo cancel it: cancel %s", inv.ID)
 
@@ -237,14 +245,14 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 		{Var: "FORM_TYPE", Type: dataform.Hidden, Values: []string{invites.FormTypeInvite}},
 		{Var: "uri", Type: dataform.TextSingle, Label: "Invite URI", Values: []string{inv.URI}},
 	}}
-	if inv.LandingURL != "" {
-		form.Fields = append(form.Fields, dataform.Field{Var: "landing-url", Type: dataform.TextSingle, Label: "Landing page", Values: []string{inv.LandingURL}})
+	if landing != "" {
+		form.Fields = append(form.Fields, dataform.Field{Var: "landing-url", Type: dataform.TextSingle, Label: "Landing page", Values: []string{landing}})
 	}
 	if !inv.Expires.IsZero() {
 		form.Fields = append(form.Fields, dataform.Field{Var: "expire", Type: dataform.TextSingle, Label: "Expires", Values: []string{inv.Expires.UTC().Format(time.RFC3339)}})
 	}
 	form.Fields = append(form.Fields, dataform.Field{Var: "id", Type: dataform.TextSingle, Label: "Invite id", Values: []string{inv.ID}})
-	return reply{text: t.String(), form: form}, nil
+	return reply{text: t.String(), form: form, image: qr}, nil
 }
 
 // listLimit caps how many invites one reply shows.
