@@ -112,11 +112,40 @@ func (s *Service) PauseState(ctx context.Context) (store.Pause, error) {
 	return s.store.Pause(ctx)
 }
 
+// reservation is a place held under the quotas for one invite being
+// minted.
+type reservation struct {
+	s      *Service
+	actor  string
+	holds  bool // false for admins, who are not counted
+	closed bool
+}
+
+// settle runs record (the store write, or nothing when minting failed) and
+// gives the place back in one step under quotaMu. Doing both at once is
+// what keeps the count exact: released before the write, a concurrent
+// check would undercount; released after it, it would count the invite
+// twice.
+func (r *reservation) settle(record func() error) error {
+	if !r.holds || r.closed {
+		return record()
+	}
+	r.closed = true
+	r.s.quotaMu.Lock()
+	defer r.s.quotaMu.Unlock()
+	err := record()
+	r.s.inflight[r.actor]--
+	if r.s.inflight[r.actor] == 0 {
+		delete(r.s.inflight, r.actor)
+	}
+	r.s.inflightGlobal--
+	return err
+}
+
 // admitCreate applies the pause switch and the quotas to one invite
-// request. On success it reserves a place for the invite being minted, so
-// that concurrent requests see it: release must be called once the invite
-// is stored or has failed.
-func (s *Service) admitCreate(ctx context.Context, actor string, role policy.Role) (release func(), err error) {
+// request. On success it holds a place for the invite being minted, so
+// that concurrent requests see it; the caller must settle it.
+func (s *Service) admitCreate(ctx context.Context, actor string, role policy.Role) (*reservation, error) {
 	pause, err := s.store.Pause(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read pause: %w", err)
@@ -126,7 +155,7 @@ func (s *Service) admitCreate(ctx context.Context, actor string, role policy.Rol
 		return nil, &PausedError{Reason: pause.Reason}
 	}
 	if role == policy.Admin {
-		return func() {}, nil
+		return &reservation{s: s, actor: actor}, nil
 	}
 
 	s.quotaMu.Lock()
@@ -142,15 +171,7 @@ func (s *Service) admitCreate(ctx context.Context, actor string, role policy.Rol
 	}
 	s.inflight[actor]++
 	s.inflightGlobal++
-	return func() {
-		s.quotaMu.Lock()
-		defer s.quotaMu.Unlock()
-		s.inflight[actor]--
-		if s.inflight[actor] == 0 {
-			delete(s.inflight, actor)
-		}
-		s.inflightGlobal--
-	}, nil
+	return &reservation{s: s, actor: actor, holds: true}, nil
 }
 
 // usage gathers what counts against actor's limits. The caller holds

@@ -174,26 +174,31 @@ func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error
 		}
 		return store.Invite{}, err
 	}
-	release, err := s.admitCreate(ctx, actor, role)
+	held, err := s.admitCreate(ctx, actor, role)
 	if err != nil {
 		return store.Invite{}, err
 	}
-	defer release()
 	minted, err := s.issuer.Mint(ctx)
 	if err != nil {
+		_ = held.settle(func() error { return nil })
 		return store.Invite{}, fmt.Errorf("create invite: %w", err)
 	}
 	now := s.now().UTC()
-	inv, err := s.store.AddInvite(ctx, store.Invite{
-		Token:      minted.Token,
-		URI:        minted.URI,
-		LandingURL: minted.LandingURL,
-		Domain:     s.domain,
-		Inviter:    actor,
-		Created:    now,
-		Expires:    minted.Expires,
-		State:      store.StatePending,
-	}, store.AuditEntry{Time: now, Actor: actor, Action: ActionInviteCreate})
+	var inv store.Invite
+	err = held.settle(func() error {
+		var err error
+		inv, err = s.store.AddInvite(ctx, store.Invite{
+			Token:      minted.Token,
+			URI:        minted.URI,
+			LandingURL: minted.LandingURL,
+			Domain:     s.domain,
+			Inviter:    actor,
+			Created:    now,
+			Expires:    minted.Expires,
+			State:      store.StatePending,
+		}, store.AuditEntry{Time: now, Actor: actor, Action: ActionInviteCreate})
+		return err
+	})
 	if err != nil {
 		// The server holds a token nobody will ever see; it expires there.
 		s.log.ErrorContext(ctx, "minted invite could not be stored",
