@@ -89,8 +89,8 @@ var English = Text{
 	QRAlt:         "QR code of the invitation",
 	QRHint:        "Scan with your phone's camera or chat app.",
 	ClientsTitle:  "Get an app",
-	PreauthNote:   "These apps create your account straight from the invitation: install one, then come back and tap “Open in your app”, or scan the code.",
-	NoPreauthNote: "These apps cannot use the invitation directly: create your account with the form below, then sign in with the app.",
+	PreauthNote:   "Install one, then tap “Open in your app” or scan the code: the app creates your account.",
+	NoPreauthNote: "These cannot open the invitation: create your account below, then sign in.",
 
 	FormTitle:      "Create your account here",
 	FormIntro:      "Works with any app. Your address will be name@%[1]s.",

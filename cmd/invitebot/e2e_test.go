@@ -36,6 +36,8 @@ type world struct {
 	logs      *syncBuffer
 	// checkInterval overrides invites.check_interval when not zero.
 	checkInterval time.Duration
+	// httpListen turns the web server on when not empty.
+	httpListen string
 }
 
 const password = "correct horse battery"
@@ -83,6 +85,10 @@ func (w *world) config(t *testing.T) *config.Config {
 	cfg.Log.Level = "debug"
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
+	}
+	if w.httpListen != "" {
+		cfg.HTTP.Listen = w.httpListen
+		cfg.HTTP.PublicURL = "http://" + w.httpListen
 	}
 	if w.checkInterval != 0 {
 		// Faster than an admin may configure, so usage tracking shows

@@ -26,6 +26,7 @@ import (
 	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
+	"durare.org/invitebot/web"
 )
 
 // Shutdown bounds: how long commands in flight may take to answer, and how
@@ -96,6 +97,15 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// health answers /healthz from the link and the database.
+type health struct {
+	link  *bot.Link
+	store *store.Store
+}
+
+func (h health) LinkUp() bool                        { return h.link.Up() }
+func (h health) PingStore(ctx context.Context) error { return h.store.Ping(ctx) }
+
 // c2sConfig turns the xmpp.c2s settings into the registration client's.
 func c2sConfig(cfg *config.Config) (ibr.Config, error) {
 	tc := &tls.Config{ServerName: cfg.XMPP.C2STLS.ServerName, MinVersion: tls.VersionTLS12,
@@ -145,6 +155,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		tune(&linkCfg)
 	}
 	link := bot.NewLink(linkCfg, log.With(slog.String("room", "link")))
+	metrics := web.NewMetrics(link.Reconnects)
 	issuer := invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.ComponentJID(), Link: link}
 	c2s, err := c2sConfig(cfg)
 	if err != nil {
@@ -159,13 +170,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
 		},
 		Notifier: bot.NewNotifier(link, cfg.ComponentJID()),
+		Observer: metrics,
 		Log:      log.With(slog.String("room", "invites")),
 	})
+	var links func(id string) (string, string)
+	if cfg.HTTP.Listen != "" {
+		links = func(id string) (string, string) {
+			return web.LandingURL(cfg.HTTP.PublicURL, id), web.QRURL(cfg.HTTP.PublicURL, id)
+		}
+	}
 	b := bot.New(bot.Config{
 		Service:   svc,
 		Component: cfg.ComponentJID(),
 		Log:       log.With(slog.String("room", "bot")),
 		Out:       link,
+		Links:     links,
+		Observer:  metrics,
 	})
 
 	log.Info("invitebot starting",
@@ -204,15 +224,42 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		svc.Track(trackCtx, cfg.Invites.CheckInterval)
 	}()
 
+	// The web server, when configured, stops first on shutdown: it takes
+	// requests like the chat does.
+	webCtx, stopWeb := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWeb()
+	var webDone chan error // nil (never ready) without a web server
+	if cfg.HTTP.Listen != "" {
+		webDone = make(chan error, 1)
+		handler := web.New(web.Config{
+			PublicURL: cfg.HTTP.PublicURL,
+			Domain:    cfg.XMPP.Domain,
+			Log:       log.With(slog.String("room", "web")),
+		}, svc, health{link: link, store: st}, metrics)
+		go func() { webDone <- web.Serve(webCtx, cfg.HTTP.Listen, handler, log.With(slog.String("room", "web"))) }()
+	}
+
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-linkDone:
 		// Run returns early only if it panicked: shut down the rest.
+	case runErr = <-webDone:
+		// The listener failed (address in use): nothing serves the pages.
+		if runErr == nil {
+			runErr = errors.New("web server stopped")
+		}
+		webDone = nil
 	}
 	log.Info("shutting down; a second signal exits at once")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	stopWeb()
+	if webDone != nil {
+		if err := <-webDone; err != nil {
+			log.Warn("web server shutdown", slog.Any("err", err))
+		}
+	}
 	drainCtx, cancelDrain := context.WithTimeout(shutdownCtx, drainTimeout)
 	defer cancelDrain()
 	if err := b.Drain(drainCtx); err != nil {

@@ -1,0 +1,276 @@
+package web_test
+
+import (
+	"context"
+	"encoding/xml"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"durare.org/invitebot/bot"
+	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/invites"
+	"durare.org/invitebot/store"
+	"durare.org/invitebot/web"
+)
+
+// Browser test tunables.
+const (
+	// chromiumPath is where Debian's chromium package puts the browser.
+	chromiumPath = "/usr/bin/chromium"
+	// browserTimeout bounds the whole browser session: start-up, two
+	// registrations (each a c2s connection to Prosody) and the checks.
+	browserTimeout = 2 * time.Minute
+	// linkUpTimeout bounds waiting for the component link.
+	linkUpTimeout = 20 * time.Second
+)
+
+// chromium returns the browser's path. A missing browser fails the test in
+// CI (a skipped browser test there is a test that never runs) and skips it
+// on a developer's machine.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err == nil {
+		return chromiumPath
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium not found in CI: apt-get install chromium")
+	}
+	t.Skip("chromium not found: apt-get install chromium")
+	return ""
+}
+
+// browser starts a headless Chromium with a fresh profile and returns a
+// chromedp context for one tab; both end in t.Cleanup.
+func browser(t *testing.T, ctx context.Context, exe string) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox, // root in CI containers
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	return bctx
+}
+
+// health is the Health the real program wires: the link and the store.
+type health struct {
+	link *bot.Link
+	st   *store.Store
+}
+
+func (h health) LinkUp() bool                        { return h.link.Up() }
+func (h health) PingStore(ctx context.Context) error { return h.st.Ping(ctx) }
+
+// ignoreStanzas is the component's handler: this test only sends IQs.
+func ignoreStanzas(xmlstream.TokenReadEncoder, *xml.StartElement) error { return nil }
+
+// TestBrowserRegistration is the path of a person with only a browser: an
+// invite minted by the real server over the component link, its landing
+// page in a real Chromium, a taken username first, then registration, the
+// success page, a real XMPP login with the new account, and a 410 for the
+// spent invite.
+func TestBrowserRegistration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test needs a full run")
+	}
+	exe := chromium(t)
+	srv := prosodytest.Start(t)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	defer cancel()
+
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "invitebot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+
+	component, domain := jid.MustParse(srv.Component), jid.MustParse(srv.Domain)
+	link := bot.NewLink(bot.LinkConfig{
+		Component: component, Server: srv.ComponentAddr,
+		Secret: []byte(srv.ComponentSecret), PingTarget: domain,
+	}, log.With(slog.String("room", "link")))
+	linkCtx, stopLink := context.WithCancel(ctx)
+	linkDone := make(chan error, 1)
+	go func() { linkDone <- link.Run(linkCtx, xmpp.HandlerFunc(ignoreStanzas)) }()
+	t.Cleanup(func() {
+		stopLink()
+		if err := <-linkDone; err != nil {
+			t.Errorf("link: %v", err)
+		}
+	})
+	waitFor(t, linkUpTimeout, link.Up, "component link up")
+
+	const admin = "carol@" + prosodytest.DefaultOtherDomain
+	svc := invites.NewService(invites.Options{
+		Store:  st,
+		Issuer: invites.AdhocIssuer{Server: domain, From: component, Link: link},
+		Domain: srv.Domain,
+		Admins: map[string]bool{admin: true},
+		C2S:    srv.IBRConfig(),
+		Log:    log.With(slog.String("room", "invites")),
+	})
+	inv, err := svc.Create(ctx, admin)
+	if err != nil {
+		t.Fatalf("create invite: %v", err)
+	}
+
+	// Listen first, so the handler knows its public URL before serving.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publicURL := "http://" + ln.Addr().String()
+	metrics := web.NewMetrics(link.Reconnects)
+	h := web.New(web.Config{PublicURL: publicURL, Domain: srv.Domain, Log: log.With(slog.String("room", "web"))},
+		svc, health{link, st}, metrics)
+	ts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	landing := web.LandingURL(publicURL, inv.ID)
+
+	taken := srv.AddUser(t, "taken", srv.Domain, "whatever-pass")
+	const user, pass = "newbie", "a fine long password"
+
+	b := browser(t, ctx, exe)
+	must := func(step string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("browser, %s: %v", step, err)
+		}
+	}
+	must("open landing page", chromedp.Do(b,
+		chromedp.Navigate(landing),
+		chromedp.WaitVisible(chromedp.ID("open-in-app")),
+	))
+	href, err := chromedp.Run(b, chromedp.AttributeValue(chromedp.ID("open-in-app"), "href"))
+	must("read app link", err)
+	if href.Value != inv.URI {
+		t.Errorf("open-in-app href = %q, want %q", href.Value, inv.URI)
+	}
+	headline, err := chromedp.Run(b, chromedp.Text(chromedp.CSS("h1")))
+	must("read headline", err)
+	if want := admin + " invited you to " + srv.Domain; headline != want {
+		t.Errorf("headline = %q, want %q", headline, want)
+	}
+	// naturalWidth stays 0 for an image that did not load.
+	qrWidth, err := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelector(".qr img").naturalWidth`))
+	must("inspect QR image", err)
+	if qrWidth == 0 {
+		t.Error("QR image did not load")
+	}
+
+	// A taken name first: the server refuses, the token stays valid and the
+	// form comes back with an explanation.
+	must("submit a taken name", chromedp.Do(b,
+		chromedp.SendKeys(chromedp.ID("username"), taken.Localpart()),
+		chromedp.SendKeys(chromedp.ID("password"), pass),
+		chromedp.SendKeys(chromedp.ID("password2"), pass),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("form-error")),
+	))
+	formError, err := chromedp.Run(b, chromedp.Text(chromedp.ID("form-error")))
+	must("read form error", err)
+	if formError != web.English.ErrUsernameTaken {
+		t.Errorf("form error = %q, want %q", formError, web.English.ErrUsernameTaken)
+	}
+
+	must("register", chromedp.Do(b,
+		chromedp.Clear(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), user),
+		chromedp.SendKeys(chromedp.ID("password"), pass),
+		chromedp.SendKeys(chromedp.ID("password2"), pass),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("success")),
+	))
+	newJID, err := chromedp.Run(b, chromedp.Text(chromedp.ID("new-jid")))
+	must("read new address", err)
+	want := jid.MustParse(user + "@" + srv.Domain)
+	if newJID != want.String() {
+		t.Fatalf("success page shows %q, want %q", newJID, want)
+	}
+
+	// The account really exists on the server, with that password.
+	c := prosodytest.Login(t, srv, want, pass)
+	if got := c.JID().Bare(); !got.Equal(want) {
+		t.Errorf("logged in as %s, want %s", got, want)
+	}
+
+	// The invite is spent: recorded as used by the new account, and its
+	// page, in the browser and for any client, answers 410.
+	got, err := st.Invite(ctx, inv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.StateUsed || got.UsedBy != want.String() {
+		t.Errorf("invite after registration: state %s, used by %q; want used by %s", got.State, got.UsedBy, want)
+	}
+	resp, err := http.Get(landing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGone {
+		t.Errorf("GET %s after use = %d, want 410", landing, resp.StatusCode)
+	}
+	must("open spent invite", chromedp.Do(b, chromedp.Navigate(landing)))
+	goneTitle, err := chromedp.Run(b, chromedp.Text(chromedp.ID("error-title")))
+	must("read spent invite page", err)
+	if goneTitle != web.English.GoneTitle {
+		t.Errorf("spent invite page says %q, want %q", goneTitle, web.English.GoneTitle)
+	}
+
+	// Health reflects the real link and store.
+	resp, err = http.Get(publicURL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz = %d with link up and store open", resp.StatusCode)
+	}
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

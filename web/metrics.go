@@ -1,0 +1,135 @@
+package web
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxCommandLabels bounds the distinct values of the command label. Callers
+// pass operation names from a fixed table, but a label fed from user input
+// by mistake would grow the registry without bound; past this many names
+// the rest are counted as otherCommand.
+const maxCommandLabels = 64
+
+// otherCommand is the command label used once maxCommandLabels is reached.
+const otherCommand = "other"
+
+// Metrics owns the Prometheus registry the bot exposes on /metrics. A
+// private registry (not the global default) keeps tests independent and
+// shows exactly what this program exports. Its methods are safe for
+// concurrent use, and safe on a nil *Metrics, so front ends built without
+// a web server need no checks.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	created  prometheus.Counter
+	denied   prometheus.Counter
+	used     prometheus.Counter
+	commands *prometheus.CounterVec
+	requests *prometheus.CounterVec
+
+	mu           sync.Mutex
+	commandNames map[string]bool
+}
+
+// NewMetrics creates the registry with the bot's counters plus the Go
+// runtime and process collectors. reconnects is read at scrape time for
+// invitebot_link_reconnects_total (the link counts, we only report); nil
+// reports zero.
+func NewMetrics(reconnects func() uint64) *Metrics {
+	if reconnects == nil {
+		reconnects = func() uint64 { return 0 }
+	}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		created: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "invitebot_invites_created_total",
+			Help: "Invites minted and recorded.",
+		}),
+		denied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "invitebot_invites_denied_total",
+			Help: "Invite requests refused (no right, quota, pause).",
+		}),
+		used: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "invitebot_invites_used_total",
+			Help: "Invites that created an account.",
+		}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invitebot_commands_total",
+			Help: "Commands run, by operation name.",
+		}, []string{"command"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invitebot_http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		commandNames: make(map[string]bool),
+	}
+	m.reg.MustRegister(
+		m.created, m.denied, m.used, m.commands, m.requests,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "invitebot_link_reconnects_total",
+			Help: "Component link sessions established after the first one.",
+		}, func() float64 { return float64(reconnects()) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Registry returns the registry, for tests and for adding collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// InviteCreated counts one invite minted and stored.
+func (m *Metrics) InviteCreated() {
+	if m != nil {
+		m.created.Inc()
+	}
+}
+
+// InviteDenied counts one refused invite request.
+func (m *Metrics) InviteDenied() {
+	if m != nil {
+		m.denied.Inc()
+	}
+}
+
+// InviteUsed counts one invite that created an account.
+func (m *Metrics) InviteUsed() {
+	if m != nil {
+		m.used.Inc()
+	}
+}
+
+// Command counts one run of the operation name. Names must come from the
+// operation table, never from what a user typed.
+func (m *Metrics) Command(name string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	if !m.commandNames[name] {
+		if len(m.commandNames) >= maxCommandLabels {
+			name = otherCommand
+		} else {
+			m.commandNames[name] = true
+		}
+	}
+	m.mu.Unlock()
+	m.commands.WithLabelValues(name).Inc()
+}
+
+// request counts one answered HTTP request.
+func (m *Metrics) request(route, code string) {
+	if m != nil {
+		m.requests.WithLabelValues(route, code).Inc()
+	}
+}

@@ -1,0 +1,569 @@
+// Package web is the bot's HTTP face: a landing page per invite with the
+// xmpp: link, a QR code and client recommendations, registration in the
+// browser for clients that cannot use preauth URIs, and the operations
+// endpoints /healthz and /metrics.
+//
+// It holds no invite logic: it looks invites up and asks the invites
+// service to register accounts, through the small interfaces below.
+// Passwords pass through to the service and are never logged or kept.
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+
+	"durare.org/invitebot/invites"
+	"durare.org/invitebot/invites/ibr"
+	"durare.org/invitebot/store"
+)
+
+// Tunables.
+const (
+	// MinPasswordLen is the shortest password the form accepts, in
+	// characters. Exported so the bot's texts can quote it.
+	MinPasswordLen = 8
+	// maxPasswordLen bounds the password in bytes: enough for any
+	// passphrase, and it keeps hashing cost on the server bounded.
+	maxPasswordLen = 1024
+	// maxUsernameLen is the longest localpart XMPP allows (RFC 7622), in
+	// bytes.
+	maxUsernameLen = 1023
+	// maxFormBytes bounds a registration POST body.
+	maxFormBytes = 16 << 10
+	// registerTimeout bounds one browser registration, dial and IQs
+	// included, so a hung server does not hold the request forever.
+	registerTimeout = 30 * time.Second
+	// healthTimeout bounds the store ping of /healthz; monitoring systems
+	// time out on their own after a few seconds.
+	healthTimeout = 2 * time.Second
+	// staticMaxAge is how long browsers may cache the stylesheet.
+	staticMaxAge = time.Hour
+)
+
+// Invites is what the web pages need from the invites service.
+type Invites interface {
+	// Lookup returns the invite with that id; invites.ErrNoSuchInvite if
+	// there is none.
+	Lookup(ctx context.Context, id string) (store.Invite, error)
+	// RegisterAccount creates username@domain with the invite's token and
+	// marks the invite used. See invites.Service.RegisterAccount for the
+	// errors.
+	RegisterAccount(ctx context.Context, id, username, password string) (jid.JID, error)
+}
+
+// Health tells /healthz whether the bot can do its job.
+type Health interface {
+	// LinkUp reports whether the component link is established.
+	LinkUp() bool
+	// PingStore returns an error if the database does not answer.
+	PingStore(ctx context.Context) error
+}
+
+// Config configures the web handler.
+type Config struct {
+	// PublicURL is how people reach the server, e.g.
+	// https://invites.example.org. Its path, if any, prefixes every link
+	// the pages contain (the proxy is expected to strip it), and an https
+	// scheme makes cookies Secure and turns on HSTS.
+	PublicURL string
+	// Domain is the XMPP domain shown when an invite does not name one.
+	Domain string
+	// Log receives one line per registration and every internal error;
+	// nil discards.
+	Log *slog.Logger
+	// TrustProxy takes the client address for rate limiting from the last
+	// X-Forwarded-For entry. Set it only behind a reverse proxy that
+	// appends to that header, or clients could pick their own address.
+	TrustProxy bool
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+	// Text is the language of the pages; zero means English.
+	Text *Text
+}
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// pageNames are the templates that are whole pages (each with base.html).
+var pageNames = []string{"landing", "success", "error"}
+
+// parseTemplates builds one template set per page, since every page defines
+// its own "content" block for the shared layout.
+func parseTemplates() (map[string]*template.Template, error) {
+	pages := make(map[string]*template.Template, len(pageNames))
+	for _, name := range pageNames {
+		t, err := template.New(name).Option("missingkey=error").
+			ParseFS(templateFS, "templates/base.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", name, err)
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}
+
+// handler serves every route; see New.
+type handler struct {
+	cfg     Config
+	base    string // path prefix taken from PublicURL, no trailing slash
+	secure  bool   // PublicURL is https
+	inv     Invites
+	health  Health
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	text    Text
+	pages   map[string]*template.Template
+	csrf    *csrf
+	origin  *http.CrossOriginProtection
+	limit   *limiter
+}
+
+// New returns the web handler. Invites and Health must not be nil; a nil
+// Metrics still counts nothing and /metrics then answers 404. Embedded
+// templates that fail to parse are a programming error and panic.
+func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
+	h := &handler{cfg: cfg, inv: inv, health: health, metrics: m, log: cfg.Log, now: cfg.Now, text: English}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if cfg.Text != nil {
+		h.text = *cfg.Text
+	}
+	h.origin = http.NewCrossOriginProtection()
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+		h.base = strings.TrimRight(u.Path, "/")
+		h.secure = u.Scheme == "https"
+		// Behind a proxy the Host header may be the backend's address, so
+		// the public origin must be named for browsers that send only Origin.
+		if err := h.origin.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+			h.log.Warn("public_url not usable as an origin", slog.String("public_url", cfg.PublicURL), slog.Any("err", err))
+		}
+	} else if cfg.PublicURL != "" {
+		h.log.Warn("public_url is not an absolute URL", slog.String("public_url", cfg.PublicURL))
+	}
+	pages, err := parseTemplates()
+	if err != nil {
+		panic(err)
+	}
+	h.pages = pages
+	h.csrf = newCSRF(h.secure, h.base, h.now)
+	h.limit = newLimiter(h.now)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /i/{id}", h.landing)
+	mux.HandleFunc("POST /i/{id}", h.register)
+	mux.HandleFunc("GET /i/{id}/qr.png", h.qr("image/png", qrPNG))
+	mux.HandleFunc("GET /i/{id}/qr.svg", h.qr("image/svg+xml", qrSVG))
+	mux.HandleFunc("GET /static/style.css", h.static("static/style.css"))
+	mux.HandleFunc("GET /healthz", h.healthz)
+	if m != nil {
+		mux.Handle("GET /metrics", m.Handler())
+	}
+	mux.HandleFunc("/", h.notFound)
+	return h.instrument(h.securityHeaders(mux))
+}
+
+// LandingURL is the landing page of invite id under publicURL. The bot
+// uses it so chat replies link exactly where this package serves.
+func LandingURL(publicURL, id string) string {
+	return strings.TrimRight(publicURL, "/") + "/i/" + url.PathEscape(id)
+}
+
+// QRURL is the PNG QR code of invite id under publicURL.
+func QRURL(publicURL, id string) string {
+	return LandingURL(publicURL, id) + "/qr.png"
+}
+
+// securityHeaders sets what every response carries. The pages need no
+// script and load nothing from elsewhere, so the policy allows only our
+// own stylesheet and images. no-referrer keeps the invite id in the URL
+// from leaking to the client websites the page links to.
+func (h *handler) securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; "+
+			"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		hd.Set("X-Robots-Tag", "noindex, nofollow")
+		if h.secure {
+			hd.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter remembers the status code for the request counter.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument counts requests by route pattern, never by raw path: paths
+// carry invite ids and would make the label set unbounded.
+func (h *handler) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		route := r.Pattern // set by the ServeMux on this same request
+		if route == "" {
+			route = "unmatched"
+		}
+		h.metrics.request(route, strconv.Itoa(code))
+	})
+}
+
+// pageData is what every template gets; each page uses its part.
+type pageData struct {
+	T     Text
+	Title string
+	Base  string
+
+	// landing
+	Headline    string
+	Expiry      string
+	Domain      string
+	URI         template.URL
+	QRPNG       string
+	Form        formData
+	MinPassword int
+	MaxPassword int
+	MaxUsername int
+
+	// success
+	JID string
+
+	// error
+	Message string
+	Hint    string
+}
+
+// formData is the registration form's state. It never holds a password.
+type formData struct {
+	CSRF     string
+	Username string
+	Error    string
+}
+
+// render writes page with status, or a plain 500 if the template fails:
+// rendering into a buffer first means no half page goes out.
+func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, page string, d pageData) {
+	d.T = h.text
+	d.Base = h.base
+	var buf bytes.Buffer
+	if err := h.pages[page].ExecuteTemplate(&buf, "base", d); err != nil {
+		h.log.ErrorContext(r.Context(), "render page", slog.String("page", page), slog.Any("err", err))
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	// Invite pages change state and some carry the token: nobody keeps them.
+	hd.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// renderError shows a short page for a status the visitor cannot fix here.
+func (h *handler) renderError(w http.ResponseWriter, r *http.Request, status int, title, msg, hint string) {
+	h.render(w, r, status, "error", pageData{Title: title, Message: msg, Hint: hint})
+}
+
+func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
+	h.renderError(w, r, http.StatusNotFound, h.text.NotFoundTitle, h.text.NotFoundBody, "")
+}
+
+func (h *handler) gone(w http.ResponseWriter, r *http.Request, body string) {
+	h.renderError(w, r, http.StatusGone, h.text.GoneTitle, body, h.text.AskInviterAgain)
+}
+
+func (h *handler) internal(w http.ResponseWriter, r *http.Request) {
+	h.renderError(w, r, http.StatusInternalServerError, h.text.InternalTitle, h.text.ErrInternal, "")
+}
+
+// isGone reports whether the invite can no longer be used. Past its expiry
+// it is gone even before anything marked it expired.
+func isGone(inv store.Invite, now time.Time) bool {
+	return inv.State != store.StatePending || (!inv.Expires.IsZero() && !now.Before(inv.Expires))
+}
+
+// lookup finds the invite named in the path and answers 404, 410 or 500
+// itself when there is no usable one. Only the invite asked for is ever
+// read, so a page reveals nothing about other invites.
+func (h *handler) lookup(w http.ResponseWriter, r *http.Request) (store.Invite, bool) {
+	id := r.PathValue("id")
+	if !store.ValidID(id) {
+		h.notFound(w, r)
+		return store.Invite{}, false
+	}
+	inv, err := h.inv.Lookup(r.Context(), id)
+	switch {
+	case errors.Is(err, invites.ErrNoSuchInvite):
+		h.notFound(w, r)
+		return store.Invite{}, false
+	case err != nil:
+		h.log.ErrorContext(r.Context(), "look up invite", slog.String("id", id), slog.Any("err", err))
+		h.internal(w, r)
+		return store.Invite{}, false
+	case isGone(inv, h.now()):
+		h.gone(w, r, h.text.GoneBody)
+		return store.Invite{}, false
+	case !strings.HasPrefix(inv.URI, "xmpp:"):
+		// The URI becomes a link and a header: anything else is corrupt data.
+		h.log.ErrorContext(r.Context(), "invite has no xmpp: URI", slog.String("id", id))
+		h.internal(w, r)
+		return store.Invite{}, false
+	}
+	return inv, true
+}
+
+// landing serves GET /i/{id}.
+func (h *handler) landing(w http.ResponseWriter, r *http.Request) {
+	inv, ok := h.lookup(w, r)
+	if !ok {
+		return
+	}
+	h.renderLanding(w, r, http.StatusOK, inv, formData{})
+}
+
+// renderLanding shows the landing page with the form in state f, adding a
+// fresh CSRF token (and the cookie it is bound to, if missing).
+func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status int, inv store.Invite, f formData) {
+	f.CSRF = h.csrf.token(h.csrf.cookieValue(w, r), inv.ID)
+	domain := h.domainOf(inv)
+	d := pageData{
+		Title:       fmt.Sprintf(h.text.LandingTitle, domain),
+		Domain:      domain,
+		URI:         template.URL(inv.URI), // checked to be xmpp: in lookup
+		QRPNG:       h.base + "/i/" + url.PathEscape(inv.ID) + "/qr.png",
+		Form:        f,
+		MinPassword: MinPasswordLen,
+		MaxPassword: maxPasswordLen,
+		MaxUsername: maxUsernameLen,
+	}
+	if inv.Inviter != "" {
+		d.Headline = fmt.Sprintf(h.text.InvitedYou, inv.Inviter, domain)
+	} else {
+		d.Headline = fmt.Sprintf(h.text.InvitedAnon, domain)
+	}
+	if inv.Expires.IsZero() {
+		d.Expiry = h.text.NoExpiry
+	} else {
+		d.Expiry = fmt.Sprintf(h.text.ExpiresAt, inv.Expires.UTC().Format(h.text.DateLayout))
+	}
+	// Apps that fetch the page learn the invite without parsing HTML.
+	w.Header().Set("Link", "<"+inv.URI+">; rel=\"alternate\"")
+	h.render(w, r, status, "landing", d)
+}
+
+func (h *handler) domainOf(inv store.Invite) string {
+	if inv.Domain != "" {
+		return inv.Domain
+	}
+	return h.cfg.Domain
+}
+
+// qr serves the invite's QR code rendered by draw.
+func (h *handler) qr(contentType string, draw func(string) ([]byte, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		inv, ok := h.lookup(w, r)
+		if !ok {
+			return
+		}
+		img, err := draw(inv.URI)
+		if err != nil {
+			h.log.ErrorContext(r.Context(), "draw qr code", slog.String("id", inv.ID), slog.Any("err", err))
+			h.internal(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Cache-Control", "no-store") // it encodes the token
+		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+		_, _ = w.Write(img)
+	}
+}
+
+// register serves POST /i/{id}: the browser registration form.
+func (h *handler) register(w http.ResponseWriter, r *http.Request) {
+	// Count the attempt before any work, so that floods of bad requests
+	// are limited too.
+	if ok, wait := h.limit.allow(clientKey(r, h.cfg.TrustProxy)); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		h.renderError(w, r, http.StatusTooManyRequests, h.text.TooManyTitle, h.text.ErrTooMany, "")
+		return
+	}
+	inv, ok := h.lookup(w, r)
+	if !ok {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.renderError(w, r, http.StatusBadRequest, h.text.ForbiddenTitle, h.text.ErrFormExpired, "")
+		return
+	}
+	f := formData{Username: strings.TrimSpace(r.PostFormValue("username"))}
+	if err := h.origin.Check(r); err != nil {
+		h.log.InfoContext(r.Context(), "cross-origin registration refused", slog.String("id", inv.ID), slog.Any("err", err))
+		f.Error = h.text.ErrFormExpired
+		h.renderLanding(w, r, http.StatusForbidden, inv, f)
+		return
+	}
+	if err := h.csrf.check(r, inv.ID, r.PostFormValue("csrf")); err != nil {
+		f.Error = h.text.ErrFormExpired
+		h.renderLanding(w, r, http.StatusForbidden, inv, f)
+		return
+	}
+	domain := h.domainOf(inv)
+	username, msg := h.checkForm(f.Username, r.PostFormValue("password"), r.PostFormValue("password2"), domain)
+	if msg != "" {
+		f.Error = msg
+		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), registerTimeout)
+	defer cancel()
+	account, err := h.inv.RegisterAccount(ctx, inv.ID, username, r.PostFormValue("password"))
+	log := h.log.With(slog.String("id", inv.ID), slog.String("username", username))
+	switch {
+	case err == nil:
+		log.InfoContext(r.Context(), "account registered in the browser", slog.String("jid", account.String()))
+		h.render(w, r, http.StatusOK, "success", pageData{Title: h.text.SuccessTitle, JID: account.String()})
+	case errors.Is(err, invites.ErrNoSuchInvite):
+		h.notFound(w, r)
+	case errors.Is(err, invites.ErrNotPending):
+		h.gone(w, r, h.text.GoneBody)
+	case errors.Is(err, ibr.ErrTokenRejected):
+		log.InfoContext(r.Context(), "browser registration: token rejected by the server")
+		h.gone(w, r, h.text.TokenUsedBody)
+	case errors.Is(err, invites.ErrRegistrationInProgress):
+		// A double click, or two people with the same link: the other
+		// attempt decides; this one may retry once it is over.
+		f.Error = h.text.ErrInProgress
+		h.renderLanding(w, r, http.StatusConflict, inv, f)
+	case errors.Is(err, ibr.ErrConflict):
+		f.Error = h.text.ErrUsernameTaken
+		h.renderLanding(w, r, http.StatusConflict, inv, f)
+	case errors.Is(err, ibr.ErrNotAcceptable):
+		log.InfoContext(r.Context(), "browser registration: not acceptable", slog.Any("err", err))
+		f.Error = h.text.ErrNotAcceptable
+		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
+	default:
+		log.ErrorContext(r.Context(), "browser registration failed", slog.Any("err", err))
+		f.Error = h.text.ErrInternal
+		h.renderLanding(w, r, http.StatusInternalServerError, inv, f)
+	}
+}
+
+// checkForm validates the form before the server is bothered, returning
+// the normalised username or the message to show. Someone typing their
+// whole future address (name@domain) gets the name taken from it.
+func (h *handler) checkForm(username, password, password2, domain string) (string, string) {
+	if local, dom, ok := strings.Cut(username, "@"); ok && strings.EqualFold(dom, domain) {
+		username = local
+	}
+	if username == "" {
+		return "", h.text.ErrUsernameEmpty
+	}
+	if len(username) > maxUsernameLen || strings.ContainsAny(username, "@/") {
+		return "", h.text.ErrUsernameInvalid
+	}
+	// The JID library applies the same PRECIS rules as the server, and maps
+	// case, so "Alice" becomes the alice the server would create.
+	j, err := jid.New(username, domain, "")
+	if err != nil || j.Localpart() == "" {
+		return "", h.text.ErrUsernameInvalid
+	}
+	switch {
+	case utf8.RuneCountInString(password) < MinPasswordLen:
+		return "", fmt.Sprintf(h.text.ErrPasswordShort, MinPasswordLen)
+	case len(password) > maxPasswordLen:
+		return "", h.text.ErrPasswordLong
+	case password != password2:
+		return "", h.text.ErrPasswordMatch
+	}
+	return j.Localpart(), ""
+}
+
+// healthz answers 200 only when the link is up and the database answers,
+// so a load balancer or monitor sees a bot that cannot hand out invites
+// as down. Details go to the log, not to the (possibly public) response.
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	var problems []string
+	if !h.health.LinkUp() {
+		problems = append(problems, "component link down")
+	}
+	if err := h.health.PingStore(ctx); err != nil {
+		h.log.WarnContext(r.Context(), "health: store ping failed", slog.Any("err", err))
+		problems = append(problems, "database not answering")
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintln(w, strings.Join(problems, "\n"))
+		return
+	}
+	_, _ = fmt.Fprintln(w, "ok")
+}
+
+// static serves one embedded asset. Named routes instead of a file server
+// mean no directory listings and nothing served by accident.
+func (h *handler) static(name string) http.HandlerFunc {
+	data, err := fs.ReadFile(staticFS, name)
+	if err != nil {
+		panic(fmt.Sprintf("web: embedded %s: %v", name, err))
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(staticMaxAge/time.Second)))
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		_, _ = w.Write(data)
+	}
+}
