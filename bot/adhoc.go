@@ -111,7 +111,8 @@ var (
 	errSessionExpired  = errors.New("session expired")
 )
 
-// open starts a session for owner, sweeping long-expired ones first.
+// open starts a session for owner, sweeping expired ones first. The session
+// is not in the table until put.
 func (t *sessionTable) open(owner, node string) (*adhocSession, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -126,36 +127,39 @@ func (t *sessionTable) open(owner, node string) (*adhocSession, error) {
 			mine++
 		}
 	}
+	// Kept for expiredGrace after expiry so a late request learns
+	// session-expired rather than bad-sessionid.
 	if mine >= maxSessionsPerJID || len(t.byID) >= maxSessions {
 		return nil, errTooManySessions
 	}
 	s := &adhocSession{id: newSessionID(), owner: owner, node: node, args: map[string]string{}, expires: now.Add(sessionTTL)}
-	t.byID[s.id] = s
 	return s, nil
 }
 
-// get returns owner's session id on node and extends its life. Sessions of
-// other JIDs look unknown, so ids reveal nothing.
-func (t *sessionTable) get(id, owner, node string) (*adhocSession, error) {
+// take removes owner's session id on node from the table and returns it;
+// the caller puts it back if the command goes on. Taking it out is what
+// makes two concurrent requests on one session safe: the second finds
+// nothing. Sessions of other JIDs look unknown, so ids reveal nothing.
+func (t *sessionTable) take(id, owner, node string) (*adhocSession, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.byID[id]
 	if !ok || s.owner != owner || s.node != node {
 		return nil, errBadSession
 	}
-	now := t.now()
-	if !now.Before(s.expires) {
-		delete(t.byID, id)
+	delete(t.byID, id)
+	if !t.now().Before(s.expires) {
 		return nil, errSessionExpired
 	}
-	s.expires = now.Add(sessionTTL)
 	return s, nil
 }
 
-func (t *sessionTable) close(id string) {
+// put stores s (back) in the table with a fresh lifetime.
+func (t *sessionTable) put(s *adhocSession) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.byID, id)
+	s.expires = t.now().Add(sessionTTL)
+	t.byID[s.id] = s
 }
 
 func newSessionID() string {
@@ -209,10 +213,10 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor string, role 
 		if err != nil {
 			return commandOut{}, cmdErr("wait", stanza.ResourceConstraint, "", "too many open commands; finish or cancel one")
 		}
-		return b.stageOutput(ctx, op, r, s)
+		return b.nextStage(ctx, op, r, s)
 	}
 
-	s, err := b.sessions.get(cmd.SessionID, owner, op.node)
+	s, err := b.sessions.take(cmd.SessionID, owner, op.node)
 	switch {
 	case errors.Is(err, errSessionExpired):
 		return commandOut{}, cmdErr("cancel", stanza.NotAllowed, "session-expired", "")
@@ -224,15 +228,15 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor string, role 
 	}
 	form := submitted(cmd.Forms)
 	if cmd.Action == actionCancel || (form != nil && form.Type == dataform.TypeCancel) {
-		b.sessions.close(s.id)
 		return commandOut{Node: op.node, SessionID: s.id, Status: statusCanceled}, nil
 	}
 	if cmd.Action == actionPrev {
 		if s.stage == stageForm {
+			b.sessions.put(s) // a wrong step does not end the session
 			return commandOut{}, cmdErr("modify", stanza.BadRequest, "bad-action", "this is the first step")
 		}
 		s.stage = stageForm
-		return b.stageOutput(ctx, op, r, s)
+		return b.nextStage(ctx, op, r, s)
 	}
 
 	allowed := allowedActions(op, s.stage)
@@ -241,24 +245,26 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor string, role 
 		action = allowed.Execute
 	}
 	if (action == actionNext && allowed.Next == nil) || (action == actionComplete && allowed.Complete == nil) {
+		b.sessions.put(s)
 		return commandOut{}, cmdErr("modify", stanza.BadRequest, "bad-action", action+" is not possible at this step")
 	}
 
 	if s.stage == stageForm {
 		if form == nil {
+			b.sessions.put(s)
 			return commandOut{}, cmdErr("modify", stanza.BadRequest, "bad-payload", "submit the form")
 		}
 		args, err := paramsFromForm(op, role, form)
 		if err != nil {
+			b.sessions.put(s)
 			return commandOut{}, cmdErr("modify", stanza.BadRequest, "bad-payload", err.Error())
 		}
 		r.args, s.args = args, args
 		if op.confirm != nil {
 			s.stage = stageConfirm
-			return b.stageOutput(ctx, op, r, s)
+			return b.nextStage(ctx, op, r, s)
 		}
 	}
-	b.sessions.close(s.id)
 	return b.finish(ctx, op, r, s.id), nil
 }
 
@@ -293,6 +299,16 @@ func allowedActions(op operation, stage int) actions {
 	default:
 		return actions{Execute: actionComplete, Complete: present}
 	}
+}
+
+// nextStage renders the session's current stage and keeps the session for
+// the next request.
+func (b *Bot) nextStage(ctx context.Context, op operation, r request, s *adhocSession) (commandOut, *commandError) {
+	out, cerr := b.stageOutput(ctx, op, r, s)
+	if cerr == nil {
+		b.sessions.put(s)
+	}
+	return out, cerr
 }
 
 // stageOutput renders the form of the session's current stage.
@@ -400,5 +416,5 @@ func (b *Bot) failure(ctx context.Context, op operation, actor string, err error
 		return cmdErr("auth", stanza.Forbidden, "", "")
 	}
 	b.log.ErrorContext(ctx, "command stage failed", slog.String("node", op.node), slog.String("actor", actor), slog.Any("err", err))
-	return cmdErr("wait", stanza.InternalServerError, "", "")
+	return cmdErr("cancel", stanza.InternalServerError, "", "")
 }

@@ -23,29 +23,36 @@ func TestSessionTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tbl.get(s.id, "admin@durare.test/phone", "grant"); !errors.Is(err, errBadSession) {
+	tbl.put(s)
+	if _, err := tbl.take(s.id, "admin@durare.test/phone", "grant"); !errors.Is(err, errBadSession) {
 		t.Errorf("other resource: %v, want errBadSession", err)
 	}
-	if _, err := tbl.get(s.id, owner, "revoke"); !errors.Is(err, errBadSession) {
+	if _, err := tbl.take(s.id, owner, "revoke"); !errors.Is(err, errBadSession) {
 		t.Errorf("other node: %v, want errBadSession", err)
 	}
 	clock.advance(sessionTTL - time.Second)
-	if _, err := tbl.get(s.id, owner, "grant"); err != nil {
-		t.Errorf("within TTL: %v", err)
+	got, err := tbl.take(s.id, owner, "grant")
+	if err != nil {
+		t.Fatalf("within TTL: %v", err)
 	}
-	// get extended the life; let it lapse now.
+	if _, err := tbl.take(s.id, owner, "grant"); !errors.Is(err, errBadSession) {
+		t.Errorf("a taken session was handed out twice: %v", err)
+	}
+	tbl.put(got) // put renews the life; let it lapse now.
 	clock.advance(sessionTTL)
-	if _, err := tbl.get(s.id, owner, "grant"); !errors.Is(err, errSessionExpired) {
+	if _, err := tbl.take(s.id, owner, "grant"); !errors.Is(err, errSessionExpired) {
 		t.Errorf("after TTL: %v, want errSessionExpired", err)
 	}
-	if _, err := tbl.get(s.id, owner, "grant"); !errors.Is(err, errBadSession) {
+	if _, err := tbl.take(s.id, owner, "grant"); !errors.Is(err, errBadSession) {
 		t.Errorf("expired session asked twice: %v, want errBadSession", err)
 	}
 
 	for i := range maxSessionsPerJID {
-		if _, err := tbl.open(owner, "grant"); err != nil {
+		s, err := tbl.open(owner, "grant")
+		if err != nil {
 			t.Fatalf("session %d: %v", i, err)
 		}
+		tbl.put(s)
 	}
 	if _, err := tbl.open(owner, "grant"); !errors.Is(err, errTooManySessions) {
 		t.Errorf("over the per-JID cap: %v", err)

@@ -32,6 +32,11 @@ const (
 	maxQueued = 512
 	// requestTimeout bounds one request from parsing to reply.
 	requestTimeout = 30 * time.Second
+	// abortGrace is how long Drain waits for cancelled requests to return.
+	abortGrace = 2 * time.Second
+	// fallbackTimeout bounds sending the error that answers a request
+	// which could not be served.
+	fallbackTimeout = 5 * time.Second
 )
 
 // CommandObserver is told about every command a permitted sender runs.
@@ -72,7 +77,12 @@ type Bot struct {
 	baseCtx context.Context
 	abort   context.CancelFunc
 
-	refusals *refusalLimiter
+	// Strangers are answered sparingly: refusals once per
+	// policy.RefusalInterval, help once per helpInterval, and only so many
+	// refusals a window reach the audit log.
+	refusals    *replyLimiter
+	helpReplies *replyLimiter
+	strangerLog *auditBudget
 }
 
 // Config wires a Bot.
@@ -110,21 +120,23 @@ func New(cfg Config) *Bot {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Bot{
-		svc:       cfg.Service,
-		component: cfg.Component,
-		log:       cfg.Log,
-		now:       now,
-		out:       cfg.Out,
-		links:     cfg.Links,
-		observer:  cfg.Observer,
-		ops:       ops,
-		nodes:     nodes,
-		sessions:  newSessionTable(now),
-		slots:     make(chan struct{}, maxWorkers),
-		queued:    make(chan struct{}, maxQueued),
-		baseCtx:   ctx,
-		abort:     cancel,
-		refusals:  newRefusalLimiter(now),
+		svc:         cfg.Service,
+		component:   cfg.Component,
+		log:         cfg.Log,
+		now:         now,
+		out:         cfg.Out,
+		links:       cfg.Links,
+		observer:    cfg.Observer,
+		ops:         ops,
+		nodes:       nodes,
+		sessions:    newSessionTable(now),
+		slots:       make(chan struct{}, maxWorkers),
+		queued:      make(chan struct{}, maxQueued),
+		baseCtx:     ctx,
+		abort:       cancel,
+		refusals:    newReplyLimiter(policy.RefusalInterval, now),
+		helpReplies: newReplyLimiter(helpInterval, now),
+		strangerLog: newAuditBudget(now),
 	}
 }
 
@@ -143,15 +155,29 @@ func (b *Bot) Drain(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		b.abort()
-		return fmt.Errorf("drain: %w", ctx.Err())
 	}
+	// Cancel what is left and give it a moment to notice, so that nothing
+	// still writes when the database closes after this.
+	b.abort()
+	select {
+	case <-done:
+	case <-time.After(abortGrace):
+		b.log.Error("requests still running after cancellation")
+	}
+	return fmt.Errorf("drain: %w", ctx.Err())
 }
 
 // HandleXMPP routes one incoming stanza. It runs inside the session's read
 // loop, so anything slow is handed to a goroutine, and it never returns an
 // error: mellium would close the whole stream for it.
 func (b *Bot) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	// A bug in one stanza's handling must not take the process down: the
+	// read loop has no recover of its own.
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("panic handling a stanza", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+		}
+	}()
 	switch start.Name.Local {
 	case "message":
 		b.handleMessage(t, start)
@@ -225,6 +251,12 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 // or the queue is full, in which case it returns false at once: the read
 // loop must never wait.
 func (b *Bot) spawn(work func(ctx context.Context)) bool {
+	return b.spawnOr(work, nil)
+}
+
+// spawnOr is spawn with a fallback, run instead of work when the request
+// timed out waiting for a worker (an IQ must still be answered).
+func (b *Bot) spawnOr(work, timedOut func(ctx context.Context)) bool {
 	b.gate.Lock()
 	defer b.gate.Unlock()
 	if b.closing {
@@ -251,6 +283,11 @@ func (b *Bot) spawn(work func(ctx context.Context)) bool {
 			defer func() { <-b.slots }()
 		case <-ctx.Done():
 			b.log.Warn("request timed out waiting for a worker")
+			if timedOut != nil {
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fallbackTimeout)
+				defer cancel()
+				timedOut(fctx)
+			}
 			return
 		}
 		work(ctx)
@@ -279,6 +316,10 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 	role, err := b.svc.Role(ctx, actor)
 	if err != nil {
 		b.log.Error("role lookup failed", slog.String("actor", actor), slog.Any("err", err))
+		// Whoever this is, they hear about it once per interval at most.
+		if !b.refusals.allow(actor) {
+			return reply{}, false
+		}
 		return reply{text: msgInternal}, true
 	}
 	// Strangers get each kind of "no" at most once per interval, so the bot
@@ -290,7 +331,9 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		if !b.refusals.allow(actor) {
 			return reply{}, false
 		}
-		b.svc.RecordRefusal(ctx, actor, why)
+		if b.strangerLog.allow(ctx, b.svc) {
+			b.svc.RecordRefusal(ctx, actor, why)
+		}
 		return reply{text: text}, true
 	}
 
@@ -305,6 +348,9 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		}
 		return refuse(fmt.Sprintf("Unknown command %q. Send help to see what you can do.", truncate(name, 32)),
 			"unknown command")
+	}
+	if op.perm == policy.ReadHelp && role == policy.Stranger && !b.helpReplies.allow(actor) {
+		return reply{}, false
 	}
 	if !policy.Allows(role, op.perm) {
 		return refuse("Sorry, you may not use "+op.name+" here. Send help to see what you can do.",
@@ -451,41 +497,4 @@ func (b *Bot) userMessage(ctx context.Context, op operation, actor string, err e
 		b.log.ErrorContext(ctx, "request failed", slog.String("op", op.name), slog.String("actor", actor), slog.Any("err", err))
 		return msgInternal
 	}
-}
-
-// refusalLimiter remembers when each stranger was last told no.
-type refusalLimiter struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-	now  func() time.Time
-}
-
-// maxRefusalEntries bounds the limiter's memory under a flood of distinct
-// JIDs; past it, entries older than the interval are swept.
-const maxRefusalEntries = 10000
-
-func newRefusalLimiter(now func() time.Time) *refusalLimiter {
-	return &refusalLimiter{last: make(map[string]time.Time), now: now}
-}
-
-// allow reports whether who may be answered now, and if so records it.
-func (l *refusalLimiter) allow(who string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if !policy.RefusalDue(l.last[who], now) {
-		return false
-	}
-	if len(l.last) >= maxRefusalEntries {
-		for k, t := range l.last {
-			if policy.RefusalDue(t, now) {
-				delete(l.last, k)
-			}
-		}
-		if len(l.last) >= maxRefusalEntries {
-			return false // still full of recent strangers: stay silent
-		}
-	}
-	l.last[who] = now
-	return true
 }

@@ -261,8 +261,11 @@ func TestStrangerRefusalsAreRateLimited(t *testing.T) {
 			t.Errorf("second refusal within the hour for %.20q: %q", body, got)
 		}
 	}
-	// help is always answered.
+	// help is answered once a minute.
 	f.mustSay(t, stranger, "help")
+	if _, ok := f.say(t, stranger, "help"); ok {
+		t.Error("second help within a minute answered")
+	}
 	f.clock.advance(time.Hour)
 	if got := f.mustSay(t, stranger, "frobnicate"); !strings.Contains(got, "Unknown command") {
 		t.Errorf("refusal after an hour = %q", got)
@@ -349,10 +352,10 @@ func TestIssuerFailuresGetShortAnswers(t *testing.T) {
 	}
 }
 
-func TestRefusalLimiterBoundsMemory(t *testing.T) {
+func TestReplyLimiterBoundsMemory(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-	l := newRefusalLimiter(clock.now)
-	for i := range maxRefusalEntries {
+	l := newReplyLimiter(time.Hour, clock.now)
+	for i := range maxTrackedJIDs {
 		if !l.allow(fmt.Sprintf("u%d@x", i)) {
 			t.Fatalf("entry %d refused", i)
 		}
@@ -366,6 +369,23 @@ func TestRefusalLimiterBoundsMemory(t *testing.T) {
 	}
 	if len(l.last) != 1 {
 		t.Errorf("after sweep %d entries, want 1", len(l.last))
+	}
+}
+
+func TestStrangerAuditBudget(t *testing.T) {
+	f := newFixture(t)
+	for i := range strangerAuditsPerHour + 50 {
+		f.say(t, fmt.Sprintf("s%d@spam.example", i), "invite")
+	}
+	entries, _ := f.store.Audit(context.Background(), "", 1000)
+	if len(entries) != strangerAuditsPerHour {
+		t.Errorf("%d audit entries from a flood of strangers, want %d", len(entries), strangerAuditsPerHour)
+	}
+	f.clock.advance(time.Hour)
+	f.say(t, "late@spam.example", "invite")
+	entries, _ = f.store.Audit(context.Background(), "system", 10)
+	if len(entries) != 1 || !strings.Contains(entries[0].Detail, "50 refusals") {
+		t.Errorf("summary entry = %+v, want one saying 50 were left out", entries)
 	}
 }
 

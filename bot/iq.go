@@ -188,9 +188,24 @@ func (b *Bot) encodeInline(t xmlstream.TokenReadEncoder, v any) {
 // dispatchIQ answers req in a worker, or at once with an error when the
 // bot is shutting down or busy.
 func (b *Bot) dispatchIQ(t xmlstream.TokenReadEncoder, req iqRequest) {
-	ok := b.spawn(func(ctx context.Context) {
+	fail := func(ctx context.Context, e *stanzaError) {
+		reply := req.reply()
+		reply.fail(e)
+		b.send(ctx, reply)
+	}
+	ok := b.spawnOr(func(ctx context.Context) {
+		// Every IQ gets an answer, even when serving it panics; the
+		// panic goes on to the worker's recover to be logged.
+		defer func() {
+			if r := recover(); r != nil {
+				fail(context.WithoutCancel(ctx), newError("cancel", stanza.InternalServerError, "", ""))
+				panic(r)
+			}
+		}()
 		reply := b.answerIQ(ctx, req)
 		b.send(ctx, reply)
+	}, func(ctx context.Context) {
+		fail(ctx, newError("wait", stanza.ResourceConstraint, "", "busy, try again"))
 	})
 	if !ok {
 		reply := req.reply()
@@ -206,7 +221,7 @@ func (b *Bot) answerIQ(ctx context.Context, req iqRequest) iqReply {
 	role, err := b.svc.Role(ctx, actor)
 	if err != nil {
 		b.log.Error("role lookup failed", slog.String("actor", actor), slog.Any("err", err))
-		reply.fail(newError("wait", stanza.InternalServerError, "", ""))
+		reply.fail(newError("cancel", stanza.InternalServerError, "", ""))
 		return reply
 	}
 	switch req.payload {

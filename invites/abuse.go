@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
@@ -174,6 +176,27 @@ func (s *Service) admitCreate(ctx context.Context, actor string, role policy.Rol
 	return &reservation{s: s, actor: actor, holds: true}, nil
 }
 
+// stillAdmitted repeats the role and pause checks right before a minted
+// invite is stored. The caller holds quotaMu.
+func (s *Service) stillAdmitted(ctx context.Context, actor string, role policy.Role) error {
+	if role != policy.Admin {
+		_, err := s.store.Grant(ctx, actor)
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrForbidden
+		} else if err != nil {
+			return fmt.Errorf("read grant: %w", err)
+		}
+	}
+	pause, err := s.store.Pause(ctx)
+	if err != nil {
+		return fmt.Errorf("read pause: %w", err)
+	}
+	if pause.Paused {
+		return &PausedError{Reason: pause.Reason}
+	}
+	return nil
+}
+
 // usage gathers what counts against actor's limits. The caller holds
 // quotaMu, so in-flight reservations are consistent with the store.
 func (s *Service) usage(ctx context.Context, actor string, now time.Time) (policy.Usage, policy.Limits, error) {
@@ -261,7 +284,15 @@ func (s *Service) consumeToken(ctx context.Context, inv store.Invite) error {
 		// Already unusable (used, expired or consumed before): confirmed
 		// below all the same.
 	case err != nil:
-		return fmt.Errorf("consume token of %s: %w", inv.ID, err)
+		// The server may have created the account and lost the answer:
+		// try to remove it, so no account nobody can log in to remains.
+		if j, jerr := jid.New(username, s.domain, ""); jerr == nil {
+			if rerr := ibr.Remove(ctx, s.c2s, j, password); rerr == nil {
+				s.log.WarnContext(ctx, "removed a throwaway account whose registration reply was lost",
+					slog.String("account", j.String()))
+			}
+		}
+		return fmt.Errorf("consume token of %s (throwaway account %s): %w", inv.ID, username, err)
 	default:
 		if err := ibr.Remove(ctx, s.c2s, account, password); err != nil {
 			// The token is spent, which is what matters; the stray
@@ -324,7 +355,12 @@ func (s *Service) CheckPending(ctx context.Context) error {
 	return nil
 }
 
-// checkTokens asks the server about each token on one c2s stream.
+// expiryMargin absorbs clock differences between the bot and the server:
+// a token refused this close to its expiry expired, it was not used.
+const expiryMargin = 5 * time.Minute
+
+// checkTokens asks the server about each token on one c2s stream and
+// settles those it refuses.
 func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 	checker, err := ibr.DialChecker(ctx, s.c2s)
 	if err != nil {
@@ -339,13 +375,55 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 		switch {
 		case err == nil:
 		case errors.Is(err, ibr.ErrTokenRejected):
-			// Rejected before expiry, and we did not cancel it: used.
-			s.settle(ctx, inv, store.StateUsed, ActionInviteUse, "detected by token check")
+			s.settleRejected(ctx, inv)
 		default:
 			return fmt.Errorf("usage check of %s: %w", inv.ID, err)
 		}
 	}
 	return nil
+}
+
+// settleRejected records a pending invite whose token the server refuses:
+// used when that happened well before its expiry, expired otherwise. With
+// no known expiry it cannot tell, and says so instead of notifying.
+func (s *Service) settleRejected(ctx context.Context, inv store.Invite) {
+	switch {
+	case inv.Expires.IsZero():
+		s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "token no longer accepted; expiry unknown, so maybe used")
+	case s.now().Add(expiryMargin).Before(inv.Expires):
+		s.settle(ctx, inv, store.StateUsed, ActionInviteUse, "detected by token check")
+	default:
+		s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "token refused at its expiry")
+	}
+}
+
+// settleUsed checks invs at the server before a cancel and settles those
+// already spent; it returns the ones still valid. When the server cannot
+// be asked, all are returned: cancelling is then the safe choice.
+func (s *Service) settleUsed(ctx context.Context, invs []store.Invite) []store.Invite {
+	if len(invs) == 0 {
+		return invs
+	}
+	checker, err := ibr.DialChecker(ctx, s.c2s)
+	if err != nil {
+		s.log.WarnContext(ctx, "cannot check tokens before cancelling", slog.Any("err", err))
+		return invs
+	}
+	defer checker.Close()
+	var live []store.Invite
+	for i, inv := range invs {
+		err := checker.Check(ctx, inv.Token)
+		switch {
+		case errors.Is(err, ibr.ErrTokenRejected):
+			s.settleRejected(ctx, inv)
+		case err != nil:
+			s.log.WarnContext(ctx, "token check failed before cancelling", slog.Any("err", err))
+			return append(live, invs[i:]...)
+		default:
+			live = append(live, inv)
+		}
+	}
+	return live
 }
 
 // settle moves a pending invite to its final state and tells the inviter.

@@ -112,8 +112,16 @@ func NewService(o Options) *Service {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
-	if o.Limits == (policy.Limits{}) {
-		o.Limits = policy.DefaultLimits
+	// Each limit left at zero takes its default: a zero limit would refuse
+	// every invite.
+	if o.Limits.PerDay <= 0 {
+		o.Limits.PerDay = policy.DefaultLimits.PerDay
+	}
+	if o.Limits.MaxPending <= 0 {
+		o.Limits.MaxPending = policy.DefaultLimits.MaxPending
+	}
+	if o.Limits.GlobalPerDay <= 0 {
+		o.Limits.GlobalPerDay = policy.DefaultLimits.GlobalPerDay
 	}
 	return &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain, admins: o.Admins,
 		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, limits: o.Limits, notifier: o.Notifier,
@@ -178,16 +186,27 @@ func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error
 	if err != nil {
 		return store.Invite{}, err
 	}
+	// Settling twice is harmless; this covers a panicking Issuer.
+	defer held.settle(func() error { return nil })
 	minted, err := s.issuer.Mint(ctx)
 	if err != nil {
-		_ = held.settle(func() error { return nil })
 		return store.Invite{}, fmt.Errorf("create invite: %w", err)
 	}
+	// The token exists at the server now: record it even if the request's
+	// own time ran out while minting.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
+	defer cancel()
 	now := s.now().UTC()
 	var inv store.Invite
 	err = held.settle(func() error {
+		// Revoke and pause may have happened while the server minted;
+		// both serialise with this under quotaMu. The token was never
+		// shown to anyone, so dropping it leaves nothing usable behind.
+		if err := s.stillAdmitted(wctx, actor, role); err != nil {
+			return err
+		}
 		var err error
-		inv, err = s.store.AddInvite(ctx, store.Invite{
+		inv, err = s.store.AddInvite(wctx, store.Invite{
 			Token:      minted.Token,
 			URI:        minted.URI,
 			LandingURL: minted.LandingURL,
@@ -199,6 +218,11 @@ func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error
 		}, store.AuditEntry{Time: now, Actor: actor, Action: ActionInviteCreate})
 		return err
 	})
+	var paused *PausedError
+	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) {
+		s.log.InfoContext(ctx, "minted invite dropped: revoked or paused meanwhile", slog.String("inviter", actor))
+		return store.Invite{}, err
+	}
 	if err != nil {
 		// The server holds a token nobody will ever see; it expires there.
 		s.log.ErrorContext(ctx, "minted invite could not be stored",
@@ -210,6 +234,10 @@ func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error
 		slog.Time("expires", inv.Expires))
 	return inv, nil
 }
+
+// storeWriteTimeout bounds a database write that must happen even though
+// the request that caused it has run out of time.
+const storeWriteTimeout = 5 * time.Second
 
 // Lookup returns the invite with that id, for showing it to whoever holds
 // the link (the landing page). The id is the secret here: 80 random bits.
@@ -265,19 +293,23 @@ func (s *Service) RegisterAccount(ctx context.Context, id, username, password st
 		}
 		return jid.JID{}, fmt.Errorf("register account: %w", err)
 	}
-	_, err = s.store.SetInviteState(ctx, id, store.StateUsed, account.String(), store.AuditEntry{
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
+	defer cancel()
+	_, err = s.store.SetInviteState(wctx, id, store.StateUsed, account.String(), store.AuditEntry{
 		Time: s.now().UTC(), Actor: account.String(), Action: ActionInviteUse, Subject: id,
 		Detail: "registered in the browser; invited by " + inv.Inviter,
 	})
 	if err != nil {
-		// The account exists; only our record lags. Say so in the log,
-		// but do not tell the new user their account failed.
+		// The account exists; only our record lags (or usage tracking
+		// got there first and told the inviter). Say so in the log, but do
+		// not tell the new user their account failed.
 		s.log.ErrorContext(ctx, "account registered but invite not marked used",
 			slog.String("id", id), slog.String("account", account.String()), slog.Any("err", err))
+	} else {
+		s.observer.InviteUsed()
+		s.notify(ctx, inv.Inviter, fmt.Sprintf("Your invite %s from %s was used: %s joined.",
+			inv.ID, inv.Created.UTC().Format("2006-01-02 15:04 UTC"), account))
 	}
-	s.observer.InviteUsed()
-	s.notify(ctx, inv.Inviter, fmt.Sprintf("Your invite %s from %s was used: %s joined.",
-		inv.ID, inv.Created.UTC().Format("2006-01-02 15:04 UTC"), account))
 	s.log.InfoContext(ctx, "account registered with invite", slog.String("id", id),
 		slog.String("account", account.String()), slog.String("inviter", inv.Inviter))
 	return account, nil
@@ -316,12 +348,22 @@ func (s *Service) Cancel(ctx context.Context, actor, id string) (store.Invite, e
 	if !policy.CanCancel(role, actor, inv.Inviter) {
 		return store.Invite{}, ErrNoSuchInvite
 	}
+	if inv.State != store.StatePending {
+		return inv, ErrNotPending
+	}
+	// A token already used at the server is a used invite, not a cancelled
+	// one: record it as such, so the account it created is not hidden.
+	if live := s.settleUsed(ctx, []store.Invite{inv}); len(live) == 0 {
+		inv, _ = s.Lookup(ctx, id)
+		return inv, ErrNotPending
+	}
 	cancelled, err := s.store.SetInviteState(ctx, id, store.StateCancelled, "", store.AuditEntry{
 		Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: id,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotPending):
-		// The state read above says what it became instead.
+		// Settled meanwhile; report what it became.
+		inv, _ = s.Lookup(ctx, id)
 		return inv, ErrNotPending
 	case err != nil:
 		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
@@ -382,30 +424,48 @@ type RevokeResult struct {
 }
 
 // Revoke takes the right to invite away from target and cancels every
-// invite of theirs still pending, at the server too.
+// invite of theirs still pending, at the server too. Running it again for
+// someone already revoked cancels whatever is still pending.
 func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResult, error) {
 	var res RevokeResult
 	if _, err := s.authorize(ctx, actor, policy.ManageGrants); err != nil {
 		return res, err
 	}
-	err := s.store.DeleteGrant(ctx, target, store.AuditEntry{
+	// Everything below must happen even if the request runs out of time
+	// half-way: a half-done revoke leaves an abuser's links working.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
+	defer cancel()
+
+	// Under quotaMu, so that an invite being minted for target right now
+	// is either stored before this (and cancelled below) or dropped.
+	s.quotaMu.Lock()
+	err := s.store.DeleteGrant(wctx, target, store.AuditEntry{
 		Time: s.now().UTC(), Actor: actor, Action: ActionRevoke, Subject: target,
 	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return res, ErrNotInviter
-	case err != nil:
+	granted := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.quotaMu.Unlock()
 		return res, fmt.Errorf("revoke: %w", err)
 	}
-	invs, err := s.store.InvitesByInviter(ctx, target)
+	invs, err := s.store.InvitesByInviter(wctx, target)
+	s.quotaMu.Unlock()
 	if err != nil {
 		return res, fmt.Errorf("revoke: list invites: %w", err)
 	}
+	var pending []store.Invite
 	for _, inv := range invs {
-		if inv.State != store.StatePending {
-			continue
+		if inv.State == store.StatePending {
+			pending = append(pending, inv)
 		}
-		cancelled, err := s.store.SetInviteState(ctx, inv.ID, store.StateCancelled, "", store.AuditEntry{
+	}
+	if !granted && len(pending) == 0 {
+		return res, ErrNotInviter
+	}
+	// Tokens already used get recorded as used, with a notice, first.
+	pending = s.settleUsed(ctx, pending)
+	var cancelled []store.Invite
+	for _, inv := range pending {
+		c, err := s.store.SetInviteState(wctx, inv.ID, store.StateCancelled, "", store.AuditEntry{
 			Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: inv.ID, Detail: "inviter revoked",
 		})
 		if errors.Is(err, store.ErrNotPending) {
@@ -413,8 +473,15 @@ func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResul
 		} else if err != nil {
 			return res, fmt.Errorf("revoke: cancel %s: %w", inv.ID, err)
 		}
-		res.Cancelled++
-		if !s.revokeCancelled(ctx, actor, cancelled).Revoked {
+		cancelled = append(cancelled, c)
+	}
+	res.Cancelled = len(cancelled)
+	// Consuming tokens takes a few c2s round trips each. Within a bounded
+	// time, do as many as possible; usage tracking retries the rest.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), revokeBudget)
+	defer rcancel()
+	for _, inv := range cancelled {
+		if rctx.Err() != nil || !s.revokeCancelled(rctx, actor, inv).Revoked {
 			res.StillValid++
 		}
 	}
@@ -422,6 +489,10 @@ func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResul
 		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid))
 	return res, nil
 }
+
+// revokeBudget bounds how long revoke spends consuming tokens before it
+// answers; the rest are retried by usage tracking.
+const revokeBudget = 20 * time.Second
 
 // Inviters lists every grant, sorted by JID.
 func (s *Service) Inviters(ctx context.Context, actor string) ([]store.Grant, error) {

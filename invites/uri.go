@@ -25,7 +25,9 @@ type InviteURI struct {
 func ParseURI(s string) (InviteURI, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return InviteURI{}, fmt.Errorf("%w: %v", ErrBadURI, err)
+		// url.Parse's error quotes the whole URI, token included: keep
+		// it out of errors, which end up in logs.
+		return InviteURI{}, fmt.Errorf("%w: malformed URI", ErrBadURI)
 	}
 	if u.Scheme != "xmpp" || u.Opaque == "" {
 		return InviteURI{}, fmt.Errorf("%w: want xmpp:DOMAIN?register;preauth=TOKEN", ErrBadURI)
@@ -37,7 +39,7 @@ func ParseURI(s string) (InviteURI, error) {
 	var inv InviteURI
 	inv.Domain, err = url.PathUnescape(u.Opaque)
 	if err != nil {
-		return InviteURI{}, fmt.Errorf("%w: %v", ErrBadURI, err)
+		return InviteURI{}, fmt.Errorf("%w: malformed domain", ErrBadURI)
 	}
 	for _, p := range parts[1:] {
 		key, value, _ := strings.Cut(p, "=")
@@ -46,7 +48,7 @@ func ParseURI(s string) (InviteURI, error) {
 		}
 		inv.Token, err = url.QueryUnescape(value)
 		if err != nil {
-			return InviteURI{}, fmt.Errorf("%w: %v", ErrBadURI, err)
+			return InviteURI{}, fmt.Errorf("%w: malformed token", ErrBadURI)
 		}
 	}
 	if inv.Token == "" {

@@ -106,9 +106,3 @@ func CanCancel(r Role, actor, inviter string) bool {
 // to every message would let anyone who can forge or flood stanzas use the
 // bot to reflect traffic at a third party.
 const RefusalInterval = time.Hour
-
-// RefusalDue reports whether a refusal may be sent now, given when the last
-// one went to the same JID (zero if never).
-func RefusalDue(last, now time.Time) bool {
-	return last.IsZero() || now.Sub(last) >= RefusalInterval
-}

@@ -1,9 +1,6 @@
 package policy
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
 func TestRoleOf(t *testing.T) {
 	admins := map[string]bool{"admin@durare.test": true}
@@ -69,25 +66,6 @@ func TestCanCancel(t *testing.T) {
 	for _, tc := range tests {
 		if got := CanCancel(tc.role, tc.actor, tc.inviter); got != tc.want {
 			t.Errorf("CanCancel(%v, %q, %q) = %v, want %v", tc.role, tc.actor, tc.inviter, got, tc.want)
-		}
-	}
-}
-
-func TestRefusalDue(t *testing.T) {
-	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		last time.Time
-		want bool
-	}{
-		{time.Time{}, true},
-		{now.Add(-time.Minute), false},
-		{now.Add(-RefusalInterval + time.Second), false},
-		{now.Add(-RefusalInterval), true},
-		{now.Add(-2 * RefusalInterval), true},
-	}
-	for _, tc := range tests {
-		if got := RefusalDue(tc.last, now); got != tc.want {
-			t.Errorf("RefusalDue(%v) = %v, want %v", tc.last, got, tc.want)
 		}
 	}
 }

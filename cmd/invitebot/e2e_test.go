@@ -272,8 +272,12 @@ func TestInviteAcrossDomainsAndRegister(t *testing.T) {
 	expectContains(t, carol.Chat(t, w.component, "invites"), "pending")
 	expectContains(t, admin.Chat(t, w.component, "inviters"), "carol@"+w.srv.OtherDomain, "granted by admin@"+w.srv.Domain, "volunteer")
 
-	// Revoke stops further invites.
-	expectContains(t, admin.Chat(t, w.component, "revoke carol@"+w.srv.OtherDomain), "may no longer create invites")
+	// Revoke stops further invites. Before cancelling, it checks the
+	// pending invite at the server, finds it used and tells carol.
+	expectContains(t, admin.Chat(t, w.component, "revoke carol@"+w.srv.OtherDomain),
+		"may no longer create invites. Cancelled 0 pending invite(s)")
+	expectContains(t, carol.Next(t).Body, "was used.")
+	expectContains(t, admin.Chat(t, w.component, "invites carol@"+w.srv.OtherDomain), "  used  ")
 	if err := carol.Send(ctx, w.component, stanza.ChatMessage, "invite"); err != nil {
 		t.Fatal(err)
 	}

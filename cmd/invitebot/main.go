@@ -266,7 +266,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		log.Warn("commands still running at shutdown were cancelled", slog.Any("err", err))
 	}
 	stopTracking()
-	<-tracking
+	select {
+	case <-tracking:
+	case <-shutdownCtx.Done():
+		log.Error("usage tracking did not stop in time")
+	}
 	closeLink()
 	if runErr == nil {
 		select {
