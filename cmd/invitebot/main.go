@@ -232,8 +232,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 	if cfg.HTTP.Listen != "" {
 		webDone = make(chan error, 1)
 		handler := web.New(web.Config{
-			PublicURL: cfg.HTTP.PublicURL,
-			Domain:    cfg.XMPP.Domain,
+			PublicURL:  cfg.HTTP.PublicURL,
+			Domain:     cfg.XMPP.Domain,
+			TrustProxy: cfg.HTTP.TrustProxy,
 			Log:       log.With(slog.String("room", "web")),
 		}, svc, health{link: link, store: st}, metrics)
 		go func() { webDone <- web.Serve(webCtx, cfg.HTTP.Listen, handler, log.With(slog.String("room", "web"))) }()

@@ -129,6 +129,10 @@ type HTTPConfig struct {
 	// PublicURL is how people reach the web server, usually through a TLS
 	// proxy, e.g. https://invites.example.org. Required with Listen.
 	PublicURL string `mapstructure:"public_url"`
+	// TrustProxy takes the client address (for the registration rate
+	// limit) from the last X-Forwarded-For entry. Only behind a proxy that
+	// sets it; otherwise clients choose their own address.
+	TrustProxy bool `mapstructure:"trust_proxy"`
 }
 
 // PolicyConfig holds the abuse limits.

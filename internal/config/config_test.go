@@ -74,7 +74,7 @@ func TestKeys(t *testing.T) {
 		"xmpp.component", "xmpp.server", "xmpp.secret", "xmpp.secret_file", "xmpp.domain",
 		"xmpp.c2s", "xmpp.c2s_tls.server_name", "xmpp.c2s_tls.ca_file", "xmpp.c2s_tls.insecure_skip_verify",
 		"admins", "store.path", "log.level", "log.format",
-		"http.listen", "http.public_url",
+		"http.listen", "http.public_url", "http.trust_proxy",
 		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day",
 		"invites.check_interval",
 	}
@@ -133,6 +133,22 @@ func TestLoadErrors(t *testing.T) {
 		want    []string
 		notWant []string
 	}{
+		{name: "http listen without public url", yaml: validYAML + "http:\n  listen: 127.0.0.1:8080\n",
+			want: []string{"http.public_url: required when http.listen is set"}},
+		{name: "http bad public url", yaml: validYAML + "http:\n  listen: 127.0.0.1:8080\n  public_url: ftp://x\n",
+			want: []string{`http.public_url: "ftp://x" is not an http(s) base URL`}},
+		{name: "http bad listen", yaml: validYAML + "http:\n  listen: nowhere\n  public_url: https://x.org\n",
+			want: []string{"http.listen:"}},
+		{name: "zero quota", yaml: validYAML + "policy:\n  max_pending: 0\n",
+			want: []string{"policy.max_pending: 0 must be at least 1"}},
+		{name: "check interval too short", yaml: validYAML + "invites:\n  check_interval: 1s\n",
+			want: []string{"invites.check_interval: 1s is shorter than 10s"}},
+		{name: "check interval not a duration", yaml: validYAML + "invites:\n  check_interval: soon\n",
+			want: []string{"check_interval"}},
+		{name: "bad c2s", yaml: replace(t, "  domain: example.org\n", "  domain: example.org\n  c2s: 5222\n"),
+			want: []string{"xmpp.c2s:"}},
+		{name: "missing ca file", yaml: replace(t, "  domain: example.org\n", "  domain: example.org\n  c2s_tls:\n    ca_file: /nonexistent.pem\n"),
+			want: []string{"xmpp.c2s_tls.ca_file:"}},
 		{name: "unknown top-level key", yaml: validYAML + "polcy:\n  max: 3\n",
 			want: []string{`config.yaml: unknown key "polcy"`}, notWant: []string{"polcy.max"}},
 		{name: "unknown nested key", yaml: replace(t, "  secret: ", "  secrett: "),
