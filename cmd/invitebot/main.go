@@ -235,7 +235,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 			PublicURL:  cfg.HTTP.PublicURL,
 			Domain:     cfg.XMPP.Domain,
 			TrustProxy: cfg.HTTP.TrustProxy,
-			Log:       log.With(slog.String("room", "web")),
+			Log:        log.With(slog.String("room", "web")),
 		}, svc, health{link: link, store: st}, metrics)
 		go func() { webDone <- web.Serve(webCtx, cfg.HTTP.Listen, handler, log.With(slog.String("room", "web"))) }()
 	}
