@@ -210,33 +210,34 @@ func (c *Client) Close() {
 // one until ctx ends or the stream does.
 func (c *Client) take(ctx context.Context, ok func(Message) bool) (Message, error) {
 	for {
-		c.mu.Lock()
-		for i, m := range c.queue {
-			if ok(m) {
-				c.queue = append(c.queue[:i:i], c.queue[i+1:]...)
-				c.mu.Unlock()
-				return m, nil
-			}
+		if m, found := c.pop(ok); found {
+			return m, nil
 		}
-		c.mu.Unlock()
 		select {
 		case <-c.notify:
 		case <-c.ended:
 			// Drain anything that arrived before the end first.
-			c.mu.Lock()
-			for i, m := range c.queue {
-				if ok(m) {
-					c.queue = append(c.queue[:i:i], c.queue[i+1:]...)
-					c.mu.Unlock()
-					return m, nil
-				}
+			if m, found := c.pop(ok); found {
+				return m, nil
 			}
-			c.mu.Unlock()
 			return Message{}, fmt.Errorf("stream ended: %v", c.endErr)
 		case <-ctx.Done():
 			return Message{}, ctx.Err()
 		}
 	}
+}
+
+// pop removes and returns the first queued message matching ok.
+func (c *Client) pop(ok func(Message) bool) (Message, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, m := range c.queue {
+		if ok(m) {
+			c.queue = append(c.queue[:i:i], c.queue[i+1:]...)
+			return m, true
+		}
+	}
+	return Message{}, false
 }
 
 // wake tells a waiting take that the queue or the stream changed.
