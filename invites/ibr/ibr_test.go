@@ -345,13 +345,14 @@ type countingProxy struct {
 	accepted atomic.Int32
 }
 
-func newCountingProxy(t *testing.T, target string) *countingProxy {
+// serveLoopback accepts connections on a loopback port until the test
+// ends, handing each to handle in a goroutine, and returns the address.
+func serveLoopback(t *testing.T, handle func(net.Conn, *sync.WaitGroup)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &countingProxy{addr: l.Addr().String()}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		l.Close()
@@ -361,21 +362,35 @@ func newCountingProxy(t *testing.T, target string) *countingProxy {
 	go func() {
 		defer wg.Done()
 		for {
-			in, err := l.Accept()
+			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			p.accepted.Add(1)
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
-			go func() { defer wg.Done(); io.Copy(in, out); in.Close() }()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				handle(c, &wg)
+			}()
 		}
 	}()
+	return l.Addr().String()
+}
+
+func newCountingProxy(t *testing.T, target string) *countingProxy {
+	t.Helper()
+	p := &countingProxy{}
+	p.addr = serveLoopback(t, func(in net.Conn, wg *sync.WaitGroup) {
+		p.accepted.Add(1)
+		out, err := net.Dial("tcp", target)
+		if err != nil {
+			in.Close()
+			return
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
+		io.Copy(in, out)
+		in.Close()
+	})
 	return p
 }
 
@@ -395,56 +410,35 @@ func (p *plaintextServer) received() string {
 
 func newPlaintextServer(t *testing.T) *plaintextServer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &plaintextServer{addr: l.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	p := &plaintextServer{}
+	p.addr = serveLoopback(t, func(c net.Conn, _ *sync.WaitGroup) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(testTimeout))
+		r := bufio.NewReader(c)
+		buf := make([]byte, 4096)
+		wroteHeader := false
 		for {
-			c, err := l.Accept()
+			n, err := r.Read(buf)
+			p.mu.Lock()
+			p.seen.Write(buf[:n])
+			got := p.seen.String()
+			p.mu.Unlock()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(testTimeout))
-				r := bufio.NewReader(c)
-				buf := make([]byte, 4096)
-				wroteHeader := false
-				for {
-					n, err := r.Read(buf)
-					p.mu.Lock()
-					p.seen.Write(buf[:n])
-					got := p.seen.String()
-					p.mu.Unlock()
-					if err != nil {
-						return
-					}
-					switch {
-					case !wroteHeader && strings.Contains(got, "<stream:stream"):
-						wroteHeader = true
-						io.WriteString(c, `<?xml version='1.0'?><stream:stream xmlns='jabber:client' `+
-							`xmlns:stream='http://etherx.jabber.org/streams' from='durare.test' id='plain1' version='1.0'>`+
-							`<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>`+
-							`<register xmlns='http://jabber.org/features/iq-register'/><register xmlns='urn:xmpp:ibr-token:0'/></stream:features>`)
-					case strings.Contains(got, "starttls"):
-						io.WriteString(c, `<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>`)
-						return
-					}
-				}
-			}()
+			switch {
+			case !wroteHeader && strings.Contains(got, "<stream:stream"):
+				wroteHeader = true
+				io.WriteString(c, `<?xml version='1.0'?><stream:stream xmlns='jabber:client' `+
+					`xmlns:stream='http://etherx.jabber.org/streams' from='durare.test' id='plain1' version='1.0'>`+
+					`<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>`+
+					`<register xmlns='http://jabber.org/features/iq-register'/><register xmlns='urn:xmpp:ibr-token:0'/></stream:features>`)
+			case strings.Contains(got, "starttls"):
+				io.WriteString(c, `<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>`)
+				return
+			}
 		}
-	}()
+	})
 	return p
 }
 
