@@ -404,7 +404,10 @@ func (b *Bot) finish(ctx context.Context, op operation, r request, sid string) c
 		return out
 	}
 	out.Form = res.form
-	if res.form == nil {
+	switch {
+	case res.warn:
+		out.Notes = []commandNote{{Type: "warn", Text: res.text}}
+	case res.form == nil:
 		out.Notes = []commandNote{{Type: "info", Text: res.text}}
 	}
 	return out

@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
 )
 
@@ -86,5 +87,50 @@ func TestRunCommandExpiredSession(t *testing.T) {
 	}
 	if got := f.mustSay(t, admin, "inviters"); strings.Contains(got, "bob@x.org") {
 		t.Error("expired session still granted")
+	}
+}
+
+// TestRunCommandNotes checks the note types: info for plain results, warn
+// for results with a caveat, error for failures.
+func TestRunCommandNotes(t *testing.T) {
+	f := newFixture(t)
+	from := jid.MustParse(admin + "/laptop")
+	run := func(node string, forms ...dataform.Form) commandOut {
+		t.Helper()
+		req := iqRequest{iq: stanza.IQ{From: from}, command: commandIn{Node: node, Action: actionExecute}}
+		out, cerr := f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+		if cerr != nil {
+			t.Fatalf("%s: %+v", node, cerr)
+		}
+		if len(forms) == 0 {
+			return out
+		}
+		req.command = commandIn{Node: node, Action: actionComplete, SessionID: out.SessionID, Forms: forms}
+		out, cerr = f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+		if cerr != nil {
+			t.Fatalf("%s completion: %+v", node, cerr)
+		}
+		return out
+	}
+	out := run("resume")
+	if len(out.Notes) != 1 || out.Notes[0].Type != "info" {
+		t.Errorf("resume notes %+v, want one info note", out.Notes)
+	}
+	f.mustSay(t, admin, "invite")
+	invs, _ := f.store.InvitesByInviter(context.Background(), admin)
+	f.issuer.deleteErr = errors.New("deletion refused")
+	cancelled := run("cancel-invite", dataform.Form{Type: dataform.TypeSubmit, Fields: []dataform.Field{{Var: "id", Values: []string{invs[0].ID}}}})
+	if cancelled.Status != statusExecuting {
+		t.Fatalf("cancel-invite after the form: %+v, want the confirmation stage", cancelled)
+	}
+	req := iqRequest{iq: stanza.IQ{From: from}, command: commandIn{Node: "cancel-invite", Action: actionComplete, SessionID: cancelled.SessionID}}
+	out, cerr := f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+	if cerr != nil || len(out.Notes) != 1 || out.Notes[0].Type != "warn" {
+		t.Errorf("cancel with the token still valid: %+v, %v; want a warn note", out, cerr)
+	}
+	f.issuer.err = errors.New("server on fire")
+	out = run(invites.NodeCreateAccount)
+	if len(out.Notes) != 1 || out.Notes[0].Type != "error" || out.Status != statusCompleted {
+		t.Errorf("failed mint: %+v, want a completed command with an error note", out)
 	}
 }

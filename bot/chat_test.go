@@ -29,8 +29,9 @@ const (
 type fakeIssuer struct {
 	mu      sync.Mutex
 	n       int
-	err     error
-	deleted []string
+	err       error
+	deleteErr error
+	deleted   []string
 }
 
 func (f *fakeIssuer) Revocation() invites.Revocation { return invites.RevokeByDeletion }
@@ -38,6 +39,9 @@ func (f *fakeIssuer) Revocation() invites.Revocation { return invites.RevokeByDe
 func (f *fakeIssuer) Delete(_ context.Context, token string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.deleteErr != nil {
+		return f.deleteErr
+	}
 	f.deleted = append(f.deleted, token)
 	return nil
 }

@@ -95,6 +95,9 @@ type reply struct {
 	text  string
 	form  *dataform.Form
 	image string
+	// warn marks a reply that succeeded with a caveat (ad-hoc shows it
+	// as a warning note).
+	warn bool
 }
 
 // operations returns the table. It is a function, not a package variable,
@@ -338,7 +341,7 @@ func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{}, err
 	}
 	if !inv.Revoked {
-		return reply{text: fmt.Sprintf("Invite %s is cancelled here, but the server still accepts its token for now (see the log); it stops working when it expires.", inv.ID)}, nil
+		return reply{text: fmt.Sprintf("Invite %s is cancelled here, but the server still accepts its token for now (see the log); it stops working when it expires.", inv.ID), warn: true}, nil
 	}
 	return reply{text: fmt.Sprintf("Invite %s is cancelled; its link no longer works.", inv.ID)}, nil
 }
@@ -394,9 +397,9 @@ func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 	text := fmt.Sprintf("%s may no longer create invites. Cancelled %d pending invite(s)", target, res.Cancelled)
 	if res.StillValid > 0 {
 		text += fmt.Sprintf("; %d token(s) are still accepted by the server for now, I will keep trying to revoke them.", res.StillValid)
-	} else {
-		text += "; none of their links works any more."
+		return reply{text: text, warn: true}, nil
 	}
+	text += "; none of their links works any more."
 	return reply{text: text}, nil
 }
 
