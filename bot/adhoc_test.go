@@ -105,7 +105,7 @@ func TestRunCommandNotes(t *testing.T) {
 		if len(forms) == 0 {
 			return out
 		}
-		req.command = commandIn{Node: node, Action: actionComplete, SessionID: out.SessionID, Forms: forms}
+		req.command = commandIn{Node: node, SessionID: out.SessionID, Forms: forms} // the default action
 		out, cerr = f.bot.runCommand(context.Background(), req, admin, policy.Admin)
 		if cerr != nil {
 			t.Fatalf("%s completion: %+v", node, cerr)

@@ -27,8 +27,8 @@ const (
 // fakeIssuer mints predictable invites, or fails with err, and deletes
 // tokens like a server with a deletion command.
 type fakeIssuer struct {
-	mu      sync.Mutex
-	n       int
+	mu        sync.Mutex
+	n         int
 	err       error
 	deleteErr error
 	deleted   []string
