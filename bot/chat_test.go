@@ -84,6 +84,26 @@ type fixture struct {
 	store  *store.Store
 	issuer *fakeIssuer
 	clock  *fakeClock
+	notes  *recordingNotifier
+}
+
+// recordingNotifier keeps the notifications the service sends.
+type recordingNotifier struct {
+	mu   sync.Mutex
+	sent []string // "to: text"
+}
+
+func (n *recordingNotifier) Notify(_ context.Context, to, text string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.sent = append(n.sent, to+": "+text)
+	return nil
+}
+
+func (n *recordingNotifier) all() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return strings.Join(n.sent, "\n")
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -96,10 +116,11 @@ func newFixture(t *testing.T) *fixture {
 	clock := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
 	iss := &fakeIssuer{}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	notes := &recordingNotifier{}
 	svc := invites.NewService(invites.Options{Store: st, Issuer: iss, Domain: "durare.test",
-		Admins: map[string]bool{admin: true}, Now: clock.now, Log: log})
+		Admins: map[string]bool{admin: true}, Now: clock.now, Log: log, Notifier: notes})
 	b := New(Config{Service: svc, Component: jid.MustParse("invites.durare.test"), Log: log, Now: clock.now})
-	return &fixture{bot: b, store: st, issuer: iss, clock: clock}
+	return &fixture{bot: b, store: st, issuer: iss, clock: clock, notes: notes}
 }
 
 type testWriter struct{ t *testing.T }
@@ -452,7 +473,7 @@ func TestQuotasHoldUnderConcurrency(t *testing.T) {
 		switch {
 		case strings.Contains(r, "preauth="):
 			ok++
-		case strings.Contains(r, "No invite: you have created 5 invites in the last 24 hours") && strings.Contains(r, "next possible"):
+		case strings.Contains(r, "No invite: you have created 5 invite(s) in the last 24 hours (cancelled ones count too); your limit is 5") && strings.Contains(r, "next possible"):
 			refused++
 		default:
 			t.Errorf("unexpected reply %q", r)
@@ -477,7 +498,7 @@ func TestPendingAndGlobalLimits(t *testing.T) {
 	f.mustSay(t, inviter, "invite")
 	f.mustSay(t, inviter, "invite")
 	got := f.mustSay(t, inviter, "invite")
-	if !strings.Contains(got, "2 pending invites") || !strings.Contains(got, "next possible 2026-12-01 10:00 UTC") {
+	if !strings.Contains(got, "you have 2 pending invite(s); your limit is 2") || !strings.Contains(got, "next possible 2026-12-01 10:00 UTC") {
 		t.Errorf("pending limit reply %q", got)
 	}
 	invs, _ := f.store.InvitesByInviter(context.Background(), inviter)
@@ -565,5 +586,57 @@ func TestInviteLinksToTheBotsPage(t *testing.T) {
 	}
 	if got := res.form.Value("landing-url"); got != "https://invites.durare.test/i/"+id {
 		t.Errorf("ad-hoc landing-url = %q, want the bot's page", got)
+	}
+}
+
+func TestGrantUpdatesKeepWhatIsNotGiven(t *testing.T) {
+	f := newFixture(t)
+	if got := f.mustSay(t, admin, "grant "+inviter+" per-day 1 pending 2 trusted friend"); got != inviter+" may now create invites (per-day 1, pending 2)." {
+		t.Errorf("first grant: %q", got)
+	}
+	if got := f.mustSay(t, admin, "grant "+inviter); got != "Updated the grant of "+inviter+": per-day 1, pending 2." {
+		t.Errorf("second grant: %q", got)
+	}
+	f.mustSay(t, admin, "grant "+inviter+" per-day 4")
+	g, err := f.store.Grant(context.Background(), inviter)
+	if err != nil || g.PerDay != 4 || g.MaxPending != 2 || g.Note != "trusted friend" {
+		t.Errorf("grant after updates = %+v, %v", g, err)
+	}
+	if got := f.mustSay(t, admin, "inviters"); !strings.Contains(got, "per-day 4, pending 2 (trusted friend)") {
+		t.Errorf("inviters does not show the limits:\n%s", got)
+	}
+	// Only the first grant is news to the inviter; revoking is too.
+	f.mustSay(t, admin, "revoke "+inviter)
+	notes := f.notes.all()
+	if strings.Count(notes, inviter+": You may now create account invites") != 1 ||
+		!strings.Contains(notes, inviter+": Your right to create invites for durare.test was revoked; 0 pending") {
+		t.Errorf("notifications:\n%s", notes)
+	}
+}
+
+func TestPauseTwiceAndResumeUnpaused(t *testing.T) {
+	f := newFixture(t)
+	if got := f.mustSay(t, admin, "resume"); got != "Invites were not paused." {
+		t.Errorf("resume while running: %q", got)
+	}
+	f.mustSay(t, admin, "pause spam wave")
+	if got := f.mustSay(t, admin, "pause"); !strings.Contains(got, "reason: spam wave") {
+		t.Errorf("bare pause while paused lost the reason: %q", got)
+	}
+	if got := f.mustSay(t, admin, "pause bots from example.net"); !strings.Contains(got, "reason: bots from example.net") {
+		t.Errorf("new reason: %q", got)
+	}
+	entries, _ := f.store.Audit(context.Background(), admin, 20)
+	var pauses, resumes int
+	for _, e := range entries {
+		switch e.Action {
+		case invites.ActionPause:
+			pauses++
+		case invites.ActionResume:
+			resumes++
+		}
+	}
+	if pauses != 2 || resumes != 0 {
+		t.Errorf("audit has %d pause and %d resume entries, want 2 and 0", pauses, resumes)
 	}
 }

@@ -350,13 +350,17 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
 	perDay, _ := strconv.Atoi(req.args["per-day"])
 	pending, _ := strconv.Atoi(req.args["pending"])
-	err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending})
+	updated, err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending})
 	if err != nil {
 		return reply{}, err
 	}
-	text := fmt.Sprintf("%s may now create invites.", target)
-	if perDay > 0 || pending > 0 {
-		text += fmt.Sprintf(" Own limits: per-day %s, pending %s.", orDefault(perDay), orDefault(pending))
+	g, err := b.svc.GrantOf(ctx, req.actor, target)
+	if err != nil {
+		return reply{}, err
+	}
+	text := fmt.Sprintf("%s may now create invites (per-day %s, pending %s).", target, orDefault(g.PerDay), orDefault(g.MaxPending))
+	if updated {
+		text = fmt.Sprintf("Updated the grant of %s: per-day %s, pending %s.", target, orDefault(g.PerDay), orDefault(g.MaxPending))
 	}
 	return reply{text: text}, nil
 }
@@ -404,14 +408,19 @@ func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 }
 
 func runPause(ctx context.Context, b *Bot, req request) (reply, error) {
-	if err := b.svc.Pause(ctx, req.actor, req.args["reason"]); err != nil {
+	p, err := b.svc.Pause(ctx, req.actor, req.args["reason"])
+	if err != nil {
 		return reply{}, err
 	}
-	return reply{text: "Invites are paused for everybody. Send resume to allow them again."}, nil
+	return reply{text: fmt.Sprintf("Invites are paused for everybody (reason: %s). Invites already handed out still work; revoke an inviter to stop theirs. Send resume to allow invites again.", p.Reason)}, nil
 }
 
 func runResume(ctx context.Context, b *Bot, req request) (reply, error) {
-	if err := b.svc.Resume(ctx, req.actor); err != nil {
+	err := b.svc.Resume(ctx, req.actor)
+	if errors.Is(err, invites.ErrNotPaused) {
+		return reply{text: "Invites were not paused."}, nil
+	}
+	if err != nil {
 		return reply{}, err
 	}
 	return reply{text: "Invites are allowed again."}, nil
@@ -480,18 +489,22 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{text: "Nobody holds a grant. Use grant <jid> to add an inviter."}, nil
 	}
 	form := &dataform.Form{Type: dataform.TypeResult, Title: "Inviters", Reported: &dataform.Reported{Fields: []dataform.Field{
-		{Var: "jid", Label: "JID"}, {Var: "granted_by", Label: "Granted by"}, {Var: "granted_at", Label: "Granted"}, {Var: "note", Label: "Note"},
+		{Var: "jid", Label: "JID"}, {Var: "granted_by", Label: "Granted by"}, {Var: "granted_at", Label: "Granted"},
+		{Var: "per_day", Label: "Per day"}, {Var: "pending", Label: "Pending"}, {Var: "note", Label: "Note"},
 	}}}
 	var t strings.Builder
 	fmt.Fprintf(&t, "Inviters (%d):", len(grants))
 	for _, g := range grants {
-		fmt.Fprintf(&t, "\n  %s  granted by %s on %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt))
+		fmt.Fprintf(&t, "\n  %s  granted by %s on %s, per-day %s, pending %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt),
+			orDefault(g.PerDay), orDefault(g.MaxPending))
 		if g.Note != "" {
 			fmt.Fprintf(&t, " (%s)", g.Note)
 		}
 		form.Items = append(form.Items, dataform.Item{Fields: []dataform.Field{
 			{Var: "jid", Values: []string{g.JID}}, {Var: "granted_by", Values: []string{g.GrantedBy}},
-			{Var: "granted_at", Values: []string{formatTime(g.GrantedAt)}}, {Var: "note", Values: []string{g.Note}},
+			{Var: "granted_at", Values: []string{formatTime(g.GrantedAt)}},
+			{Var: "per_day", Values: []string{orDefault(g.PerDay)}}, {Var: "pending", Values: []string{orDefault(g.MaxPending)}},
+			{Var: "note", Values: []string{g.Note}},
 		}})
 	}
 	return reply{text: t.String(), form: form}, nil

@@ -77,30 +77,53 @@ type Notifier interface {
 }
 
 // Pause switches invite creation off for everybody, admins included.
-func (s *Service) Pause(ctx context.Context, actor, reason string) error {
+// Pausing again updates the reason when one is given. It returns the state
+// now in force.
+func (s *Service) Pause(ctx context.Context, actor, reason string) (store.Pause, error) {
 	if _, err := s.authorize(ctx, actor, policy.PauseInvites); err != nil {
-		return err
+		return store.Pause{}, err
+	}
+	cur, err := s.store.Pause(ctx)
+	if err != nil {
+		return store.Pause{}, fmt.Errorf("pause: %w", err)
+	}
+	if cur.Paused && (reason == "" || reason == cur.Reason) {
+		return cur, nil // nothing changes; nothing to record
 	}
 	now := s.now().UTC()
 	if reason == "" {
 		reason = "no reason given"
 	}
-	err := s.store.SetPause(ctx, store.Pause{Paused: true, Reason: reason, By: actor, Since: now},
+	next := store.Pause{Paused: true, Reason: reason, By: actor, Since: now}
+	if cur.Paused {
+		next.Since = cur.Since
+	}
+	err = s.store.SetPause(ctx, next,
 		store.AuditEntry{Time: now, Actor: actor, Action: ActionPause, Subject: "invites", Detail: reason})
 	if err != nil {
-		return fmt.Errorf("pause: %w", err)
+		return store.Pause{}, fmt.Errorf("pause: %w", err)
 	}
 	s.log.WarnContext(ctx, "invites paused", slog.String("by", actor), slog.String("reason", reason))
-	return nil
+	return next, nil
 }
+
+// ErrNotPaused means resume was asked while invites were not paused.
+var ErrNotPaused = errors.New("invites are not paused")
 
 // Resume switches invite creation back on.
 func (s *Service) Resume(ctx context.Context, actor string) error {
 	if _, err := s.authorize(ctx, actor, policy.PauseInvites); err != nil {
 		return err
 	}
+	cur, err := s.store.Pause(ctx)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if !cur.Paused {
+		return ErrNotPaused
+	}
 	now := s.now().UTC()
-	err := s.store.SetPause(ctx, store.Pause{},
+	err = s.store.SetPause(ctx, store.Pause{},
 		store.AuditEntry{Time: now, Actor: actor, Action: ActionResume, Subject: "invites"})
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)

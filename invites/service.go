@@ -393,25 +393,70 @@ type GrantOptions struct {
 	PerDay, MaxPending int
 }
 
-// Grant gives target the right to invite. Granting again replaces the
-// note and the limits.
-func (s *Service) Grant(ctx context.Context, actor, target string, o GrantOptions) error {
+// Grant gives target the right to invite. Granting someone who already
+// holds a grant updates it: limits and note given now replace the old ones,
+// those left out are kept. It reports whether a grant existed.
+func (s *Service) Grant(ctx context.Context, actor, target string, o GrantOptions) (updated bool, err error) {
 	if _, err := s.authorize(ctx, actor, policy.ManageGrants); err != nil {
-		return err
+		return false, err
+	}
+	g := store.Grant{JID: target}
+	old, err := s.store.Grant(ctx, target)
+	switch {
+	case err == nil:
+		g, updated = old, true
+	case !errors.Is(err, store.ErrNotFound):
+		return false, fmt.Errorf("grant: %w", err)
 	}
 	now := s.now().UTC()
-	detail := o.Note
-	if o.PerDay > 0 || o.MaxPending > 0 {
-		detail = fmt.Sprintf("per-day %d, pending %d; %s", o.PerDay, o.MaxPending, o.Note)
+	g.GrantedBy, g.GrantedAt = actor, now
+	if o.Note != "" {
+		g.Note = o.Note
 	}
-	err := s.store.PutGrant(ctx, store.Grant{JID: target, GrantedBy: actor, GrantedAt: now, Note: o.Note,
-		PerDay: o.PerDay, MaxPending: o.MaxPending},
+	if o.PerDay > 0 {
+		g.PerDay = o.PerDay
+	}
+	if o.MaxPending > 0 {
+		g.MaxPending = o.MaxPending
+	}
+	detail := fmt.Sprintf("per-day %s, pending %s", limitText(g.PerDay), limitText(g.MaxPending))
+	if updated {
+		detail = "updated; " + detail
+	}
+	if g.Note != "" {
+		detail += "; " + g.Note
+	}
+	err = s.store.PutGrant(ctx, g,
 		store.AuditEntry{Time: now, Actor: actor, Action: ActionGrant, Subject: target, Detail: detail})
 	if err != nil {
-		return fmt.Errorf("grant: %w", err)
+		return false, fmt.Errorf("grant: %w", err)
 	}
-	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", actor))
-	return nil
+	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", actor),
+		slog.Int("per_day", g.PerDay), slog.Int("max_pending", g.MaxPending), slog.Bool("updated", updated))
+	if !updated {
+		s.notify(ctx, target, "You may now create account invites for "+s.domain+": send invite to me. Send help for more.")
+	}
+	return updated, nil
+}
+
+// GrantOf returns target's grant, for admins.
+func (s *Service) GrantOf(ctx context.Context, actor, target string) (store.Grant, error) {
+	if _, err := s.authorize(ctx, actor, policy.ListInviters); err != nil {
+		return store.Grant{}, err
+	}
+	g, err := s.store.Grant(ctx, target)
+	if err != nil {
+		return store.Grant{}, fmt.Errorf("grant of %s: %w", target, err)
+	}
+	return g, nil
+}
+
+// limitText shows a grant's own limit, or that the default applies.
+func limitText(n int) string {
+	if n == 0 {
+		return "default"
+	}
+	return fmt.Sprint(n)
 }
 
 // RevokeResult says what revoking an inviter did to their invites.
@@ -487,6 +532,10 @@ func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResul
 	}
 	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", actor),
 		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid))
+	if granted {
+		s.notify(ctx, target, fmt.Sprintf("Your right to create invites for %s was revoked; %d pending invite(s) of yours were cancelled.",
+			s.domain, res.Cancelled))
+	}
 	return res, nil
 }
 

@@ -55,6 +55,8 @@ type Refusal struct {
 	Limit string
 	// Max is the limit's value.
 	Max int
+	// Count is how many count against it now.
+	Count int
 	// Next is when an invite will be possible again; zero when that
 	// depends on something else (a pending invite being used or cancelled).
 	Next time.Time
@@ -65,11 +67,11 @@ func (r Refusal) Error() string {
 	var msg string
 	switch r.Limit {
 	case "per-day":
-		msg = fmt.Sprintf("you have created %d invites in the last 24 hours, the most allowed", r.Max)
+		msg = fmt.Sprintf("you have created %d invite(s) in the last 24 hours (cancelled ones count too); your limit is %d", r.Count, r.Max)
 	case "pending":
-		msg = fmt.Sprintf("you have %d pending invites, the most allowed; cancel one or wait until one is used", r.Max)
+		msg = fmt.Sprintf("you have %d pending invite(s); your limit is %d: cancel one or wait until one is used", r.Count, r.Max)
 	default:
-		msg = fmt.Sprintf("this service has handed out %d invites in the last 24 hours, its daily limit", r.Max)
+		msg = fmt.Sprintf("this service has handed out %d invite(s) in the last 24 hours, its daily limit is %d", r.Count, r.Max)
 	}
 	if !r.Next.IsZero() {
 		msg += "; next possible " + r.Next.UTC().Format("2006-01-02 15:04 UTC")
@@ -88,7 +90,7 @@ func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
 		return r, false
 	}
 	if len(u.PendingExpiries) >= lim.MaxPending {
-		r := Refusal{Limit: "pending", Max: lim.MaxPending}
+		r := Refusal{Limit: "pending", Max: lim.MaxPending, Count: len(u.PendingExpiries)}
 		// The earliest expiry frees a slot at the latest then.
 		for _, e := range u.PendingExpiries {
 			if !e.IsZero() && e.After(now) && (r.Next.IsZero() || e.Before(r.Next)) {
@@ -119,5 +121,5 @@ func windowFull(name string, max int, created []time.Time, now time.Time) (Refus
 	// Once the oldest len-max+1 creations have left the window, max-1
 	// remain and one more fits: that happens when the (len-max)th oldest
 	// (0-based) ages out.
-	return Refusal{Limit: name, Max: max, Next: inWindow[len(inWindow)-max].Add(QuotaWindow)}, true
+	return Refusal{Limit: name, Max: max, Count: len(inWindow), Next: inWindow[len(inWindow)-max].Add(QuotaWindow)}, true
 }

@@ -20,6 +20,7 @@ func TestQuotaUnderConcurrentRequests(t *testing.T) {
 	admin := w.user(t, "admin", w.srv.Domain)
 	carol := w.user(t, "carol", w.srv.OtherDomain)
 	expectContains(t, admin.Chat(t, w.component, "grant carol@"+w.srv.OtherDomain+" per-day 3 pending 20"), "per-day 3, pending 20")
+	expectNotice(t, carol, "You may now create account invites")
 
 	const requests = 20
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
@@ -35,7 +36,7 @@ func TestQuotaUnderConcurrentRequests(t *testing.T) {
 		switch {
 		case strings.Contains(m.Body, "preauth="):
 			handed++
-		case strings.Contains(m.Body, "you have created 3 invites in the last 24 hours") && strings.Contains(m.Body, "next possible"):
+		case strings.Contains(m.Body, "you have created 3 invite(s) in the last 24 hours (cancelled ones count too); your limit is 3") && strings.Contains(m.Body, "next possible"):
 			refused++
 		default:
 			t.Errorf("unexpected reply: %s", m.Body)
@@ -59,6 +60,7 @@ func TestAbuseResponse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
 	expectContains(t, admin.Chat(t, w.component, "grant carol@"+w.srv.OtherDomain), "may now create invites")
+	expectNotice(t, carol, "You may now create account invites")
 
 	// A cancelled invite's token no longer registers an account.
 	first := inviteURI(t, carol.Chat(t, w.component, "invite"))
@@ -79,6 +81,7 @@ func TestAbuseResponse(t *testing.T) {
 	third := inviteURI(t, carol.Chat(t, w.component, "invite"))
 	expectContains(t, admin.Chat(t, w.component, "revoke carol@"+w.srv.OtherDomain),
 		"Cancelled 2 pending invite(s); none of their links works any more.")
+	expectNotice(t, carol, "was revoked; 2 pending invite(s) of yours were cancelled")
 	for i, tok := range []string{second.Token, third.Token} {
 		if _, err := ibr.Register(ctx, w.srv.IBRConfig(), tok, fmt.Sprintf("spambot%d", i+2), "password123"); !errors.Is(err, ibr.ErrTokenRejected) {
 			t.Errorf("registering with a revoked inviter's token: %v, want ErrTokenRejected", err)

@@ -207,6 +207,16 @@ func inviteURI(t *testing.T, reply string) invites.InviteURI {
 	return invites.InviteURI{}
 }
 
+// expectNotice reads c's next message, which must be an unsolicited
+// notice from the bot containing want (grants and revocations are
+// announced to the person concerned).
+func expectNotice(t *testing.T, c *prosodytest.Client, want string) {
+	t.Helper()
+	if m := c.Next(t); !strings.Contains(m.Body, want) {
+		t.Fatalf("expected a notice containing %q, got %q", want, m.Body)
+	}
+}
+
 func expectContains(t *testing.T, got string, wants ...string) {
 	t.Helper()
 	for _, want := range wants {
@@ -241,6 +251,7 @@ func TestInviteAcrossDomainsAndRegister(t *testing.T) {
 	expectContains(t, admin.Chat(t, w.component, "inviters"), "Nobody holds a grant")
 
 	expectContains(t, admin.Chat(t, w.component, "Grant CAROL@"+w.srv.OtherDomain+" volunteer"), "carol@"+w.srv.OtherDomain+" may now create invites")
+	expectNotice(t, carol, "You may now create account invites for "+w.srv.Domain)
 	reply = carol.Chat(t, w.component, " INVITE ")
 	uri := inviteURI(t, reply)
 	if uri.Domain != w.srv.Domain {
@@ -276,7 +287,8 @@ func TestInviteAcrossDomainsAndRegister(t *testing.T) {
 	// pending invite at the server, finds it used and tells carol.
 	expectContains(t, admin.Chat(t, w.component, "revoke carol@"+w.srv.OtherDomain),
 		"may no longer create invites. Cancelled 0 pending invite(s)")
-	expectContains(t, carol.Next(t).Body, "was used.")
+	expectNotice(t, carol, "was used.")
+	expectNotice(t, carol, "Your right to create invites for "+w.srv.Domain+" was revoked; 0 pending invite(s)")
 	expectContains(t, admin.Chat(t, w.component, "invites carol@"+w.srv.OtherDomain), "  used  ")
 	if err := carol.Send(ctx, w.component, stanza.ChatMessage, "invite"); err != nil {
 		t.Fatal(err)
@@ -343,6 +355,7 @@ func TestStateSurvivesBotRestart(t *testing.T) {
 	admin := w.user(t, "admin", w.srv.Domain)
 	carol := w.user(t, "carol", w.srv.OtherDomain)
 	expectContains(t, admin.Chat(t, w.component, "grant carol@"+w.srv.OtherDomain), "may now create invites")
+	expectNotice(t, carol, "You may now create account invites")
 	reply := carol.Chat(t, w.component, "invite")
 	uri := inviteURI(t, reply)
 
