@@ -130,9 +130,10 @@ func c2sConfig(cfg *config.Config) (ibr.Config, error) {
 	return ibr.Config{Addr: cfg.XMPP.C2S, Domain: cfg.XMPP.Domain, TLS: tc}, nil
 }
 
-// serve runs the bot until ctx ends, then shuts down in order: stop taking
-// commands and let those in flight answer, close the component link, close
-// the database last (in-flight commands write to it). tune, when not nil,
+// serve runs the bot until ctx ends, then shuts down in order: stop the web
+// server, stop taking chat commands and let those in flight answer, stop
+// usage tracking, close the component link, and close the database last
+// (everything before writes to it). tune, when not nil,
 // adjusts the link's timing (tests make reconnection fast).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*bot.LinkConfig)) error {
 	st, err := store.Open(ctx, cfg.Store.Path)
