@@ -640,3 +640,29 @@ func TestPauseTwiceAndResumeUnpaused(t *testing.T) {
 		t.Errorf("audit has %d pause and %d resume entries, want 2 and 0", pauses, resumes)
 	}
 }
+
+// FuzzBindArgs: no chat line makes the parser panic, and whatever it
+// accepts is valid for the parameter it was bound to.
+func FuzzBindArgs(f *testing.F) {
+	for _, s := range []string{"bob@x.org per-day 3 pending 2 note", "per-day", "50", "a@b c@d e", "\t\n", "Ünïcödé@例え.jp"} {
+		f.Add(s)
+	}
+	ops := operations()
+	f.Fuzz(func(t *testing.T, rest string) {
+		for _, op := range ops {
+			args, err := bindArgs(op, policy.Admin, rest)
+			if err != nil {
+				continue
+			}
+			for _, p := range op.params {
+				v, ok := args[p.name]
+				if !ok {
+					continue
+				}
+				if again, err := parseParam(p, v); err != nil || again != v {
+					t.Fatalf("%s: %s=%q is not a fixed point of its parser (%q, %v)", op.name, p.name, v, again, err)
+				}
+			}
+		}
+	})
+}

@@ -34,7 +34,8 @@ func ParseURI(s string) (InviteURI, error) {
 	}
 	parts := strings.Split(u.RawQuery, ";")
 	if parts[0] != "register" {
-		return InviteURI{}, fmt.Errorf("%w: query action %q is not register", ErrBadURI, parts[0])
+		// Not quoted: a garbled query may hold the token.
+		return InviteURI{}, fmt.Errorf("%w: the query action is not register", ErrBadURI)
 	}
 	var inv InviteURI
 	inv.Domain, err = url.PathUnescape(u.Opaque)

@@ -2,6 +2,7 @@ package invites
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -41,4 +42,27 @@ func TestRedactToken(t *testing.T) {
 	if got := RedactToken("abc"); got != "…" {
 		t.Errorf("RedactToken(short) = %q", got)
 	}
+}
+
+// FuzzParseURI: any input either parses into a non-empty token or fails
+// with ErrBadURI, and an error never carries the token (errors reach logs).
+func FuzzParseURI(f *testing.F) {
+	for _, s := range []string{"xmpp:d.org?register;preauth=T", "xmpp:d.org?register;preauth=%zz", "xmpp:%zz?register;preauth=secret", "::", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseURI(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadURI) {
+				t.Fatalf("ParseURI(%q) error %v is not ErrBadURI", s, err)
+			}
+			if _, secret, ok := strings.Cut(s, "preauth="); ok && len(secret) >= 4 && strings.Contains(err.Error(), secret) {
+				t.Fatalf("error quotes the token: %v", err)
+			}
+			return
+		}
+		if u.Token == "" || u.Domain == "" {
+			t.Fatalf("ParseURI(%q) = %+v without error", s, u)
+		}
+	})
 }
