@@ -259,16 +259,6 @@ func (l *Link) current() (*xmpp.Session, error) {
 	return l.sess, nil
 }
 
-// Send transmits one stanza on the current session. The caller sets from:
-// a component's stanzas get none of their own.
-func (l *Link) Send(ctx context.Context, r xml.TokenReader) error {
-	sess, err := l.current()
-	if err != nil {
-		return err
-	}
-	return sess.Send(ctx, r)
-}
-
 // SendIQElement sends an IQ on the current session and waits for the
 // answer. It satisfies invites.IQSender.
 func (l *Link) SendIQElement(ctx context.Context, payload xml.TokenReader, iq stanza.IQ) (xmlstream.TokenReadCloser, error) {

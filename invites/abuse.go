@@ -132,11 +132,6 @@ func (s *Service) Resume(ctx context.Context, actor string) error {
 	return nil
 }
 
-// PauseState returns the pause switch.
-func (s *Service) PauseState(ctx context.Context) (store.Pause, error) {
-	return s.store.Pause(ctx)
-}
-
 // reservation is a place held under the quotas for one invite being
 // minted.
 type reservation struct {

@@ -179,12 +179,9 @@ var logLevels = map[string]slog.Level{
 // logFormats lists the accepted log.format values.
 var logFormats = []string{"text", "json"}
 
-// defaults returns the values used for keys absent from both file and
-// environment.
-func defaults() Config { return Defaults() }
-
-// Defaults returns a Config holding every default value, the starting point
-// for a Config built in code (tests) rather than loaded.
+// Defaults returns a Config holding every default value: what Load uses for
+// keys absent from both file and environment, and the starting point for a
+// Config built in code (tests).
 func Defaults() Config {
 	var c Config
 	c.XMPP.Server = DefaultServer
@@ -220,7 +217,7 @@ func Load(path string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("%s: unknown key %q", path, key))
 	}
 
-	def := reflect.ValueOf(defaults())
+	def := reflect.ValueOf(Defaults())
 	for key, field := range leaves(def, "") {
 		if !field.IsZero() {
 			v.SetDefault(key, field.Interface())
