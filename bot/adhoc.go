@@ -175,9 +175,9 @@ func cmdErr(typ string, cond stanza.Condition, app, text string) *commandError {
 	return &commandError{newError(typ, cond, app, text)}
 }
 
-// executeCommand serves one XEP-0050 request (§4) for actor with role.
-func (b *Bot) executeCommand(ctx context.Context, reply *iqReply, req iqRequest, actor string, role policy.Role) {
-	out, cerr := b.runCommand(ctx, req, actor, role)
+// executeCommand serves one XEP-0050 request (§4) for actor.
+func (b *Bot) executeCommand(ctx context.Context, reply *iqReply, req iqRequest, actor invites.Actor) {
+	out, cerr := b.runCommand(ctx, req, actor)
 	if cerr != nil {
 		reply.fail(cerr.stanzaError)
 		return
@@ -185,8 +185,9 @@ func (b *Bot) executeCommand(ctx context.Context, reply *iqReply, req iqRequest,
 	reply.Payload = out
 }
 
-func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor string, role policy.Role) (commandOut, *commandError) {
+func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor invites.Actor) (commandOut, *commandError) {
 	cmd := req.command
+	role := actor.Role()
 	op, ok := b.nodes[cmd.Node]
 	if !ok {
 		return commandOut{}, cmdErr("cancel", stanza.ItemNotFound, "", "no such command")
@@ -199,7 +200,7 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor string, role 
 	default:
 		return commandOut{}, cmdErr("modify", stanza.BadRequest, "malformed-action", "")
 	}
-	r := request{actor: actor, role: role, args: map[string]string{}}
+	r := request{actor: actor, args: map[string]string{}}
 	owner := req.iq.From.String()
 
 	if cmd.SessionID == "" {
@@ -318,17 +319,17 @@ func (b *Bot) stageOutput(ctx context.Context, op operation, r request, s *adhoc
 	if s.stage == stageConfirm {
 		question, err := op.confirm(ctx, b, r)
 		if err != nil {
-			return commandOut{}, b.failure(ctx, op, r.actor, err)
+			return commandOut{}, b.failure(ctx, op, r.actor.JID(), err)
 		}
 		out.Form = &dataform.Form{Type: dataform.TypeForm, Title: op.title,
 			Fields: []dataform.Field{{Type: dataform.Fixed, Values: []string{question}}}}
 		return out, nil
 	}
 	form := &dataform.Form{Type: dataform.TypeForm, Title: op.title}
-	for _, p := range visibleParams(op, r.role) {
+	for _, p := range visibleParams(op, r.role()) {
 		fields, err := b.formFields(ctx, p, r, s.args[p.name])
 		if err != nil {
-			return commandOut{}, b.failure(ctx, op, r.actor, err)
+			return commandOut{}, b.failure(ctx, op, r.actor.JID(), err)
 		}
 		form.Fields = append(form.Fields, fields...)
 	}
@@ -343,7 +344,8 @@ func (b *Bot) formFields(ctx context.Context, p param, r request, value string) 
 	if value != "" {
 		f.Values = []string{value}
 	}
-	if p.required && !p.typed {
+	typed := p.offersTyping(r.role())
+	if p.required && !typed {
 		f.Required = dataform.Req
 	}
 	if p.choices == nil {
@@ -361,8 +363,12 @@ func (b *Bot) formFields(ctx context.Context, p param, r request, value string) 
 	}
 	f.Type, f.Options = dataform.ListSingle, opts
 	fields := []dataform.Field{f}
-	if p.typed {
-		fields = append(fields, dataform.Field{Var: p.name + "-other", Type: dataform.JIDSingle, Label: "or type it"})
+	if typed {
+		other := dataform.Field{Var: p.name + "-other", Type: dataform.TextSingle, Label: "or type it"}
+		if p.kind == kindJID {
+			other.Type = dataform.JIDSingle
+		}
+		fields = append(fields, other)
 	}
 	return fields, nil
 }
@@ -373,7 +379,7 @@ func paramsFromForm(op operation, role policy.Role, form *dataform.Form) (map[st
 	args := make(map[string]string)
 	for _, p := range visibleParams(op, role) {
 		raw := form.Value(p.name)
-		if p.typed {
+		if p.offersTyping(role) {
 			if other := form.Value(p.name + "-other"); other != "" {
 				raw = other
 			}
@@ -399,7 +405,7 @@ func (b *Bot) finish(ctx context.Context, op operation, r request, sid string) c
 	b.countCommand(op)
 	res, err := op.run(ctx, b, r)
 	if err != nil {
-		text := b.userMessage(ctx, op, r.actor, err)
+		text := b.userMessage(ctx, op, r.actor.JID(), err)
 		out.Notes = []commandNote{{Type: "error", Text: text}}
 		return out
 	}

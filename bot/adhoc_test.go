@@ -12,7 +12,6 @@ import (
 
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/policy"
 )
 
 func TestSessionTable(t *testing.T) {
@@ -74,14 +73,14 @@ func TestRunCommandExpiredSession(t *testing.T) {
 	from := jid.MustParse(admin + "/laptop")
 	req := iqRequest{iq: stanza.IQ{From: from, To: jid.MustParse("invites.durare.test")},
 		command: commandIn{Node: "grant", Action: actionExecute}}
-	out, cerr := f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+	out, cerr := f.bot.runCommand(context.Background(), req, f.actor(t, admin))
 	if cerr != nil || out.Status != statusExecuting {
 		t.Fatalf("execute: %+v, %v", out, cerr)
 	}
 	f.clock.advance(sessionTTL + time.Second)
 	req.command = commandIn{Node: "grant", Action: actionComplete, SessionID: out.SessionID,
 		Forms: []dataform.Form{{Type: dataform.TypeSubmit, Fields: []dataform.Field{{Var: "jid", Values: []string{"bob@x.org"}}}}}}
-	_, cerr = f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+	_, cerr = f.bot.runCommand(context.Background(), req, f.actor(t, admin))
 	if cerr == nil || cerr.App == nil || cerr.App.XMLName.Local != "session-expired" {
 		t.Fatalf("late completion: %+v, want session-expired", cerr)
 	}
@@ -98,7 +97,7 @@ func TestRunCommandNotes(t *testing.T) {
 	run := func(node string, forms ...dataform.Form) commandOut {
 		t.Helper()
 		req := iqRequest{iq: stanza.IQ{From: from}, command: commandIn{Node: node, Action: actionExecute}}
-		out, cerr := f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+		out, cerr := f.bot.runCommand(context.Background(), req, f.actor(t, admin))
 		if cerr != nil {
 			t.Fatalf("%s: %+v", node, cerr)
 		}
@@ -106,7 +105,7 @@ func TestRunCommandNotes(t *testing.T) {
 			return out
 		}
 		req.command = commandIn{Node: node, SessionID: out.SessionID, Forms: forms} // the default action
-		out, cerr = f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+		out, cerr = f.bot.runCommand(context.Background(), req, f.actor(t, admin))
 		if cerr != nil {
 			t.Fatalf("%s completion: %+v", node, cerr)
 		}
@@ -124,7 +123,7 @@ func TestRunCommandNotes(t *testing.T) {
 		t.Fatalf("cancel-invite after the form: %+v, want the confirmation stage", cancelled)
 	}
 	req := iqRequest{iq: stanza.IQ{From: from}, command: commandIn{Node: "cancel-invite", Action: actionComplete, SessionID: cancelled.SessionID}}
-	out, cerr := f.bot.runCommand(context.Background(), req, admin, policy.Admin)
+	out, cerr := f.bot.runCommand(context.Background(), req, f.actor(t, admin))
 	if cerr != nil || len(out.Notes) != 1 || out.Notes[0].Type != "warn" {
 		t.Errorf("cancel with the token still valid: %+v, %v; want a warn note", out, cerr)
 	}

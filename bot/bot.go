@@ -313,7 +313,8 @@ func (b *Bot) send(ctx context.Context, v any) {
 // serveChat runs one chat command for the bare JID actor and returns the
 // reply, or false when the bot stays silent.
 func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
-	role, err := b.svc.Role(ctx, actor)
+	who, err := b.svc.Actor(ctx, actor)
+	role := who.Role()
 	if err != nil {
 		b.log.Error("role lookup failed", slog.String("actor", actor), slog.Any("err", err))
 		// Whoever this is, they hear about it once per interval at most.
@@ -361,7 +362,7 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		return reply{text: fmt.Sprintf("%v\nUsage: %s", err, op.usage(role))}, true
 	}
 	b.countCommand(op)
-	res, err := op.run(ctx, b, request{actor: actor, role: role, args: args})
+	res, err := op.run(ctx, b, request{actor: who, args: args})
 	if err != nil {
 		return reply{text: b.userMessage(ctx, op, actor, err)}, true
 	}
@@ -476,11 +477,11 @@ func (b *Bot) userMessage(ctx context.Context, op operation, actor string, err e
 	case errors.As(err, new(*invites.PausedError)):
 		var pe *invites.PausedError
 		errors.As(err, &pe)
-		return "Invites are paused: " + pe.Reason
+		return "Invites are paused: " + pauseReason(pe.Reason)
 	case errors.As(err, new(*invites.QuotaError)):
 		var qe *invites.QuotaError
 		errors.As(err, &qe)
-		return "No invite: " + qe.Error() + "."
+		return "No invite: " + quotaText(qe.Refusal) + "."
 	case errors.Is(err, invites.ErrIssuerForbidden):
 		b.log.ErrorContext(ctx, "the server refused to mint an invite: add this component to the admins of the domain's VirtualHost",
 			slog.String("prosody_config", fmt.Sprintf(`VirtualHost %q: admins = { %q }`, b.svc.Domain(), b.component.String())),

@@ -93,11 +93,21 @@ type recordingNotifier struct {
 	sent []string // "to: text"
 }
 
-func (n *recordingNotifier) Notify(_ context.Context, to, text string) error {
+func (n *recordingNotifier) Notify(_ context.Context, to string, ev invites.Event) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.sent = append(n.sent, to+": "+text)
+	n.sent = append(n.sent, to+": "+eventText(ev))
 	return nil
+}
+
+// actor resolves a bare JID the way the bot does for each request.
+func (f *fixture) actor(t *testing.T, bare string) invites.Actor {
+	t.Helper()
+	a, err := f.bot.svc.Actor(context.Background(), bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func (n *recordingNotifier) all() string {

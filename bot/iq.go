@@ -218,7 +218,8 @@ func (b *Bot) dispatchIQ(t xmlstream.TokenReadEncoder, req iqRequest) {
 func (b *Bot) answerIQ(ctx context.Context, req iqRequest) iqReply {
 	reply := req.reply()
 	actor := req.iq.From.Bare().String()
-	role, err := b.svc.Role(ctx, actor)
+	who, err := b.svc.Actor(ctx, actor)
+	role := who.Role()
 	if err != nil {
 		b.log.Error("role lookup failed", slog.String("actor", actor), slog.Any("err", err))
 		reply.fail(newError("cancel", stanza.InternalServerError, "", ""))
@@ -230,7 +231,7 @@ func (b *Bot) answerIQ(ctx context.Context, req iqRequest) iqReply {
 	case nameDiscoItems:
 		b.commandItems(&reply, req, role)
 	case nameCommand:
-		b.executeCommand(ctx, &reply, req, actor, role)
+		b.executeCommand(ctx, &reply, req, who)
 	}
 	return reply
 }

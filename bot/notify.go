@@ -5,11 +5,13 @@ import (
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/invites"
 )
 
 // Notifier sends chat messages from the component to people, for news they
 // did not ask for right then (an invite of theirs was used). It implements
-// invites.Notifier.
+// invites.Notifier: the service says what happened, this says it in words.
 type Notifier struct {
 	out  Encoder
 	from jid.JID
@@ -20,7 +22,7 @@ func NewNotifier(out Encoder, from jid.JID) *Notifier {
 	return &Notifier{out: out, from: from}
 }
 
-// Notify sends text to the bare JID to as a chat message.
-func (n *Notifier) Notify(ctx context.Context, to, text string) error {
-	return n.out.Encode(ctx, outboundMessage{To: to, From: n.from.String(), Type: stanza.ChatMessage, Body: text})
+// Notify tells the bare JID to about ev in a chat message.
+func (n *Notifier) Notify(ctx context.Context, to string, ev invites.Event) error {
+	return n.out.Encode(ctx, outboundMessage{To: to, From: n.from.String(), Type: stanza.ChatMessage, Body: eventText(ev)})
 }

@@ -13,7 +13,6 @@ import (
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
-	"durare.org/invitebot/store"
 )
 
 // paramKind says how an operation parameter is validated and which data
@@ -47,14 +46,17 @@ type param struct {
 	kind     paramKind
 	required bool
 	label    string
-	// adminOnly hides the parameter from everyone but admins (in help,
-	// forms and parsing).
-	adminOnly bool
+	// perm is the permission needed to see and set the parameter (in help,
+	// forms and parsing). The zero value, policy.ReadHelp, leaves it to
+	// whoever may run the operation.
+	perm policy.Permission
 	// choices, when set, presents the parameter as a list in forms.
 	choices func(ctx context.Context, b *Bot, req request) ([]dataform.Option, error)
 	// typed lets a form offer a free-text field next to the list, for
-	// values that are not among the choices.
-	typed bool
+	// values that are not among the choices, to holders of typedPerm
+	// (zero: everyone who sees the parameter).
+	typed     bool
+	typedPerm policy.Permission
 	// keyword, when set, makes this an optional chat parameter written as
 	// "keyword value" anywhere after the positional ones.
 	keyword string
@@ -62,7 +64,13 @@ type param struct {
 
 // visible reports whether role may see and set p.
 func (p param) visible(role policy.Role) bool {
-	return !p.adminOnly || role == policy.Admin
+	return policy.Allows(role, p.perm)
+}
+
+// offersTyping reports whether a form shows role a free-text field next to
+// p's list of choices.
+func (p param) offersTyping(role policy.Role) bool {
+	return p.typed && policy.Allows(role, p.typedPerm)
 }
 
 // operation is one thing the bot can do. The table of operations is the
@@ -83,10 +91,12 @@ type operation struct {
 
 // request is a parsed, validated invocation.
 type request struct {
-	actor string // normalised bare JID
-	role  policy.Role
+	actor invites.Actor
 	args  map[string]string
 }
+
+// role is what the requester is to the bot.
+func (r request) role() policy.Role { return r.actor.Role() }
 
 // reply is what an operation answers: text for chat (and as a note in
 // ad-hoc results), a form for ad-hoc clients when the result is data, and
@@ -109,10 +119,11 @@ func operations() []operation {
 			summary: "create a single-use account invite", perm: policy.CreateInvite, run: runInvite},
 		{name: "invites", node: "list-invites", title: "List invites",
 			summary: "list your invites", perm: policy.ListInvites, run: runListInvites,
-			params: []param{{name: "jid", kind: kindJID, label: "Inviter (empty: yourself)", adminOnly: true}}},
+			params: []param{{name: "jid", kind: kindJID, label: "Inviter (empty: yourself)", perm: policy.ListAnyInvites}}},
 		{name: "cancel", node: "cancel-invite", title: "Cancel invite",
 			summary: "cancel a pending invite", perm: policy.CancelInvite, run: runCancel, confirm: confirmCancel,
-			params: []param{{name: "id", kind: kindInviteID, required: true, label: "Invite", choices: pendingInvites}}},
+			params: []param{{name: "id", kind: kindInviteID, required: true, label: "Invite", choices: pendingInvites,
+				typed: true, typedPerm: policy.CancelAnyInvite}}},
 		{name: "grant", node: "grant", title: "Grant invite rights",
 			summary: "let a JID create invites (optionally with its own limits)", perm: policy.ManageGrants, run: runGrant,
 			params: []param{
@@ -175,7 +186,7 @@ func parseParam(p param, raw string) (string, error) {
 		return j.String(), nil
 	case kindInviteID:
 		id := strings.ToLower(raw)
-		if !store.ValidID(id) {
+		if !invites.ValidID(id) {
 			return "", fmt.Errorf("%q is not an invite id", raw)
 		}
 		return id, nil
@@ -186,7 +197,7 @@ func parseParam(p param, raw string) (string, error) {
 		}
 		return strconv.Itoa(n), nil
 	case kindSubject:
-		if id := strings.ToLower(raw); store.ValidID(id) {
+		if id := strings.ToLower(raw); invites.ValidID(id) {
 			return id, nil
 		}
 		if j, err := jid.Parse(raw); err == nil && j.Resourcepart() == "" && strings.Contains(raw, "@") {
@@ -205,11 +216,11 @@ func runHelp(_ context.Context, _ *Bot, req request) (reply, error) {
 	var b strings.Builder
 	b.WriteString("Commands:")
 	for _, op := range operations() {
-		if policy.Allows(req.role, op.perm) {
-			fmt.Fprintf(&b, "\n  %s: %s", op.usage(req.role), op.summary)
+		if policy.Allows(req.role(), op.perm) {
+			fmt.Fprintf(&b, "\n  %s: %s", op.usage(req.role()), op.summary)
 		}
 	}
-	if req.role == policy.Stranger {
+	if req.role() == policy.Stranger {
 		b.WriteString("\nAsk an admin of this service if you should be able to invite people.")
 	} else {
 		b.WriteString("\nClients with an ad-hoc command menu offer the same commands as forms.")
@@ -267,48 +278,42 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	owner := "Your invites"
-	if whose != "" && whose != req.actor {
-		owner = "Invites of " + whose
-	}
-	form := &dataform.Form{Type: dataform.TypeResult, Title: owner, Reported: &dataform.Reported{Fields: []dataform.Field{
-		{Var: "id", Label: "Id"}, {Var: "state", Label: "State"}, {Var: "created", Label: "Created"}, {Var: "expires", Label: "Expires"},
-		{Var: "account", Label: "Account created"},
-	}}}
+	mine := whose == "" || whose == req.actor.JID()
 	if len(invs) == 0 {
-		if owner == "Your invites" {
+		if mine {
 			return reply{text: "You have no invites yet. Send invite to create one."}, nil
 		}
 		return reply{text: whose + " has no invites."}, nil
 	}
-	var t strings.Builder
-	fmt.Fprintf(&t, "%s (%d, newest first):", owner, len(invs))
+	owner := "Your invites"
+	if !mine {
+		owner = "Invites of " + whose
+	}
+	tbl := newTable(owner, fmt.Sprintf("%s (%d, newest first):", owner, len(invs)),
+		column{"id", "Id"}, column{"state", "State"}, column{"created", "Created"}, column{"expires", "Expires"},
+		column{"account", "Account created"})
 	for i, inv := range invs {
 		if i == listLimit {
-			fmt.Fprintf(&t, "\n  … and %d older", len(invs)-listLimit)
+			tbl.footer(fmt.Sprintf("… and %d older", len(invs)-listLimit))
 			break
 		}
 		expires := ""
-		if inv.State == store.StatePending && !inv.Expires.IsZero() {
+		if inv.State == invites.StatePending && !inv.Expires.IsZero() {
 			expires = formatTime(inv.Expires)
 		}
-		fmt.Fprintf(&t, "\n  %s  %s  created %s", inv.ID, inv.State, formatTime(inv.Created))
+		line := fmt.Sprintf("%s  %s  created %s", inv.ID, inv.State, formatTime(inv.Created))
 		if expires != "" {
-			fmt.Fprintf(&t, ", expires %s", expires)
+			line += ", expires " + expires
 		}
 		if inv.UsedBy != "" {
-			fmt.Fprintf(&t, ", created account %s", inv.UsedBy)
+			line += ", created account " + inv.UsedBy
 		}
-		if inv.State == store.StateCancelled && !inv.Revoked {
-			t.WriteString(" (token not yet revoked at the server)")
+		if inv.State == invites.StateCancelled && !inv.Revoked {
+			line += " (token not yet revoked at the server)"
 		}
-		form.Items = append(form.Items, dataform.Item{Fields: []dataform.Field{
-			{Var: "id", Values: []string{inv.ID}}, {Var: "state", Values: []string{string(inv.State)}},
-			{Var: "created", Values: []string{formatTime(inv.Created)}}, {Var: "expires", Values: []string{expires}},
-			{Var: "account", Values: []string{inv.UsedBy}},
-		}})
+		tbl.row(line, inv.ID, string(inv.State), formatTime(inv.Created), expires, inv.UsedBy)
 	}
-	return reply{text: t.String(), form: form}, nil
+	return tbl.reply(), nil
 }
 
 // pendingInvites offers the actor's pending invites to choose from.
@@ -319,7 +324,7 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 	}
 	var opts []dataform.Option
 	for _, inv := range invs {
-		if inv.State != store.StatePending {
+		if inv.State != invites.StatePending {
 			continue
 		}
 		label := fmt.Sprintf("%s, created %s", inv.ID, formatTime(inv.Created))
@@ -350,11 +355,7 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
 	perDay, _ := strconv.Atoi(req.args["per-day"])
 	pending, _ := strconv.Atoi(req.args["pending"])
-	updated, err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending})
-	if err != nil {
-		return reply{}, err
-	}
-	g, err := b.svc.GrantOf(ctx, req.actor, target)
+	g, updated, err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending})
 	if err != nil {
 		return reply{}, err
 	}
@@ -412,7 +413,7 @@ func runPause(ctx context.Context, b *Bot, req request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	return reply{text: fmt.Sprintf("Invites are paused for everybody (reason: %s). Invites already handed out still work; revoke an inviter to stop theirs. Send resume to allow invites again.", p.Reason)}, nil
+	return reply{text: fmt.Sprintf("Invites are paused for everybody (reason: %s). Invites already handed out still work; revoke an inviter to stop theirs. Send resume to allow invites again.", pauseReason(p.Reason))}, nil
 }
 
 func runResume(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -441,24 +442,17 @@ func runAudit(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(entries) == 0 {
 		return reply{text: "No audit entries."}, nil
 	}
-	form := &dataform.Form{Type: dataform.TypeResult, Title: "Audit log", Reported: &dataform.Reported{Fields: []dataform.Field{
-		{Var: "time", Label: "Time"}, {Var: "actor", Label: "Actor"}, {Var: "action", Label: "Action"},
-		{Var: "subject", Label: "Subject"}, {Var: "detail", Label: "Detail"},
-	}}}
-	var t strings.Builder
-	fmt.Fprintf(&t, "Audit log, newest first (%d):", len(entries))
+	tbl := newTable("Audit log", fmt.Sprintf("Audit log, newest first (%d):", len(entries)),
+		column{"time", "Time"}, column{"actor", "Actor"}, column{"action", "Action"},
+		column{"subject", "Subject"}, column{"detail", "Detail"})
 	for _, e := range entries {
-		fmt.Fprintf(&t, "\n  %s  %s  %s  %s", formatTime(e.Time), e.Actor, e.Action, e.Subject)
+		line := fmt.Sprintf("%s  %s  %s  %s", formatTime(e.Time), e.Actor, e.Action, e.Subject)
 		if e.Detail != "" {
-			fmt.Fprintf(&t, "  (%s)", e.Detail)
+			line += "  (" + e.Detail + ")"
 		}
-		form.Items = append(form.Items, dataform.Item{Fields: []dataform.Field{
-			{Var: "time", Values: []string{formatTime(e.Time)}}, {Var: "actor", Values: []string{e.Actor}},
-			{Var: "action", Values: []string{e.Action}}, {Var: "subject", Values: []string{e.Subject}},
-			{Var: "detail", Values: []string{e.Detail}},
-		}})
+		tbl.row(line, formatTime(e.Time), e.Actor, e.Action, e.Subject, e.Detail)
 	}
-	return reply{text: t.String(), form: form}, nil
+	return tbl.reply(), nil
 }
 
 func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -488,30 +482,16 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(grants) == 0 {
 		return reply{text: "Nobody holds a grant. Use grant <jid> to add an inviter."}, nil
 	}
-	form := &dataform.Form{Type: dataform.TypeResult, Title: "Inviters", Reported: &dataform.Reported{Fields: []dataform.Field{
-		{Var: "jid", Label: "JID"}, {Var: "granted_by", Label: "Granted by"}, {Var: "granted_at", Label: "Granted"},
-		{Var: "per_day", Label: "Per day"}, {Var: "pending", Label: "Pending"}, {Var: "note", Label: "Note"},
-	}}}
-	var t strings.Builder
-	fmt.Fprintf(&t, "Inviters (%d):", len(grants))
+	tbl := newTable("Inviters", fmt.Sprintf("Inviters (%d):", len(grants)),
+		column{"jid", "JID"}, column{"granted_by", "Granted by"}, column{"granted_at", "Granted"},
+		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"})
 	for _, g := range grants {
-		fmt.Fprintf(&t, "\n  %s  granted by %s on %s, per-day %s, pending %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt),
+		line := fmt.Sprintf("%s  granted by %s on %s, per-day %s, pending %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt),
 			orDefault(g.PerDay), orDefault(g.MaxPending))
 		if g.Note != "" {
-			fmt.Fprintf(&t, " (%s)", g.Note)
+			line += " (" + g.Note + ")"
 		}
-		form.Items = append(form.Items, dataform.Item{Fields: []dataform.Field{
-			{Var: "jid", Values: []string{g.JID}}, {Var: "granted_by", Values: []string{g.GrantedBy}},
-			{Var: "granted_at", Values: []string{formatTime(g.GrantedAt)}},
-			{Var: "per_day", Values: []string{orDefault(g.PerDay)}}, {Var: "pending", Values: []string{orDefault(g.MaxPending)}},
-			{Var: "note", Values: []string{g.Note}},
-		}})
+		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay), orDefault(g.MaxPending), g.Note)
 	}
-	return reply{text: t.String(), form: form}, nil
-}
-
-// formatTime shows times in UTC to the minute: inviters and invitees are in
-// any time zone, and UTC is the one everybody can convert from.
-func formatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02 15:04 UTC")
+	return tbl.reply(), nil
 }

@@ -1,7 +1,9 @@
-// Package invites holds the invite operations (create, list, cancel, grant,
-// revoke) that every front end shares, and the Issuers that mint tokens on
-// the home server. It knows nothing of chat text or forms: the bot renders
-// what these methods return.
+// Package invites is the domain of invitebot: what an invite is, the
+// operations every front end shares (create, list, cancel, grant, revoke,
+// pause, audit), the abuse controls around them, usage tracking, and the
+// Issuers that mint tokens on the home server. It knows nothing of chat
+// text, forms or pages: it returns data and errors, and the front ends put
+// them into words.
 package invites
 
 import (
@@ -9,10 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
-
-	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/policy"
@@ -41,9 +42,17 @@ const (
 	ActionInviteCreate = "invite.create"
 	ActionInviteCancel = "invite.cancel"
 	ActionInviteRefuse = "invite.refuse"
+	ActionInviteUse    = "invite.use"
+	ActionInviteExpire = "invite.expire"
+	ActionTokenRevoked = "invite.token-revoked"
 	ActionGrant        = "grant"
 	ActionRevoke       = "revoke"
+	ActionPause        = "pause"
+	ActionResume       = "resume"
 )
+
+// systemActor is the actor recorded for what the bot does by itself.
+const systemActor = "system"
 
 // Observer is told about invite events, for metrics. Nil means nobody
 // listens.
@@ -64,7 +73,7 @@ type Options struct {
 	// Admins holds normalised bare JIDs.
 	Admins map[string]bool
 	// C2S reaches the server's client port, for registering accounts with
-	// a token (browser registration).
+	// a token (browser registration) and checking tokens.
 	C2S ibr.Config
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -74,11 +83,12 @@ type Options struct {
 	Observer Observer
 	// Limits are the default invite limits for inviters.
 	Limits policy.Limits
-	// Notifier, when set, tells inviters what became of their invites.
+	// Notifier, when set, tells people what became of their invites and
+	// grants.
 	Notifier Notifier
 }
 
-// Service carries out invite operations on behalf of bare JIDs.
+// Service carries out invite operations on behalf of Actors.
 type Service struct {
 	store    *store.Store
 	issuer   Issuer
@@ -128,12 +138,6 @@ func NewService(o Options) *Service {
 		inflight: make(map[string]int), inRegistration: make(map[string]bool)}
 }
 
-func (s *Service) registering(id string) bool {
-	s.regMu.Lock()
-	defer s.regMu.Unlock()
-	return s.inRegistration[id]
-}
-
 type nopObserver struct{}
 
 func (nopObserver) InviteCreated() {}
@@ -143,54 +147,62 @@ func (nopObserver) InviteUsed()    {}
 // Domain is the XMPP domain the invites create accounts on.
 func (s *Service) Domain() string { return s.domain }
 
-// Role looks up what actor is to the bot.
-func (s *Service) Role(ctx context.Context, actor string) (policy.Role, error) {
-	if s.admins[actor] {
-		return policy.Admin, nil
+// Actor is someone the service acts for: a bare JID and the role it held
+// when the request began. Only Service.Actor makes one, so the role is
+// read once per request and a front end cannot claim a role it was not
+// given.
+type Actor struct {
+	jid  string
+	role policy.Role
+}
+
+// JID is the actor's normalised bare JID.
+func (a Actor) JID() string { return a.jid }
+
+// Role is what the actor is to the bot.
+func (a Actor) Role() policy.Role { return a.role }
+
+// may returns ErrForbidden unless the actor holds p.
+func (a Actor) may(p policy.Permission) error {
+	if !policy.Allows(a.role, p) {
+		return ErrForbidden
 	}
-	_, err := s.store.Grant(ctx, actor)
+	return nil
+}
+
+// Actor looks up what the bare JID is to the bot.
+func (s *Service) Actor(ctx context.Context, bare string) (Actor, error) {
+	if s.admins[bare] {
+		return Actor{jid: bare, role: policy.Admin}, nil
+	}
+	_, err := s.store.Grant(ctx, bare)
 	switch {
 	case err == nil:
-		return policy.RoleOf(actor, s.admins, true), nil
+		return Actor{jid: bare, role: policy.RoleOf(bare, s.admins, true)}, nil
 	case errors.Is(err, store.ErrNotFound):
-		return policy.RoleOf(actor, s.admins, false), nil
+		return Actor{jid: bare, role: policy.Stranger}, nil
 	default:
-		return policy.Stranger, fmt.Errorf("look up role: %w", err)
+		return Actor{jid: bare, role: policy.Stranger}, fmt.Errorf("look up role: %w", err)
 	}
 }
 
-// authorize returns the actor's role, or ErrForbidden when it lacks p.
-func (s *Service) authorize(ctx context.Context, actor string, p policy.Permission) (policy.Role, error) {
-	role, err := s.Role(ctx, actor)
-	if err != nil {
-		return role, err
-	}
-	if !policy.Allows(role, p) {
-		return role, ErrForbidden
-	}
-	return role, nil
-}
-
-// Create mints one single-use account invite for actor and records it, with
+// Create mints one single-use account invite for a and records it, with
 // its audit entry, before returning it: a token is never handed out that the
 // database does not hold.
-func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error) {
-	role, err := s.authorize(ctx, actor, policy.CreateInvite)
-	if err != nil {
-		if errors.Is(err, ErrForbidden) {
-			s.observer.InviteDenied()
-		}
-		return store.Invite{}, err
+func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
+	if err := a.may(policy.CreateInvite); err != nil {
+		s.observer.InviteDenied()
+		return Invite{}, err
 	}
-	held, err := s.admitCreate(ctx, actor, role)
+	held, err := s.admitCreate(ctx, a)
 	if err != nil {
-		return store.Invite{}, err
+		return Invite{}, err
 	}
 	// Settling twice is harmless; this covers a panicking Issuer.
 	defer held.settle(func() error { return nil })
 	minted, err := s.issuer.Mint(ctx)
 	if err != nil {
-		return store.Invite{}, fmt.Errorf("create invite: %w", err)
+		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
 	// The token exists at the server now: record it even if the request's
 	// own time ran out while minting.
@@ -202,7 +214,7 @@ func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error
 		// Revoke and pause may have happened while the server minted;
 		// both serialise with this under quotaMu. The token was never
 		// shown to anyone, so dropping it leaves nothing usable behind.
-		if err := s.stillAdmitted(wctx, actor, role); err != nil {
+		if err := s.stillAdmitted(wctx, a); err != nil {
 			return err
 		}
 		var err error
@@ -211,28 +223,28 @@ func (s *Service) Create(ctx context.Context, actor string) (store.Invite, error
 			URI:        minted.URI,
 			LandingURL: minted.LandingURL,
 			Domain:     s.domain,
-			Inviter:    actor,
+			Inviter:    a.jid,
 			Created:    now,
 			Expires:    minted.Expires,
 			State:      store.StatePending,
-		}, store.AuditEntry{Time: now, Actor: actor, Action: ActionInviteCreate})
+		}, store.AuditEntry{Time: now, Actor: a.jid, Action: ActionInviteCreate})
 		return err
 	})
 	var paused *PausedError
 	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) {
-		s.log.InfoContext(ctx, "minted invite dropped: revoked or paused meanwhile", slog.String("inviter", actor))
-		return store.Invite{}, err
+		s.log.InfoContext(ctx, "minted invite dropped: revoked or paused meanwhile", slog.String("inviter", a.jid))
+		return Invite{}, err
 	}
 	if err != nil {
 		// The server holds a token nobody will ever see; it expires there.
 		s.log.ErrorContext(ctx, "minted invite could not be stored",
-			slog.String("inviter", actor), slog.String("token", RedactToken(minted.Token)), slog.Any("err", err))
-		return store.Invite{}, fmt.Errorf("create invite: store: %w", err)
+			slog.String("inviter", a.jid), slog.String("token", RedactToken(minted.Token)), slog.Any("err", err))
+		return Invite{}, fmt.Errorf("create invite: store: %w", err)
 	}
 	s.observer.InviteCreated()
-	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", actor),
+	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
 		slog.Time("expires", inv.Expires))
-	return inv, nil
+	return viewOf(inv), nil
 }
 
 // storeWriteTimeout bounds a database write that must happen even though
@@ -241,8 +253,17 @@ const storeWriteTimeout = 5 * time.Second
 
 // Lookup returns the invite with that id, for showing it to whoever holds
 // the link (the landing page). The id is the secret here: 80 random bits.
-func (s *Service) Lookup(ctx context.Context, id string) (store.Invite, error) {
-	if !store.ValidID(id) {
+func (s *Service) Lookup(ctx context.Context, id string) (Invite, error) {
+	inv, err := s.record(ctx, id)
+	if err != nil {
+		return Invite{}, err
+	}
+	return viewOf(inv), nil
+}
+
+// record reads the stored invite with that id.
+func (s *Service) record(ctx context.Context, id string) (store.Invite, error) {
+	if !ValidID(id) {
 		return store.Invite{}, ErrNoSuchInvite
 	}
 	inv, err := s.store.Invite(ctx, id)
@@ -254,135 +275,60 @@ func (s *Service) Lookup(ctx context.Context, id string) (store.Invite, error) {
 	return inv, nil
 }
 
-// ActionInviteUse is the audit action for an invite that created an account.
-const ActionInviteUse = "invite.use"
-
-// RegisterAccount creates username@domain with the invite's token over the
-// server's client port, then marks the invite used by that account. The
-// password only passes through: it is neither logged nor stored.
-func (s *Service) RegisterAccount(ctx context.Context, id, username, password string) (jid.JID, error) {
-	inv, err := s.Lookup(ctx, id)
-	if err != nil {
-		return jid.JID{}, err
-	}
-	s.regMu.Lock()
-	busy := s.inRegistration[id]
-	s.inRegistration[id] = true
-	s.regMu.Unlock()
-	if busy {
-		return jid.JID{}, ErrRegistrationInProgress
-	}
-	defer func() {
-		s.regMu.Lock()
-		delete(s.inRegistration, id)
-		s.regMu.Unlock()
-	}()
-	if inv.State != store.StatePending {
-		return jid.JID{}, ErrNotPending
-	}
-	if !inv.Expires.IsZero() && !s.now().Before(inv.Expires) {
-		return jid.JID{}, ErrNotPending
-	}
-	account, err := ibr.Register(ctx, s.c2s, inv.Token, username, password)
-	if err != nil {
-		if errors.Is(err, ibr.ErrTokenRejected) {
-			// The server says the token is gone although our record says
-			// pending: it was used elsewhere. Usage tracking will record
-			// it; the visitor just learns the invite is spent.
-			return jid.JID{}, ErrNotPending
-		}
-		return jid.JID{}, fmt.Errorf("register account: %w", err)
-	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
-	defer cancel()
-	_, err = s.store.SetInviteState(wctx, id, store.StateUsed, account.String(), store.AuditEntry{
-		Time: s.now().UTC(), Actor: account.String(), Action: ActionInviteUse, Subject: id,
-		Detail: "registered in the browser; invited by " + inv.Inviter,
-	})
-	if err != nil {
-		// The account exists; only our record lags (or usage tracking
-		// got there first and told the inviter). Say so in the log, but do
-		// not tell the new user their account failed.
-		s.log.ErrorContext(ctx, "account registered but invite not marked used",
-			slog.String("id", id), slog.String("account", account.String()), slog.Any("err", err))
-	} else {
-		s.observer.InviteUsed()
-		s.notify(ctx, inv.Inviter, fmt.Sprintf("Your invite %s from %s was used: %s joined.",
-			inv.ID, inv.Created.UTC().Format("2006-01-02 15:04 UTC"), account))
-	}
-	s.log.InfoContext(ctx, "account registered with invite", slog.String("id", id),
-		slog.String("account", account.String()), slog.String("inviter", inv.Inviter))
-	return account, nil
-}
-
-// List returns the invites issued by whose (actor's own when empty),
-// newest first. Only admins may list someone else's.
-func (s *Service) List(ctx context.Context, actor, whose string) ([]store.Invite, error) {
+// List returns the invites issued by whose (a's own when empty), newest
+// first. Listing someone else's takes policy.ListAnyInvites.
+func (s *Service) List(ctx context.Context, a Actor, whose string) ([]Invite, error) {
 	perm := policy.ListInvites
 	if whose == "" {
-		whose = actor
-	} else if whose != actor {
+		whose = a.jid
+	} else if whose != a.jid {
 		perm = policy.ListAnyInvites
 	}
-	if _, err := s.authorize(ctx, actor, perm); err != nil {
+	if err := a.may(perm); err != nil {
 		return nil, err
 	}
 	invs, err := s.store.InvitesByInviter(ctx, whose)
 	if err != nil {
 		return nil, fmt.Errorf("list invites: %w", err)
 	}
-	return invs, nil
+	return viewsOf(invs), nil
 }
 
-// Cancel marks a pending invite cancelled. Inviters may cancel their own,
-// admins any.
-func (s *Service) Cancel(ctx context.Context, actor, id string) (store.Invite, error) {
-	role, err := s.authorize(ctx, actor, policy.CancelInvite)
-	if err != nil {
-		return store.Invite{}, err
+// Cancel marks a pending invite cancelled and revokes its token at the
+// server. Inviters may cancel their own, admins any (policy.CanCancel).
+func (s *Service) Cancel(ctx context.Context, a Actor, id string) (Invite, error) {
+	if err := a.may(policy.CancelInvite); err != nil {
+		return Invite{}, err
 	}
-	inv, err := s.Lookup(ctx, id)
+	inv, err := s.record(ctx, id)
 	if err != nil {
-		return store.Invite{}, err
+		return Invite{}, err
 	}
-	if !policy.CanCancel(role, actor, inv.Inviter) {
-		return store.Invite{}, ErrNoSuchInvite
+	if !policy.CanCancel(a.role, a.jid, inv.Inviter) {
+		return Invite{}, ErrNoSuchInvite
 	}
 	if inv.State != store.StatePending {
-		return inv, ErrNotPending
+		return viewOf(inv), ErrNotPending
 	}
 	// A token already used at the server is a used invite, not a cancelled
 	// one: record it as such, so the account it created is not hidden.
 	if live := s.settleUsed(ctx, []store.Invite{inv}); len(live) == 0 {
-		inv, _ = s.Lookup(ctx, id)
-		return inv, ErrNotPending
+		inv, _ = s.record(ctx, id)
+		return viewOf(inv), ErrNotPending
 	}
 	cancelled, err := s.store.SetInviteState(ctx, id, store.StateCancelled, "", store.AuditEntry{
-		Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: id,
+		Time: s.now().UTC(), Actor: a.jid, Action: ActionInviteCancel, Subject: id,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotPending):
 		// Settled meanwhile; report what it became.
-		inv, _ = s.Lookup(ctx, id)
-		return inv, ErrNotPending
+		inv, _ = s.record(ctx, id)
+		return viewOf(inv), ErrNotPending
 	case err != nil:
-		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
+		return Invite{}, fmt.Errorf("cancel invite: %w", err)
 	}
-	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", actor))
-	return s.revokeCancelled(ctx, actor, cancelled), nil
-}
-
-// revokeCancelled makes a just-cancelled invite's token unusable at the
-// server. A failure is logged and left to usage tracking to retry; the
-// returned invite's Revoked field tells the caller which happened.
-func (s *Service) revokeCancelled(ctx context.Context, actor string, inv store.Invite) store.Invite {
-	if err := s.revokeToken(ctx, actor, inv); err != nil {
-		s.log.WarnContext(ctx, "cancelled invite's token still valid at the server; will retry",
-			slog.String("id", inv.ID), slog.Any("err", err))
-		return inv
-	}
-	inv.Revoked = true
-	return inv
+	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", a.jid))
+	return viewOf(s.revokeCancelled(ctx, a.jid, cancelled)), nil
 }
 
 // GrantOptions are the optional parts of a grant.
@@ -395,68 +341,63 @@ type GrantOptions struct {
 
 // Grant gives target the right to invite. Granting someone who already
 // holds a grant updates it: limits and note given now replace the old ones,
-// those left out are kept. It reports whether a grant existed.
-func (s *Service) Grant(ctx context.Context, actor, target string, o GrantOptions) (updated bool, err error) {
-	if _, err := s.authorize(ctx, actor, policy.ManageGrants); err != nil {
-		return false, err
+// those left out are kept. It returns the grant now in force and whether
+// one existed before.
+func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOptions) (g Grant, updated bool, err error) {
+	if err := a.may(policy.ManageGrants); err != nil {
+		return Grant{}, false, err
 	}
-	g := store.Grant{JID: target}
+	rec := store.Grant{JID: target}
 	old, err := s.store.Grant(ctx, target)
 	switch {
 	case err == nil:
-		g, updated = old, true
+		rec, updated = old, true
 	case !errors.Is(err, store.ErrNotFound):
-		return false, fmt.Errorf("grant: %w", err)
+		return Grant{}, false, fmt.Errorf("grant: %w", err)
 	}
 	now := s.now().UTC()
-	g.GrantedBy, g.GrantedAt = actor, now
+	rec.GrantedBy, rec.GrantedAt = a.jid, now
 	if o.Note != "" {
-		g.Note = o.Note
+		rec.Note = o.Note
 	}
 	if o.PerDay > 0 {
-		g.PerDay = o.PerDay
+		rec.PerDay = o.PerDay
 	}
 	if o.MaxPending > 0 {
-		g.MaxPending = o.MaxPending
+		rec.MaxPending = o.MaxPending
 	}
-	detail := fmt.Sprintf("per-day %s, pending %s", limitText(g.PerDay), limitText(g.MaxPending))
+	err = s.store.PutGrant(ctx, rec,
+		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated)})
+	if err != nil {
+		return Grant{}, false, fmt.Errorf("grant: %w", err)
+	}
+	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", a.jid),
+		slog.Int("per_day", rec.PerDay), slog.Int("max_pending", rec.MaxPending), slog.Bool("updated", updated))
+	if !updated {
+		s.notify(ctx, target, GrantGiven{Domain: s.domain})
+	}
+	return grantOf(rec), updated, nil
+}
+
+// grantDetail is the audit record of a grant's terms, in the format
+// earlier versions wrote, so the log reads the same across upgrades.
+func grantDetail(g store.Grant, updated bool) string {
+	detail := fmt.Sprintf("per-day %s, pending %s", limitDetail(g.PerDay), limitDetail(g.MaxPending))
 	if updated {
 		detail = "updated; " + detail
 	}
 	if g.Note != "" {
 		detail += "; " + g.Note
 	}
-	err = s.store.PutGrant(ctx, g,
-		store.AuditEntry{Time: now, Actor: actor, Action: ActionGrant, Subject: target, Detail: detail})
-	if err != nil {
-		return false, fmt.Errorf("grant: %w", err)
-	}
-	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", actor),
-		slog.Int("per_day", g.PerDay), slog.Int("max_pending", g.MaxPending), slog.Bool("updated", updated))
-	if !updated {
-		s.notify(ctx, target, "You may now create account invites for "+s.domain+": send invite to me. Send help for more.")
-	}
-	return updated, nil
+	return detail
 }
 
-// GrantOf returns target's grant, for admins.
-func (s *Service) GrantOf(ctx context.Context, actor, target string) (store.Grant, error) {
-	if _, err := s.authorize(ctx, actor, policy.ListInviters); err != nil {
-		return store.Grant{}, err
-	}
-	g, err := s.store.Grant(ctx, target)
-	if err != nil {
-		return store.Grant{}, fmt.Errorf("grant of %s: %w", target, err)
-	}
-	return g, nil
-}
-
-// limitText shows a grant's own limit, or that the default applies.
-func limitText(n int) string {
+// limitDetail records a grant's own limit, or that the default applies.
+func limitDetail(n int) string {
 	if n == 0 {
 		return "default"
 	}
-	return fmt.Sprint(n)
+	return strconv.Itoa(n)
 }
 
 // RevokeResult says what revoking an inviter did to their invites.
@@ -471,9 +412,9 @@ type RevokeResult struct {
 // Revoke takes the right to invite away from target and cancels every
 // invite of theirs still pending, at the server too. Running it again for
 // someone already revoked cancels whatever is still pending.
-func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResult, error) {
+func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeResult, error) {
 	var res RevokeResult
-	if _, err := s.authorize(ctx, actor, policy.ManageGrants); err != nil {
+	if err := a.may(policy.ManageGrants); err != nil {
 		return res, err
 	}
 	// Everything below must happen even if the request runs out of time
@@ -485,7 +426,7 @@ func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResul
 	// is either stored before this (and cancelled below) or dropped.
 	s.quotaMu.Lock()
 	err := s.store.DeleteGrant(wctx, target, store.AuditEntry{
-		Time: s.now().UTC(), Actor: actor, Action: ActionRevoke, Subject: target,
+		Time: s.now().UTC(), Actor: a.jid, Action: ActionRevoke, Subject: target,
 	})
 	granted := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -511,7 +452,7 @@ func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResul
 	var cancelled []store.Invite
 	for _, inv := range pending {
 		c, err := s.store.SetInviteState(wctx, inv.ID, store.StateCancelled, "", store.AuditEntry{
-			Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: inv.ID, Detail: "inviter revoked",
+			Time: s.now().UTC(), Actor: a.jid, Action: ActionInviteCancel, Subject: inv.ID, Detail: "inviter revoked",
 		})
 		if errors.Is(err, store.ErrNotPending) {
 			continue
@@ -526,15 +467,14 @@ func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResul
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), revokeBudget)
 	defer rcancel()
 	for _, inv := range cancelled {
-		if rctx.Err() != nil || !s.revokeCancelled(rctx, actor, inv).Revoked {
+		if rctx.Err() != nil || !s.revokeCancelled(rctx, a.jid, inv).Revoked {
 			res.StillValid++
 		}
 	}
-	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", actor),
+	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", a.jid),
 		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid))
 	if granted {
-		s.notify(ctx, target, fmt.Sprintf("Your right to create invites for %s was revoked; %d pending invite(s) of yours were cancelled.",
-			s.domain, res.Cancelled))
+		s.notify(ctx, target, GrantRevoked{Domain: s.domain, Cancelled: res.Cancelled})
 	}
 	return res, nil
 }
@@ -544,41 +484,49 @@ func (s *Service) Revoke(ctx context.Context, actor, target string) (RevokeResul
 const revokeBudget = 20 * time.Second
 
 // Inviters lists every grant, sorted by JID.
-func (s *Service) Inviters(ctx context.Context, actor string) ([]store.Grant, error) {
-	if _, err := s.authorize(ctx, actor, policy.ListInviters); err != nil {
+func (s *Service) Inviters(ctx context.Context, a Actor) ([]Grant, error) {
+	if err := a.may(policy.ListInviters); err != nil {
 		return nil, err
 	}
-	grants, err := s.store.Grants(ctx)
+	recs, err := s.store.Grants(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list inviters: %w", err)
+	}
+	grants := make([]Grant, len(recs))
+	for i, g := range recs {
+		grants[i] = grantOf(g)
 	}
 	return grants, nil
 }
 
 // Audit returns the last n audit entries, about one JID or invite id when
 // about is not empty.
-func (s *Service) Audit(ctx context.Context, actor, about string, n int) ([]store.AuditEntry, error) {
-	if _, err := s.authorize(ctx, actor, policy.ReadAudit); err != nil {
+func (s *Service) Audit(ctx context.Context, a Actor, about string, n int) ([]AuditEntry, error) {
+	if err := a.may(policy.ReadAudit); err != nil {
 		return nil, err
 	}
-	entries, err := s.store.Audit(ctx, about, n)
+	recs, err := s.store.Audit(ctx, about, n)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
+	}
+	entries := make([]AuditEntry, len(recs))
+	for i, e := range recs {
+		entries[i] = auditOf(e)
 	}
 	return entries, nil
 }
 
 // WhoInvited returns the invites that created account (known for accounts
 // registered in the browser).
-func (s *Service) WhoInvited(ctx context.Context, actor, account string) ([]store.Invite, error) {
-	if _, err := s.authorize(ctx, actor, policy.ReadAudit); err != nil {
+func (s *Service) WhoInvited(ctx context.Context, a Actor, account string) ([]Invite, error) {
+	if err := a.may(policy.ReadAudit); err != nil {
 		return nil, err
 	}
 	invs, err := s.store.InvitesUsedBy(ctx, account)
 	if err != nil {
 		return nil, fmt.Errorf("who invited: %w", err)
 	}
-	return invs, nil
+	return viewsOf(invs), nil
 }
 
 // RecordRefusal writes a refused request to the audit log. Front ends call

@@ -65,21 +65,24 @@ const (
 	PauseInvites
 	// ReadAudit shows the audit log and who invited whom.
 	ReadAudit
+	// CancelAnyInvite cancels invites whoever issued them.
+	CancelAnyInvite
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
 // not a switch, so adding a permission without deciding who holds it fails
 // closed (the zero value would be Stranger, so Allows checks presence).
 var minimumRole = map[Permission]Role{
-	ReadHelp:       Stranger,
-	CreateInvite:   Inviter,
-	ListInvites:    Inviter,
-	CancelInvite:   Inviter,
-	ManageGrants:   Admin,
-	ListInviters:   Admin,
-	ListAnyInvites: Admin,
-	PauseInvites:   Admin,
-	ReadAudit:      Admin,
+	ReadHelp:        Stranger,
+	CreateInvite:    Inviter,
+	ListInvites:     Inviter,
+	CancelInvite:    Inviter,
+	ManageGrants:    Admin,
+	ListInviters:    Admin,
+	ListAnyInvites:  Admin,
+	PauseInvites:    Admin,
+	ReadAudit:       Admin,
+	CancelAnyInvite: Admin,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are
@@ -90,16 +93,10 @@ func Allows(r Role, p Permission) bool {
 }
 
 // CanCancel reports whether actor, holding role r, may cancel an invite
-// issued by inviter: admins may cancel any invite, inviters only their own.
+// issued by inviter: holders of CancelAnyInvite any invite, holders of
+// CancelInvite only their own.
 func CanCancel(r Role, actor, inviter string) bool {
-	switch {
-	case r == Admin:
-		return true
-	case r == Inviter:
-		return actor == inviter
-	default:
-		return false
-	}
+	return Allows(r, CancelAnyInvite) || (Allows(r, CancelInvite) && actor == inviter)
 }
 
 // RefusalInterval is how often a sender without rights is told no. Replying

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"slices"
 	"time"
 )
@@ -48,11 +47,24 @@ type Usage struct {
 	GlobalCreated []time.Time
 }
 
+// Limit names one of the invite limits.
+type Limit string
+
+// The limits CheckQuota applies, in the order it applies them.
+const (
+	// LimitPerDay caps one inviter's invites per QuotaWindow.
+	LimitPerDay Limit = "per-day"
+	// LimitPending caps one inviter's pending invites.
+	LimitPending Limit = "pending"
+	// LimitGlobal caps all inviters together per QuotaWindow.
+	LimitGlobal Limit = "global"
+)
+
 // Refusal says which limit stopped an invite and when the next one will be
-// possible.
+// possible. It is data: front ends put it into words.
 type Refusal struct {
-	// Limit names the limit: "per-day", "pending" or "global".
-	Limit string
+	// Limit names the limit that refused.
+	Limit Limit
 	// Max is the limit's value.
 	Max int
 	// Count is how many count against it now.
@@ -62,23 +74,6 @@ type Refusal struct {
 	Next time.Time
 }
 
-// Error renders the refusal for people.
-func (r Refusal) Error() string {
-	var msg string
-	switch r.Limit {
-	case "per-day":
-		msg = fmt.Sprintf("you have created %d invite(s) in the last 24 hours (cancelled ones count too); your limit is %d", r.Count, r.Max)
-	case "pending":
-		msg = fmt.Sprintf("you have %d pending invite(s); your limit is %d: cancel one or wait until one is used", r.Count, r.Max)
-	default:
-		msg = fmt.Sprintf("this service has handed out %d invite(s) in the last 24 hours, its daily limit is %d", r.Count, r.Max)
-	}
-	if !r.Next.IsZero() {
-		msg += "; next possible " + r.Next.UTC().Format("2006-01-02 15:04 UTC")
-	}
-	return msg
-}
-
 // CheckQuota decides whether an inviter with role may create one more
 // invite. Admins are not limited: they are the ones who set the limits and
 // can pause everything.
@@ -86,11 +81,11 @@ func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
 	if role == Admin {
 		return Refusal{}, true
 	}
-	if r, over := windowFull("per-day", lim.PerDay, u.Created, now); over {
+	if r, over := windowFull(LimitPerDay, lim.PerDay, u.Created, now); over {
 		return r, false
 	}
 	if len(u.PendingExpiries) >= lim.MaxPending {
-		r := Refusal{Limit: "pending", Max: lim.MaxPending, Count: len(u.PendingExpiries)}
+		r := Refusal{Limit: LimitPending, Max: lim.MaxPending, Count: len(u.PendingExpiries)}
 		// The earliest expiry frees a slot at the latest then.
 		for _, e := range u.PendingExpiries {
 			if !e.IsZero() && e.After(now) && (r.Next.IsZero() || e.Before(r.Next)) {
@@ -99,7 +94,7 @@ func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
 		}
 		return r, false
 	}
-	if r, over := windowFull("global", lim.GlobalPerDay, u.GlobalCreated, now); over {
+	if r, over := windowFull(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, now); over {
 		return r, false
 	}
 	return Refusal{}, true
@@ -107,7 +102,7 @@ func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
 
 // windowFull reports whether max creations fall in the window ending now,
 // and if so when the oldest that must age out for one more to fit does.
-func windowFull(name string, max int, created []time.Time, now time.Time) (Refusal, bool) {
+func windowFull(name Limit, max int, created []time.Time, now time.Time) (Refusal, bool) {
 	var inWindow []time.Time
 	for _, c := range created {
 		if now.Sub(c) < QuotaWindow {

@@ -14,7 +14,7 @@ func TestCheckQuota(t *testing.T) {
 		role      Role
 		usage     Usage
 		wantOK    bool
-		wantLimit string
+		wantLimit Limit
 		wantNext  time.Time
 	}{
 		{name: "empty", role: Inviter, wantOK: true},
@@ -40,8 +40,8 @@ func TestCheckQuota(t *testing.T) {
 			if ok != tc.wantOK || r.Limit != tc.wantLimit || !r.Next.Equal(tc.wantNext) {
 				t.Errorf("CheckQuota = %+v, %v; want limit %q next %v ok %v", r, ok, tc.wantLimit, tc.wantNext, tc.wantOK)
 			}
-			if !ok && r.Error() == "" {
-				t.Error("refusal without text")
+			if !ok && (r.Max == 0 || r.Count < r.Max) {
+				t.Errorf("refusal %+v does not say the limit and the count that reached it", r)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -455,5 +456,49 @@ func TestConcurrentAddInvite(t *testing.T) {
 	}
 	if len(audit) != workers || len(seqs) != workers {
 		t.Errorf("audit has %d entries with %d distinct seqs, want %d", len(audit), len(seqs), workers)
+	}
+}
+
+func TestScans(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	base := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	old := mustAdd(t, s, testInvite("a@x.org", "t-old", base.Add(-48*time.Hour)))
+	recent := mustAdd(t, s, testInvite("a@x.org", "t-new", base.Add(-time.Hour)))
+	other := mustAdd(t, s, testInvite("b@y.org", "t-other", base))
+
+	since, err := s.InvitesCreatedSince(ctx, base.Add(-24*time.Hour))
+	if err != nil || len(since) != 2 {
+		t.Fatalf("InvitesCreatedSince = %d invites, %v; want 2", len(since), err)
+	}
+	for _, inv := range since {
+		if inv.ID == old.ID {
+			t.Error("old invite counted as recent")
+		}
+	}
+
+	if _, err := s.SetInviteState(ctx, recent.ID, StateUsed, "new@x.org", AuditEntry{Actor: "system", Action: "invite.use"}); err != nil {
+		t.Fatal(err)
+	}
+	used, err := s.InvitesUsedBy(ctx, "new@x.org")
+	if err != nil || len(used) != 1 || used[0].ID != recent.ID {
+		t.Errorf("InvitesUsedBy = %+v, %v", used, err)
+	}
+
+	if _, err := s.SetInviteState(ctx, other.ID, StateCancelled, "", AuditEntry{Actor: "b@y.org", Action: "invite.cancel"}); err != nil {
+		t.Fatal(err)
+	}
+	unrevoked, err := s.UnrevokedCancelled(ctx)
+	if err != nil || len(unrevoked) != 1 || unrevoked[0].ID != other.ID {
+		t.Fatalf("UnrevokedCancelled = %+v, %v", unrevoked, err)
+	}
+	if err := s.MarkRevoked(ctx, other.ID, AuditEntry{Actor: "system", Action: "invite.revoke"}); err != nil {
+		t.Fatal(err)
+	}
+	if unrevoked, _ := s.UnrevokedCancelled(ctx); len(unrevoked) != 0 {
+		t.Errorf("still unrevoked after MarkRevoked: %+v", unrevoked)
+	}
+	if err := s.MarkRevoked(ctx, "aaaaaaaaaaaaaaaa", AuditEntry{Actor: "system", Action: "invite.revoke"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("MarkRevoked unknown: %v", err)
 	}
 }

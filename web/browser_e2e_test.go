@@ -142,7 +142,11 @@ func TestBrowserRegistration(t *testing.T) {
 		C2S:    srv.IBRConfig(),
 		Log:    log.With(slog.String("room", "invites")),
 	})
-	inv, err := svc.Create(ctx, admin)
+	actor, err := svc.Actor(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := svc.Create(ctx, actor)
 	if err != nil {
 		t.Fatalf("create invite: %v", err)
 	}

@@ -27,8 +27,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
-	"durare.org/invitebot/store"
 )
 
 // Tunables.
@@ -58,7 +56,7 @@ const (
 type Invites interface {
 	// Lookup returns the invite with that id; invites.ErrNoSuchInvite if
 	// there is none.
-	Lookup(ctx context.Context, id string) (store.Invite, error)
+	Lookup(ctx context.Context, id string) (invites.Invite, error)
 	// RegisterAccount creates username@domain with the invite's token and
 	// marks the invite used. See invites.Service.RegisterAccount for the
 	// errors.
@@ -325,38 +323,32 @@ func (h *handler) internal(w http.ResponseWriter, r *http.Request) {
 	h.renderError(w, r, http.StatusInternalServerError, h.text.InternalTitle, h.text.ErrInternal, "")
 }
 
-// isGone reports whether the invite can no longer be used. Past its expiry
-// it is gone even before anything marked it expired.
-func isGone(inv store.Invite, now time.Time) bool {
-	return inv.State != store.StatePending || (!inv.Expires.IsZero() && !now.Before(inv.Expires))
-}
-
 // lookup finds the invite named in the path and answers 404, 410 or 500
 // itself when there is no usable one. Only the invite asked for is ever
 // read, so a page reveals nothing about other invites.
-func (h *handler) lookup(w http.ResponseWriter, r *http.Request) (store.Invite, bool) {
+func (h *handler) lookup(w http.ResponseWriter, r *http.Request) (invites.Invite, bool) {
 	id := r.PathValue("id")
-	if !store.ValidID(id) {
+	if !invites.ValidID(id) {
 		h.notFound(w, r)
-		return store.Invite{}, false
+		return invites.Invite{}, false
 	}
 	inv, err := h.inv.Lookup(r.Context(), id)
 	switch {
 	case errors.Is(err, invites.ErrNoSuchInvite):
 		h.notFound(w, r)
-		return store.Invite{}, false
+		return invites.Invite{}, false
 	case err != nil:
 		h.log.ErrorContext(r.Context(), "look up invite", slog.String("id", id), slog.Any("err", err))
 		h.internal(w, r)
-		return store.Invite{}, false
-	case isGone(inv, h.now()):
+		return invites.Invite{}, false
+	case !inv.Usable(h.now()):
 		h.gone(w, r, h.text.GoneBody)
-		return store.Invite{}, false
+		return invites.Invite{}, false
 	case !strings.HasPrefix(inv.URI, "xmpp:"):
 		// The URI becomes a link and a header: anything else is corrupt data.
 		h.log.ErrorContext(r.Context(), "invite has no xmpp: URI", slog.String("id", id))
 		h.internal(w, r)
-		return store.Invite{}, false
+		return invites.Invite{}, false
 	}
 	return inv, true
 }
@@ -372,7 +364,7 @@ func (h *handler) landing(w http.ResponseWriter, r *http.Request) {
 
 // renderLanding shows the landing page with the form in state f, adding a
 // fresh CSRF token (and the cookie it is bound to, if missing).
-func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status int, inv store.Invite, f formData) {
+func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status int, inv invites.Invite, f formData) {
 	f.CSRF = h.csrf.token(h.csrf.cookieValue(w, r), inv.ID)
 	domain := h.domainOf(inv)
 	d := pageData{
@@ -400,7 +392,7 @@ func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status i
 	h.render(w, r, status, "landing", d)
 }
 
-func (h *handler) domainOf(inv store.Invite) string {
+func (h *handler) domainOf(inv invites.Invite) string {
 	if inv.Domain != "" {
 		return inv.Domain
 	}
@@ -475,20 +467,20 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusOK, "success", pageData{Title: h.text.SuccessTitle, JID: account.String()})
 	case errors.Is(err, invites.ErrNoSuchInvite):
 		h.notFound(w, r)
-	case errors.Is(err, invites.ErrNotPending):
-		h.gone(w, r, h.text.GoneBody)
-	case errors.Is(err, ibr.ErrTokenRejected):
+	case errors.Is(err, invites.ErrTokenRejected):
 		log.InfoContext(r.Context(), "browser registration: token rejected by the server")
 		h.gone(w, r, h.text.TokenUsedBody)
+	case errors.Is(err, invites.ErrNotPending):
+		h.gone(w, r, h.text.GoneBody)
 	case errors.Is(err, invites.ErrRegistrationInProgress):
 		// A double click, or two people with the same link: the other
 		// attempt decides; this one may retry once it is over.
 		f.Error = h.text.ErrInProgress
 		h.renderLanding(w, r, http.StatusConflict, inv, f)
-	case errors.Is(err, ibr.ErrConflict):
+	case errors.Is(err, invites.ErrUsernameTaken):
 		f.Error = h.text.ErrUsernameTaken
 		h.renderLanding(w, r, http.StatusConflict, inv, f)
-	case errors.Is(err, ibr.ErrNotAcceptable):
+	case errors.Is(err, invites.ErrUsernameRefused):
 		log.InfoContext(r.Context(), "browser registration: not acceptable", slog.Any("err", err))
 		f.Error = h.text.ErrNotAcceptable
 		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)

@@ -20,8 +20,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
-	"durare.org/invitebot/store"
 )
 
 const (
@@ -37,7 +35,7 @@ var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // when set, and otherwise marks the invite used the way the service does.
 type fakeInvites struct {
 	mu        sync.Mutex
-	invites   map[string]store.Invite
+	invites   map[string]invites.Invite
 	lookupErr error
 	regErr    error
 	calls     []regCall
@@ -45,15 +43,15 @@ type fakeInvites struct {
 
 type regCall struct{ id, username, password string }
 
-func (f *fakeInvites) Lookup(_ context.Context, id string) (store.Invite, error) {
+func (f *fakeInvites) Lookup(_ context.Context, id string) (invites.Invite, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.lookupErr != nil {
-		return store.Invite{}, f.lookupErr
+		return invites.Invite{}, f.lookupErr
 	}
 	inv, ok := f.invites[id]
 	if !ok {
-		return store.Invite{}, invites.ErrNoSuchInvite
+		return invites.Invite{}, invites.ErrNoSuchInvite
 	}
 	return inv, nil
 }
@@ -68,9 +66,9 @@ func (f *fakeInvites) RegisterAccount(_ context.Context, id, username, password 
 	inv := f.invites[id]
 	j, err := jid.New(username, inv.Domain, "")
 	if err != nil {
-		return jid.JID{}, fmt.Errorf("%w: %v", ibr.ErrNotAcceptable, err)
+		return jid.JID{}, fmt.Errorf("%w: %v", invites.ErrUsernameRefused, err)
 	}
-	inv.State, inv.UsedBy = store.StateUsed, j.String()
+	inv.State, inv.UsedBy = invites.StateUsed, j.String()
 	f.invites[id] = inv
 	return j, nil
 }
@@ -120,19 +118,19 @@ func uriOf(id string) string {
 }
 
 func fixture() *fakeInvites {
-	mk := func(id string, st store.State, expires time.Time) store.Invite {
-		return store.Invite{ID: id, Token: tokenOf(id), URI: uriOf(id), Domain: testDomain,
+	mk := func(id string, st invites.State, expires time.Time) invites.Invite {
+		return invites.Invite{ID: id, URI: uriOf(id), Domain: testDomain,
 			Inviter: testInviter, Created: testNow.Add(-time.Hour), Expires: expires, State: st}
 	}
 	week := testNow.Add(7 * 24 * time.Hour)
-	f := &fakeInvites{invites: map[string]store.Invite{}}
-	for _, inv := range []store.Invite{
-		mk(idPending, store.StatePending, week),
-		mk(idUsed, store.StateUsed, week),
-		mk(idCancelled, store.StateCancelled, week),
-		mk(idExpired, store.StateExpired, testNow.Add(-time.Minute)),
-		mk(idLapsed, store.StatePending, testNow.Add(-time.Second)),
-		mk(idOther, store.StatePending, week),
+	f := &fakeInvites{invites: map[string]invites.Invite{}}
+	for _, inv := range []invites.Invite{
+		mk(idPending, invites.StatePending, week),
+		mk(idUsed, invites.StateUsed, week),
+		mk(idCancelled, invites.StateCancelled, week),
+		mk(idExpired, invites.StateExpired, testNow.Add(-time.Minute)),
+		mk(idLapsed, invites.StatePending, testNow.Add(-time.Second)),
+		mk(idOther, invites.StatePending, week),
 	} {
 		f.invites[inv.ID] = inv
 	}
@@ -421,13 +419,13 @@ func TestRegister(t *testing.T) {
 		{name: "mismatch", id: idPending, user: "alice", pass: testPass, pass2: testPass + "!",
 			want: http.StatusUnprocessableEntity, wantText: English.ErrPasswordMatch, keepsInput: true},
 		{name: "taken", id: idPending, user: "alice", pass: testPass, pass2: testPass,
-			regErr: fmt.Errorf("register: %w", ibr.ErrConflict),
+			regErr: fmt.Errorf("register: %w", invites.ErrUsernameTaken),
 			want:   http.StatusConflict, wantText: English.ErrUsernameTaken, wantUser: "alice", keepsInput: true},
 		{name: "server refuses name", id: idPending, user: "alice", pass: testPass, pass2: testPass,
-			regErr: fmt.Errorf("register: %w", ibr.ErrNotAcceptable),
+			regErr: fmt.Errorf("register: %w", invites.ErrUsernameRefused),
 			want:   http.StatusUnprocessableEntity, wantText: English.ErrNotAcceptable, wantUser: "alice", keepsInput: true},
 		{name: "token used at the server", id: idPending, user: "alice", pass: testPass, pass2: testPass,
-			regErr: fmt.Errorf("register: %w", ibr.ErrTokenRejected),
+			regErr: fmt.Errorf("register: %w", invites.ErrTokenRejected),
 			want:   http.StatusGone, wantText: English.TokenUsedBody, wantUser: "alice"},
 		{name: "invite no longer pending", id: idPending, user: "alice", pass: testPass, pass2: testPass,
 			regErr: invites.ErrNotPending, want: http.StatusGone, wantText: English.GoneTitle, wantUser: "alice"},
@@ -436,7 +434,7 @@ func TestRegister(t *testing.T) {
 		{name: "registration in progress", id: idPending, user: "alice", pass: testPass, pass2: testPass,
 			regErr: invites.ErrRegistrationInProgress, want: http.StatusConflict, wantText: English.ErrInProgress, wantUser: "alice", keepsInput: true},
 		{name: "server down", id: idPending, user: "alice", pass: testPass, pass2: testPass,
-			regErr: fmt.Errorf("register account: %w", ibr.ErrTLS),
+			regErr: errors.New("register account: ibr: secure connection failed"),
 			want:   http.StatusInternalServerError, wantText: English.ErrInternal, wantUser: "alice", keepsInput: true},
 	}
 	for _, tt := range tests {

@@ -27,7 +27,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/store"
 	"durare.org/invitebot/web"
 )
 
@@ -166,25 +165,25 @@ func mustTempDir() string {
 // sampleInvites serves one invite and pretends registration succeeds.
 type sampleInvites struct {
 	mu  sync.Mutex
-	inv store.Invite
+	inv invites.Invite
 }
 
 func (s *sampleInvites) reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now().UTC().Truncate(time.Hour)
-	s.inv = store.Invite{
-		ID: inviteID, Token: "sampletokenQR42", Domain: domain, Inviter: inviter,
+	s.inv = invites.Invite{
+		ID: inviteID, Domain: domain, Inviter: inviter,
 		URI:     "xmpp:" + domain + "?register;preauth=sampletokenQR42",
-		Created: now, Expires: now.Add(7 * 24 * time.Hour), State: store.StatePending,
+		Created: now, Expires: now.Add(7 * 24 * time.Hour), State: invites.StatePending,
 	}
 }
 
-func (s *sampleInvites) Lookup(_ context.Context, id string) (store.Invite, error) {
+func (s *sampleInvites) Lookup(_ context.Context, id string) (invites.Invite, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id != s.inv.ID {
-		return store.Invite{}, invites.ErrNoSuchInvite
+		return invites.Invite{}, invites.ErrNoSuchInvite
 	}
 	return s.inv, nil
 }
@@ -192,14 +191,14 @@ func (s *sampleInvites) Lookup(_ context.Context, id string) (store.Invite, erro
 func (s *sampleInvites) RegisterAccount(_ context.Context, id, user, _ string) (jid.JID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id != s.inv.ID || s.inv.State != store.StatePending {
+	if id != s.inv.ID || s.inv.State != invites.StatePending {
 		return jid.JID{}, errors.New("sample invite not pending")
 	}
 	j, err := jid.New(user, domain, "")
 	if err != nil {
 		return jid.JID{}, err
 	}
-	s.inv.State, s.inv.UsedBy = store.StateUsed, j.String()
+	s.inv.State, s.inv.UsedBy = invites.StateUsed, j.String()
 	return j, nil
 }
 

@@ -1,0 +1,108 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/invites"
+	"durare.org/invitebot/policy"
+)
+
+// This file puts what the invites service returns (refusals, events, lists)
+// into the words a chat or form user reads. Every sentence the bot sends is
+// built in this package, so a translation has one place to start from.
+
+// formatTime shows times in UTC to the minute: inviters and invitees are in
+// any time zone, and UTC is the one everybody can convert from. It is the
+// one time format of the bot's replies.
+func formatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// pauseReason shows the reason an admin gave for a pause.
+func pauseReason(reason string) string {
+	if reason == "" {
+		return "no reason given"
+	}
+	return reason
+}
+
+// quotaText explains which limit refused an invite and when the next one
+// is possible.
+func quotaText(r policy.Refusal) string {
+	var msg string
+	switch r.Limit {
+	case policy.LimitPerDay:
+		msg = fmt.Sprintf("you have created %d invite(s) in the last 24 hours (cancelled ones count too); your limit is %d", r.Count, r.Max)
+	case policy.LimitPending:
+		msg = fmt.Sprintf("you have %d pending invite(s); your limit is %d: cancel one or wait until one is used", r.Count, r.Max)
+	default:
+		msg = fmt.Sprintf("this service has handed out %d invite(s) in the last 24 hours, its daily limit is %d", r.Count, r.Max)
+	}
+	if !r.Next.IsZero() {
+		msg += "; next possible " + formatTime(r.Next)
+	}
+	return msg
+}
+
+// eventText is the chat message that tells someone about ev.
+func eventText(ev invites.Event) string {
+	switch ev := ev.(type) {
+	case invites.InviteUsed:
+		if ev.Account != "" {
+			return fmt.Sprintf("Your invite %s from %s was used: %s joined.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.Account)
+		}
+		return fmt.Sprintf("Your invite %s from %s was used.", ev.Invite.ID, formatTime(ev.Invite.Created))
+	case invites.GrantGiven:
+		return "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
+	case invites.GrantRevoked:
+		return fmt.Sprintf("Your right to create invites for %s was revoked; %d pending invite(s) of yours were cancelled.",
+			ev.Domain, ev.Cancelled)
+	default:
+		return ""
+	}
+}
+
+// column is one column of a table reply: the form field's var and the
+// header clients show.
+type column struct{ name, label string }
+
+// table builds a reply that is a list: lines of chat text under a heading,
+// and the same rows as an XEP-0004 table for clients that show one.
+type table struct {
+	text strings.Builder
+	form *dataform.Form
+}
+
+// newTable starts a table titled title (the form's title) whose chat text
+// begins with heading.
+func newTable(title, heading string, cols ...column) *table {
+	t := &table{form: &dataform.Form{Type: dataform.TypeResult, Title: title, Reported: &dataform.Reported{}}}
+	for _, c := range cols {
+		t.form.Reported.Fields = append(t.form.Reported.Fields, dataform.Field{Var: c.name, Label: c.label})
+	}
+	t.text.WriteString(heading)
+	return t
+}
+
+// row adds one entry: line is its chat text, cells its form values in
+// column order.
+func (t *table) row(line string, cells ...string) {
+	t.text.WriteString("\n  " + line)
+	item := dataform.Item{Fields: make([]dataform.Field, len(cells))}
+	for i, v := range cells {
+		item.Fields[i] = dataform.Field{Var: t.form.Reported.Fields[i].Var, Values: []string{v}}
+	}
+	t.form.Items = append(t.form.Items, item)
+}
+
+// footer ends the chat text with a line that is not a row.
+func (t *table) footer(line string) {
+	t.text.WriteString("\n  " + line)
+}
+
+func (t *table) reply() reply {
+	return reply{text: t.text.String(), form: t.form}
+}

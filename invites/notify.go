@@ -1,0 +1,55 @@
+package invites
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Notifier tells people what became of something of theirs they did not
+// ask about right then: their invite was used, their grant given or taken.
+// The service says what happened; the front end (chat) says it in words.
+type Notifier interface {
+	Notify(ctx context.Context, to string, ev Event) error
+}
+
+// Event is one piece of news for one person. Its concrete types are below;
+// a front end renders each.
+type Event interface{ isEvent() }
+
+// InviteUsed says an invite of the recipient's created an account.
+type InviteUsed struct {
+	// Invite is the invite as it was when it was used.
+	Invite Invite
+	// Account is the account it created; empty when the server did not
+	// say (usage found by checking the token).
+	Account string
+}
+
+// GrantGiven says the recipient may now create invites.
+type GrantGiven struct {
+	// Domain is where the invites create accounts.
+	Domain string
+}
+
+// GrantRevoked says the recipient may no longer create invites.
+type GrantRevoked struct {
+	// Domain is where the invites created accounts.
+	Domain string
+	// Cancelled counts the recipient's pending invites cancelled with it.
+	Cancelled int
+}
+
+func (InviteUsed) isEvent()   {}
+func (GrantGiven) isEvent()   {}
+func (GrantRevoked) isEvent() {}
+
+// notify sends ev to to; a failure is logged, not returned: news is best
+// effort and must not undo what it reports.
+func (s *Service) notify(ctx context.Context, to string, ev Event) {
+	if s.notifier == nil {
+		return
+	}
+	if err := s.notifier.Notify(ctx, to, ev); err != nil {
+		s.log.WarnContext(ctx, "notification not sent", slog.String("to", to), slog.Any("err", err))
+	}
+}

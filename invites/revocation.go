@@ -1,0 +1,129 @@
+package invites
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"mellium.im/xmpp/jid"
+
+	"durare.org/invitebot/invites/ibr"
+	"durare.org/invitebot/store"
+)
+
+// Revocation is how an Issuer makes a token unusable at the server.
+type Revocation int
+
+const (
+	// RevokeUnsupported: the token stays valid at the server until it
+	// expires or is used.
+	RevokeUnsupported Revocation = iota
+	// RevokeByDeletion: the server deletes tokens on request (ejabberd's
+	// delete_invite_by_token); the Issuer also implements Deleter.
+	RevokeByDeletion
+	// RevokeByConsumption: the server offers no deletion (Prosody), so the
+	// token is used up by registering a throwaway account with it and
+	// removing that account at once.
+	RevokeByConsumption
+)
+
+// Revoker is implemented by Issuers that can say how their tokens are
+// revoked. Issuers without it are RevokeUnsupported.
+type Revoker interface {
+	Revocation() Revocation
+}
+
+// Deleter is implemented by Issuers whose server deletes tokens.
+type Deleter interface {
+	Delete(ctx context.Context, token string) error
+}
+
+// Revocation reports that Prosody, which mints through this command, has no
+// way to delete a token: it is consumed instead.
+func (AdhocIssuer) Revocation() Revocation { return RevokeByConsumption }
+
+// revokeCancelled makes a just-cancelled invite's token unusable at the
+// server. A failure is logged and left to usage tracking to retry; the
+// returned invite's Revoked field tells the caller which happened.
+func (s *Service) revokeCancelled(ctx context.Context, actor string, inv store.Invite) store.Invite {
+	if err := s.revokeToken(ctx, actor, inv); err != nil {
+		s.log.WarnContext(ctx, "cancelled invite's token still valid at the server; will retry",
+			slog.String("id", inv.ID), slog.Any("err", err))
+		return inv
+	}
+	inv.Revoked = true
+	return inv
+}
+
+// revokeToken makes a cancelled invite's token unusable at the server and
+// records that it did. It returns nil when the server refuses the token
+// now.
+func (s *Service) revokeToken(ctx context.Context, actor string, inv store.Invite) error {
+	method := RevokeUnsupported
+	if r, ok := s.issuer.(Revoker); ok {
+		method = r.Revocation()
+	}
+	var err error
+	switch method {
+	case RevokeByDeletion:
+		d, ok := s.issuer.(Deleter)
+		if !ok {
+			return errors.New("issuer claims deletion but cannot delete")
+		}
+		err = d.Delete(ctx, inv.Token)
+	case RevokeByConsumption:
+		err = s.consumeToken(ctx, inv)
+	default:
+		return errors.New("the server offers no way to revoke a token; it stays valid until it expires")
+	}
+	if err != nil {
+		return err
+	}
+	return s.store.MarkRevoked(ctx, inv.ID, store.AuditEntry{
+		Time: s.now().UTC(), Actor: actor, Action: ActionTokenRevoked, Subject: inv.ID,
+	})
+}
+
+// consumeToken uses a token up: it registers a throwaway account with it,
+// removes that account again, and confirms the server now refuses the
+// token.
+func (s *Service) consumeToken(ctx context.Context, inv store.Invite) error {
+	username := "revoked-" + randomHex(6)
+	password := randomHex(16)
+	account, err := ibr.Register(ctx, s.c2s, inv.Token, username, password)
+	switch {
+	case errors.Is(err, ibr.ErrTokenRejected):
+		// Already unusable (used, expired or consumed before): confirmed
+		// below all the same.
+	case err != nil:
+		// The server may have created the account and lost the answer:
+		// try to remove it, so no account nobody can log in to remains.
+		if j, jerr := jid.New(username, s.domain, ""); jerr == nil {
+			if rerr := ibr.Remove(ctx, s.c2s, j, password); rerr == nil {
+				s.log.WarnContext(ctx, "removed a throwaway account whose registration reply was lost",
+					slog.String("account", j.String()))
+			}
+		}
+		return fmt.Errorf("consume token of %s (throwaway account %s): %w", inv.ID, username, err)
+	default:
+		if err := ibr.Remove(ctx, s.c2s, account, password); err != nil {
+			// The token is spent, which is what matters; the stray
+			// account must go by hand.
+			s.log.ErrorContext(ctx, "throwaway account left behind after consuming a token; delete it on the server",
+				slog.String("account", account.String()), slog.String("invite", inv.ID), slog.Any("err", err))
+		}
+	}
+	if err := ibr.CheckToken(ctx, s.c2s, inv.Token); !errors.Is(err, ibr.ErrTokenRejected) {
+		return fmt.Errorf("token of %s still accepted after consuming it (check: %v)", inv.ID, err)
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,160 @@
+package invites
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"durare.org/invitebot/invites/ibr"
+	"durare.org/invitebot/store"
+)
+
+// CheckPending is one sweep of usage tracking: pending invites past their
+// expiry become expired; those whose token the server no longer accepts
+// were used, and their inviter is told; cancelled invites whose token
+// could not be revoked yet are tried again.
+func (s *Service) CheckPending(ctx context.Context) error {
+	pending, err := s.store.PendingInvites(ctx)
+	if err != nil {
+		return fmt.Errorf("usage check: %w", err)
+	}
+	now := s.now()
+	var live []store.Invite
+	for _, inv := range pending {
+		if !inv.Expires.IsZero() && !now.Before(inv.Expires) {
+			s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
+			continue
+		}
+		live = append(live, inv)
+	}
+	if len(live) > 0 {
+		if err := s.checkTokens(ctx, live); err != nil {
+			return err
+		}
+	}
+	if r, ok := s.issuer.(Revoker); !ok || r.Revocation() == RevokeUnsupported {
+		return nil // nothing to retry with
+	}
+	unrevoked, err := s.store.UnrevokedCancelled(ctx)
+	if err != nil {
+		return fmt.Errorf("usage check: %w", err)
+	}
+	for _, inv := range unrevoked {
+		if !inv.Expires.IsZero() && !now.Before(inv.Expires) {
+			continue // the server dropped it by itself
+		}
+		if err := s.revokeToken(ctx, systemActor, inv); err != nil {
+			s.log.WarnContext(ctx, "revoking a cancelled invite's token failed; will retry",
+				slog.String("id", inv.ID), slog.Any("err", err))
+		}
+	}
+	return nil
+}
+
+// expiryMargin absorbs clock differences between the bot and the server:
+// a token refused this close to its expiry expired, it was not used.
+const expiryMargin = 5 * time.Minute
+
+// checkTokens asks the server about each token on one c2s stream and
+// settles those it refuses.
+func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
+	checker, err := ibr.DialChecker(ctx, s.c2s)
+	if err != nil {
+		return fmt.Errorf("usage check: %w", err)
+	}
+	defer checker.Close()
+	for _, inv := range invs {
+		if s.registering(inv.ID) {
+			continue // the browser registration records it, with the account
+		}
+		err := checker.Check(ctx, inv.Token)
+		switch {
+		case err == nil:
+		case errors.Is(err, ibr.ErrTokenRejected):
+			s.settleRejected(ctx, inv)
+		default:
+			return fmt.Errorf("usage check of %s: %w", inv.ID, err)
+		}
+	}
+	return nil
+}
+
+// settleRejected records a pending invite whose token the server refuses:
+// used when that happened well before its expiry, expired otherwise. With
+// no known expiry it cannot tell, and says so instead of notifying.
+func (s *Service) settleRejected(ctx context.Context, inv store.Invite) {
+	switch {
+	case inv.Expires.IsZero():
+		s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "token no longer accepted; expiry unknown, so maybe used")
+	case s.now().Add(expiryMargin).Before(inv.Expires):
+		s.settle(ctx, inv, store.StateUsed, ActionInviteUse, "detected by token check")
+	default:
+		s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "token refused at its expiry")
+	}
+}
+
+// settleUsed checks invs at the server before a cancel and settles those
+// already spent; it returns the ones still valid. When the server cannot
+// be asked, all are returned: cancelling is then the safe choice.
+func (s *Service) settleUsed(ctx context.Context, invs []store.Invite) []store.Invite {
+	if len(invs) == 0 {
+		return invs
+	}
+	checker, err := ibr.DialChecker(ctx, s.c2s)
+	if err != nil {
+		s.log.WarnContext(ctx, "cannot check tokens before cancelling", slog.Any("err", err))
+		return invs
+	}
+	defer checker.Close()
+	var live []store.Invite
+	for i, inv := range invs {
+		err := checker.Check(ctx, inv.Token)
+		switch {
+		case errors.Is(err, ibr.ErrTokenRejected):
+			s.settleRejected(ctx, inv)
+		case err != nil:
+			s.log.WarnContext(ctx, "token check failed before cancelling", slog.Any("err", err))
+			return append(live, invs[i:]...)
+		default:
+			live = append(live, inv)
+		}
+	}
+	return live
+}
+
+// settle moves a pending invite to its final state and tells the inviter.
+func (s *Service) settle(ctx context.Context, inv store.Invite, to store.State, action, detail string) {
+	settled, err := s.store.SetInviteState(ctx, inv.ID, to, "", store.AuditEntry{
+		Time: s.now().UTC(), Actor: systemActor, Action: action, Subject: inv.ID, Detail: detail,
+	})
+	if errors.Is(err, store.ErrNotPending) {
+		return // settled meanwhile by someone else
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "usage check: state change failed", slog.String("id", inv.ID), slog.Any("err", err))
+		return
+	}
+	s.log.InfoContext(ctx, "invite "+string(to), slog.String("id", inv.ID), slog.String("inviter", inv.Inviter))
+	if to == store.StateUsed {
+		s.observer.InviteUsed()
+		s.notify(ctx, inv.Inviter, InviteUsed{Invite: viewOf(settled)})
+	}
+}
+
+// Track runs usage tracking every interval until ctx ends.
+func (s *Service) Track(ctx context.Context, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if err := s.CheckPending(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "usage check failed; next try in one interval", slog.Any("err", err))
+			}
+		}
+	}
+}
