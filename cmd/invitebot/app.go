@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"durare.org/invitebot/bot"
+	"durare.org/invitebot/internal/config"
+	"durare.org/invitebot/invites"
+	"durare.org/invitebot/policy"
+	"durare.org/invitebot/store"
+	"durare.org/invitebot/web"
+)
+
+// Shutdown bounds: how long commands in flight may take to answer, and how
+// long the whole shutdown may take before the process gives up waiting.
+const (
+	drainTimeout    = 10 * time.Second
+	shutdownTimeout = 20 * time.Second
+)
+
+// app holds the program's parts. Each is made by the start of its
+// component, in the order of components(); later ones use earlier ones.
+type app struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	tune func(*bot.LinkConfig)
+	lc   *lifecycle
+
+	store   *store.Store
+	link    *bot.Link
+	metrics *web.Metrics
+	svc     *invites.Service
+	bot     *bot.Bot
+
+	closeLink, stopTracking, stopWeb context.CancelFunc
+	linkDone, trackDone, webDone     <-chan struct{}
+}
+
+// components lists the parts in start order. They stop in reverse: the web
+// server first (it takes requests like the chat does), then the bot drains
+// the commands in flight while the link can still carry their replies,
+// usage tracking stops, the link closes, and the database closes last,
+// after everything that writes to it.
+func (a *app) components() []component {
+	return []component{
+		{name: "store", start: a.openStore, stop: a.closeStore},
+		{name: "service", start: a.wire},
+		{name: "link", start: a.startLink, stop: a.stopLink},
+		{name: "usage tracking", start: a.startTracking, stop: a.stopTrack},
+		// The bot serves what the link delivers from the moment the link
+		// runs; its part in the lifecycle is draining on the way down.
+		{name: "bot", stop: a.drain},
+		{name: "web", start: a.startWeb, stop: a.stopWebServer},
+	}
+}
+
+// serve runs the bot until ctx ends or a part fails for good, then stops
+// every part in reverse start order within shutdownTimeout. tune, when not
+// nil, adjusts the link's timing (tests make reconnection fast).
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*bot.LinkConfig)) error {
+	a := &app{cfg: cfg, log: log, tune: tune, lc: newLifecycle(log)}
+	log.Info("invitebot starting",
+		slog.String("component", cfg.XMPP.Component),
+		slog.String("server", cfg.XMPP.Server),
+		slog.String("domain", cfg.XMPP.Domain),
+		slog.Int("admins", len(cfg.Admins)),
+		slog.String("store", cfg.Store.Path))
+	stopCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), shutdownTimeout)
+	}
+	if err := a.lc.start(ctx, stopCtx, a.components()...); err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-a.lc.Failed():
+	}
+	log.Info("shutting down; a second signal exits at once")
+	sctx, cancel := stopCtx()
+	defer cancel()
+	if err := a.lc.stop(sctx); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	log.Info("invitebot stopped")
+	return runErr
+}
+
+func (a *app) openStore(ctx context.Context) error {
+	st, err := store.Open(ctx, a.cfg.Store.Path)
+	if err != nil {
+		return err // it names the file already
+	}
+	a.store = st
+	return nil
+}
+
+func (a *app) closeStore(context.Context) error { return a.store.Close() }
+
+// wire builds the link, the invites service and the bot over the open
+// store. Nothing runs yet.
+func (a *app) wire(context.Context) error {
+	cfg := a.cfg
+	c2s, err := c2sConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.XMPP.C2STLS.InsecureSkipVerify {
+		a.log.Warn("xmpp.c2s_tls.insecure_skip_verify is on: the c2s certificate is NOT verified; never use this in production")
+	}
+	linkCfg := bot.LinkConfig{
+		Component:  cfg.ComponentJID(),
+		Server:     cfg.XMPP.Server,
+		Secret:     []byte(cfg.XMPP.Secret),
+		PingTarget: cfg.DomainJID(),
+	}
+	if a.tune != nil {
+		a.tune(&linkCfg)
+	}
+	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
+	a.metrics = web.NewMetrics(a.link.Reconnects)
+	a.svc = invites.NewService(invites.Options{
+		Store:  a.store,
+		Issuer: invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.ComponentJID(), Link: a.link},
+		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), C2S: c2s,
+		Limits: policy.Limits{
+			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
+		},
+		Notifier: bot.NewNotifier(a.link, cfg.ComponentJID()),
+		Observer: a.metrics,
+		Log:      a.log.With(slog.String("room", "invites")),
+	})
+	var links func(id string) (string, string)
+	if cfg.HTTP.Listen != "" {
+		links = func(id string) (string, string) {
+			return web.LandingURL(cfg.HTTP.PublicURL, id), web.QRURL(cfg.HTTP.PublicURL, id)
+		}
+	}
+	a.bot = bot.New(bot.Config{
+		Service:   a.svc,
+		Component: cfg.ComponentJID(),
+		Log:       a.log.With(slog.String("room", "bot")),
+		Out:       a.link,
+		Links:     links,
+		Observer:  a.metrics,
+	})
+	return nil
+}
+
+// startLink runs the component link. It gets a context of its own: on
+// shutdown it must outlive the drain, so that commands in flight can still
+// send their replies.
+func (a *app) startLink(ctx context.Context) error {
+	linkCtx, closeLink := context.WithCancel(context.WithoutCancel(ctx))
+	a.closeLink = closeLink
+	a.linkDone = a.lc.goRun("component link", func() error {
+		err := a.link.Run(linkCtx, a.bot)
+		if err == nil && linkCtx.Err() == nil {
+			err = errors.New("stopped by itself")
+		}
+		return err
+	})
+	return nil
+}
+
+func (a *app) stopLink(ctx context.Context) error {
+	a.closeLink()
+	return waitFor(ctx, a.linkDone, "component link did not close in time")
+}
+
+func (a *app) startTracking(ctx context.Context) error {
+	trackCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopTracking = stop
+	a.trackDone = a.lc.goRun("usage tracking", func() error {
+		a.svc.Track(trackCtx, a.cfg.Invites.CheckInterval)
+		return nil
+	})
+	return nil
+}
+
+func (a *app) stopTrack(ctx context.Context) error {
+	a.stopTracking()
+	return waitFor(ctx, a.trackDone, "usage tracking did not stop in time")
+}
+
+// drain stops the bot taking commands and lets those in flight answer.
+// Commands cancelled after drainTimeout are logged, not an error: the
+// shutdown itself went as planned.
+func (a *app) drain(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, drainTimeout)
+	defer cancel()
+	if err := a.bot.Drain(dctx); err != nil {
+		a.log.Warn("commands still running at shutdown were cancelled", slog.Any("err", err))
+	}
+	return nil
+}
+
+// startWeb listens before it returns, so an address in use fails the start
+// instead of a running bot without pages.
+func (a *app) startWeb(ctx context.Context) error {
+	if a.cfg.HTTP.Listen == "" {
+		return nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", a.cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http: listen: %w", err)
+	}
+	log := a.log.With(slog.String("room", "web"))
+	handler := web.New(web.Config{
+		PublicURL:  a.cfg.HTTP.PublicURL,
+		Domain:     a.cfg.XMPP.Domain,
+		TrustProxy: a.cfg.HTTP.TrustProxy,
+		Log:        log,
+	}, a.svc, health{link: a.link, store: a.store}, a.metrics)
+	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopWeb = stop
+	a.webDone = a.lc.goRun("web server", func() error {
+		err := web.ServeListener(webCtx, ln, handler, log)
+		if err == nil && webCtx.Err() == nil {
+			err = errors.New("stopped by itself")
+		}
+		return err
+	})
+	return nil
+}
+
+func (a *app) stopWebServer(ctx context.Context) error {
+	if a.stopWeb == nil {
+		return nil // no web server configured
+	}
+	a.stopWeb()
+	return waitFor(ctx, a.webDone, "web server did not stop in time")
+}
+
+// waitFor waits until done is closed, or returns an error saying what did
+// not finish when ctx ends first.
+func waitFor(ctx context.Context, done <-chan struct{}, late string) error {
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return errors.New(late)
+	}
+}
+
+// health answers /healthz from the link and the database.
+type health struct {
+	link  *bot.Link
+	store *store.Store
+}
+
+func (h health) LinkUp() bool                        { return h.link.Up() }
+func (h health) PingStore(ctx context.Context) error { return h.store.Ping(ctx) }
