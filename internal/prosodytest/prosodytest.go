@@ -188,7 +188,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		if t.Failed() {
 			// The test's own assertions do not know the version; this
 			// line makes every failure of a test with a server name it.
-			t.Logf("%s: test failed against Prosody %s from %s", s.tag(), s.Version, s.SourceDir)
+			if s.Version != "" {
+				t.Logf("%s: test failed against Prosody %s from %s", s.tag(), s.Version, s.SourceDir)
+			}
 			s.logTail(t)
 		}
 		if err := s.stop(); err != nil {
@@ -461,7 +463,9 @@ func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdm
 // logTail logs the end of Prosody's log and console output to the test.
 func (s *Server) logTail(t testing.TB) {
 	t.Helper()
-	t.Log(s.tail())
+	if tail := s.tail(); tail != "" {
+		t.Log(tail)
+	}
 }
 
 // tail returns the last lines of Prosody's log and anything it printed.
