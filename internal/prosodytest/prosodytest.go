@@ -8,6 +8,11 @@
 // (apt-get install prosody); a missing binary fails the test instead of
 // skipping it, because a skipped end-to-end test in CI is a test that never
 // runs.
+//
+// The harness works with Prosody 0.12 and 13 alike; CI runs the packages
+// that use it against both (see .ci/run). INVITEBOT_PROSODY_PREFIX selects
+// an installation other than the one on PATH and INVITEBOT_PROSODY_VERSION
+// pins the version a run must get.
 package prosodytest
 
 import (
@@ -48,7 +53,7 @@ const (
 	// DefaultComponent is the bot's XEP-0114 component address.
 	DefaultComponent = "invites.durare.test"
 
-	// startTimeout bounds Prosody's start-up until both listeners accept.
+	// startTimeout bounds Prosody's start-up until its listeners accept.
 	// Start-up takes well under a second; the slack is for loaded CI hosts.
 	startTimeout = 30 * time.Second
 	// stopTimeout is how long a graceful stop (SIGTERM) may take before the
@@ -63,6 +68,9 @@ const (
 	pollInterval = 20 * time.Millisecond
 	// logTailLines is how much of Prosody's log a failing test prints.
 	logTailLines = 120
+	// maxSocketPath is the longest Unix socket path with room to spare
+	// (sun_path holds 108 bytes on Linux, 104 on the BSDs).
+	maxSocketPath = 100
 )
 
 //go:embed prosody.cfg.lua.tmpl
@@ -81,15 +89,18 @@ type Server struct {
 	ComponentAddr   string // 127.0.0.1:PORT of the component listener
 	C2SAddr         string // 127.0.0.1:PORT of the client listener (STARTTLS)
 	CACert          []byte // PEM of the self-signed certificate, valid for all three hosts
+	Version         string // what prosodyctl about reports, e.g. "0.12.3" or "13.0.1"
+	SourceDir       string // the Lua source directory that Prosody runs from
 
 	Dir        string // temporary directory holding everything below
 	ConfigPath string // prosody.cfg.lua
 	DataDir    string // Prosody's data_path
 	LogPath    string // Prosody's log (debug level)
 
-	prosody    string // path of the prosody binary
-	prosodyctl string // path of the prosodyctl binary
-	roots      *x509.CertPool
+	prosody     string // path of the prosody binary
+	prosodyctl  string // path of the prosodyctl binary
+	adminSocket string // where mod_admin_socket listens for prosodyctl shell
+	roots       *x509.CertPool
 
 	mu   sync.Mutex
 	proc *process // nil when not running
@@ -122,23 +133,21 @@ func WithComponentSecret(secret string) Option {
 }
 
 // Start runs a private Prosody for the test and stops it in t.Cleanup. It
-// returns once both the c2s and the component listener accept connections.
+// returns once the c2s and the component listener and the admin socket
+// accept connections. The Prosody is the one on PATH, or the one EnvPrefix
+// names; its version is in Server.Version and in every failure message.
 // Under -short it skips: these tests need the real server.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("prosody tests need a full run")
 	}
-	prosody, err := exec.LookPath("prosody")
+	prosody, prosodyctl, err := binaries()
 	if err != nil {
-		t.Fatal("prosody not found: apt-get install prosody")
-	}
-	prosodyctl, err := exec.LookPath("prosodyctl")
-	if err != nil {
-		t.Fatal("prosodyctl not found: apt-get install prosody")
+		t.Fatalf("prosodytest%s: %v", wantedVersion(), err)
 	}
 
-	o := options{componentAdmin: true, secret: randomHex(t, 16)}
+	o := options{componentAdmin: true, secret: randomHex(16)}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -159,46 +168,61 @@ func Start(t testing.TB, opts ...Option) *Server {
 	certDir := filepath.Join(dir, "certs")
 	for _, d := range []string{s.DataDir, certDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatalf("prosodytest: %v", err)
+			s.fatalf(t, "%v", err)
 		}
 	}
 	s.CACert, err = writeCertificates(certDir, s.Domain, s.OtherDomain, s.Component)
 	if err != nil {
-		t.Fatalf("prosodytest: %v", err)
+		s.fatalf(t, "%v", err)
 	}
 	s.roots = x509.NewCertPool()
 	s.roots.AppendCertsFromPEM(s.CACert)
+	s.adminSocket, err = adminSocketPath(t, dir)
+	if err != nil {
+		s.fatalf(t, "%v", err)
+	}
 
 	// Registered after t.TempDir, so it runs before the directory is removed
 	// (cleanups run last-in first-out): Prosody must be gone first.
 	t.Cleanup(func() {
 		if t.Failed() {
+			// The test's own assertions do not know the version; this
+			// line makes every failure of a test with a server name it.
+			if s.Version != "" {
+				t.Logf("%s: test failed against Prosody %s from %s", s.tag(), s.Version, s.SourceDir)
+			}
 			s.logTail(t)
 		}
 		if err := s.stop(); err != nil {
-			t.Errorf("prosodytest: stop: %v", err)
+			t.Errorf("%s: stop: %v", s.tag(), err)
 		}
 	})
 
 	for attempt := 1; ; attempt++ {
 		c2sPort, compPort, err := freePorts()
 		if err != nil {
-			t.Fatalf("prosodytest: %v", err)
+			s.fatalf(t, "%v", err)
 		}
 		s.C2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2sPort))
 		s.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(compPort))
 		if err := s.writeConfig(certDir, c2sPort, compPort, o.componentAdmin); err != nil {
-			t.Fatalf("prosodytest: %v", err)
+			s.fatalf(t, "%v", err)
+		}
+		if s.Version == "" {
+			if err := s.identify(); err != nil {
+				s.fatalf(t, "%v", err)
+			}
 		}
 		err = s.start()
 		if err == nil {
+			t.Logf("%s: started from %s, c2s %s, component %s", s.tag(), s.SourceDir, s.C2SAddr, s.ComponentAddr)
 			return s
 		}
 		if errors.Is(err, errPortTaken) && attempt < startAttempts {
-			t.Logf("prosodytest: %v; retrying with other ports", err)
+			t.Logf("%s: %v; retrying with other ports", s.tag(), err)
 			continue
 		}
-		t.Fatalf("prosodytest: start prosody: %v\n%s", err, s.tail())
+		s.fatalf(t, "start prosody: %v\n%s", err, s.tail())
 	}
 }
 
@@ -222,29 +246,31 @@ func (s *Server) AddUser(t testing.TB, user, host, pass string) jid.JID {
 	t.Helper()
 	j, err := jid.New(user, host, "")
 	if err != nil {
-		t.Fatalf("prosodytest: add user: %v", err)
+		s.fatalf(t, "add user: %v", err)
 	}
 	if _, err := s.ctl("register", user, host, pass); err != nil {
-		t.Fatalf("prosodytest: add user %s: %v", j, err)
+		s.fatalf(t, "add user %s: %v", j, err)
 	}
 	return j
 }
 
-// preauthRE finds the token in the URI mod_invites prints.
+// preauthRE finds the token in the URI mod_invites returns.
 var preauthRE = regexp.MustCompile(`[?;]preauth=([^;&\s]+)`)
 
 // MintToken creates an account invitation on Domain the way an admin would
-// (prosodyctl mod_invites generate) and returns its preauth token, so that
-// registration can be tested without the bot.
+// and returns its preauth token, so that registration can be tested without
+// the bot. It goes through the admin shell (prosodyctl shell invite
+// create_account), which both 0.12 and 13 have; 13 dropped the older
+// "prosodyctl mod_invites generate".
 func (s *Server) MintToken(t testing.TB) string {
 	t.Helper()
-	out, err := s.ctl("mod_invites", "generate", s.Domain)
+	out, err := s.ctl("shell", "invite", "create_account", s.Domain)
 	if err != nil {
-		t.Fatalf("prosodytest: mint token: %v", err)
+		s.fatalf(t, "mint token: %v", err)
 	}
 	m := preauthRE.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("prosodytest: mint token: no preauth token in prosodyctl output %q", out)
+		s.fatalf(t, "mint token: no preauth token in prosodyctl output %q", out)
 	}
 	return m[1]
 }
@@ -258,10 +284,10 @@ func (s *Server) Kill(t testing.TB) {
 	s.proc = nil
 	s.mu.Unlock()
 	if p == nil {
-		t.Fatal("prosodytest: kill: prosody is not running")
+		s.fatalf(t, "kill: prosody is not running")
 	}
 	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatalf("prosodytest: kill: %v", err)
+		s.fatalf(t, "kill: %v", err)
 	}
 	<-p.exited
 }
@@ -270,20 +296,20 @@ func (s *Server) Kill(t testing.TB) {
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
 	if err := s.stop(); err != nil {
-		t.Fatalf("prosodytest: stop: %v", err)
+		s.fatalf(t, "stop: %v", err)
 	}
 }
 
 // Restart starts Prosody again on the same ports, configuration and data
 // directory, stopping it gracefully first if it is still running, and
-// returns once both listeners accept.
+// returns once its listeners accept.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	if err := s.stop(); err != nil {
-		t.Fatalf("prosodytest: restart: stop: %v", err)
+		s.fatalf(t, "restart: stop: %v", err)
 	}
 	if err := s.start(); err != nil {
-		t.Fatalf("prosodytest: restart: %v\n%s", err, s.tail())
+		s.fatalf(t, "restart: %v\n%s", err, s.tail())
 	}
 }
 
@@ -338,10 +364,12 @@ func (s *Server) start() error {
 	return nil
 }
 
-// awaitListening waits until Prosody logged that it bound both ports and the
-// ports accept connections. The log is the authority: a port that accepts
-// could belong to another process, and "Failed to open server port" is how
-// Prosody reports that (it keeps running without the listener).
+// awaitListening waits until Prosody logged that it bound both ports, the
+// ports accept connections, and so does the admin socket (MintToken's way
+// in, which Prosody 13 may open after the ports). The log is the authority
+// for the ports: a port that accepts could belong to another process, and
+// "Failed to open server port" is how Prosody reports that (it keeps running
+// without the listener).
 func (s *Server) awaitListening(p *process, offset int64) error {
 	want := []string{
 		"Activated service 'c2s' on " + logAddr(s.C2SAddr),
@@ -356,14 +384,17 @@ func (s *Server) awaitListening(p *process, offset int64) error {
 		if strings.Contains(logText, "Failed to open server port") {
 			return errPortTaken
 		}
-		if containsAll(logText, want) && accepts(s.C2SAddr) && accepts(s.ComponentAddr) {
+		if strings.Contains(logText, "Unable to bind admin socket") || strings.Contains(logText, "Unable to listen on admin socket") {
+			return fmt.Errorf("prosody could not open the admin socket %s", s.adminSocket)
+		}
+		if containsAll(logText, want) && accepts("tcp", s.C2SAddr) && accepts("tcp", s.ComponentAddr) && accepts("unix", s.adminSocket) {
 			return nil
 		}
 		select {
 		case <-p.exited:
 			return fmt.Errorf("prosody exited during start-up: %v", p.err)
 		case <-deadline.C:
-			return fmt.Errorf("prosody not listening on %s and %s after %v", s.C2SAddr, s.ComponentAddr, startTimeout)
+			return fmt.Errorf("prosody not listening on %s, %s and %s after %v", s.C2SAddr, s.ComponentAddr, s.adminSocket, startTimeout)
 		case <-tick.C:
 		}
 	}
@@ -421,6 +452,7 @@ func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdm
 		"Component":       s.Component,
 		"ComponentSecret": s.ComponentSecret,
 		"ComponentAdmin":  componentAdmin,
+		"AdminSocket":     s.adminSocket,
 	})
 	if err != nil {
 		return fmt.Errorf("render config: %w", err)
@@ -431,7 +463,9 @@ func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdm
 // logTail logs the end of Prosody's log and console output to the test.
 func (s *Server) logTail(t testing.TB) {
 	t.Helper()
-	t.Log(s.tail())
+	if tail := s.tail(); tail != "" {
+		t.Log(tail)
+	}
 }
 
 // tail returns the last lines of Prosody's log and anything it printed.
@@ -497,14 +531,31 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
-// accepts reports whether something accepts TCP connections on addr.
-func accepts(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// accepts reports whether something accepts connections on addr.
+func accepts(network, addr string) bool {
+	c, err := net.DialTimeout(network, addr, time.Second)
 	if err != nil {
 		return false
 	}
 	c.Close()
 	return true
+}
+
+// adminSocketPath returns where the admin socket of a server in dir goes:
+// in dir if the path fits a Unix socket address, else in a fresh short
+// directory (removed in t.Cleanup), because t.TempDir under a long TMPDIR or
+// test name can exceed the limit and Prosody then runs without the socket.
+func adminSocketPath(t testing.TB, dir string) (string, error) {
+	p := filepath.Join(dir, "admin.sock")
+	if len(p) < maxSocketPath {
+		return p, nil
+	}
+	short, err := os.MkdirTemp("/tmp", "pt")
+	if err != nil {
+		return "", fmt.Errorf("admin socket directory: %w", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(short) })
+	return filepath.Join(short, "admin.sock"), nil
 }
 
 // freePorts returns two distinct loopback ports that were free a moment ago.
@@ -546,11 +597,8 @@ func luaString(s string) (string, error) {
 }
 
 // randomHex returns n random bytes as hex.
-func randomHex(t testing.TB, n int) string {
-	t.Helper()
+func randomHex(n int) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatalf("prosodytest: random: %v", err)
-	}
+	_, _ = rand.Read(b) // never fails since Go 1.24; it crashes the program instead
 	return hex.EncodeToString(b)
 }

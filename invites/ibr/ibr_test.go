@@ -102,10 +102,10 @@ func TestBogusTokenRejected(t *testing.T) {
 	assertNoLogin(t, srv, jid.MustParse("mallory@"+srv.Domain), "pw123456")
 }
 
-// TestConflictKeepsToken documents Prosody 0.12's behaviour: the username
-// check comes after the invite check, and the token is only consumed when an
-// account is actually created, so a user who picked a taken name can retry
-// with the same invite.
+// TestConflictKeepsToken documents Prosody's behaviour (0.12 and 13): the
+// username check comes after the invite check, and the token is only consumed
+// when an account is actually created, so a user who picked a taken name can
+// retry with the same invite.
 func TestConflictKeepsToken(t *testing.T) {
 	t.Parallel()
 	srv := prosodytest.Start(t)
