@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,10 +26,11 @@ const (
 	// expiredGrace keeps expired sessions long enough to answer
 	// session-expired rather than bad-sessionid.
 	expiredGrace = time.Hour
-	// maxSessionsPerJID bounds open sessions per full JID, so one client
-	// cannot fill the table.
+	// maxSessionsPerJID bounds live sessions per bare JID, so one account
+	// (or a server inventing resources for it) cannot fill the table.
 	maxSessionsPerJID = 5
-	// maxSessions bounds the table as a whole.
+	// maxSessions bounds the live sessions as a whole; expired ones kept
+	// for expiredGrace are dropped first when the table is this full.
 	maxSessions = 10000
 )
 
@@ -111,29 +113,41 @@ var (
 	errSessionExpired  = errors.New("session expired")
 )
 
-// open starts a session for owner, sweeping expired ones first. The session
-// is not in the table until put.
+// open starts a session for owner, sweeping expired ones first. Only live
+// sessions count against the caps: expired ones are kept for expiredGrace
+// so that a late request learns session-expired rather than bad-sessionid,
+// but they never block anyone. The session is not in the table until put.
 func (t *sessionTable) open(owner, node string) (*adhocSession, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	mine := 0
+	bare := bareOf(owner)
+	mine, live := 0, 0
 	for id, s := range t.byID {
-		if now.After(s.expires.Add(expiredGrace)) {
+		expired := !now.Before(s.expires)
+		if now.After(s.expires.Add(expiredGrace)) || (expired && len(t.byID) >= maxSessions) {
 			delete(t.byID, id)
 			continue
 		}
-		if s.owner == owner && now.Before(s.expires) {
+		if expired {
+			continue
+		}
+		live++
+		if bareOf(s.owner) == bare {
 			mine++
 		}
 	}
-	// Kept for expiredGrace after expiry so a late request learns
-	// session-expired rather than bad-sessionid.
-	if mine >= maxSessionsPerJID || len(t.byID) >= maxSessions {
+	if mine >= maxSessionsPerJID || live >= maxSessions {
 		return nil, errTooManySessions
 	}
 	s := &adhocSession{id: newSessionID(), owner: owner, node: node, args: map[string]string{}, expires: now.Add(sessionTTL)}
 	return s, nil
+}
+
+// bareOf is the bare part of a full JID string.
+func bareOf(full string) string {
+	bare, _, _ := strings.Cut(full, "/")
+	return bare
 }
 
 // take removes owner's session id on node from the table and returns it;
@@ -244,6 +258,12 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor invites.Actor
 	action := cmd.Action
 	if action == "" || action == actionExecute {
 		action = allowed.Execute
+	}
+	if action == actionNext && allowed.Next == nil && allowed.Complete != nil {
+		// poezio submits every stage with next. XEP-0050 lets a responder
+		// be lenient, and Prosody's own commands are: on the last stage
+		// next means complete.
+		action = actionComplete
 	}
 	if (action == actionNext && allowed.Next == nil) || (action == actionComplete && allowed.Complete == nil) {
 		b.sessions.put(s)
@@ -405,7 +425,7 @@ func (b *Bot) finish(ctx context.Context, op operation, r request, sid string) c
 	b.countCommand(op)
 	res, err := op.run(ctx, b, r)
 	if err != nil {
-		text := b.userMessage(ctx, op, r.actor.JID(), err)
+		text := b.userMessage(ctx, op, r.actor, err)
 		out.Notes = []commandNote{{Type: "error", Text: text}}
 		return out
 	}
@@ -413,7 +433,9 @@ func (b *Bot) finish(ctx context.Context, op operation, r request, sid string) c
 	switch {
 	case res.warn:
 		out.Notes = []commandNote{{Type: "warn", Text: res.text}}
-	case res.form == nil:
+	case res.form == nil, res.form.Reported != nil:
+		// Console clients (profanity, poezio) show a reported table as an
+		// empty form: the same rows as text reach every client.
 		out.Notes = []commandNote{{Type: "info", Text: res.text}}
 	}
 	return out

@@ -335,11 +335,12 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		if b.strangerLog.allow(ctx, b.svc) {
 			b.svc.RecordRefusal(ctx, actor, why)
 		}
-		return reply{text: text}, true
+		// Said once, so that silence afterwards is not a mystery.
+		return reply{text: text + " " + msgStrangerQuiet}, true
 	}
 
 	if len(body) > maxBodyBytes {
-		return refuse("Too long.", "message too long")
+		return refuse(fmt.Sprintf("Too long: a command is at most %d bytes.", maxBodyBytes), "message too long")
 	}
 	name, rest := splitCommand(body)
 	op, ok := b.ops[name]
@@ -347,8 +348,11 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		if name == "" {
 			return reply{}, false
 		}
-		return refuse(fmt.Sprintf("Unknown command %q. Send help to see what you can do.", truncate(name, 32)),
-			"unknown command")
+		text := fmt.Sprintf("Unknown command %q.", truncate(name, 32))
+		if guess := b.closestCommand(name, role); guess != "" {
+			text += fmt.Sprintf(" Did you mean %s?", guess)
+		}
+		return refuse(text+" Send help to see what you can do.", "unknown command")
 	}
 	if op.perm == policy.ReadHelp && role == policy.Stranger && !b.helpReplies.allow(actor) {
 		return reply{}, false
@@ -364,9 +368,50 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 	b.countCommand(op)
 	res, err := op.run(ctx, b, request{actor: who, args: args})
 	if err != nil {
-		return reply{text: b.userMessage(ctx, op, actor, err)}, true
+		return reply{text: b.userMessage(ctx, op, who, err)}, true
 	}
 	return res, true
+}
+
+// maxTypoDistance is how many edits a typo may be from a command for the
+// bot to suggest it.
+const maxTypoDistance = 2
+
+// closestCommand suggests the command role may use that name is a typo
+// of, or "".
+func (b *Bot) closestCommand(name string, role policy.Role) string {
+	best, bestDist := "", maxTypoDistance+1
+	for _, op := range operations() {
+		if !policy.Allows(role, op.perm) {
+			continue
+		}
+		if d := editDistance(name, op.name); d < bestDist {
+			best, bestDist = op.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between two short words.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur := make([]int, len(rb)+1)
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(rb)]
 }
 
 // countCommand tells the observer a permitted command runs.
@@ -446,6 +491,9 @@ func bindArgs(op operation, role policy.Role, rest string) (map[string]string, e
 		}
 	}
 	if next < len(words) {
+		if len(positional) == 0 && len(args) == 0 {
+			return nil, fmt.Errorf("%s takes no arguments: send just %s", op.name, op.name)
+		}
 		return nil, errors.New("too many arguments")
 	}
 	return args, nil
@@ -464,14 +512,19 @@ const (
 	msgInternal     = "Sorry, something went wrong. Please try again later."
 	msgUnavailable  = "Sorry, the server cannot be reached right now. Please try again in a minute."
 	msgIssuerRefuse = "Sorry, the server refused to create the invite. The admins have been told."
+	// msgStrangerQuiet ends the one answer a stranger gets per interval.
+	msgStrangerQuiet = "(I answer people without invite rights at most once an hour.)"
 )
 
 // userMessage turns an operation error into a reply and logs what an admin
 // needs to know.
-func (b *Bot) userMessage(ctx context.Context, op operation, actor string, err error) string {
+func (b *Bot) userMessage(ctx context.Context, op operation, who invites.Actor, err error) string {
+	actor := who.JID()
 	switch {
 	case errors.Is(err, invites.ErrForbidden):
 		return "Sorry, you may not use " + op.name + " here."
+	case errors.Is(err, invites.ErrNoSuchInvite) && policy.Allows(who.Role(), policy.CancelAnyInvite):
+		return "No such invite. Check the id in audit or invites <jid>."
 	case errors.Is(err, invites.ErrNoSuchInvite):
 		return "No such invite among yours. Send invites to list them."
 	case errors.As(err, new(*invites.PausedError)):

@@ -191,7 +191,7 @@ func TestBindArgs(t *testing.T) {
 		{op: "grant", rest: "bob@example.org " + strings.Repeat("x", maxTextParam+1), wantErr: "longer than"},
 		{op: "revoke", rest: "a@b c@d", wantErr: "too many arguments"},
 		{op: "cancel", rest: "not-an-id", wantErr: "not an invite id"},
-		{op: "invite", rest: "now please", wantErr: "too many arguments"},
+		{op: "invite", rest: "now please", wantErr: "invite takes no arguments: send just invite"},
 		{op: "invite", rest: "", want: map[string]string{}},
 	}
 	for _, tc := range tests {
@@ -317,10 +317,10 @@ func TestStrangerRefusalsAreRateLimited(t *testing.T) {
 
 func TestTooLongAndUnknown(t *testing.T) {
 	f := newFixture(t)
-	if got := f.mustSay(t, admin, strings.Repeat("x", maxBodyBytes+1)); got != "Too long." {
+	if got := f.mustSay(t, admin, strings.Repeat("x", maxBodyBytes+1)); got != "Too long: a command is at most 4096 bytes." {
 		t.Errorf("long body got %q", got)
 	}
-	if got := f.mustSay(t, admin, "invite"+strings.Repeat(" ", maxBodyBytes)); got != "Too long." {
+	if got := f.mustSay(t, admin, "invite"+strings.Repeat(" ", maxBodyBytes)); got != "Too long: a command is at most 4096 bytes." {
 		t.Errorf("long body got %q", got)
 	}
 	if got := f.mustSay(t, admin, "Frobnicate now"); got != `Unknown command "frobnicate". Send help to see what you can do.` {

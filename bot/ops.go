@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/internal/plaintext"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
 )
@@ -32,6 +33,11 @@ const (
 	// kindSubject is what the audit log is about: a bare JID or an invite
 	// id.
 	kindSubject
+	// kindAccount is an account on the home domain: a bare JID, or just
+	// its localpart (the handler adds the domain).
+	kindAccount
+	// kindPage is a page number of a long list.
+	kindPage
 )
 
 // maxNumberParam bounds numeric parameters (limits, entry counts).
@@ -119,7 +125,7 @@ func operations() []operation {
 			summary: "create a single-use account invite", perm: policy.CreateInvite, run: runInvite},
 		{name: "invites", node: "list-invites", title: "List invites",
 			summary: "list your invites", perm: policy.ListInvites, run: runListInvites,
-			params: []param{{name: "jid", kind: kindJID, label: "Inviter (empty: yourself)", perm: policy.ListAnyInvites}}},
+			params: []param{{name: "jid", kind: kindJID, label: "Inviter (empty: yourself)", perm: policy.ListAnyInvites}, pageParam}},
 		{name: "cancel", node: "cancel-invite", title: "Cancel invite",
 			summary: "cancel a pending invite", perm: policy.CancelInvite, run: runCancel, confirm: confirmCancel,
 			params: []param{{name: "id", kind: kindInviteID, required: true, label: "Invite", choices: pendingInvites,
@@ -137,7 +143,8 @@ func operations() []operation {
 			run: runRevoke, confirm: confirmRevoke,
 			params: []param{{name: "jid", kind: kindJID, required: true, label: "Inviter", choices: currentInviters, typed: true}}},
 		{name: "inviters", node: "list-inviters", title: "List inviters",
-			summary: "list who may invite", perm: policy.ListInviters, run: runInviters},
+			summary: "list who may invite", perm: policy.ListInviters, run: runInviters,
+			params: []param{pageParam}},
 		{name: "pause", node: "pause", title: "Pause invites",
 			summary: "stop all invite creation", perm: policy.PauseInvites, run: runPause,
 			params: []param{{name: "reason", kind: kindText, label: "Reason (shown with every refusal)"}}},
@@ -148,12 +155,16 @@ func operations() []operation {
 			params: []param{
 				{name: "about", kind: kindSubject, label: "About (JID or invite id; empty: everything)"},
 				{name: "n", kind: kindNumber, label: "How many (default 20)"},
+				pageParam,
 			}},
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
 			summary: "who invited an account (accounts created through the web page)", perm: policy.ReadAudit, run: runWhoInvited,
-			params: []param{{name: "jid", kind: kindJID, required: true, label: "Account"}}},
+			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
 	}
 }
+
+// pageParam picks a page of a long list ("inviters page 2").
+var pageParam = param{name: "page", kind: kindPage, keyword: "page", label: "Page (default 1)"}
 
 // usage renders an operation's chat syntax for role, e.g. "grant <jid> [note]".
 func (op operation) usage(role policy.Role) string {
@@ -179,11 +190,23 @@ func (op operation) usage(role policy.Role) string {
 func parseParam(p param, raw string) (string, error) {
 	switch p.kind {
 	case kindJID:
-		j, err := jid.Parse(raw)
-		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
-			return "", fmt.Errorf("%q is not a bare JID like someone@example.org", raw)
+		return parseBareJID(raw)
+	case kindAccount:
+		if !strings.Contains(raw, "@") && !strings.HasPrefix(raw, "xmpp:") {
+			// A localpart alone: check it the way a JID's is checked.
+			j, err := jid.New(raw, "localpart.invalid", "")
+			if err != nil || j.Localpart() == "" {
+				return "", fmt.Errorf("%q is not a username or a bare JID", raw)
+			}
+			return j.Localpart(), nil
 		}
-		return j.String(), nil
+		return parseBareJID(raw)
+	case kindPage:
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxNumberParam {
+			return "", fmt.Errorf("page must be a number from 1 to %d, not %q", maxNumberParam, raw)
+		}
+		return strconv.Itoa(n), nil
 	case kindInviteID:
 		id := strings.ToLower(raw)
 		if !invites.ValidID(id) {
@@ -205,11 +228,28 @@ func parseParam(p param, raw string) (string, error) {
 		}
 		return "", fmt.Errorf("%q is neither a bare JID nor an invite id", raw)
 	default:
-		if len(raw) > maxTextParam {
-			return "", fmt.Errorf("%s is longer than %d characters", p.name, maxTextParam)
+		// Free text comes back in lists and refusals: one line, no
+		// control or bidi characters, whatever the client sent.
+		text := plaintext.Line(raw)
+		if len(text) > maxTextParam {
+			return "", fmt.Errorf("%s is longer than %d bytes", p.name, maxTextParam)
 		}
-		return raw, nil
+		return text, nil
 	}
+}
+
+// parseBareJID reads a bare JID typed by a person, with or without an
+// xmpp: scheme (copied from a link), and returns its normal form.
+func parseBareJID(raw string) (string, error) {
+	trimmed := strings.TrimPrefix(raw, "xmpp:")
+	if i := strings.IndexByte(trimmed, '?'); i >= 0 {
+		trimmed = trimmed[:i]
+	}
+	j, err := jid.Parse(trimmed)
+	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		return "", fmt.Errorf("%q is not a bare JID like someone@example.org", raw)
+	}
+	return j.String(), nil
 }
 
 func runHelp(_ context.Context, _ *Bot, req request) (reply, error) {
@@ -269,9 +309,6 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 	return reply{text: t.String(), form: form, image: qr}, nil
 }
 
-// listLimit caps how many invites one reply shows.
-const listLimit = 20
-
 func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 	whose := req.args["jid"]
 	invs, err := b.svc.List(ctx, req.actor, whose)
@@ -285,18 +322,18 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		return reply{text: whose + " has no invites."}, nil
 	}
-	owner := "Your invites"
+	pg := pageOf(req.args["page"], len(invs))
+	if pg.empty() {
+		return pg.beyond(), nil
+	}
+	owner, more := "Your invites", "invites"
 	if !mine {
-		owner = "Invites of " + whose
+		owner, more = "Invites of "+whose, "invites "+whose
 	}
 	tbl := newTable(owner, fmt.Sprintf("%s (%d, newest first):", owner, len(invs)),
 		column{"id", "Id"}, column{"state", "State"}, column{"created", "Created"}, column{"expires", "Expires"},
 		column{"account", "Account created"})
-	for i, inv := range invs {
-		if i == listLimit {
-			tbl.footer(fmt.Sprintf("… and %d older", len(invs)-listLimit))
-			break
-		}
+	for _, inv := range invs[pg.from:pg.to] {
 		expires := ""
 		if inv.State == invites.StatePending && !inv.Expires.IsZero() {
 			expires = formatTime(inv.Expires)
@@ -313,6 +350,7 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		tbl.row(line, inv.ID, string(inv.State), formatTime(inv.Created), expires, inv.UsedBy)
 	}
+	tbl.paged(pg, more)
 	return tbl.reply(), nil
 }
 
@@ -334,7 +372,7 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 }
 
 func confirmCancel(_ context.Context, _ *Bot, req request) (string, error) {
-	return fmt.Sprintf("Cancel invite %s? Whoever holds it will no longer be able to use it with this bot.", req.args["id"]), nil
+	return fmt.Sprintf("Cancel invite %s? Its link stops working, at the server too: whoever holds it can no longer create an account with it.", req.args["id"]), nil
 }
 
 func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -356,19 +394,25 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	perDay, _ := strconv.Atoi(req.args["per-day"])
 	pending, _ := strconv.Atoi(req.args["pending"])
 	g, updated, err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending})
+	if errors.Is(err, invites.ErrTargetIsAdmin) {
+		return reply{text: fmt.Sprintf("%s is an admin of this service: admins may always invite and need no grant.", target)}, nil
+	}
 	if err != nil {
 		return reply{}, err
 	}
-	text := fmt.Sprintf("%s may now create invites (per-day %s, pending %s).", target, orDefault(g.PerDay), orDefault(g.MaxPending))
+	def := b.svc.DefaultLimits()
+	text := fmt.Sprintf("%s may now create invites (per-day %s, pending %s).", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
 	if updated {
-		text = fmt.Sprintf("Updated the grant of %s: per-day %s, pending %s.", target, orDefault(g.PerDay), orDefault(g.MaxPending))
+		text = fmt.Sprintf("Updated the grant of %s: per-day %s, pending %s.", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
 	}
 	return reply{text: text}, nil
 }
 
-func orDefault(n int) string {
+// orDefault shows a grant's own limit n, or the default def that applies
+// when the grant sets none.
+func orDefault(n, def int) string {
 	if n == 0 {
-		return "default"
+		return strconv.Itoa(def) + " (default)"
 	}
 	return strconv.Itoa(n)
 }
@@ -393,11 +437,16 @@ func confirmRevoke(_ context.Context, _ *Bot, req request) (string, error) {
 func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
 	res, err := b.svc.Revoke(ctx, req.actor, target)
-	if errors.Is(err, invites.ErrNotInviter) {
+	switch {
+	case errors.Is(err, invites.ErrNotInviter):
 		return reply{text: fmt.Sprintf("%s is not an inviter.", target)}, nil
-	}
-	if err != nil {
+	case errors.Is(err, invites.ErrTargetIsAdmin):
+		return reply{text: fmt.Sprintf("%s is an admin of this service; admins are set in the configuration, not by grants, and keep their invites.", target)}, nil
+	case err != nil:
 		return reply{}, err
+	}
+	if res.Cancelled == 0 {
+		return reply{text: fmt.Sprintf("%s may no longer create invites. They had no pending invites.", target)}, nil
 	}
 	text := fmt.Sprintf("%s may no longer create invites. Cancelled %d pending invite(s)", target, res.Cancelled)
 	if res.StillValid > 0 {
@@ -442,21 +491,30 @@ func runAudit(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(entries) == 0 {
 		return reply{text: "No audit entries."}, nil
 	}
+	pg := pageOf(req.args["page"], len(entries))
+	if pg.empty() {
+		return pg.beyond(), nil
+	}
 	tbl := newTable("Audit log", fmt.Sprintf("Audit log, newest first (%d):", len(entries)),
 		column{"time", "Time"}, column{"actor", "Actor"}, column{"action", "Action"},
 		column{"subject", "Subject"}, column{"detail", "Detail"})
-	for _, e := range entries {
+	for _, e := range entries[pg.from:pg.to] {
 		line := fmt.Sprintf("%s  %s  %s  %s", formatTime(e.Time), e.Actor, e.Action, e.Subject)
 		if e.Detail != "" {
 			line += "  (" + e.Detail + ")"
 		}
 		tbl.row(line, formatTime(e.Time), e.Actor, e.Action, e.Subject, e.Detail)
 	}
+	more := strings.Join(strings.Fields("audit "+req.args["about"]+" "+req.args["n"]), " ")
+	tbl.paged(pg, more)
 	return tbl.reply(), nil
 }
 
 func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
 	account := req.args["jid"]
+	if !strings.Contains(account, "@") {
+		account += "@" + b.svc.Domain() // a username alone is one of ours
+	}
 	invs, err := b.svc.WhoInvited(ctx, req.actor, account)
 	if err != nil {
 		return reply{}, err
@@ -465,7 +523,7 @@ func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{text: fmt.Sprintf("No record of who invited %s. Only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
 	}
 	var t strings.Builder
-	for i, inv := range invs {
+	for i, inv := range invs[:min(len(invs), pageSize)] {
 		if i > 0 {
 			t.WriteString("\n")
 		}
@@ -482,16 +540,22 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(grants) == 0 {
 		return reply{text: "Nobody holds a grant. Use grant <jid> to add an inviter."}, nil
 	}
+	def := b.svc.DefaultLimits()
+	pg := pageOf(req.args["page"], len(grants))
+	if pg.empty() {
+		return pg.beyond(), nil
+	}
 	tbl := newTable("Inviters", fmt.Sprintf("Inviters (%d):", len(grants)),
 		column{"jid", "JID"}, column{"granted_by", "Granted by"}, column{"granted_at", "Granted"},
 		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"})
-	for _, g := range grants {
+	for _, g := range grants[pg.from:pg.to] {
 		line := fmt.Sprintf("%s  granted by %s on %s, per-day %s, pending %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt),
-			orDefault(g.PerDay), orDefault(g.MaxPending))
+			orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
 		if g.Note != "" {
 			line += " (" + g.Note + ")"
 		}
-		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay), orDefault(g.MaxPending), g.Note)
+		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note)
 	}
+	tbl.paged(pg, "inviters")
 	return tbl.reply(), nil
 }

@@ -2,10 +2,12 @@ package bot
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/internal/plaintext"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
 )
@@ -65,6 +67,42 @@ func eventText(ev invites.Event) string {
 	}
 }
 
+// Bounds of list replies. With every cell cut to maxCellBytes, a page of
+// pageSize rows, shown as text, as a table and as a note, stays far below
+// the stanza size servers accept (Prosody closes the stream past 512 KiB),
+// whatever strangers put in their JIDs.
+const (
+	pageSize     = 25
+	maxCellBytes = 160
+)
+
+// page is the part of a long list one reply shows.
+type page struct {
+	number, from, to, total int
+}
+
+// pageOf picks page n (1-based, from a "page" argument; empty means 1) of a
+// list of total rows.
+func pageOf(arg string, total int) page {
+	n, err := strconv.Atoi(arg)
+	if err != nil || n < 1 {
+		n = 1
+	}
+	from := min((n-1)*pageSize, total)
+	return page{number: n, from: from, to: min(from+pageSize, total), total: total}
+}
+
+// pages is how many pages the list has.
+func (p page) pages() int { return max(1, (p.total+pageSize-1)/pageSize) }
+
+// empty reports whether the page asked for lies past the end.
+func (p page) empty() bool { return p.from >= p.total && p.total > 0 }
+
+// beyond is the reply for a page past the end of the list.
+func (p page) beyond() reply {
+	return reply{text: fmt.Sprintf("There is no page %d: the list has %d page(s).", p.number, p.pages())}
+}
+
 // column is one column of a table reply: the form field's var and the
 // header clients show.
 type column struct{ name, label string }
@@ -88,14 +126,28 @@ func newTable(title, heading string, cols ...column) *table {
 }
 
 // row adds one entry: line is its chat text, cells its form values in
-// column order.
+// column order. Both are cut to a bounded length.
 func (t *table) row(line string, cells ...string) {
-	t.text.WriteString("\n  " + line)
+	t.text.WriteString("\n  " + plaintext.Truncate(line, len(cells)*maxCellBytes))
 	item := dataform.Item{Fields: make([]dataform.Field, len(cells))}
 	for i, v := range cells {
-		item.Fields[i] = dataform.Field{Var: t.form.Reported.Fields[i].Var, Values: []string{v}}
+		item.Fields[i] = dataform.Field{Var: t.form.Reported.Fields[i].Var, Values: []string{plaintext.Truncate(v, maxCellBytes)}}
 	}
 	t.form.Items = append(t.form.Items, item)
+}
+
+// paged ends a page of a longer list with where it is and how to see the
+// next: more is the chat command for the next page, without "page N".
+func (t *table) paged(p page, more string) {
+	if p.from == 0 && p.to == p.total {
+		return
+	}
+	line := fmt.Sprintf("Showing %d–%d of %d.", p.from+1, p.to, p.total)
+	if p.to < p.total {
+		line += fmt.Sprintf(" For more, send: %s page %d (in a form: page %d)", more, p.number+1, p.number+1)
+	}
+	t.footer(line)
+	t.form.Title += fmt.Sprintf(" (page %d of %d)", p.number, p.pages())
 }
 
 // footer ends the chat text with a line that is not a row.

@@ -31,6 +31,10 @@ var (
 	ErrNotPending = errors.New("invite is no longer pending")
 	// ErrNotInviter means revoke named a JID that holds no grant.
 	ErrNotInviter = errors.New("not an inviter")
+	// ErrTargetIsAdmin means grant or revoke named an admin: admins may
+	// always invite, from the configuration, so grants do not apply to
+	// them (and revoking one must not cancel an admin's invites).
+	ErrTargetIsAdmin = errors.New("that JID is an admin")
 	// ErrRegistrationInProgress means the invite's token is being used by
 	// another registration right now.
 	ErrRegistrationInProgress = errors.New("a registration with this invite is in progress")
@@ -146,6 +150,14 @@ func (nopObserver) InviteUsed()    {}
 
 // Domain is the XMPP domain the invites create accounts on.
 func (s *Service) Domain() string { return s.domain }
+
+// DefaultLimits are the limits of inviters whose grant sets none.
+func (s *Service) DefaultLimits() policy.Limits { return s.limits }
+
+// IsAdmin reports whether the bare JID is an admin. It reads only the
+// configuration, so the read loop may call it to decide whose requests
+// must never be turned away.
+func (s *Service) IsAdmin(bare string) bool { return s.admins[bare] }
 
 // Actor is someone the service acts for: a bare JID and the role it held
 // when the request began. Only Service.Actor makes one, so the role is
@@ -347,6 +359,9 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	if err := a.may(policy.ManageGrants); err != nil {
 		return Grant{}, false, err
 	}
+	if s.admins[target] {
+		return Grant{}, false, ErrTargetIsAdmin
+	}
 	rec := store.Grant{JID: target}
 	old, err := s.store.Grant(ctx, target)
 	switch {
@@ -416,6 +431,9 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 	var res RevokeResult
 	if err := a.may(policy.ManageGrants); err != nil {
 		return res, err
+	}
+	if s.admins[target] {
+		return res, ErrTargetIsAdmin
 	}
 	// Everything below must happen even if the request runs out of time
 	// half-way: a half-done revoke leaves an abuser's links working.
