@@ -27,9 +27,17 @@ const (
 	// (minting) and the database, and must not run in the read loop.
 	maxWorkers = 32
 	// maxQueued bounds requests accepted but waiting for a worker. A burst
-	// (one inviter firing dozens of commands) waits its turn; past this,
-	// requests are dropped rather than piling up goroutines.
+	// waits its turn; past this, requests are dropped rather than piling
+	// up goroutines. Admins' requests are not counted against it.
 	maxQueued = 512
+	// maxPerSender bounds one bare JID's requests queued or running, so
+	// that one sender's flood cannot crowd out everyone else.
+	maxPerSender = 8
+	// adminWorkers are worker slots only admins' requests may take: an
+	// admin must always be able to revoke whoever floods the bot.
+	adminWorkers = 4
+	// dropLogInterval is how often a sender's dropped requests are logged.
+	dropLogInterval = time.Minute
 	// requestTimeout bounds one request from parsing to reply.
 	requestTimeout = 30 * time.Second
 	// abortGrace is how long Drain waits for cancelled requests to return.
@@ -65,9 +73,14 @@ type Bot struct {
 
 	sessions *sessionTable
 
-	slots    chan struct{}
-	queued   chan struct{}
-	inflight sync.WaitGroup
+	slots      chan struct{}
+	adminSlots chan struct{}
+	queued     chan struct{}
+	inflight   sync.WaitGroup
+	// perSender counts each bare JID's requests queued or running; guarded
+	// by gate.
+	perSender map[string]int
+	dropLog   *replyLimiter
 	// gate orders spawn's Add against Drain's Wait: a WaitGroup must not
 	// grow from zero while someone waits on it.
 	gate    sync.Mutex
@@ -131,7 +144,10 @@ func New(cfg Config) *Bot {
 		nodes:       nodes,
 		sessions:    newSessionTable(now),
 		slots:       make(chan struct{}, maxWorkers),
+		adminSlots:  make(chan struct{}, adminWorkers),
 		queued:      make(chan struct{}, maxQueued),
+		perSender:   make(map[string]int),
+		dropLog:     newReplyLimiter(dropLogInterval, now),
 		baseCtx:     ctx,
 		abort:       cancel,
 		refusals:    newReplyLimiter(policy.RefusalInterval, now),
@@ -231,7 +247,7 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 		return // chat states, receipts and the like
 	}
 	from, to, typ, body := m.From, m.To, m.Type, m.Body[0]
-	ok := b.spawn(func(ctx context.Context) {
+	ok := b.spawn(from.Bare().String(), func(ctx context.Context) {
 		res, ok := b.serveChat(ctx, from.Bare().String(), body)
 		if !ok {
 			return
@@ -242,46 +258,40 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 				OOB: &oobData{URL: res.image}})
 		}
 	})
-	if !ok {
-		b.log.Warn("message dropped: shutting down or busy", slog.String("from", from.Bare().String()))
+	if !ok && b.dropLog.allow(from.Bare().String()) {
+		b.log.Warn("messages dropped: shutting down, busy, or this sender has too many requests in flight",
+			slog.String("from", from.Bare().String()))
 	}
 }
 
-// spawn queues work for a worker goroutine unless the bot is shutting down
-// or the queue is full, in which case it returns false at once: the read
+// spawn queues work from sender (a bare JID) for a worker goroutine unless
+// the bot is shutting down, the queue is full, or sender already has
+// maxPerSender requests in flight; then it returns false at once: the read
 // loop must never wait.
-func (b *Bot) spawn(work func(ctx context.Context)) bool {
-	return b.spawnOr(work, nil)
+func (b *Bot) spawn(sender string, work func(ctx context.Context)) bool {
+	return b.spawnOr(sender, work, nil)
 }
 
 // spawnOr is spawn with a fallback, run instead of work when the request
 // timed out waiting for a worker (an IQ must still be answered).
-func (b *Bot) spawnOr(work, timedOut func(ctx context.Context)) bool {
-	b.gate.Lock()
-	defer b.gate.Unlock()
-	if b.closing {
+func (b *Bot) spawnOr(sender string, work, timedOut func(ctx context.Context)) bool {
+	// An in-memory look-up of the configuration: cheap enough for the
+	// read loop, unlike a grant, which needs the database.
+	admin := b.svc.IsAdmin(sender)
+	if !b.admit(sender, admin) {
 		return false
 	}
-	select {
-	case b.queued <- struct{}{}:
-	default:
-		return false
-	}
-	b.inflight.Add(1)
 	go func() {
 		defer func() {
-			<-b.queued
-			b.inflight.Done()
+			b.release(sender, admin)
 			if r := recover(); r != nil {
 				b.log.Error("panic in worker", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 			}
 		}()
 		ctx, cancel := context.WithTimeout(b.baseCtx, requestTimeout)
 		defer cancel()
-		select {
-		case b.slots <- struct{}{}:
-			defer func() { <-b.slots }()
-		case <-ctx.Done():
+		release, ok := b.acquireWorker(ctx, admin)
+		if !ok {
 			b.log.Warn("request timed out waiting for a worker")
 			if timedOut != nil {
 				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fallbackTimeout)
@@ -290,9 +300,60 @@ func (b *Bot) spawnOr(work, timedOut func(ctx context.Context)) bool {
 			}
 			return
 		}
+		defer release()
 		work(ctx)
 	}()
 	return true
+}
+
+// admit takes a place in the queue for one request of sender. Admins are
+// bounded only by their own share: the shared queue may be full of others.
+func (b *Bot) admit(sender string, admin bool) bool {
+	b.gate.Lock()
+	defer b.gate.Unlock()
+	if b.closing || b.perSender[sender] >= maxPerSender {
+		return false
+	}
+	if !admin {
+		select {
+		case b.queued <- struct{}{}:
+		default:
+			return false
+		}
+	}
+	b.perSender[sender]++
+	b.inflight.Add(1)
+	return true
+}
+
+// release gives back what admit took.
+func (b *Bot) release(sender string, admin bool) {
+	b.gate.Lock()
+	if b.perSender[sender]--; b.perSender[sender] <= 0 {
+		delete(b.perSender, sender)
+	}
+	b.gate.Unlock()
+	if !admin {
+		<-b.queued
+	}
+	b.inflight.Done()
+}
+
+// acquireWorker waits for a worker slot; admins may also take one of the
+// slots kept for them. It returns the function that gives the slot back.
+func (b *Bot) acquireWorker(ctx context.Context, admin bool) (func(), bool) {
+	adminSlots := b.adminSlots
+	if !admin {
+		adminSlots = nil // a nil channel never receives: others cannot take these
+	}
+	select {
+	case b.slots <- struct{}{}:
+		return func() { <-b.slots }, true
+	case adminSlots <- struct{}{}:
+		return func() { <-b.adminSlots }, true
+	case <-ctx.Done():
+		return nil, false
+	}
 }
 
 // replyFrom answers from the address the sender wrote to (the component or

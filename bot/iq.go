@@ -193,7 +193,7 @@ func (b *Bot) dispatchIQ(t xmlstream.TokenReadEncoder, req iqRequest) {
 		reply.fail(e)
 		b.send(ctx, reply)
 	}
-	ok := b.spawnOr(func(ctx context.Context) {
+	ok := b.spawnOr(req.iq.From.Bare().String(), func(ctx context.Context) {
 		// Every IQ gets an answer, even when serving it panics; the
 		// panic goes on to the worker's recover to be logged.
 		defer func() {

@@ -143,10 +143,3 @@ func (s *Service) usage(ctx context.Context, actor string, now time.Time) (polic
 	}
 	return u, lim, nil
 }
-
-// refuse counts and records an invite request the abuse controls turned
-// down.
-func (s *Service) refuse(ctx context.Context, actor, why string) {
-	s.observer.InviteDenied()
-	s.audit(ctx, actor, ActionInviteRefuse, actor, why)
-}

@@ -112,6 +112,9 @@ type Service struct {
 	inflight       map[string]int
 	inflightGlobal int
 
+	// refusals bounds the audit entries refused requests write.
+	refusals *refusalBudget
+
 	// regMu guards inRegistration: invites whose token a browser
 	// registration is using right now, which usage tracking leaves alone.
 	regMu          sync.Mutex
@@ -139,7 +142,7 @@ func NewService(o Options) *Service {
 	}
 	return &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain, admins: o.Admins,
 		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, limits: o.Limits, notifier: o.Notifier,
-		inflight: make(map[string]int), inRegistration: make(map[string]bool)}
+		inflight: make(map[string]int), inRegistration: make(map[string]bool), refusals: newRefusalBudget(o.Now)}
 }
 
 type nopObserver struct{}
