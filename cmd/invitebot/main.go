@@ -4,6 +4,7 @@
 //
 //	invitebot [-config FILE]               run the bot
 //	invitebot check-config [-config FILE]  validate and print the configuration
+//	invitebot version                      print version, commit and Go version
 package main
 
 import (
@@ -28,6 +29,9 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "version" {
+		return runVersion(args[1:], stdout, stderr)
+	}
 	checkOnly := len(args) > 0 && args[0] == "check-config"
 	if checkOnly {
 		args = args[1:]
@@ -36,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.yaml", "configuration file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: invitebot [check-config] [-config FILE]")
+		fmt.Fprintln(stderr, "usage: invitebot [check-config] [-config FILE] | invitebot version")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	log := newLogger(cfg, stderr)
+	log.Info("invitebot build", slog.Any("build", currentVersion()))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() {
