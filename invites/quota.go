@@ -106,7 +106,7 @@ func (s *Service) stillAdmitted(ctx context.Context, a Actor) error {
 // usage gathers what counts against actor's limits. The caller holds
 // quotaMu, so in-flight reservations are consistent with the store.
 func (s *Service) usage(ctx context.Context, actor string, now time.Time) (policy.Usage, policy.Limits, error) {
-	lim := s.limits
+	lim := s.DefaultLimits()
 	if g, err := s.store.Grant(ctx, actor); err == nil {
 		lim = lim.WithOverrides(g.PerDay, g.MaxPending)
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -130,7 +130,7 @@ func (s *Service) usage(ctx context.Context, actor string, now time.Time) (polic
 		}
 	}
 	for _, inv := range recent {
-		if !s.admins[inv.Inviter] {
+		if !s.IsAdmin(inv.Inviter) {
 			u.GlobalCreated = append(u.GlobalCreated, inv.Created)
 		}
 	}

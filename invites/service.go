@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"durare.org/invitebot/invites/ibr"
@@ -97,13 +98,16 @@ type Service struct {
 	store    *store.Store
 	issuer   Issuer
 	domain   string
-	admins   map[string]bool
 	c2s      ibr.Config
 	now      func() time.Time
 	log      *slog.Logger
 	observer Observer
-	limits   policy.Limits
 	notifier Notifier
+
+	// admins and limits change on a configuration reload, while requests
+	// read them.
+	admins atomic.Pointer[map[string]bool]
+	limits atomic.Pointer[policy.Limits]
 
 	// quotaMu makes quota checks and reservations atomic; inflight counts
 	// invites being minted per inviter (and in all), so that concurrent
@@ -129,20 +133,39 @@ func NewService(o Options) *Service {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
-	// Each limit left at zero takes its default: a zero limit would refuse
-	// every invite.
-	if o.Limits.PerDay <= 0 {
-		o.Limits.PerDay = policy.DefaultLimits.PerDay
-	}
-	if o.Limits.MaxPending <= 0 {
-		o.Limits.MaxPending = policy.DefaultLimits.MaxPending
-	}
-	if o.Limits.GlobalPerDay <= 0 {
-		o.Limits.GlobalPerDay = policy.DefaultLimits.GlobalPerDay
-	}
-	return &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain, admins: o.Admins,
-		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, limits: o.Limits, notifier: o.Notifier,
+	s := &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain,
+		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, notifier: o.Notifier,
 		inflight: make(map[string]int), inRegistration: make(map[string]bool), refusals: newRefusalBudget(o.Now)}
+	s.SetAdmins(o.Admins)
+	s.SetLimits(o.Limits)
+	return s
+}
+
+// SetAdmins replaces the admins (normalised bare JIDs), as on a
+// configuration reload. Requests already running keep the role they began
+// with.
+func (s *Service) SetAdmins(admins map[string]bool) {
+	cp := make(map[string]bool, len(admins))
+	for k, v := range admins {
+		cp[k] = v
+	}
+	s.admins.Store(&cp)
+}
+
+// SetLimits replaces the default invite limits, as on a configuration
+// reload. Each limit left at zero takes its built-in default: a zero limit
+// would refuse every invite.
+func (s *Service) SetLimits(l policy.Limits) {
+	if l.PerDay <= 0 {
+		l.PerDay = policy.DefaultLimits.PerDay
+	}
+	if l.MaxPending <= 0 {
+		l.MaxPending = policy.DefaultLimits.MaxPending
+	}
+	if l.GlobalPerDay <= 0 {
+		l.GlobalPerDay = policy.DefaultLimits.GlobalPerDay
+	}
+	s.limits.Store(&l)
 }
 
 type nopObserver struct{}
@@ -155,12 +178,12 @@ func (nopObserver) InviteUsed()    {}
 func (s *Service) Domain() string { return s.domain }
 
 // DefaultLimits are the limits of inviters whose grant sets none.
-func (s *Service) DefaultLimits() policy.Limits { return s.limits }
+func (s *Service) DefaultLimits() policy.Limits { return *s.limits.Load() }
 
 // IsAdmin reports whether the bare JID is an admin. It reads only the
 // configuration, so the read loop may call it to decide whose requests
 // must never be turned away.
-func (s *Service) IsAdmin(bare string) bool { return s.admins[bare] }
+func (s *Service) IsAdmin(bare string) bool { return (*s.admins.Load())[bare] }
 
 // Actor is someone the service acts for: a bare JID and the role it held
 // when the request began. Only Service.Actor makes one, so the role is
@@ -187,13 +210,14 @@ func (a Actor) may(p policy.Permission) error {
 
 // Actor looks up what the bare JID is to the bot.
 func (s *Service) Actor(ctx context.Context, bare string) (Actor, error) {
-	if s.admins[bare] {
+	admins := *s.admins.Load()
+	if admins[bare] {
 		return Actor{jid: bare, role: policy.Admin}, nil
 	}
 	_, err := s.store.Grant(ctx, bare)
 	switch {
 	case err == nil:
-		return Actor{jid: bare, role: policy.RoleOf(bare, s.admins, true)}, nil
+		return Actor{jid: bare, role: policy.RoleOf(bare, admins, true)}, nil
 	case errors.Is(err, store.ErrNotFound):
 		return Actor{jid: bare, role: policy.Stranger}, nil
 	default:
@@ -362,7 +386,7 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	if err := a.may(policy.ManageGrants); err != nil {
 		return Grant{}, false, err
 	}
-	if s.admins[target] {
+	if s.IsAdmin(target) {
 		return Grant{}, false, ErrTargetIsAdmin
 	}
 	rec := store.Grant{JID: target}
@@ -435,7 +459,7 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 	if err := a.may(policy.ManageGrants); err != nil {
 		return res, err
 	}
-	if s.admins[target] {
+	if s.IsAdmin(target) {
 		return res, ErrTargetIsAdmin
 	}
 	// Everything below must happen even if the request runs out of time

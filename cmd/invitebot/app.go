@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"durare.org/invitebot/bot"
@@ -30,6 +31,13 @@ type app struct {
 	log  *slog.Logger
 	tune func(*bot.LinkConfig)
 	lc   *lifecycle
+
+	// For reloading the configuration while running (SIGHUP): where it
+	// came from, when to reload, and the log level to adjust. Without
+	// reloads the app never reloads.
+	configPath string
+	reloads    <-chan os.Signal
+	level      *slog.LevelVar
 
 	store   *store.Store
 	link    *bot.Link
@@ -63,7 +71,16 @@ func (a *app) components() []component {
 // every part in reverse start order within shutdownTimeout. tune, when not
 // nil, adjusts the link's timing (tests make reconnection fast).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*bot.LinkConfig)) error {
-	a := &app{cfg: cfg, log: log, tune: tune, lc: newLifecycle(log)}
+	return newApp(cfg, log, tune).run(ctx)
+}
+
+func newApp(cfg *config.Config, log *slog.Logger, tune func(*bot.LinkConfig)) *app {
+	return &app{cfg: cfg, log: log, tune: tune, lc: newLifecycle(log)}
+}
+
+// run is serve for an app that may also reload its configuration.
+func (a *app) run(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
 	log.Info("invitebot starting",
 		slog.String("component", cfg.XMPP.Component),
 		slog.String("server", cfg.XMPP.Server),
@@ -77,9 +94,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		return err
 	}
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-a.lc.Failed():
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case runErr = <-a.lc.Failed():
+			break wait
+		case <-a.reloads:
+			a.reload()
+		}
 	}
 	log.Info("shutting down; a second signal exits at once")
 	sctx, cancel := stopCtx()
@@ -176,8 +200,9 @@ func (a *app) stopLink(ctx context.Context) error {
 func (a *app) startTracking(ctx context.Context) error {
 	trackCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopTracking = stop
+	interval := a.cfg.Invites.CheckInterval
 	a.trackDone = a.lc.goRun("usage tracking", func() error {
-		a.svc.Track(trackCtx, a.cfg.Invites.CheckInterval)
+		a.svc.Track(trackCtx, interval)
 		return nil
 	})
 	return nil

@@ -5,6 +5,10 @@
 //	invitebot [-config FILE]               run the bot
 //	invitebot check-config [-config FILE]  validate and print the configuration
 //	invitebot version                      print version, commit and Go version
+//
+// While running, SIGHUP re-reads the configuration file and applies the
+// admins, the policy limits and the log level; other changes wait for a
+// restart, and the log says which.
 package main
 
 import (
@@ -64,7 +68,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	log := newLogger(cfg, stderr)
+	level := new(slog.LevelVar)
+	level.Set(cfg.SlogLevel())
+	log := newLogger(cfg, level, stderr)
 	log.Info("invitebot build", slog.Any("build", currentVersion()))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -73,15 +79,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// From here on a second signal gets the default behaviour: exit now.
 		stop()
 	}()
-	if err := serve(ctx, cfg, log, nil); err != nil {
+	// SIGHUP (systemctl reload) re-reads the configuration.
+	reloads := make(chan os.Signal, 1)
+	signal.Notify(reloads, syscall.SIGHUP)
+	defer signal.Stop(reloads)
+	a := newApp(cfg, log, nil)
+	a.configPath, a.reloads, a.level = *configPath, reloads, level
+	if err := a.run(ctx); err != nil {
 		log.Error("invitebot stopped", slog.Any("err", err))
 		return 1
 	}
 	return 0
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+func newLogger(cfg *config.Config, level slog.Leveler, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
