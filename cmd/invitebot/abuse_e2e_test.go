@@ -139,3 +139,35 @@ func inviteID(t *testing.T, list string) string {
 	}
 	return strings.Fields(lines[1])[0]
 }
+
+// TestFloodDoesNotStarveOthers: an inviter over quota floods the bot; an
+// admin can still revoke them at once, another inviter is still served,
+// and the audit log holds a bounded number of the flood's refusals.
+func TestFloodDoesNotStarveOthers(t *testing.T) {
+	w := newWorld(t)
+	admin := w.user(t, "admin", w.srv.Domain)
+	carol := w.user(t, "carol", w.srv.OtherDomain)
+	dave := w.user(t, "dave", w.srv.OtherDomain)
+	carolJID := "carol@" + w.srv.OtherDomain
+	expectContains(t, admin.Chat(t, w.component, "grant "+carolJID+" per-day 1"), "may now create invites")
+	expectContains(t, admin.Chat(t, w.component, "grant dave@"+w.srv.OtherDomain), "may now create invites")
+	expectNotice(t, carol, "You may now create account invites")
+	expectNotice(t, dave, "You may now create account invites")
+	expectContains(t, carol.Chat(t, w.component, "invite"), "preauth=")
+
+	const flood = 1500
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	for range flood {
+		if err := carol.Send(ctx, w.component, stanza.ChatMessage, "invite"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectContains(t, dave.Chat(t, w.component, "invites"), "You have no invites yet")
+	expectContains(t, admin.Chat(t, w.component, "revoke "+carolJID), carolJID+" may no longer create invites")
+
+	audit := admin.Chat(t, w.component, "audit "+carolJID+" 1000")
+	if n := strings.Count(audit, "invite.refuse"); n == 0 || n > 6 {
+		t.Errorf("the flood left %d refusal entries in the audit log, want a handful:\n%s", n, audit)
+	}
+}
