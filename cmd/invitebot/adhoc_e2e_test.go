@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -362,5 +363,38 @@ func TestAdhocCancelInviteWithConfirmation(t *testing.T) {
 	}
 	if state != "cancelled" {
 		t.Errorf("listed state %q, want cancelled", state)
+	}
+}
+
+// TestLongListsStayWithinServerLimits: hundreds of grants with long notes,
+// and an audit log as long, once built replies over Prosody's 512 KiB
+// stanza limit and the server closed the link. Every list is paged now, in
+// chat and in forms (submitted the way poezio does, with next), and the
+// link stays up.
+func TestLongListsStayWithinServerLimits(t *testing.T) {
+	w := newWorld(t)
+	admin := w.user(t, "admin", w.srv.Domain)
+	note := strings.Repeat("a long note about why ", 9) // about 200 bytes
+	const grants = 300
+	for i := range grants {
+		expectContains(t, admin.Chat(t, w.component, fmt.Sprintf("grant volunteer%03d@%s %s", i, w.srv.OtherDomain, note[:190])),
+			"may now create invites")
+	}
+	expectContains(t, admin.Chat(t, w.component, "inviters"), "Showing 1–25 of 300.", "inviters page 2")
+	expectContains(t, admin.Chat(t, w.component, "audit 300 page 12"), "Showing 276–300 of 300.")
+
+	list := execute(t, admin, commands.Command{JID: w.component, Node: "list-inviters"}, nil)
+	if list.Status != "executing" {
+		t.Fatalf("list-inviters: %+v", list)
+	}
+	page := &dataform.Form{Type: dataform.TypeSubmit, Fields: []dataform.Field{{Var: "page", Values: []string{"12"}}}}
+	done := execute(t, admin, list.Next(), page)
+	if done.Status != "completed" || done.Form == nil || len(done.Form.Items) != 25 {
+		t.Fatalf("page 12 submitted with next: status %q, form %+v", done.Status, done.Form)
+	}
+	expectContains(t, strings.Join(done.Notes, "\n"), "volunteer299@")
+	expectContains(t, admin.Chat(t, w.component, "help"), "Commands:")
+	if strings.Contains(w.logs.String(), "component link down") {
+		t.Error("the link went down while serving long lists")
 	}
 }
