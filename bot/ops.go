@@ -157,6 +157,8 @@ func operations() []operation {
 				{name: "n", kind: kindNumber, label: "How many (default 20)"},
 				pageParam,
 			}},
+		{name: "backup", node: "backup", title: "Back up the database",
+			summary: "write a copy of the database now", perm: policy.TakeBackups, run: runBackup},
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
 			summary: "who invited an account (accounts created through the web page)", perm: policy.ReadAudit, run: runWhoInvited,
 			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
@@ -446,7 +448,7 @@ func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{}, err
 	}
 	if res.Cancelled == 0 {
-		return reply{text: fmt.Sprintf("%s may no longer create invites. They had no pending invites.", target)}, nil
+		return reply{text: fmt.Sprintf("%s may no longer create invites. None of their invites was still pending.", target)}, nil
 	}
 	text := fmt.Sprintf("%s may no longer create invites. Cancelled %d pending invite(s)", target, res.Cancelled)
 	if res.StillValid > 0 {
@@ -558,4 +560,15 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	tbl.paged(pg, "inviters")
 	return tbl.reply(), nil
+}
+
+func runBackup(ctx context.Context, b *Bot, req request) (reply, error) {
+	path, err := b.svc.Backup(ctx, req.actor)
+	if errors.Is(err, invites.ErrNoBackupDir) {
+		return reply{text: "Backups are off: set store.backup_dir in the configuration (then reload or restart)."}, nil
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{text: "Backup written: " + path}, nil
 }

@@ -91,6 +91,8 @@ type Options struct {
 	// Notifier, when set, tells people what became of their invites and
 	// grants.
 	Notifier Notifier
+	// Backups say where database backups go.
+	Backups BackupOptions
 }
 
 // Service carries out invite operations on behalf of Actors.
@@ -103,6 +105,7 @@ type Service struct {
 	log      *slog.Logger
 	observer Observer
 	notifier Notifier
+	backups  BackupOptions
 
 	// admins and limits change on a configuration reload, while requests
 	// read them.
@@ -135,6 +138,7 @@ func NewService(o Options) *Service {
 	}
 	s := &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain,
 		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, notifier: o.Notifier,
+		backups:  o.Backups,
 		inflight: make(map[string]int), inRegistration: make(map[string]bool), refusals: newRefusalBudget(o.Now)}
 	s.SetAdmins(o.Admins)
 	s.SetLimits(o.Limits)

@@ -67,6 +67,8 @@ const (
 	ReadAudit
 	// CancelAnyInvite cancels invites whoever issued them.
 	CancelAnyInvite
+	// TakeBackups writes a copy of the database on request.
+	TakeBackups
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
@@ -83,6 +85,7 @@ var minimumRole = map[Permission]Role{
 	PauseInvites:    Admin,
 	ReadAudit:       Admin,
 	CancelAnyInvite: Admin,
+	TakeBackups:     Admin,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are

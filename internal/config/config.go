@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -47,6 +48,9 @@ const (
 	DefaultMaxPending    = 10  // policy.DefaultLimits.MaxPending
 	DefaultGlobalPerDay  = 100 // policy.DefaultLimits.GlobalPerDay
 	DefaultCheckInterval = time.Minute
+	// A daily backup, a week of them.
+	DefaultBackupInterval = 24 * time.Hour
+	DefaultBackupKeep     = 7
 )
 
 // minCheckInterval keeps usage tracking from hammering the server.
@@ -155,9 +159,16 @@ type InvitesConfig struct {
 	CheckInterval time.Duration `mapstructure:"check_interval"`
 }
 
-// StoreConfig locates the bbolt database.
+// StoreConfig locates the bbolt database and its backups.
 type StoreConfig struct {
 	Path string `mapstructure:"path"`
+	// BackupDir, when set, is where consistent copies of the database are
+	// written every BackupInterval and when an admin sends backup.
+	BackupDir string `mapstructure:"backup_dir"`
+	// BackupInterval is how often a backup is written.
+	BackupInterval time.Duration `mapstructure:"backup_interval"`
+	// BackupKeep is how many backups are kept; older ones are removed.
+	BackupKeep int `mapstructure:"backup_keep"`
 }
 
 // LogConfig selects log verbosity and encoding.
@@ -191,6 +202,8 @@ func Defaults() Config {
 	c.XMPP.C2S = DefaultC2S
 	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay}
 	c.Invites.CheckInterval = DefaultCheckInterval
+	c.Store.BackupInterval = DefaultBackupInterval
+	c.Store.BackupKeep = DefaultBackupKeep
 	return c
 }
 
@@ -456,11 +469,24 @@ func validateAdmins(admins []string) []error {
 	return errs
 }
 
+// minBackupInterval keeps scheduled backups from filling the disk.
+const minBackupInterval = time.Minute
+
 func (s *StoreConfig) validate() []error {
+	var errs []error
 	if s.Path == "" {
-		return []error{errors.New("store.path: must not be empty")}
+		errs = append(errs, errors.New("store.path: must not be empty"))
 	}
-	return nil
+	if s.BackupInterval < minBackupInterval {
+		errs = append(errs, fmt.Errorf("store.backup_interval: %s is shorter than %s", s.BackupInterval, minBackupInterval))
+	}
+	if s.BackupKeep < 1 {
+		errs = append(errs, fmt.Errorf("store.backup_keep: %d must be at least 1", s.BackupKeep))
+	}
+	if s.BackupDir != "" && s.Path != "" && filepath.Clean(s.BackupDir) == filepath.Dir(filepath.Clean(s.Path)) {
+		errs = append(errs, errors.New("store.backup_dir: must not be the database's own folder; use a folder of its own, ideally on another disk"))
+	}
+	return errs
 }
 
 func (l *LogConfig) validate() []error {
