@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -89,7 +90,8 @@ type Config struct {
 	TrustProxy bool
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
-	// Text is the language of the pages; zero means English.
+	// Text, if set, serves every page in that one text. Nil offers English
+	// and every catalog in locales/, picked per request by Accept-Language.
 	Text *Text
 }
 
@@ -102,12 +104,18 @@ var staticFS embed.FS
 // pageNames are the templates that are whole pages (each with base.html).
 var pageNames = []string{"landing", "success", "error"}
 
+// templateFuncs are the helpers the templates may call.
+var templateFuncs = template.FuncMap{
+	"addr":     breakable,
+	"withAddr": withAddrs,
+}
+
 // parseTemplates builds one template set per page, since every page defines
 // its own "content" block for the shared layout.
 func parseTemplates() (map[string]*template.Template, error) {
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).Option("missingkey=error").
+		t, err := template.New(name).Option("missingkey=error").Funcs(templateFuncs).
 			ParseFS(templateFS, "templates/base.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", name, err)
@@ -127,18 +135,22 @@ type handler struct {
 	metrics *Metrics
 	log     *slog.Logger
 	now     func() time.Time
-	text    Text
-	pages   map[string]*template.Template
-	csrf    *csrf
-	origin  *http.CrossOriginProtection
-	limit   *limiter
+	// text is the language of the request being served: each request
+	// gets its own copy of the handler (see localized), so that every
+	// page method just reads h.text.
+	text   *Text
+	langs  *negotiator // nil when Config.Text pins the language
+	pages  map[string]*template.Template
+	csrf   *csrf
+	origin *http.CrossOriginProtection
+	limit  *limiter
 }
 
 // New returns the web handler. Invites and Health must not be nil; a nil
 // Metrics still counts nothing and /metrics then answers 404. Embedded
 // templates that fail to parse are a programming error and panic.
 func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
-	h := &handler{cfg: cfg, inv: inv, health: health, metrics: m, log: cfg.Log, now: cfg.Now, text: English}
+	h := &handler{cfg: cfg, inv: inv, health: health, metrics: m, log: cfg.Log, now: cfg.Now, text: &English}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -146,7 +158,9 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 		h.now = time.Now
 	}
 	if cfg.Text != nil {
-		h.text = *cfg.Text
+		h.text = cfg.Text
+	} else {
+		h.langs = newNegotiator(languages)
 	}
 	h.origin = http.NewCrossOriginProtection()
 	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
@@ -169,17 +183,36 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	h.limit = newLimiter(h.now)
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /i/{id}", h.landing)
-	mux.HandleFunc("POST /i/{id}", h.register)
-	mux.HandleFunc("GET /i/{id}/qr.png", h.qr("image/png", qrPNG))
-	mux.HandleFunc("GET /i/{id}/qr.svg", h.qr("image/svg+xml", qrSVG))
+	mux.HandleFunc("GET /i/{id}", h.localized((*handler).landing))
+	mux.HandleFunc("POST /i/{id}", h.localized((*handler).register))
+	// The images speak no language, but their error pages do.
+	mux.HandleFunc("GET /i/{id}/qr.png", h.localized(qr("image/png", qrPNG)))
+	mux.HandleFunc("GET /i/{id}/qr.svg", h.localized(qr("image/svg+xml", qrSVG)))
 	mux.HandleFunc("GET /static/style.css", h.static("static/style.css"))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	if m != nil {
 		mux.Handle("GET /metrics", m.Handler())
 	}
-	mux.HandleFunc("/", h.notFound)
+	mux.HandleFunc("/", h.localized((*handler).notFound))
 	return h.instrument(h.securityHeaders(mux))
+}
+
+// localized serves page in the language the request asks for, through a
+// shallow copy of the handler whose text is that language: the page
+// methods stay unaware of negotiation.
+func (h *handler) localized(page func(*handler, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h.langs == nil {
+			page(h, w, r)
+			return
+		}
+		// Caches (and the browser's back button) must not hand a German
+		// page to an English reader.
+		w.Header().Add("Vary", "Accept-Language")
+		lh := *h
+		lh.text = h.langs.pick(r.Header.Get("Accept-Language"))
+		page(&lh, w, r)
+	}
 }
 
 // LandingURL is the landing page of invite id under publicURL. The bot
@@ -257,12 +290,12 @@ func (h *handler) instrument(next http.Handler) http.Handler {
 
 // pageData is what every template gets; each page uses its part.
 type pageData struct {
-	T     Text
+	T     *Text
 	Title string
 	Base  string
 
 	// landing
-	Headline    string
+	Headline    template.HTML // the text escaped, with line breaks allowed in addresses
 	Expiry      string
 	Domain      string
 	URI         template.URL
@@ -300,6 +333,7 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, pag
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Content-Language", h.text.Lang)
 	// Invite pages change state and some carry the token: nobody keeps them.
 	hd.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -378,14 +412,16 @@ func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status i
 		MaxUsername: maxUsernameLen,
 	}
 	if inv.Inviter != "" {
-		d.Headline = fmt.Sprintf(h.text.InvitedYou, inv.Inviter, domain)
+		d.Headline = withAddrs(h.text.InvitedYou, inv.Inviter, domain)
 	} else {
-		d.Headline = fmt.Sprintf(h.text.InvitedAnon, domain)
+		d.Headline = withAddrs(h.text.InvitedAnon, domain)
 	}
 	if inv.Expires.IsZero() {
 		d.Expiry = h.text.NoExpiry
 	} else {
-		d.Expiry = fmt.Sprintf(h.text.ExpiresAt, inv.Expires.UTC().Format(h.text.DateLayout))
+		// lookup let only unexpired invites through, so the time left is
+		// positive.
+		d.Expiry = fmt.Sprintf(h.text.ExpiresAt, h.text.timeLeft(inv.Expires.Sub(h.now())), h.text.date(inv.Expires.UTC()))
 	}
 	// Apps that fetch the page learn the invite without parsing HTML.
 	w.Header().Set("Link", "<"+inv.URI+">; rel=\"alternate\"")
@@ -399,9 +435,45 @@ func (h *handler) domainOf(inv invites.Invite) string {
 	return h.cfg.Domain
 }
 
+// Addresses (JIDs, domains) are marked up to wrap well on narrow screens:
+// <wbr> before each "@" and "." lets a long one break at its parts rather
+// than mid-word, and an inline block around the word that holds it keeps a
+// short one whole on its line, punctuation included (style.css, .addr).
+// <bdi> isolates the address from a right-to-left sentence around it.
+
+// addrVerb is a placeholder that withAddrs fills with an address.
+var addrVerb = regexp.MustCompile(`%(\[\d+\])?s`)
+
+// isolated escapes addr for HTML with its break opportunities.
+func isolated(addr string) string {
+	s := strings.NewReplacer("@", "<wbr>@", ".", "<wbr>.").Replace(template.HTMLEscapeString(addr))
+	return "<bdi>" + s + "</bdi>"
+}
+
+// breakable is one address on its own, for the templates.
+func breakable(addr string) template.HTML {
+	return template.HTML(`<span class="addr">` + isolated(addr) + "</span>") // escaped by isolated
+}
+
+// withAddrs formats a sentence whose arguments are addresses, escaping the
+// sentence and keeping each word that holds an address in one block.
+func withAddrs(format string, addrs ...string) template.HTML {
+	words := strings.Split(template.HTMLEscapeString(format), " ")
+	for i, w := range words {
+		if addrVerb.MatchString(w) {
+			words[i] = `<span class="addr">` + w + "</span>"
+		}
+	}
+	args := make([]any, len(addrs))
+	for i, a := range addrs {
+		args[i] = isolated(a)
+	}
+	return template.HTML(fmt.Sprintf(strings.Join(words, " "), args...)) // every part escaped
+}
+
 // qr serves the invite's QR code rendered by draw.
-func (h *handler) qr(contentType string, draw func(string) ([]byte, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func qr(contentType string, draw func(string) ([]byte, error)) func(*handler, http.ResponseWriter, *http.Request) {
+	return func(h *handler, w http.ResponseWriter, r *http.Request) {
 		inv, ok := h.lookup(w, r)
 		if !ok {
 			return
