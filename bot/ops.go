@@ -380,6 +380,9 @@ func confirmCancel(_ context.Context, _ *Bot, req request) (string, error) {
 func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 	inv, err := b.svc.Cancel(ctx, req.actor, req.args["id"])
 	if errors.Is(err, invites.ErrNotPending) {
+		if inv.State == invites.StateUsed && inv.UsedBy != "" {
+			return reply{text: fmt.Sprintf("Invite %s is already used by %s.", inv.ID, inv.UsedBy)}, nil
+		}
 		return reply{text: fmt.Sprintf("Invite %s is already %s.", inv.ID, inv.State)}, nil
 	}
 	if err != nil {

@@ -84,6 +84,10 @@ type Text struct {
 	// Platforms lists the recommended apps per kind of device, in the order
 	// the pages show them. How to sign in differs per app, so it is text.
 	Platforms []Platform
+
+	// More registration form errors.
+	ErrUsernameLong      string
+	ErrUsernameLookalike string
 }
 
 // English is the default and, for now, only text.
@@ -169,6 +173,9 @@ var English = Text{
 				Login: "Choose “Log In”, then enter your address and password."},
 		}},
 	},
+
+	ErrUsernameLong:      "That username is too long. Please choose a shorter one.",
+	ErrUsernameLookalike: "That username could pass for a different one: it mixes alphabets, or uses letters that only look like Latin ones (such as a Cyrillic “а”). Please choose another.",
 }
 
 // Client is a recommended XMPP app.

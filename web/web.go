@@ -376,6 +376,9 @@ func (h *handler) lookup(w http.ResponseWriter, r *http.Request) (invites.Invite
 		h.internal(w, r)
 		return invites.Invite{}, false
 	case !inv.Usable(h.now()):
+		if h.welcomeBack(w, r, inv) {
+			return invites.Invite{}, false
+		}
 		h.gone(w, r, h.text.GoneBody)
 		return invites.Invite{}, false
 	case !strings.HasPrefix(inv.URI, "xmpp:"):
@@ -536,6 +539,7 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		log.InfoContext(r.Context(), "account registered in the browser", slog.String("jid", account.String()))
+		h.csrf.setRegistered(w, inv.ID, account.String())
 		h.render(w, r, http.StatusOK, "success", pageData{Title: h.text.SuccessTitle, JID: account.String()})
 	case errors.Is(err, invites.ErrNoSuchInvite):
 		h.notFound(w, r)
@@ -552,7 +556,15 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, invites.ErrUsernameTaken):
 		f.Error = h.text.ErrUsernameTaken
 		h.renderLanding(w, r, http.StatusConflict, inv, f)
+	case errors.Is(err, invites.ErrUsernameInvalid), errors.Is(err, invites.ErrUsernameTooLong),
+		errors.Is(err, invites.ErrUsernameConfusable):
+		// checkForm applies the same rules; this is for a service whose
+		// rules grew stricter than the form's.
+		f.Error = h.usernameError(err)
+		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
 	case errors.Is(err, invites.ErrUsernameRefused):
+		// The server said no (a name it cannot store, say): the user can
+		// pick another, so it is a form error, not a failure of ours.
 		log.InfoContext(r.Context(), "browser registration: not acceptable", slog.Any("err", err))
 		f.Error = h.text.ErrNotAcceptable
 		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
@@ -564,8 +576,9 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkForm validates the form before the server is bothered, returning
-// the normalised username or the message to show. Someone typing their
-// whole future address (name@domain) gets the name taken from it.
+// the username as the server will create it or the message to show.
+// Someone typing their whole future address (name@domain) gets the name
+// taken from it.
 func (h *handler) checkForm(username, password, password2, domain string) (string, string) {
 	if local, dom, ok := strings.Cut(username, "@"); ok && strings.EqualFold(dom, domain) {
 		username = local
@@ -573,14 +586,12 @@ func (h *handler) checkForm(username, password, password2, domain string) (strin
 	if username == "" {
 		return "", h.text.ErrUsernameEmpty
 	}
-	if len(username) > maxUsernameLen || strings.ContainsAny(username, "@/") {
-		return "", h.text.ErrUsernameInvalid
-	}
-	// The JID library applies the same PRECIS rules as the server, and maps
-	// case, so "Alice" becomes the alice the server would create.
-	j, err := jid.New(username, domain, "")
-	if err != nil || j.Localpart() == "" {
-		return "", h.text.ErrUsernameInvalid
+	// The service's rules: the server's own mapping ("Alice" and "straße"
+	// become the "alice" and "strasse" it creates), a length every server
+	// can store, and no names that pass for others.
+	prepared, err := invites.PrepareUsername(username)
+	if err != nil {
+		return "", h.usernameError(err)
 	}
 	switch {
 	case utf8.RuneCountInString(password) < MinPasswordLen:
@@ -590,7 +601,7 @@ func (h *handler) checkForm(username, password, password2, domain string) (strin
 	case password != password2:
 		return "", h.text.ErrPasswordMatch
 	}
-	return j.Localpart(), ""
+	return prepared, ""
 }
 
 // healthz answers 200 only when the link is up and the database answers,

@@ -416,7 +416,7 @@ func TestRegister(t *testing.T) {
 		{name: "foreign domain", id: idPending, user: "eve@elsewhere.test", pass: testPass, pass2: testPass,
 			want: http.StatusUnprocessableEntity, wantText: English.ErrUsernameInvalid},
 		{name: "username too long", id: idPending, user: strings.Repeat("a", maxUsernameLen+1), pass: testPass, pass2: testPass,
-			want: http.StatusUnprocessableEntity, wantText: English.ErrUsernameInvalid},
+			want: http.StatusUnprocessableEntity, wantText: English.ErrUsernameLong},
 		{name: "short password", id: idPending, user: "alice", pass: "1234567", pass2: "1234567",
 			want: http.StatusUnprocessableEntity, wantText: fmt.Sprintf(English.ErrPasswordShort, MinPasswordLen), keepsInput: true},
 		{name: "minimum password", id: idPending, user: "alice", pass: "12345678", pass2: "12345678",
