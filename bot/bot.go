@@ -449,6 +449,9 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		return refuse("Sorry, you may not use "+op.name+" here. Send help to see what you can do.",
 			"no rights for "+op.name)
 	}
+	if !op.available(b) {
+		return reply{text: op.unavailable}, true
+	}
 	args, err := bindArgs(op, role, rest)
 	if err != nil {
 		return reply{text: fmt.Sprintf("%v\nUsage: %s", err, op.usage(role))}, true
@@ -471,6 +474,9 @@ func (b *Bot) closestCommand(name string, role policy.Role) string {
 	best, bestDist := "", maxTypoDistance+1
 	for _, op := range operations() {
 		if !policy.Allows(role, op.perm) {
+			continue
+		}
+		if !op.available(b) {
 			continue
 		}
 		if d := editDistance(name, op.name); d < bestDist {

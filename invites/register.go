@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -94,6 +95,13 @@ func (s *Service) RegisterAccount(ctx context.Context, id, username, password st
 	if !viewOf(inv).Usable(s.now()) {
 		return jid.JID{}, ErrNotPending
 	}
+	if inv.ResetFor != "" {
+		// The server's reset token would also create a new account; a
+		// reset link sets the password of its own account only.
+		if local, _, _ := strings.Cut(inv.ResetFor, "@"); username != local {
+			return jid.JID{}, fmt.Errorf("register account: %w: a reset link is for %s only", ErrUsernameRefused, inv.ResetFor)
+		}
+	}
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registrationTimeout)
 	defer cancel()
@@ -175,7 +183,7 @@ func (s *Service) markUsed(ctx context.Context, use owedUse) error {
 	defer cancel()
 	used, err := s.store.SetInviteState(wctx, use.inv.ID, store.StateUsed, use.account, store.AuditEntry{
 		Time: use.at, Actor: use.account, Action: ActionInviteUse, Subject: use.inv.ID,
-		Detail: "registered in the browser; invited by " + use.inv.Inviter,
+		Detail: useDetail(use.inv),
 	})
 	if errors.Is(err, store.ErrNotPending) {
 		// Nothing settles an invite without its lock, which the
@@ -254,4 +262,12 @@ func (s *Service) tryLockInvite(ctx context.Context, id string) (unlock func(), 
 		return nil, false
 	}
 	return unlock, true
+}
+
+// useDetail is the audit record of a browser registration with inv.
+func useDetail(inv store.Invite) string {
+	if inv.ResetFor != "" {
+		return "password reset in the browser; link made by " + inv.Inviter
+	}
+	return "registered in the browser; invited by " + inv.Inviter
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,9 @@ type Options struct {
 	Notifier Notifier
 	// Backups say where database backups go.
 	Backups BackupOptions
+	// InviterResets lets inviters make password reset links for accounts
+	// their own invites created.
+	InviterResets bool
 }
 
 // Service carries out invite operations on behalf of Actors.
@@ -106,6 +110,11 @@ type Service struct {
 	observer Observer
 	notifier Notifier
 	backups  BackupOptions
+	// inviterResets: see Options.InviterResets; a reload may change it.
+	inviterResets atomic.Bool
+	// resets says whether the server offers password resets (detected
+	// when the link comes up).
+	resets atomic.Bool
 
 	// admins and limits change on a configuration reload, while requests
 	// read them.
@@ -153,8 +162,13 @@ func NewService(o Options) *Service {
 		owed: make(map[string]owedUse)}
 	s.SetAdmins(o.Admins)
 	s.SetLimits(o.Limits)
+	s.SetInviterResets(o.InviterResets)
 	return s
 }
+
+// SetInviterResets says whether inviters may make password reset links
+// for accounts their invites created, as on a configuration reload.
+func (s *Service) SetInviterResets(on bool) { s.inviterResets.Store(on) }
 
 // SetAdmins replaces the admins (normalised bare JIDs), as on a
 // configuration reload. Requests already running keep the role they began
@@ -248,13 +262,21 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 		s.observer.InviteDenied()
 		return Invite{}, err
 	}
+	return s.mintAndRecord(ctx, a, s.issuer.Mint, "", ActionInviteCreate)
+}
+
+// mintAndRecord admits one token for a under the pause switch and the
+// quotas, has mint make it at the server, and records it as an invite
+// (resetFor names the account of a password reset; empty for an account
+// invite) with its audit entry before returning it.
+func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.Context) (Minted, error), resetFor, action string) (Invite, error) {
 	held, err := s.admitCreate(ctx, a)
 	if err != nil {
 		return Invite{}, err
 	}
 	// Settling twice is harmless; this covers a panicking Issuer.
 	defer held.settle(func() error { return nil })
-	minted, err := s.issuer.Mint(ctx)
+	minted, err := mint(ctx)
 	if err != nil {
 		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
@@ -281,7 +303,8 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 			Created:    now,
 			Expires:    minted.Expires,
 			State:      store.StatePending,
-		}, store.AuditEntry{Time: now, Actor: a.jid, Action: ActionInviteCreate})
+			ResetFor:   resetFor,
+		}, store.AuditEntry{Time: now, Actor: a.jid, Action: action, Detail: resetFor})
 		return err
 	})
 	var paused *PausedError
@@ -297,7 +320,7 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 	}
 	s.observer.InviteCreated()
 	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
-		slog.Time("expires", inv.Expires))
+		slog.Time("expires", inv.Expires), slog.String("reset_for", resetFor))
 	return viewOf(inv), nil
 }
 
@@ -637,6 +660,9 @@ func (s *Service) WhoInvited(ctx context.Context, a Actor, account string) ([]In
 	if err != nil {
 		return nil, fmt.Errorf("who invited: %w", err)
 	}
+	// A used password reset link names the account too, but did not
+	// invite it.
+	invs = slices.DeleteFunc(invs, func(inv store.Invite) bool { return inv.ResetFor != "" })
 	return viewsOf(invs), nil
 }
 

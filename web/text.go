@@ -88,6 +88,15 @@ type Text struct {
 	// More registration form errors.
 	ErrUsernameLong      string
 	ErrUsernameLookalike string
+
+	// Password reset pages: the landing page of a reset link (its %s is
+	// the account) and the page after the new password is set.
+	ResetTitle     string
+	ResetHeadline  string
+	ResetIntro     string
+	ResetSubmit    string
+	ResetDoneTitle string
+	ResetDoneLead  string
 }
 
 // English is the default and, for now, only text.
@@ -176,6 +185,13 @@ var English = Text{
 
 	ErrUsernameLong:      "That username is too long. Please choose a shorter one.",
 	ErrUsernameLookalike: "That username could pass for a different one: it mixes alphabets, or uses letters that only look like Latin ones (such as a Cyrillic “а”). Please choose another.",
+
+	ResetTitle:     "Set a new password",
+	ResetHeadline:  "Set a new password for %s",
+	ResetIntro:     "Someone who looks after this service made this link so that you can choose a new password. It works once; your contacts and chats stay as they are.",
+	ResetSubmit:    "Set new password",
+	ResetDoneTitle: "Your new password is set",
+	ResetDoneLead:  "Sign in again with your address and the new password, in every app you use.",
 }
 
 // Client is a recommended XMPP app.

@@ -305,6 +305,10 @@ type pageData struct {
 	MaxPassword int
 	MaxUsername int
 
+	// ResetFor is the account a password reset link is for; empty on an
+	// invitation.
+	ResetFor string
+
 	// success
 	JID string
 
@@ -414,9 +418,14 @@ func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status i
 		MaxPassword: maxPasswordLen,
 		MaxUsername: maxUsernameLen,
 	}
-	if inv.Inviter != "" {
+	switch {
+	case inv.ResetFor != "":
+		d.Title, d.ResetFor = h.text.ResetTitle, inv.ResetFor
+		d.Headline = withAddrs(h.text.ResetHeadline, inv.ResetFor)
+		d.Form.Username = localOf(inv.ResetFor)
+	case inv.Inviter != "":
 		d.Headline = withAddrs(h.text.InvitedYou, inv.Inviter, domain)
-	} else {
+	default:
 		d.Headline = withAddrs(h.text.InvitedAnon, domain)
 	}
 	if inv.Expires.IsZero() {
@@ -429,6 +438,12 @@ func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status i
 	// Apps that fetch the page learn the invite without parsing HTML.
 	w.Header().Set("Link", "<"+inv.URI+">; rel=\"alternate\"")
 	h.render(w, r, status, "landing", d)
+}
+
+// localOf is the localpart of a bare JID.
+func localOf(bare string) string {
+	local, _, _ := strings.Cut(bare, "@")
+	return local
 }
 
 func (h *handler) domainOf(inv invites.Invite) string {
@@ -513,6 +528,11 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := formData{Username: strings.TrimSpace(r.PostFormValue("username"))}
+	if inv.ResetFor != "" {
+		// A reset link sets the password of its own account, whatever
+		// the form says.
+		f.Username = localOf(inv.ResetFor)
+	}
 	if err := h.origin.Check(r); err != nil {
 		h.log.InfoContext(r.Context(), "cross-origin registration refused", slog.String("id", inv.ID), slog.Any("err", err))
 		f.Error = h.text.ErrFormExpired
@@ -540,7 +560,11 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		log.InfoContext(r.Context(), "account registered in the browser", slog.String("jid", account.String()))
 		h.csrf.setRegistered(w, inv.ID, account.String())
-		h.render(w, r, http.StatusOK, "success", pageData{Title: h.text.SuccessTitle, JID: account.String()})
+		title := h.text.SuccessTitle
+		if inv.ResetFor != "" {
+			title = h.text.ResetDoneTitle
+		}
+		h.render(w, r, http.StatusOK, "success", pageData{Title: title, JID: account.String(), ResetFor: inv.ResetFor})
 	case errors.Is(err, invites.ErrNoSuchInvite):
 		h.notFound(w, r)
 	case errors.Is(err, invites.ErrTokenRejected):

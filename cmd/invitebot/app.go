@@ -147,6 +147,15 @@ func (a *app) wire(context.Context) error {
 	if a.tune != nil {
 		a.tune(&linkCfg)
 	}
+	// Whenever the link comes up, learn what the server offers (password
+	// resets on Prosody 13): an upgrade of the server needs no restart here.
+	onUp := linkCfg.OnUp
+	linkCfg.OnUp = func() {
+		if onUp != nil {
+			onUp()
+		}
+		go a.svc.DetectServerCommands(context.Background())
+	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
 	a.svc = invites.NewService(invites.Options{
@@ -156,10 +165,11 @@ func (a *app) wire(context.Context) error {
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
 		},
-		Notifier: bot.NewNotifier(a.link, cfg.ComponentJID()),
-		Observer: a.metrics,
-		Backups:  invites.BackupOptions{Dir: cfg.Store.BackupDir, Keep: cfg.Store.BackupKeep},
-		Log:      a.log.With(slog.String("room", "invites")),
+		Notifier:      bot.NewNotifier(a.link, cfg.ComponentJID()),
+		Observer:      a.metrics,
+		Backups:       invites.BackupOptions{Dir: cfg.Store.BackupDir, Keep: cfg.Store.BackupKeep},
+		InviterResets: cfg.Policy.InviterResets,
+		Log:           a.log.With(slog.String("room", "invites")),
 	})
 	var links func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {

@@ -150,6 +150,9 @@ type PolicyConfig struct {
 	// GlobalPerDay caps the invites all inviters together (admins
 	// excluded) create in any rolling 24 hours.
 	GlobalPerDay int `mapstructure:"global_per_day"`
+	// InviterResets lets inviters make password reset links for the
+	// accounts their own invites created (admins may reset any account).
+	InviterResets bool `mapstructure:"inviter_resets"`
 }
 
 // InvitesConfig tunes invite lifecycle work.
@@ -200,7 +203,8 @@ func Defaults() Config {
 	c.Log.Level = DefaultLogLevel
 	c.Log.Format = DefaultLogFormat
 	c.XMPP.C2S = DefaultC2S
-	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay}
+	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay,
+		InviterResets: true}
 	c.Invites.CheckInterval = DefaultCheckInterval
 	c.Store.BackupInterval = DefaultBackupInterval
 	c.Store.BackupKeep = DefaultBackupKeep

@@ -77,7 +77,7 @@ func TestKeys(t *testing.T) {
 		"xmpp.c2s", "xmpp.c2s_tls.server_name", "xmpp.c2s_tls.ca_file", "xmpp.c2s_tls.insecure_skip_verify",
 		"admins", "store.path", "store.backup_dir", "store.backup_interval", "store.backup_keep", "log.level", "log.format",
 		"http.listen", "http.public_url", "http.trust_proxy",
-		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day",
+		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets",
 		"invites.check_interval",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
