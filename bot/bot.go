@@ -69,11 +69,14 @@ type Bot struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	out      Encoder
-	links    func(id string) (landing, qr string)
-	observer CommandObserver
-	ops      map[string]operation // by chat command word
-	nodes    map[string]operation // by XEP-0050 node
+	out   Encoder
+	links func(id string) (landing, qr string)
+	// eventLinks gives an event link's page and QR image; nil without a
+	// web server, and then no event links can be made.
+	eventLinks func(id string) (page, qr string)
+	observer   CommandObserver
+	ops        map[string]operation // by chat command word
+	nodes      map[string]operation // by XEP-0050 node
 
 	sessions *sessionTable
 
@@ -120,6 +123,9 @@ type Config struct {
 	Observer CommandObserver
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// EventLinks, when set, gives an event link's page and QR image URLs
+	// (the web room's); nil when no web server is configured.
+	EventLinks func(id string) (page, qr string)
 }
 
 // New returns a Bot; give it to Link.Run as the stanza handler.
@@ -144,6 +150,7 @@ func New(cfg Config) *Bot {
 		now:         now,
 		out:         cfg.Out,
 		links:       cfg.Links,
+		eventLinks:  cfg.EventLinks,
 		observer:    cfg.Observer,
 		ops:         ops,
 		nodes:       nodes,

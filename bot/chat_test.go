@@ -253,7 +253,7 @@ func TestChatPermissions(t *testing.T) {
 	if got := f.mustSay(t, stranger, "help"); strings.Contains(got, "invite:") || strings.Contains(got, "grant") {
 		t.Errorf("stranger's help lists commands they cannot run:\n%s", got)
 	}
-	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [note]") || !strings.Contains(got, "inviters") {
+	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [events N] [note]") || !strings.Contains(got, "inviters") {
 		t.Errorf("admin's help lacks admin commands:\n%s", got)
 	}
 	if got := f.mustSay(t, inviter, "grant bob@example.org"); !strings.Contains(got, "may not") {

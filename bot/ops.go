@@ -38,6 +38,11 @@ const (
 	kindAccount
 	// kindPage is a page number of a long list.
 	kindPage
+	// kindDuration is how long something stays open: a Go duration such
+	// as 3h or 90m, from a second to a day.
+	kindDuration
+	// kindEventID is an event link id (the same shape as invite ids).
+	kindEventID
 )
 
 // maxNumberParam bounds numeric parameters (limits, entry counts).
@@ -146,6 +151,7 @@ func operations() []operation {
 				{name: "jid", kind: kindJID, required: true, label: "JID"},
 				{name: "per-day", kind: kindNumber, keyword: "per-day", label: "Invites per day (empty: default)"},
 				{name: "pending", kind: kindNumber, keyword: "pending", label: "Pending invites at most (empty: default)"},
+				{name: "events", kind: kindNumber, keyword: "events", label: "Event links: the most people one may admit (empty: none, or as before)"},
 				{name: "note", kind: kindText, label: "Note"},
 			}},
 		{name: "revoke", node: "revoke", title: "Revoke invite rights",
@@ -178,6 +184,23 @@ func operations() []operation {
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
 			summary: "who invited an account (accounts created through the web page)", perm: policy.ReadAudit, run: runWhoInvited,
 			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
+		{name: "event", node: "create-event", title: "Create event link",
+			summary: "a link for a workshop or meetup: each visitor gets an invite of their own, up to a cap, for a few hours",
+			perm:    policy.CreateEvent, run: runEvent,
+			offered:     func(b *Bot) bool { return b.eventLinks != nil },
+			unavailable: "Event links need the bot's web page: set http.listen and http.public_url in the configuration.",
+			params: []param{
+				{name: "uses", kind: kindNumber, required: true, label: "How many people at most"},
+				{name: "valid", kind: kindDuration, required: true, label: "Open for (e.g. 3h or 90m; at most 24h)"},
+				{name: "note", kind: kindText, label: "Note (for your list)"},
+			}},
+		{name: "events", node: "list-events", title: "List event links",
+			summary: "list your event links", perm: policy.ListEvents, run: runListEvents,
+			params: []param{{name: "jid", kind: kindJID, label: "Creator (empty: yourself)", perm: policy.ListAnyEvents}, pageParam}},
+		{name: "close-event", node: "close-event", title: "Close event link",
+			summary: "close an event link and cancel its unused invites", perm: policy.CloseEvent, run: runCloseEvent, confirm: confirmCloseEvent,
+			params: []param{{name: "id", kind: kindEventID, required: true, label: "Event link", choices: openEvents,
+				typed: true, typedPerm: policy.CloseAnyEvent}}},
 	}
 }
 
@@ -231,6 +254,14 @@ func parseParam(p param, raw string) (string, error) {
 			return "", fmt.Errorf("%q is not an invite id", raw)
 		}
 		return id, nil
+	case kindEventID:
+		id := strings.ToLower(raw)
+		if !invites.ValidID(id) {
+			return "", fmt.Errorf("%q is not an event link id", raw)
+		}
+		return id, nil
+	case kindDuration:
+		return parseDuration(p, raw)
 	case kindNumber:
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > maxNumberParam {
@@ -397,6 +428,9 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		case inv.UsedBy != "":
 			line += ", created account " + inv.UsedBy
 		}
+		if inv.Event != "" {
+			line += ", from event link " + inv.Event
+		}
 		if inv.State == invites.StateCancelled && !inv.Revoked {
 			line += " (token not yet revoked at the server)"
 		}
@@ -448,7 +482,8 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
 	perDay, _ := strconv.Atoi(req.args["per-day"])
 	pending, _ := strconv.Atoi(req.args["pending"])
-	g, updated, err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending})
+	events, _ := strconv.Atoi(req.args["events"])
+	g, updated, err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending, Events: events})
 	if errors.Is(err, invites.ErrTargetIsAdmin) {
 		return reply{text: fmt.Sprintf("%s is an admin of this service: admins may always invite and need no grant.", target)}, nil
 	}
@@ -459,6 +494,9 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	text := fmt.Sprintf("%s may now create invites (per-day %s, pending %s).", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
 	if updated {
 		text = fmt.Sprintf("Updated the grant of %s: per-day %s, pending %s.", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+	}
+	if g.Events > 0 {
+		text += fmt.Sprintf(" Event links of up to %d people.", min(g.Events, def.EventMaxUses))
 	}
 	return reply{text: text}, nil
 }
@@ -582,7 +620,11 @@ func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
 		if i > 0 {
 			t.WriteString("\n")
 		}
-		fmt.Fprintf(&t, "%s was invited by %s with invite %s, created %s.", account, inv.Inviter, inv.ID, formatTime(inv.Created))
+		fmt.Fprintf(&t, "%s was invited by %s with invite %s, created %s", account, inv.Inviter, inv.ID, formatTime(inv.Created))
+		if inv.Event != "" {
+			fmt.Fprintf(&t, " (from event link %s)", inv.Event)
+		}
+		t.WriteString(".")
 	}
 	return reply{text: t.String()}, nil
 }
@@ -602,14 +644,19 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	tbl := newTable("Inviters", fmt.Sprintf("Inviters (%d):", len(grants)),
 		column{"jid", "JID"}, column{"granted_by", "Granted by"}, column{"granted_at", "Granted"},
-		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"})
+		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"}, column{"events", "Event links up to"})
 	for _, g := range grants[pg.from:pg.to] {
 		line := fmt.Sprintf("%s  granted by %s on %s, per-day %s, pending %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt),
 			orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+		events := ""
+		if g.Events > 0 {
+			events = strconv.Itoa(min(g.Events, def.EventMaxUses))
+			line += ", event links up to " + events
+		}
 		if g.Note != "" {
 			line += " (" + g.Note + ")"
 		}
-		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note)
+		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note, events)
 	}
 	tbl.paged(pg, "inviters")
 	return tbl.reply(), nil

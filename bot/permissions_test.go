@@ -27,6 +27,10 @@ func exampleArg(p param) string {
 		return "3"
 	case kindSubject:
 		return "bob@x.org"
+	case kindDuration:
+		return "3h"
+	case kindEventID:
+		return "abcdefghijklmnop"
 	default:
 		return "why not"
 	}

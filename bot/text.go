@@ -56,10 +56,14 @@ func eventText(ev invites.Event) string {
 		if ev.Invite.ResetFor != "" {
 			return fmt.Sprintf("Your password reset link %s for %s was used.", ev.Invite.ID, ev.Invite.ResetFor)
 		}
-		if ev.Account != "" {
-			return fmt.Sprintf("Your invite %s from %s was used: %s joined.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.Account)
+		what := fmt.Sprintf("Your invite %s from %s", ev.Invite.ID, formatTime(ev.Invite.Created))
+		if ev.Invite.Event != "" {
+			what = fmt.Sprintf("Invite %s from your event link %s", ev.Invite.ID, ev.Invite.Event)
 		}
-		return fmt.Sprintf("Your invite %s from %s was used.", ev.Invite.ID, formatTime(ev.Invite.Created))
+		if ev.Account != "" {
+			return fmt.Sprintf("%s was used: %s joined.", what, ev.Account)
+		}
+		return what + " was used."
 	case invites.GrantGiven:
 		return "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
 	case invites.ResetCreated:

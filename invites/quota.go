@@ -122,6 +122,11 @@ func (s *Service) usage(ctx context.Context, actor string, now time.Time) (polic
 	}
 	var u policy.Usage
 	for _, inv := range mine {
+		if inv.Event != "" {
+			// An event link's invites count against its own cap, which
+			// the creator's grant bounded, not the creator's quotas.
+			continue
+		}
 		if now.Sub(inv.Created) < policy.QuotaWindow {
 			u.Created = append(u.Created, inv.Created)
 		}
@@ -130,7 +135,9 @@ func (s *Service) usage(ctx context.Context, actor string, now time.Time) (polic
 		}
 	}
 	for _, inv := range recent {
-		if !s.IsAdmin(inv.Inviter) {
+		// Event links hand invites to strangers whoever made the link,
+		// so theirs count even when an admin made it.
+		if !s.IsAdmin(inv.Inviter) || inv.Event != "" {
 			u.GlobalCreated = append(u.GlobalCreated, inv.Created)
 		}
 	}

@@ -194,6 +194,9 @@ func (s *Service) SetLimits(l policy.Limits) {
 	if l.GlobalPerDay <= 0 {
 		l.GlobalPerDay = policy.DefaultLimits.GlobalPerDay
 	}
+	if l.EventMaxUses <= 0 {
+		l.EventMaxUses = policy.DefaultLimits.EventMaxUses
+	}
 	s.limits.Store(&l)
 }
 
@@ -274,6 +277,16 @@ func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.
 	if err != nil {
 		return Invite{}, err
 	}
+	return s.mintAdmitted(ctx, a, held, mint, store.Invite{ResetFor: resetFor}, action, nil)
+}
+
+// mintAdmitted has mint make a token at the server for a, within the place
+// held, and records it as an invite of the kind rec says (its ResetFor and
+// Event) with its audit entry before returning it. recheck, when set, is
+// asked again right before the write, with the grant and the pause (an
+// event link may have been closed meanwhile).
+func (s *Service) mintAdmitted(ctx context.Context, a Actor, held *reservation, mint func(context.Context) (Minted, error),
+	rec store.Invite, action string, recheck func(context.Context) error) (Invite, error) {
 	// Settling twice is harmless; this covers a panicking Issuer.
 	defer held.settle(func() error { return nil })
 	minted, err := mint(ctx)
@@ -293,23 +306,21 @@ func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.
 		if err := s.stillAdmitted(wctx, a); err != nil {
 			return err
 		}
+		if recheck != nil {
+			if err := recheck(wctx); err != nil {
+				return err
+			}
+		}
+		rec.Token, rec.URI, rec.LandingURL = minted.Token, minted.URI, minted.LandingURL
+		rec.Domain, rec.Inviter, rec.Created, rec.Expires = s.domain, a.jid, now, minted.Expires
+		rec.State = store.StatePending
 		var err error
-		inv, err = s.store.AddInvite(wctx, store.Invite{
-			Token:      minted.Token,
-			URI:        minted.URI,
-			LandingURL: minted.LandingURL,
-			Domain:     s.domain,
-			Inviter:    a.jid,
-			Created:    now,
-			Expires:    minted.Expires,
-			State:      store.StatePending,
-			ResetFor:   resetFor,
-		}, store.AuditEntry{Time: now, Actor: a.jid, Action: action, Detail: resetFor})
+		inv, err = s.store.AddInvite(wctx, rec, store.AuditEntry{Time: now, Actor: a.jid, Action: action, Detail: inviteDetail(rec)})
 		return err
 	})
 	var paused *PausedError
-	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) {
-		s.log.InfoContext(ctx, "minted invite dropped: revoked or paused meanwhile", slog.String("inviter", a.jid))
+	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) || errors.Is(err, ErrEventClosed) {
+		s.log.InfoContext(ctx, "minted invite dropped: revoked, paused or event link closed meanwhile", slog.String("inviter", a.jid))
 		return Invite{}, err
 	}
 	if err != nil {
@@ -320,8 +331,18 @@ func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.
 	}
 	s.observer.InviteCreated()
 	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
-		slog.Time("expires", inv.Expires), slog.String("reset_for", resetFor))
+		slog.Time("expires", inv.Expires), slog.String("reset_for", inv.ResetFor), slog.String("event", inv.Event))
 	return viewOf(inv), nil
+}
+
+// inviteDetail is the audit detail of a new invite: the account of a
+// password reset (as earlier versions wrote it), or the event link that
+// handed it out.
+func inviteDetail(rec store.Invite) string {
+	if rec.Event != "" {
+		return "event " + rec.Event
+	}
+	return rec.ResetFor
 }
 
 // storeWriteTimeout bounds a database write that must happen even though
@@ -445,6 +466,9 @@ type GrantOptions struct {
 	Note string
 	// PerDay and MaxPending override the default limits when non-zero.
 	PerDay, MaxPending int
+	// Events, when non-zero, lets the grantee make event links of up to
+	// that many uses.
+	Events int
 }
 
 // Grant gives target the right to invite. Granting someone who already
@@ -477,6 +501,9 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	if o.MaxPending > 0 {
 		rec.MaxPending = o.MaxPending
 	}
+	if o.Events > 0 {
+		rec.Events = o.Events
+	}
 	err = s.store.PutGrant(ctx, rec,
 		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated)})
 	if err != nil {
@@ -496,6 +523,9 @@ func grantDetail(g store.Grant, updated bool) string {
 	detail := fmt.Sprintf("per-day %s, pending %s", limitDetail(g.PerDay), limitDetail(g.MaxPending))
 	if updated {
 		detail = "updated; " + detail
+	}
+	if g.Events > 0 {
+		detail += fmt.Sprintf(", events %d", g.Events)
 	}
 	if g.Note != "" {
 		detail += "; " + g.Note
@@ -547,6 +577,7 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 		s.quotaMu.Unlock()
 		return res, fmt.Errorf("revoke: %w", err)
 	}
+	s.markEventsClosed(wctx, a.jid, target) // their invites are cancelled below
 	invs, err := s.store.InvitesByInviter(wctx, target)
 	s.quotaMu.Unlock()
 	if err != nil {

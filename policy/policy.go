@@ -74,6 +74,16 @@ const (
 	ResetPassword
 	// ResetAnyAccount makes reset links for any account of the domain.
 	ResetAnyAccount
+	// CreateEvent makes event links (how many uses, see EventCap).
+	CreateEvent
+	// ListEvents shows the sender's own event links.
+	ListEvents
+	// ListAnyEvents shows anyone's event links.
+	ListAnyEvents
+	// CloseEvent closes an event link (whose, see CanCloseEvent).
+	CloseEvent
+	// CloseAnyEvent closes event links whoever made them.
+	CloseAnyEvent
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
@@ -93,6 +103,11 @@ var minimumRole = map[Permission]Role{
 	TakeBackups:     Admin,
 	ResetPassword:   Inviter,
 	ResetAnyAccount: Admin,
+	CreateEvent:     Inviter,
+	ListEvents:      Inviter,
+	ListAnyEvents:   Admin,
+	CloseEvent:      Inviter,
+	CloseAnyEvent:   Admin,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are
@@ -131,4 +146,31 @@ func CanReset(r Role, actor string, invitedBy []string, inviterResets bool) bool
 		}
 	}
 	return false
+}
+
+// MaxEventDuration is the longest an event link may stay open. An event
+// link admits strangers without anyone vouching for each: it is for the
+// room someone is in today, not a standing door.
+const MaxEventDuration = 24 * time.Hour
+
+// EventCap is the largest cap an actor with role r may give an event link:
+// admins up to maxUses (the configured policy.event_max_uses), inviters up
+// to their grant's own allowance (grantEvents, none when zero) and never
+// above maxUses, everybody else none. Zero means no event links at all.
+func EventCap(r Role, grantEvents, maxUses int) int {
+	switch {
+	case r == Admin:
+		return maxUses
+	case Allows(r, CreateEvent):
+		return max(0, min(grantEvents, maxUses))
+	default:
+		return 0
+	}
+}
+
+// CanCloseEvent reports whether actor, holding role r, may close an event
+// link made by creator: holders of CloseAnyEvent any link, holders of
+// CloseEvent only their own.
+func CanCloseEvent(r Role, actor, creator string) bool {
+	return Allows(r, CloseAnyEvent) || (Allows(r, CloseEvent) && actor == creator)
 }

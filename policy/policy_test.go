@@ -69,3 +69,41 @@ func TestCanCancel(t *testing.T) {
 		}
 	}
 }
+
+func TestEventCap(t *testing.T) {
+	tests := []struct {
+		role                 Role
+		grantEvents, maxUses int
+		want                 int
+	}{
+		{Admin, 0, 50, 50},
+		{Admin, 5, 50, 50},
+		{Inviter, 0, 50, 0},
+		{Inviter, 20, 50, 20},
+		{Inviter, 80, 50, 50},
+		{Stranger, 20, 50, 0},
+	}
+	for _, tc := range tests {
+		if got := EventCap(tc.role, tc.grantEvents, tc.maxUses); got != tc.want {
+			t.Errorf("EventCap(%v, %d, %d) = %d, want %d", tc.role, tc.grantEvents, tc.maxUses, got, tc.want)
+		}
+	}
+}
+
+func TestCanCloseEvent(t *testing.T) {
+	tests := []struct {
+		role           Role
+		actor, creator string
+		want           bool
+	}{
+		{Inviter, "carol@x", "carol@x", true},
+		{Inviter, "carol@x", "dave@y", false},
+		{Admin, "admin@z", "dave@y", true},
+		{Stranger, "carol@x", "carol@x", false},
+	}
+	for _, tc := range tests {
+		if got := CanCloseEvent(tc.role, tc.actor, tc.creator); got != tc.want {
+			t.Errorf("CanCloseEvent(%v, %q, %q) = %v, want %v", tc.role, tc.actor, tc.creator, got, tc.want)
+		}
+	}
+}

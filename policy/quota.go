@@ -16,10 +16,12 @@ type Limits struct {
 	MaxPending int
 	// GlobalPerDay caps all inviters together per QuotaWindow.
 	GlobalPerDay int
+	// EventMaxUses caps the uses of any one event link (see EventCap).
+	EventMaxUses int
 }
 
 // DefaultLimits are the limits when the configuration says nothing.
-var DefaultLimits = Limits{PerDay: 5, MaxPending: 10, GlobalPerDay: 100}
+var DefaultLimits = Limits{PerDay: 5, MaxPending: 10, GlobalPerDay: 100, EventMaxUses: 50}
 
 // WithOverrides applies a grant's own numbers; zero keeps the default.
 func (l Limits) WithOverrides(perDay, maxPending int) Limits {
@@ -94,6 +96,18 @@ func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
 		}
 		return r, false
 	}
+	if r, over := windowFull(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, now); over {
+		return r, false
+	}
+	return Refusal{}, true
+}
+
+// CheckEventUse decides whether one more visitor of an event link may get
+// an invite. Only the global limit applies: the link's own cap, which its
+// creator's grant bounded (EventCap), stands in for the creator's per-day
+// and pending limits, and it applies whoever made the link, admins too,
+// because the visitors are strangers whoever vouched for the link.
+func CheckEventUse(lim Limits, u Usage, now time.Time) (Refusal, bool) {
 	if r, over := windowFull(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, now); over {
 		return r, false
 	}

@@ -10,6 +10,7 @@
 //	invites_by_inviter   inviter 0x00 created(8-byte BE unix nanos) id -> empty
 //	grants               bare JID -> Grant
 //	audit                seq (8-byte BE, from NextSequence) -> AuditEntry
+//	events               id -> EventLink
 //
 // Every mutation that has an audit entry writes it in the same transaction,
 // so the log can never disagree with the data it describes.
@@ -80,6 +81,9 @@ type Invite struct {
 	// ResetFor, when set, makes this a password reset link for that
 	// account (bare JID) rather than an invite for a new account.
 	ResetFor string `json:"reset_for,omitempty"`
+	// Event, when set, is the id of the event link that handed this
+	// invite to one of its visitors.
+	Event string `json:"event,omitempty"`
 }
 
 // Grant is the right to invite given by an admin.
@@ -92,6 +96,9 @@ type Grant struct {
 	// when non-zero.
 	PerDay     int `json:"per_day,omitempty"`
 	MaxPending int `json:"max_pending,omitempty"`
+	// Events is the largest cap the grantee may give an event link; zero
+	// means they may make none.
+	Events int `json:"events,omitempty"`
 }
 
 // Pause is the global pause switch: while Paused, nobody creates invites.
@@ -143,6 +150,7 @@ var (
 	bucketGrants           = []byte("grants")
 	bucketAudit            = []byte("audit")
 	bucketSettings         = []byte("settings")
+	bucketEvents           = []byte("events")
 
 	keySchemaVersion = []byte("schema_version")
 	keyPause         = []byte("pause")

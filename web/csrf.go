@@ -54,6 +54,13 @@ func newCSRF(secure bool, base string, now func() time.Time) *csrf {
 // cookieValue returns the browser's random value, setting a fresh cookie on
 // w when the request has none (or a malformed one).
 func (c *csrf) cookieValue(w http.ResponseWriter, r *http.Request) string {
+	return c.cookieValueAt(w, r, c.path)
+}
+
+// cookieValueAt is cookieValue for pages under path: a cookie is sent only
+// to the pages under its own path, and event pages live beside the invite
+// pages, not under them.
+func (c *csrf) cookieValueAt(w http.ResponseWriter, r *http.Request, path string) string {
 	if ck, err := r.Cookie(csrfCookie); err == nil && validCookieValue(ck.Value) {
 		return ck.Value
 	}
@@ -63,7 +70,7 @@ func (c *csrf) cookieValue(w http.ResponseWriter, r *http.Request) string {
 	http.SetCookie(w, &http.Cookie{
 		Name:     csrfCookie,
 		Value:    v,
-		Path:     c.path,
+		Path:     path,
 		MaxAge:   int(csrfCookieMaxAge / time.Second),
 		HttpOnly: true,
 		Secure:   c.secure,

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"durare.org/invitebot/invites"
 )
 
 // maxCommandLabels bounds the distinct values of the command label. Callers
@@ -31,6 +33,7 @@ type Metrics struct {
 	used     prometheus.Counter
 	commands *prometheus.CounterVec
 	requests *prometheus.CounterVec
+	events   *prometheus.CounterVec
 
 	mu           sync.Mutex
 	commandNames map[string]bool
@@ -66,10 +69,19 @@ func NewMetrics(reconnects func() uint64) *Metrics {
 			Name: "invitebot_http_requests_total",
 			Help: "HTTP requests answered, by route pattern and status code.",
 		}, []string{"route", "code"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invitebot_event_uses_total",
+			Help: "Visitors of event links, by outcome: minted (got an invite), used_up, expired, closed, paused, quota (global daily limit), failed.",
+		}, []string{"outcome"}),
 		commandNames: make(map[string]bool),
 	}
+	// Every outcome is exported from the start, at zero, so that a rate
+	// over it works before the first event link is used.
+	for _, o := range eventOutcomes {
+		m.events.WithLabelValues(string(o))
+	}
 	m.reg.MustRegister(
-		m.created, m.denied, m.used, m.commands, m.requests,
+		m.created, m.denied, m.used, m.commands, m.requests, m.events,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "invitebot_link_reconnects_total",
 			Help: "Component link sessions established after the first one.",
@@ -106,6 +118,21 @@ func (m *Metrics) InviteDenied() {
 func (m *Metrics) InviteUsed() {
 	if m != nil {
 		m.used.Inc()
+	}
+}
+
+// eventOutcomes are the values of the outcome label of event link uses.
+var eventOutcomes = []invites.EventOutcome{
+	invites.EventUseMinted, invites.EventUseUsedUp, invites.EventUseExpired, invites.EventUseClosed,
+	invites.EventUsePaused, invites.EventUseQuota, invites.EventUseFailed,
+}
+
+// EventUse counts one visitor's request on an event link by what came of
+// it. The invites service calls it (invites.EventObserver); the outcomes
+// are a fixed set, so the label stays bounded.
+func (m *Metrics) EventUse(outcome invites.EventOutcome) {
+	if m != nil {
+		m.events.WithLabelValues(string(outcome)).Inc()
 	}
 }
 

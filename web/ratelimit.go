@@ -31,6 +31,8 @@ type limiter struct {
 	mu      sync.Mutex
 	windows map[string]window
 	now     func() time.Time
+	// attempts are allowed per key in each rateWindow.
+	attempts int
 }
 
 type window struct {
@@ -39,7 +41,12 @@ type window struct {
 }
 
 func newLimiter(now func() time.Time) *limiter {
-	return &limiter{windows: make(map[string]window), now: now}
+	return newLimiterOf(rateAttempts, now)
+}
+
+// newLimiterOf is a limiter allowing attempts per key in each rateWindow.
+func newLimiterOf(attempts int, now func() time.Time) *limiter {
+	return &limiter{windows: make(map[string]window), now: now, attempts: attempts}
 }
 
 // allow records an attempt by key and reports whether it is within the
@@ -55,7 +62,7 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 		}
 		w = window{start: now}
 	}
-	if w.count >= rateAttempts {
+	if w.count >= l.attempts {
 		return false, w.start.Add(rateWindow).Sub(now)
 	}
 	w.count++

@@ -97,6 +97,27 @@ type Text struct {
 	ResetSubmit    string
 	ResetDoneTitle string
 	ResetDoneLead  string
+
+	// Event link pages: the page of a link shared in a room (a workshop,
+	// a meetup) that hands each visitor an invitation of their own, and
+	// the pages saying why it hands out none now.
+	EventHeadline      string // %[1]s who shared the link, %[2]s domain
+	EventIntro         string
+	EventOpenUntil     string // %[1]s time left (one of TimeLeft*), %[2]s date and time (UTC)
+	EventLeft          Plural // %[1]d invitations the link may still hand out
+	EventSubmit        string
+	EventNotFoundTitle string
+	EventUsedUpTitle   string
+	EventUsedUpBody    string
+	EventExpiredTitle  string
+	EventExpiredBody   string
+	EventClosedTitle   string
+	EventClosedBody    string
+	EventAskAgain      string
+	PausedTitle        string
+	PausedBody         string
+	DailyLimitTitle    string
+	DailyLimitBody     string
 }
 
 // English is the default and, for now, only text.
@@ -192,6 +213,24 @@ var English = Text{
 	ResetSubmit:    "Set new password",
 	ResetDoneTitle: "Your new password is set",
 	ResetDoneLead:  "Sign in again with your address and the new password, in every app you use.",
+
+	EventHeadline:      "%[1]s invites you to %[2]s",
+	EventIntro:         "Everyone who opens this link gets an invitation of their own. Continue to get yours: it creates one account, for you.",
+	EventOpenUntil:     "The link works for %[1]s, until %[2]s.",
+	EventLeft:          Plural{One: "%[1]d invitation left", Other: "%[1]d invitations left"},
+	EventSubmit:        "Get my invitation",
+	EventNotFoundTitle: "Link not found",
+	EventUsedUpTitle:   "This link is used up",
+	EventUsedUpBody:    "All of its invitations have been handed out.",
+	EventExpiredTitle:  "This link has expired",
+	EventExpiredBody:   "It was open for a limited time only.",
+	EventClosedTitle:   "This link was closed",
+	EventClosedBody:    "It no longer hands out invitations.",
+	EventAskAgain:      "Ask the person who shared it for an invitation of your own.",
+	PausedTitle:        "Invitations are paused",
+	PausedBody:         "This service is not handing out invitations right now. Please try again later.",
+	DailyLimitTitle:    "No more invitations today",
+	DailyLimitBody:     "This service has handed out as many invitations as it may today. Please try again later.",
 }
 
 // Client is a recommended XMPP app.

@@ -1,7 +1,8 @@
 // Package web is the bot's HTTP face: a landing page per invite with the
 // xmpp: link, a QR code and client recommendations, registration in the
-// browser for clients that cannot use preauth URIs, and the operations
-// endpoints /healthz and /metrics.
+// browser for clients that cannot use preauth URIs, the event link pages
+// that hand each visitor an invite of their own (event.go), and the
+// operations endpoints /healthz and /metrics.
 //
 // It holds no invite logic: it looks invites up and asks the invites
 // service to register accounts, through the small interfaces below.
@@ -93,6 +94,9 @@ type Config struct {
 	// Text, if set, serves every page in that one text. Nil offers English
 	// and every catalog in locales/, picked per request by Accept-Language.
 	Text *Text
+	// Events, when set, serves the event link pages (/e/{id}); without
+	// it they are not found.
+	Events Events
 }
 
 //go:embed templates/*.html
@@ -102,7 +106,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that are whole pages (each with base.html).
-var pageNames = []string{"landing", "success", "error"}
+var pageNames = []string{"landing", "success", "error", "event"}
 
 // templateFuncs are the helpers the templates may call.
 var templateFuncs = template.FuncMap{
@@ -144,6 +148,9 @@ type handler struct {
 	csrf   *csrf
 	origin *http.CrossOriginProtection
 	limit  *limiter
+	// eventLimit bounds event link claims per address (see
+	// eventAttempts).
+	eventLimit *limiter
 }
 
 // New returns the web handler. Invites and Health must not be nil; a nil
@@ -181,6 +188,7 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	h.pages = pages
 	h.csrf = newCSRF(h.secure, h.base, h.now)
 	h.limit = newLimiter(h.now)
+	h.eventLimit = newLimiterOf(eventAttempts, h.now)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /i/{id}", h.localized((*handler).landing))
@@ -188,6 +196,12 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	// The images speak no language, but their error pages do.
 	mux.HandleFunc("GET /i/{id}/qr.png", h.localized(qr("image/png", qrPNG)))
 	mux.HandleFunc("GET /i/{id}/qr.svg", h.localized(qr("image/svg+xml", qrSVG)))
+	if cfg.Events != nil {
+		mux.HandleFunc("GET /e/{id}", h.localized((*handler).eventPage))
+		mux.HandleFunc("POST /e/{id}", h.localized((*handler).eventClaim))
+		mux.HandleFunc("GET /e/{id}/qr.png", h.localized(eventQR("image/png", qrPNG)))
+		mux.HandleFunc("GET /e/{id}/qr.svg", h.localized(eventQR("image/svg+xml", qrSVG)))
+	}
 	mux.HandleFunc("GET /static/style.css", h.static("static/style.css"))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	if m != nil {
@@ -315,6 +329,9 @@ type pageData struct {
 	// error
 	Message string
 	Hint    string
+
+	// event: how many invitations the link may still hand out.
+	Left string
 }
 
 // formData is the registration form's state. It never holds a password.

@@ -164,6 +164,7 @@ func (a *app) wire(context.Context) error {
 		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), C2S: c2s,
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
+			EventMaxUses: cfg.Policy.EventMaxUses,
 		},
 		Notifier:      bot.NewNotifier(a.link, cfg.ComponentJID()),
 		Observer:      a.metrics,
@@ -171,19 +172,23 @@ func (a *app) wire(context.Context) error {
 		InviterResets: cfg.Policy.InviterResets,
 		Log:           a.log.With(slog.String("room", "invites")),
 	})
-	var links func(id string) (string, string)
+	var links, eventLinks func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
 		links = func(id string) (string, string) {
 			return web.LandingURL(cfg.HTTP.PublicURL, id), web.QRURL(cfg.HTTP.PublicURL, id)
 		}
+		eventLinks = func(id string) (string, string) {
+			return web.EventURL(cfg.HTTP.PublicURL, id), web.EventQRURL(cfg.HTTP.PublicURL, id)
+		}
 	}
 	a.bot = bot.New(bot.Config{
-		Service:   a.svc,
-		Component: cfg.ComponentJID(),
-		Log:       a.log.With(slog.String("room", "bot")),
-		Out:       a.link,
-		Links:     links,
-		Observer:  a.metrics,
+		Service:    a.svc,
+		Component:  cfg.ComponentJID(),
+		Log:        a.log.With(slog.String("room", "bot")),
+		Out:        a.link,
+		Links:      links,
+		EventLinks: eventLinks,
+		Observer:   a.metrics,
 	})
 	return nil
 }
@@ -280,6 +285,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		Domain:     a.cfg.XMPP.Domain,
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
+		Events:     a.svc,
 	}, a.svc, health{link: a.link, store: a.store}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop

@@ -22,6 +22,7 @@ func (a *app) reload() {
 	a.svc.SetAdmins(next.AdminSet())
 	a.svc.SetLimits(policy.Limits{
 		PerDay: next.Policy.InvitesPerDay, MaxPending: next.Policy.MaxPending, GlobalPerDay: next.Policy.GlobalPerDay,
+		EventMaxUses: next.Policy.EventMaxUses,
 	})
 	a.svc.SetInviterResets(next.Policy.InviterResets)
 	if a.level != nil {

@@ -47,6 +47,7 @@ const (
 	DefaultInvitesPerDay = 5   // policy.DefaultLimits.PerDay
 	DefaultMaxPending    = 10  // policy.DefaultLimits.MaxPending
 	DefaultGlobalPerDay  = 100 // policy.DefaultLimits.GlobalPerDay
+	DefaultEventMaxUses  = 50  // policy.DefaultLimits.EventMaxUses
 	DefaultCheckInterval = time.Minute
 	// A daily backup, a week of them.
 	DefaultBackupInterval = 24 * time.Hour
@@ -55,6 +56,11 @@ const (
 
 // minCheckInterval keeps usage tracking from hammering the server.
 const minCheckInterval = 10 * time.Second
+
+// maxEventMaxUses bounds policy.event_max_uses: a cap is typed in chat,
+// where numbers stop at 1000, and an event link for more people than that
+// is an open door, not an event.
+const maxEventMaxUses = 1000
 
 // EnvPrefix starts the name of every environment override.
 const EnvPrefix = "INVITEBOT"
@@ -153,6 +159,9 @@ type PolicyConfig struct {
 	// InviterResets lets inviters make password reset links for the
 	// accounts their own invites created (admins may reset any account).
 	InviterResets bool `mapstructure:"inviter_resets"`
+	// EventMaxUses is the largest cap any event link may have, admins'
+	// included; an inviter's grant may allow less (grant … events N).
+	EventMaxUses int `mapstructure:"event_max_uses"`
 }
 
 // InvitesConfig tunes invite lifecycle work.
@@ -204,7 +213,7 @@ func Defaults() Config {
 	c.Log.Format = DefaultLogFormat
 	c.XMPP.C2S = DefaultC2S
 	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay,
-		InviterResets: true}
+		InviterResets: true, EventMaxUses: DefaultEventMaxUses}
 	c.Invites.CheckInterval = DefaultCheckInterval
 	c.Store.BackupInterval = DefaultBackupInterval
 	c.Store.BackupKeep = DefaultBackupKeep
@@ -363,10 +372,14 @@ func (p *PolicyConfig) validate() []error {
 		"policy.invites_per_day": p.InvitesPerDay,
 		"policy.max_pending":     p.MaxPending,
 		"policy.global_per_day":  p.GlobalPerDay,
+		"policy.event_max_uses":  p.EventMaxUses,
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s: %d must be at least 1", key, v))
 		}
+	}
+	if p.EventMaxUses > maxEventMaxUses {
+		errs = append(errs, fmt.Errorf("policy.event_max_uses: %d is more than %d", p.EventMaxUses, maxEventMaxUses))
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errs

@@ -77,7 +77,7 @@ func TestKeys(t *testing.T) {
 		"xmpp.c2s", "xmpp.c2s_tls.server_name", "xmpp.c2s_tls.ca_file", "xmpp.c2s_tls.insecure_skip_verify",
 		"admins", "store.path", "store.backup_dir", "store.backup_interval", "store.backup_keep", "log.level", "log.format",
 		"http.listen", "http.public_url", "http.trust_proxy",
-		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets",
+		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets", "policy.event_max_uses",
 		"invites.check_interval",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
@@ -143,6 +143,12 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"http.listen:"}},
 		{name: "zero quota", yaml: validYAML + "policy:\n  max_pending: 0\n",
 			want: []string{"policy.max_pending: 0 must be at least 1"}},
+		{name: "zero event cap", yaml: validYAML + "policy:\n  event_max_uses: 0\n",
+			want: []string{"policy.event_max_uses: 0 must be at least 1"}},
+		{name: "event cap too large", yaml: validYAML + "policy:\n  event_max_uses: 1001\n",
+			want: []string{"policy.event_max_uses: 1001 is more than 1000"}},
+		{name: "event cap not a number", yaml: validYAML + "policy:\n  event_max_uses: many\n",
+			want: []string{"event_max_uses"}},
 		{name: "check interval too short", yaml: validYAML + "invites:\n  check_interval: 1s\n",
 			want: []string{"invites.check_interval: 1s is shorter than 10s"}},
 		{name: "check interval not a duration", yaml: validYAML + "invites:\n  check_interval: soon\n",
@@ -517,7 +523,8 @@ func TestShippedConfig(t *testing.T) {
 
 func TestDefaultLimitsMatchPolicy(t *testing.T) {
 	d := Defaults()
-	got := policy.Limits{PerDay: d.Policy.InvitesPerDay, MaxPending: d.Policy.MaxPending, GlobalPerDay: d.Policy.GlobalPerDay}
+	got := policy.Limits{PerDay: d.Policy.InvitesPerDay, MaxPending: d.Policy.MaxPending, GlobalPerDay: d.Policy.GlobalPerDay,
+		EventMaxUses: d.Policy.EventMaxUses}
 	if got != policy.DefaultLimits {
 		t.Errorf("config defaults %+v differ from policy.DefaultLimits %+v", got, policy.DefaultLimits)
 	}
@@ -554,5 +561,28 @@ func TestValidateBackups(t *testing.T) {
 				t.Fatalf("Validate = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestEventMaxUses: policy.event_max_uses defaults to 50 and is read from
+// the file and from the environment.
+func TestEventMaxUses(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	c, err := Load(writeFile(t, dir, "default.yaml", validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy.EventMaxUses != DefaultEventMaxUses || DefaultEventMaxUses != 50 {
+		t.Errorf("default event_max_uses = %d, want 50", c.Policy.EventMaxUses)
+	}
+	c, err = Load(writeFile(t, dir, "file.yaml", validYAML+"policy:\n  event_max_uses: 30\n"))
+	if err != nil || c.Policy.EventMaxUses != 30 {
+		t.Errorf("event_max_uses from the file: %+v, %v", c.Policy, err)
+	}
+	t.Setenv("INVITEBOT_POLICY_EVENT_MAX_USES", "20")
+	c, err = Load(writeFile(t, dir, "env.yaml", validYAML+"policy:\n  event_max_uses: 30\n"))
+	if err != nil || c.Policy.EventMaxUses != 20 {
+		t.Errorf("event_max_uses from the environment: %+v, %v", c.Policy, err)
 	}
 }
