@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
 )
 
@@ -136,5 +137,47 @@ func TestEventInviteUsedNotice(t *testing.T) {
 	got := eventText(invites.InviteUsed{Invite: invites.Invite{ID: "abcdefghijklmnop", Event: "qrstuvwxyzabcdef"}, Account: "newbie@durare.test"})
 	if want := "Invite abcdefghijklmnop from your event link qrstuvwxyzabcdef was used: newbie@durare.test joined."; got != want {
 		t.Errorf("notice %q, want %q", got, want)
+	}
+}
+
+// TestCreateEventForm: the ad-hoc command takes the same parameters as
+// chat and answers with the link in a result form.
+func TestCreateEventForm(t *testing.T) {
+	f := newFixture(t)
+	withEventPages(f)
+	from := jid.MustParse(admin + "/laptop")
+	out, cerr := f.bot.runCommand(context.Background(), iqRequest{iq: stanza.IQ{From: from},
+		command: commandIn{Node: "create-event", Action: actionExecute}}, f.actor(t, admin))
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	var vars []string
+	for _, fl := range out.Form.Fields {
+		vars = append(vars, fl.Var)
+	}
+	if strings.Join(vars, ",") != "uses,valid,note" {
+		t.Fatalf("form fields %v", vars)
+	}
+	submit := func(valid string) (commandOut, *commandError) {
+		form := dataform.Form{Type: dataform.TypeSubmit, Fields: []dataform.Field{
+			{Var: "uses", Values: []string{"12"}}, {Var: "valid", Values: []string{valid}}}}
+		s, _ := f.bot.sessions.open(from.String(), "create-event")
+		f.bot.sessions.put(s)
+		return f.bot.runCommand(context.Background(), iqRequest{iq: stanza.IQ{From: from},
+			command: commandIn{Node: "create-event", Action: actionComplete, SessionID: s.id, Forms: []dataform.Form{form}}}, f.actor(t, admin))
+	}
+	if _, cerr := submit("2 days"); cerr == nil || cerr.Text == nil || !strings.Contains(cerr.Text.Text, "must be a duration") {
+		t.Errorf("a bad duration: %+v", cerr)
+	}
+	done, cerr := submit("2h")
+	if cerr != nil || done.Status != statusCompleted || done.Form == nil {
+		t.Fatalf("create-event: %+v, %+v", done, cerr)
+	}
+	evs, _ := f.store.Events(context.Background(), admin)
+	if len(evs) != 1 || evs[0].MaxUses != 12 || !evs[0].Expires.Equal(evs[0].Created.Add(2*time.Hour)) {
+		t.Fatalf("stored links %+v", evs)
+	}
+	if got := done.Form.Value("url"); got != "https://invites.durare.test/e/"+evs[0].ID {
+		t.Errorf("url field %q", got)
 	}
 }

@@ -259,11 +259,14 @@ func TestEventLinkExpiresClosesAndPauses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eTimeout)
 	defer cancel()
 
-	// Expiry.
-	page, _ := w.makeEvent(t, admin, "event 2 3s")
+	// Expiry. The link is open for a few seconds; the wait counts from
+	// before it was made, so a slow machine cannot make it too short.
+	const valid = 6 * time.Second
+	made := time.Now()
+	page, _ := w.makeEvent(t, admin, "event 2 "+valid.String())
 	early := newVisitor(t)
 	token := early.open(t, page)
-	time.Sleep(3500 * time.Millisecond)
+	time.Sleep(time.Until(made.Add(valid + 500*time.Millisecond)))
 	code, _, body := newVisitor(t).fetch(t, page)
 	if code != http.StatusGone || !strings.Contains(body, "This link has expired") {
 		t.Errorf("an expired link: %d\n%s", code, body)

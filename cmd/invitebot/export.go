@@ -31,6 +31,8 @@ type (
 		// out unless asked for.
 		Token string `json:"token,omitempty"`
 		URI   string `json:"uri,omitempty"`
+		// Event is the event link that handed the invite out.
+		Event string `json:"event,omitempty"`
 	}
 	exportGrant struct {
 		Type       string    `json:"type"` // "grant"
@@ -40,6 +42,19 @@ type (
 		Note       string    `json:"note,omitempty"`
 		PerDay     int       `json:"per_day,omitempty"`
 		MaxPending int       `json:"max_pending,omitempty"`
+		Events     int       `json:"events,omitempty"`
+	}
+	exportEvent struct {
+		Type     string    `json:"type"` // "event"
+		ID       string    `json:"id"`
+		Creator  string    `json:"creator"`
+		Created  time.Time `json:"created"`
+		Expires  time.Time `json:"expires"`
+		MaxUses  int       `json:"max_uses"`
+		Uses     int       `json:"uses"`
+		Note     string    `json:"note,omitempty"`
+		Closed   time.Time `json:"closed,omitzero"`
+		ClosedBy string    `json:"closed_by,omitempty"`
 	}
 	exportAudit struct {
 		Type    string    `json:"type"` // "audit"
@@ -89,12 +104,13 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// export writes every record: invites, then grants, then the audit log.
+// export writes every record: invites, then grants, then event links, then
+// the audit log.
 func export(ctx context.Context, st *store.Store, enc *json.Encoder, withTokens bool) error {
 	err := st.EachInvite(ctx, func(inv store.Invite) error {
 		rec := exportInvite{Type: "invite", ID: inv.ID, Inviter: inv.Inviter, Domain: inv.Domain, State: string(inv.State),
 			Created: inv.Created, Expires: inv.Expires, Changed: inv.Changed, UsedBy: inv.UsedBy, Revoked: inv.Revoked,
-			LandingURL: inv.LandingURL}
+			LandingURL: inv.LandingURL, Event: inv.Event}
 		if withTokens || inv.State != store.StatePending {
 			rec.Token, rec.URI = inv.Token, inv.URI
 		}
@@ -109,7 +125,19 @@ func export(ctx context.Context, st *store.Store, enc *json.Encoder, withTokens 
 	}
 	for _, g := range grants {
 		if err := enc.Encode(exportGrant{Type: "grant", JID: g.JID, GrantedBy: g.GrantedBy, GrantedAt: g.GrantedAt,
-			Note: g.Note, PerDay: g.PerDay, MaxPending: g.MaxPending}); err != nil {
+			Note: g.Note, PerDay: g.PerDay, MaxPending: g.MaxPending, Events: g.Events}); err != nil {
+			return err
+		}
+	}
+	events, err := st.Events(ctx, "")
+	if err != nil {
+		return fmt.Errorf("event links: %w", err)
+	}
+	for _, ev := range events {
+		// An event link holds no token: its id is all a visitor needs,
+		// but a closed, expired or used up link hands out nothing.
+		if err := enc.Encode(exportEvent{Type: "event", ID: ev.ID, Creator: ev.Creator, Created: ev.Created, Expires: ev.Expires,
+			MaxUses: ev.MaxUses, Uses: ev.Uses, Note: ev.Note, Closed: ev.Closed, ClosedBy: ev.ClosedBy}); err != nil {
 			return err
 		}
 	}

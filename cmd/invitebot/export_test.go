@@ -100,3 +100,42 @@ func TestExportRefusesARunningBotsDatabase(t *testing.T) {
 		t.Errorf("export waited %s for the lock", d)
 	}
 }
+
+// TestExportEventLinks: event links are exported, and each invite and
+// grant says which link handed it out and what links it allows.
+func TestExportEventLinks(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "invitebot.db")
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	ev, err := st.AddEvent(ctx, store.EventLink{Creator: "carol@elsewhere.org", Created: now, Expires: now.Add(3 * time.Hour), MaxUses: 20, Note: "workshop"},
+		store.AuditEntry{Time: now, Actor: "carol@elsewhere.org", Action: "event.create"})
+	if err == nil {
+		_, err = st.AddInvite(ctx, store.Invite{Token: "t", URI: "xmpp:example.org?register;preauth=t", Domain: "example.org",
+			Inviter: "carol@elsewhere.org", Created: now, Expires: now.Add(time.Hour), Event: ev.ID},
+			store.AuditEntry{Time: now, Actor: "carol@elsewhere.org", Action: "invite.create"})
+	}
+	if err == nil {
+		err = st.PutGrant(ctx, store.Grant{JID: "carol@elsewhere.org", GrantedBy: "admin@example.org", GrantedAt: now, Events: 20},
+			store.AuditEntry{Time: now, Actor: "admin@example.org", Action: "grant"})
+	}
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"export", path}, &out, &errOut); code != 0 {
+		t.Fatalf("export: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		`"type":"event","id":"` + ev.ID + `","creator":"carol@elsewhere.org"`, `"max_uses":20,"uses":0,"note":"workshop"`,
+		`"event":"` + ev.ID + `"`, `"events":20`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("export lacks %s:\n%s", want, out.String())
+		}
+	}
+}
