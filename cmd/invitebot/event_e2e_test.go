@@ -147,6 +147,8 @@ func TestEventLinkForThreeWithTenVisitors(t *testing.T) {
 	expectContains(t, admin.Chat(t, w.component, "grant "+carolJID+" per-day 1 events 5"), "Event links of up to 5 people")
 	expectNotice(t, carol, "You may now create account invites")
 	expectContains(t, carol.Chat(t, w.component, "event 6 2h"), "at most 5 people")
+	// With the web server on, clients with a command menu offer it too.
+	expectContains(t, strings.Join(commandNodes(t, carol, w.component), " "), "create-event", "list-events", "close-event")
 	page, id := w.makeEvent(t, carol, "event 3 2h meetup")
 
 	const visitors = 10
