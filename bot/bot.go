@@ -277,7 +277,13 @@ func (b *Bot) spawn(sender string, work func(ctx context.Context)) bool {
 func (b *Bot) spawnOr(sender string, work, timedOut func(ctx context.Context)) bool {
 	// An in-memory look-up of the configuration: cheap enough for the
 	// read loop, unlike a grant, which needs the database.
-	admin := b.svc.IsAdmin(sender)
+	return b.spawnAs(sender, b.svc.IsAdmin(sender), work, timedOut)
+}
+
+// spawnAs is spawnOr for a sender whose privilege is known: privileged
+// senders (admins, the server's usage reports) bypass the shared queue and
+// may take the worker slots kept for admins.
+func (b *Bot) spawnAs(sender string, admin bool, work, timedOut func(ctx context.Context)) bool {
 	if !b.admit(sender, admin) {
 		return false
 	}

@@ -158,7 +158,7 @@ func operations() []operation {
 				pageParam,
 			}},
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
-			summary: "who invited an account (accounts created through the web page)", perm: policy.ReadAudit, run: runWhoInvited,
+			summary: "who invited an account", perm: policy.ReadAudit, run: runWhoInvited,
 			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
 	}
 }
@@ -520,7 +520,10 @@ func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{}, err
 	}
 	if len(invs) == 0 {
-		return reply{text: fmt.Sprintf("No record of who invited %s. Only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
+		if b.svc.ServerModule() == invites.ModulePresent {
+			return reply{text: fmt.Sprintf("No record of who invited %s: none of the bot's invites created it, or it was created before the server ran mod_invitebot (see audit).", account)}, nil
+		}
+		return reply{text: fmt.Sprintf("No record of who invited %s. Without mod_invitebot on the server only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
 	}
 	var t strings.Builder
 	for i, inv := range invs[:min(len(invs), pageSize)] {

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -53,10 +54,23 @@ func quotaText(r policy.Refusal) string {
 func eventText(ev invites.Event) string {
 	switch ev := ev.(type) {
 	case invites.InviteUsed:
-		if ev.Account != "" {
-			return fmt.Sprintf("Your invite %s from %s was used: %s joined.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.Account)
+		if ev.Account == "" {
+			return fmt.Sprintf("Your invite %s from %s was used.", ev.Invite.ID, formatTime(ev.Invite.Created))
 		}
-		return fmt.Sprintf("Your invite %s from %s was used.", ev.Invite.ID, formatTime(ev.Invite.Created))
+		text := fmt.Sprintf("Your invite %s from %s was used: %s joined.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.Account)
+		switch {
+		case ev.Requested:
+			text += " They have asked to add you as a contact: accept, and you are each other's contacts. Or add them: " + rosterURI(ev.Account)
+		case ev.Introduce:
+			text += " Add them as a contact: " + rosterURI(ev.Account)
+		}
+		return text
+	case invites.Welcome:
+		text := fmt.Sprintf("Welcome to %s! %s invited you.", ev.Domain, ev.Inviter)
+		if ev.Requested {
+			return text + " They are in your contacts already and get your request; once they accept, you see each other online: " + rosterURI(ev.Inviter)
+		}
+		return text + " Add them as a contact: " + rosterURI(ev.Inviter)
 	case invites.GrantGiven:
 		return "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
 	case invites.GrantRevoked:
@@ -65,6 +79,13 @@ func eventText(ev invites.Event) string {
 	default:
 		return ""
 	}
+}
+
+// rosterURI is an XEP-0147 link that opens "add contact" for the bare JID
+// j in the client that shows it. Characters a URI cannot carry as they are
+// are percent-encoded (RFC 5122).
+func rosterURI(j string) string {
+	return "xmpp:" + url.PathEscape(j) + "?roster"
 }
 
 // Bounds of list replies. With every cell cut to maxCellBytes, a page of

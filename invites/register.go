@@ -76,7 +76,7 @@ func (s *Service) RegisterAccount(ctx context.Context, id, username, password st
 			slog.String("id", id), slog.String("account", account.String()), slog.Any("err", err))
 	} else {
 		s.observer.InviteUsed()
-		s.notify(ctx, inv.Inviter, InviteUsed{Invite: viewOf(used), Account: account.String()})
+		s.announceUse(ctx, viewOf(used), account.String())
 	}
 	s.log.InfoContext(ctx, "account registered with invite", slog.String("id", id),
 		slog.String("account", account.String()), slog.String("inviter", inv.Inviter))

@@ -91,6 +91,12 @@ type Options struct {
 	// Notifier, when set, tells people what became of their invites and
 	// grants.
 	Notifier Notifier
+	// Module, when set, is how the service finds and uses mod_invitebot
+	// on the server (module.go).
+	Module *Module
+	// Introduce welcomes each new account naming its inviter, and offers
+	// the inviter the new account as a contact (invites.introduce).
+	Introduce bool
 }
 
 // Service carries out invite operations on behalf of Actors.
@@ -123,6 +129,9 @@ type Service struct {
 	// registration is using right now, which usage tracking leaves alone.
 	regMu          sync.Mutex
 	inRegistration map[string]bool
+
+	// srvmod is the use of mod_invitebot, when the server runs it.
+	srvmod *serverModule
 }
 
 // NewService returns a Service.
@@ -138,6 +147,11 @@ func NewService(o Options) *Service {
 		inflight: make(map[string]int), inRegistration: make(map[string]bool), refusals: newRefusalBudget(o.Now)}
 	s.SetAdmins(o.Admins)
 	s.SetLimits(o.Limits)
+	s.srvmod = newServerModule(o)
+	if o.Module != nil {
+		// Revocation goes through revokeToken, which asks the Issuer how.
+		s.issuer = moduleIssuer{Issuer: o.Issuer, m: o.Module}
+	}
 	return s
 }
 
@@ -562,7 +576,8 @@ func (s *Service) Audit(ctx context.Context, a Actor, about string, n int) ([]Au
 }
 
 // WhoInvited returns the invites that created account (known for accounts
-// registered in the browser).
+// registered in the browser, and for every account when the server runs
+// mod_invitebot).
 func (s *Service) WhoInvited(ctx context.Context, a Actor, account string) ([]Invite, error) {
 	if err := a.may(policy.ReadAudit); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 // were used, and their inviter is told; cancelled invites whose token
 // could not be revoked yet are tried again.
 func (s *Service) CheckPending(ctx context.Context) error {
+	s.refreshModule(ctx)
 	pending, err := s.store.PendingInvites(ctx)
 	if err != nil {
 		return fmt.Errorf("usage check: %w", err)
@@ -29,7 +30,7 @@ func (s *Service) CheckPending(ctx context.Context) error {
 		}
 		live = append(live, inv)
 	}
-	if len(live) > 0 {
+	if len(live) > 0 && s.pollDue() {
 		if err := s.checkTokens(ctx, live); err != nil {
 			return err
 		}

@@ -41,6 +41,7 @@ type app struct {
 
 	store   *store.Store
 	link    *bot.Link
+	module  *invites.Module
 	metrics *web.Metrics
 	svc     *invites.Service
 	bot     *bot.Bot
@@ -86,7 +87,8 @@ func (a *app) run(ctx context.Context) error {
 		slog.String("server", cfg.XMPP.Server),
 		slog.String("domain", cfg.XMPP.Domain),
 		slog.Int("admins", len(cfg.Admins)),
-		slog.String("store", cfg.Store.Path))
+		slog.String("store", cfg.Store.Path),
+		slog.Bool("introduce", cfg.Invites.Introduce))
 	stopCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), shutdownTimeout)
 	}
@@ -146,7 +148,17 @@ func (a *app) wire(context.Context) error {
 	if a.tune != nil {
 		a.tune(&linkCfg)
 	}
+	// Whether the server runs mod_invitebot is asked at every link-up (it
+	// may have been loaded or unloaded meanwhile), and by each usage check.
+	onUp := linkCfg.OnUp
+	linkCfg.OnUp = func() {
+		go a.detectModule()
+		if onUp != nil {
+			onUp()
+		}
+	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
+	a.module = invites.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
@@ -155,9 +167,11 @@ func (a *app) wire(context.Context) error {
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
 		},
-		Notifier: bot.NewNotifier(a.link, cfg.ComponentJID()),
-		Observer: a.metrics,
-		Log:      a.log.With(slog.String("room", "invites")),
+		Notifier:  bot.NewNotifier(a.link, cfg.ComponentJID()),
+		Observer:  a.metrics,
+		Log:       a.log.With(slog.String("room", "invites")),
+		Module:    a.module,
+		Introduce: cfg.Invites.Introduce,
 	})
 	var links func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
@@ -242,7 +256,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		Domain:     a.cfg.XMPP.Domain,
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
-	}, a.svc, health{link: a.link, store: a.store}, a.metrics)
+	}, a.svc, health{link: a.link, store: a.store, svc: a.svc}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
 	a.webDone = a.lc.goRun("web server", func() error {
@@ -274,11 +288,28 @@ func waitFor(ctx context.Context, done <-chan struct{}, late string) error {
 	}
 }
 
-// health answers /healthz from the link and the database.
+// detectModule asks the server whether it runs mod_invitebot; the module
+// logs what it found. A failure is retried by the next usage check.
+func (a *app) detectModule() {
+	ctx, cancel := context.WithTimeout(context.Background(), moduleDetectTimeout)
+	defer cancel()
+	if _, err := a.module.Detect(ctx); err != nil {
+		a.log.Warn("could not ask the server whether it runs mod_invitebot; asking again at the next usage check",
+			slog.Any("err", err))
+	}
+}
+
+// moduleDetectTimeout bounds asking for mod_invitebot after a link-up.
+const moduleDetectTimeout = 15 * time.Second
+
+// health answers /healthz from the link and the database, and names the
+// state of the server's mod_invitebot.
 type health struct {
 	link  *bot.Link
 	store *store.Store
+	svc   *invites.Service
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }
 func (h health) PingStore(ctx context.Context) error { return h.store.Ping(ctx) }
+func (h health) ServerModule() string                { return h.svc.ServerModule().String() }

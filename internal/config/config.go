@@ -47,6 +47,7 @@ const (
 	DefaultMaxPending    = 10  // policy.DefaultLimits.MaxPending
 	DefaultGlobalPerDay  = 100 // policy.DefaultLimits.GlobalPerDay
 	DefaultCheckInterval = time.Minute
+	DefaultIntroduce     = true
 )
 
 // minCheckInterval keeps usage tracking from hammering the server.
@@ -153,6 +154,11 @@ type InvitesConfig struct {
 	// CheckInterval is how often pending invites' tokens are checked at the
 	// server to notice used and expired ones.
 	CheckInterval time.Duration `mapstructure:"check_interval"`
+	// Introduce welcomes each new account naming its inviter and offers
+	// the inviter the new account as a contact; with mod_invitebot on the
+	// server, the new account also asks the inviter to be a contact, the
+	// inviter's request pre-approved.
+	Introduce bool `mapstructure:"introduce"`
 }
 
 // StoreConfig locates the bbolt database.
@@ -191,6 +197,7 @@ func Defaults() Config {
 	c.XMPP.C2S = DefaultC2S
 	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay}
 	c.Invites.CheckInterval = DefaultCheckInterval
+	c.Invites.Introduce = DefaultIntroduce
 	return c
 }
 

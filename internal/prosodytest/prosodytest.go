@@ -117,14 +117,31 @@ type process struct {
 type Option func(*options)
 
 type options struct {
-	componentAdmin bool
-	secret         string
+	componentAdmin  bool
+	secret          string
+	invitebotModule bool
+	offline         bool
 }
 
 // WithoutComponentAdmin leaves the component out of Domain's admins, to test
 // how the bot copes when the server refuses it invite creation.
 func WithoutComponentAdmin() Option {
 	return func(o *options) { o.componentAdmin = false }
+}
+
+// WithInvitebotModule loads the repository's own Prosody module,
+// prosody/mod_invitebot.lua, on Domain the way the README tells operators
+// to: its folder in plugin_paths, "invitebot" in the VirtualHost's
+// modules_enabled, and invitebot_component naming the component.
+func WithInvitebotModule() Option {
+	return func(o *options) { o.invitebotModule = true }
+}
+
+// WithOfflineMessages loads mod_offline, so that messages to accounts
+// without a connected client wait for their next login (the welcome a new
+// account gets is sent before its client has logged in).
+func WithOfflineMessages() Option {
+	return func(o *options) { o.offline = true }
 }
 
 // WithComponentSecret sets the component secret instead of a random one.
@@ -205,7 +222,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 		s.C2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2sPort))
 		s.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(compPort))
-		if err := s.writeConfig(certDir, c2sPort, compPort, o.componentAdmin); err != nil {
+		if err := s.writeConfig(certDir, c2sPort, compPort, o); err != nil {
 			s.fatalf(t, "%v", err)
 		}
 		if s.Version == "" {
@@ -438,7 +455,14 @@ func (s *Server) ctl(args ...string) (string, error) {
 }
 
 // writeConfig renders the Prosody configuration for the chosen ports.
-func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdmin bool) error {
+func (s *Server) writeConfig(certDir string, c2sPort, compPort int, o options) error {
+	var pluginDir string
+	if o.invitebotModule {
+		var err error
+		if pluginDir, err = ModuleDir(); err != nil {
+			return err
+		}
+	}
 	var b bytes.Buffer
 	err := configTemplate.Execute(&b, map[string]any{
 		"PidFile":         filepath.Join(s.Dir, "prosody.pid"),
@@ -451,8 +475,10 @@ func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdm
 		"OtherDomain":     s.OtherDomain,
 		"Component":       s.Component,
 		"ComponentSecret": s.ComponentSecret,
-		"ComponentAdmin":  componentAdmin,
+		"ComponentAdmin":  o.componentAdmin,
 		"AdminSocket":     s.adminSocket,
+		"PluginDir":       pluginDir,
+		"Offline":         o.offline,
 	})
 	if err != nil {
 		return fmt.Errorf("render config: %w", err)

@@ -167,6 +167,10 @@ func Register(ctx context.Context, cfg Config, token, username, password string)
 		return jid.JID{}, fmt.Errorf("register: %w", err)
 	case serr.Condition == stanza.Conflict:
 		return jid.JID{}, fmt.Errorf("register: %w: %w", ErrConflict, serr)
+	case serr.Condition == stanza.Forbidden:
+		// mod_invitebot refuses a token that was used or deleted after
+		// this stream's preauth with the answer preauth itself gives.
+		return jid.JID{}, fmt.Errorf("register: %w (%s): %w", ErrTokenRejected, serr.Condition, serr)
 	case serr.Condition == stanza.NotAcceptable, serr.Condition == stanza.BadRequest,
 		serr.Condition == stanza.JIDMalformed, serr.Condition == stanza.PolicyViolation:
 		return jid.JID{}, fmt.Errorf("register: %w (%s): %w", ErrNotAcceptable, serr.Condition, serr)
