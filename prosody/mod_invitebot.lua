@@ -86,12 +86,18 @@ if not component then
 		.. "invitebot_component = \"invites.%s\" (the bot's component JID) under this VirtualHost", module.host);
 end
 
-local invites;
-if prosody.process_type == "prosody" then
-	invites = module:depends("invites");
+-- Only the server itself has streams, registrations and a component link;
+-- prosodyctl has no use for any of this.
+if prosody.process_type ~= "prosody" then
+	return;
 end
 
+local invites = module:depends("invites");
+
 module:add_feature(NS);
+if component then
+	module:log("info", "Enforcing one account per invite, reporting registrations to %s", component);
+end
 
 -- State kept across restarts: reports not yet acknowledged, accounts
 -- recently registered with an invite (only those may be introduced), and
@@ -173,9 +179,6 @@ module:hook("user-registering", function (event)
 	end
 	if session and session.invitebot_registered then
 		return refuse_registration(event, "this stream already registered an account");
-	end
-	if not invites then
-		return;
 	end
 	local current, err = invites.get(invite.token);
 	if not current then
@@ -402,6 +405,6 @@ module:hook("presence/bare", function (event)
 end, 2);
 
 -- Deliver what waited while Prosody was down, once the component is back.
-if prosody.process_type == "prosody" and #state.reports > 0 then
+if #state.reports > 0 then
 	module:add_timer(retry_interval, function () flush(); end);
 end
