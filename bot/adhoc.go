@@ -209,6 +209,9 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor invites.Actor
 	if !policy.Allows(role, op.perm) {
 		return commandOut{}, cmdErr("auth", stanza.Forbidden, "", "you may not run this command")
 	}
+	if !op.available(b) {
+		return commandOut{}, cmdErr("cancel", stanza.FeatureNotImplemented, "", op.unavailable)
+	}
 	switch cmd.Action {
 	case "", actionExecute, actionNext, actionPrev, actionComplete, actionCancel:
 	default:

@@ -31,8 +31,12 @@ const (
 	// up goroutines. Admins' requests are not counted against it.
 	maxQueued = 512
 	// maxPerSender bounds one bare JID's requests queued or running, so
-	// that one sender's flood cannot crowd out everyone else.
-	maxPerSender = 8
+	// that one sender's flood cannot fill the queue: a burst of dozens
+	// (an inviter minting for a workshop) still waits its turn.
+	maxPerSender = 64
+	// maxRunningPerSender bounds one bare JID's requests holding workers
+	// at once, so that its burst cannot keep others waiting for a worker.
+	maxRunningPerSender = 4
 	// adminWorkers are worker slots only admins' requests may take: an
 	// admin must always be able to revoke whoever floods the bot.
 	adminWorkers = 4
@@ -77,9 +81,10 @@ type Bot struct {
 	adminSlots chan struct{}
 	queued     chan struct{}
 	inflight   sync.WaitGroup
-	// perSender counts each bare JID's requests queued or running; guarded
-	// by gate.
-	perSender map[string]int
+	// perSender holds each bare JID's requests queued or running: their
+	// count, and the slots that bound how many run at once. Guarded by
+	// gate.
+	perSender map[string]*senderShare
 	dropLog   *replyLimiter
 	// gate orders spawn's Add against Drain's Wait: a WaitGroup must not
 	// grow from zero while someone waits on it.
@@ -146,7 +151,7 @@ func New(cfg Config) *Bot {
 		slots:       make(chan struct{}, maxWorkers),
 		adminSlots:  make(chan struct{}, adminWorkers),
 		queued:      make(chan struct{}, maxQueued),
-		perSender:   make(map[string]int),
+		perSender:   make(map[string]*senderShare),
 		dropLog:     newReplyLimiter(dropLogInterval, now),
 		baseCtx:     ctx,
 		abort:       cancel,
@@ -284,7 +289,8 @@ func (b *Bot) spawnOr(sender string, work, timedOut func(ctx context.Context)) b
 // senders (admins, the server's usage reports) bypass the shared queue and
 // may take the worker slots kept for admins.
 func (b *Bot) spawnAs(sender string, admin bool, work, timedOut func(ctx context.Context)) bool {
-	if !b.admit(sender, admin) {
+	share := b.admit(sender, admin)
+	if share == nil {
 		return false
 	}
 	go func() {
@@ -296,7 +302,7 @@ func (b *Bot) spawnAs(sender string, admin bool, work, timedOut func(ctx context
 		}()
 		ctx, cancel := context.WithTimeout(b.baseCtx, requestTimeout)
 		defer cancel()
-		release, ok := b.acquireWorker(ctx, admin)
+		release, ok := b.acquireWorker(ctx, share, admin)
 		if !ok {
 			b.log.Warn("request timed out waiting for a worker")
 			if timedOut != nil {
@@ -312,31 +318,45 @@ func (b *Bot) spawnAs(sender string, admin bool, work, timedOut func(ctx context
 	return true
 }
 
-// admit takes a place in the queue for one request of sender. Admins are
-// bounded only by their own share: the shared queue may be full of others.
-func (b *Bot) admit(sender string, admin bool) bool {
+// senderShare is one sender's part of the queue and the workers.
+type senderShare struct {
+	queued  int
+	running chan struct{} // capacity maxRunningPerSender
+}
+
+// admit takes a place in the queue for one request of sender, or returns
+// nil. Admins are bounded only by their own share: the shared queue may be
+// full of others.
+func (b *Bot) admit(sender string, admin bool) *senderShare {
 	b.gate.Lock()
 	defer b.gate.Unlock()
-	if b.closing || b.perSender[sender] >= maxPerSender {
-		return false
+	share := b.perSender[sender]
+	if b.closing || (share != nil && share.queued >= maxPerSender) {
+		return nil
 	}
 	if !admin {
 		select {
 		case b.queued <- struct{}{}:
 		default:
-			return false
+			return nil
 		}
 	}
-	b.perSender[sender]++
+	if share == nil {
+		share = &senderShare{running: make(chan struct{}, maxRunningPerSender)}
+		b.perSender[sender] = share
+	}
+	share.queued++
 	b.inflight.Add(1)
-	return true
+	return share
 }
 
 // release gives back what admit took.
 func (b *Bot) release(sender string, admin bool) {
 	b.gate.Lock()
-	if b.perSender[sender]--; b.perSender[sender] <= 0 {
-		delete(b.perSender, sender)
+	if share := b.perSender[sender]; share != nil {
+		if share.queued--; share.queued <= 0 {
+			delete(b.perSender, sender)
+		}
 	}
 	b.gate.Unlock()
 	if !admin {
@@ -345,19 +365,26 @@ func (b *Bot) release(sender string, admin bool) {
 	b.inflight.Done()
 }
 
-// acquireWorker waits for a worker slot; admins may also take one of the
-// slots kept for them. It returns the function that gives the slot back.
-func (b *Bot) acquireWorker(ctx context.Context, admin bool) (func(), bool) {
+// acquireWorker waits for the sender's turn and a worker slot; admins may
+// also take one of the slots kept for them. It returns the function that
+// gives both back.
+func (b *Bot) acquireWorker(ctx context.Context, share *senderShare, admin bool) (func(), bool) {
+	select {
+	case share.running <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false
+	}
 	adminSlots := b.adminSlots
 	if !admin {
 		adminSlots = nil // a nil channel never receives: others cannot take these
 	}
 	select {
 	case b.slots <- struct{}{}:
-		return func() { <-b.slots }, true
+		return func() { <-b.slots; <-share.running }, true
 	case adminSlots <- struct{}{}:
-		return func() { <-b.adminSlots }, true
+		return func() { <-b.adminSlots; <-share.running }, true
 	case <-ctx.Done():
+		<-share.running
 		return nil, false
 	}
 }
@@ -428,6 +455,9 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		return refuse("Sorry, you may not use "+op.name+" here. Send help to see what you can do.",
 			"no rights for "+op.name)
 	}
+	if !op.available(b) {
+		return reply{text: op.unavailable}, true
+	}
 	args, err := bindArgs(op, role, rest)
 	if err != nil {
 		return reply{text: fmt.Sprintf("%v\nUsage: %s", err, op.usage(role))}, true
@@ -450,6 +480,9 @@ func (b *Bot) closestCommand(name string, role policy.Role) string {
 	best, bestDist := "", maxTypoDistance+1
 	for _, op := range operations() {
 		if !policy.Allows(role, op.perm) {
+			continue
+		}
+		if !op.available(b) {
 			continue
 		}
 		if d := editDistance(name, op.name); d < bestDist {

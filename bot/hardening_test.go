@@ -243,7 +243,7 @@ func TestRoughEdges(t *testing.T) {
 	if got := f.mustSay(t, admin, "cancel abcdefghijklmnop"); got != "No such invite. Check the id in audit or invites <jid>." {
 		t.Errorf("admin cancelling an unknown id: %q", got)
 	}
-	if got := f.mustSay(t, admin, "revoke "+inviter); !strings.Contains(got, "They had no pending invites") {
+	if got := f.mustSay(t, admin, "revoke "+inviter); !strings.Contains(got, "None of their invites was still pending") {
 		t.Errorf("revoke without invites: %q", got)
 	}
 	if got := f.mustSay(t, admin, "whoinvited newbie"); !strings.Contains(got, "newbie@durare.test") {

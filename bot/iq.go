@@ -253,6 +253,8 @@ func (b *Bot) commandNodeInfo(reply *iqReply, node string, role policy.Role) {
 		reply.fail(newError("cancel", stanza.ItemNotFound, "", ""))
 	case !policy.Allows(role, op.perm):
 		reply.fail(newError("auth", stanza.Forbidden, "", ""))
+	case !op.available(b):
+		reply.fail(newError("cancel", stanza.ItemNotFound, "", ""))
 	default:
 		reply.Payload = discoInfoQuery{Node: node,
 			Identities: []discoIdentity{{Category: "automation", Type: "command-node", Name: op.title}},
@@ -272,7 +274,7 @@ func (b *Bot) commandItems(reply *iqReply, req iqRequest, role policy.Role) {
 		self = b.component
 	}
 	for _, op := range operations() {
-		if op.node != "" && policy.Allows(role, op.perm) {
+		if op.node != "" && policy.Allows(role, op.perm) && op.available(b) {
 			q.Items = append(q.Items, discoItem{JID: self.String(), Node: op.node, Name: op.title})
 		}
 	}

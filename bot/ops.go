@@ -93,6 +93,16 @@ type operation struct {
 	// and returns the question it asks. Chat commands are explicit enough.
 	confirm func(ctx context.Context, b *Bot, req request) (string, error)
 	run     func(ctx context.Context, b *Bot, req request) (reply, error)
+	// offered, when set, says whether the server supports the operation
+	// right now; an operation it does not is neither listed nor run.
+	offered func(b *Bot) bool
+	// unavailable is the answer to a request when offered says no.
+	unavailable string
+}
+
+// available reports whether op can be run here now.
+func (op operation) available(b *Bot) bool {
+	return op.offered == nil || op.offered(b)
 }
 
 // request is a parsed, validated invocation.
@@ -157,6 +167,14 @@ func operations() []operation {
 				{name: "n", kind: kindNumber, label: "How many (default 20)"},
 				pageParam,
 			}},
+		{name: "reset", node: "reset-password", title: "Password reset link",
+			summary: "make a password reset link for an account (yours to reset: ones your invites created)",
+			perm:    policy.ResetPassword, run: runReset,
+			offered:     func(b *Bot) bool { return b.svc.ResetsAvailable() },
+			unavailable: "Password resets need Prosody 13 or newer on the server; this server does not offer them.",
+			params:      []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
+		{name: "backup", node: "backup", title: "Back up the database",
+			summary: "write a copy of the database now", perm: policy.TakeBackups, run: runBackup},
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
 			summary: "who invited an account", perm: policy.ReadAudit, run: runWhoInvited,
 			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
@@ -252,11 +270,11 @@ func parseBareJID(raw string) (string, error) {
 	return j.String(), nil
 }
 
-func runHelp(_ context.Context, _ *Bot, req request) (reply, error) {
+func runHelp(_ context.Context, bot *Bot, req request) (reply, error) {
 	var b strings.Builder
 	b.WriteString("Commands:")
 	for _, op := range operations() {
-		if policy.Allows(req.role(), op.perm) {
+		if policy.Allows(req.role(), op.perm) && op.available(bot) {
 			fmt.Fprintf(&b, "\n  %s: %s", op.usage(req.role()), op.summary)
 		}
 	}
@@ -273,8 +291,36 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	return b.inviteReply(inv, fmt.Sprintf("Invite %s for an account on %s", inv.ID, inv.Domain)), nil
+}
+
+func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
+	account := req.args["jid"]
+	if !strings.Contains(account, "@") {
+		account += "@" + b.svc.Domain()
+	}
+	inv, err := b.svc.Reset(ctx, req.actor, account)
+	switch {
+	case errors.Is(err, invites.ErrNotLocalAccount):
+		return reply{text: fmt.Sprintf("%s is not an account on %s.", account, b.svc.Domain())}, nil
+	case errors.Is(err, invites.ErrNotYourAccount):
+		return reply{text: fmt.Sprintf("You may reset only accounts your own invites created, and %s is not one of them (as far as I know). Ask an admin.", account)}, nil
+	case errors.Is(err, invites.ErrResetUnsupported):
+		return reply{text: "Password resets need Prosody 13 or newer on the server; this server does not offer them."}, nil
+	case err != nil:
+		return reply{}, err
+	}
+	r := b.inviteReply(inv, fmt.Sprintf("Password reset link %s for %s", inv.ID, inv.ResetFor))
+	r.text += "\nWhoever opens it sets a new password for " + inv.ResetFor + " (it could also create a new account, so hand it only to its owner). The account was told."
+	return r, nil
+}
+
+// inviteReply renders a new invite or reset link: the URI on a line of its
+// own, the landing page, how to cancel it, the XEP-0401 result form and
+// the QR image.
+func (b *Bot) inviteReply(inv invites.Invite, title string) reply {
 	var t strings.Builder
-	fmt.Fprintf(&t, "Invite %s for an account on %s (single use", inv.ID, inv.Domain)
+	t.WriteString(title + " (single use")
 	if !inv.Expires.IsZero() {
 		fmt.Fprintf(&t, ", expires %s", formatTime(inv.Expires))
 	}
@@ -299,6 +345,9 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 		{Var: "FORM_TYPE", Type: dataform.Hidden, Values: []string{invites.FormTypeInvite}},
 		{Var: "uri", Type: dataform.TextSingle, Label: "Invite URI", Values: []string{inv.URI}},
 	}}
+	if inv.ResetFor != "" {
+		form.Title = "Password reset link for " + inv.ResetFor
+	}
 	if landing != "" {
 		form.Fields = append(form.Fields, dataform.Field{Var: "landing-url", Type: dataform.TextSingle, Label: "Landing page", Values: []string{landing}})
 	}
@@ -306,7 +355,7 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 		form.Fields = append(form.Fields, dataform.Field{Var: "expire", Type: dataform.TextSingle, Label: "Expires", Values: []string{inv.Expires.UTC().Format(time.RFC3339)}})
 	}
 	form.Fields = append(form.Fields, dataform.Field{Var: "id", Type: dataform.TextSingle, Label: "Invite id", Values: []string{inv.ID}})
-	return reply{text: t.String(), form: form, image: qr}, nil
+	return reply{text: t.String(), form: form, image: qr}
 }
 
 func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -342,7 +391,10 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		if expires != "" {
 			line += ", expires " + expires
 		}
-		if inv.UsedBy != "" {
+		switch {
+		case inv.ResetFor != "":
+			line += ", password reset for " + inv.ResetFor
+		case inv.UsedBy != "":
 			line += ", created account " + inv.UsedBy
 		}
 		if inv.State == invites.StateCancelled && !inv.Revoked {
@@ -378,6 +430,9 @@ func confirmCancel(_ context.Context, _ *Bot, req request) (string, error) {
 func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 	inv, err := b.svc.Cancel(ctx, req.actor, req.args["id"])
 	if errors.Is(err, invites.ErrNotPending) {
+		if inv.State == invites.StateUsed && inv.UsedBy != "" {
+			return reply{text: fmt.Sprintf("Invite %s is already used by %s.", inv.ID, inv.UsedBy)}, nil
+		}
 		return reply{text: fmt.Sprintf("Invite %s is already %s.", inv.ID, inv.State)}, nil
 	}
 	if err != nil {
@@ -446,7 +501,7 @@ func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{}, err
 	}
 	if res.Cancelled == 0 {
-		return reply{text: fmt.Sprintf("%s may no longer create invites. They had no pending invites.", target)}, nil
+		return reply{text: fmt.Sprintf("%s may no longer create invites. None of their invites was still pending.", target)}, nil
 	}
 	text := fmt.Sprintf("%s may no longer create invites. Cancelled %d pending invite(s)", target, res.Cancelled)
 	if res.StillValid > 0 {
@@ -561,4 +616,15 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	tbl.paged(pg, "inviters")
 	return tbl.reply(), nil
+}
+
+func runBackup(ctx context.Context, b *Bot, req request) (reply, error) {
+	path, err := b.svc.Backup(ctx, req.actor)
+	if errors.Is(err, invites.ErrNoBackupDir) {
+		return reply{text: "Backups are off: set store.backup_dir in the configuration (then reload or restart)."}, nil
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{text: "Backup written: " + path}, nil
 }

@@ -54,6 +54,9 @@ func quotaText(r policy.Refusal) string {
 func eventText(ev invites.Event) string {
 	switch ev := ev.(type) {
 	case invites.InviteUsed:
+		if ev.Invite.ResetFor != "" {
+			return fmt.Sprintf("Your password reset link %s for %s was used.", ev.Invite.ID, ev.Invite.ResetFor)
+		}
 		if ev.Account == "" {
 			return fmt.Sprintf("Your invite %s from %s was used.", ev.Invite.ID, formatTime(ev.Invite.Created))
 		}
@@ -73,6 +76,9 @@ func eventText(ev invites.Event) string {
 		return text + " Add them as a contact: " + rosterURI(ev.Inviter)
 	case invites.GrantGiven:
 		return "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
+	case invites.ResetCreated:
+		return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service by replying here or to %s; the link can be cancelled.",
+			ev.Account, ev.By, formatTime(ev.At), ev.By)
 	case invites.GrantRevoked:
 		return fmt.Sprintf("Your right to create invites for %s was revoked; %d pending invite(s) of yours were cancelled.",
 			ev.Domain, ev.Cancelled)

@@ -49,6 +49,9 @@ type Invite struct {
 	// Revoked says that the server refuses the token of a cancelled
 	// invite; without it the token still works there for now.
 	Revoked bool
+	// ResetFor, when set, makes this a password reset link for that
+	// account rather than an invite for a new one.
+	ResetFor string
 }
 
 // Usable reports whether the invite can still create an account at now: it
@@ -66,7 +69,8 @@ func ValidID(s string) bool { return store.ValidID(s) }
 // viewOf is the front ends' view of a stored invite.
 func viewOf(r store.Invite) Invite {
 	return Invite{ID: r.ID, URI: r.URI, LandingURL: r.LandingURL, Domain: r.Domain, Inviter: r.Inviter,
-		Created: r.Created, Expires: r.Expires, State: State(r.State), UsedBy: r.UsedBy, Revoked: r.Revoked}
+		Created: r.Created, Expires: r.Expires, State: State(r.State), UsedBy: r.UsedBy, Revoked: r.Revoked,
+		ResetFor: r.ResetFor}
 }
 
 // viewsOf converts a list of stored invites.

@@ -177,7 +177,10 @@ func mintedFromForm(f *dataform.Form) (Minted, error) {
 	if expire != "" {
 		m.Expires, err = time.Parse(time.RFC3339, expire)
 		if err != nil {
-			return Minted{}, fmt.Errorf("mint invite: bad expire %q: %w", expire, err)
+			// Quote what the server sent, but never the token, whatever
+			// field it turns up in: errors end up in logs.
+			shown := strings.ReplaceAll(expire, m.Token, RedactToken(m.Token))
+			return Minted{}, fmt.Errorf("mint invite: expire %q is not an RFC 3339 time", shown)
 		}
 		m.Expires = m.Expires.UTC()
 	}

@@ -210,36 +210,30 @@ func (m *Module) iq(ctx context.Context, typ stanza.IQType, local string, v any,
 	}
 }
 
-// moduleIssuer adds deletion through mod_invitebot to an Issuer: while the
-// module is loaded, tokens are revoked by deleting them; otherwise the
-// Issuer's own method applies (consumption for Prosody).
-type moduleIssuer struct {
-	Issuer
-	m *Module
-}
-
-// Revocation is deletion while the module is loaded, else the inner
-// Issuer's.
-func (mi moduleIssuer) Revocation() Revocation {
-	if mi.m.State() == ModulePresent {
+// revocation is how a token is revoked right now: deleted through
+// mod_invitebot while the server runs it, else the Issuer's own way
+// (consumption for Prosody). It is asked per revocation, so loading or
+// unloading the module changes it without a restart.
+func (s *Service) revocation() Revocation {
+	if s.modulePresent() {
 		return RevokeByDeletion
 	}
-	if r, ok := mi.Issuer.(Revoker); ok {
+	if r, ok := s.issuer.(Revoker); ok {
 		return r.Revocation()
 	}
 	return RevokeUnsupported
 }
 
-// Delete deletes through the module while it is loaded, else through the
-// inner Issuer when that can.
-func (mi moduleIssuer) Delete(ctx context.Context, token string) error {
-	if mi.m.State() == ModulePresent {
-		return mi.m.Delete(ctx, token)
+// deleteToken deletes token at the server: through mod_invitebot while it
+// is loaded, else through the Issuer when it can.
+func (s *Service) deleteToken(ctx context.Context, token string) error {
+	if s.modulePresent() {
+		return s.srvmod.m.Delete(ctx, token)
 	}
-	if d, ok := mi.Issuer.(Deleter); ok {
+	if d, ok := s.issuer.(Deleter); ok {
 		return d.Delete(ctx, token)
 	}
-	return errors.New("mod_invitebot is gone: the token will be consumed on the next try")
+	return errors.New("the server cannot delete tokens (mod_invitebot gone?); the next try revokes it another way")
 }
 
 // serverModule is the service's use of mod_invitebot.
@@ -332,11 +326,20 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 	case err != nil:
 		return fmt.Errorf("record report: %w", err)
 	}
+	// A browser registration, cancel or usage check of this invite
+	// finishes first (a browser registration records this very account);
+	// then the invite is read again.
+	unlock, err := s.lockInvite(ctx, inv.ID)
+	if err != nil {
+		return fmt.Errorf("record report: %w", err)
+	}
+	defer unlock()
+	if inv, err = s.store.Invite(ctx, inv.ID); err != nil {
+		return fmt.Errorf("record report: %w", err)
+	}
 	switch {
 	case inv.UsedBy == acct:
 		return nil // recorded already (the browser registration, or a repeated report)
-	case s.registering(inv.ID):
-		return nil // the browser registration in progress records it, with the same account
 	case inv.State == store.StateCancelled, inv.UsedBy != "":
 		// The token worked after the invite was cancelled (before the server
 		// refused it), or twice (before the module was loaded). Say so
@@ -348,13 +351,18 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 			fmt.Sprintf("account created although the invite was %s (reported by the server); invited by %s", inv.State, inv.Inviter))
 		return nil
 	}
+	detail := "registered by an app, reported by the server; invited by " + inv.Inviter
+	if inv.ResetFor != "" {
+		detail = "a new account made with the password reset link for " + inv.ResetFor + ", reported by the server; link made by " + inv.Inviter
+	}
 	used, prev, err := s.store.MarkUsedBy(ctx, inv.ID, acct, store.AuditEntry{
-		Time: s.now().UTC(), Actor: acct, Action: ActionInviteUse, Subject: inv.ID,
-		Detail: "registered by an app, reported by the server; invited by " + inv.Inviter,
+		Time: s.now().UTC(), Actor: acct, Action: ActionInviteUse, Subject: inv.ID, Detail: detail,
 	})
 	if errors.Is(err, store.ErrNotPending) {
-		// Cancelled or recorded meanwhile; the next report of the
-		// same registration finds it settled.
+		// Settled meanwhile without the invite's lock: a bug, but asking
+		// the server to send the report again would not help.
+		s.log.ErrorContext(ctx, "invite settled by something else while its report held it",
+			slog.String("id", inv.ID), slog.String("account", acct), slog.Any("err", err))
 		return nil
 	}
 	if err != nil {
@@ -374,7 +382,8 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 // with the module, the new account also asks the inviter to be a contact,
 // the inviter's request pre-approved.
 func (s *Service) announceUse(ctx context.Context, inv Invite, account string) {
-	used := InviteUsed{Invite: inv, Account: account, Introduce: s.srvmod.introduce}
+	// A password reset link "used" by its own account introduces nobody.
+	used := InviteUsed{Invite: inv, Account: account, Introduce: s.srvmod.introduce && inv.ResetFor == ""}
 	if used.Introduce && s.modulePresent() {
 		if err := s.srvmod.m.Introduce(ctx, account, inv.Inviter); err != nil {
 			s.log.WarnContext(ctx, "the server could not add the inviter to the new account's contacts",

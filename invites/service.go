@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,11 @@ type Options struct {
 	// Notifier, when set, tells people what became of their invites and
 	// grants.
 	Notifier Notifier
+	// Backups say where database backups go.
+	Backups BackupOptions
+	// InviterResets lets inviters make password reset links for accounts
+	// their own invites created.
+	InviterResets bool
 	// Module, when set, is how the service finds and uses mod_invitebot
 	// on the server (module.go).
 	Module *Module
@@ -109,6 +115,12 @@ type Service struct {
 	log      *slog.Logger
 	observer Observer
 	notifier Notifier
+	backups  BackupOptions
+	// inviterResets: see Options.InviterResets; a reload may change it.
+	inviterResets atomic.Bool
+	// resets says whether the server offers password resets (detected
+	// when the link comes up).
+	resets atomic.Bool
 
 	// admins and limits change on a configuration reload, while requests
 	// read them.
@@ -126,9 +138,19 @@ type Service struct {
 	refusals *refusalBudget
 
 	// regMu guards inRegistration: invites whose token a browser
-	// registration is using right now, which usage tracking leaves alone.
+	// registration is using right now, so that a second registration with
+	// the same invite (a double click) fails at once instead of waiting.
 	regMu          sync.Mutex
 	inRegistration map[string]bool
+
+	// locks serialises each invite's lifecycle: registration, cancel,
+	// revoke and usage tracking take the invite's lock.
+	locks inviteLocks
+
+	// owedMu guards owed: browser registrations not recorded yet because
+	// the store failed, by invite id (see owedUse).
+	owedMu sync.Mutex
+	owed   map[string]owedUse
 
 	// srvmod is the use of mod_invitebot, when the server runs it.
 	srvmod *serverModule
@@ -144,16 +166,19 @@ func NewService(o Options) *Service {
 	}
 	s := &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain,
 		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, notifier: o.Notifier,
-		inflight: make(map[string]int), inRegistration: make(map[string]bool), refusals: newRefusalBudget(o.Now)}
+		backups:  o.Backups,
+		inflight: make(map[string]int), inRegistration: make(map[string]bool), refusals: newRefusalBudget(o.Now),
+		owed: make(map[string]owedUse)}
 	s.SetAdmins(o.Admins)
 	s.SetLimits(o.Limits)
+	s.SetInviterResets(o.InviterResets)
 	s.srvmod = newServerModule(o)
-	if o.Module != nil {
-		// Revocation goes through revokeToken, which asks the Issuer how.
-		s.issuer = moduleIssuer{Issuer: o.Issuer, m: o.Module}
-	}
 	return s
 }
+
+// SetInviterResets says whether inviters may make password reset links
+// for accounts their invites created, as on a configuration reload.
+func (s *Service) SetInviterResets(on bool) { s.inviterResets.Store(on) }
 
 // SetAdmins replaces the admins (normalised bare JIDs), as on a
 // configuration reload. Requests already running keep the role they began
@@ -247,13 +272,21 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 		s.observer.InviteDenied()
 		return Invite{}, err
 	}
+	return s.mintAndRecord(ctx, a, s.issuer.Mint, "", ActionInviteCreate)
+}
+
+// mintAndRecord admits one token for a under the pause switch and the
+// quotas, has mint make it at the server, and records it as an invite
+// (resetFor names the account of a password reset; empty for an account
+// invite) with its audit entry before returning it.
+func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.Context) (Minted, error), resetFor, action string) (Invite, error) {
 	held, err := s.admitCreate(ctx, a)
 	if err != nil {
 		return Invite{}, err
 	}
 	// Settling twice is harmless; this covers a panicking Issuer.
 	defer held.settle(func() error { return nil })
-	minted, err := s.issuer.Mint(ctx)
+	minted, err := mint(ctx)
 	if err != nil {
 		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
@@ -280,7 +313,8 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 			Created:    now,
 			Expires:    minted.Expires,
 			State:      store.StatePending,
-		}, store.AuditEntry{Time: now, Actor: a.jid, Action: ActionInviteCreate})
+			ResetFor:   resetFor,
+		}, store.AuditEntry{Time: now, Actor: a.jid, Action: action, Detail: resetFor})
 		return err
 	})
 	var paused *PausedError
@@ -296,7 +330,7 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 	}
 	s.observer.InviteCreated()
 	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
-		slog.Time("expires", inv.Expires))
+		slog.Time("expires", inv.Expires), slog.String("reset_for", resetFor))
 	return viewOf(inv), nil
 }
 
@@ -349,6 +383,9 @@ func (s *Service) List(ctx context.Context, a Actor, whose string) ([]Invite, er
 
 // Cancel marks a pending invite cancelled and revokes its token at the
 // server. Inviters may cancel their own, admins any (policy.CanCancel).
+// A browser registration with the invite under way finishes first: Cancel
+// waits for it (within ctx), then reports ErrNotPending with the invite
+// used, and by whom.
 func (s *Service) Cancel(ctx context.Context, a Actor, id string) (Invite, error) {
 	if err := a.may(policy.CancelInvite); err != nil {
 		return Invite{}, err
@@ -363,25 +400,53 @@ func (s *Service) Cancel(ctx context.Context, a Actor, id string) (Invite, error
 	if inv.State != store.StatePending {
 		return viewOf(inv), ErrNotPending
 	}
-	// A token already used at the server is a used invite, not a cancelled
-	// one: record it as such, so the account it created is not hidden.
-	if live := s.settleUsed(ctx, []store.Invite{inv}); len(live) == 0 {
-		inv, _ = s.record(ctx, id)
-		return viewOf(inv), ErrNotPending
-	}
-	cancelled, err := s.store.SetInviteState(ctx, id, store.StateCancelled, "", store.AuditEntry{
-		Time: s.now().UTC(), Actor: a.jid, Action: ActionInviteCancel, Subject: id,
-	})
-	switch {
-	case errors.Is(err, store.ErrNotPending):
-		// Settled meanwhile; report what it became.
-		inv, _ = s.record(ctx, id)
-		return viewOf(inv), ErrNotPending
-	case err != nil:
+	unlock, err := s.lockInvite(ctx, id)
+	if err != nil {
 		return Invite{}, fmt.Errorf("cancel invite: %w", err)
+	}
+	checks := &tokenChecks{s: s}
+	cancelled, err := s.cancelLocked(ctx, checks, a.jid, id, "")
+	unlock()
+	checks.close()
+	if errors.Is(err, ErrNotPending) {
+		return viewOf(cancelled), err
+	} else if err != nil {
+		return Invite{}, err
 	}
 	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", a.jid))
 	return viewOf(s.revokeCancelled(ctx, a.jid, cancelled)), nil
+}
+
+// cancelLocked cancels invite id, whose lock the caller holds. An invite no
+// longer pending, or whose token the server already refuses (then recorded
+// as used or expired: a used token is a used invite, not a cancelled one,
+// so the account it created is not hidden), gives ErrNotPending with the
+// invite as it now stands.
+func (s *Service) cancelLocked(ctx context.Context, checks *tokenChecks, actor, id, detail string) (store.Invite, error) {
+	inv, err := s.record(ctx, id)
+	if err != nil {
+		return store.Invite{}, err
+	}
+	if inv.State != store.StatePending {
+		return inv, ErrNotPending
+	}
+	if checks.settleIfSpent(ctx, inv) {
+		if inv, err = s.record(ctx, id); err != nil {
+			return store.Invite{}, err
+		}
+		return inv, ErrNotPending
+	}
+	// The token check is done and decided the matter: write it even if the
+	// request ran out of time meanwhile.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
+	defer cancel()
+	cancelled, err := s.store.SetInviteState(wctx, id, store.StateCancelled, "", store.AuditEntry{
+		Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: id, Detail: detail,
+	})
+	if err != nil {
+		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
+	}
+	return cancelled, nil
 }
 
 // GrantOptions are the optional parts of a grant.
@@ -506,19 +571,26 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 	if !granted && len(pending) == 0 {
 		return res, ErrNotInviter
 	}
-	// Tokens already used get recorded as used, with a notice, first.
-	pending = s.settleUsed(ctx, pending)
+	// Tokens already used get recorded as used, with a notice, first. An
+	// invite a browser registration is using right now is waited for, so
+	// its account is recorded; the wait is bounded, as a registration is.
+	checks := &tokenChecks{s: s}
+	defer checks.close()
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
+	defer lcancel()
 	var cancelled []store.Invite
+	var failed error
 	for _, inv := range pending {
-		c, err := s.store.SetInviteState(wctx, inv.ID, store.StateCancelled, "", store.AuditEntry{
-			Time: s.now().UTC(), Actor: a.jid, Action: ActionInviteCancel, Subject: inv.ID, Detail: "inviter revoked",
-		})
-		if errors.Is(err, store.ErrNotPending) {
-			continue
-		} else if err != nil {
-			return res, fmt.Errorf("revoke: cancel %s: %w", inv.ID, err)
+		c, err := s.revokeOne(lctx, checks, a.jid, inv.ID)
+		switch {
+		case err == nil:
+			cancelled = append(cancelled, c)
+		case errors.Is(err, ErrNotPending):
+		case failed == nil:
+			// Cancel the others all the same: every link left working
+			// is one an abuser can use.
+			failed = fmt.Errorf("revoke: cancel %s: %w", inv.ID, err)
 		}
-		cancelled = append(cancelled, c)
 	}
 	res.Cancelled = len(cancelled)
 	// Consuming tokens takes a few c2s round trips each. Within a bounded
@@ -529,6 +601,9 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 		if rctx.Err() != nil || !s.revokeCancelled(rctx, a.jid, inv).Revoked {
 			res.StillValid++
 		}
+	}
+	if failed != nil {
+		return res, failed
 	}
 	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", a.jid),
 		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid))
@@ -541,6 +616,16 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 // revokeBudget bounds how long revoke spends consuming tokens before it
 // answers; the rest are retried by usage tracking.
 const revokeBudget = 20 * time.Second
+
+// revokeOne cancels one of a revoked inviter's invites under its lock.
+func (s *Service) revokeOne(ctx context.Context, checks *tokenChecks, actor, id string) (store.Invite, error) {
+	unlock, err := s.lockInvite(ctx, id)
+	if err != nil {
+		return store.Invite{}, err
+	}
+	defer unlock()
+	return s.cancelLocked(ctx, checks, actor, id, "inviter revoked")
+}
 
 // Inviters lists every grant, sorted by JID.
 func (s *Service) Inviters(ctx context.Context, a Actor) ([]Grant, error) {
@@ -586,6 +671,9 @@ func (s *Service) WhoInvited(ctx context.Context, a Actor, account string) ([]In
 	if err != nil {
 		return nil, fmt.Errorf("who invited: %w", err)
 	}
+	// A used password reset link names the account too, but did not
+	// invite it.
+	invs = slices.DeleteFunc(invs, func(inv store.Invite) bool { return inv.ResetFor != "" })
 	return viewsOf(invs), nil
 }
 

@@ -14,8 +14,11 @@ import (
 // CheckPending is one sweep of usage tracking: pending invites past their
 // expiry become expired; those whose token the server no longer accepts
 // were used, and their inviter is told; cancelled invites whose token
-// could not be revoked yet are tried again.
+// could not be revoked yet are tried again. Browser registrations the
+// store failed to record are recorded first. An invite someone holds
+// right now (a registration, a cancel) is left to the next sweep.
 func (s *Service) CheckPending(ctx context.Context) error {
+	s.payDebts(ctx)
 	s.refreshModule(ctx)
 	pending, err := s.store.PendingInvites(ctx)
 	if err != nil {
@@ -25,7 +28,10 @@ func (s *Service) CheckPending(ctx context.Context) error {
 	var live []store.Invite
 	for _, inv := range pending {
 		if !inv.Expires.IsZero() && !now.Before(inv.Expires) {
-			s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
+			if unlock, ok := s.tryLockInvite(ctx, inv.ID); ok {
+				s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
+				unlock()
+			}
 			continue
 		}
 		live = append(live, inv)
@@ -35,7 +41,7 @@ func (s *Service) CheckPending(ctx context.Context) error {
 			return err
 		}
 	}
-	if r, ok := s.issuer.(Revoker); !ok || r.Revocation() == RevokeUnsupported {
+	if s.revocation() == RevokeUnsupported {
 		return nil // nothing to retry with
 	}
 	unrevoked, err := s.store.UnrevokedCancelled(ctx)
@@ -67,15 +73,18 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 	}
 	defer checker.Close()
 	for _, inv := range invs {
-		if s.registering(inv.ID) {
-			continue // the browser registration records it, with the account
+		// A registration holding the invite records it, with the account;
+		// the check and what follows from it must not interleave with one.
+		unlock, ok := s.tryLockInvite(ctx, inv.ID)
+		if !ok {
+			continue
 		}
 		err := checker.Check(ctx, inv.Token)
-		switch {
-		case err == nil:
-		case errors.Is(err, ibr.ErrTokenRejected):
+		if errors.Is(err, ibr.ErrTokenRejected) {
 			s.settleRejected(ctx, inv)
-		default:
+		}
+		unlock()
+		if err != nil && !errors.Is(err, ibr.ErrTokenRejected) {
 			return fmt.Errorf("usage check of %s: %w", inv.ID, err)
 		}
 	}
@@ -96,33 +105,48 @@ func (s *Service) settleRejected(ctx context.Context, inv store.Invite) {
 	}
 }
 
-// settleUsed checks invs at the server before a cancel and settles those
-// already spent; it returns the ones still valid. When the server cannot
-// be asked, all are returned: cancelling is then the safe choice.
-func (s *Service) settleUsed(ctx context.Context, invs []store.Invite) []store.Invite {
-	if len(invs) == 0 {
-		return invs
+// tokenChecks asks the server about tokens before they are cancelled, over
+// one stream dialled on first use. Once the server cannot be asked, every
+// token counts as live: cancelling is then the safe choice.
+type tokenChecks struct {
+	s       *Service
+	checker *ibr.Checker
+	down    bool
+}
+
+// settleIfSpent checks inv's token and, when the server refuses it, records
+// inv as used or expired (settleRejected); it reports whether it did. The
+// caller holds inv's lock.
+func (tc *tokenChecks) settleIfSpent(ctx context.Context, inv store.Invite) bool {
+	if tc.down {
+		return false
 	}
-	checker, err := ibr.DialChecker(ctx, s.c2s)
-	if err != nil {
-		s.log.WarnContext(ctx, "cannot check tokens before cancelling", slog.Any("err", err))
-		return invs
-	}
-	defer checker.Close()
-	var live []store.Invite
-	for i, inv := range invs {
-		err := checker.Check(ctx, inv.Token)
-		switch {
-		case errors.Is(err, ibr.ErrTokenRejected):
-			s.settleRejected(ctx, inv)
-		case err != nil:
-			s.log.WarnContext(ctx, "token check failed before cancelling", slog.Any("err", err))
-			return append(live, invs[i:]...)
-		default:
-			live = append(live, inv)
+	if tc.checker == nil {
+		c, err := ibr.DialChecker(ctx, tc.s.c2s)
+		if err != nil {
+			tc.s.log.WarnContext(ctx, "cannot check tokens before cancelling", slog.Any("err", err))
+			tc.down = true
+			return false
 		}
+		tc.checker = c
 	}
-	return live
+	err := tc.checker.Check(ctx, inv.Token)
+	switch {
+	case errors.Is(err, ibr.ErrTokenRejected):
+		tc.s.settleRejected(ctx, inv)
+		return true
+	case err != nil:
+		tc.s.log.WarnContext(ctx, "token check failed before cancelling", slog.Any("err", err))
+		tc.down = true
+	}
+	return false
+}
+
+// close ends the checker's stream, if one was dialled.
+func (tc *tokenChecks) close() {
+	if tc.checker != nil {
+		_ = tc.checker.Close()
+	}
 }
 
 // settle moves a pending invite to its final state and tells the inviter.

@@ -67,6 +67,13 @@ const (
 	ReadAudit
 	// CancelAnyInvite cancels invites whoever issued them.
 	CancelAnyInvite
+	// TakeBackups writes a copy of the database on request.
+	TakeBackups
+	// ResetPassword makes password reset links (whose accounts, see
+	// CanReset).
+	ResetPassword
+	// ResetAnyAccount makes reset links for any account of the domain.
+	ResetAnyAccount
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
@@ -83,6 +90,9 @@ var minimumRole = map[Permission]Role{
 	PauseInvites:    Admin,
 	ReadAudit:       Admin,
 	CancelAnyInvite: Admin,
+	TakeBackups:     Admin,
+	ResetPassword:   Inviter,
+	ResetAnyAccount: Admin,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are
@@ -103,3 +113,22 @@ func CanCancel(r Role, actor, inviter string) bool {
 // to every message would let anyone who can forge or flood stanzas use the
 // bot to reflect traffic at a third party.
 const RefusalInterval = time.Hour
+
+// CanReset reports whether actor, holding role r, may make a password reset
+// link for an account that the invites of invitedBy created: holders of
+// ResetAnyAccount for any account, holders of ResetPassword for accounts
+// their own invites created, when inviterResets allows inviters that.
+func CanReset(r Role, actor string, invitedBy []string, inviterResets bool) bool {
+	if Allows(r, ResetAnyAccount) {
+		return true
+	}
+	if !Allows(r, ResetPassword) || !inviterResets {
+		return false
+	}
+	for _, who := range invitedBy {
+		if who == actor {
+			return true
+		}
+	}
+	return false
+}

@@ -10,8 +10,8 @@
 --     present when an account is registered: one stream that passed
 --     XEP-0445 preauth once can register any number of accounts, even after
 --     the token was used or deleted. Here every registration re-validates
---     the token against the invite store, and a stream registers one
---     account at most.
+--     the token against the invite store, a stream registers one account
+--     at most, and a password reset link resets its own account only.
 --   * Usage reports. When an account is registered with an invite, the
 --     component is told at once which token created which account.
 --   * Deletion and introductions. The component (and only it) may delete a
@@ -183,6 +183,12 @@ module:hook("user-registering", function (event)
 	local current, err = invites.get(invite.token);
 	if not current then
 		return refuse_registration(event, "invite " .. redact(invite.token) .. " is no longer valid (" .. tostring(err) .. ")");
+	end
+	-- A password reset link (Prosody 13) sets the password of its own
+	-- account; the server would also let it create any other account.
+	local reset_for = current.additional_data and current.additional_data.allow_reset;
+	if reset_for and reset_for ~= event.username then
+		return refuse_registration(event, "a password reset link for " .. tostring(reset_for) .. " creates no other account");
 	end
 end, 10);
 

@@ -77,6 +77,9 @@ type Invite struct {
 	// cancelled invite. A cancelled invite without it still works at the
 	// server, and revocation is retried.
 	Revoked bool `json:"revoked,omitempty"`
+	// ResetFor, when set, makes this a password reset link for that
+	// account (bare JID) rather than an invite for a new account.
+	ResetFor string `json:"reset_for,omitempty"`
 }
 
 // Grant is the right to invite given by an admin.

@@ -1,9 +1,11 @@
 package web
 
-// Every sentence a person reads on these pages lives in this file, so that a
-// translation is one new Text value and a new clients list, not a hunt
-// through templates. Strings with placeholders use fmt's indexed verbs
-// (%[1]s, %[2]s) so a translator may reorder them.
+// Every sentence a person reads on these pages lives in this file, in
+// English, the source language. Other languages are message catalogs in
+// locales/ whose keys are the names of Text's fields (see i18n.go), so a
+// new sentence is one field here, its English below and one line per
+// catalog. Strings with placeholders use fmt's indexed verbs (%[1]s, %[2]s)
+// so a translator may reorder them.
 
 // Text holds the user-visible strings of the web pages.
 type Text struct {
@@ -12,20 +14,30 @@ type Text struct {
 	// because the server cannot know the reader's time zone without
 	// JavaScript.
 	DateLayout string
+	// Months and Weekdays name what DateLayout's "January" and "Monday"
+	// stand for: Go's time package writes only English names.
+	Months   MonthNames
+	Weekdays WeekdayNames
 
 	// Landing page.
-	LandingTitle  string // %[1]s domain
-	InvitedYou    string // %[1]s inviter, %[2]s domain
-	InvitedAnon   string // %[1]s domain; when the inviter is unknown
-	ExpiresAt     string // %[1]s date and time (UTC)
-	NoExpiry      string
-	AppIntro      string
-	OpenInApp     string
-	QRAlt         string
-	QRHint        string
-	ClientsTitle  string
-	PreauthNote   string
-	NoPreauthNote string
+	LandingTitle string // %[1]s domain
+	InvitedYou   string // %[1]s inviter, %[2]s domain
+	InvitedAnon  string // %[1]s domain; when the inviter is unknown
+	ExpiresAt    string // %[1]s time left (one of TimeLeft*), %[2]s date and time (UTC)
+	// The time left is shown beside the date because the reader would
+	// otherwise have to convert from UTC; the largest fitting unit is used.
+	TimeLeftDays    Plural // %[1]d days, 2 or more
+	TimeLeftHours   Plural // %[1]d hours, 2 to 36
+	TimeLeftMinutes Plural // %[1]d minutes, 1 to 90
+	NoExpiry        string
+	AppIntro        string
+	OpenInApp       string
+	QRTitle         string
+	QRAlt           string
+	QRHint          string
+	ClientsTitle    string
+	PreauthNote     string
+	NoPreauthNote   string
 
 	// Registration form.
 	FormTitle      string
@@ -33,7 +45,7 @@ type Text struct {
 	Username       string
 	UsernameHint   string // %[1]s domain
 	Password       string
-	PasswordHint   string // %[1]d minimum length
+	PasswordHint   string // %[1]d minimum length: always MinPasswordLen, so no Plural
 	PasswordRepeat string
 	Submit         string
 
@@ -41,7 +53,7 @@ type Text struct {
 	ErrUsernameEmpty   string
 	ErrUsernameInvalid string
 	ErrUsernameTaken   string
-	ErrPasswordShort   string // %[1]d minimum length
+	ErrPasswordShort   string // %[1]d minimum length: always MinPasswordLen, so no Plural
 	ErrPasswordLong    string
 	ErrPasswordMatch   string
 	ErrNotAcceptable   string
@@ -72,25 +84,45 @@ type Text struct {
 	// Platforms lists the recommended apps per kind of device, in the order
 	// the pages show them. How to sign in differs per app, so it is text.
 	Platforms []Platform
+
+	// More registration form errors.
+	ErrUsernameLong      string
+	ErrUsernameLookalike string
+
+	// Password reset pages: the landing page of a reset link (its %s is
+	// the account) and the page after the new password is set.
+	ResetTitle     string
+	ResetHeadline  string
+	ResetIntro     string
+	ResetSubmit    string
+	ResetDoneTitle string
+	ResetDoneLead  string
 }
 
 // English is the default and, for now, only text.
 var English = Text{
 	Lang:       "en",
 	DateLayout: "Monday 2 January 2006, 15:04 UTC",
+	Months: MonthNames{"January", "February", "March", "April", "May", "June",
+		"July", "August", "September", "October", "November", "December"},
+	Weekdays: WeekdayNames{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"},
 
-	LandingTitle:  "Join %[1]s",
-	InvitedYou:    "%[1]s invited you to %[2]s",
-	InvitedAnon:   "You are invited to %[1]s",
-	ExpiresAt:     "This invitation is valid until %[1]s.",
-	NoExpiry:      "This invitation can be used once.",
-	AppIntro:      "Already have a chat app that speaks XMPP? Open the invitation in it, or scan the code with your phone.",
-	OpenInApp:     "Open in your app",
-	QRAlt:         "QR code of the invitation",
-	QRHint:        "Scan with your phone's camera or chat app.",
-	ClientsTitle:  "Get an app",
-	PreauthNote:   "Install one, then tap “Open in your app” or scan the code: the app creates your account.",
-	NoPreauthNote: "These cannot open the invitation: create your account below, then sign in.",
+	LandingTitle:    "Join %[1]s",
+	InvitedYou:      "%[1]s invited you to %[2]s",
+	InvitedAnon:     "You are invited to %[1]s",
+	ExpiresAt:       "This invitation is valid for %[1]s, until %[2]s.",
+	TimeLeftDays:    Plural{One: "%[1]d more day", Other: "%[1]d more days"},
+	TimeLeftHours:   Plural{One: "%[1]d more hour", Other: "%[1]d more hours"},
+	TimeLeftMinutes: Plural{One: "%[1]d more minute", Other: "%[1]d more minutes"},
+	NoExpiry:        "This invitation can be used once.",
+	AppIntro:        "Already have one of the chat apps below? Open the invitation in it, and the app sets up your new account.",
+	OpenInApp:       "Open in your app",
+	QRTitle:         "On another device?",
+	QRAlt:           "QR code of the invitation",
+	QRHint:          "Scan this code with the chat app or the camera of the phone or tablet you want to use.",
+	ClientsTitle:    "No app yet?",
+	PreauthNote:     "Install one, then tap “Open in your app” or scan the code with it: the app creates your account.",
+	NoPreauthNote:   "These cannot open the invitation: create your account below, then sign in.",
 
 	FormTitle:      "Create your account here",
 	FormIntro:      "Works with any app. Your address will be name@%[1]s.",
@@ -150,6 +182,16 @@ var English = Text{
 				Login: "Choose “Log In”, then enter your address and password."},
 		}},
 	},
+
+	ErrUsernameLong:      "That username is too long. Please choose a shorter one.",
+	ErrUsernameLookalike: "That username could pass for a different one: it mixes alphabets, or uses letters that only look like Latin ones (such as a Cyrillic “а”). Please choose another.",
+
+	ResetTitle:     "Set a new password",
+	ResetHeadline:  "Set a new password for %s",
+	ResetIntro:     "Someone who looks after this service made this link so that you can choose a new password. It works once; your contacts and chats stay as they are.",
+	ResetSubmit:    "Set new password",
+	ResetDoneTitle: "Your new password is set",
+	ResetDoneLead:  "Sign in again with your address and the new password, in every app you use.",
 }
 
 // Client is a recommended XMPP app.

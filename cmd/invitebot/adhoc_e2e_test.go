@@ -177,7 +177,7 @@ func TestAdhocDiscoveryByRole(t *testing.T) {
 	}{
 		{mallory, ""},
 		{carol, "cancel-invite list-invites " + invites.NodeCreateAccount},
-		{admin, "audit cancel-invite grant list-inviters list-invites pause resume revoke " + invites.NodeCreateAccount + " whoinvited"},
+		{admin, "audit backup cancel-invite grant list-inviters list-invites pause resume revoke " + invites.NodeCreateAccount + " whoinvited"},
 	}
 	for _, tc := range tests {
 		if got := strings.Join(commandNodes(t, tc.who, w.component), " "); got != tc.want {

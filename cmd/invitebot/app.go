@@ -46,8 +46,8 @@ type app struct {
 	svc     *invites.Service
 	bot     *bot.Bot
 
-	closeLink, stopTracking, stopWeb context.CancelFunc
-	linkDone, trackDone, webDone     <-chan struct{}
+	closeLink, stopTracking, stopWeb, stopBackups context.CancelFunc
+	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
 }
 
 // components lists the parts in start order. They stop in reverse: the web
@@ -61,6 +61,7 @@ func (a *app) components() []component {
 		{name: "service", start: a.wire},
 		{name: "link", start: a.startLink, stop: a.stopLink},
 		{name: "usage tracking", start: a.startTracking, stop: a.stopTrack},
+		{name: "backups", start: a.startBackups, stop: a.stopBackupLoop},
 		// The bot serves what the link delivers from the moment the link
 		// runs; its part in the lifecycle is draining on the way down.
 		{name: "bot", stop: a.drain},
@@ -148,14 +149,16 @@ func (a *app) wire(context.Context) error {
 	if a.tune != nil {
 		a.tune(&linkCfg)
 	}
-	// Whether the server runs mod_invitebot is asked at every link-up (it
-	// may have been loaded or unloaded meanwhile), and by each usage check.
+	// Whenever the link comes up, learn what the server offers: password
+	// resets (Prosody 13) and mod_invitebot. Either may have changed while
+	// the link was down, and a change of the server needs no restart here.
 	onUp := linkCfg.OnUp
 	linkCfg.OnUp = func() {
-		go a.detectModule()
 		if onUp != nil {
 			onUp()
 		}
+		go a.svc.DetectServerCommands(context.Background())
+		go a.detectModule()
 	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
 	a.module = invites.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
@@ -167,11 +170,13 @@ func (a *app) wire(context.Context) error {
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
 		},
-		Notifier:  bot.NewNotifier(a.link, cfg.ComponentJID()),
-		Observer:  a.metrics,
-		Log:       a.log.With(slog.String("room", "invites")),
-		Module:    a.module,
-		Introduce: cfg.Invites.Introduce,
+		Notifier:      bot.NewNotifier(a.link, cfg.ComponentJID()),
+		Observer:      a.metrics,
+		Backups:       invites.BackupOptions{Dir: cfg.Store.BackupDir, Keep: cfg.Store.BackupKeep},
+		InviterResets: cfg.Policy.InviterResets,
+		Log:           a.log.With(slog.String("room", "invites")),
+		Module:        a.module,
+		Introduce:     cfg.Invites.Introduce,
 	})
 	var links func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
@@ -225,6 +230,32 @@ func (a *app) startTracking(ctx context.Context) error {
 func (a *app) stopTrack(ctx context.Context) error {
 	a.stopTracking()
 	return waitFor(ctx, a.trackDone, "usage tracking did not stop in time")
+}
+
+// startBackups writes a backup every store.backup_interval, when
+// store.backup_dir is set.
+func (a *app) startBackups(ctx context.Context) error {
+	if a.cfg.Store.BackupDir == "" {
+		return nil
+	}
+	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopBackups = stop
+	interval := a.cfg.Store.BackupInterval
+	a.backupsDone = a.lc.goRun("backups", func() error {
+		a.svc.RunBackups(bctx, interval)
+		return nil
+	})
+	a.log.Info("backups on", slog.String("dir", a.cfg.Store.BackupDir), slog.Duration("interval", interval),
+		slog.Int("keep", a.cfg.Store.BackupKeep))
+	return nil
+}
+
+func (a *app) stopBackupLoop(ctx context.Context) error {
+	if a.stopBackups == nil {
+		return nil
+	}
+	a.stopBackups()
+	return waitFor(ctx, a.backupsDone, "backups did not stop in time")
 }
 
 // drain stops the bot taking commands and lets those in flight answer.

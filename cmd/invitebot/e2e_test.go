@@ -38,6 +38,8 @@ type world struct {
 	checkInterval time.Duration
 	// httpListen turns the web server on when not empty.
 	httpListen string
+	// backupDir sets store.backup_dir when not empty.
+	backupDir string
 }
 
 const password = "correct horse battery"
@@ -86,6 +88,7 @@ func (w *world) config(t *testing.T) *config.Config {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
+	cfg.Store.BackupDir = w.backupDir
 	if w.httpListen != "" {
 		cfg.HTTP.Listen = w.httpListen
 		cfg.HTTP.PublicURL = "http://" + w.httpListen
@@ -286,7 +289,7 @@ func TestInviteAcrossDomainsAndRegister(t *testing.T) {
 	// Revoke stops further invites. Before cancelling, it checks the
 	// pending invite at the server, finds it used and tells carol.
 	expectContains(t, admin.Chat(t, w.component, "revoke carol@"+w.srv.OtherDomain),
-		"may no longer create invites. Cancelled 0 pending invite(s)")
+		"may no longer create invites. None of their invites was still pending.")
 	expectNotice(t, carol, "was used.")
 	expectNotice(t, carol, "Your right to create invites for "+w.srv.Domain+" was revoked; 0 pending invite(s)")
 	expectContains(t, admin.Chat(t, w.component, "invites carol@"+w.srv.OtherDomain), "  used  ")
@@ -339,7 +342,7 @@ func TestDiscoPingAndMessageTypes(t *testing.T) {
 		t.Errorf("reply to a normal message has type %q", m.Type)
 	}
 	expectContains(t, m.Body, "grant <jid>")
-	expectContains(t, admin.Chat(t, w.component, strings.Repeat("x", 5000)), "Too long.")
+	expectContains(t, admin.Chat(t, w.component, strings.Repeat("x", 5000)), "Too long: a command is at most 4096 bytes.")
 	expectContains(t, admin.Chat(t, w.component, "frobnicate"), `Unknown command "frobnicate"`)
 }
 

@@ -5,6 +5,8 @@
 //	invitebot [-config FILE]               run the bot
 //	invitebot check-config [-config FILE]  validate and print the configuration
 //	invitebot version                      print version, commit and Go version
+//	invitebot export [-with-tokens] DB     write a database or backup as JSON Lines
+//	invitebot prosody-config [-config FILE] print the matching Prosody configuration
 //
 // While running, SIGHUP re-reads the configuration file and applies the
 // admins, the policy limits and the log level; other changes wait for a
@@ -33,8 +35,15 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "version" {
-		return runVersion(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			return runVersion(args[1:], stdout, stderr)
+		case "export":
+			return runExport(args[1:], stdout, stderr)
+		case "prosody-config":
+			return runProsodyConfig(args[1:], stdout, stderr)
+		}
 	}
 	checkOnly := len(args) > 0 && args[0] == "check-config"
 	if checkOnly {
@@ -44,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.yaml", "configuration file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: invitebot [check-config] [-config FILE] | invitebot version")
+		fmt.Fprintln(stderr, "usage: invitebot [check-config] [-config FILE] | invitebot version | invitebot export [-with-tokens] DB | invitebot prosody-config [-config FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

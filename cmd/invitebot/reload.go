@@ -23,6 +23,7 @@ func (a *app) reload() {
 	a.svc.SetLimits(policy.Limits{
 		PerDay: next.Policy.InvitesPerDay, MaxPending: next.Policy.MaxPending, GlobalPerDay: next.Policy.GlobalPerDay,
 	})
+	a.svc.SetInviterResets(next.Policy.InviterResets)
 	if a.level != nil {
 		a.level.Set(next.SlogLevel())
 	}

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -47,7 +48,10 @@ const (
 	DefaultMaxPending    = 10  // policy.DefaultLimits.MaxPending
 	DefaultGlobalPerDay  = 100 // policy.DefaultLimits.GlobalPerDay
 	DefaultCheckInterval = time.Minute
-	DefaultIntroduce     = true
+	// A daily backup, a week of them.
+	DefaultBackupInterval = 24 * time.Hour
+	DefaultBackupKeep     = 7
+	DefaultIntroduce      = true
 )
 
 // minCheckInterval keeps usage tracking from hammering the server.
@@ -147,6 +151,9 @@ type PolicyConfig struct {
 	// GlobalPerDay caps the invites all inviters together (admins
 	// excluded) create in any rolling 24 hours.
 	GlobalPerDay int `mapstructure:"global_per_day"`
+	// InviterResets lets inviters make password reset links for the
+	// accounts their own invites created (admins may reset any account).
+	InviterResets bool `mapstructure:"inviter_resets"`
 }
 
 // InvitesConfig tunes invite lifecycle work.
@@ -161,9 +168,16 @@ type InvitesConfig struct {
 	Introduce bool `mapstructure:"introduce"`
 }
 
-// StoreConfig locates the bbolt database.
+// StoreConfig locates the bbolt database and its backups.
 type StoreConfig struct {
 	Path string `mapstructure:"path"`
+	// BackupDir, when set, is where consistent copies of the database are
+	// written every BackupInterval and when an admin sends backup.
+	BackupDir string `mapstructure:"backup_dir"`
+	// BackupInterval is how often a backup is written.
+	BackupInterval time.Duration `mapstructure:"backup_interval"`
+	// BackupKeep is how many backups are kept; older ones are removed.
+	BackupKeep int `mapstructure:"backup_keep"`
 }
 
 // LogConfig selects log verbosity and encoding.
@@ -195,8 +209,11 @@ func Defaults() Config {
 	c.Log.Level = DefaultLogLevel
 	c.Log.Format = DefaultLogFormat
 	c.XMPP.C2S = DefaultC2S
-	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay}
+	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay,
+		InviterResets: true}
 	c.Invites.CheckInterval = DefaultCheckInterval
+	c.Store.BackupInterval = DefaultBackupInterval
+	c.Store.BackupKeep = DefaultBackupKeep
 	c.Invites.Introduce = DefaultIntroduce
 	return c
 }
@@ -463,11 +480,24 @@ func validateAdmins(admins []string) []error {
 	return errs
 }
 
+// minBackupInterval keeps scheduled backups from filling the disk.
+const minBackupInterval = time.Minute
+
 func (s *StoreConfig) validate() []error {
+	var errs []error
 	if s.Path == "" {
-		return []error{errors.New("store.path: must not be empty")}
+		errs = append(errs, errors.New("store.path: must not be empty"))
 	}
-	return nil
+	if s.BackupInterval < minBackupInterval {
+		errs = append(errs, fmt.Errorf("store.backup_interval: %s is shorter than %s", s.BackupInterval, minBackupInterval))
+	}
+	if s.BackupKeep < 1 {
+		errs = append(errs, fmt.Errorf("store.backup_keep: %d must be at least 1", s.BackupKeep))
+	}
+	if s.BackupDir != "" && s.Path != "" && filepath.Clean(s.BackupDir) == filepath.Dir(filepath.Clean(s.Path)) {
+		errs = append(errs, errors.New("store.backup_dir: must not be the database's own folder; use a folder of its own, ideally on another disk"))
+	}
+	return errs
 }
 
 func (l *LogConfig) validate() []error {

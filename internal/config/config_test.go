@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"durare.org/invitebot/policy"
 	"errors"
 	"log/slog"
 	"os"
@@ -10,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"durare.org/invitebot/policy"
 )
 
 // testSecret is distinctive so a leak is easy to spot in any output.
@@ -73,9 +75,9 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"xmpp.component", "xmpp.server", "xmpp.secret", "xmpp.secret_file", "xmpp.domain",
 		"xmpp.c2s", "xmpp.c2s_tls.server_name", "xmpp.c2s_tls.ca_file", "xmpp.c2s_tls.insecure_skip_verify",
-		"admins", "store.path", "log.level", "log.format",
+		"admins", "store.path", "store.backup_dir", "store.backup_interval", "store.backup_keep", "log.level", "log.format",
 		"http.listen", "http.public_url", "http.trust_proxy",
-		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day",
+		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets",
 		"invites.check_interval", "invites.introduce",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
@@ -522,5 +524,39 @@ func TestDefaultLimitsMatchPolicy(t *testing.T) {
 	got := policy.Limits{PerDay: d.Policy.InvitesPerDay, MaxPending: d.Policy.MaxPending, GlobalPerDay: d.Policy.GlobalPerDay}
 	if got != policy.DefaultLimits {
 		t.Errorf("config defaults %+v differ from policy.DefaultLimits %+v", got, policy.DefaultLimits)
+	}
+}
+
+func TestValidateBackups(t *testing.T) {
+	base := func() Config {
+		c := Defaults()
+		c.XMPP.Component, c.XMPP.Domain, c.XMPP.Secret = "invites.example.org", "example.org", "x"
+		c.Admins = []string{"admin@example.org"}
+		c.Store.Path = "/var/lib/invitebot/invitebot.db"
+		return c
+	}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{name: "defaults", edit: func(*Config) {}},
+		{name: "own folder", edit: func(c *Config) { c.Store.BackupDir = "/var/lib/invitebot/backups" }},
+		{name: "database folder", edit: func(c *Config) { c.Store.BackupDir = "/var/lib/invitebot/" }, want: "store.backup_dir: must not be the database's own folder"},
+		{name: "too often", edit: func(c *Config) { c.Store.BackupInterval = time.Second }, want: "store.backup_interval: 1s is shorter than 1m0s"},
+		{name: "keep none", edit: func(c *Config) { c.Store.BackupKeep = 0 }, want: "store.backup_keep: 0 must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Validate = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

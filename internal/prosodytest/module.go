@@ -145,3 +145,19 @@ func (r *RegistrationStream) iq(payload xml.TokenReader) error {
 	}
 	return err
 }
+
+// MintResetToken creates a password reset link for account the way an
+// admin would (prosodyctl shell invite create_reset, Prosody 13) and
+// returns its token. Prosody 0.12 has no password resets: there it returns
+// an error.
+func (s *Server) MintResetToken(account jid.JID) (string, error) {
+	out, err := s.ctl("shell", "invite", "create_reset", account.Bare().String())
+	if err != nil {
+		return "", err
+	}
+	m := preauthRE.FindStringSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("no preauth token in prosodyctl output %q", out)
+	}
+	return m[1], nil
+}

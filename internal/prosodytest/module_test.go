@@ -404,3 +404,40 @@ func TestModuleIntroduces(t *testing.T) {
 			roster(t, inviter)[account.String()].Subscription == "both"
 	})
 }
+
+// TestResetLinkResetsItsAccountOnly: Prosody 13's password reset token
+// also creates any other account (a known limit without the module); with
+// the module it sets the password of its own account and nothing else.
+// Prosody 0.12 has no password resets.
+func TestResetLinkResetsItsAccountOnly(t *testing.T) {
+	withAndWithout(t, func(t *testing.T, srv *prosodytest.Server, module bool) {
+		owner := srv.AddUser(t, "owner", srv.Domain, modulePass)
+		token, err := srv.MintResetToken(owner)
+		if !strings.HasPrefix(srv.Version, "13") {
+			if err == nil {
+				t.Fatalf("Prosody %s made a reset link; this test expects that only 13 has them", srv.Version)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("reset link: %v", err)
+		}
+		s := prosodytest.OpenRegistration(t, srv)
+		if err := s.Preauth(token); err != nil {
+			t.Fatalf("preauth with the reset token: %v", err)
+		}
+		err = s.Register("stranger", modulePass)
+		switch {
+		case module && !isForbidden(err):
+			t.Errorf("a new account with a reset link: %v, want forbidden", err)
+		case !module && err != nil:
+			t.Errorf("without the module Prosody lets a reset link create an account; got %v", err)
+		}
+		if module {
+			if err := s.Register("owner", "new password"); err != nil {
+				t.Fatalf("the reset itself: %v", err)
+			}
+			prosodytest.Login(t, srv, owner, "new password")
+		}
+	})
+}

@@ -1,6 +1,6 @@
 // Command screenshots renders the landing and success pages in headless
-// Chromium at desktop and phone widths and writes them as PNG files, for the
-// documentation. It serves the real web handler with an in-memory invite, so
+// Chromium at desktop and phone widths, and the landing page on a phone in
+// every other language, and writes them as PNG files, for the documentation. It serves the real web handler with an in-memory invite, so
 // no XMPP server is needed:
 //
 //	go run ./web/internal/screenshots -out docs
@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"mellium.im/xmpp/jid"
 
@@ -50,10 +52,15 @@ type viewport struct {
 	mobile        bool
 }
 
-var viewports = []viewport{
-	{name: "desktop", width: 1280, height: 800, scale: 1},
-	{name: "phone", width: 390, height: 844, scale: 2, mobile: true},
-}
+var (
+	desktop   = viewport{name: "desktop", width: 1280, height: 800, scale: 1}
+	phone     = viewport{name: "phone", width: 390, height: 844, scale: 2, mobile: true}
+	viewports = []viewport{desktop, phone}
+)
+
+// translations are the languages shot besides English, as Accept-Language
+// values; each gives landing-phone-<lang>.png.
+var translations = []string{"de"}
 
 func main() {
 	out := flag.String("out", "docs", "directory to write the PNG files to")
@@ -101,6 +108,9 @@ func run(out, exe string) error {
 	defer cancelTab()
 
 	landing := web.LandingURL(publicURL, inviteID)
+	if err := chromedp.Do(b, acceptLanguage("en")); err != nil {
+		return err
+	}
 	for _, vp := range viewports {
 		inv.reset() // a fresh, pending invite for each size
 		if err := chromedp.Do(b, emulate(vp, vp.height), chromedp.Navigate(landing),
@@ -122,7 +132,27 @@ func run(out, exe string) error {
 			return err
 		}
 	}
+	for _, lang := range translations {
+		inv.reset()
+		if err := chromedp.Do(b, acceptLanguage(lang), emulate(phone, phone.height), chromedp.Navigate(landing),
+			chromedp.WaitVisible(chromedp.ID("open-in-app"))); err != nil {
+			return fmt.Errorf("%s landing: %w", lang, err)
+		}
+		if err := shoot(b, phone, filepath.Join(out, "landing-phone-"+lang+".png")); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// acceptLanguage makes the browser ask for lang, as a reader's browser set
+// to that language would, whatever the machine's own language is.
+func acceptLanguage(lang string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, network.SetExtraHTTPHeaders,
+			network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}})
+		return err
+	})
 }
 
 func emulate(vp viewport, height int64) chromedp.Action[chromedp.Void] {
