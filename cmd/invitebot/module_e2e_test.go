@@ -95,9 +95,16 @@ func (w *world) grantedInviter(t *testing.T) (admin, carol *prosodytest.Client) 
 // message that follows it (the web server is on) is taken too.
 func (w *world) invite(t *testing.T, c *prosodytest.Client) string {
 	t.Helper()
-	reply := c.Chat(t, w.component, "invite")
+	return w.chatWithQR(t, c, "invite")
+}
+
+// chatWithQR sends body (a command answered with a link) and returns the
+// reply, taking the QR image message that follows it.
+func (w *world) chatWithQR(t *testing.T, c *prosodytest.Client, body string) string {
+	t.Helper()
+	reply := c.Chat(t, w.component, body)
 	if qr := c.Next(t); !strings.HasSuffix(qr.Body, "/qr.png") {
-		t.Fatalf("expected the QR image after the invite, got %q", qr.Body)
+		t.Fatalf("expected the QR image after the reply to %q, got %q", body, qr.Body)
 	}
 	return reply
 }
@@ -232,16 +239,18 @@ func TestModuleCancelDeletesTokenAtServer(t *testing.T) {
 	expectContains(t, admin.Chat(t, w.component, "audit "+id), invites.ActionTokenRevoked)
 }
 
-// cancelID returns the id in the "cancel <id>" hint of an invite reply.
+// cancelID returns the id in the "cancel <id>" hint of an invite or reset
+// reply.
 func cancelID(t *testing.T, reply string) string {
 	t.Helper()
-	i := strings.LastIndex(reply, "cancel ")
-	rest := reply[i+len("cancel "):]
-	if i < 0 || len(rest) < 16 {
-		t.Fatalf("invite reply names no id to cancel:\n%s", reply)
+	m := cancelHintRE.FindAllStringSubmatch(reply, -1)
+	if m == nil {
+		t.Fatalf("reply names no id to cancel:\n%s", reply)
 	}
-	return rest[:16]
+	return m[len(m)-1][1]
 }
+
+var cancelHintRE = regexp.MustCompile(`cancel ([a-z2-7]{16})`)
 
 // TestForgedReportIgnored: a report claiming an account from anyone but the
 // domain itself is refused and changes nothing.
@@ -332,7 +341,8 @@ func (w *world) registerInBrowser(t *testing.T, id, username string) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), username+"@"+w.srv.Domain) {
+	// The page lets the address wrap at its parts.
+	if resp.StatusCode != http.StatusOK || !strings.Contains(strings.ReplaceAll(string(body), "<wbr>", ""), username+"@"+w.srv.Domain) {
 		t.Fatalf("POST %s = %d:\n%s", page, resp.StatusCode, body)
 	}
 }
@@ -363,5 +373,54 @@ func TestBrowserRegistrationIntroduces(t *testing.T) {
 				t.Errorf("new account's roster item for its inviter = %+v (present %v), want present = %v", it, ok, module)
 			}
 		})
+	}
+}
+
+// TestModuleResetLinks: with mod_invitebot, a password reset link (Prosody
+// 13) resets its own account and creates no other, and cancelling one
+// deletes its token at the server.
+func TestModuleResetLinks(t *testing.T) {
+	w := newModuleWorld(t, true)
+	admin := w.user(t, "admin", w.srv.Domain)
+	if strings.HasPrefix(w.srv.Version, "0.12") {
+		expectContains(t, admin.Chat(t, w.component, "reset someone"), "Password resets need Prosody 13 or newer")
+		return
+	}
+	owner := w.srv.AddUser(t, "owner", w.srv.Domain, "old password")
+	deadline := time.Now().Add(e2eTimeout)
+	for !strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>") {
+		if time.Now().After(deadline) {
+			t.Fatal("reset never offered on Prosody 13")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+
+	reply := w.chatWithQR(t, admin, "reset owner")
+	token := inviteURIToken(t, reply)
+	if _, err := ibr.Register(ctx, w.srv.IBRConfig(), token, "intruder", "any password"); !errors.Is(err, ibr.ErrTokenRejected) {
+		t.Errorf("a new account with a reset link: %v, want the token rejected", err)
+	}
+	if _, err := ibr.Register(ctx, w.srv.IBRConfig(), token, "owner", "new password"); err != nil {
+		t.Fatalf("the reset itself: %v", err)
+	}
+	if _, err := ibr.BoundJID(ctx, w.srv.IBRConfig(), owner, "new password"); err != nil {
+		t.Errorf("the new password does not log in: %v", err)
+	}
+
+	reply = w.chatWithQR(t, admin, "reset owner")
+	expectContains(t, admin.Chat(t, w.component, "cancel "+cancelID(t, reply)), "no longer works")
+	cancelled := inviteURIToken(t, reply)
+	if err := ibr.CheckToken(ctx, w.srv.IBRConfig(), cancelled); !errors.Is(err, ibr.ErrTokenRejected) {
+		t.Errorf("a cancelled reset token: %v, want rejected", err)
+	}
+	prosodyLog, err := os.ReadFile(w.srv.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectContains(t, string(prosodyLog), "Deleted invite "+cancelled[:4])
+	if strings.Contains(string(prosodyLog), "revoked-") {
+		t.Error("a throwaway revoked-… account was registered although the module deletes tokens")
 	}
 }
