@@ -76,6 +76,12 @@ local introduced_max_age = 90 * 86400;
 -- know how to explain it, and it tells nobody whether the token existed.
 local bad_token_text = "The invite token is invalid or expired";
 
+-- Only the server itself has streams, registrations and a component link;
+-- prosodyctl has no use for any of this.
+if prosody.process_type ~= "prosody" then
+	return;
+end
+
 local component = module:get_option_string("invitebot_component");
 if component then
 	component = jid_util.prep(component);
@@ -84,12 +90,6 @@ if not component then
 	module:log("error", "invitebot_component is not set (or not a valid JID): single use is enforced, "
 		.. "but no usage reports are sent and nobody may delete tokens. Add "
 		.. "invitebot_component = \"invites.%s\" (the bot's component JID) under this VirtualHost", module.host);
-end
-
--- Only the server itself has streams, registrations and a component link;
--- prosodyctl has no use for any of this.
-if prosody.process_type ~= "prosody" then
-	return;
 end
 
 local invites = module:depends("invites");
