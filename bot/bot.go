@@ -460,7 +460,7 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 	}
 	args, err := bindArgs(op, role, rest)
 	if err != nil {
-		return reply{text: fmt.Sprintf("%v\nUsage: %s", err, op.usage(role))}, true
+		return reply{text: fmt.Sprintf("%s\nUsage: %s", sentence(err.Error()), op.usage(role))}, true
 	}
 	b.countCommand(op)
 	res, err := op.run(ctx, b, request{actor: who, args: args})

@@ -58,10 +58,20 @@ type GrantRevoked struct {
 	Cancelled int
 }
 
-func (InviteUsed) isEvent()   {}
-func (Welcome) isEvent()      {}
-func (GrantGiven) isEvent()   {}
-func (GrantRevoked) isEvent() {}
+// InviteCancelled says someone else (an admin) cancelled an invite of the
+// recipient's.
+type InviteCancelled struct {
+	// Invite is the invite as it was cancelled.
+	Invite Invite
+	// By is who cancelled it.
+	By string
+}
+
+func (InviteUsed) isEvent()      {}
+func (InviteCancelled) isEvent() {}
+func (Welcome) isEvent()         {}
+func (GrantGiven) isEvent()      {}
+func (GrantRevoked) isEvent()    {}
 
 // notify sends ev to to; a failure is logged, not returned: news is best
 // effort and must not undo what it reports.

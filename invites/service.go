@@ -417,7 +417,13 @@ func (s *Service) Cancel(ctx context.Context, a Actor, id string) (Invite, error
 		return Invite{}, err
 	}
 	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", a.jid))
-	return viewOf(s.revokeCancelled(ctx, a.jid, cancelled)), nil
+	done := viewOf(s.revokeCancelled(ctx, a.jid, cancelled))
+	if cancelled.Inviter != a.jid {
+		// Someone else's invite: its inviter would otherwise find it
+		// cancelled with no word why.
+		s.notify(ctx, cancelled.Inviter, InviteCancelled{Invite: done, By: a.jid})
+	}
+	return done, nil
 }
 
 // cancelLocked cancels invite id, whose lock the caller holds. An invite no
