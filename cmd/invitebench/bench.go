@@ -283,6 +283,9 @@ func (e *env) measure(ctx context.Context, o options, m measurementDef, profiled
 		mr.Bot.Lost+mr.Floor.Lost, mr.Bot.Failed+mr.Floor.Failed)
 	if mr.Aborted && err == nil {
 		e.logf("%s: stopped early after %d lost or failed requests", m.name, maxLost)
+		// The bot still works on the requests the clients gave up on;
+		// the next measurement must not pay for them.
+		e.awaitIdle(ctx)
 	}
 	if err == nil {
 		err = e.botAlive()
@@ -316,6 +319,36 @@ func (e *env) warmUp(ctx context.Context, o options, inviters, admins []*prosody
 		}
 	}
 	return ctx.Err()
+}
+
+// Idle detection after a stopped measurement.
+const (
+	// idlePoll is how long the bot must use no CPU (not one clock tick)
+	// to count as idle.
+	idlePoll = 500 * time.Millisecond
+	// idleWait bounds the wait: past it the run goes on and the next
+	// measurement shares the machine with the leftovers.
+	idleWait = time.Minute
+)
+
+// awaitIdle waits until the bot has used no CPU for idlePoll, at most
+// idleWait.
+func (e *env) awaitIdle(ctx context.Context) {
+	deadline := time.Now().Add(idleWait)
+	last, _ := procCPU(e.bot.pid)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(idlePoll):
+		}
+		now, err := procCPU(e.bot.pid)
+		if err != nil || now == last {
+			return
+		}
+		last = now
+	}
+	e.logf("bot still busy after %v; going on", idleWait)
 }
 
 // knownMeasurement reports whether name is a measurement's name followed by
