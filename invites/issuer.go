@@ -80,10 +80,18 @@ type AdhocIssuer struct {
 // Mint runs the command, completing any stage the server presents with its
 // defaults, and reads the XEP-0401 result form.
 func (a AdhocIssuer) Mint(ctx context.Context) (Minted, error) {
+	// A server that wants options (ejabberd, later Prosody versions) gets
+	// its own defaults back: the bot has no options to give.
+	return a.run(ctx, NodeCreateAccount, func(*dataform.Form) {})
+}
+
+// run executes the command node, has fill complete each stage's form (the
+// server's defaults already in it), and reads the XEP-0401 result form.
+func (a AdhocIssuer) run(ctx context.Context, node string, fill func(*dataform.Form)) (Minted, error) {
 	ctx, cancel := context.WithTimeout(ctx, issuerTimeout)
 	defer cancel()
 
-	req := commandRequest{Node: NodeCreateAccount, Action: "execute"}
+	req := commandRequest{Node: node, Action: "execute"}
 	for stage := 0; stage < maxCommandStages; stage++ {
 		resp, err := a.execute(ctx, req)
 		if err != nil {
@@ -93,14 +101,12 @@ func (a AdhocIssuer) Mint(ctx context.Context) (Minted, error) {
 		case "completed":
 			return mintedFromForm(resp.Form)
 		case "executing":
-			// A server that wants options (ejabberd, later Prosody versions)
-			// gets its own defaults back: the bot has no options to give.
-			req = commandRequest{
-				Node:      NodeCreateAccount,
-				SessionID: resp.SessionID,
-				Action:    "complete",
-				Form:      resp.Form.Submission(),
+			form := resp.Form.Submission()
+			if form == nil {
+				form = &dataform.Form{Type: dataform.TypeSubmit}
 			}
+			fill(form)
+			req = commandRequest{Node: node, SessionID: resp.SessionID, Action: "complete", Form: form}
 		default:
 			return Minted{}, fmt.Errorf("mint invite: command ended with status %q%s", resp.Status, resp.notes())
 		}

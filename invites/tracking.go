@@ -280,6 +280,16 @@ func (s *Service) Track(ctx context.Context, interval time.Duration) {
 	s.schedule.mu.Lock()
 	s.schedule.budget = time.Duration(float64(interval) * sweepShare)
 	s.schedule.mu.Unlock()
+	every(ctx, interval, func() {
+		if err := s.CheckPending(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "usage check failed; next try in one interval", slog.Any("err", err))
+		}
+	})
+}
+
+// every runs fn each interval until ctx ends: the shape of the service's
+// background work.
+func every(ctx context.Context, interval time.Duration, fn func()) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -287,9 +297,7 @@ func (s *Service) Track(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			if err := s.CheckPending(ctx); err != nil && ctx.Err() == nil {
-				s.log.WarnContext(ctx, "usage check failed; next try in one interval", slog.Any("err", err))
-			}
+			fn()
 		}
 	}
 }
