@@ -41,12 +41,18 @@ type app struct {
 
 	store   *store.Store
 	link    *bot.Link
+	minter  *bot.Minter // nil when the component mints
 	metrics *web.Metrics
 	svc     *invites.Service
 	bot     *bot.Bot
 
 	closeLink, stopTracking, stopWeb, stopBackups context.CancelFunc
 	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
+
+	// tuneMinter, when set, adjusts the minter session's timing (tests).
+	tuneMinter  func(*bot.MinterConfig)
+	closeMinter context.CancelFunc
+	minterDone  <-chan struct{}
 }
 
 // components lists the parts in start order. They stop in reverse: the web
@@ -58,6 +64,9 @@ func (a *app) components() []component {
 	return []component{
 		{name: "store", start: a.openStore, stop: a.closeStore},
 		{name: "service", start: a.wire},
+		// Before the link and stopped after it: commands drained at
+		// shutdown may still mint through it.
+		{name: "minter", start: a.startMinter, stop: a.stopMinter},
 		{name: "link", start: a.startLink, stop: a.stopLink},
 		{name: "usage tracking", start: a.startTracking, stop: a.stopTrack},
 		{name: "backups", start: a.startBackups, stop: a.stopBackupLoop},
@@ -86,6 +95,7 @@ func (a *app) run(ctx context.Context) error {
 		slog.String("component", cfg.XMPP.Component),
 		slog.String("server", cfg.XMPP.Server),
 		slog.String("domain", cfg.XMPP.Domain),
+		slog.String("minting", cfg.Minting()),
 		slog.Int("admins", len(cfg.Admins)),
 		slog.String("store", cfg.Store.Path))
 	stopCtx := func() (context.Context, context.CancelFunc) {
@@ -154,13 +164,15 @@ func (a *app) wire(context.Context) error {
 		if onUp != nil {
 			onUp()
 		}
-		go a.svc.DetectServerCommands(context.Background())
+		if a.minter == nil { // else the minter's login does it
+			go a.svc.DetectServerCommands(context.Background())
+		}
 	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
-		Issuer: invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.ComponentJID(), Link: a.link},
+		Issuer: a.issuer(c2s.TLS),
 		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), C2S: c2s,
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
@@ -280,7 +292,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		Domain:     a.cfg.XMPP.Domain,
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
-	}, a.svc, health{link: a.link, store: a.store}, a.metrics)
+	}, a.svc, health{link: a.link, store: a.store, minter: a.minter}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
 	a.webDone = a.lc.goRun("web server", func() error {
@@ -312,11 +324,14 @@ func waitFor(ctx context.Context, done <-chan struct{}, late string) error {
 	}
 }
 
-// health answers /healthz from the link and the database.
+// health answers /healthz from the link, the minter session and the
+// database.
 type health struct {
-	link  *bot.Link
-	store *store.Store
+	link   *bot.Link
+	store  *store.Store
+	minter *bot.Minter // nil when the component mints
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }
+func (h health) MinterUp() bool                      { return h.minter == nil || h.minter.Up() }
 func (h health) PingStore(ctx context.Context) error { return h.store.Ping(ctx) }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"durare.org/invitebot/bot"
 )
 
 // TestProsodyConfigPassesProsodysCheck: the printed configuration, merged
@@ -44,6 +46,35 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 	check, err := exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
 	if err != nil {
 		t.Fatalf("prosodyctl check config: %v\n%s\n--- config ---\n%s", err, check, merged)
+	}
+
+	// Minting as an account: the role instead of the component in admins,
+	// and still a configuration Prosody accepts.
+	path = writeConfig(t, strings.Replace(goodConfig, "  domain: example.org\n",
+		"  domain: example.org\n  minter: invitebot@example.org\n  minter_password: m1nter-never-printed\n", 1))
+	out.Reset()
+	if code := run([]string{"prosody-config", "-config", path, "-with-secret"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	got = out.String()
+	for _, want := range []string{"    " + strings.ReplaceAll(bot.MinterRoleLua, "\n", "\n    "),
+		"prosodyctl adduser invitebot@example.org", "prosodyctl shell user set_role invitebot@example.org invitebot:minter",
+		`--   admins = { "invitebot@example.org" }`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("minter output lacks %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `admins = { "invites.example.org" }`) || strings.Contains(got, "m1nter-never-printed") {
+		t.Errorf("minter output grants the component admin or shows the password:\n%s", got)
+	}
+	merged = strings.Replace(merged[:strings.Index(merged, "-- Prosody configuration")]+got,
+		"-- ... your modules, plus:", `"tls"; "saslauth"; "disco";`, 1)
+	if err := os.WriteFile(cfgFile, []byte(merged), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check, err = exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("prosodyctl check config (minter): %v\n%s\n--- config ---\n%s", err, check, merged)
 	}
 
 	// Without -with-secret the secret stays out.

@@ -119,6 +119,41 @@ type Option func(*options)
 type options struct {
 	componentAdmin bool
 	secret         string
+	admins         []string
+	adminsNoRoles  []string
+	customRoles    []Role
+}
+
+// Role is a Prosody 13 custom role (the custom_roles option): a name, the
+// roles it inherits from, and the permissions it adds, such as
+// "adhoc:urn:xmpp:invite#create-account".
+type Role struct {
+	Name     string
+	Inherits []string
+	Allow    []string
+}
+
+// WithAdmins adds JIDs, typically local accounts, to Domain's admins
+// besides the component. On 0.12 that is the only way to let an account
+// run the invite commands; on 13 it makes the account a full
+// prosody:admin.
+func WithAdmins(jids ...string) Option {
+	return func(o *options) { o.admins = append(o.admins, jids...) }
+}
+
+// WithAdminsWithoutRoles is WithAdmins on a Prosody without roles (0.12)
+// and nothing on one with them (13), where the accounts get a narrower
+// role from AddUserWithRole instead: one test can then give an account the
+// least that lets it run the invite commands on either version.
+func WithAdminsWithoutRoles(jids ...string) Option {
+	return func(o *options) { o.adminsNoRoles = append(o.adminsNoRoles, jids...) }
+}
+
+// WithCustomRoles defines roles in Domain's VirtualHost (custom_roles).
+// Prosody 13 gives them to accounts created with AddUserWithRole; 0.12
+// does not know the option and ignores it.
+func WithCustomRoles(roles ...Role) Option {
+	return func(o *options) { o.customRoles = append(o.customRoles, roles...) }
 }
 
 // WithoutComponentAdmin leaves the component out of Domain's admins, to test
@@ -205,11 +240,16 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 		s.C2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2sPort))
 		s.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(compPort))
-		if err := s.writeConfig(certDir, c2sPort, compPort, o.componentAdmin); err != nil {
+		if err := s.writeConfig(certDir, c2sPort, compPort, o); err != nil {
 			s.fatalf(t, "%v", err)
 		}
 		if s.Version == "" {
 			if err := s.identify(); err != nil {
+				s.fatalf(t, "%v", err)
+			}
+			// identify needed a configuration; options that depend on the
+			// version it found are rendered now.
+			if err := s.writeConfig(certDir, c2sPort, compPort, o); err != nil {
 				s.fatalf(t, "%v", err)
 			}
 		}
@@ -252,6 +292,59 @@ func (s *Server) AddUser(t testing.TB, user, host, pass string) jid.JID {
 		s.fatalf(t, "add user %s: %v", j, err)
 	}
 	return j
+}
+
+// HasRoles reports whether this Prosody gives accounts roles and knows
+// custom_roles: 13 does, 0.12 (whose only distinction is admins) does not.
+func (s *Server) HasRoles() bool { return !strings.HasPrefix(s.Version, "0.") }
+
+// AddUserWithRole creates user@host with pass and gives it role as its
+// primary role, Prosody 13 only: prosodyctl register, then prosodyctl
+// shell user set_role, the commands the README and the bot's log give
+// operators. The server must be running, and a custom role must have been
+// defined with WithCustomRoles. On 0.12, which has no roles, it fails the
+// test: use WithAdmins there.
+func (s *Server) AddUserWithRole(t testing.TB, user, host, pass, role string) jid.JID {
+	t.Helper()
+	if !s.HasRoles() {
+		s.fatalf(t, "add user with role %s: Prosody %s has no roles (give the account admins with WithAdmins)", role, s.Version)
+	}
+	j, err := jid.New(user, host, "")
+	if err != nil {
+		s.fatalf(t, "add user: %v", err)
+	}
+	if _, err := s.ctl("register", user, host, pass); err != nil {
+		s.fatalf(t, "add user %s: %v", j, err)
+	}
+	out, err := s.ctl("shell", "user", "set_role", j.String(), role)
+	if err != nil {
+		s.fatalf(t, "give %s the role %s: %v", j, role, err)
+	}
+	// The shell may report a failure (an unknown role) only in its output;
+	// the role read back is the proof.
+	if got := s.UserRole(t, j); got != role {
+		s.fatalf(t, "give %s the role %s: it has %q; prosodyctl shell said %q", j, role, got, strings.TrimSpace(out))
+	}
+	return j
+}
+
+// UserRole returns the primary role Prosody 13 gives the account j
+// (prosodyctl shell user role).
+func (s *Server) UserRole(t testing.TB, j jid.JID) string {
+	t.Helper()
+	out, err := s.ctl("shell", "user", "role", j.String())
+	if err != nil {
+		s.fatalf(t, "role of %s: %v", j, err)
+	}
+	// The shell's result line is "OK: ROLE", or "OK: ROLE (primary)" when
+	// the account has secondary roles too.
+	for _, line := range strings.Split(out, "\n") {
+		if r, ok := strings.CutPrefix(strings.TrimSpace(line), "OK: "); ok {
+			return strings.TrimSuffix(r, " (primary)")
+		}
+	}
+	s.fatalf(t, "role of %s: no result in prosodyctl shell output %q", j, out)
+	return ""
 }
 
 // preauthRE finds the token in the URI mod_invites returns.
@@ -438,7 +531,15 @@ func (s *Server) ctl(args ...string) (string, error) {
 }
 
 // writeConfig renders the Prosody configuration for the chosen ports.
-func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdmin bool) error {
+func (s *Server) writeConfig(certDir string, c2sPort, compPort int, o options) error {
+	var admins []string
+	if o.componentAdmin {
+		admins = append(admins, s.Component)
+	}
+	admins = append(admins, o.admins...)
+	if s.Version != "" && !s.HasRoles() {
+		admins = append(admins, o.adminsNoRoles...)
+	}
 	var b bytes.Buffer
 	err := configTemplate.Execute(&b, map[string]any{
 		"PidFile":         filepath.Join(s.Dir, "prosody.pid"),
@@ -451,7 +552,9 @@ func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdm
 		"OtherDomain":     s.OtherDomain,
 		"Component":       s.Component,
 		"ComponentSecret": s.ComponentSecret,
-		"ComponentAdmin":  componentAdmin,
+		"ComponentAdmin":  o.componentAdmin,
+		"Admins":          admins,
+		"CustomRoles":     o.customRoles,
 		"AdminSocket":     s.adminSocket,
 	})
 	if err != nil {
