@@ -131,6 +131,9 @@ type Service struct {
 	// refusals bounds the audit entries refused requests write.
 	refusals *refusalBudget
 
+	// schedule orders usage tracking's token checks.
+	schedule checkSchedule
+
 	// regMu guards inRegistration: invites whose token a browser
 	// registration is using right now, so that a second registration with
 	// the same invite (a double click) fails at once instead of waiting.

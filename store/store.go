@@ -31,7 +31,7 @@ import (
 // lockTimeout bounds how long Open waits for the file lock. bbolt allows one
 // writer process per file; without a bound a second invitebot started by
 // mistake would hang silently instead of saying what is wrong.
-const lockTimeout = 5 * time.Second
+const lockTimeout = time.Second
 
 // fileMode is used when the database is created. Owner-only because the file
 // holds live invite tokens, which are enough to register an account.

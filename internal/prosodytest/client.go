@@ -174,6 +174,16 @@ func (c *Client) Next(t testing.TB) Message {
 	return m
 }
 
+// NextWithin returns the next message if one arrives within d (or is
+// already queued), and false otherwise, without failing the test: for
+// collecting however many replies a fault left.
+func (c *Client) NextWithin(d time.Duration) (Message, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := c.take(ctx, func(Message) bool { return true })
+	return m, err == nil
+}
+
 // NoMessage fails the test if a message arrives (or is already queued)
 // within d. Absence can only be observed over time, so d is the assertion's
 // window, not a synchronisation sleep.
