@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -62,9 +63,16 @@ const MinterRoleLua = `custom_roles = {
 // account is not logged in.
 var ErrMinterDown = errors.New("minter session is down")
 
-// errMinterLogin marks a login the server refused (as opposed to one the
-// network broke): it calls for a configuration change, not patience.
-var errMinterLogin = errors.New("the server refused the minter account's login")
+// ErrMinterRefused means the server refused the minter account's
+// credentials (wrong password, no such account, account disabled). Run
+// gives up on it, as the Link does on a rejected secret: retrying cannot
+// help until someone changes a configuration.
+var ErrMinterRefused = errors.New("the server refused the minter account's login")
+
+// permanentSASL are the SASL failure conditions (RFC 6120 6.5) that only a
+// change of configuration or account cures; others, temporary-auth-failure
+// above all, are retried.
+var permanentSASL = map[string]bool{"not-authorized": true, "account-disabled": true, "credentials-expired": true}
 
 // MinterConfig says as which account, where and how the minter logs in.
 type MinterConfig struct {
@@ -91,7 +99,8 @@ type MinterConfig struct {
 
 // Minter keeps a c2s session logged in as the minter account, the way the
 // component Link keeps its link: it dials, pings, and logs in again with
-// exponential backoff and jitter after any drop. Through SendIQElement it
+// exponential backoff and jitter after any drop, and gives up only when
+// the server refuses the account's credentials. Through SendIQElement it
 // is the IQSender an invites.AdhocIssuer mints with, so the server's
 // commands run with the account's rights and the component needs none.
 type Minter struct {
@@ -153,6 +162,9 @@ func (m *Minter) Run(ctx context.Context) error {
 		}
 		// As for the link: only a session that lasted resets the backoff,
 		// so a server that drops every login is not hammered.
+		if errors.Is(err, ErrMinterRefused) {
+			return err
+		}
 		if time.Since(started) >= stableAfter {
 			backoff = m.cfg.MinBackoff
 		}
@@ -249,6 +261,7 @@ func (m *Minter) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
 	// As for the link: mellium would arm conn's deadline from the context
 	// given to NewClientSession and could fire it later under the session's
 	// own reads and writes; closing the connection bounds the login instead.
+	// The password goes to SCRAM only and into no error.
 	stop := context.AfterFunc(hctx, func() { conn.Close() })
 	sess, err := xmpp.NewClientSession(context.WithoutCancel(hctx), m.cfg.Account, conn,
 		xmpp.StartTLS(m.tlsConfig()),
@@ -261,7 +274,7 @@ func (m *Minter) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
 	}
 	if err != nil {
 		conn.Close()
-		if errors.Is(err, errMinterLogin) {
+		if errors.Is(err, ErrMinterRefused) {
 			return nil, nil, fmt.Errorf("log in as %s: %w (check xmpp.minter_password, and that the account exists: prosodyctl adduser %s)",
 				m.cfg.Account, err, m.cfg.Account)
 		}
@@ -292,20 +305,41 @@ func (m *Minter) tlsConfig() *tls.Config {
 }
 
 // minterSASL logs in with SCRAM only, so the password never crosses the
-// wire even inside TLS, and marks a refusal with errMinterLogin.
+// wire even inside TLS, and marks a refusal of the credentials with
+// ErrMinterRefused.
 func minterSASL(password string) xmpp.StreamFeature {
 	f := xmpp.SASL("", password, sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1)
 	negotiate := f.Negotiate
 	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, error) {
 		mask, rw, err := negotiate(ctx, s, data)
-		var ne net.Error
-		if err != nil && !errors.As(err, &ne) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) &&
-			!errors.Is(err, net.ErrClosed) {
-			err = fmt.Errorf("%w: %w", errMinterLogin, err)
+		if cond := saslCondition(err); permanentSASL[cond] {
+			err = fmt.Errorf("%w (%s): %w", ErrMinterRefused, cond, err)
 		}
 		return mask, rw, err
 	}
 	return f
+}
+
+// saslCondition returns the condition of the SASL failure err is, "" if
+// it is none. mellium returns the server's <failure/> as a value of an
+// internal type whose Error() gives the server's text instead of the
+// condition, so the condition is read from its exported field.
+func saslCondition(err error) string {
+	if err == nil {
+		return ""
+	}
+	v := reflect.ValueOf(err)
+	if v.Kind() != reflect.Struct {
+		return ""
+	}
+	f := v.FieldByName("Condition")
+	if !f.IsValid() || !f.CanInterface() {
+		return ""
+	}
+	if c, ok := f.Interface().(fmt.Stringer); ok {
+		return c.String()
+	}
+	return ""
 }
 
 // ping proves the session carries stanzas both ways: any answer counts.

@@ -268,20 +268,68 @@ func TestMinterReconnects(t *testing.T) {
 	}
 }
 
-// TestMinterWrongPassword: a refused login is named as such with what to
-// check, retried with backoff, and never shows the password.
+// TestMinterWrongPassword: a refused login ends Run with ErrMinterRefused
+// and one line naming what to check, instead of a reconnect loop (as the
+// Link does with a rejected secret), and never shows the password.
 func TestMinterWrongPassword(t *testing.T) {
 	t.Parallel()
 	srv, account := minterServer(t, false)
 	const wrong = "wr0ng-pass-xyzzy"
-	m, logs, _ := startMinter(t, srv, account, wrong, false)
-	logs.await(t, "the server refused the minter account's login", upTimeout)
-	logs.await(t, "check xmpp.minter_password, and that the account exists: prosodyctl adduser minter@durare.test", upTimeout)
+	logs := &syncLog{t: t}
+	m := NewMinter(MinterConfig{Account: account, Password: wrong, Addr: srv.C2SAddr, TLS: srv.TLSConfig(srv.Domain),
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+		slog.New(slog.NewTextHandler(logs, nil)))
+	done := make(chan error, 1)
+	go func() { done <- m.Run(context.Background()) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(upTimeout):
+		t.Fatalf("Prosody %s: Run still retrying a wrong password after %v:\n%s", srv.Version, upTimeout, logs)
+	}
+	if !errors.Is(err, ErrMinterRefused) {
+		t.Fatalf("Prosody %s: Run = %v, want ErrMinterRefused", srv.Version, err)
+	}
+	for _, want := range []string{"(not-authorized)", "check xmpp.minter_password, and that the account exists: prosodyctl adduser minter@durare.test"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(logs.String(), "minter session down") {
+		t.Errorf("the refused login was retried:\n%s", logs)
+	}
 	if m.Up() {
 		t.Error("minter up with a wrong password")
 	}
-	if strings.Contains(logs.String(), wrong) || strings.Contains(logs.String(), minterPassword) {
-		t.Error("a password is in the log")
+	if strings.Contains(err.Error()+logs.String(), wrong) {
+		t.Error("the password is in the error or the log")
+	}
+}
+
+// failure stands in for mellium's internal SASL failure type.
+type failure struct{ Condition cond }
+
+type cond string
+
+func (c cond) String() string   { return string(c) }
+func (f failure) Error() string { return "server text" }
+
+func TestSASLCondition(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{errors.New("dial: refused"), ""},
+		{failure{"not-authorized"}, "not-authorized"},
+		{failure{"temporary-auth-failure"}, "temporary-auth-failure"},
+	} {
+		if got := saslCondition(tc.err); got != tc.want {
+			t.Errorf("saslCondition(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	if !permanentSASL["not-authorized"] || permanentSASL["temporary-auth-failure"] {
+		t.Error("permanentSASL: not-authorized must be permanent, temporary-auth-failure not")
 	}
 }
 

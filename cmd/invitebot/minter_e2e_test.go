@@ -174,3 +174,34 @@ func TestMintingAsAccountWithoutRights(t *testing.T) {
 		t.Error("the log tells to make the component an admin although an account mints")
 	}
 }
+
+// TestMinterWrongPasswordEndsTheBot: like a rejected component secret, a
+// refused minter login stops the bot with an error that says what to
+// check, instead of a reconnect loop.
+func TestMinterWrongPasswordEndsTheBot(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.WithoutComponentAdmin())
+	account := srv.AddUser(t, "minter", srv.Domain, minterPass)
+	w := &world{srv: srv, component: jid.MustParse(srv.Component),
+		dbPath: filepath.Join(t.TempDir(), "invitebot.db"), logs: &syncBuffer{}}
+	cfg := w.config(t)
+	cfg.XMPP.Minter, cfg.XMPP.MinterPassword = account.String(), "not-the-"+minterPass
+	log := slog.New(slog.NewTextHandler(&teeWriter{t: t, buf: w.logs}, nil))
+	done := make(chan error, 1)
+	go func() { done <- serve(context.Background(), cfg, log, nil) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(e2eTimeout):
+		t.Fatal("the bot kept running with a wrong minter password")
+	}
+	if err == nil || !strings.Contains(err.Error(), "refused the minter account's login") ||
+		!strings.Contains(err.Error(), "check xmpp.minter_password") {
+		t.Fatalf("serve = %v, want the refused login named", err)
+	}
+	if strings.Contains(w.logs.String(), "minter session down") {
+		t.Errorf("the bot retried a refused login:\n%s", w.logs)
+	}
+	if strings.Contains(err.Error()+w.logs.String(), minterPass) {
+		t.Error("the minter password is in the error or the log")
+	}
+}
