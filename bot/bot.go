@@ -282,7 +282,13 @@ func (b *Bot) spawn(sender string, work func(ctx context.Context)) bool {
 func (b *Bot) spawnOr(sender string, work, timedOut func(ctx context.Context)) bool {
 	// An in-memory look-up of the configuration: cheap enough for the
 	// read loop, unlike a grant, which needs the database.
-	admin := b.svc.IsAdmin(sender)
+	return b.spawnAs(sender, b.svc.IsAdmin(sender), work, timedOut)
+}
+
+// spawnAs is spawnOr for a sender whose privilege is known: privileged
+// senders (admins, the server's usage reports) bypass the shared queue and
+// may take the worker slots kept for admins.
+func (b *Bot) spawnAs(sender string, admin bool, work, timedOut func(ctx context.Context)) bool {
 	share := b.admit(sender, admin)
 	if share == nil {
 		return false
@@ -454,7 +460,7 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 	}
 	args, err := bindArgs(op, role, rest)
 	if err != nil {
-		return reply{text: fmt.Sprintf("%v\nUsage: %s", err, op.usage(role))}, true
+		return reply{text: fmt.Sprintf("%s\nUsage: %s", sentence(err.Error()), op.usage(role))}, true
 	}
 	b.countCommand(op)
 	res, err := op.run(ctx, b, request{actor: who, args: args})

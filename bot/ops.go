@@ -176,7 +176,7 @@ func operations() []operation {
 		{name: "backup", node: "backup", title: "Back up the database",
 			summary: "write a copy of the database now", perm: policy.TakeBackups, run: runBackup},
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
-			summary: "who invited an account (accounts created through the web page)", perm: policy.ReadAudit, run: runWhoInvited,
+			summary: "who invited an account", perm: policy.ReadAudit, run: runWhoInvited,
 			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
 	}
 }
@@ -241,8 +241,10 @@ func parseParam(p param, raw string) (string, error) {
 		if id := strings.ToLower(raw); invites.ValidID(id) {
 			return id, nil
 		}
-		if j, err := jid.Parse(raw); err == nil && j.Resourcepart() == "" && strings.Contains(raw, "@") {
-			return j.String(), nil
+		if strings.Contains(raw, "@") {
+			if bare, err := parseBareJID(raw); err == nil {
+				return bare, nil
+			}
 		}
 		return "", fmt.Errorf("%q is neither a bare JID nor an invite id", raw)
 	default:
@@ -423,8 +425,13 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 	return opts, nil
 }
 
-func confirmCancel(_ context.Context, _ *Bot, req request) (string, error) {
-	return fmt.Sprintf("Cancel invite %s? Its link stops working, at the server too: whoever holds it can no longer create an account with it.", req.args["id"]), nil
+func confirmCancel(ctx context.Context, b *Bot, req request) (string, error) {
+	id := req.args["id"]
+	// Short: some clients (poezio) cut the question at one line.
+	if inv, err := b.svc.Lookup(ctx, id); err == nil && inv.Inviter != req.actor.JID() {
+		return fmt.Sprintf("Cancel %s's invite %s? Its link stops working.", inv.Inviter, id), nil
+	}
+	return fmt.Sprintf("Cancel invite %s? Its link stops working.", id), nil
 }
 
 func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -480,7 +487,8 @@ func currentInviters(ctx context.Context, b *Bot, req request) ([]dataform.Optio
 	}
 	opts := make([]dataform.Option, 0, len(grants))
 	for _, g := range grants {
-		opts = append(opts, dataform.Option{Value: g.JID})
+		// Some clients (poezio) show only labels.
+		opts = append(opts, dataform.Option{Label: g.JID, Value: g.JID})
 	}
 	return opts, nil
 }
@@ -503,9 +511,9 @@ func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 	if res.Cancelled == 0 {
 		return reply{text: fmt.Sprintf("%s may no longer create invites. None of their invites was still pending.", target)}, nil
 	}
-	text := fmt.Sprintf("%s may no longer create invites. Cancelled %d pending invite(s)", target, res.Cancelled)
+	text := fmt.Sprintf("%s may no longer create invites. Cancelled %s", target, count(res.Cancelled, "pending invite", "pending invites"))
 	if res.StillValid > 0 {
-		text += fmt.Sprintf("; %d token(s) are still accepted by the server for now, I will keep trying to revoke them.", res.StillValid)
+		text += fmt.Sprintf("; %s still accepted by the server for now, I will keep trying to revoke them.", count(res.StillValid, "token is", "tokens are"))
 		return reply{text: text, warn: true}, nil
 	}
 	text += "; none of their links works any more."
@@ -575,7 +583,10 @@ func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{}, err
 	}
 	if len(invs) == 0 {
-		return reply{text: fmt.Sprintf("No record of who invited %s. Only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
+		if b.svc.ServerModule() == invites.ModulePresent {
+			return reply{text: fmt.Sprintf("No record of who invited %s: none of the bot's invites created it, or it was created before the server ran mod_invitebot (see audit).", account)}, nil
+		}
+		return reply{text: fmt.Sprintf("No record of who invited %s. Without mod_invitebot on the server only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
 	}
 	var t strings.Builder
 	for i, inv := range invs[:min(len(invs), pageSize)] {
@@ -618,7 +629,7 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 func runBackup(ctx context.Context, b *Bot, req request) (reply, error) {
 	path, err := b.svc.Backup(ctx, req.actor)
 	if errors.Is(err, invites.ErrNoBackupDir) {
-		return reply{text: "Backups are off: set store.backup_dir in the configuration (then reload or restart)."}, nil
+		return reply{text: "Backups are off: set store.backup_dir in the configuration and restart the bot."}, nil
 	}
 	if err != nil {
 		return reply{}, err

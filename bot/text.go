@@ -2,9 +2,11 @@ package bot
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/internal/plaintext"
@@ -23,6 +25,28 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
+// count writes n things: "1 invite", "3 invites".
+func count(n int, singular, plural string) string {
+	if n == 1 {
+		return "1 " + singular
+	}
+	return strconv.Itoa(n) + " " + plural
+}
+
+// sentence makes an error message from the parsers ("missing jid") a
+// sentence to show a person.
+func sentence(msg string) string {
+	if msg == "" {
+		return msg
+	}
+	r := []rune(msg)
+	r[0] = unicode.ToUpper(r[0])
+	if last := r[len(r)-1]; last != '.' && last != '?' && last != '!' {
+		r = append(r, '.')
+	}
+	return string(r)
+}
+
 // pauseReason shows the reason an admin gave for a pause.
 func pauseReason(reason string) string {
 	if reason == "" {
@@ -37,11 +61,11 @@ func quotaText(r policy.Refusal) string {
 	var msg string
 	switch r.Limit {
 	case policy.LimitPerDay:
-		msg = fmt.Sprintf("you have created %d invite(s) in the last 24 hours (cancelled ones count too); your limit is %d", r.Count, r.Max)
+		msg = fmt.Sprintf("you have created %s in the last 24 hours (cancelled ones count too); your limit is %d", count(r.Count, "invite", "invites"), r.Max)
 	case policy.LimitPending:
-		msg = fmt.Sprintf("you have %d pending invite(s); your limit is %d: cancel one or wait until one is used", r.Count, r.Max)
+		msg = fmt.Sprintf("you have %s; your limit is %d: cancel one or wait until one is used", count(r.Count, "pending invite", "pending invites"), r.Max)
 	default:
-		msg = fmt.Sprintf("this service has handed out %d invite(s) in the last 24 hours, its daily limit is %d", r.Count, r.Max)
+		msg = fmt.Sprintf("this service has handed out %s in the last 24 hours, its daily limit is %d", count(r.Count, "invite", "invites"), r.Max)
 	}
 	if !r.Next.IsZero() {
 		msg += "; next possible " + formatTime(r.Next)
@@ -56,21 +80,49 @@ func eventText(ev invites.Event) string {
 		if ev.Invite.ResetFor != "" {
 			return fmt.Sprintf("Your password reset link %s for %s was used.", ev.Invite.ID, ev.Invite.ResetFor)
 		}
-		if ev.Account != "" {
-			return fmt.Sprintf("Your invite %s from %s was used: %s joined.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.Account)
+		if ev.Account == "" {
+			return fmt.Sprintf("Your invite %s from %s was used.", ev.Invite.ID, formatTime(ev.Invite.Created))
 		}
-		return fmt.Sprintf("Your invite %s from %s was used.", ev.Invite.ID, formatTime(ev.Invite.Created))
+		text := fmt.Sprintf("Your invite %s from %s was used: %s joined.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.Account)
+		switch {
+		case ev.Requested:
+			text += " They have asked to add you as a contact: accept, and you are each other's contacts. Or add them: " + rosterURI(ev.Account)
+		case ev.Introduce:
+			text += " Add them as a contact: " + rosterURI(ev.Account)
+		}
+		return text
+	case invites.Welcome:
+		text := fmt.Sprintf("Welcome to %s! %s invited you.", ev.Domain, ev.Inviter)
+		if ev.Requested {
+			return text + " They are in your contacts already and get your request; once they accept, you see each other online: " + rosterURI(ev.Inviter)
+		}
+		return text + " Add them as a contact: " + rosterURI(ev.Inviter)
 	case invites.GrantGiven:
 		return "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
 	case invites.ResetCreated:
 		return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service by replying here or to %s; the link can be cancelled.",
 			ev.Account, ev.By, formatTime(ev.At), ev.By)
 	case invites.GrantRevoked:
-		return fmt.Sprintf("Your right to create invites for %s was revoked; %d pending invite(s) of yours were cancelled.",
+		if ev.Cancelled == 0 {
+			return fmt.Sprintf("Your right to create invites for %s was revoked; none of your invites was still pending.", ev.Domain)
+		}
+		if ev.Cancelled == 1 {
+			return fmt.Sprintf("Your right to create invites for %s was revoked; your pending invite was cancelled with it.", ev.Domain)
+		}
+		return fmt.Sprintf("Your right to create invites for %s was revoked; your %d pending invites were cancelled with it.",
 			ev.Domain, ev.Cancelled)
+	case invites.InviteCancelled:
+		return fmt.Sprintf("Your invite %s from %s was cancelled by %s; its link no longer works.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.By)
 	default:
 		return ""
 	}
+}
+
+// rosterURI is an XEP-0147 link that opens "add contact" for the bare JID
+// j in the client that shows it. Characters a URI cannot carry as they are
+// are percent-encoded (RFC 5122).
+func rosterURI(j string) string {
+	return "xmpp:" + url.PathEscape(j) + "?roster"
 }
 
 // Bounds of list replies. With every cell cut to maxCellBytes, a page of
@@ -106,7 +158,7 @@ func (p page) empty() bool { return p.from >= p.total && p.total > 0 }
 
 // beyond is the reply for a page past the end of the list.
 func (p page) beyond() reply {
-	return reply{text: fmt.Sprintf("There is no page %d: the list has %d page(s).", p.number, p.pages())}
+	return reply{text: fmt.Sprintf("There is no page %d: the list has %s.", p.number, count(p.pages(), "page", "pages"))}
 }
 
 // column is one column of a table reply: the form field's var and the
@@ -161,6 +213,11 @@ func (t *table) footer(line string) {
 	t.text.WriteString("\n  " + line)
 }
 
+// reply is the table as chat text and as a form. The form carries the text
+// too, as a fixed field: console clients (poezio) show neither a reported
+// table nor a note, only fields.
 func (t *table) reply() reply {
-	return reply{text: t.text.String(), form: t.form}
+	text := t.text.String()
+	t.form.Fields = append(t.form.Fields, dataform.Field{Type: dataform.Fixed, Values: strings.Split(text, "\n")})
+	return reply{text: text, form: t.form}
 }

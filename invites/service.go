@@ -97,6 +97,12 @@ type Options struct {
 	// InviterResets lets inviters make password reset links for accounts
 	// their own invites created.
 	InviterResets bool
+	// Module, when set, is how the service finds and uses mod_invitebot
+	// on the server (module.go).
+	Module *Module
+	// Introduce welcomes each new account naming its inviter, and offers
+	// the inviter the new account as a contact (invites.introduce).
+	Introduce bool
 }
 
 // Service carries out invite operations on behalf of Actors.
@@ -148,6 +154,9 @@ type Service struct {
 	// the store failed, by invite id (see owedUse).
 	owedMu sync.Mutex
 	owed   map[string]owedUse
+
+	// srvmod is the use of mod_invitebot, when the server runs it.
+	srvmod *serverModule
 }
 
 // NewService returns a Service.
@@ -166,6 +175,7 @@ func NewService(o Options) *Service {
 	s.SetAdmins(o.Admins)
 	s.SetLimits(o.Limits)
 	s.SetInviterResets(o.InviterResets)
+	s.srvmod = newServerModule(o)
 	return s
 }
 
@@ -407,7 +417,13 @@ func (s *Service) Cancel(ctx context.Context, a Actor, id string) (Invite, error
 		return Invite{}, err
 	}
 	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", a.jid))
-	return viewOf(s.revokeCancelled(ctx, a.jid, cancelled)), nil
+	done := viewOf(s.revokeCancelled(ctx, a.jid, cancelled))
+	if cancelled.Inviter != a.jid {
+		// Someone else's invite: its inviter would otherwise find it
+		// cancelled with no word why.
+		s.notify(ctx, cancelled.Inviter, InviteCancelled{Invite: done, By: a.jid})
+	}
+	return done, nil
 }
 
 // cancelLocked cancels invite id, whose lock the caller holds. An invite no
@@ -654,7 +670,8 @@ func (s *Service) Audit(ctx context.Context, a Actor, about string, n int) ([]Au
 }
 
 // WhoInvited returns the invites that created account (known for accounts
-// registered in the browser).
+// registered in the browser, and for every account when the server runs
+// mod_invitebot).
 func (s *Service) WhoInvited(ctx context.Context, a Actor, account string) ([]Invite, error) {
 	if err := a.may(policy.ReadAudit); err != nil {
 		return nil, err

@@ -80,6 +80,7 @@ func (c *checkSchedule) checked(id string, at time.Time) {
 // right now (a registration, a cancel) is left to the next sweep.
 func (s *Service) CheckPending(ctx context.Context) error {
 	s.payDebts(ctx)
+	s.refreshModule(ctx)
 	pending, err := s.store.PendingInvites(ctx)
 	if err != nil {
 		return fmt.Errorf("usage check: %w", err)
@@ -96,12 +97,12 @@ func (s *Service) CheckPending(ctx context.Context) error {
 		}
 		live = append(live, inv)
 	}
-	if len(live) > 0 {
+	if len(live) > 0 && s.pollDue() {
 		if err := s.checkTokens(ctx, live); err != nil {
 			return err
 		}
 	}
-	if r, ok := s.issuer.(Revoker); !ok || r.Revocation() == RevokeUnsupported {
+	if s.revocation() == RevokeUnsupported {
 		return nil // nothing to retry with
 	}
 	unrevoked, err := s.store.UnrevokedCancelled(ctx)
@@ -130,7 +131,9 @@ const expiryMargin = 5 * time.Minute
 // tokens the server refuses.
 func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 	s.schedule.order(invs)
-	start := time.Now()
+	// The sweep's clock and pace start with the first check: dialling is
+	// not checking, and the first check need not wait.
+	var start time.Time
 	pace := time.NewTicker(time.Second / maxChecksPerSecond)
 	defer pace.Stop()
 	var checker *ibr.Checker
@@ -151,7 +154,7 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 		limit = min(limit, max(1, int(budget*maxChecksPerSecond/time.Second)))
 	}
 	for _, inv := range invs {
-		if budget > 0 && (checked >= limit || time.Since(start) >= budget) {
+		if budget > 0 && (checked >= limit || (!start.IsZero() && time.Since(start) >= budget)) {
 			s.log.WarnContext(ctx, "usage tracking: not every pending invite fits in one interval; the rest go first next time",
 				slog.Int("checked", checked), slog.Int("pending", len(invs)), slog.Duration("budget", budget))
 			return nil
@@ -166,10 +169,14 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 			}
 			checker, dialled = c, time.Now()
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-pace.C:
+		if start.IsZero() {
+			start = time.Now()
+		} else {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-pace.C:
+			}
 		}
 		// A registration holding the invite records it, with the account;
 		// the check and what follows from it must not interleave with one.

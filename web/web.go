@@ -75,6 +75,13 @@ type Health interface {
 	PingStore(ctx context.Context) error
 }
 
+// ModuleHealth is optionally implemented by a Health: /healthz then also
+// names the state of the server's mod_invitebot ("loaded", "not loaded",
+// "unknown"). It is information, not a failure: the bot works without it.
+type ModuleHealth interface {
+	ServerModule() string
+}
+
 // Config configures the web handler.
 type Config struct {
 	// PublicURL is how people reach the server, e.g.
@@ -651,12 +658,19 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	var module string
+	if m, ok := h.health.(ModuleHealth); ok {
+		module = "prosody module mod_invitebot: " + m.ServerModule()
+	}
 	if len(problems) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = fmt.Fprintln(w, strings.Join(problems, "\n"))
-		return
+	} else {
+		_, _ = fmt.Fprintln(w, "ok")
 	}
-	_, _ = fmt.Fprintln(w, "ok")
+	if module != "" {
+		_, _ = fmt.Fprintln(w, module)
+	}
 }
 
 // static serves one embedded asset. Named routes instead of a file server

@@ -294,16 +294,19 @@ func TestAdhocGrantCancelAndErrors(t *testing.T) {
 			`<x xmlns="jabber:x:data" type="submit"><field var="jid"><value>eve@x.org</value></field></x></command>`),
 		"bad-sessionid")
 
-	// Malformed forms: a bad JID, a missing field, no form at all.
+	// Forms with a wrong value come back, filled in, with an error note;
+	// no form at all is a bad request.
 	for _, body := range []string{
 		`<x xmlns="jabber:x:data" type="submit"><field var="jid"><value>not a jid@@</value></field></x>`,
 		`<x xmlns="jabber:x:data" type="submit"><field var="note"><value>x</value></field></x>`,
-		``,
 	} {
 		expectContains(t, rawCommand(t, admin, w.component,
 			`<command xmlns="http://jabber.org/protocol/commands" node="grant" action="complete" sessionid="`+open.SID+`">`+body+`</command>`),
-			"<bad-request", "bad-payload")
+			`status="executing"`, `type="error"`, `type="form"`)
 	}
+	expectContains(t, rawCommand(t, admin, w.component,
+		`<command xmlns="http://jabber.org/protocol/commands" node="grant" action="complete" sessionid="`+open.SID+`"></command>`),
+		"<bad-request", "bad-payload")
 	expectContains(t, rawCommand(t, admin, w.component,
 		`<command xmlns="http://jabber.org/protocol/commands" node="grant" action="frobnicate"/>`), "malformed-action")
 	expectContains(t, rawCommand(t, admin, w.component,

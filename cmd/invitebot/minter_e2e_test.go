@@ -83,8 +83,8 @@ func awaitSignal(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
-// healthz returns /healthz's status and body.
-func (w *world) healthz(t *testing.T) (int, string) {
+// healthStatus returns /healthz's status and body.
+func (w *world) healthStatus(t *testing.T) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + w.httpListen + "/healthz")
 	if err != nil {
@@ -114,14 +114,14 @@ func TestMintingAsAccount(t *testing.T) {
 		t.Errorf("Prosody %s: token minted by the minter account is not valid: %v", w.srv.Version, err)
 	}
 	expectContains(t, w.logs.String(), "the minter account may create invites")
-	if code, body := w.healthz(t); code != http.StatusOK {
+	if code, body := w.healthStatus(t); code != http.StatusOK {
 		t.Errorf("/healthz = %d %q with everything up", code, body)
 	}
 
 	w.srv.Kill(t)
 	deadline := time.Now().Add(e2eTimeout)
 	for {
-		code, body := w.healthz(t)
+		code, body := w.healthStatus(t)
 		if code == http.StatusServiceUnavailable && strings.Contains(body, "minter session down") {
 			break
 		}
@@ -133,7 +133,7 @@ func TestMintingAsAccount(t *testing.T) {
 	w.srv.Restart(t)
 	w.bot.awaitUp(t)
 	awaitSignal(t, minterUps, "minter login after the restart")
-	if code, body := w.healthz(t); code != http.StatusOK {
+	if code, body := w.healthStatus(t); code != http.StatusOK {
 		t.Errorf("/healthz = %d %q after reconnecting", code, body)
 	}
 	admin = prosodytest.Login(t, w.srv, jid.MustParse("admin@"+w.srv.Domain), password)

@@ -36,7 +36,12 @@ registration_invite_only = true     -- ... but a valid invite token may register
 component_ports = { {{.ComponentPort}} }
 component_interfaces = { {{lua .ComponentHost}} }  -- the component link is not encrypted: keep it private
 
--- The companion module shipped with invitebot (optional; see the README):
+-- mod_invitebot, shipped with invitebot (optional, recommended; see the
+-- README): one account per invite whatever the client does, registrations
+-- reported at once, cancelled tokens deleted, new accounts introduced to
+-- their inviter. Point plugin_paths at the folder holding mod_invitebot.lua
+-- (the Debian package installs it here) and uncomment the lines below and
+-- under the VirtualHost:
 -- plugin_paths = { "/usr/share/invitebot/prosody" }
 
 VirtualHost {{lua .Domain}}
@@ -60,7 +65,7 @@ VirtualHost {{lua .Domain}}
     -- Keep your existing admins in this list too.
     admins = { {{lua .Component}} }
 {{- end}}
-    -- With the companion module:
+    -- mod_invitebot, which serves and trusts this component only:
     -- modules_enabled = { "invitebot" }
     -- invitebot_component = {{lua .Component}}
 

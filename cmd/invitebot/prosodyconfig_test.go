@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"durare.org/invitebot/bot"
+	"durare.org/invitebot/internal/prosodytest"
 )
 
 // TestProsodyConfigPassesProsodysCheck: the printed configuration, merged
@@ -48,12 +49,34 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 		t.Fatalf("prosodyctl check config: %v\n%s\n--- config ---\n%s", err, check, merged)
 	}
 
+	// With mod_invitebot's lines uncommented, as the comments say, and
+	// plugin_paths pointing at this repository's copy.
+	moduleDir, err := prosodytest.ModuleDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withModule := strings.NewReplacer(
+		`-- plugin_paths = { "/usr/share/invitebot/prosody" }`, `plugin_paths = { "`+moduleDir+`" }`,
+		`-- modules_enabled = { "invitebot" }`, `modules_enabled = { "invitebot" }`,
+		`-- invitebot_component = `, `invitebot_component = `,
+	).Replace(merged)
+	if withModule == merged || strings.Count(withModule, "invitebot_component = ") != 1 || !strings.Contains(withModule, "\nplugin_paths") {
+		t.Fatalf("the module's lines are not where the comments say:\n%s", got)
+	}
+	if err := os.WriteFile(cfgFile, []byte(withModule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check, err = exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("prosodyctl check config with mod_invitebot: %v\n%s\n--- config ---\n%s", err, check, withModule)
+	}
+
 	// Minting as an account: the role instead of the component in admins,
 	// and still a configuration Prosody accepts.
-	path = writeConfig(t, strings.Replace(goodConfig, "  domain: example.org\n",
+	minterPath := writeConfig(t, strings.Replace(goodConfig, "  domain: example.org\n",
 		"  domain: example.org\n  minter: invitebot@example.org\n  minter_password: m1nter-never-printed\n", 1))
 	out.Reset()
-	if code := run([]string{"prosody-config", "-config", path, "-with-secret"}, &out, &errOut); code != 0 {
+	if code := run([]string{"prosody-config", "-config", minterPath, "-with-secret"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	got = out.String()
@@ -67,14 +90,14 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 	if strings.Contains(got, `admins = { "invites.example.org" }`) || strings.Contains(got, "m1nter-never-printed") {
 		t.Errorf("minter output grants the component admin or shows the password:\n%s", got)
 	}
-	merged = strings.Replace(merged[:strings.Index(merged, "-- Prosody configuration")]+got,
+	withMinter := strings.Replace(merged[:strings.Index(merged, "-- Prosody configuration")]+got,
 		"-- ... your modules, plus:", `"tls"; "saslauth"; "disco";`, 1)
-	if err := os.WriteFile(cfgFile, []byte(merged), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(withMinter), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	check, err = exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
 	if err != nil {
-		t.Fatalf("prosodyctl check config (minter): %v\n%s\n--- config ---\n%s", err, check, merged)
+		t.Fatalf("prosodyctl check config (minter): %v\n%s\n--- config ---\n%s", err, check, withMinter)
 	}
 
 	// Without -with-secret the secret stays out.

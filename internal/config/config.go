@@ -51,6 +51,7 @@ const (
 	// A daily backup, a week of them.
 	DefaultBackupInterval = 24 * time.Hour
 	DefaultBackupKeep     = 7
+	DefaultIntroduce      = true
 )
 
 // minCheckInterval keeps usage tracking from hammering the server.
@@ -185,6 +186,11 @@ type InvitesConfig struct {
 	// CheckInterval is how often pending invites' tokens are checked at the
 	// server to notice used and expired ones.
 	CheckInterval time.Duration `mapstructure:"check_interval"`
+	// Introduce welcomes each new account naming its inviter and offers
+	// the inviter the new account as a contact; with mod_invitebot on the
+	// server, the new account also asks the inviter to be a contact, the
+	// inviter's request pre-approved.
+	Introduce bool `mapstructure:"introduce"`
 }
 
 // StoreConfig locates the bbolt database and its backups.
@@ -233,6 +239,7 @@ func Defaults() Config {
 	c.Invites.CheckInterval = DefaultCheckInterval
 	c.Store.BackupInterval = DefaultBackupInterval
 	c.Store.BackupKeep = DefaultBackupKeep
+	c.Invites.Introduce = DefaultIntroduce
 	return c
 }
 

@@ -79,7 +79,7 @@ func TestKeys(t *testing.T) {
 		"admins", "store.path", "store.backup_dir", "store.backup_interval", "store.backup_keep", "log.level", "log.format",
 		"http.listen", "http.public_url", "http.trust_proxy",
 		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets",
-		"invites.check_interval",
+		"invites.check_interval", "invites.introduce",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() = %q, want %q", got, want)
@@ -148,6 +148,10 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"invites.check_interval: 1s is shorter than 10s"}},
 		{name: "check interval not a duration", yaml: validYAML + "invites:\n  check_interval: soon\n",
 			want: []string{"check_interval"}},
+		{name: "introduce not a boolean", yaml: validYAML + "invites:\n  introduce: maybe\n",
+			want: []string{"invites.introduce"}},
+		{name: "introduce not a boolean from env", yaml: validYAML, env: map[string]string{"INVITEBOT_INVITES_INTRODUCE": "sometimes"},
+			want: []string{"invites.introduce"}},
 		{name: "bad c2s", yaml: replace(t, "  domain: example.org\n", "  domain: example.org\n  c2s: 5222\n"),
 			want: []string{"xmpp.c2s:"}},
 		{name: "missing ca file", yaml: replace(t, "  domain: example.org\n", "  domain: example.org\n  c2s_tls:\n    ca_file: /nonexistent.pem\n"),

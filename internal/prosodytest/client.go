@@ -201,6 +201,15 @@ func (c *Client) NoMessage(t testing.TB, d time.Duration) {
 	}
 }
 
+// Receive removes and returns the oldest queued message for which ok
+// reports true, waiting for one until ctx ends or the stream does. It is
+// Next without the testing.TB, for programs that are not tests
+// (cmd/invitebench). With ctx already ended it still returns a message
+// that is queued, so it can drain the queue.
+func (c *Client) Receive(ctx context.Context, ok func(Message) bool) (Message, error) {
+	return c.take(ctx, ok)
+}
+
 // Close ends the session and the connection; safe to call more than once.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {

@@ -44,9 +44,9 @@ func TestRolesAndAdmins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantAdmins := `admins = { "` + boss + `"; }`
+	wantAdmins := `admins = { "` + boss + `" }`
 	if !srv.HasRoles() {
-		wantAdmins = `admins = { "` + boss + `"; "` + onlyOld + `"; }`
+		wantAdmins = `admins = { "` + boss + `", "` + onlyOld + `" }`
 	}
 	for _, want := range []string{wantAdmins, `custom_roles = {`, `{ name = "test:minter";`,
 		`inherits = { "prosody:registered"; };`, `allow = { "adhoc:urn:xmpp:invite#create-account"; };`} {
