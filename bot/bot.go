@@ -636,15 +636,13 @@ func (b *Bot) userMessage(ctx context.Context, op operation, who invites.Actor, 
 		errors.As(err, &qe)
 		return "No invite: " + quotaText(qe.Refusal) + "."
 	case errors.Is(err, invites.ErrIssuerForbidden):
-		b.log.ErrorContext(ctx, "the server refused to mint an invite: add this component to the admins of the domain's VirtualHost",
-			slog.String("prosody_config", fmt.Sprintf(`VirtualHost %q: admins = { %q }`, b.svc.Domain(), b.component.String())),
-			slog.Any("err", err))
+		b.logIssuerRefused(ctx, err)
 		return msgIssuerRefuse
 	case errors.Is(err, invites.ErrIssuerUnsupported):
 		b.log.ErrorContext(ctx, "the server has no invite command: enable the invites and invites_adhoc modules on the domain",
 			slog.String("domain", b.svc.Domain()), slog.Any("err", err))
 		return msgIssuerRefuse
-	case errors.Is(err, ErrLinkDown), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrLinkDown), errors.Is(err, ErrMinterDown), errors.Is(err, context.DeadlineExceeded):
 		b.log.WarnContext(ctx, "request failed: server unreachable", slog.String("op", op.name), slog.Any("err", err))
 		return msgUnavailable
 	default:

@@ -68,6 +68,9 @@ type Invites interface {
 type Health interface {
 	// LinkUp reports whether the component link is established.
 	LinkUp() bool
+	// MinterUp reports whether the minter account is logged in; true
+	// when the component mints and there is no such session.
+	MinterUp() bool
 	// PingStore returns an error if the database does not answer.
 	PingStore(ctx context.Context) error
 }
@@ -635,15 +638,19 @@ func (h *handler) checkForm(username, password, password2, domain string) (strin
 	return prepared, ""
 }
 
-// healthz answers 200 only when the link is up and the database answers,
-// so a load balancer or monitor sees a bot that cannot hand out invites
-// as down. Details go to the log, not to the (possibly public) response.
+// healthz answers 200 only when the link (and the minter session, if any)
+// is up and the database answers, so a load balancer or monitor sees a bot
+// that cannot hand out invites as down. Details go to the log, not to the
+// (possibly public) response.
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
 	var problems []string
 	if !h.health.LinkUp() {
 		problems = append(problems, "component link down")
+	}
+	if !h.health.MinterUp() {
+		problems = append(problems, "minter session down")
 	}
 	if err := h.health.PingStore(ctx); err != nil {
 		h.log.WarnContext(r.Context(), "health: store ping failed", slog.Any("err", err))

@@ -81,11 +81,13 @@ func (f *fakeInvites) registrations() []regCall {
 
 // fakeHealth is a Health with settable answers.
 type fakeHealth struct {
-	up      bool
-	pingErr error
+	up         bool
+	minterDown bool
+	pingErr    error
 }
 
 func (h fakeHealth) LinkUp() bool                    { return h.up }
+func (h fakeHealth) MinterUp() bool                  { return !h.minterDown }
 func (h fakeHealth) PingStore(context.Context) error { return h.pingErr }
 
 // clock is a settable time source.
@@ -722,6 +724,7 @@ func TestHealthz(t *testing.T) {
 		{"link down", fakeHealth{up: false}, http.StatusServiceUnavailable, "component link down"},
 		{"store broken", fakeHealth{up: true, pingErr: errors.New("timeout")}, http.StatusServiceUnavailable, "database not answering"},
 		{"both", fakeHealth{pingErr: errors.New("timeout")}, http.StatusServiceUnavailable, "component link down"},
+		{"minter down", fakeHealth{up: true, minterDown: true}, http.StatusServiceUnavailable, "minter session down"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,6 +41,7 @@ type app struct {
 
 	store   *store.Store
 	link    *bot.Link
+	minter  *bot.Minter // nil when the component mints
 	module  *invites.Module
 	metrics *web.Metrics
 	svc     *invites.Service
@@ -48,6 +49,11 @@ type app struct {
 
 	closeLink, stopTracking, stopWeb, stopBackups context.CancelFunc
 	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
+
+	// tuneMinter, when set, adjusts the minter session's timing (tests).
+	tuneMinter  func(*bot.MinterConfig)
+	closeMinter context.CancelFunc
+	minterDone  <-chan struct{}
 }
 
 // components lists the parts in start order. They stop in reverse: the web
@@ -59,6 +65,9 @@ func (a *app) components() []component {
 	return []component{
 		{name: "store", start: a.openStore, stop: a.closeStore},
 		{name: "service", start: a.wire},
+		// Before the link and stopped after it: commands drained at
+		// shutdown may still mint through it.
+		{name: "minter", start: a.startMinter, stop: a.stopMinter},
 		{name: "link", start: a.startLink, stop: a.stopLink},
 		{name: "usage tracking", start: a.startTracking, stop: a.stopTrack},
 		{name: "backups", start: a.startBackups, stop: a.stopBackupLoop},
@@ -87,6 +96,7 @@ func (a *app) run(ctx context.Context) error {
 		slog.String("component", cfg.XMPP.Component),
 		slog.String("server", cfg.XMPP.Server),
 		slog.String("domain", cfg.XMPP.Domain),
+		slog.String("minting", cfg.Minting()),
 		slog.Int("admins", len(cfg.Admins)),
 		slog.String("store", cfg.Store.Path),
 		slog.Bool("introduce", cfg.Invites.Introduce))
@@ -157,7 +167,9 @@ func (a *app) wire(context.Context) error {
 		if onUp != nil {
 			onUp()
 		}
-		go a.svc.DetectServerCommands(context.Background())
+		if a.minter == nil { // else the minter's login does it
+			go a.svc.DetectServerCommands(context.Background())
+		}
 		go a.detectModule()
 	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
@@ -165,7 +177,7 @@ func (a *app) wire(context.Context) error {
 	a.metrics = web.NewMetrics(a.link.Reconnects)
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
-		Issuer: invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.ComponentJID(), Link: a.link},
+		Issuer: a.issuer(c2s.TLS),
 		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), C2S: c2s,
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
@@ -287,7 +299,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		Domain:     a.cfg.XMPP.Domain,
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
-	}, a.svc, health{link: a.link, store: a.store, svc: a.svc}, a.metrics)
+	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
 	a.webDone = a.lc.goRun("web server", func() error {
@@ -333,14 +345,16 @@ func (a *app) detectModule() {
 // moduleDetectTimeout bounds asking for mod_invitebot after a link-up.
 const moduleDetectTimeout = 15 * time.Second
 
-// health answers /healthz from the link and the database, and names the
-// state of the server's mod_invitebot.
+// health answers /healthz from the link, the minter session and the
+// database, and names the state of the server's mod_invitebot.
 type health struct {
-	link  *bot.Link
-	store *store.Store
-	svc   *invites.Service
+	link   *bot.Link
+	store  *store.Store
+	svc    *invites.Service
+	minter *bot.Minter // nil when the component mints
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }
+func (h health) MinterUp() bool                      { return h.minter == nil || h.minter.Up() }
 func (h health) PingStore(ctx context.Context) error { return h.store.Ping(ctx) }
 func (h health) ServerModule() string                { return h.svc.ServerModule().String() }

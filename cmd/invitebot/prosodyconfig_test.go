@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"durare.org/invitebot/bot"
 	"durare.org/invitebot/internal/prosodytest"
 )
 
@@ -68,6 +69,35 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 	check, err = exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
 	if err != nil {
 		t.Fatalf("prosodyctl check config with mod_invitebot: %v\n%s\n--- config ---\n%s", err, check, withModule)
+	}
+
+	// Minting as an account: the role instead of the component in admins,
+	// and still a configuration Prosody accepts.
+	minterPath := writeConfig(t, strings.Replace(goodConfig, "  domain: example.org\n",
+		"  domain: example.org\n  minter: invitebot@example.org\n  minter_password: m1nter-never-printed\n", 1))
+	out.Reset()
+	if code := run([]string{"prosody-config", "-config", minterPath, "-with-secret"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	got = out.String()
+	for _, want := range []string{"    " + strings.ReplaceAll(bot.MinterRoleLua, "\n", "\n    "),
+		"prosodyctl adduser invitebot@example.org", "prosodyctl shell user set_role invitebot@example.org invitebot:minter",
+		`--   admins = { "invitebot@example.org" }`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("minter output lacks %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `admins = { "invites.example.org" }`) || strings.Contains(got, "m1nter-never-printed") {
+		t.Errorf("minter output grants the component admin or shows the password:\n%s", got)
+	}
+	withMinter := strings.Replace(merged[:strings.Index(merged, "-- Prosody configuration")]+got,
+		"-- ... your modules, plus:", `"tls"; "saslauth"; "disco";`, 1)
+	if err := os.WriteFile(cfgFile, []byte(withMinter), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check, err = exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("prosodyctl check config (minter): %v\n%s\n--- config ---\n%s", err, check, withMinter)
 	}
 
 	// Without -with-secret the secret stays out.

@@ -75,6 +75,7 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"xmpp.component", "xmpp.server", "xmpp.secret", "xmpp.secret_file", "xmpp.domain",
 		"xmpp.c2s", "xmpp.c2s_tls.server_name", "xmpp.c2s_tls.ca_file", "xmpp.c2s_tls.insecure_skip_verify",
+		"xmpp.minter", "xmpp.minter_password", "xmpp.minter_password_file",
 		"admins", "store.path", "store.backup_dir", "store.backup_interval", "store.backup_keep", "log.level", "log.format",
 		"http.listen", "http.public_url", "http.trust_proxy",
 		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets",

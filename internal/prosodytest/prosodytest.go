@@ -125,6 +125,32 @@ type options struct {
 	noNagle         bool
 	invitebotModule bool
 	offline         bool
+	adminsNoRoles   []string
+	customRoles     []Role
+}
+
+// Role is a Prosody 13 custom role (the custom_roles option): a name, the
+// roles it inherits from, and the permissions it adds, such as
+// "adhoc:urn:xmpp:invite#create-account".
+type Role struct {
+	Name     string
+	Inherits []string
+	Allow    []string
+}
+
+// WithAdminsWithoutRoles is WithAdmins on a Prosody without roles (0.12)
+// and nothing on one with them (13), where the accounts get a narrower
+// role from AddUserWithRole instead: one test can then give an account the
+// least that lets it run the invite commands on either version.
+func WithAdminsWithoutRoles(jids ...string) Option {
+	return func(o *options) { o.adminsNoRoles = append(o.adminsNoRoles, jids...) }
+}
+
+// WithCustomRoles defines roles in Domain's VirtualHost (custom_roles).
+// Prosody 13 gives them to accounts created with AddUserWithRole; 0.12
+// does not know the option and ignores it.
+func WithCustomRoles(roles ...Role) Option {
+	return func(o *options) { o.customRoles = append(o.customRoles, roles...) }
 }
 
 // WithoutComponentAdmin leaves the component out of Domain's admins, to test
@@ -327,6 +353,11 @@ func (s *Server) launch(o options, logf func(format string, args ...any)) error 
 			if err := s.identify(); err != nil {
 				return err
 			}
+			// identify needed a configuration; options that depend on the
+			// version it found are rendered now.
+			if err := s.writeConfig(c2sPort, compPort, o); err != nil {
+				return err
+			}
 		}
 		err = s.start()
 		if err == nil {
@@ -376,6 +407,53 @@ func (s *Server) Register(user, host, pass string) (jid.JID, error) {
 		return jid.JID{}, fmt.Errorf("add user %s: %w", j, err)
 	}
 	return j, nil
+}
+
+// HasRoles reports whether this Prosody gives accounts roles and knows
+// custom_roles: 13 does, 0.12 (whose only distinction is admins) does not.
+func (s *Server) HasRoles() bool { return !strings.HasPrefix(s.Version, "0.") }
+
+// AddUserWithRole creates user@host with pass and gives it role as its
+// primary role, Prosody 13 only: prosodyctl register, then prosodyctl
+// shell user set_role, the commands the README and the bot's log give
+// operators. The server must be running, and a custom role must have been
+// defined with WithCustomRoles. On 0.12, which has no roles, it fails the
+// test: use WithAdmins there.
+func (s *Server) AddUserWithRole(t testing.TB, user, host, pass, role string) jid.JID {
+	t.Helper()
+	if !s.HasRoles() {
+		s.fatalf(t, "add user with role %s: Prosody %s has no roles (give the account admins with WithAdmins)", role, s.Version)
+	}
+	j := s.AddUser(t, user, host, pass)
+	out, err := s.ctl("shell", "user", "set_role", j.String(), role)
+	if err != nil {
+		s.fatalf(t, "give %s the role %s: %v", j, role, err)
+	}
+	// The shell may report a failure (an unknown role) only in its output;
+	// the role read back is the proof.
+	if got := s.UserRole(t, j); got != role {
+		s.fatalf(t, "give %s the role %s: it has %q; prosodyctl shell said %q", j, role, got, strings.TrimSpace(out))
+	}
+	return j
+}
+
+// UserRole returns the primary role Prosody 13 gives the account j
+// (prosodyctl shell user role).
+func (s *Server) UserRole(t testing.TB, j jid.JID) string {
+	t.Helper()
+	out, err := s.ctl("shell", "user", "role", j.String())
+	if err != nil {
+		s.fatalf(t, "role of %s: %v", j, err)
+	}
+	// The shell's result line is "OK: ROLE", or "OK: ROLE (primary)" when
+	// the account has secondary roles too.
+	for _, line := range strings.Split(out, "\n") {
+		if r, ok := strings.CutPrefix(strings.TrimSpace(line), "OK: "); ok {
+			return strings.TrimSuffix(r, " (primary)")
+		}
+	}
+	s.fatalf(t, "role of %s: no result in prosodyctl shell output %q", j, out)
+	return ""
 }
 
 // preauthRE finds the token in the URI mod_invites returns.
@@ -575,6 +653,9 @@ func (s *Server) writeConfig(c2sPort, compPort int, o options) error {
 		admins = append(admins, s.Component)
 	}
 	admins = append(admins, o.admins...)
+	if s.Version != "" && !s.HasRoles() {
+		admins = append(admins, o.adminsNoRoles...)
+	}
 	var b bytes.Buffer
 	err := configTemplate.Execute(&b, map[string]any{
 		"PidFile":         filepath.Join(s.Dir, "prosody.pid"),
@@ -590,6 +671,7 @@ func (s *Server) writeConfig(c2sPort, compPort int, o options) error {
 		"ComponentAdmin":  o.componentAdmin,
 		"Admins":          admins,
 		"NoNagle":         o.noNagle,
+		"CustomRoles":     o.customRoles,
 		"AdminSocket":     s.adminSocket,
 		"PluginDir":       pluginDir,
 		"Offline":         o.offline,

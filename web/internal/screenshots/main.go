@@ -235,4 +235,5 @@ func (s *sampleInvites) RegisterAccount(_ context.Context, id, user, _ string) (
 type okHealth struct{}
 
 func (okHealth) LinkUp() bool                    { return true }
+func (okHealth) MinterUp() bool                  { return true }
 func (okHealth) PingStore(context.Context) error { return nil }
