@@ -90,12 +90,12 @@ func TestAddRequestCap(t *testing.T) {
 // cap, since the count and the write share a transaction.
 func TestAddRequestCapConcurrent(t *testing.T) {
 	s, _ := openTest(t)
-	const cap, tries = 5, 40
+	const maxOpen, tries = 5, 40
 	var added atomic.Int32
 	var wg sync.WaitGroup
 	for range tries {
 		wg.Go(func() {
-			_, err := s.AddRequest(t.Context(), testRequest("x", t0), cap, receiveEntry(t0))
+			_, err := s.AddRequest(t.Context(), testRequest("x", t0), maxOpen, receiveEntry(t0))
 			switch {
 			case err == nil:
 				added.Add(1)
@@ -109,8 +109,8 @@ func TestAddRequestCapConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if added.Load() != cap || len(open) != cap {
-		t.Errorf("%d added, %d open, want %d", added.Load(), len(open), cap)
+	if added.Load() != maxOpen || len(open) != maxOpen {
+		t.Errorf("%d added, %d open, want %d", added.Load(), len(open), maxOpen)
 	}
 }
 

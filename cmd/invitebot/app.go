@@ -169,7 +169,9 @@ func (a *app) wire(context.Context) error {
 		Observer:      a.metrics,
 		Backups:       invites.BackupOptions{Dir: cfg.Store.BackupDir, Keep: cfg.Store.BackupKeep},
 		InviterResets: cfg.Policy.InviterResets,
-		Log:           a.log.With(slog.String("room", "invites")),
+		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
+			MaxOpen: cfg.Requests.MaxOpen},
+		Log: a.log.With(slog.String("room", "invites")),
 	})
 	var links func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
@@ -280,6 +282,11 @@ func (a *app) startWeb(ctx context.Context) error {
 		Domain:     a.cfg.XMPP.Domain,
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
+		// Status pages stay served with the request page off, so that
+		// requests approved before it closed stay invitations.
+		Requests:        a.svc,
+		RequestForm:     a.cfg.HTTP.Requests,
+		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
 	}, a.svc, health{link: a.link, store: a.store}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
