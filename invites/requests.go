@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -68,6 +69,11 @@ const requestSecretBytes = 16
 // notifyTimeout bounds telling approvers about a new request, which must
 // not depend on the requester's browser waiting for the answer.
 const notifyTimeout = 10 * time.Second
+
+// intakeCacheFor is how long RequestIntake trusts its count of open
+// requests. Counting reads every request, and anyone can load the page
+// that asks; the cap itself is enforced when a request is stored.
+const intakeCacheFor = 2 * time.Second
 
 // RequestOptions configure account requests.
 type RequestOptions struct {
@@ -223,14 +229,47 @@ func (s *Service) RequestIntake(ctx context.Context) error {
 	if pause.Paused {
 		return &PausedError{Reason: pause.Reason}
 	}
-	open, err := s.liveRequests(ctx)
+	open, err := s.openCount(ctx)
 	if err != nil {
 		return err
 	}
-	if len(open) >= s.requests.MaxOpen {
+	if open >= s.requests.MaxOpen {
 		return ErrRequestsFull
 	}
 	return nil
+}
+
+// intakeCount is a recent count of the live open requests.
+type intakeCount struct {
+	mu   sync.Mutex
+	n    int
+	when time.Time
+}
+
+// openCount returns the number of live open requests, counted at most
+// intakeCacheFor ago.
+func (s *Service) openCount(ctx context.Context) (int, error) {
+	c := &s.intake
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := s.now()
+	if !c.when.IsZero() && now.Sub(c.when) < intakeCacheFor && !now.Before(c.when) {
+		return c.n, nil
+	}
+	open, err := s.liveRequests(ctx)
+	if err != nil {
+		return 0, err
+	}
+	c.n, c.when = len(open), now
+	return c.n, nil
+}
+
+// forgetOpenCount makes the next intake count again, after a change it
+// would otherwise miss for a moment.
+func (s *Service) forgetOpenCount() {
+	s.intake.mu.Lock()
+	s.intake.when = time.Time{}
+	s.intake.mu.Unlock()
 }
 
 // SubmitRequest records a new account request, tells every approver about
@@ -269,6 +308,7 @@ func (s *Service) SubmitRequest(ctx context.Context, nr NewRequest) (string, err
 	} else if err != nil {
 		return "", fmt.Errorf("submit request: %w", err)
 	}
+	s.forgetOpenCount()
 	s.requestObserver().RequestReceived()
 	s.log.InfoContext(ctx, "account request received", slog.String("request", rec.ID),
 		slog.Bool("contact", rec.Contact != ""), slog.Time("expires", rec.Expires))
@@ -443,6 +483,7 @@ func (s *Service) ApproveRequest(ctx context.Context, a Actor, id string) (Reque
 		return Request{}, Invite{}, err
 	}
 	r := requestOf(answered)
+	s.forgetOpenCount()
 	s.requestObserver().RequestApproved()
 	s.log.InfoContext(ctx, "account request approved", slog.String("request", id), slog.String("by", a.jid),
 		slog.String("invite", inv.ID))
@@ -469,6 +510,7 @@ func (s *Service) DenyRequest(ctx context.Context, a Actor, id, reason string) (
 		return Request{}, fmt.Errorf("deny request: %w", err)
 	}
 	r := requestOf(rec)
+	s.forgetOpenCount()
 	s.requestObserver().RequestDenied()
 	s.log.InfoContext(ctx, "account request declined", slog.String("request", id), slog.String("by", a.jid))
 	s.tellAnswered(ctx, r)

@@ -118,8 +118,10 @@ type Service struct {
 	// resets says whether the server offers password resets (detected
 	// when the link comes up).
 	resets atomic.Bool
-	// requests configure account requests.
+	// requests configure account requests; intake counts the open ones
+	// for the request page.
 	requests RequestOptions
+	intake   intakeCount
 
 	// admins and limits change on a configuration reload, while requests
 	// read them.

@@ -255,9 +255,7 @@ func (s *Store) ExpireRequests(ctx context.Context, now time.Time, actor, action
 		return nil, fmt.Errorf("expire requests: actor and action are required: %w", ErrInvalid)
 	}
 	now = now.UTC()
-	var out []Request
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketRequests)
+	dueIn := func(b *bbolt.Bucket) ([]Request, error) {
 		var due []Request
 		err := eachRequest(b, func(r Request) error {
 			if r.State == RequestOpen && !now.Before(r.Expires) {
@@ -265,6 +263,26 @@ func (s *Store) ExpireRequests(ctx context.Context, now time.Time, actor, action
 			}
 			return nil
 		})
+		return due, err
+	}
+	// Most sweeps find nothing: look first, so that they cost no write
+	// (and no fsync).
+	var due []Request
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		due, err = dueIn(tx.Bucket(bucketRequests))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire requests: %w", err)
+	}
+	if len(due) == 0 {
+		return []Request{}, nil
+	}
+	var out []Request
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRequests)
+		due, err := dueIn(b) // again: answers may have come in between
 		if err != nil {
 			return err
 		}

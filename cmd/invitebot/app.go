@@ -169,9 +169,9 @@ func (a *app) wire(context.Context) error {
 		Observer:      a.metrics,
 		Backups:       invites.BackupOptions{Dir: cfg.Store.BackupDir, Keep: cfg.Store.BackupKeep},
 		InviterResets: cfg.Policy.InviterResets,
+		Log:           a.log.With(slog.String("room", "invites")),
 		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
 			MaxOpen: cfg.Requests.MaxOpen},
-		Log: a.log.With(slog.String("room", "invites")),
 	})
 	var links func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {

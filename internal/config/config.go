@@ -80,12 +80,14 @@ type Config struct {
 	XMPP XMPPConfig `mapstructure:"xmpp"`
 	// Admins are the bare JIDs (on any domain) allowed to administer the
 	// bot. Validate case-folds them to their canonical form.
-	Admins   []string       `mapstructure:"admins"`
-	Store    StoreConfig    `mapstructure:"store"`
-	Log      LogConfig      `mapstructure:"log"`
-	HTTP     HTTPConfig     `mapstructure:"http"`
-	Policy   PolicyConfig   `mapstructure:"policy"`
-	Invites  InvitesConfig  `mapstructure:"invites"`
+	Admins  []string      `mapstructure:"admins"`
+	Store   StoreConfig   `mapstructure:"store"`
+	Log     LogConfig     `mapstructure:"log"`
+	HTTP    HTTPConfig    `mapstructure:"http"`
+	Policy  PolicyConfig  `mapstructure:"policy"`
+	Invites InvitesConfig `mapstructure:"invites"`
+
+	// Requests bounds account requests from the web page.
 	Requests RequestsConfig `mapstructure:"requests"`
 }
 
