@@ -224,6 +224,18 @@ type outboundMessage struct {
 	Type    stanza.MessageType `xml:"type,attr,omitempty"`
 	Body    string             `xml:"body"`
 	OOB     *oobData           `xml:"jabber:x:oob x,omitempty"`
+	// Unstyled asks clients to show the body as it is, without message
+	// styling (XEP-0393 §6): set on messages that repeat a stranger's
+	// words, whose *stars* and _underscores_ must not become markup.
+	Unstyled *struct{} `xml:"urn:xmpp:styling:0 unstyled,omitempty"`
+}
+
+// unstyled is the value of outboundMessage.Unstyled for plain replies.
+func unstyled(plain bool) *struct{} {
+	if plain {
+		return &struct{}{}
+	}
+	return nil
 }
 
 // oobData is XEP-0066 out-of-band data: clients show an image URL carried
@@ -257,7 +269,7 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 		if !ok {
 			return
 		}
-		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.text})
+		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.text, Unstyled: unstyled(res.plain)})
 		if res.image != "" {
 			b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.image,
 				OOB: &oobData{URL: res.image}})

@@ -116,7 +116,9 @@ func (n *recordingNotifier) all() string {
 	return strings.Join(n.sent, "\n")
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture is a bot over a fresh store and a fake issuer; opts adjust
+// the service's options.
+func newFixture(t *testing.T, opts ...func(*invites.Options)) *fixture {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "bot.db"))
 	if err != nil {
@@ -127,8 +129,12 @@ func newFixture(t *testing.T) *fixture {
 	iss := &fakeIssuer{}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	notes := &recordingNotifier{}
-	svc := invites.NewService(invites.Options{Store: st, Issuer: iss, Domain: "durare.test",
-		Admins: map[string]bool{admin: true}, Now: clock.now, Log: log, Notifier: notes})
+	o := invites.Options{Store: st, Issuer: iss, Domain: "durare.test",
+		Admins: map[string]bool{admin: true}, Now: clock.now, Log: log, Notifier: notes}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	svc := invites.NewService(o)
 	b := New(Config{Service: svc, Component: jid.MustParse("invites.durare.test"), Log: log, Now: clock.now})
 	return &fixture{bot: b, store: st, issuer: iss, clock: clock, notes: notes}
 }
@@ -253,7 +259,7 @@ func TestChatPermissions(t *testing.T) {
 	if got := f.mustSay(t, stranger, "help"); strings.Contains(got, "invite:") || strings.Contains(got, "grant") {
 		t.Errorf("stranger's help lists commands they cannot run:\n%s", got)
 	}
-	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [note]") || !strings.Contains(got, "inviters") {
+	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [requests yes|no] [note]") || !strings.Contains(got, "inviters") {
 		t.Errorf("admin's help lacks admin commands:\n%s", got)
 	}
 	if got := f.mustSay(t, inviter, "grant bob@example.org"); !strings.Contains(got, "may not") {

@@ -38,6 +38,10 @@ const (
 	kindAccount
 	// kindPage is a page number of a long list.
 	kindPage
+	// kindRequestID is an account request id.
+	kindRequestID
+	// kindYesNo is a yes or no ("grant <jid> requests yes").
+	kindYesNo
 )
 
 // maxNumberParam bounds numeric parameters (limits, entry counts).
@@ -124,6 +128,9 @@ type reply struct {
 	// warn marks a reply that succeeded with a caveat (ad-hoc shows it
 	// as a warning note).
 	warn bool
+	// plain marks a reply that repeats what a stranger wrote: its chat
+	// message asks clients not to style it (XEP-0393 unstyled).
+	plain bool
 }
 
 // operations returns the table. It is a function, not a package variable,
@@ -146,6 +153,8 @@ func operations() []operation {
 				{name: "jid", kind: kindJID, required: true, label: "JID"},
 				{name: "per-day", kind: kindNumber, keyword: "per-day", label: "Invites per day (empty: default)"},
 				{name: "pending", kind: kindNumber, keyword: "pending", label: "Pending invites at most (empty: default)"},
+				{name: "requests", kind: kindYesNo, keyword: "requests", label: "May answer account requests (empty: unchanged; new grants: no)",
+					choices: yesNo},
 				{name: "note", kind: kindText, label: "Note"},
 			}},
 		{name: "revoke", node: "revoke", title: "Revoke invite rights",
@@ -175,6 +184,20 @@ func operations() []operation {
 			params:      []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
 		{name: "backup", node: "backup", title: "Back up the database",
 			summary: "write a copy of the database now", perm: policy.TakeBackups, run: runBackup},
+		{name: "requests", node: "list-requests", title: "List account requests",
+			summary: "list the open account requests from the web page", perm: policy.AnswerRequests, run: runRequests,
+			offered: requestsOn, unavailable: msgRequestsOff, params: []param{pageParam}},
+		{name: "approve", node: "approve-request", title: "Approve account request",
+			summary: "approve an account request: an invite in your name (counted in your quota) appears on the requester's page",
+			perm:    policy.AnswerRequests, run: runApprove, confirm: confirmApprove, offered: requestsOn, unavailable: msgRequestsOff,
+			params: []param{{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true}}},
+		{name: "deny", node: "deny-request", title: "Decline account request",
+			summary: "decline an account request; the requester's page shows the reason, if you give one",
+			perm:    policy.AnswerRequests, run: runDeny, offered: requestsOn, unavailable: msgRequestsOff,
+			params: []param{
+				{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true},
+				{name: "reason", kind: kindText, label: "Reason (shown on the requester's page; optional)"},
+			}},
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
 			summary: "who invited an account", perm: policy.ReadAudit, run: runWhoInvited,
 			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
@@ -193,6 +216,8 @@ func (op operation) usage(role policy.Role) string {
 			continue
 		}
 		switch {
+		case p.keyword != "" && p.kind == kindYesNo:
+			fmt.Fprintf(&b, " [%s yes|no]", p.keyword)
 		case p.keyword != "":
 			fmt.Fprintf(&b, " [%s N]", p.keyword)
 		case p.required:
@@ -231,6 +256,20 @@ func parseParam(p param, raw string) (string, error) {
 			return "", fmt.Errorf("%q is not an invite id", raw)
 		}
 		return id, nil
+	case kindRequestID:
+		id := strings.ToLower(raw)
+		if !invites.ValidID(id) {
+			return "", fmt.Errorf("%q is not a request id; send requests to list them", raw)
+		}
+		return id, nil
+	case kindYesNo:
+		switch strings.ToLower(raw) {
+		case "yes", "y", "true", "on", "1":
+			return "yes", nil
+		case "no", "n", "false", "off", "0":
+			return "no", nil
+		}
+		return "", fmt.Errorf("%s must be yes or no, not %q", p.name, raw)
 	case kindNumber:
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > maxNumberParam {
@@ -399,6 +438,9 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		case inv.UsedBy != "":
 			line += ", created account " + inv.UsedBy
 		}
+		if inv.Request != "" {
+			line += ", answers request " + inv.Request
+		}
 		if inv.State == invites.StateCancelled && !inv.Revoked {
 			line += " (token not yet revoked at the server)"
 		}
@@ -455,7 +497,12 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
 	perDay, _ := strconv.Atoi(req.args["per-day"])
 	pending, _ := strconv.Atoi(req.args["pending"])
-	g, updated, err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending})
+	opts := invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending}
+	if v, ok := req.args["requests"]; ok {
+		answers := v == "yes"
+		opts.Requests = &answers
+	}
+	g, updated, err := b.svc.Grant(ctx, req.actor, target, opts)
 	if errors.Is(err, invites.ErrTargetIsAdmin) {
 		return reply{text: fmt.Sprintf("%s is an admin of this service: admins may always invite and need no grant.", target)}, nil
 	}
@@ -466,6 +513,11 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	text := fmt.Sprintf("%s may now create invites (per-day %s, pending %s).", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
 	if updated {
 		text = fmt.Sprintf("Updated the grant of %s: per-day %s, pending %s.", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+	}
+	if g.Requests {
+		text += " They may answer account requests too."
+	} else if opts.Requests != nil {
+		text += " They may not answer account requests."
 	}
 	return reply{text: text}, nil
 }
@@ -613,14 +665,19 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	tbl := newTable("Inviters", fmt.Sprintf("Inviters (%d):", len(grants)),
 		column{"jid", "JID"}, column{"granted_by", "Granted by"}, column{"granted_at", "Granted"},
-		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"})
+		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"},
+		column{"requests", "Answers requests"})
 	for _, g := range grants[pg.from:pg.to] {
 		line := fmt.Sprintf("%s  granted by %s on %s, per-day %s, pending %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt),
 			orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+		if g.Requests {
+			line += ", answers account requests"
+		}
 		if g.Note != "" {
 			line += " (" + g.Note + ")"
 		}
-		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note)
+		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note,
+			map[bool]string{true: "yes", false: "no"}[g.Requests])
 	}
 	tbl.paged(pg, "inviters")
 	return tbl.reply(), nil

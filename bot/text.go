@@ -98,7 +98,19 @@ func eventText(ev invites.Event) string {
 		}
 		return text + " Add them as a contact: " + rosterURI(ev.Inviter)
 	case invites.GrantGiven:
-		return "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
+		text := "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
+		if ev.Requests {
+			text += " You may also answer account requests from people who know nobody here: send requests."
+		}
+		return text
+	case invites.RequestsGranted:
+		return "You may now answer account requests for " + ev.Domain + " from people who know nobody here: send requests to see the open ones."
+	case invites.RequestReceived:
+		return requestNotice(ev.Request, ev.Domain)
+	case invites.RequestAnswered:
+		return answeredNotice(ev.Request)
+	case invites.RequestDecided:
+		return decidedNotice(ev.Request, ev.Domain)
 	case invites.ResetCreated:
 		return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service by replying here or to %s; the link can be cancelled.",
 			ev.Account, ev.By, formatTime(ev.At), ev.By)
@@ -220,4 +232,118 @@ func (t *table) reply() reply {
 	text := t.text.String()
 	t.form.Fields = append(t.form.Fields, dataform.Field{Type: dataform.Fixed, Values: strings.Split(text, "\n")})
 	return reply{text: text, form: t.form}
+}
+
+// requestNotice tells an approver about a new account request. Each thing
+// the requester wrote stands behind a label of ours, so none of it starts a
+// line (where "> " would quote), and goes through inert.
+func requestNotice(r invites.Request, domain string) string {
+	var t strings.Builder
+	fmt.Fprintf(&t, "New account request %s for %s, open until %s:\n", r.ID, domain, formatTime(r.Expires))
+	fmt.Fprintf(&t, "  Name: %s\n", requesterName(r))
+	fmt.Fprintf(&t, "  Contact: %s\n", requesterContact(r))
+	fmt.Fprintf(&t, "  Says: %s\n", inert(r.Message))
+	fmt.Fprintf(&t, "To answer: approve %s, or deny %s [reason]", r.ID, r.ID)
+	return t.String()
+}
+
+// answeredNotice tells the other approvers who answered a request.
+func answeredNotice(r invites.Request) string {
+	if r.State == invites.RequestApproved {
+		return fmt.Sprintf("Account request %s by %s was approved by %s (invite %s).", r.ID, requesterName(r), r.AnsweredBy, r.Invite)
+	}
+	return fmt.Sprintf("Account request %s by %s was declined by %s (%s).", r.ID, requesterName(r), r.AnsweredBy, denyReason(r.Reason))
+}
+
+// decidedNotice tells a requester, at the address they gave, how their
+// request went. It carries no link: the address is unverified, and the
+// invitation is for whoever holds the status page.
+func decidedNotice(r invites.Request, domain string) string {
+	if r.State == invites.RequestApproved {
+		return fmt.Sprintf("Your request for an account on %s was approved. Open the page you were given when you asked: it now holds your invitation.", domain)
+	}
+	if r.Reason != "" {
+		return fmt.Sprintf("Your request for an account on %s was declined. The reason given: %s", domain, r.Reason)
+	}
+	return fmt.Sprintf("Your request for an account on %s was declined.", domain)
+}
+
+// answeredText answers an approval or denial of a request that was
+// answered already, saying by whom: the first answer wins.
+func answeredText(r invites.Request) string {
+	switch r.State {
+	case invites.RequestApproved:
+		return fmt.Sprintf("Request %s was already approved by %s at %s.", r.ID, r.AnsweredBy, formatTime(r.Answered))
+	case invites.RequestDenied:
+		return fmt.Sprintf("Request %s was already declined by %s at %s.", r.ID, r.AnsweredBy, formatTime(r.Answered))
+	default:
+		return fmt.Sprintf("Request %s expired at %s without an answer.", r.ID, formatTime(r.Expires))
+	}
+}
+
+// denyReason shows the reason an approver gave for declining.
+func denyReason(reason string) string {
+	if reason == "" {
+		return "no reason given"
+	}
+	return "reason: " + reason
+}
+
+// requesterName is the name a requester gave, inert and in quotes, so it
+// reads as their words.
+func requesterName(r invites.Request) string {
+	return "“" + inert(r.Name) + "”"
+}
+
+// requesterContact is the address a requester gave, inert, or a note that
+// they gave none.
+func requesterContact(r invites.Request) string {
+	if r.Contact == "" {
+		return "none given"
+	}
+	return inert(r.Contact) + " (not verified)"
+}
+
+// Characters that clients read as the dot of a domain, the at of an
+// address or the colon of a URI scheme (ASCII, full-width, small and
+// ideographic forms).
+var (
+	inertDots   = ".。．｡﹒․"
+	inertAts    = "@＠﹫"
+	inertColons = ":：﹕"
+)
+
+// inert makes text a stranger wrote safe to show to approvers in chat:
+// clients turn URIs (scheme:…), addresses (name@host) and domains
+// (host.tld) into links, and a link the approver did not write must not
+// appear. A bracket around each such dot, at and colon breaks every form,
+// visibly, the way security reports write "example[.]org": the reader
+// still sees what was written. The text is already one plain line
+// (plaintext.Line); styling is left to the unstyled hint the messages
+// carry.
+func inert(s string) string {
+	runes := []rune(s)
+	var b strings.Builder
+	b.Grow(len(s))
+	wordy := func(i int) bool {
+		return i >= 0 && i < len(runes) && (unicode.IsLetter(runes[i]) || unicode.IsDigit(runes[i]) || unicode.IsMark(runes[i]))
+	}
+	solid := func(i int) bool { return i >= 0 && i < len(runes) && !unicode.IsSpace(runes[i]) }
+	for i, r := range runes {
+		var defang bool
+		switch {
+		case strings.ContainsRune(inertDots, r):
+			defang = solid(i-1) && wordy(i+1)
+		case strings.ContainsRune(inertAts, r):
+			defang = solid(i-1) && solid(i+1)
+		case strings.ContainsRune(inertColons, r):
+			defang = wordy(i-1) && solid(i+1)
+		}
+		if defang {
+			b.WriteString("[" + string(r) + "]")
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

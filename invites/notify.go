@@ -48,6 +48,8 @@ type Welcome struct {
 type GrantGiven struct {
 	// Domain is where the invites create accounts.
 	Domain string
+	// Requests says they may also answer account requests.
+	Requests bool
 }
 
 // GrantRevoked says the recipient may no longer create invites.

@@ -114,7 +114,7 @@ func (s *Service) Reset(ctx context.Context, a Actor, account string) (Invite, e
 		}
 	}
 	mint := func(ctx context.Context) (Minted, error) { return issuer.MintReset(ctx, target) }
-	inv, err := s.mintAndRecord(ctx, a, mint, target.String(), ActionResetCreate)
+	inv, err := s.mintAndRecord(ctx, a, mint, minting{action: ActionResetCreate, resetFor: target.String()})
 	if err != nil {
 		return Invite{}, err
 	}

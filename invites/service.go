@@ -103,6 +103,9 @@ type Options struct {
 	// Introduce welcomes each new account naming its inviter, and offers
 	// the inviter the new account as a contact (invites.introduce).
 	Introduce bool
+	// Requests configure account requests; zero limits take the
+	// defaults.
+	Requests RequestOptions
 }
 
 // Service carries out invite operations on behalf of Actors.
@@ -121,6 +124,10 @@ type Service struct {
 	// resets says whether the server offers password resets (detected
 	// when the link comes up).
 	resets atomic.Bool
+	// requests configure account requests; intake counts the open ones
+	// for the request page.
+	requests RequestOptions
+	intake   intakeCount
 
 	// admins and limits change on a configuration reload, while requests
 	// read them.
@@ -176,6 +183,13 @@ func NewService(o Options) *Service {
 	s.SetLimits(o.Limits)
 	s.SetInviterResets(o.InviterResets)
 	s.srvmod = newServerModule(o)
+	s.requests = o.Requests
+	if s.requests.ExpireAfter <= 0 {
+		s.requests.ExpireAfter = DefaultRequestExpiry
+	}
+	if s.requests.MaxOpen <= 0 {
+		s.requests.MaxOpen = DefaultMaxOpenRequests
+	}
 	return s
 }
 
@@ -256,10 +270,10 @@ func (s *Service) Actor(ctx context.Context, bare string) (Actor, error) {
 	if admins[bare] {
 		return Actor{jid: bare, role: policy.Admin}, nil
 	}
-	_, err := s.store.Grant(ctx, bare)
+	g, err := s.store.Grant(ctx, bare)
 	switch {
 	case err == nil:
-		return Actor{jid: bare, role: policy.RoleOf(bare, admins, true)}, nil
+		return Actor{jid: bare, role: policy.RoleOf(bare, admins, true, g.Requests)}, nil
 	case errors.Is(err, store.ErrNotFound):
 		return Actor{jid: bare, role: policy.Stranger}, nil
 	default:
@@ -275,14 +289,36 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 		s.observer.InviteDenied()
 		return Invite{}, err
 	}
-	return s.mintAndRecord(ctx, a, s.issuer.Mint, "", ActionInviteCreate)
+	return s.mintAndRecord(ctx, a, s.issuer.Mint, minting{action: ActionInviteCreate})
+}
+
+// minting says what kind of invite mintAndRecord makes and how it is
+// recorded.
+type minting struct {
+	// action is the audit action of the new invite.
+	action string
+	// resetFor names the account of a password reset; empty for an
+	// account invite.
+	resetFor string
+	// detail is the audit entry's detail; resetFor when empty.
+	detail string
+	// record stores the invite with its audit entry; nil means
+	// store.AddInvite. An approval stores it together with the answer to
+	// the request, and may refuse (ErrRequestAnswered).
+	record func(ctx context.Context, inv store.Invite, e store.AuditEntry) (store.Invite, error)
 }
 
 // mintAndRecord admits one token for a under the pause switch and the
-// quotas, has mint make it at the server, and records it as an invite
-// (resetFor names the account of a password reset; empty for an account
-// invite) with its audit entry before returning it.
-func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.Context) (Minted, error), resetFor, action string) (Invite, error) {
+// quotas, has mint make it at the server, and records it as an invite of
+// the kind m says, with its audit entry, before returning it.
+func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.Context) (Minted, error), m minting) (Invite, error) {
+	resetFor := m.resetFor
+	if m.record == nil {
+		m.record = s.store.AddInvite
+	}
+	if m.detail == "" {
+		m.detail = resetFor
+	}
 	held, err := s.admitCreate(ctx, a)
 	if err != nil {
 		return Invite{}, err
@@ -307,7 +343,7 @@ func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.
 			return err
 		}
 		var err error
-		inv, err = s.store.AddInvite(wctx, store.Invite{
+		inv, err = m.record(wctx, store.Invite{
 			Token:      minted.Token,
 			URI:        minted.URI,
 			LandingURL: minted.LandingURL,
@@ -317,12 +353,12 @@ func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.
 			Expires:    minted.Expires,
 			State:      store.StatePending,
 			ResetFor:   resetFor,
-		}, store.AuditEntry{Time: now, Actor: a.jid, Action: action, Detail: resetFor})
+		}, store.AuditEntry{Time: now, Actor: a.jid, Action: m.action, Detail: m.detail})
 		return err
 	})
 	var paused *PausedError
-	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) {
-		s.log.InfoContext(ctx, "minted invite dropped: revoked or paused meanwhile", slog.String("inviter", a.jid))
+	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) || errors.Is(err, ErrRequestAnswered) {
+		s.log.InfoContext(ctx, "minted invite dropped: revoked, paused or answered by someone else meanwhile", slog.String("inviter", a.jid))
 		return Invite{}, err
 	}
 	if err != nil {
@@ -464,6 +500,9 @@ type GrantOptions struct {
 	Note string
 	// PerDay and MaxPending override the default limits when non-zero.
 	PerDay, MaxPending int
+	// Requests, when set, says whether the grant lets its holder answer
+	// account requests; nil keeps what the grant said (no, for a new one).
+	Requests *bool
 }
 
 // Grant gives target the right to invite. Granting someone who already
@@ -496,25 +535,37 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	if o.MaxPending > 0 {
 		rec.MaxPending = o.MaxPending
 	}
+	newlyApprover := false
+	if o.Requests != nil {
+		newlyApprover = *o.Requests && !rec.Requests
+		rec.Requests = *o.Requests
+	}
 	err = s.store.PutGrant(ctx, rec,
-		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated)})
+		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated, o.Requests != nil)})
 	if err != nil {
 		return Grant{}, false, fmt.Errorf("grant: %w", err)
 	}
 	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", a.jid),
 		slog.Int("per_day", rec.PerDay), slog.Int("max_pending", rec.MaxPending), slog.Bool("updated", updated))
-	if !updated {
-		s.notify(ctx, target, GrantGiven{Domain: s.domain})
+	switch {
+	case !updated:
+		s.notify(ctx, target, GrantGiven{Domain: s.domain, Requests: rec.Requests})
+	case newlyApprover:
+		s.notify(ctx, target, RequestsGranted{Domain: s.domain})
 	}
 	return grantOf(rec), updated, nil
 }
 
 // grantDetail is the audit record of a grant's terms, in the format
-// earlier versions wrote, so the log reads the same across upgrades.
-func grantDetail(g store.Grant, updated bool) string {
+// earlier versions wrote, so the log reads the same across upgrades; the
+// requests flag is named only when the grant set it.
+func grantDetail(g store.Grant, updated, requestsSet bool) string {
 	detail := fmt.Sprintf("per-day %s, pending %s", limitDetail(g.PerDay), limitDetail(g.MaxPending))
 	if updated {
 		detail = "updated; " + detail
+	}
+	if requestsSet {
+		detail += map[bool]string{true: ", requests yes", false: ", requests no"}[g.Requests]
 	}
 	if g.Note != "" {
 		detail += "; " + g.Note

@@ -75,10 +75,12 @@ func (c *checkSchedule) checked(id string, at time.Time) {
 // CheckPending is one sweep of usage tracking: pending invites past their
 // expiry become expired; those whose token the server no longer accepts
 // were used, and their inviter is told; cancelled invites whose token
-// could not be revoked yet are tried again. Browser registrations the
+// could not be revoked yet are tried again. Account requests past their
+// time are marked expired. Browser registrations the
 // store failed to record are recorded first. An invite someone holds
 // right now (a registration, a cancel) is left to the next sweep.
 func (s *Service) CheckPending(ctx context.Context) error {
+	s.ExpireRequests(ctx)
 	s.payDebts(ctx)
 	s.refreshModule(ctx)
 	pending, err := s.store.PendingInvites(ctx)

@@ -27,6 +27,17 @@ var migrations = []migration{
 	{name: "create base buckets", up: migrateV0toV1},
 	{name: "index invites by token and inviter", up: migrateV1toV2},
 	{name: "settings bucket (pause switch)", up: migrateV2toV3},
+	{name: "requests bucket (account requests)", up: migrateAddRequests},
+}
+
+// migrateAddRequests adds the bucket of account requests. Named after what
+// it does rather than its version numbers, because branches append
+// migrations side by side and the order is settled when they merge.
+func migrateAddRequests(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketRequests); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketRequests, err)
+	}
+	return nil
 }
 
 // migrateV2toV3 adds the settings bucket; no record changes shape (the new

@@ -10,6 +10,7 @@
 //	invites_by_inviter   inviter 0x00 created(8-byte BE unix nanos) id -> empty
 //	grants               bare JID -> Grant
 //	audit                seq (8-byte BE, from NextSequence) -> AuditEntry
+//	requests             id -> Request            (account requests from the web page)
 //
 // Every mutation that has an audit entry writes it in the same transaction,
 // so the log can never disagree with the data it describes.
@@ -80,6 +81,9 @@ type Invite struct {
 	// ResetFor, when set, makes this a password reset link for that
 	// account (bare JID) rather than an invite for a new account.
 	ResetFor string `json:"reset_for,omitempty"`
+	// Request, when set, is the account request whose approval minted
+	// this invite.
+	Request string `json:"request,omitempty"`
 }
 
 // Grant is the right to invite given by an admin.
@@ -92,6 +96,8 @@ type Grant struct {
 	// when non-zero.
 	PerDay     int `json:"per_day,omitempty"`
 	MaxPending int `json:"max_pending,omitempty"`
+	// Requests lets the holder answer account requests too.
+	Requests bool `json:"requests,omitempty"`
 }
 
 // Pause is the global pause switch: while Paused, nobody creates invites.
@@ -143,6 +149,7 @@ var (
 	bucketGrants           = []byte("grants")
 	bucketAudit            = []byte("audit")
 	bucketSettings         = []byte("settings")
+	bucketRequests         = []byte("requests")
 
 	keySchemaVersion = []byte("schema_version")
 	keyPause         = []byte("pause")

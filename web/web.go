@@ -103,6 +103,15 @@ type Config struct {
 	// Text, if set, serves every page in that one text. Nil offers English
 	// and every catalog in locales/, picked per request by Accept-Language.
 	Text *Text
+	// Requests, when set, serves the status pages of account requests
+	// (/r/...), whose approved ones are invitations; with RequestForm it
+	// also takes new requests (/request).
+	Requests Requests
+	// RequestForm opens the request page (http.requests).
+	RequestForm bool
+	// RequestsPerHour bounds the requests one client address may send
+	// per hour; zero means DefaultRequestsPerHour.
+	RequestsPerHour int
 }
 
 //go:embed templates/*.html
@@ -112,7 +121,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that are whole pages (each with base.html).
-var pageNames = []string{"landing", "success", "error"}
+var pageNames = []string{"landing", "success", "error", "request", "status"}
 
 // templateFuncs are the helpers the templates may call.
 var templateFuncs = template.FuncMap{
@@ -154,6 +163,9 @@ type handler struct {
 	csrf   *csrf
 	origin *http.CrossOriginProtection
 	limit  *limiter
+	// reqs and reqLimit serve account requests; reqs is nil without them.
+	reqs     Requests
+	reqLimit *limiter
 }
 
 // New returns the web handler. Invites and Health must not be nil; a nil
@@ -191,6 +203,12 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	h.pages = pages
 	h.csrf = newCSRF(h.secure, h.base, h.now)
 	h.limit = newLimiter(h.now)
+	h.reqs = cfg.Requests
+	perHour := cfg.RequestsPerHour
+	if perHour <= 0 {
+		perHour = DefaultRequestsPerHour
+	}
+	h.reqLimit = newLimiterOf(perHour, time.Hour, h.now)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /i/{id}", h.localized((*handler).landing))
@@ -198,6 +216,9 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	// The images speak no language, but their error pages do.
 	mux.HandleFunc("GET /i/{id}/qr.png", h.localized(qr("image/png", qrPNG)))
 	mux.HandleFunc("GET /i/{id}/qr.svg", h.localized(qr("image/svg+xml", qrSVG)))
+	mux.HandleFunc("GET /request", h.localized((*handler).requestPage))
+	mux.HandleFunc("POST /request", h.localized((*handler).submitRequest))
+	mux.HandleFunc("GET /r/{key}", h.localized((*handler).status))
 	mux.HandleFunc("GET /static/style.css", h.static("static/style.css"))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	if m != nil {
@@ -325,6 +346,16 @@ type pageData struct {
 	// error
 	Message string
 	Hint    string
+
+	// Account requests: the request form; on the landing page, the line
+	// that says why it is shown and where its form posts (empty: to the
+	// page itself); on the status page, its own address to keep and the
+	// way to ask again.
+	Request   requestForm
+	Notice    string
+	Action    string
+	StatusURL string
+	AskAgain  string
 }
 
 // formData is the registration form's state. It never holds a password.
@@ -414,8 +445,10 @@ func (h *handler) landing(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderLanding shows the landing page with the form in state f, adding a
-// fresh CSRF token (and the cookie it is bound to, if missing).
-func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status int, inv invites.Invite, f formData) {
+// fresh CSRF token (and the cookie it is bound to, if missing). extra
+// adjusts the page for where it is shown (an account request's status
+// page).
+func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status int, inv invites.Invite, f formData, extra ...func(*pageData)) {
 	f.CSRF = h.csrf.token(h.csrf.cookieValue(w, r), inv.ID)
 	domain := h.domainOf(inv)
 	d := pageData{
@@ -444,6 +477,9 @@ func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status i
 		// lookup let only unexpired invites through, so the time left is
 		// positive.
 		d.Expiry = fmt.Sprintf(h.text.ExpiresAt, h.text.timeLeft(inv.Expires.Sub(h.now())), h.text.date(inv.Expires.UTC()))
+	}
+	for _, x := range extra {
+		x(&d)
 	}
 	// Apps that fetch the page learn the invite without parsing HTML.
 	w.Header().Set("Link", "<"+inv.URI+">; rel=\"alternate\"")

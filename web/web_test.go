@@ -385,8 +385,8 @@ func TestSecurityHeaders(t *testing.T) {
 func TestCSRFCookieAttributes(t *testing.T) {
 	e := newEnv(t, nil)
 	cookie, _ := e.form(t, idPending)
-	if !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/i/" {
-		t.Errorf("csrf cookie %+v: want HttpOnly, Secure, SameSite=Strict, Path=/i/", cookie)
+	if !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" {
+		t.Errorf("csrf cookie %+v: want HttpOnly, Secure, SameSite=Strict, Path=/", cookie)
 	}
 }
 
@@ -871,8 +871,8 @@ func TestPathPrefix(t *testing.T) {
 		}
 	}
 	cookie, _ := e.form(t, idPending)
-	if cookie.Path != "/join/i/" {
-		t.Errorf("csrf cookie path %q under a path prefix, want /join/i/", cookie.Path)
+	if cookie.Path != "/join/" {
+		t.Errorf("csrf cookie path %q under a path prefix, want /join/", cookie.Path)
 	}
 }
 

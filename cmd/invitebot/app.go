@@ -189,6 +189,8 @@ func (a *app) wire(context.Context) error {
 		Log:           a.log.With(slog.String("room", "invites")),
 		Module:        a.module,
 		Introduce:     cfg.Invites.Introduce,
+		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
+			MaxOpen: cfg.Requests.MaxOpen},
 	})
 	var links func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
@@ -299,6 +301,11 @@ func (a *app) startWeb(ctx context.Context) error {
 		Domain:     a.cfg.XMPP.Domain,
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
+		// Status pages stay served with the request page off, so that
+		// requests approved before it closed stay invitations.
+		Requests:        a.svc,
+		RequestForm:     a.cfg.HTTP.Requests,
+		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
 	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop

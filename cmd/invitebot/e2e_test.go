@@ -40,6 +40,9 @@ type world struct {
 	httpListen string
 	// backupDir sets store.backup_dir when not empty.
 	backupDir string
+	// tune, when set, adjusts the configuration last, past validation
+	// (tests may go below the limits an admin must keep).
+	tune func(*config.Config)
 }
 
 const password = "correct horse battery"
@@ -97,6 +100,9 @@ func (w *world) config(t *testing.T) *config.Config {
 		// Faster than an admin may configure, so usage tracking shows
 		// within a test's patience.
 		cfg.Invites.CheckInterval = w.checkInterval
+	}
+	if w.tune != nil {
+		w.tune(cfg)
 	}
 	return cfg
 }

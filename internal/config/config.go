@@ -52,6 +52,14 @@ const (
 	DefaultBackupInterval = 24 * time.Hour
 	DefaultBackupKeep     = 7
 	DefaultIntroduce      = true
+
+	// Account requests: a week to answer one, a few an hour from one
+	// address, and a cap that keeps approvers' work finite.
+	DefaultRequestExpiry   = 7 * 24 * time.Hour // invites.DefaultRequestExpiry
+	DefaultRequestsPerHour = 3                  // web.DefaultRequestsPerHour
+	DefaultMaxOpenRequests = 20                 // invites.DefaultMaxOpenRequests
+	minRequestExpiry       = time.Hour
+	maxRequestExpiry       = 90 * 24 * time.Hour
 )
 
 // minCheckInterval keeps usage tracking from hammering the server.
@@ -79,6 +87,9 @@ type Config struct {
 	HTTP    HTTPConfig    `mapstructure:"http"`
 	Policy  PolicyConfig  `mapstructure:"policy"`
 	Invites InvitesConfig `mapstructure:"invites"`
+
+	// Requests bounds account requests from the web page.
+	Requests RequestsConfig `mapstructure:"requests"`
 }
 
 // XMPPConfig describes the XEP-0114 component link and the served domain.
@@ -163,6 +174,9 @@ type HTTPConfig struct {
 	// limit) from the last X-Forwarded-For entry. Only behind a proxy that
 	// sets it; otherwise clients choose their own address.
 	TrustProxy bool `mapstructure:"trust_proxy"`
+	// Requests opens the request page (/request), where people who know
+	// nobody with invite rights ask for an account; see RequestsConfig.
+	Requests bool `mapstructure:"requests"`
 }
 
 // PolicyConfig holds the abuse limits.
@@ -191,6 +205,19 @@ type InvitesConfig struct {
 	// server, the new account also asks the inviter to be a contact, the
 	// inviter's request pre-approved.
 	Introduce bool `mapstructure:"introduce"`
+}
+
+// RequestsConfig bounds account requests (http.requests).
+type RequestsConfig struct {
+	// ExpireAfter is how long a request waits for an answer before it
+	// lapses.
+	ExpireAfter time.Duration `mapstructure:"expire_after"`
+	// PerAddressPerHour is how many requests one client address (an IPv6
+	// /64) may send per hour.
+	PerAddressPerHour int `mapstructure:"per_address_per_hour"`
+	// MaxOpen caps the requests waiting for an answer; past it the page
+	// says requests are closed for now.
+	MaxOpen int `mapstructure:"max_open"`
 }
 
 // StoreConfig locates the bbolt database and its backups.
@@ -240,6 +267,8 @@ func Defaults() Config {
 	c.Store.BackupInterval = DefaultBackupInterval
 	c.Store.BackupKeep = DefaultBackupKeep
 	c.Invites.Introduce = DefaultIntroduce
+	c.Requests = RequestsConfig{ExpireAfter: DefaultRequestExpiry, PerAddressPerHour: DefaultRequestsPerHour,
+		MaxOpen: DefaultMaxOpenRequests}
 	return c
 }
 
@@ -392,6 +421,24 @@ func (c *Config) validate(checkSecret bool) []error {
 	errs = append(errs, c.HTTP.validate()...)
 	errs = append(errs, c.Policy.validate()...)
 	errs = append(errs, c.Invites.validate()...)
+	errs = append(errs, c.Requests.validate(c.HTTP)...)
+	return errs
+}
+
+func (r *RequestsConfig) validate(h HTTPConfig) []error {
+	var errs []error
+	if r.ExpireAfter < minRequestExpiry || r.ExpireAfter > maxRequestExpiry {
+		errs = append(errs, fmt.Errorf("requests.expire_after: %s is not between %s and %s", r.ExpireAfter, minRequestExpiry, maxRequestExpiry))
+	}
+	if r.PerAddressPerHour < 1 {
+		errs = append(errs, fmt.Errorf("requests.per_address_per_hour: %d must be at least 1", r.PerAddressPerHour))
+	}
+	if r.MaxOpen < 1 {
+		errs = append(errs, fmt.Errorf("requests.max_open: %d must be at least 1", r.MaxOpen))
+	}
+	if h.Requests && h.Listen == "" {
+		errs = append(errs, errors.New("http.requests: the request page needs the web server; set http.listen and http.public_url"))
+	}
 	return errs
 }
 
