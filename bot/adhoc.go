@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/internal/plaintext"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
 )
@@ -280,8 +281,15 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor invites.Actor
 		}
 		args, err := paramsFromForm(op, role, form)
 		if err != nil {
-			b.sessions.put(s)
-			return commandOut{}, cmdErr("modify", stanza.BadRequest, "bad-payload", err.Error())
+			// Show the form again with what was typed and what is wrong,
+			// rather than ending the command: one field to fix instead of
+			// starting over.
+			s.args = typedValues(op, role, form)
+			out, cerr := b.nextStage(ctx, op, r, s)
+			if cerr == nil {
+				out.Notes = []commandNote{{Type: "error", Text: sentence(err.Error())}}
+			}
+			return out, cerr
 		}
 		r.args, s.args = args, args
 		if op.confirm != nil {
@@ -394,6 +402,18 @@ func (b *Bot) formFields(ctx context.Context, p param, r request, value string) 
 		fields = append(fields, other)
 	}
 	return fields, nil
+}
+
+// typedValues is what a submitted form holds for the parameters role may
+// set, unchecked, to fill the form in again.
+func typedValues(op operation, role policy.Role, form *dataform.Form) map[string]string {
+	vals := make(map[string]string)
+	for _, p := range visibleParams(op, role) {
+		if v := form.Value(p.name); v != "" {
+			vals[p.name] = plaintext.Truncate(plaintext.Line(v), maxTextParam)
+		}
+	}
+	return vals
 }
 
 // paramsFromForm validates a submitted form against the parameters role

@@ -231,6 +231,18 @@ type outboundMessage struct {
 	Type    stanza.MessageType `xml:"type,attr,omitempty"`
 	Body    string             `xml:"body"`
 	OOB     *oobData           `xml:"jabber:x:oob x,omitempty"`
+	// Unstyled asks clients to show the body as it is, without message
+	// styling (XEP-0393 §6): set on messages that repeat a stranger's
+	// words, whose *stars* and _underscores_ must not become markup.
+	Unstyled *struct{} `xml:"urn:xmpp:styling:0 unstyled,omitempty"`
+}
+
+// unstyled is the value of outboundMessage.Unstyled for plain replies.
+func unstyled(plain bool) *struct{} {
+	if plain {
+		return &struct{}{}
+	}
+	return nil
 }
 
 // oobData is XEP-0066 out-of-band data: clients show an image URL carried
@@ -264,7 +276,7 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 		if !ok {
 			return
 		}
-		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.text})
+		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.text, Unstyled: unstyled(res.plain)})
 		if res.image != "" {
 			b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.image,
 				OOB: &oobData{URL: res.image}})
@@ -289,7 +301,13 @@ func (b *Bot) spawn(sender string, work func(ctx context.Context)) bool {
 func (b *Bot) spawnOr(sender string, work, timedOut func(ctx context.Context)) bool {
 	// An in-memory look-up of the configuration: cheap enough for the
 	// read loop, unlike a grant, which needs the database.
-	admin := b.svc.IsAdmin(sender)
+	return b.spawnAs(sender, b.svc.IsAdmin(sender), work, timedOut)
+}
+
+// spawnAs is spawnOr for a sender whose privilege is known: privileged
+// senders (admins, the server's usage reports) bypass the shared queue and
+// may take the worker slots kept for admins.
+func (b *Bot) spawnAs(sender string, admin bool, work, timedOut func(ctx context.Context)) bool {
 	share := b.admit(sender, admin)
 	if share == nil {
 		return false
@@ -461,7 +479,7 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 	}
 	args, err := bindArgs(op, role, rest)
 	if err != nil {
-		return reply{text: fmt.Sprintf("%v\nUsage: %s", err, op.usage(role))}, true
+		return reply{text: fmt.Sprintf("%s\nUsage: %s", sentence(err.Error()), op.usage(role))}, true
 	}
 	b.countCommand(op)
 	res, err := op.run(ctx, b, request{actor: who, args: args})
@@ -637,15 +655,13 @@ func (b *Bot) userMessage(ctx context.Context, op operation, who invites.Actor, 
 		errors.As(err, &qe)
 		return "No invite: " + quotaText(qe.Refusal) + "."
 	case errors.Is(err, invites.ErrIssuerForbidden):
-		b.log.ErrorContext(ctx, "the server refused to mint an invite: add this component to the admins of the domain's VirtualHost",
-			slog.String("prosody_config", fmt.Sprintf(`VirtualHost %q: admins = { %q }`, b.svc.Domain(), b.component.String())),
-			slog.Any("err", err))
+		b.logIssuerRefused(ctx, err)
 		return msgIssuerRefuse
 	case errors.Is(err, invites.ErrIssuerUnsupported):
 		b.log.ErrorContext(ctx, "the server has no invite command: enable the invites and invites_adhoc modules on the domain",
 			slog.String("domain", b.svc.Domain()), slog.Any("err", err))
 		return msgIssuerRefuse
-	case errors.Is(err, ErrLinkDown), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrLinkDown), errors.Is(err, ErrMinterDown), errors.Is(err, context.DeadlineExceeded):
 		b.log.WarnContext(ctx, "request failed: server unreachable", slog.String("op", op.name), slog.Any("err", err))
 		return msgUnavailable
 	default:

@@ -41,8 +41,8 @@ func TestEventCommands(t *testing.T) {
 		"event 6 3h":     "at most 5 people",
 		"event 3 25h":    "must be from 1s to 24h",
 		"event 3 soon":   "must be a duration like 3h",
-		"event 3":        "missing valid",
-		"event three 3h": "uses must be a number",
+		"event 3":        "Missing valid",
+		"event three 3h": "Uses must be a number",
 	} {
 		if got := f.mustSay(t, inviter, line); !strings.Contains(got, want) {
 			t.Errorf("%q: %q, want %q", line, got, want)
@@ -166,8 +166,10 @@ func TestCreateEventForm(t *testing.T) {
 		return f.bot.runCommand(context.Background(), iqRequest{iq: stanza.IQ{From: from},
 			command: commandIn{Node: "create-event", Action: actionComplete, SessionID: s.id, Forms: []dataform.Form{form}}}, f.actor(t, admin))
 	}
-	if _, cerr := submit("2 days"); cerr == nil || cerr.Text == nil || !strings.Contains(cerr.Text.Text, "must be a duration") {
-		t.Errorf("a bad duration: %+v", cerr)
+	// A bad value shows the form again with what is wrong.
+	again, cerr := submit("2 days")
+	if cerr != nil || again.Status != statusExecuting || len(again.Notes) != 1 || !strings.Contains(again.Notes[0].Text, "must be a duration") {
+		t.Errorf("a bad duration: %+v, %+v", again, cerr)
 	}
 	done, cerr := submit("2h")
 	if cerr != nil || done.Status != statusCompleted || done.Form == nil {

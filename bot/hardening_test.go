@@ -253,3 +253,27 @@ func TestRoughEdges(t *testing.T) {
 		t.Errorf("stranger's one answer: %q", got)
 	}
 }
+
+// TestFormMistakeShowsTheFormAgain: a wrong value in a form brings the form
+// back, filled in, with what is wrong, instead of ending the command.
+func TestFormMistakeShowsTheFormAgain(t *testing.T) {
+	f := newFixture(t)
+	out, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionExecute})
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	again, cerr := f.adhoc(t, admin, commandIn{Node: "grant", SessionID: out.SessionID,
+		Forms: submit(field("jid", inviter), field("per-day", "abc"))})
+	if cerr != nil || again.Status != statusExecuting || len(again.Notes) != 1 || again.Notes[0].Type != "error" ||
+		!strings.Contains(again.Notes[0].Text, "Per-day must be a number") {
+		t.Fatalf("after a mistake: %+v, %+v", again, cerr)
+	}
+	if again.Form.Value("jid") != inviter {
+		t.Errorf("the form came back without what was typed: %+v", again.Form)
+	}
+	done, cerr := f.adhoc(t, admin, commandIn{Node: "grant", SessionID: again.SessionID,
+		Forms: submit(field("jid", inviter), field("per-day", "3"))})
+	if cerr != nil || done.Status != statusCompleted {
+		t.Fatalf("after fixing it: %+v, %+v", done, cerr)
+	}
+}

@@ -165,6 +165,9 @@ func (b *Bot) handleIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	case iq.Type == stanza.GetIQ && (req.payload == nameDiscoInfo || req.payload == nameDiscoItems):
 		b.dispatchIQ(t, req)
 		return
+	case iq.Type == stanza.SetIQ && req.payload == nameReport:
+		b.handleReport(t, req, child)
+		return
 	case iq.Type == stanza.SetIQ && req.payload == nameCommand:
 		d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(child), t))
 		if err := d.Decode(&req.command); err != nil {

@@ -212,6 +212,9 @@ func (l *Link) Run(ctx context.Context, h xmpp.Handler) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, ErrSecretRejected) {
+			return err
+		}
 		lasted := time.Since(started)
 		if lasted >= stableAfter {
 			backoff = l.cfg.MinBackoff
@@ -237,6 +240,12 @@ func (l *Link) Run(ctx context.Context, h xmpp.Handler) error {
 		backoff = min(2*backoff, l.cfg.MaxBackoff)
 	}
 }
+
+// ErrSecretRejected means the server refused the component secret. Run
+// gives up on it: retrying cannot help until someone changes a
+// configuration, and a bot that keeps knocking with a wrong secret only
+// fills two logs.
+var ErrSecretRejected = errors.New("the server rejected the component secret")
 
 // jitter spreads retries over [d/2, d) so that many bots, or one bot after
 // a server restart, do not reconnect in lockstep.
@@ -351,7 +360,7 @@ func explainHandshake(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "not-authorized"):
-		return fmt.Errorf("%w (the server rejected the secret: compare xmpp.secret with component_secret)", err)
+		return fmt.Errorf("%w: %w (compare xmpp.secret with the component_secret of the server's Component block)", ErrSecretRejected, err)
 	case strings.Contains(msg, "conflict"):
 		return fmt.Errorf("%w (another process is connected as this component)", err)
 	case strings.Contains(msg, "host-unknown"), strings.Contains(msg, "improper-addressing"):

@@ -38,6 +38,10 @@ const (
 	kindAccount
 	// kindPage is a page number of a long list.
 	kindPage
+	// kindRequestID is an account request id.
+	kindRequestID
+	// kindYesNo is a yes or no ("grant <jid> requests yes").
+	kindYesNo
 	// kindDuration is how long something stays open: a Go duration such
 	// as 3h or 90m, from a second to a day.
 	kindDuration
@@ -129,6 +133,9 @@ type reply struct {
 	// warn marks a reply that succeeded with a caveat (ad-hoc shows it
 	// as a warning note).
 	warn bool
+	// plain marks a reply that repeats what a stranger wrote: its chat
+	// message asks clients not to style it (XEP-0393 unstyled).
+	plain bool
 }
 
 // operations returns the table. It is a function, not a package variable,
@@ -151,6 +158,8 @@ func operations() []operation {
 				{name: "jid", kind: kindJID, required: true, label: "JID"},
 				{name: "per-day", kind: kindNumber, keyword: "per-day", label: "Invites per day (empty: default)"},
 				{name: "pending", kind: kindNumber, keyword: "pending", label: "Pending invites at most (empty: default)"},
+				{name: "requests", kind: kindYesNo, keyword: "requests", label: "May answer account requests (empty: unchanged; new grants: no)",
+					choices: yesNo},
 				{name: "events", kind: kindNumber, keyword: "events", label: "Event links: the most people one may admit (empty: none, or as before)"},
 				{name: "note", kind: kindText, label: "Note"},
 			}},
@@ -181,8 +190,22 @@ func operations() []operation {
 			params:      []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
 		{name: "backup", node: "backup", title: "Back up the database",
 			summary: "write a copy of the database now", perm: policy.TakeBackups, run: runBackup},
+		{name: "requests", node: "list-requests", title: "List account requests",
+			summary: "list the open account requests from the web page", perm: policy.AnswerRequests, run: runRequests,
+			offered: requestsOn, unavailable: msgRequestsOff, params: []param{pageParam}},
+		{name: "approve", node: "approve-request", title: "Approve account request",
+			summary: "approve an account request: an invite in your name (counted in your quota) appears on the requester's page",
+			perm:    policy.AnswerRequests, run: runApprove, confirm: confirmApprove, offered: requestsOn, unavailable: msgRequestsOff,
+			params: []param{{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true}}},
+		{name: "deny", node: "deny-request", title: "Decline account request",
+			summary: "decline an account request; the requester's page shows the reason, if you give one",
+			perm:    policy.AnswerRequests, run: runDeny, offered: requestsOn, unavailable: msgRequestsOff,
+			params: []param{
+				{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true},
+				{name: "reason", kind: kindText, label: "Reason (shown on the requester's page; optional)"},
+			}},
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
-			summary: "who invited an account (accounts created through the web page)", perm: policy.ReadAudit, run: runWhoInvited,
+			summary: "who invited an account", perm: policy.ReadAudit, run: runWhoInvited,
 			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
 		{name: "event", node: "create-event", title: "Create event link",
 			summary: "a link for a workshop or meetup: each visitor gets an invite of their own, up to a cap, for a few hours",
@@ -216,6 +239,8 @@ func (op operation) usage(role policy.Role) string {
 			continue
 		}
 		switch {
+		case p.keyword != "" && p.kind == kindYesNo:
+			fmt.Fprintf(&b, " [%s yes|no]", p.keyword)
 		case p.keyword != "":
 			fmt.Fprintf(&b, " [%s N]", p.keyword)
 		case p.required:
@@ -254,6 +279,20 @@ func parseParam(p param, raw string) (string, error) {
 			return "", fmt.Errorf("%q is not an invite id", raw)
 		}
 		return id, nil
+	case kindRequestID:
+		id := strings.ToLower(raw)
+		if !invites.ValidID(id) {
+			return "", fmt.Errorf("%q is not a request id; send requests to list them", raw)
+		}
+		return id, nil
+	case kindYesNo:
+		switch strings.ToLower(raw) {
+		case "yes", "y", "true", "on", "1":
+			return "yes", nil
+		case "no", "n", "false", "off", "0":
+			return "no", nil
+		}
+		return "", fmt.Errorf("%s must be yes or no, not %q", p.name, raw)
 	case kindEventID:
 		id := strings.ToLower(raw)
 		if !invites.ValidID(id) {
@@ -272,8 +311,10 @@ func parseParam(p param, raw string) (string, error) {
 		if id := strings.ToLower(raw); invites.ValidID(id) {
 			return id, nil
 		}
-		if j, err := jid.Parse(raw); err == nil && j.Resourcepart() == "" && strings.Contains(raw, "@") {
-			return j.String(), nil
+		if strings.Contains(raw, "@") {
+			if bare, err := parseBareJID(raw); err == nil {
+				return bare, nil
+			}
 		}
 		return "", fmt.Errorf("%q is neither a bare JID nor an invite id", raw)
 	default:
@@ -428,6 +469,9 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		case inv.UsedBy != "":
 			line += ", created account " + inv.UsedBy
 		}
+		if inv.Request != "" {
+			line += ", answers request " + inv.Request
+		}
 		if inv.Event != "" {
 			line += ", from event link " + inv.Event
 		}
@@ -457,8 +501,13 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 	return opts, nil
 }
 
-func confirmCancel(_ context.Context, _ *Bot, req request) (string, error) {
-	return fmt.Sprintf("Cancel invite %s? Its link stops working, at the server too: whoever holds it can no longer create an account with it.", req.args["id"]), nil
+func confirmCancel(ctx context.Context, b *Bot, req request) (string, error) {
+	id := req.args["id"]
+	// Short: some clients (poezio) cut the question at one line.
+	if inv, err := b.svc.Lookup(ctx, id); err == nil && inv.Inviter != req.actor.JID() {
+		return fmt.Sprintf("Cancel %s's invite %s? Its link stops working.", inv.Inviter, id), nil
+	}
+	return fmt.Sprintf("Cancel invite %s? Its link stops working.", id), nil
 }
 
 func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -483,7 +532,12 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	perDay, _ := strconv.Atoi(req.args["per-day"])
 	pending, _ := strconv.Atoi(req.args["pending"])
 	events, _ := strconv.Atoi(req.args["events"])
-	g, updated, err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending, Events: events})
+	opts := invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending, Events: events}
+	if v, ok := req.args["requests"]; ok {
+		answers := v == "yes"
+		opts.Requests = &answers
+	}
+	g, updated, err := b.svc.Grant(ctx, req.actor, target, opts)
 	if errors.Is(err, invites.ErrTargetIsAdmin) {
 		return reply{text: fmt.Sprintf("%s is an admin of this service: admins may always invite and need no grant.", target)}, nil
 	}
@@ -494,6 +548,11 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	text := fmt.Sprintf("%s may now create invites (per-day %s, pending %s).", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
 	if updated {
 		text = fmt.Sprintf("Updated the grant of %s: per-day %s, pending %s.", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+	}
+	if g.Requests {
+		text += " They may answer account requests too."
+	} else if opts.Requests != nil {
+		text += " They may not answer account requests."
 	}
 	if g.Events > 0 {
 		text += fmt.Sprintf(" Event links of up to %d people.", min(g.Events, def.EventMaxUses))
@@ -518,7 +577,8 @@ func currentInviters(ctx context.Context, b *Bot, req request) ([]dataform.Optio
 	}
 	opts := make([]dataform.Option, 0, len(grants))
 	for _, g := range grants {
-		opts = append(opts, dataform.Option{Value: g.JID})
+		// Some clients (poezio) show only labels.
+		opts = append(opts, dataform.Option{Label: g.JID, Value: g.JID})
 	}
 	return opts, nil
 }
@@ -541,9 +601,9 @@ func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 	if res.Cancelled == 0 {
 		return reply{text: fmt.Sprintf("%s may no longer create invites. None of their invites was still pending.", target)}, nil
 	}
-	text := fmt.Sprintf("%s may no longer create invites. Cancelled %d pending invite(s)", target, res.Cancelled)
+	text := fmt.Sprintf("%s may no longer create invites. Cancelled %s", target, count(res.Cancelled, "pending invite", "pending invites"))
 	if res.StillValid > 0 {
-		text += fmt.Sprintf("; %d token(s) are still accepted by the server for now, I will keep trying to revoke them.", res.StillValid)
+		text += fmt.Sprintf("; %s still accepted by the server for now, I will keep trying to revoke them.", count(res.StillValid, "token is", "tokens are"))
 		return reply{text: text, warn: true}, nil
 	}
 	text += "; none of their links works any more."
@@ -613,7 +673,10 @@ func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{}, err
 	}
 	if len(invs) == 0 {
-		return reply{text: fmt.Sprintf("No record of who invited %s. Only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
+		if b.svc.ServerModule() == invites.ModulePresent {
+			return reply{text: fmt.Sprintf("No record of who invited %s: none of the bot's invites created it, or it was created before the server ran mod_invitebot (see audit).", account)}, nil
+		}
+		return reply{text: fmt.Sprintf("No record of who invited %s. Without mod_invitebot on the server only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
 	}
 	var t strings.Builder
 	for i, inv := range invs[:min(len(invs), pageSize)] {
@@ -644,10 +707,14 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	tbl := newTable("Inviters", fmt.Sprintf("Inviters (%d):", len(grants)),
 		column{"jid", "JID"}, column{"granted_by", "Granted by"}, column{"granted_at", "Granted"},
-		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"}, column{"events", "Event links up to"})
+		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"},
+		column{"requests", "Answers requests"}, column{"events", "Event links up to"})
 	for _, g := range grants[pg.from:pg.to] {
 		line := fmt.Sprintf("%s  granted by %s on %s, per-day %s, pending %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt),
 			orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+		if g.Requests {
+			line += ", answers account requests"
+		}
 		events := ""
 		if g.Events > 0 {
 			events = strconv.Itoa(min(g.Events, def.EventMaxUses))
@@ -656,7 +723,8 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 		if g.Note != "" {
 			line += " (" + g.Note + ")"
 		}
-		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note, events)
+		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note,
+			map[bool]string{true: "yes", false: "no"}[g.Requests], events)
 	}
 	tbl.paged(pg, "inviters")
 	return tbl.reply(), nil
@@ -665,7 +733,7 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 func runBackup(ctx context.Context, b *Bot, req request) (reply, error) {
 	path, err := b.svc.Backup(ctx, req.actor)
 	if errors.Is(err, invites.ErrNoBackupDir) {
-		return reply{text: "Backups are off: set store.backup_dir in the configuration (then reload or restart)."}, nil
+		return reply{text: "Backups are off: set store.backup_dir in the configuration and restart the bot."}, nil
 	}
 	if err != nil {
 		return reply{}, err

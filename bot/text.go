@@ -2,9 +2,11 @@ package bot
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/internal/plaintext"
@@ -23,6 +25,28 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
+// count writes n things: "1 invite", "3 invites".
+func count(n int, singular, plural string) string {
+	if n == 1 {
+		return "1 " + singular
+	}
+	return strconv.Itoa(n) + " " + plural
+}
+
+// sentence makes an error message from the parsers ("missing jid") a
+// sentence to show a person.
+func sentence(msg string) string {
+	if msg == "" {
+		return msg
+	}
+	r := []rune(msg)
+	r[0] = unicode.ToUpper(r[0])
+	if last := r[len(r)-1]; last != '.' && last != '?' && last != '!' {
+		r = append(r, '.')
+	}
+	return string(r)
+}
+
 // pauseReason shows the reason an admin gave for a pause.
 func pauseReason(reason string) string {
 	if reason == "" {
@@ -37,11 +61,11 @@ func quotaText(r policy.Refusal) string {
 	var msg string
 	switch r.Limit {
 	case policy.LimitPerDay:
-		msg = fmt.Sprintf("you have created %d invite(s) in the last 24 hours (cancelled ones count too); your limit is %d", r.Count, r.Max)
+		msg = fmt.Sprintf("you have created %s in the last 24 hours (cancelled ones count too); your limit is %d", count(r.Count, "invite", "invites"), r.Max)
 	case policy.LimitPending:
-		msg = fmt.Sprintf("you have %d pending invite(s); your limit is %d: cancel one or wait until one is used", r.Count, r.Max)
+		msg = fmt.Sprintf("you have %s; your limit is %d: cancel one or wait until one is used", count(r.Count, "pending invite", "pending invites"), r.Max)
 	default:
-		msg = fmt.Sprintf("this service has handed out %d invite(s) in the last 24 hours, its daily limit is %d", r.Count, r.Max)
+		msg = fmt.Sprintf("this service has handed out %s in the last 24 hours, its daily limit is %d", count(r.Count, "invite", "invites"), r.Max)
 	}
 	if !r.Next.IsZero() {
 		msg += "; next possible " + formatTime(r.Next)
@@ -60,21 +84,61 @@ func eventText(ev invites.Event) string {
 		if ev.Invite.Event != "" {
 			what = fmt.Sprintf("Invite %s from your event link %s", ev.Invite.ID, ev.Invite.Event)
 		}
-		if ev.Account != "" {
-			return fmt.Sprintf("%s was used: %s joined.", what, ev.Account)
+		if ev.Account == "" {
+			return what + " was used."
 		}
-		return what + " was used."
+		text := fmt.Sprintf("%s was used: %s joined.", what, ev.Account)
+		switch {
+		case ev.Requested:
+			text += " They have asked to add you as a contact: accept, and you are each other's contacts. Or add them: " + rosterURI(ev.Account)
+		case ev.Introduce:
+			text += " Add them as a contact: " + rosterURI(ev.Account)
+		}
+		return text
+	case invites.Welcome:
+		text := fmt.Sprintf("Welcome to %s! %s invited you.", ev.Domain, ev.Inviter)
+		if ev.Requested {
+			return text + " They are in your contacts already and get your request; once they accept, you see each other online: " + rosterURI(ev.Inviter)
+		}
+		return text + " Add them as a contact: " + rosterURI(ev.Inviter)
 	case invites.GrantGiven:
-		return "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
+		text := "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
+		if ev.Requests {
+			text += " You may also answer account requests from people who know nobody here: send requests."
+		}
+		return text
+	case invites.RequestsGranted:
+		return "You may now answer account requests for " + ev.Domain + " from people who know nobody here: send requests to see the open ones."
+	case invites.RequestReceived:
+		return requestNotice(ev.Request, ev.Domain)
+	case invites.RequestAnswered:
+		return answeredNotice(ev.Request)
+	case invites.RequestDecided:
+		return decidedNotice(ev.Request, ev.Domain)
 	case invites.ResetCreated:
 		return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service by replying here or to %s; the link can be cancelled.",
 			ev.Account, ev.By, formatTime(ev.At), ev.By)
 	case invites.GrantRevoked:
-		return fmt.Sprintf("Your right to create invites for %s was revoked; %d pending invite(s) of yours were cancelled.",
+		if ev.Cancelled == 0 {
+			return fmt.Sprintf("Your right to create invites for %s was revoked; none of your invites was still pending.", ev.Domain)
+		}
+		if ev.Cancelled == 1 {
+			return fmt.Sprintf("Your right to create invites for %s was revoked; your pending invite was cancelled with it.", ev.Domain)
+		}
+		return fmt.Sprintf("Your right to create invites for %s was revoked; your %d pending invites were cancelled with it.",
 			ev.Domain, ev.Cancelled)
+	case invites.InviteCancelled:
+		return fmt.Sprintf("Your invite %s from %s was cancelled by %s; its link no longer works.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.By)
 	default:
 		return ""
 	}
+}
+
+// rosterURI is an XEP-0147 link that opens "add contact" for the bare JID
+// j in the client that shows it. Characters a URI cannot carry as they are
+// are percent-encoded (RFC 5122).
+func rosterURI(j string) string {
+	return "xmpp:" + url.PathEscape(j) + "?roster"
 }
 
 // Bounds of list replies. With every cell cut to maxCellBytes, a page of
@@ -110,7 +174,7 @@ func (p page) empty() bool { return p.from >= p.total && p.total > 0 }
 
 // beyond is the reply for a page past the end of the list.
 func (p page) beyond() reply {
-	return reply{text: fmt.Sprintf("There is no page %d: the list has %d page(s).", p.number, p.pages())}
+	return reply{text: fmt.Sprintf("There is no page %d: the list has %s.", p.number, count(p.pages(), "page", "pages"))}
 }
 
 // column is one column of a table reply: the form field's var and the
@@ -165,6 +229,125 @@ func (t *table) footer(line string) {
 	t.text.WriteString("\n  " + line)
 }
 
+// reply is the table as chat text and as a form. The form carries the text
+// too, as a fixed field: console clients (poezio) show neither a reported
+// table nor a note, only fields.
 func (t *table) reply() reply {
-	return reply{text: t.text.String(), form: t.form}
+	text := t.text.String()
+	t.form.Fields = append(t.form.Fields, dataform.Field{Type: dataform.Fixed, Values: strings.Split(text, "\n")})
+	return reply{text: text, form: t.form}
+}
+
+// requestNotice tells an approver about a new account request. Each thing
+// the requester wrote stands behind a label of ours, so none of it starts a
+// line (where "> " would quote), and goes through inert.
+func requestNotice(r invites.Request, domain string) string {
+	var t strings.Builder
+	fmt.Fprintf(&t, "New account request %s for %s, open until %s:\n", r.ID, domain, formatTime(r.Expires))
+	fmt.Fprintf(&t, "  Name: %s\n", requesterName(r))
+	fmt.Fprintf(&t, "  Contact: %s\n", requesterContact(r))
+	fmt.Fprintf(&t, "  Says: %s\n", inert(r.Message))
+	fmt.Fprintf(&t, "To answer: approve %s, or deny %s [reason]", r.ID, r.ID)
+	return t.String()
+}
+
+// answeredNotice tells the other approvers who answered a request.
+func answeredNotice(r invites.Request) string {
+	if r.State == invites.RequestApproved {
+		return fmt.Sprintf("Account request %s by %s was approved by %s (invite %s).", r.ID, requesterName(r), r.AnsweredBy, r.Invite)
+	}
+	return fmt.Sprintf("Account request %s by %s was declined by %s (%s).", r.ID, requesterName(r), r.AnsweredBy, denyReason(r.Reason))
+}
+
+// decidedNotice tells a requester, at the address they gave, how their
+// request went. It carries no link: the address is unverified, and the
+// invitation is for whoever holds the status page.
+func decidedNotice(r invites.Request, domain string) string {
+	if r.State == invites.RequestApproved {
+		return fmt.Sprintf("Your request for an account on %s was approved. Open the page you were given when you asked: it now holds your invitation.", domain)
+	}
+	if r.Reason != "" {
+		return fmt.Sprintf("Your request for an account on %s was declined. The reason given: %s", domain, r.Reason)
+	}
+	return fmt.Sprintf("Your request for an account on %s was declined.", domain)
+}
+
+// answeredText answers an approval or denial of a request that was
+// answered already, saying by whom: the first answer wins.
+func answeredText(r invites.Request) string {
+	switch r.State {
+	case invites.RequestApproved:
+		return fmt.Sprintf("Request %s was already approved by %s at %s.", r.ID, r.AnsweredBy, formatTime(r.Answered))
+	case invites.RequestDenied:
+		return fmt.Sprintf("Request %s was already declined by %s at %s.", r.ID, r.AnsweredBy, formatTime(r.Answered))
+	default:
+		return fmt.Sprintf("Request %s expired at %s without an answer.", r.ID, formatTime(r.Expires))
+	}
+}
+
+// denyReason shows the reason an approver gave for declining.
+func denyReason(reason string) string {
+	if reason == "" {
+		return "no reason given"
+	}
+	return "reason: " + reason
+}
+
+// requesterName is the name a requester gave, inert and in quotes, so it
+// reads as their words.
+func requesterName(r invites.Request) string {
+	return "“" + inert(r.Name) + "”"
+}
+
+// requesterContact is the address a requester gave, inert, or a note that
+// they gave none.
+func requesterContact(r invites.Request) string {
+	if r.Contact == "" {
+		return "none given"
+	}
+	return inert(r.Contact) + " (not verified)"
+}
+
+// Characters that clients read as the dot of a domain, the at of an
+// address or the colon of a URI scheme (ASCII, full-width, small and
+// ideographic forms).
+var (
+	inertDots   = ".。．｡﹒․"
+	inertAts    = "@＠﹫"
+	inertColons = ":：﹕"
+)
+
+// inert makes text a stranger wrote safe to show to approvers in chat:
+// clients turn URIs (scheme:…), addresses (name@host) and domains
+// (host.tld) into links, and a link the approver did not write must not
+// appear. A bracket around each such dot, at and colon breaks every form,
+// visibly, the way security reports write "example[.]org": the reader
+// still sees what was written. The text is already one plain line
+// (plaintext.Line); styling is left to the unstyled hint the messages
+// carry.
+func inert(s string) string {
+	runes := []rune(s)
+	var b strings.Builder
+	b.Grow(len(s))
+	wordy := func(i int) bool {
+		return i >= 0 && i < len(runes) && (unicode.IsLetter(runes[i]) || unicode.IsDigit(runes[i]) || unicode.IsMark(runes[i]))
+	}
+	solid := func(i int) bool { return i >= 0 && i < len(runes) && !unicode.IsSpace(runes[i]) }
+	for i, r := range runes {
+		var defang bool
+		switch {
+		case strings.ContainsRune(inertDots, r):
+			defang = solid(i-1) && wordy(i+1)
+		case strings.ContainsRune(inertAts, r):
+			defang = solid(i-1) && solid(i+1)
+		case strings.ContainsRune(inertColons, r):
+			defang = wordy(i-1) && solid(i+1)
+		}
+		if defang {
+			b.WriteString("[" + string(r) + "]")
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

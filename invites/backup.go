@@ -61,16 +61,9 @@ func (s *Service) writeBackup(ctx context.Context) (string, error) {
 // RunBackups writes a backup every interval until ctx ends. A failed backup
 // is logged and tried again at the next tick.
 func (s *Service) RunBackups(ctx context.Context, interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if _, err := s.writeBackup(ctx); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "scheduled backup failed", slog.Any("err", fmt.Errorf("backup: %w", err)))
-			}
+	every(ctx, interval, func() {
+		if _, err := s.writeBackup(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "scheduled backup failed", slog.Any("err", fmt.Errorf("backup: %w", err)))
 		}
-	}
+	})
 }

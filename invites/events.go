@@ -439,38 +439,59 @@ func (s *Service) claimEventInvite(ctx context.Context, id string) (Invite, erro
 	if err != nil {
 		return Invite{}, err
 	}
-	held, err := s.admitEventUse(ctx, creator, id)
+	claimed := false
+	inv, err := s.mintAndRecord(ctx, creator, s.issuer.Mint, minting{
+		action: ActionInviteCreate,
+		detail: "event " + id,
+		admit: func(ctx context.Context) (*reservation, error) {
+			held, err := s.admitEventUse(ctx, creator, id)
+			if err != nil {
+				return nil, err
+			}
+			// The claim is one store transaction, which is what makes
+			// the cap exact however many visitors press at once.
+			if _, err := s.store.ClaimEventUse(ctx, id, s.now()); err != nil {
+				_ = held.settle(func() error { return nil })
+				return nil, eventClaimError(err)
+			}
+			claimed = true
+			return held, nil
+		},
+		record: func(ctx context.Context, inv store.Invite, e store.AuditEntry) (store.Invite, error) {
+			if err := s.stillOpen(ctx, id); err != nil {
+				return store.Invite{}, err
+			}
+			inv.Event = id
+			return s.store.AddInvite(ctx, inv, e)
+		},
+	})
 	if err != nil {
-		return Invite{}, err
-	}
-	// The claim is one store transaction, which is what makes the cap
-	// exact however many visitors press the button at once.
-	if _, err := s.store.ClaimEventUse(ctx, id, s.now()); err != nil {
-		_ = held.settle(func() error { return nil })
-		switch {
-		case errors.Is(err, store.ErrEventFull):
-			return Invite{}, ErrEventUsedUp
-		case errors.Is(err, store.ErrEventExpired):
-			return Invite{}, ErrEventExpired
-		case errors.Is(err, store.ErrEventClosed):
-			return Invite{}, ErrEventClosed
-		}
-		return Invite{}, fmt.Errorf("event link: %w", err)
-	}
-	inv, err := s.mintAdmitted(ctx, creator, held, s.issuer.Mint, store.Invite{Event: id}, ActionInviteCreate,
-		func(ctx context.Context) error { return s.stillOpen(ctx, id) })
-	if err != nil {
-		// The visitor got nothing: give the use back, so that a failure
-		// does not shrink the link.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
-		defer cancel()
-		if rerr := s.store.ReleaseEventUse(rctx, id); rerr != nil {
-			s.log.ErrorContext(ctx, "event link: could not give back a use", slog.String("id", id), slog.Any("err", rerr))
+		if claimed {
+			// The visitor got nothing: give the use back, so that a
+			// failure does not shrink the link.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
+			defer cancel()
+			if rerr := s.store.ReleaseEventUse(rctx, id); rerr != nil {
+				s.log.ErrorContext(ctx, "event link: could not give back a use", slog.String("id", id), slog.Any("err", rerr))
+			}
 		}
 		return Invite{}, err
 	}
 	s.log.InfoContext(ctx, "event link handed out an invite", slog.String("event", id), slog.String("invite", inv.ID))
 	return inv, nil
+}
+
+// eventClaimError is what a refused claim means to the front ends.
+func eventClaimError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrEventFull):
+		return ErrEventUsedUp
+	case errors.Is(err, store.ErrEventExpired):
+		return ErrEventExpired
+	case errors.Is(err, store.ErrEventClosed):
+		return ErrEventClosed
+	}
+	return fmt.Errorf("event link: %w", err)
 }
 
 // stillOpen is checked right before an event invite is stored, under

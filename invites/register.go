@@ -196,7 +196,7 @@ func (s *Service) markUsed(ctx context.Context, use owedUse) error {
 		return fmt.Errorf("mark invite %s used: %w", use.inv.ID, err)
 	}
 	s.observer.InviteUsed()
-	s.notify(ctx, use.inv.Inviter, InviteUsed{Invite: viewOf(used), Account: use.account})
+	s.announceUse(ctx, viewOf(used), use.account)
 	return nil
 }
 

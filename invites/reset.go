@@ -114,7 +114,7 @@ func (s *Service) Reset(ctx context.Context, a Actor, account string) (Invite, e
 		}
 	}
 	mint := func(ctx context.Context) (Minted, error) { return issuer.MintReset(ctx, target) }
-	inv, err := s.mintAndRecord(ctx, a, mint, target.String(), ActionResetCreate)
+	inv, err := s.mintAndRecord(ctx, a, mint, minting{action: ActionResetCreate, resetFor: target.String()})
 	if err != nil {
 		return Invite{}, err
 	}
@@ -142,29 +142,7 @@ func (s *Service) invitedBy(ctx context.Context, account string) ([]string, erro
 // first stage asks for the account, the answer is an XEP-0401 result form
 // like create-account's.
 func (a AdhocIssuer) MintReset(ctx context.Context, account jid.JID) (Minted, error) {
-	ctx, cancel := context.WithTimeout(ctx, issuerTimeout)
-	defer cancel()
-	req := commandRequest{Node: NodePasswordReset, Action: "execute"}
-	for stage := 0; stage < maxCommandStages; stage++ {
-		resp, err := a.execute(ctx, req)
-		if err != nil {
-			return Minted{}, err
-		}
-		switch resp.Status {
-		case "completed":
-			return mintedFromForm(resp.Form)
-		case "executing":
-			form := resp.Form.Submission()
-			if form == nil {
-				form = &dataform.Form{Type: dataform.TypeSubmit}
-			}
-			form.Set("accountjid", account.String())
-			req = commandRequest{Node: NodePasswordReset, SessionID: resp.SessionID, Action: "complete", Form: form}
-		default:
-			return Minted{}, fmt.Errorf("mint reset: command ended with status %q%s", resp.Status, resp.notes())
-		}
-	}
-	return Minted{}, fmt.Errorf("mint reset: server asked for more than %d stages", maxCommandStages)
+	return a.run(ctx, NodePasswordReset, func(f *dataform.Form) { f.Set("accountjid", account.String()) })
 }
 
 // ServerCommands lists the command nodes the server offers the component

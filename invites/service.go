@@ -97,6 +97,15 @@ type Options struct {
 	// InviterResets lets inviters make password reset links for accounts
 	// their own invites created.
 	InviterResets bool
+	// Module, when set, is how the service finds and uses mod_invitebot
+	// on the server (module.go).
+	Module *Module
+	// Introduce welcomes each new account naming its inviter, and offers
+	// the inviter the new account as a contact (invites.introduce).
+	Introduce bool
+	// Requests configure account requests; zero limits take the
+	// defaults.
+	Requests RequestOptions
 }
 
 // Service carries out invite operations on behalf of Actors.
@@ -115,6 +124,10 @@ type Service struct {
 	// resets says whether the server offers password resets (detected
 	// when the link comes up).
 	resets atomic.Bool
+	// requests configure account requests; intake counts the open ones
+	// for the request page.
+	requests RequestOptions
+	intake   intakeCount
 
 	// admins and limits change on a configuration reload, while requests
 	// read them.
@@ -131,6 +144,9 @@ type Service struct {
 	// refusals bounds the audit entries refused requests write.
 	refusals *refusalBudget
 
+	// schedule orders usage tracking's token checks.
+	schedule checkSchedule
+
 	// regMu guards inRegistration: invites whose token a browser
 	// registration is using right now, so that a second registration with
 	// the same invite (a double click) fails at once instead of waiting.
@@ -145,6 +161,9 @@ type Service struct {
 	// the store failed, by invite id (see owedUse).
 	owedMu sync.Mutex
 	owed   map[string]owedUse
+
+	// srvmod is the use of mod_invitebot, when the server runs it.
+	srvmod *serverModule
 }
 
 // NewService returns a Service.
@@ -163,6 +182,14 @@ func NewService(o Options) *Service {
 	s.SetAdmins(o.Admins)
 	s.SetLimits(o.Limits)
 	s.SetInviterResets(o.InviterResets)
+	s.srvmod = newServerModule(o)
+	s.requests = o.Requests
+	if s.requests.ExpireAfter <= 0 {
+		s.requests.ExpireAfter = DefaultRequestExpiry
+	}
+	if s.requests.MaxOpen <= 0 {
+		s.requests.MaxOpen = DefaultMaxOpenRequests
+	}
 	return s
 }
 
@@ -246,10 +273,10 @@ func (s *Service) Actor(ctx context.Context, bare string) (Actor, error) {
 	if admins[bare] {
 		return Actor{jid: bare, role: policy.Admin}, nil
 	}
-	_, err := s.store.Grant(ctx, bare)
+	g, err := s.store.Grant(ctx, bare)
 	switch {
 	case err == nil:
-		return Actor{jid: bare, role: policy.RoleOf(bare, admins, true)}, nil
+		return Actor{jid: bare, role: policy.RoleOf(bare, admins, true, g.Requests)}, nil
 	case errors.Is(err, store.ErrNotFound):
 		return Actor{jid: bare, role: policy.Stranger}, nil
 	default:
@@ -265,28 +292,49 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 		s.observer.InviteDenied()
 		return Invite{}, err
 	}
-	return s.mintAndRecord(ctx, a, s.issuer.Mint, "", ActionInviteCreate)
+	return s.mintAndRecord(ctx, a, s.issuer.Mint, minting{action: ActionInviteCreate})
+}
+
+// minting says what kind of invite mintAndRecord makes and how it is
+// recorded.
+type minting struct {
+	// action is the audit action of the new invite.
+	action string
+	// resetFor names the account of a password reset; empty for an
+	// account invite.
+	resetFor string
+	// detail is the audit entry's detail; resetFor when empty.
+	detail string
+	// record stores the invite with its audit entry; nil means
+	// store.AddInvite. An approval stores it together with the answer to
+	// the request, and may refuse (ErrRequestAnswered); an event link's
+	// invite names the link, and is refused if it closed meanwhile
+	// (ErrEventClosed).
+	record func(ctx context.Context, inv store.Invite, e store.AuditEntry) (store.Invite, error)
+	// admit holds the invite's place under the limits; nil means the
+	// pause switch and a's quotas (admitCreate). An event link's visitor
+	// is admitted under the global limit only (admitEventUse).
+	admit func(ctx context.Context) (*reservation, error)
 }
 
 // mintAndRecord admits one token for a under the pause switch and the
-// quotas, has mint make it at the server, and records it as an invite
-// (resetFor names the account of a password reset; empty for an account
-// invite) with its audit entry before returning it.
-func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.Context) (Minted, error), resetFor, action string) (Invite, error) {
-	held, err := s.admitCreate(ctx, a)
+// quotas, has mint make it at the server, and records it as an invite of
+// the kind m says, with its audit entry, before returning it.
+func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.Context) (Minted, error), m minting) (Invite, error) {
+	resetFor := m.resetFor
+	if m.record == nil {
+		m.record = s.store.AddInvite
+	}
+	if m.detail == "" {
+		m.detail = resetFor
+	}
+	if m.admit == nil {
+		m.admit = func(ctx context.Context) (*reservation, error) { return s.admitCreate(ctx, a) }
+	}
+	held, err := m.admit(ctx)
 	if err != nil {
 		return Invite{}, err
 	}
-	return s.mintAdmitted(ctx, a, held, mint, store.Invite{ResetFor: resetFor}, action, nil)
-}
-
-// mintAdmitted has mint make a token at the server for a, within the place
-// held, and records it as an invite of the kind rec says (its ResetFor and
-// Event) with its audit entry before returning it. recheck, when set, is
-// asked again right before the write, with the grant and the pause (an
-// event link may have been closed meanwhile).
-func (s *Service) mintAdmitted(ctx context.Context, a Actor, held *reservation, mint func(context.Context) (Minted, error),
-	rec store.Invite, action string, recheck func(context.Context) error) (Invite, error) {
 	// Settling twice is harmless; this covers a panicking Issuer.
 	defer held.settle(func() error { return nil })
 	minted, err := mint(ctx)
@@ -306,21 +354,23 @@ func (s *Service) mintAdmitted(ctx context.Context, a Actor, held *reservation, 
 		if err := s.stillAdmitted(wctx, a); err != nil {
 			return err
 		}
-		if recheck != nil {
-			if err := recheck(wctx); err != nil {
-				return err
-			}
-		}
-		rec.Token, rec.URI, rec.LandingURL = minted.Token, minted.URI, minted.LandingURL
-		rec.Domain, rec.Inviter, rec.Created, rec.Expires = s.domain, a.jid, now, minted.Expires
-		rec.State = store.StatePending
 		var err error
-		inv, err = s.store.AddInvite(wctx, rec, store.AuditEntry{Time: now, Actor: a.jid, Action: action, Detail: inviteDetail(rec)})
+		inv, err = m.record(wctx, store.Invite{
+			Token:      minted.Token,
+			URI:        minted.URI,
+			LandingURL: minted.LandingURL,
+			Domain:     s.domain,
+			Inviter:    a.jid,
+			Created:    now,
+			Expires:    minted.Expires,
+			State:      store.StatePending,
+			ResetFor:   resetFor,
+		}, store.AuditEntry{Time: now, Actor: a.jid, Action: m.action, Detail: m.detail})
 		return err
 	})
 	var paused *PausedError
-	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) || errors.Is(err, ErrEventClosed) {
-		s.log.InfoContext(ctx, "minted invite dropped: revoked, paused or event link closed meanwhile", slog.String("inviter", a.jid))
+	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) || errors.Is(err, ErrRequestAnswered) || errors.Is(err, ErrEventClosed) {
+		s.log.InfoContext(ctx, "minted invite dropped: revoked, paused, answered by someone else or event link closed meanwhile", slog.String("inviter", a.jid))
 		return Invite{}, err
 	}
 	if err != nil {
@@ -331,18 +381,8 @@ func (s *Service) mintAdmitted(ctx context.Context, a Actor, held *reservation, 
 	}
 	s.observer.InviteCreated()
 	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
-		slog.Time("expires", inv.Expires), slog.String("reset_for", inv.ResetFor), slog.String("event", inv.Event))
+		slog.Time("expires", inv.Expires), slog.String("reset_for", resetFor), slog.String("event", inv.Event))
 	return viewOf(inv), nil
-}
-
-// inviteDetail is the audit detail of a new invite: the account of a
-// password reset (as earlier versions wrote it), or the event link that
-// handed it out.
-func inviteDetail(rec store.Invite) string {
-	if rec.Event != "" {
-		return "event " + rec.Event
-	}
-	return rec.ResetFor
 }
 
 // storeWriteTimeout bounds a database write that must happen even though
@@ -425,7 +465,13 @@ func (s *Service) Cancel(ctx context.Context, a Actor, id string) (Invite, error
 		return Invite{}, err
 	}
 	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", a.jid))
-	return viewOf(s.revokeCancelled(ctx, a.jid, cancelled)), nil
+	done := viewOf(s.revokeCancelled(ctx, a.jid, cancelled))
+	if cancelled.Inviter != a.jid {
+		// Someone else's invite: its inviter would otherwise find it
+		// cancelled with no word why.
+		s.notify(ctx, cancelled.Inviter, InviteCancelled{Invite: done, By: a.jid})
+	}
+	return done, nil
 }
 
 // cancelLocked cancels invite id, whose lock the caller holds. An invite no
@@ -466,6 +512,9 @@ type GrantOptions struct {
 	Note string
 	// PerDay and MaxPending override the default limits when non-zero.
 	PerDay, MaxPending int
+	// Requests, when set, says whether the grant lets its holder answer
+	// account requests; nil keeps what the grant said (no, for a new one).
+	Requests *bool
 	// Events, when non-zero, lets the grantee make event links of up to
 	// that many uses.
 	Events int
@@ -504,25 +553,37 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	if o.Events > 0 {
 		rec.Events = o.Events
 	}
+	newlyApprover := false
+	if o.Requests != nil {
+		newlyApprover = *o.Requests && !rec.Requests
+		rec.Requests = *o.Requests
+	}
 	err = s.store.PutGrant(ctx, rec,
-		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated)})
+		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated, o.Requests != nil)})
 	if err != nil {
 		return Grant{}, false, fmt.Errorf("grant: %w", err)
 	}
 	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", a.jid),
 		slog.Int("per_day", rec.PerDay), slog.Int("max_pending", rec.MaxPending), slog.Bool("updated", updated))
-	if !updated {
-		s.notify(ctx, target, GrantGiven{Domain: s.domain})
+	switch {
+	case !updated:
+		s.notify(ctx, target, GrantGiven{Domain: s.domain, Requests: rec.Requests})
+	case newlyApprover:
+		s.notify(ctx, target, RequestsGranted{Domain: s.domain})
 	}
 	return grantOf(rec), updated, nil
 }
 
 // grantDetail is the audit record of a grant's terms, in the format
-// earlier versions wrote, so the log reads the same across upgrades.
-func grantDetail(g store.Grant, updated bool) string {
+// earlier versions wrote, so the log reads the same across upgrades; the
+// requests flag is named only when the grant set it.
+func grantDetail(g store.Grant, updated, requestsSet bool) string {
 	detail := fmt.Sprintf("per-day %s, pending %s", limitDetail(g.PerDay), limitDetail(g.MaxPending))
 	if updated {
 		detail = "updated; " + detail
+	}
+	if requestsSet {
+		detail += map[bool]string{true: ", requests yes", false: ", requests no"}[g.Requests]
 	}
 	if g.Events > 0 {
 		detail += fmt.Sprintf(", events %d", g.Events)
@@ -682,7 +743,8 @@ func (s *Service) Audit(ctx context.Context, a Actor, about string, n int) ([]Au
 }
 
 // WhoInvited returns the invites that created account (known for accounts
-// registered in the browser).
+// registered in the browser, and for every account when the server runs
+// mod_invitebot).
 func (s *Service) WhoInvited(ctx context.Context, a Actor, account string) ([]Invite, error) {
 	if err := a.may(policy.ReadAudit); err != nil {
 		return nil, err

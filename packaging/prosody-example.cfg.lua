@@ -17,14 +17,20 @@ registration_invite_only = true     -- ... but a valid invite token may register
 component_ports = { 5347 }
 component_interfaces = { "127.0.0.1" }   -- the component link is not encrypted: keep it on loopback
 
--- The Prosody module shipped with invitebot, if your version of the package
--- has one (ls /usr/share/invitebot/prosody/):
--- plugin_paths = { "/usr/share/invitebot/prosody" }
+-- mod_invitebot, the Prosody module shipped with invitebot (optional, and
+-- recommended): one account per invite whatever the client does, usage
+-- reported at once, cancelled tokens deleted, new accounts introduced to
+-- their inviter. Without it the bot works, with the limits its README names.
+plugin_paths = { "/usr/share/invitebot/prosody" }
 
 VirtualHost "example.org"
     -- The component may run the server's invite command only as an admin
     -- of the host. Keep your existing admins in this list too.
     admins = { "invites.example.org" }
+    -- mod_invitebot, on the host whose accounts the invites create; it
+    -- serves and trusts this component only.
+    modules_enabled = { "invitebot" }
+    invitebot_component = "invites.example.org"
 
 Component "invites.example.org"
     -- The secret the package generated; print it with

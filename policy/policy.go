@@ -13,6 +13,11 @@ const (
 	Stranger Role = iota
 	// Inviter is a JID an admin granted the right to invite.
 	Inviter
+	// Approver is an inviter whose grant also lets them answer account
+	// requests (grant <jid> requests yes): everything an inviter may do,
+	// plus approving and declining requests from people who know nobody
+	// here. It sits below Admin because admins may always answer.
+	Approver
 	// Admin is a JID listed under admins in the configuration.
 	Admin
 )
@@ -24,6 +29,8 @@ func (r Role) String() string {
 		return "admin"
 	case Inviter:
 		return "inviter"
+	case Approver:
+		return "approver"
 	default:
 		return "stranger"
 	}
@@ -31,11 +38,15 @@ func (r Role) String() string {
 
 // RoleOf returns the role of the bare JID who. Admins come from the
 // configuration only, so a database edit cannot make someone an admin; granted
-// says whether the store holds a live grant for who.
-func RoleOf(who string, admins map[string]bool, granted bool) Role {
+// says whether the store holds a live grant for who, and answersRequests
+// whether that grant lets them answer account requests (a flag without a
+// grant means nothing: revoking a grant takes the flag with it).
+func RoleOf(who string, admins map[string]bool, granted, answersRequests bool) Role {
 	switch {
 	case admins[who]:
 		return Admin
+	case granted && answersRequests:
+		return Approver
 	case granted:
 		return Inviter
 	default:
@@ -74,6 +85,9 @@ const (
 	ResetPassword
 	// ResetAnyAccount makes reset links for any account of the domain.
 	ResetAnyAccount
+	// AnswerRequests lists the open account requests and approves or
+	// declines them.
+	AnswerRequests
 	// CreateEvent makes event links (how many uses, see EventCap).
 	CreateEvent
 	// ListEvents shows the sender's own event links.
@@ -103,6 +117,7 @@ var minimumRole = map[Permission]Role{
 	TakeBackups:     Admin,
 	ResetPassword:   Inviter,
 	ResetAnyAccount: Admin,
+	AnswerRequests:  Approver,
 	CreateEvent:     Inviter,
 	ListEvents:      Inviter,
 	ListAnyEvents:   Admin,

@@ -5,19 +5,23 @@ import "testing"
 func TestRoleOf(t *testing.T) {
 	admins := map[string]bool{"admin@durare.test": true}
 	tests := []struct {
-		who     string
-		granted bool
-		want    Role
+		who               string
+		granted, requests bool
+		want              Role
 	}{
-		{"admin@durare.test", false, Admin},
-		{"admin@durare.test", true, Admin},
-		{"carol@elsewhere.test", true, Inviter},
-		{"mallory@elsewhere.test", false, Stranger},
-		{"", false, Stranger},
+		{"admin@durare.test", false, false, Admin},
+		{"admin@durare.test", true, false, Admin},
+		{"admin@durare.test", true, true, Admin},
+		{"carol@elsewhere.test", true, false, Inviter},
+		{"carol@elsewhere.test", true, true, Approver},
+		// A requests flag is part of a grant; without one it means nothing.
+		{"mallory@elsewhere.test", false, true, Stranger},
+		{"mallory@elsewhere.test", false, false, Stranger},
+		{"", false, false, Stranger},
 	}
 	for _, tc := range tests {
-		if got := RoleOf(tc.who, admins, tc.granted); got != tc.want {
-			t.Errorf("RoleOf(%q, granted=%v) = %v, want %v", tc.who, tc.granted, got, tc.want)
+		if got := RoleOf(tc.who, admins, tc.granted, tc.requests); got != tc.want {
+			t.Errorf("RoleOf(%q, granted=%v, requests=%v) = %v, want %v", tc.who, tc.granted, tc.requests, got, tc.want)
 		}
 	}
 }
@@ -44,6 +48,15 @@ func TestAllows(t *testing.T) {
 		{Inviter, ListAnyInvites, false},
 		{Admin, ListAnyInvites, true},
 		{Admin, Permission(999), false},
+		// Answering account requests: admins, and inviters whose grant
+		// says so (Approver), who keep every right of an inviter.
+		{Inviter, AnswerRequests, false},
+		{Approver, AnswerRequests, true},
+		{Admin, AnswerRequests, true},
+		{Approver, CreateInvite, true},
+		{Approver, CancelInvite, true},
+		{Approver, ManageGrants, false},
+		{Approver, ReadAudit, false},
 	}
 	for _, tc := range tests {
 		if got := Allows(tc.role, tc.perm); got != tc.want {

@@ -96,6 +96,14 @@ func inviterPrefix(inviter string) []byte {
 // token twice, or the caller recorded the same invite twice), and ErrInvalid
 // for an invite without token, inviter or creation time.
 func (s *Store) AddInvite(ctx context.Context, inv Invite, entry AuditEntry) (Invite, error) {
+	return s.addInvite(ctx, inv, entry, nil)
+}
+
+// addInvite is AddInvite that also runs then, when not nil, in the same
+// transaction with the invite as stored: an error from it undoes
+// everything, so a decision that the invite depends on (an account
+// request still open) is made together with recording it.
+func (s *Store) addInvite(ctx context.Context, inv Invite, entry AuditEntry, then func(*bbolt.Tx, Invite) error) (Invite, error) {
 	if inv.State == "" {
 		inv.State = StatePending
 	}
@@ -138,8 +146,10 @@ func (s *Store) AddInvite(ctx context.Context, inv Invite, entry AuditEntry) (In
 		if entry.Subject == "" {
 			entry.Subject = id
 		}
-		_, err = s.appendAudit(tx, entry)
-		return err
+		if _, err = s.appendAudit(tx, entry); err != nil || then == nil {
+			return err
+		}
+		return then(tx, inv)
 	})
 	if err != nil {
 		return Invite{}, fmt.Errorf("add invite: %w", err)

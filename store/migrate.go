@@ -27,14 +27,24 @@ var migrations = []migration{
 	{name: "create base buckets", up: migrateV0toV1},
 	{name: "index invites by token and inviter", up: migrateV1toV2},
 	{name: "settings bucket (pause switch)", up: migrateV2toV3},
+	{name: "requests bucket (account requests)", up: migrateAddRequests},
 	{name: "events bucket (event links)", up: migrateAddEvents},
+}
+
+// migrateAddRequests adds the bucket of account requests. Named after what
+// it does rather than its version numbers, because branches append
+// migrations side by side and the order is settled when they merge.
+func migrateAddRequests(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketRequests); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketRequests, err)
+	}
+	return nil
 }
 
 // migrateAddEvents adds the bucket of event links. Invites and grants
 // gain fields (Invite.Event, Grant.Events) that decode as zero from older
 // records, which is right: no old invite came from an event link and no
-// old grant allows any. Named for what it does rather than its version
-// number, since branches appending migrations get renumbered on merge.
+// old grant allows any.
 func migrateAddEvents(tx *bbolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists(bucketEvents); err != nil {
 		return fmt.Errorf("create bucket %s: %w", bucketEvents, err)

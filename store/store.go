@@ -10,6 +10,7 @@
 //	invites_by_inviter   inviter 0x00 created(8-byte BE unix nanos) id -> empty
 //	grants               bare JID -> Grant
 //	audit                seq (8-byte BE, from NextSequence) -> AuditEntry
+//	requests             id -> Request            (account requests from the web page)
 //	events               id -> EventLink
 //
 // Every mutation that has an audit entry writes it in the same transaction,
@@ -32,7 +33,7 @@ import (
 // lockTimeout bounds how long Open waits for the file lock. bbolt allows one
 // writer process per file; without a bound a second invitebot started by
 // mistake would hang silently instead of saying what is wrong.
-const lockTimeout = 5 * time.Second
+const lockTimeout = time.Second
 
 // fileMode is used when the database is created. Owner-only because the file
 // holds live invite tokens, which are enough to register an account.
@@ -81,6 +82,9 @@ type Invite struct {
 	// ResetFor, when set, makes this a password reset link for that
 	// account (bare JID) rather than an invite for a new account.
 	ResetFor string `json:"reset_for,omitempty"`
+	// Request, when set, is the account request whose approval minted
+	// this invite.
+	Request string `json:"request,omitempty"`
 	// Event, when set, is the id of the event link that handed this
 	// invite to one of its visitors.
 	Event string `json:"event,omitempty"`
@@ -96,6 +100,8 @@ type Grant struct {
 	// when non-zero.
 	PerDay     int `json:"per_day,omitempty"`
 	MaxPending int `json:"max_pending,omitempty"`
+	// Requests lets the holder answer account requests too.
+	Requests bool `json:"requests,omitempty"`
 	// Events is the largest cap the grantee may give an event link; zero
 	// means they may make none.
 	Events int `json:"events,omitempty"`
@@ -150,6 +156,7 @@ var (
 	bucketGrants           = []byte("grants")
 	bucketAudit            = []byte("audit")
 	bucketSettings         = []byte("settings")
+	bucketRequests         = []byte("requests")
 	bucketEvents           = []byte("events")
 
 	keySchemaVersion = []byte("schema_version")

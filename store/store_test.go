@@ -97,8 +97,8 @@ func TestOpenNewFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SchemaVersion: %v", err)
 	}
-	if v != 4 || v != latestVersion() {
-		t.Errorf("SchemaVersion = %d, want 4 (latest %d)", v, latestVersion())
+	if v != 5 || v != latestVersion() {
+		t.Errorf("SchemaVersion = %d, want 5 (latest %d)", v, latestVersion())
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
@@ -106,7 +106,7 @@ func TestOpenNewFile(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	want := []string{"audit", "events", "grants", "invites", "invites_by_inviter", "invites_by_token", "meta", "settings"}
+	want := []string{"audit", "events", "grants", "invites", "invites_by_inviter", "invites_by_token", "meta", "requests", "settings"}
 	if got := bucketNames(t, path); !reflect.DeepEqual(got, want) {
 		t.Errorf("buckets = %q, want %q", got, want)
 	}

@@ -92,6 +92,7 @@ type health struct {
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }
+func (h health) MinterUp() bool                      { return true } // the component mints here
 func (h health) PingStore(ctx context.Context) error { return h.st.Ping(ctx) }
 
 // ignoreStanzas is the component's handler: this test only sends IQs.

@@ -205,7 +205,7 @@ func (h *handler) renderEvent(w http.ResponseWriter, r *http.Request, status int
 		Left:     h.text.EventLeft.format(h.text.Lang, ev.Left()),
 		Domain:   domain,
 		Form: formData{
-			CSRF:  h.csrf.token(h.csrf.cookieValueAt(w, r, h.eventPath(ev.ID)), eventCSRFPrefix+ev.ID),
+			CSRF:  h.csrf.token(h.csrf.cookieValue(w, r), eventCSRFPrefix+ev.ID),
 			Error: msg,
 		},
 	}

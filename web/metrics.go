@@ -35,6 +35,10 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	events   *prometheus.CounterVec
 
+	// Account requests: what became of them, and those the page refused.
+	accountRequests *prometheus.CounterVec
+	refused         *prometheus.CounterVec
+
 	mu           sync.Mutex
 	commandNames map[string]bool
 }
@@ -73,15 +77,29 @@ func NewMetrics(reconnects func() uint64) *Metrics {
 			Name: "invitebot_event_uses_total",
 			Help: "Visitors of event links, by outcome: minted (got an invite), used_up, expired, closed, paused, quota (global daily limit), failed.",
 		}, []string{"outcome"}),
+		accountRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invitebot_account_requests_total",
+			Help: "Account requests from the web page, by event: received, approved, denied, expired.",
+		}, []string{"event"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invitebot_account_requests_refused_total",
+			Help: "Account requests the web page refused, by limit: per_address, max_open, honeypot, paused.",
+		}, []string{"limit"}),
 		commandNames: make(map[string]bool),
 	}
-	// Every outcome is exported from the start, at zero, so that a rate
-	// over it works before the first event link is used.
+	// Every label value exists from the start, so a dashboard sees zeros
+	// rather than no series.
+	for _, e := range []string{"received", "approved", "denied", "expired"} {
+		m.accountRequests.WithLabelValues(e)
+	}
+	for _, l := range refusedLimits {
+		m.refused.WithLabelValues(l)
+	}
 	for _, o := range eventOutcomes {
 		m.events.WithLabelValues(string(o))
 	}
 	m.reg.MustRegister(
-		m.created, m.denied, m.used, m.commands, m.requests, m.events,
+		m.created, m.denied, m.used, m.commands, m.requests, m.accountRequests, m.refused, m.events,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "invitebot_link_reconnects_total",
 			Help: "Component link sessions established after the first one.",
@@ -158,5 +176,41 @@ func (m *Metrics) Command(name string) {
 func (m *Metrics) request(route, code string) {
 	if m != nil {
 		m.requests.WithLabelValues(route, code).Inc()
+	}
+}
+
+// Limits that refuse account requests on the web page, as metric labels.
+const (
+	refusedPerAddress = "per_address"
+	refusedMaxOpen    = "max_open"
+	refusedHoneypot   = "honeypot"
+	refusedPaused     = "paused"
+)
+
+var refusedLimits = []string{refusedPerAddress, refusedMaxOpen, refusedHoneypot, refusedPaused}
+
+// RequestReceived counts one account request recorded.
+func (m *Metrics) RequestReceived() { m.accountRequest("received") }
+
+// RequestApproved counts one account request approved.
+func (m *Metrics) RequestApproved() { m.accountRequest("approved") }
+
+// RequestDenied counts one account request declined.
+func (m *Metrics) RequestDenied() { m.accountRequest("denied") }
+
+// RequestExpired counts one account request that nobody answered in time.
+func (m *Metrics) RequestExpired() { m.accountRequest("expired") }
+
+func (m *Metrics) accountRequest(event string) {
+	if m != nil {
+		m.accountRequests.WithLabelValues(event).Inc()
+	}
+}
+
+// requestRefused counts one account request refused by limit (one of
+// refusedLimits).
+func (m *Metrics) requestRefused(limit string) {
+	if m != nil {
+		m.refused.WithLabelValues(limit).Inc()
 	}
 }

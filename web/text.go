@@ -98,6 +98,43 @@ type Text struct {
 	ResetDoneTitle string
 	ResetDoneLead  string
 
+	// Account requests: the request page, its errors, the page shown when
+	// requests are closed, and the requester's status page in each state.
+	// The approved state is the landing page with StatusApproved on top.
+	RequestTitle          string // %[1]s domain
+	RequestIntro          string // %[1]s domain
+	RequestName           string
+	RequestNameHint       string
+	RequestContact        string
+	RequestContactHint    string
+	RequestMessage        string
+	RequestMessageHint    string
+	RequestHoneypot       string // label of a field only robots fill in
+	RequestSubmit         string
+	RequestClosedTitle    string
+	RequestClosedFull     string
+	RequestClosedPaused   string
+	ErrRequestName        string
+	ErrRequestNameLong    string // %[1]d maximum length in characters
+	ErrRequestMessage     string
+	ErrRequestMessageLong string // %[1]d maximum length in characters
+	ErrRequestContact     string
+	ErrRequestTooMany     string
+	StatusWaitingTitle    string
+	StatusWaitingBody     string // %[1]s the name they gave, %[2]s domain
+	StatusOpenUntil       string // %[1]s date and time (UTC)
+	StatusBookmarkTitle   string
+	StatusBookmark        string
+	StatusDeniedTitle     string
+	StatusDeniedBody      string // %[1]s domain
+	StatusDeniedReason    string // %[1]s the reason the approver gave
+	StatusExpiredTitle    string
+	StatusExpiredBody     string // %[1]s date and time (UTC)
+	StatusApproved        string
+	StatusNotFoundTitle   string
+	StatusNotFoundBody    string
+	RequestAgain          string
+
 	// Event link pages: the page of a link shared in a room (a workshop,
 	// a meetup) that hands each visitor an invitation of their own, and
 	// the pages saying why it hands out none now.
@@ -213,6 +250,40 @@ var English = Text{
 	ResetSubmit:    "Set new password",
 	ResetDoneTitle: "Your new password is set",
 	ResetDoneLead:  "Sign in again with your address and the new password, in every app you use.",
+
+	RequestTitle:          "Ask for an account on %[1]s",
+	RequestIntro:          "Accounts on %[1]s are by invitation. If you know nobody here who can invite you, ask: a person who looks after the service reads your request, and if they approve it, you get an invitation.",
+	RequestName:           "What should we call you?",
+	RequestNameHint:       "A name or nickname; it need not be your real name.",
+	RequestContact:        "Your chat address elsewhere (optional)",
+	RequestContactHint:    "If you already have an XMPP address, such as name@example.org, we tell you there when your request is answered.",
+	RequestMessage:        "Who do you know here, or why would you like an account?",
+	RequestMessageHint:    "A few words help the person who reads it decide.",
+	RequestHoneypot:       "Leave this field empty",
+	RequestSubmit:         "Send request",
+	RequestClosedTitle:    "Requests are closed for now",
+	RequestClosedFull:     "Many requests are waiting for an answer already. Please come back in a few days.",
+	RequestClosedPaused:   "New accounts are paused for now. Please come back later.",
+	ErrRequestName:        "Please tell us what to call you.",
+	ErrRequestNameLong:    "That name is too long: use at most %[1]d characters.",
+	ErrRequestMessage:     "Please write a few words about who you know here, or why you would like an account.",
+	ErrRequestMessageLong: "That is too long: use at most %[1]d characters.",
+	ErrRequestContact:     "That is not a chat address like name@example.org. Leave it empty if you have none.",
+	ErrRequestTooMany:     "Too many requests from your network. Please try again in an hour.",
+	StatusWaitingTitle:    "Your request is waiting for an answer",
+	StatusWaitingBody:     "Thank you, %[1]s. A person who looks after %[2]s will read your request. If they approve it, this page becomes your invitation.",
+	StatusOpenUntil:       "If nobody answers by %[1]s, the request lapses and you may ask again.",
+	StatusBookmarkTitle:   "Keep this page",
+	StatusBookmark:        "Bookmark it or copy its address: it is the only way back to your request, and nobody else can open it.",
+	StatusDeniedTitle:     "Your request was declined",
+	StatusDeniedBody:      "A person who looks after %[1]s read your request and declined it.",
+	StatusDeniedReason:    "The reason given: %[1]s",
+	StatusExpiredTitle:    "Your request lapsed",
+	StatusExpiredBody:     "Nobody answered it by %[1]s.",
+	StatusApproved:        "Your request was approved: this is your invitation.",
+	StatusNotFoundTitle:   "Request not found",
+	StatusNotFoundBody:    "Check that the address is complete: it is long, and every character counts.",
+	RequestAgain:          "Ask again",
 
 	EventHeadline:      "%[1]s invites you to %[2]s",
 	EventIntro:         "Everyone who opens this link gets an invitation of their own. Continue to get yours: it creates one account, for you.",

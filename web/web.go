@@ -69,8 +69,18 @@ type Invites interface {
 type Health interface {
 	// LinkUp reports whether the component link is established.
 	LinkUp() bool
+	// MinterUp reports whether the minter account is logged in; true
+	// when the component mints and there is no such session.
+	MinterUp() bool
 	// PingStore returns an error if the database does not answer.
 	PingStore(ctx context.Context) error
+}
+
+// ModuleHealth is optionally implemented by a Health: /healthz then also
+// names the state of the server's mod_invitebot ("loaded", "not loaded",
+// "unknown"). It is information, not a failure: the bot works without it.
+type ModuleHealth interface {
+	ServerModule() string
 }
 
 // Config configures the web handler.
@@ -94,6 +104,15 @@ type Config struct {
 	// Text, if set, serves every page in that one text. Nil offers English
 	// and every catalog in locales/, picked per request by Accept-Language.
 	Text *Text
+	// Requests, when set, serves the status pages of account requests
+	// (/r/...), whose approved ones are invitations; with RequestForm it
+	// also takes new requests (/request).
+	Requests Requests
+	// RequestForm opens the request page (http.requests).
+	RequestForm bool
+	// RequestsPerHour bounds the requests one client address may send
+	// per hour; zero means DefaultRequestsPerHour.
+	RequestsPerHour int
 	// Events, when set, serves the event link pages (/e/{id}); without
 	// it they are not found.
 	Events Events
@@ -106,7 +125,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that are whole pages (each with base.html).
-var pageNames = []string{"landing", "success", "error", "event"}
+var pageNames = []string{"landing", "success", "error", "request", "status", "event"}
 
 // templateFuncs are the helpers the templates may call.
 var templateFuncs = template.FuncMap{
@@ -148,6 +167,9 @@ type handler struct {
 	csrf   *csrf
 	origin *http.CrossOriginProtection
 	limit  *limiter
+	// reqs and reqLimit serve account requests; reqs is nil without them.
+	reqs     Requests
+	reqLimit *limiter
 	// eventLimit bounds event link claims per address (see
 	// eventAttempts).
 	eventLimit *limiter
@@ -188,7 +210,13 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	h.pages = pages
 	h.csrf = newCSRF(h.secure, h.base, h.now)
 	h.limit = newLimiter(h.now)
-	h.eventLimit = newLimiterOf(eventAttempts, h.now)
+	h.reqs = cfg.Requests
+	perHour := cfg.RequestsPerHour
+	if perHour <= 0 {
+		perHour = DefaultRequestsPerHour
+	}
+	h.reqLimit = newLimiterOf(perHour, time.Hour, h.now)
+	h.eventLimit = newLimiterOf(eventAttempts, rateWindow, h.now)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /i/{id}", h.localized((*handler).landing))
@@ -196,6 +224,9 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	// The images speak no language, but their error pages do.
 	mux.HandleFunc("GET /i/{id}/qr.png", h.localized(qr("image/png", qrPNG)))
 	mux.HandleFunc("GET /i/{id}/qr.svg", h.localized(qr("image/svg+xml", qrSVG)))
+	mux.HandleFunc("GET /request", h.localized((*handler).requestPage))
+	mux.HandleFunc("POST /request", h.localized((*handler).submitRequest))
+	mux.HandleFunc("GET /r/{key}", h.localized((*handler).status))
 	if cfg.Events != nil {
 		mux.HandleFunc("GET /e/{id}", h.localized((*handler).eventPage))
 		mux.HandleFunc("POST /e/{id}", h.localized((*handler).eventClaim))
@@ -330,6 +361,15 @@ type pageData struct {
 	Message string
 	Hint    string
 
+	// Account requests: the request form; on the landing page, the line
+	// that says why it is shown and where its form posts (empty: to the
+	// page itself); on the status page, its own address to keep and the
+	// way to ask again.
+	Request   requestForm
+	Notice    string
+	Action    string
+	StatusURL string
+	AskAgain  string
 	// event: how many invitations the link may still hand out.
 	Left string
 }
@@ -421,8 +461,10 @@ func (h *handler) landing(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderLanding shows the landing page with the form in state f, adding a
-// fresh CSRF token (and the cookie it is bound to, if missing).
-func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status int, inv invites.Invite, f formData) {
+// fresh CSRF token (and the cookie it is bound to, if missing). extra
+// adjusts the page for where it is shown (an account request's status
+// page).
+func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status int, inv invites.Invite, f formData, extra ...func(*pageData)) {
 	f.CSRF = h.csrf.token(h.csrf.cookieValue(w, r), inv.ID)
 	domain := h.domainOf(inv)
 	d := pageData{
@@ -451,6 +493,9 @@ func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status i
 		// lookup let only unexpired invites through, so the time left is
 		// positive.
 		d.Expiry = fmt.Sprintf(h.text.ExpiresAt, h.text.timeLeft(inv.Expires.Sub(h.now())), h.text.date(inv.Expires.UTC()))
+	}
+	for _, x := range extra {
+		x(&d)
 	}
 	// Apps that fetch the page learn the invite without parsing HTML.
 	w.Header().Set("Link", "<"+inv.URI+">; rel=\"alternate\"")
@@ -645,9 +690,10 @@ func (h *handler) checkForm(username, password, password2, domain string) (strin
 	return prepared, ""
 }
 
-// healthz answers 200 only when the link is up and the database answers,
-// so a load balancer or monitor sees a bot that cannot hand out invites
-// as down. Details go to the log, not to the (possibly public) response.
+// healthz answers 200 only when the link (and the minter session, if any)
+// is up and the database answers, so a load balancer or monitor sees a bot
+// that cannot hand out invites as down. Details go to the log, not to the
+// (possibly public) response.
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
@@ -655,18 +701,28 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	if !h.health.LinkUp() {
 		problems = append(problems, "component link down")
 	}
+	if !h.health.MinterUp() {
+		problems = append(problems, "minter session down")
+	}
 	if err := h.health.PingStore(ctx); err != nil {
 		h.log.WarnContext(r.Context(), "health: store ping failed", slog.Any("err", err))
 		problems = append(problems, "database not answering")
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	var module string
+	if m, ok := h.health.(ModuleHealth); ok {
+		module = "prosody module mod_invitebot: " + m.ServerModule()
+	}
 	if len(problems) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = fmt.Fprintln(w, strings.Join(problems, "\n"))
-		return
+	} else {
+		_, _ = fmt.Fprintln(w, "ok")
 	}
-	_, _ = fmt.Fprintln(w, "ok")
+	if module != "" {
+		_, _ = fmt.Fprintln(w, module)
+	}
 }
 
 // static serves one embedded asset. Named routes instead of a file server

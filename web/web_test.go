@@ -81,11 +81,13 @@ func (f *fakeInvites) registrations() []regCall {
 
 // fakeHealth is a Health with settable answers.
 type fakeHealth struct {
-	up      bool
-	pingErr error
+	up         bool
+	minterDown bool
+	pingErr    error
 }
 
 func (h fakeHealth) LinkUp() bool                    { return h.up }
+func (h fakeHealth) MinterUp() bool                  { return !h.minterDown }
 func (h fakeHealth) PingStore(context.Context) error { return h.pingErr }
 
 // clock is a settable time source.
@@ -383,8 +385,8 @@ func TestSecurityHeaders(t *testing.T) {
 func TestCSRFCookieAttributes(t *testing.T) {
 	e := newEnv(t, nil)
 	cookie, _ := e.form(t, idPending)
-	if !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/i/" {
-		t.Errorf("csrf cookie %+v: want HttpOnly, Secure, SameSite=Strict, Path=/i/", cookie)
+	if !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" {
+		t.Errorf("csrf cookie %+v: want HttpOnly, Secure, SameSite=Strict, Path=/", cookie)
 	}
 }
 
@@ -722,6 +724,7 @@ func TestHealthz(t *testing.T) {
 		{"link down", fakeHealth{up: false}, http.StatusServiceUnavailable, "component link down"},
 		{"store broken", fakeHealth{up: true, pingErr: errors.New("timeout")}, http.StatusServiceUnavailable, "database not answering"},
 		{"both", fakeHealth{pingErr: errors.New("timeout")}, http.StatusServiceUnavailable, "component link down"},
+		{"minter down", fakeHealth{up: true, minterDown: true}, http.StatusServiceUnavailable, "minter session down"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -868,8 +871,8 @@ func TestPathPrefix(t *testing.T) {
 		}
 	}
 	cookie, _ := e.form(t, idPending)
-	if cookie.Path != "/join/i/" {
-		t.Errorf("csrf cookie path %q under a path prefix, want /join/i/", cookie.Path)
+	if cookie.Path != "/join/" {
+		t.Errorf("csrf cookie path %q under a path prefix, want /join/", cookie.Path)
 	}
 }
 

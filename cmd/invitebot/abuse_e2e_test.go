@@ -36,7 +36,7 @@ func TestQuotaUnderConcurrentRequests(t *testing.T) {
 		switch {
 		case strings.Contains(m.Body, "preauth="):
 			handed++
-		case strings.Contains(m.Body, "you have created 3 invite(s) in the last 24 hours (cancelled ones count too); your limit is 3") && strings.Contains(m.Body, "next possible"):
+		case strings.Contains(m.Body, "you have created 3 invites in the last 24 hours (cancelled ones count too); your limit is 3") && strings.Contains(m.Body, "next possible"):
 			refused++
 		default:
 			t.Errorf("unexpected reply: %s", m.Body)
@@ -80,8 +80,8 @@ func TestAbuseResponse(t *testing.T) {
 	second := inviteURI(t, carol.Chat(t, w.component, "invite"))
 	third := inviteURI(t, carol.Chat(t, w.component, "invite"))
 	expectContains(t, admin.Chat(t, w.component, "revoke carol@"+w.srv.OtherDomain),
-		"Cancelled 2 pending invite(s); none of their links works any more.")
-	expectNotice(t, carol, "was revoked; 2 pending invite(s) of yours were cancelled")
+		"Cancelled 2 pending invites; none of their links works any more.")
+	expectNotice(t, carol, "was revoked; your 2 pending invites were cancelled with it")
 	for i, tok := range []string{second.Token, third.Token} {
 		if _, err := ibr.Register(ctx, w.srv.IBRConfig(), tok, fmt.Sprintf("spambot%d", i+2), "password123"); !errors.Is(err, ibr.ErrTokenRejected) {
 			t.Errorf("registering with a revoked inviter's token: %v, want ErrTokenRejected", err)

@@ -41,12 +41,19 @@ type app struct {
 
 	store   *store.Store
 	link    *bot.Link
+	minter  *bot.Minter // nil when the component mints
+	module  *invites.Module
 	metrics *web.Metrics
 	svc     *invites.Service
 	bot     *bot.Bot
 
 	closeLink, stopTracking, stopWeb, stopBackups context.CancelFunc
 	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
+
+	// tuneMinter, when set, adjusts the minter session's timing (tests).
+	tuneMinter  func(*bot.MinterConfig)
+	closeMinter context.CancelFunc
+	minterDone  <-chan struct{}
 }
 
 // components lists the parts in start order. They stop in reverse: the web
@@ -58,6 +65,9 @@ func (a *app) components() []component {
 	return []component{
 		{name: "store", start: a.openStore, stop: a.closeStore},
 		{name: "service", start: a.wire},
+		// Before the link and stopped after it: commands drained at
+		// shutdown may still mint through it.
+		{name: "minter", start: a.startMinter, stop: a.stopMinter},
 		{name: "link", start: a.startLink, stop: a.stopLink},
 		{name: "usage tracking", start: a.startTracking, stop: a.stopTrack},
 		{name: "backups", start: a.startBackups, stop: a.stopBackupLoop},
@@ -86,8 +96,10 @@ func (a *app) run(ctx context.Context) error {
 		slog.String("component", cfg.XMPP.Component),
 		slog.String("server", cfg.XMPP.Server),
 		slog.String("domain", cfg.XMPP.Domain),
+		slog.String("minting", cfg.Minting()),
 		slog.Int("admins", len(cfg.Admins)),
-		slog.String("store", cfg.Store.Path))
+		slog.String("store", cfg.Store.Path),
+		slog.Bool("introduce", cfg.Invites.Introduce))
 	stopCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), shutdownTimeout)
 	}
@@ -147,20 +159,25 @@ func (a *app) wire(context.Context) error {
 	if a.tune != nil {
 		a.tune(&linkCfg)
 	}
-	// Whenever the link comes up, learn what the server offers (password
-	// resets on Prosody 13): an upgrade of the server needs no restart here.
+	// Whenever the link comes up, learn what the server offers: password
+	// resets (Prosody 13) and mod_invitebot. Either may have changed while
+	// the link was down, and a change of the server needs no restart here.
 	onUp := linkCfg.OnUp
 	linkCfg.OnUp = func() {
 		if onUp != nil {
 			onUp()
 		}
-		go a.svc.DetectServerCommands(context.Background())
+		if a.minter == nil { // else the minter's login does it
+			go a.svc.DetectServerCommands(context.Background())
+		}
+		go a.detectModule()
 	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
+	a.module = invites.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
-		Issuer: invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.ComponentJID(), Link: a.link},
+		Issuer: a.issuer(c2s.TLS),
 		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), C2S: c2s,
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
@@ -171,6 +188,10 @@ func (a *app) wire(context.Context) error {
 		Backups:       invites.BackupOptions{Dir: cfg.Store.BackupDir, Keep: cfg.Store.BackupKeep},
 		InviterResets: cfg.Policy.InviterResets,
 		Log:           a.log.With(slog.String("room", "invites")),
+		Module:        a.module,
+		Introduce:     cfg.Invites.Introduce,
+		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
+			MaxOpen: cfg.Requests.MaxOpen},
 	})
 	var links, eventLinks func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
@@ -286,7 +307,12 @@ func (a *app) startWeb(ctx context.Context) error {
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
 		Events:     a.svc,
-	}, a.svc, health{link: a.link, store: a.store}, a.metrics)
+		// Status pages stay served with the request page off, so that
+		// requests approved before it closed stay invitations.
+		Requests:        a.svc,
+		RequestForm:     a.cfg.HTTP.Requests,
+		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
+	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
 	a.webDone = a.lc.goRun("web server", func() error {
@@ -318,11 +344,30 @@ func waitFor(ctx context.Context, done <-chan struct{}, late string) error {
 	}
 }
 
-// health answers /healthz from the link and the database.
+// detectModule asks the server whether it runs mod_invitebot; the module
+// logs what it found. A failure is retried by the next usage check.
+func (a *app) detectModule() {
+	ctx, cancel := context.WithTimeout(context.Background(), moduleDetectTimeout)
+	defer cancel()
+	if _, err := a.module.Detect(ctx); err != nil {
+		a.log.Warn("could not ask the server whether it runs mod_invitebot; asking again at the next usage check",
+			slog.Any("err", err))
+	}
+}
+
+// moduleDetectTimeout bounds asking for mod_invitebot after a link-up.
+const moduleDetectTimeout = 15 * time.Second
+
+// health answers /healthz from the link, the minter session and the
+// database, and names the state of the server's mod_invitebot.
 type health struct {
-	link  *bot.Link
-	store *store.Store
+	link   *bot.Link
+	store  *store.Store
+	svc    *invites.Service
+	minter *bot.Minter // nil when the component mints
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }
+func (h health) MinterUp() bool                      { return h.minter == nil || h.minter.Up() }
 func (h health) PingStore(ctx context.Context) error { return h.store.Ping(ctx) }
+func (h health) ServerModule() string                { return h.svc.ServerModule().String() }

@@ -31,6 +31,8 @@ type (
 		// out unless asked for.
 		Token string `json:"token,omitempty"`
 		URI   string `json:"uri,omitempty"`
+		// Request is the account request whose approval made the invite.
+		Request string `json:"request,omitempty"`
 		// Event is the event link that handed the invite out.
 		Event string `json:"event,omitempty"`
 	}
@@ -42,6 +44,7 @@ type (
 		Note       string    `json:"note,omitempty"`
 		PerDay     int       `json:"per_day,omitempty"`
 		MaxPending int       `json:"max_pending,omitempty"`
+		Requests   bool      `json:"requests,omitempty"`
 		Events     int       `json:"events,omitempty"`
 	}
 	exportEvent struct {
@@ -110,7 +113,7 @@ func export(ctx context.Context, st *store.Store, enc *json.Encoder, withTokens 
 	err := st.EachInvite(ctx, func(inv store.Invite) error {
 		rec := exportInvite{Type: "invite", ID: inv.ID, Inviter: inv.Inviter, Domain: inv.Domain, State: string(inv.State),
 			Created: inv.Created, Expires: inv.Expires, Changed: inv.Changed, UsedBy: inv.UsedBy, Revoked: inv.Revoked,
-			LandingURL: inv.LandingURL, Event: inv.Event}
+			LandingURL: inv.LandingURL, Request: inv.Request, Event: inv.Event}
 		if withTokens || inv.State != store.StatePending {
 			rec.Token, rec.URI = inv.Token, inv.URI
 		}
@@ -125,7 +128,7 @@ func export(ctx context.Context, st *store.Store, enc *json.Encoder, withTokens 
 	}
 	for _, g := range grants {
 		if err := enc.Encode(exportGrant{Type: "grant", JID: g.JID, GrantedBy: g.GrantedBy, GrantedAt: g.GrantedAt,
-			Note: g.Note, PerDay: g.PerDay, MaxPending: g.MaxPending, Events: g.Events}); err != nil {
+			Note: g.Note, PerDay: g.PerDay, MaxPending: g.MaxPending, Requests: g.Requests, Events: g.Events}); err != nil {
 			return err
 		}
 	}

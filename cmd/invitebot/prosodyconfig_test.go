@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"durare.org/invitebot/bot"
+	"durare.org/invitebot/internal/prosodytest"
 )
 
 // TestProsodyConfigPassesProsodysCheck: the printed configuration, merged
@@ -44,6 +47,57 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 	check, err := exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
 	if err != nil {
 		t.Fatalf("prosodyctl check config: %v\n%s\n--- config ---\n%s", err, check, merged)
+	}
+
+	// With mod_invitebot's lines uncommented, as the comments say, and
+	// plugin_paths pointing at this repository's copy.
+	moduleDir, err := prosodytest.ModuleDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withModule := strings.NewReplacer(
+		`-- plugin_paths = { "/usr/share/invitebot/prosody" }`, `plugin_paths = { "`+moduleDir+`" }`,
+		`-- modules_enabled = { "invitebot" }`, `modules_enabled = { "invitebot" }`,
+		`-- invitebot_component = `, `invitebot_component = `,
+	).Replace(merged)
+	if withModule == merged || strings.Count(withModule, "invitebot_component = ") != 1 || !strings.Contains(withModule, "\nplugin_paths") {
+		t.Fatalf("the module's lines are not where the comments say:\n%s", got)
+	}
+	if err := os.WriteFile(cfgFile, []byte(withModule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check, err = exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("prosodyctl check config with mod_invitebot: %v\n%s\n--- config ---\n%s", err, check, withModule)
+	}
+
+	// Minting as an account: the role instead of the component in admins,
+	// and still a configuration Prosody accepts.
+	minterPath := writeConfig(t, strings.Replace(goodConfig, "  domain: example.org\n",
+		"  domain: example.org\n  minter: invitebot@example.org\n  minter_password: m1nter-never-printed\n", 1))
+	out.Reset()
+	if code := run([]string{"prosody-config", "-config", minterPath, "-with-secret"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	got = out.String()
+	for _, want := range []string{"    " + strings.ReplaceAll(bot.MinterRoleLua, "\n", "\n    "),
+		"prosodyctl adduser invitebot@example.org", "prosodyctl shell user set_role invitebot@example.org invitebot:minter",
+		`--   admins = { "invitebot@example.org" }`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("minter output lacks %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `admins = { "invites.example.org" }`) || strings.Contains(got, "m1nter-never-printed") {
+		t.Errorf("minter output grants the component admin or shows the password:\n%s", got)
+	}
+	withMinter := strings.Replace(merged[:strings.Index(merged, "-- Prosody configuration")]+got,
+		"-- ... your modules, plus:", `"tls"; "saslauth"; "disco";`, 1)
+	if err := os.WriteFile(cfgFile, []byte(withMinter), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check, err = exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("prosodyctl check config (minter): %v\n%s\n--- config ---\n%s", err, check, withMinter)
 	}
 
 	// Without -with-secret the secret stays out.

@@ -55,6 +55,7 @@ func reloadChanges(old, next *config.Config) (applied, restart []string) {
 		{"store", old.Store, next.Store, false},
 		{"http", old.HTTP, next.HTTP, false},
 		{"invites", old.Invites, next.Invites, false},
+		{"requests", old.Requests, next.Requests, false},
 	} {
 		if reflect.DeepEqual(c.a, c.b) {
 			continue

@@ -75,10 +75,12 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"xmpp.component", "xmpp.server", "xmpp.secret", "xmpp.secret_file", "xmpp.domain",
 		"xmpp.c2s", "xmpp.c2s_tls.server_name", "xmpp.c2s_tls.ca_file", "xmpp.c2s_tls.insecure_skip_verify",
+		"xmpp.minter", "xmpp.minter_password", "xmpp.minter_password_file",
 		"admins", "store.path", "store.backup_dir", "store.backup_interval", "store.backup_keep", "log.level", "log.format",
-		"http.listen", "http.public_url", "http.trust_proxy",
+		"http.listen", "http.public_url", "http.trust_proxy", "http.requests",
 		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets", "policy.event_max_uses",
-		"invites.check_interval",
+		"invites.check_interval", "invites.introduce",
+		"requests.expire_after", "requests.per_address_per_hour", "requests.max_open",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() = %q, want %q", got, want)
@@ -153,6 +155,10 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"invites.check_interval: 1s is shorter than 10s"}},
 		{name: "check interval not a duration", yaml: validYAML + "invites:\n  check_interval: soon\n",
 			want: []string{"check_interval"}},
+		{name: "introduce not a boolean", yaml: validYAML + "invites:\n  introduce: maybe\n",
+			want: []string{"invites.introduce"}},
+		{name: "introduce not a boolean from env", yaml: validYAML, env: map[string]string{"INVITEBOT_INVITES_INTRODUCE": "sometimes"},
+			want: []string{"invites.introduce"}},
 		{name: "bad c2s", yaml: replace(t, "  domain: example.org\n", "  domain: example.org\n  c2s: 5222\n"),
 			want: []string{"xmpp.c2s:"}},
 		{name: "missing ca file", yaml: replace(t, "  domain: example.org\n", "  domain: example.org\n  c2s_tls:\n    ca_file: /nonexistent.pem\n"),
@@ -561,6 +567,67 @@ func TestValidateBackups(t *testing.T) {
 				t.Fatalf("Validate = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestValidateRequests(t *testing.T) {
+	base := func() Config {
+		c := Defaults()
+		c.XMPP.Component, c.XMPP.Domain, c.XMPP.Secret = "invites.example.org", "example.org", "x"
+		c.Admins = []string{"admin@example.org"}
+		return c
+	}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{name: "defaults", edit: func(*Config) {}},
+		{name: "on with a web server", edit: func(c *Config) {
+			c.HTTP.Requests, c.HTTP.Listen, c.HTTP.PublicURL = true, "127.0.0.1:8080", "https://invites.example.org"
+		}},
+		{name: "on without a web server", edit: func(c *Config) { c.HTTP.Requests = true }, want: "http.requests: the request page needs the web server"},
+		{name: "expire too soon", edit: func(c *Config) { c.Requests.ExpireAfter = time.Minute }, want: "requests.expire_after: 1m0s is not between 1h0m0s and 2160h0m0s"},
+		{name: "expire too late", edit: func(c *Config) { c.Requests.ExpireAfter = 100 * 24 * time.Hour }, want: "requests.expire_after: 2400h0m0s is not between"},
+		{name: "no requests per hour", edit: func(c *Config) { c.Requests.PerAddressPerHour = 0 }, want: "requests.per_address_per_hour: 0 must be at least 1"},
+		{name: "no open requests", edit: func(c *Config) { c.Requests.MaxOpen = -1 }, want: "requests.max_open: -1 must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Validate = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadRequests: the keys from a file and from the environment.
+func TestLoadRequests(t *testing.T) {
+	clearEnv(t)
+	c, err := Load(writeFile(t, t.TempDir(), "config.yaml", validYAML+`
+http:
+  listen: 127.0.0.1:8080
+  public_url: https://invites.example.org
+  requests: true
+requests:
+  expire_after: 72h
+  max_open: 5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.HTTP.Requests || c.Requests.ExpireAfter != 72*time.Hour || c.Requests.MaxOpen != 5 || c.Requests.PerAddressPerHour != DefaultRequestsPerHour {
+		t.Errorf("loaded %+v %+v", c.HTTP, c.Requests)
+	}
+	t.Setenv("INVITEBOT_REQUESTS_PER_ADDRESS_PER_HOUR", "7")
+	if c, err = Load(writeFile(t, t.TempDir(), "config.yaml", validYAML)); err != nil || c.Requests.PerAddressPerHour != 7 || c.HTTP.Requests {
+		t.Errorf("from the environment: %+v, %v", c.Requests, err)
 	}
 }
 

@@ -174,6 +174,16 @@ func (c *Client) Next(t testing.TB) Message {
 	return m
 }
 
+// NextWithin returns the next message if one arrives within d (or is
+// already queued), and false otherwise, without failing the test: for
+// collecting however many replies a fault left.
+func (c *Client) NextWithin(d time.Duration) (Message, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := c.take(ctx, func(Message) bool { return true })
+	return m, err == nil
+}
+
 // NoMessage fails the test if a message arrives (or is already queued)
 // within d. Absence can only be observed over time, so d is the assertion's
 // window, not a synchronisation sleep.
@@ -189,6 +199,15 @@ func (c *Client) NoMessage(t testing.TB, d time.Duration) {
 	default:
 		t.Fatalf(c.tag+": %s: %v", c.JID(), err)
 	}
+}
+
+// Receive removes and returns the oldest queued message for which ok
+// reports true, waiting for one until ctx ends or the stream does. It is
+// Next without the testing.TB, for programs that are not tests
+// (cmd/invitebench). With ctx already ended it still returns a message
+// that is queued, so it can drain the queue.
+func (c *Client) Receive(ctx context.Context, ok func(Message) bool) (Message, error) {
+	return c.take(ctx, ok)
 }
 
 // Close ends the session and the connection; safe to call more than once.

@@ -100,6 +100,8 @@ type Server struct {
 	prosody     string // path of the prosody binary
 	prosodyctl  string // path of the prosodyctl binary
 	adminSocket string // where mod_admin_socket listens for prosodyctl shell
+	socketDir   string // a short directory made for adminSocket, "" if it is in Dir
+	certDir     string // the certificates directory Prosody reads
 	roots       *x509.CertPool
 
 	mu   sync.Mutex
@@ -117,14 +119,74 @@ type process struct {
 type Option func(*options)
 
 type options struct {
-	componentAdmin bool
-	secret         string
+	componentAdmin  bool
+	secret          string
+	admins          []string
+	noNagle         bool
+	invitebotModule bool
+	offline         bool
+	adminsNoRoles   []string
+	customRoles     []Role
+}
+
+// Role is a Prosody 13 custom role (the custom_roles option): a name, the
+// roles it inherits from, and the permissions it adds, such as
+// "adhoc:urn:xmpp:invite#create-account".
+type Role struct {
+	Name     string
+	Inherits []string
+	Allow    []string
+}
+
+// WithAdminsWithoutRoles is WithAdmins on a Prosody without roles (0.12)
+// and nothing on one with them (13), where the accounts get a narrower
+// role from AddUserWithRole instead: one test can then give an account the
+// least that lets it run the invite commands on either version.
+func WithAdminsWithoutRoles(jids ...string) Option {
+	return func(o *options) { o.adminsNoRoles = append(o.adminsNoRoles, jids...) }
+}
+
+// WithCustomRoles defines roles in Domain's VirtualHost (custom_roles).
+// Prosody 13 gives them to accounts created with AddUserWithRole; 0.12
+// does not know the option and ignores it.
+func WithCustomRoles(roles ...Role) Option {
+	return func(o *options) { o.customRoles = append(o.customRoles, roles...) }
 }
 
 // WithoutComponentAdmin leaves the component out of Domain's admins, to test
 // how the bot copes when the server refuses it invite creation.
 func WithoutComponentAdmin() Option {
 	return func(o *options) { o.componentAdmin = false }
+}
+
+// WithInvitebotModule loads the repository's own Prosody module,
+// prosody/mod_invitebot.lua, on Domain the way the README tells operators
+// to: its folder in plugin_paths, "invitebot" in the VirtualHost's
+// modules_enabled, and invitebot_component naming the component.
+func WithInvitebotModule() Option {
+	return func(o *options) { o.invitebotModule = true }
+}
+
+// WithOfflineMessages loads mod_offline, so that messages to accounts
+// without a connected client wait for their next login (the welcome a new
+// account gets is sent before its client has logged in).
+func WithOfflineMessages() Option {
+	return func(o *options) { o.offline = true }
+}
+
+// WithAdmins makes the bare JIDs admins of Domain besides the component,
+// e.g. a local account that runs the server's own invite command, to compare
+// with the bot (cmd/invitebench).
+func WithAdmins(jids ...string) Option {
+	return func(o *options) { o.admins = append(o.admins, jids...) }
+}
+
+// WithoutNagle sets network_settings = { nagle = false }: Prosody then
+// sends every stanza at once instead of holding a small one back until
+// the peer acknowledged the previous one (its default, which with the
+// peer's delayed ACK can add 40 ms when two stanzas go out back to back).
+func WithoutNagle() Option {
+	return func(o *options) { o.noNagle = true }
 }
 
 // WithComponentSecret sets the component secret instead of a random one.
@@ -146,38 +208,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("prosodytest%s: %v", wantedVersion(), err)
 	}
-
-	o := options{componentAdmin: true, secret: randomHex(16)}
-	for _, opt := range opts {
-		opt(&o)
+	o := newOptions(opts)
+	s, err := prepare(t.TempDir(), prosody, prosodyctl, o)
+	if s.socketDir != "" {
+		t.Cleanup(func() { os.RemoveAll(s.socketDir) })
 	}
-
-	dir := t.TempDir()
-	s := &Server{
-		Domain:          DefaultDomain,
-		OtherDomain:     DefaultOtherDomain,
-		Component:       DefaultComponent,
-		ComponentSecret: o.secret,
-		Dir:             dir,
-		ConfigPath:      filepath.Join(dir, "prosody.cfg.lua"),
-		DataDir:         filepath.Join(dir, "data"),
-		LogPath:         filepath.Join(dir, "prosody.log"),
-		prosody:         prosody,
-		prosodyctl:      prosodyctl,
-	}
-	certDir := filepath.Join(dir, "certs")
-	for _, d := range []string{s.DataDir, certDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			s.fatalf(t, "%v", err)
-		}
-	}
-	s.CACert, err = writeCertificates(certDir, s.Domain, s.OtherDomain, s.Component)
-	if err != nil {
-		s.fatalf(t, "%v", err)
-	}
-	s.roots = x509.NewCertPool()
-	s.roots.AppendCertsFromPEM(s.CACert)
-	s.adminSocket, err = adminSocketPath(t, dir)
 	if err != nil {
 		s.fatalf(t, "%v", err)
 	}
@@ -198,31 +233,142 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 	})
 
+	if err := s.launch(o, t.Logf); err != nil {
+		s.fatalf(t, "%v", err)
+	}
+	return s
+}
+
+// Launch is Start for programs that are not tests (the benchmark in
+// cmd/invitebench): the server lives in a fresh temporary directory, errors
+// are returned, progress goes to logf (nil: nowhere), and the caller must
+// Close the server. It does not skip under -short.
+func Launch(logf func(format string, args ...any), opts ...Option) (*Server, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	prosody, prosodyctl, err := binaries()
+	if err != nil {
+		return nil, fmt.Errorf("prosodytest%s: %w", wantedVersion(), err)
+	}
+	dir, err := os.MkdirTemp("", "prosodytest")
+	if err != nil {
+		return nil, fmt.Errorf("prosodytest: %w", err)
+	}
+	o := newOptions(opts)
+	s, err := prepare(dir, prosody, prosodyctl, o)
+	if err == nil {
+		err = s.launch(o, logf)
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("%s: %w", s.tag(), err)
+	}
+	return s, nil
+}
+
+// Close stops Prosody (see Shutdown) and removes its directory. It is for
+// servers from Launch; Start's servers clean up after their test.
+func (s *Server) Close() error {
+	err := s.stop()
+	if s.socketDir != "" {
+		os.RemoveAll(s.socketDir)
+	}
+	if rmErr := os.RemoveAll(s.Dir); err == nil {
+		err = rmErr
+	}
+	return err
+}
+
+// Shutdown stops Prosody gracefully, killing it if it ignores SIGTERM,
+// and keeps its directory, so that Boot can start it again.
+func (s *Server) Shutdown() error { return s.stop() }
+
+// Boot starts a stopped Prosody again with the same configuration, ports
+// and data, and returns once its listeners accept. It is Restart without
+// the testing.TB, for a caller that changes the data in between.
+func (s *Server) Boot() error {
+	if err := s.start(); err != nil {
+		return fmt.Errorf("%s: start: %w\n%s", s.tag(), err, s.tail())
+	}
+	return nil
+}
+
+// newOptions applies opts to the defaults.
+func newOptions(opts []Option) options {
+	o := options{componentAdmin: true, secret: randomHex(16)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// prepare lays out a server in dir (data and certificate directories, the
+// certificate) without starting it. The returned Server is never nil, so
+// that a caller can name it and clean up after a failure.
+func prepare(dir, prosody, prosodyctl string, o options) (*Server, error) {
+	s := &Server{
+		Domain:          DefaultDomain,
+		OtherDomain:     DefaultOtherDomain,
+		Component:       DefaultComponent,
+		ComponentSecret: o.secret,
+		Dir:             dir,
+		ConfigPath:      filepath.Join(dir, "prosody.cfg.lua"),
+		DataDir:         filepath.Join(dir, "data"),
+		LogPath:         filepath.Join(dir, "prosody.log"),
+		prosody:         prosody,
+		prosodyctl:      prosodyctl,
+		certDir:         filepath.Join(dir, "certs"),
+	}
+	for _, d := range []string{s.DataDir, s.certDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return s, err
+		}
+	}
+	var err error
+	s.CACert, err = writeCertificates(s.certDir, s.Domain, s.OtherDomain, s.Component)
+	if err != nil {
+		return s, err
+	}
+	s.roots = x509.NewCertPool()
+	s.roots.AppendCertsFromPEM(s.CACert)
+	s.adminSocket, s.socketDir, err = adminSocketPath(dir)
+	return s, err
+}
+
+// launch picks ports, writes the configuration and starts Prosody, picking
+// other ports when someone took one first. logf hears about progress.
+func (s *Server) launch(o options, logf func(format string, args ...any)) error {
 	for attempt := 1; ; attempt++ {
 		c2sPort, compPort, err := freePorts()
 		if err != nil {
-			s.fatalf(t, "%v", err)
+			return err
 		}
 		s.C2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2sPort))
 		s.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(compPort))
-		if err := s.writeConfig(certDir, c2sPort, compPort, o.componentAdmin); err != nil {
-			s.fatalf(t, "%v", err)
+		if err := s.writeConfig(c2sPort, compPort, o); err != nil {
+			return err
 		}
 		if s.Version == "" {
 			if err := s.identify(); err != nil {
-				s.fatalf(t, "%v", err)
+				return err
+			}
+			// identify needed a configuration; options that depend on the
+			// version it found are rendered now.
+			if err := s.writeConfig(c2sPort, compPort, o); err != nil {
+				return err
 			}
 		}
 		err = s.start()
 		if err == nil {
-			t.Logf("%s: started from %s, c2s %s, component %s", s.tag(), s.SourceDir, s.C2SAddr, s.ComponentAddr)
-			return s
+			logf("%s: started from %s, c2s %s, component %s", s.tag(), s.SourceDir, s.C2SAddr, s.ComponentAddr)
+			return nil
 		}
 		if errors.Is(err, errPortTaken) && attempt < startAttempts {
-			t.Logf("%s: %v; retrying with other ports", s.tag(), err)
+			logf("%s: %v; retrying with other ports", s.tag(), err)
 			continue
 		}
-		s.fatalf(t, "start prosody: %v\n%s", err, s.tail())
+		return fmt.Errorf("start prosody: %w\n%s", err, s.tail())
 	}
 }
 
@@ -244,14 +390,70 @@ func (s *Server) IBRConfig() ibr.Config {
 // bare JID. The server may be running.
 func (s *Server) AddUser(t testing.TB, user, host, pass string) jid.JID {
 	t.Helper()
-	j, err := jid.New(user, host, "")
+	j, err := s.Register(user, host, pass)
 	if err != nil {
-		s.fatalf(t, "add user: %v", err)
-	}
-	if _, err := s.ctl("register", user, host, pass); err != nil {
-		s.fatalf(t, "add user %s: %v", j, err)
+		s.fatalf(t, "%v", err)
 	}
 	return j
+}
+
+// Register is AddUser without the testing.TB: it returns the error.
+func (s *Server) Register(user, host, pass string) (jid.JID, error) {
+	j, err := jid.New(user, host, "")
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("add user: %w", err)
+	}
+	if _, err := s.ctl("register", user, host, pass); err != nil {
+		return jid.JID{}, fmt.Errorf("add user %s: %w", j, err)
+	}
+	return j, nil
+}
+
+// HasRoles reports whether this Prosody gives accounts roles and knows
+// custom_roles: 13 does, 0.12 (whose only distinction is admins) does not.
+func (s *Server) HasRoles() bool { return !strings.HasPrefix(s.Version, "0.") }
+
+// AddUserWithRole creates user@host with pass and gives it role as its
+// primary role, Prosody 13 only: prosodyctl register, then prosodyctl
+// shell user set_role, the commands the README and the bot's log give
+// operators. The server must be running, and a custom role must have been
+// defined with WithCustomRoles. On 0.12, which has no roles, it fails the
+// test: use WithAdmins there.
+func (s *Server) AddUserWithRole(t testing.TB, user, host, pass, role string) jid.JID {
+	t.Helper()
+	if !s.HasRoles() {
+		s.fatalf(t, "add user with role %s: Prosody %s has no roles (give the account admins with WithAdmins)", role, s.Version)
+	}
+	j := s.AddUser(t, user, host, pass)
+	out, err := s.ctl("shell", "user", "set_role", j.String(), role)
+	if err != nil {
+		s.fatalf(t, "give %s the role %s: %v", j, role, err)
+	}
+	// The shell may report a failure (an unknown role) only in its output;
+	// the role read back is the proof.
+	if got := s.UserRole(t, j); got != role {
+		s.fatalf(t, "give %s the role %s: it has %q; prosodyctl shell said %q", j, role, got, strings.TrimSpace(out))
+	}
+	return j
+}
+
+// UserRole returns the primary role Prosody 13 gives the account j
+// (prosodyctl shell user role).
+func (s *Server) UserRole(t testing.TB, j jid.JID) string {
+	t.Helper()
+	out, err := s.ctl("shell", "user", "role", j.String())
+	if err != nil {
+		s.fatalf(t, "role of %s: %v", j, err)
+	}
+	// The shell's result line is "OK: ROLE", or "OK: ROLE (primary)" when
+	// the account has secondary roles too.
+	for _, line := range strings.Split(out, "\n") {
+		if r, ok := strings.CutPrefix(strings.TrimSpace(line), "OK: "); ok {
+			return strings.TrimSuffix(r, " (primary)")
+		}
+	}
+	s.fatalf(t, "role of %s: no result in prosodyctl shell output %q", j, out)
+	return ""
 }
 
 // preauthRE finds the token in the URI mod_invites returns.
@@ -438,21 +640,41 @@ func (s *Server) ctl(args ...string) (string, error) {
 }
 
 // writeConfig renders the Prosody configuration for the chosen ports.
-func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdmin bool) error {
+func (s *Server) writeConfig(c2sPort, compPort int, o options) error {
+	var pluginDir string
+	if o.invitebotModule {
+		var err error
+		if pluginDir, err = ModuleDir(); err != nil {
+			return err
+		}
+	}
+	var admins []string
+	if o.componentAdmin {
+		admins = append(admins, s.Component)
+	}
+	admins = append(admins, o.admins...)
+	if s.Version != "" && !s.HasRoles() {
+		admins = append(admins, o.adminsNoRoles...)
+	}
 	var b bytes.Buffer
 	err := configTemplate.Execute(&b, map[string]any{
 		"PidFile":         filepath.Join(s.Dir, "prosody.pid"),
 		"DataDir":         s.DataDir,
 		"LogFile":         s.LogPath,
-		"CertDir":         certDir,
+		"CertDir":         s.certDir,
 		"C2SPort":         c2sPort,
 		"ComponentPort":   compPort,
 		"Domain":          s.Domain,
 		"OtherDomain":     s.OtherDomain,
 		"Component":       s.Component,
 		"ComponentSecret": s.ComponentSecret,
-		"ComponentAdmin":  componentAdmin,
+		"ComponentAdmin":  o.componentAdmin,
+		"Admins":          admins,
+		"NoNagle":         o.noNagle,
+		"CustomRoles":     o.customRoles,
 		"AdminSocket":     s.adminSocket,
+		"PluginDir":       pluginDir,
+		"Offline":         o.offline,
 	})
 	if err != nil {
 		return fmt.Errorf("render config: %w", err)
@@ -543,19 +765,19 @@ func accepts(network, addr string) bool {
 
 // adminSocketPath returns where the admin socket of a server in dir goes:
 // in dir if the path fits a Unix socket address, else in a fresh short
-// directory (removed in t.Cleanup), because t.TempDir under a long TMPDIR or
-// test name can exceed the limit and Prosody then runs without the socket.
-func adminSocketPath(t testing.TB, dir string) (string, error) {
+// directory (returned too, for the caller to remove), because t.TempDir
+// under a long TMPDIR or test name can exceed the limit and Prosody then
+// runs without the socket.
+func adminSocketPath(dir string) (path, madeDir string, err error) {
 	p := filepath.Join(dir, "admin.sock")
 	if len(p) < maxSocketPath {
-		return p, nil
+		return p, "", nil
 	}
 	short, err := os.MkdirTemp("/tmp", "pt")
 	if err != nil {
-		return "", fmt.Errorf("admin socket directory: %w", err)
+		return "", "", fmt.Errorf("admin socket directory: %w", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(short) })
-	return filepath.Join(short, "admin.sock"), nil
+	return filepath.Join(short, "admin.sock"), short, nil
 }
 
 // freePorts returns two distinct loopback ports that were free a moment ago.

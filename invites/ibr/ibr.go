@@ -169,6 +169,10 @@ func Register(ctx context.Context, cfg Config, token, username, password string)
 		return jid.JID{}, fmt.Errorf("register: %w", err)
 	case serr.Condition == stanza.Conflict:
 		return jid.JID{}, fmt.Errorf("register: %w: %w", ErrConflict, serr)
+	case serr.Condition == stanza.Forbidden:
+		// mod_invitebot refuses a token that was used or deleted after
+		// this stream's preauth with the answer preauth itself gives.
+		return jid.JID{}, fmt.Errorf("register: %w (%s): %w", ErrTokenRejected, serr.Condition, serr)
 	case serr.Condition == stanza.NotAcceptable, serr.Condition == stanza.BadRequest,
 		serr.Condition == stanza.JIDMalformed, serr.Condition == stanza.PolicyViolation,
 		// Prosody answers this when its user manager cannot create the

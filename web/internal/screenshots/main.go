@@ -1,7 +1,9 @@
 // Command screenshots renders the landing and success pages in headless
-// Chromium at desktop and phone widths, and the landing page on a phone in
-// every other language, and writes them as PNG files, for the documentation. It serves the real web handler with an in-memory invite, so
-// no XMPP server is needed:
+// Chromium at desktop and phone widths, the landing page on a phone in
+// every other language, and the account request page and its waiting
+// status page on a phone, and writes them as PNG files, for the
+// documentation. It serves the real web handler with an in-memory invite
+// and request, so no XMPP server is needed:
 //
 //	go run ./web/internal/screenshots -out docs
 //
@@ -85,8 +87,8 @@ func run(out, exe string) error {
 	publicURL := "http://" + ln.Addr().String()
 	inv := &sampleInvites{}
 	inv.reset()
-	h := web.New(web.Config{PublicURL: publicURL, Domain: domain, Log: slog.Default()},
-		inv, okHealth{}, web.NewMetrics(nil))
+	h := web.New(web.Config{PublicURL: publicURL, Domain: domain, Log: slog.Default(),
+		Requests: &sampleRequests{}, RequestForm: true}, inv, okHealth{}, web.NewMetrics(nil))
 	ts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
 	ts.Start()
 	defer ts.Close()
@@ -131,6 +133,22 @@ func run(out, exe string) error {
 		if err := shoot(b, vp, filepath.Join(out, "success-"+vp.name+".png")); err != nil {
 			return err
 		}
+	}
+	if err := chromedp.Do(b, emulate(phone, phone.height), chromedp.Navigate(publicURL+"/request"),
+		chromedp.WaitVisible(chromedp.ID("name")),
+		chromedp.SendKeys(chromedp.ID("name"), requester),
+		chromedp.SendKeys(chromedp.ID("message"), requestMessage)); err != nil {
+		return fmt.Errorf("request page: %w", err)
+	}
+	if err := shoot(b, phone, filepath.Join(out, "request-phone.png")); err != nil {
+		return err
+	}
+	if err := chromedp.Do(b, emulate(phone, phone.height), chromedp.Click(chromedp.CSS(`#request button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("status-url"))); err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	if err := shoot(b, phone, filepath.Join(out, "status-phone.png")); err != nil {
+		return err
 	}
 	for _, lang := range translations {
 		inv.reset()
@@ -232,7 +250,34 @@ func (s *sampleInvites) RegisterAccount(_ context.Context, id, user, _ string) (
 	return j, nil
 }
 
+// Sample account request.
+const (
+	requester      = "Alex"
+	requestMessage = "Carol from the climbing club told me to ask here."
+	// requestKey is a well-formed status page key: an id and a secret.
+	requestKey = "r5t2k8m4q3wb7nfa" + "s6d4f2g8h3j5k7l2m4n6p3q5r7"
+)
+
+// sampleRequests takes any request and shows it waiting.
+type sampleRequests struct{}
+
+func (sampleRequests) RequestIntake(context.Context) error { return nil }
+
+func (sampleRequests) SubmitRequest(context.Context, invites.NewRequest) (string, error) {
+	return requestKey, nil
+}
+
+func (sampleRequests) RequestStatus(_ context.Context, key string) (invites.Request, error) {
+	if key != requestKey {
+		return invites.Request{}, invites.ErrNoSuchRequest
+	}
+	now := time.Now().UTC().Truncate(time.Hour)
+	return invites.Request{ID: requestKey[:16], Name: requester, Message: requestMessage, Created: now,
+		Expires: now.Add(7 * 24 * time.Hour), State: invites.RequestOpen}, nil
+}
+
 type okHealth struct{}
 
 func (okHealth) LinkUp() bool                    { return true }
+func (okHealth) MinterUp() bool                  { return true }
 func (okHealth) PingStore(context.Context) error { return nil }

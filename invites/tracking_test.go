@@ -1,0 +1,54 @@
+package invites_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/invites/ibr"
+	"durare.org/invitebot/store"
+)
+
+// TestTrackingReachesEveryInvite: when a sweep's share of the interval
+// holds fewer checks than there are pending invites, each sweep goes on
+// where the last stopped (least recently checked first), so the newest
+// invite is checked too and its use is found, instead of every sweep
+// starting again from the oldest.
+func TestTrackingReachesEveryInvite(t *testing.T) {
+	srv := prosodytest.Start(t)
+	h := newHarness(t, srv, srv.IBRConfig())
+	const inviter = "carol@" + prosodytest.DefaultOtherDomain
+	var invs []store.Invite
+	for range 9 {
+		invs = append(invs, h.addInvite(t, inviter))
+		time.Sleep(2 * time.Millisecond) // distinct creation times
+	}
+	newest := invs[len(invs)-1]
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if _, err := ibr.Register(ctx, srv.IBRConfig(), newest.Token, "latecomer", testPass); err != nil {
+		t.Fatal(err)
+	}
+
+	// Three checks per sweep at the tracker's pace.
+	h.svc.SetCheckBudget(3 * time.Second / 40)
+	state := func() store.State {
+		got, err := h.st.Invite(ctx, newest.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.State
+	}
+	for sweep := 1; sweep <= 3; sweep++ {
+		if err := h.svc.CheckPending(ctx); err != nil {
+			t.Fatalf("sweep %d: %v", sweep, err)
+		}
+		if sweep < 3 && state() != store.StatePending {
+			t.Fatalf("the newest invite was checked in sweep %d, before older ones waiting longer", sweep)
+		}
+	}
+	if got := state(); got != store.StateUsed {
+		t.Errorf("after three sweeps of three the newest invite is %s, want used", got)
+	}
+}
