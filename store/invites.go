@@ -111,38 +111,48 @@ func (s *Store) AddInvite(ctx context.Context, inv Invite, entry AuditEntry) (In
 	inv.Changed = inv.Changed.UTC()
 
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		invites := tx.Bucket(bucketInvites)
-		byToken := tx.Bucket(bucketInvitesByToken)
-		// The token is a secret: name the invite holding it, never the token.
-		if other := byToken.Get([]byte(inv.Token)); other != nil {
-			return fmt.Errorf("token already recorded for invite %s: %w", other, ErrExists)
-		}
-		id, err := s.freshID(invites)
-		if err != nil {
-			return err
-		}
-		inv.ID = id
-		key, err := inviterKey(inv.Inviter, inv.Created, id)
-		if err != nil {
-			return err
-		}
-		if err := putJSON(invites, []byte(id), inv); err != nil {
-			return err
-		}
-		if err := byToken.Put([]byte(inv.Token), []byte(id)); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketInvitesByInviter).Put(key, []byte{}); err != nil {
-			return err
-		}
-		if entry.Subject == "" {
-			entry.Subject = id
-		}
-		_, err = s.appendAudit(tx, entry)
+		var err error
+		inv, err = s.addInvite(tx, inv, entry)
 		return err
 	})
 	if err != nil {
 		return Invite{}, fmt.Errorf("add invite: %w", err)
+	}
+	return inv, nil
+}
+
+// addInvite is AddInvite inside tx, for callers that batch many writes in
+// one transaction (Generate). inv and entry are already validated.
+func (s *Store) addInvite(tx *bbolt.Tx, inv Invite, entry AuditEntry) (Invite, error) {
+	invites := tx.Bucket(bucketInvites)
+	byToken := tx.Bucket(bucketInvitesByToken)
+	// The token is a secret: name the invite holding it, never the token.
+	if other := byToken.Get([]byte(inv.Token)); other != nil {
+		return Invite{}, fmt.Errorf("token already recorded for invite %s: %w", other, ErrExists)
+	}
+	id, err := s.freshID(invites)
+	if err != nil {
+		return Invite{}, err
+	}
+	inv.ID = id
+	key, err := inviterKey(inv.Inviter, inv.Created, id)
+	if err != nil {
+		return Invite{}, err
+	}
+	if err := putJSON(invites, []byte(id), inv); err != nil {
+		return Invite{}, err
+	}
+	if err := byToken.Put([]byte(inv.Token), []byte(id)); err != nil {
+		return Invite{}, err
+	}
+	if err := tx.Bucket(bucketInvitesByInviter).Put(key, []byte{}); err != nil {
+		return Invite{}, err
+	}
+	if entry.Subject == "" {
+		entry.Subject = id
+	}
+	if _, err := s.appendAudit(tx, entry); err != nil {
+		return Invite{}, err
 	}
 	return inv, nil
 }
@@ -288,29 +298,39 @@ func (s *Store) SetInviteState(ctx context.Context, id string, to State, usedBy 
 	var inv Invite
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		inv, err = getInvite(tx, id)
-		if err != nil {
-			return err
-		}
-		if inv.State != StatePending {
-			return fmt.Errorf("invite is %s: %w", inv.State, ErrNotPending)
-		}
-		if entry.Subject == "" {
-			entry.Subject = id
-		}
-		entry, err = s.appendAudit(tx, entry)
-		if err != nil {
-			return err
-		}
-		inv.State = to
-		if usedBy != "" {
-			inv.UsedBy = usedBy
-		}
-		inv.Changed = entry.Time
-		return putJSON(tx.Bucket(bucketInvites), []byte(id), inv)
+		inv, err = s.setInviteState(tx, id, to, usedBy, entry)
+		return err
 	})
 	if err != nil {
 		return Invite{}, fmt.Errorf("set invite %q state to %s: %w", id, to, err)
+	}
+	return inv, nil
+}
+
+// setInviteState is SetInviteState inside tx; to and entry are already
+// validated.
+func (s *Store) setInviteState(tx *bbolt.Tx, id string, to State, usedBy string, entry AuditEntry) (Invite, error) {
+	inv, err := getInvite(tx, id)
+	if err != nil {
+		return Invite{}, err
+	}
+	if inv.State != StatePending {
+		return Invite{}, fmt.Errorf("invite is %s: %w", inv.State, ErrNotPending)
+	}
+	if entry.Subject == "" {
+		entry.Subject = id
+	}
+	entry, err = s.appendAudit(tx, entry)
+	if err != nil {
+		return Invite{}, err
+	}
+	inv.State = to
+	if usedBy != "" {
+		inv.UsedBy = usedBy
+	}
+	inv.Changed = entry.Time
+	if err := putJSON(tx.Bucket(bucketInvites), []byte(id), inv); err != nil {
+		return Invite{}, err
 	}
 	return inv, nil
 }
@@ -380,21 +400,26 @@ func (s *Store) MarkRevoked(ctx context.Context, id string, entry AuditEntry) er
 		return fmt.Errorf("mark %q revoked: %w", id, err)
 	}
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		inv, err := getInvite(tx, id)
-		if err != nil {
-			return err
-		}
-		if entry.Subject == "" {
-			entry.Subject = id
-		}
-		if _, err := s.appendAudit(tx, entry); err != nil {
-			return err
-		}
-		inv.Revoked = true
-		return putJSON(tx.Bucket(bucketInvites), []byte(id), inv)
+		return s.markRevoked(tx, id, entry)
 	})
 	if err != nil {
 		return fmt.Errorf("mark %q revoked: %w", id, err)
 	}
 	return nil
+}
+
+// markRevoked is MarkRevoked inside tx; entry is already validated.
+func (s *Store) markRevoked(tx *bbolt.Tx, id string, entry AuditEntry) error {
+	inv, err := getInvite(tx, id)
+	if err != nil {
+		return err
+	}
+	if entry.Subject == "" {
+		entry.Subject = id
+	}
+	if _, err := s.appendAudit(tx, entry); err != nil {
+		return err
+	}
+	inv.Revoked = true
+	return putJSON(tx.Bucket(bucketInvites), []byte(id), inv)
 }

@@ -1,0 +1,357 @@
+package invites
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"durare.org/invitebot/policy"
+	"durare.org/invitebot/store"
+)
+
+// Service benchmarks of issue 14 against databases seeded by
+// store.Generate: Create for an inviter and for an admin, many inviters at
+// once, and the peak memory of a process doing the bot's work. Generation
+// happens once per size and process:
+//
+//	go test ./invites -run '^$' -bench . -sizes 1k,100k,1M
+var benchSizes = flag.String("sizes", "1k,100k", "comma-separated database sizes for the benchmarks (1k, 100k, 1M)")
+
+var benchInvites = map[string]int{"1k": 1_000, "10k": 10_000, "100k": 100_000, "1M": 1_000_000}
+
+// rssChildEnv names the database a child process of BenchmarkPeakRSS
+// works on; see TestMain.
+const rssChildEnv = "INVITEBOT_RSS_CHILD_DB"
+
+// TestMain doubles as the child process of BenchmarkPeakRSS, which needs a
+// process of its own: the benchmark process has generated the database and
+// its memory says nothing about the bot's.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(rssChildEnv); path != "" {
+		os.Exit(rssChild(path))
+	}
+	code := m.Run()
+	benchMu.Lock()
+	for _, db := range benchDBs {
+		if db.svc != nil {
+			db.svc.store.Close()
+		}
+	}
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	benchMu.Unlock()
+	os.Exit(code)
+}
+
+// benchIssuer mints unique tokens without a server.
+type benchIssuer struct {
+	n   atomic.Uint64
+	now func() time.Time
+}
+
+// benchRun tells this process's tokens from those earlier processes left
+// in the same file.
+var benchRun = strconv.FormatInt(time.Now().UnixNano(), 36)
+
+func (f *benchIssuer) Mint(context.Context) (Minted, error) {
+	tok := fmt.Sprintf("bench%s-%019d", benchRun, f.n.Add(1))
+	return Minted{URI: "xmpp:durare.org?register;preauth=" + tok, Token: tok, Expires: f.now().Add(7 * 24 * time.Hour)}, nil
+}
+
+// benchClock starts at the end of the generated history and moves on a
+// microsecond per reading, so new invites are always the newest.
+func benchClock(start time.Time) func() time.Time {
+	var ticks atomic.Int64
+	return func() time.Time { return start.Add(time.Duration(ticks.Add(1)) * time.Microsecond) }
+}
+
+// newBenchService wires a Service to st with limits no benchmark reaches:
+// the cost measured is the check, not a refusal.
+func newBenchService(st *store.Store, smp store.Sample) *Service {
+	admins := map[string]bool{}
+	for _, a := range smp.Admins {
+		admins[a] = true
+	}
+	clock := benchClock(smp.Now)
+	return NewService(Options{
+		Store: st, Issuer: &benchIssuer{now: clock}, Domain: "durare.org", Admins: admins, Now: clock,
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Limits: policy.Limits{PerDay: 1 << 30, MaxPending: 1 << 30, GlobalPerDay: 1 << 30},
+	})
+}
+
+type benchDB struct {
+	once   sync.Once
+	path   string
+	svc    *Service
+	sample store.Sample
+	err    error
+}
+
+var (
+	benchMu  sync.Mutex
+	benchDBs = map[string]*benchDB{}
+	benchDir string
+)
+
+// benchDatabase generates the database of size name once per process.
+func benchDatabase(b *testing.B, name string) *benchDB {
+	n, ok := benchInvites[name]
+	if !ok {
+		b.Fatalf("unknown size %q in -sizes", name)
+	}
+	benchMu.Lock()
+	db := benchDBs[name]
+	if db == nil {
+		db = &benchDB{}
+		benchDBs[name] = db
+	}
+	if benchDir == "" {
+		dir, err := os.MkdirTemp("", "invitebot-bench-")
+		if err != nil {
+			benchMu.Unlock()
+			b.Fatal(err)
+		}
+		benchDir = dir
+	}
+	dir := benchDir
+	benchMu.Unlock()
+	db.once.Do(func() {
+		db.path = filepath.Join(dir, name+".db")
+		start := time.Now()
+		db.sample, db.err = store.Generate(context.Background(), db.path, store.Profile{Invites: n})
+		if db.err == nil {
+			b.Logf("generated %s (%d invites) in %s", db.path, n, time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if db.err != nil {
+		b.Fatal(db.err)
+	}
+	return db
+}
+
+// benchService returns the service over the database of size name, opened
+// once and shared (bbolt allows one open handle per file).
+func benchService(b *testing.B, name string) (*Service, store.Sample) {
+	db := benchDatabase(b, name)
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if db.svc == nil {
+		st, err := store.Open(context.Background(), db.path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.svc = newBenchService(st, db.sample)
+	}
+	return db.svc, db.sample
+}
+
+// releaseService closes the shared store so another process can open the
+// file.
+func releaseService(b *testing.B, name string) string {
+	db := benchDatabase(b, name)
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if db.svc != nil {
+		if err := db.svc.store.Close(); err != nil {
+			b.Fatal(err)
+		}
+		db.svc = nil
+	}
+	return db.path
+}
+
+func eachSize(b *testing.B, fn func(b *testing.B, name string)) {
+	for _, name := range strings.Split(*benchSizes, ",") {
+		b.Run(name, func(b *testing.B) { fn(b, name) })
+	}
+}
+
+// actors looks up the Actors of jids once, outside the timed loop.
+func actors(b *testing.B, svc *Service, jids []string) []Actor {
+	out := make([]Actor, len(jids))
+	for i, j := range jids {
+		a, err := svc.Actor(context.Background(), j)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func BenchmarkCreate(b *testing.B) {
+	for _, role := range []string{"inviter", "admin"} {
+		b.Run(role, func(b *testing.B) {
+			eachSize(b, func(b *testing.B, name string) {
+				svc, smp := benchService(b, name)
+				who := actors(b, svc, smp.Inviters)
+				if role == "admin" {
+					who = actors(b, svc, smp.Admins)
+				}
+				ctx := context.Background()
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					if _, err := svc.Create(ctx, who[i%len(who)]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// concurrentInviters is how many inviters ask at once in
+// BenchmarkCreateConcurrent, as in the issue's measurement.
+const concurrentInviters = 20
+
+func BenchmarkCreateConcurrent(b *testing.B) {
+	eachSize(b, func(b *testing.B, name string) {
+		svc, smp := benchService(b, name)
+		who := actors(b, svc, smp.Inviters)
+		ctx := context.Background()
+		var next atomic.Int64
+		// RunParallel starts parallelism × GOMAXPROCS goroutines.
+		b.SetParallelism(max(1, concurrentInviters/runtime.GOMAXPROCS(0)))
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			a := who[int(next.Add(1))%len(who)]
+			for pb.Next() {
+				if _, err := svc.Create(ctx, a); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+	})
+}
+
+// BenchmarkPeakRSS runs the bot's store work on each database in a fresh
+// process and reports that process's peak resident set, which includes
+// the pages of the file it touched through bbolt's memory map.
+func BenchmarkPeakRSS(b *testing.B) {
+	eachSize(b, func(b *testing.B, name string) {
+		path := releaseService(b, name)
+		var open, peak float64
+		for b.Loop() {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), rssChildEnv+"="+path)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				b.Fatalf("child: %v\n%s", err, out)
+			}
+			sc := bufio.NewScanner(strings.NewReader(string(out)))
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				if len(f) == 2 && f[0] == "open_kb" {
+					open, _ = strconv.ParseFloat(f[1], 64)
+				}
+				if len(f) == 2 && f[0] == "peak_kb" {
+					peak, _ = strconv.ParseFloat(f[1], 64)
+				}
+			}
+			if peak == 0 {
+				b.Fatalf("child reported no peak:\n%s", out)
+			}
+		}
+		b.ReportMetric(open/1024, "open-MB")
+		b.ReportMetric(peak/1024, "peak-MB")
+	})
+}
+
+// rssChild opens the database at path and does what the bot does over a
+// while: inviters and admins create invites, usage tracking sweeps, admins
+// ask who invited whom and read the audit log. It prints its peak resident
+// set (VmHWM) after opening and at the end.
+func rssChild(path string) int {
+	ctx := context.Background()
+	fail := func(err error) int { fmt.Println("error", err); return 1 }
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		return fail(err)
+	}
+	defer st.Close()
+	fmt.Println("open_kb", vmHWM())
+	// The sample is not stored in the file; it is recomputed from what a
+	// generated database always holds.
+	var smp store.Sample
+	smp.Now = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	smp.Admins = []string{"admin@durare.org", "ops@durare.org"}
+	grants, err := st.Grants(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	for i, g := range grants {
+		if i%16 == 0 {
+			smp.Inviters = append(smp.Inviters, g.JID)
+		}
+	}
+	svc := newBenchService(st, smp)
+	for round := range 3 {
+		for i, j := range smp.Inviters {
+			a, err := svc.Actor(ctx, j)
+			if err != nil {
+				return fail(err)
+			}
+			if _, err := svc.Create(ctx, a); err != nil {
+				return fail(err)
+			}
+			if i%8 == round {
+				admin, _ := svc.Actor(ctx, smp.Admins[0])
+				if _, err := svc.Create(ctx, admin); err != nil {
+					return fail(err)
+				}
+			}
+			if _, err := svc.store.Audit(ctx, j, 20); err != nil {
+				return fail(err)
+			}
+			if _, err := svc.store.InvitesUsedBy(ctx, fmt.Sprintf("new%07d@durare.org", i*997)); err != nil {
+				return fail(err)
+			}
+		}
+		if err := sweepReads(ctx, svc.store, svc.now()); err != nil {
+			return fail(err)
+		}
+	}
+	fmt.Println("peak_kb", vmHWM())
+	return 0
+}
+
+// sweepReads is the store work of one usage-tracking sweep.
+func sweepReads(ctx context.Context, st *store.Store, now time.Time) error {
+	if _, err := st.PendingInvites(ctx); err != nil {
+		return err
+	}
+	_, err := st.UnrevokedCancelled(ctx)
+	return err
+}
+
+// vmHWM reads the process's peak resident set in kB.
+func vmHWM() int {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return n
+		}
+	}
+	return -1
+}
