@@ -104,7 +104,10 @@ func (s *Service) stillAdmitted(ctx context.Context, a Actor) error {
 }
 
 // usage gathers what counts against actor's limits. The caller holds
-// quotaMu, so in-flight reservations are consistent with the store.
+// quotaMu, so in-flight reservations are consistent with the store. It is
+// on the path of every inviter's request and runs under that lock, so it
+// asks the store for counts, which cost the same however long the history;
+// the few times a refusal reports are read only when a limit is reached.
 func (s *Service) usage(ctx context.Context, actor string, now time.Time) (policy.Usage, policy.Limits, error) {
 	lim := s.limits
 	if g, err := s.store.Grant(ctx, actor); err == nil {
@@ -112,36 +115,62 @@ func (s *Service) usage(ctx context.Context, actor string, now time.Time) (polic
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return policy.Usage{}, lim, fmt.Errorf("read grant: %w", err)
 	}
-	mine, err := s.store.InvitesByInviter(ctx, actor)
+	// The window is (now-QuotaWindow, now]; the store counts from since on.
+	since := now.Add(-policy.QuotaWindow + time.Nanosecond)
+	admins := s.adminList()
+	c, err := s.store.QuotaCounts(ctx, actor, since, admins)
 	if err != nil {
 		return policy.Usage{}, lim, fmt.Errorf("count invites: %w", err)
 	}
-	recent, err := s.store.InvitesCreatedSince(ctx, now.Add(-policy.QuotaWindow))
-	if err != nil {
-		return policy.Usage{}, lim, fmt.Errorf("count invites: %w", err)
+	// In-flight invites count as created now and pending without a known
+	// expiry.
+	u := policy.Usage{
+		Created:       c.Created + s.inflight[actor],
+		Pending:       c.Pending + s.inflight[actor],
+		GlobalCreated: c.GlobalCreated + s.inflightGlobal,
 	}
-	var u policy.Usage
-	for _, inv := range mine {
-		if now.Sub(inv.Created) < policy.QuotaWindow {
-			u.Created = append(u.Created, inv.Created)
-		}
-		if inv.State == store.StatePending {
-			u.PendingExpiries = append(u.PendingExpiries, inv.Expires)
-		}
-	}
-	for _, inv := range recent {
-		if !s.admins[inv.Inviter] {
-			u.GlobalCreated = append(u.GlobalCreated, inv.Created)
+	if u.Created >= lim.PerDay {
+		if u.CreatedOldest, err = s.oldest(ctx, actor, since, nil, u.Created-lim.PerDay+1, now); err != nil {
+			return policy.Usage{}, lim, err
 		}
 	}
-	for range s.inflight[actor] {
-		u.Created = append(u.Created, now)
-		u.PendingExpiries = append(u.PendingExpiries, time.Time{})
+	if u.Pending >= lim.MaxPending {
+		if u.NextExpiry, err = s.store.NextPendingExpiry(ctx, actor, now); err != nil {
+			return policy.Usage{}, lim, fmt.Errorf("next pending expiry: %w", err)
+		}
 	}
-	for range s.inflightGlobal {
-		u.GlobalCreated = append(u.GlobalCreated, now)
+	if u.GlobalCreated >= lim.GlobalPerDay {
+		if u.GlobalOldest, err = s.oldest(ctx, "", since, admins, u.GlobalCreated-lim.GlobalPerDay+1, now); err != nil {
+			return policy.Usage{}, lim, err
+		}
 	}
 	return u, lim, nil
+}
+
+// oldest returns the n oldest creation times of the window from since on,
+// of inviter or (inviter empty) of everyone but exclude: stored invites
+// first, then in-flight ones, which count as created now.
+func (s *Service) oldest(ctx context.Context, inviter string, since time.Time, exclude []string, n int, now time.Time) ([]time.Time, error) {
+	times, err := s.store.OldestCreatedSince(ctx, inviter, since, exclude, n)
+	if err != nil {
+		return nil, fmt.Errorf("oldest invites: %w", err)
+	}
+	for len(times) < n {
+		times = append(times, now)
+	}
+	return times, nil
+}
+
+// adminList lists the admins, whose invites the global limit does not
+// count.
+func (s *Service) adminList() []string {
+	out := make([]string, 0, len(s.admins))
+	for jid, admin := range s.admins {
+		if admin {
+			out = append(out, jid)
+		}
+	}
+	return out
 }
 
 // refuse counts and records an invite request the abuse controls turned

@@ -11,40 +11,52 @@ import (
 	"durare.org/invitebot/store"
 )
 
+// sweepPage is how many pending invites a sweep holds at a time. A server
+// with many pending invites is swept page by page, so the bot's memory
+// does not grow with them.
+const sweepPage = 256
+
 // CheckPending is one sweep of usage tracking: pending invites past their
 // expiry become expired; those whose token the server no longer accepts
 // were used, and their inviter is told; cancelled invites whose token
 // could not be revoked yet are tried again.
 func (s *Service) CheckPending(ctx context.Context) error {
-	pending, err := s.store.PendingInvites(ctx)
-	if err != nil {
-		return fmt.Errorf("usage check: %w", err)
-	}
 	now := s.now()
-	var live []store.Invite
-	for _, inv := range pending {
-		if !inv.Expires.IsZero() && !now.Before(inv.Expires) {
-			s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
-			continue
+	checks := &tokenChecks{s: s}
+	defer checks.close()
+	// The pending index comes soonest expiry first; each page is settled
+	// before the next is read.
+	for after := (store.PendingRef{}); ; {
+		page, err := s.store.PendingPage(ctx, after, sweepPage)
+		if err != nil {
+			return fmt.Errorf("usage check: %w", err)
 		}
-		live = append(live, inv)
-	}
-	if len(live) > 0 {
-		if err := s.checkTokens(ctx, live); err != nil {
+		var live []store.Invite
+		for _, ref := range page {
+			inv := pendingInvite(ref)
+			if !inv.Expires.IsZero() && !now.Before(inv.Expires) {
+				s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
+				continue
+			}
+			live = append(live, inv)
+		}
+		if err := checks.check(ctx, live); err != nil {
 			return err
 		}
+		if len(page) < sweepPage {
+			break
+		}
+		after = page[len(page)-1]
 	}
 	if r, ok := s.issuer.(Revoker); !ok || r.Revocation() == RevokeUnsupported {
 		return nil // nothing to retry with
 	}
-	unrevoked, err := s.store.UnrevokedCancelled(ctx)
+	// Only those not expired yet: the server drops the others by itself.
+	unrevoked, err := s.store.UnrevokedCancelled(ctx, now)
 	if err != nil {
 		return fmt.Errorf("usage check: %w", err)
 	}
 	for _, inv := range unrevoked {
-		if !inv.Expires.IsZero() && !now.Before(inv.Expires) {
-			continue // the server dropped it by itself
-		}
 		if err := s.revokeToken(ctx, systemActor, inv); err != nil {
 			s.log.WarnContext(ctx, "revoking a cancelled invite's token failed; will retry",
 				slog.String("id", inv.ID), slog.Any("err", err))
@@ -53,32 +65,54 @@ func (s *Service) CheckPending(ctx context.Context) error {
 	return nil
 }
 
+// pendingInvite is the invite a sweep works with, made from the pending
+// index's entry: the fields the token check and settling read (the rest of
+// the record is read when the state changes).
+func pendingInvite(r store.PendingRef) store.Invite {
+	return store.Invite{ID: r.ID, Token: r.Token, Inviter: r.Inviter, Created: r.Created, Expires: r.Expires,
+		State: store.StatePending}
+}
+
 // expiryMargin absorbs clock differences between the bot and the server:
 // a token refused this close to its expiry expired, it was not used.
 const expiryMargin = 5 * time.Minute
 
-// checkTokens asks the server about each token on one c2s stream and
-// settles those it refuses.
-func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
-	checker, err := ibr.DialChecker(ctx, s.c2s)
-	if err != nil {
-		return fmt.Errorf("usage check: %w", err)
-	}
-	defer checker.Close()
+// tokenChecks asks the server about tokens over one c2s stream per sweep,
+// dialled when the first token needs asking.
+type tokenChecks struct {
+	s       *Service
+	checker *ibr.Checker
+}
+
+// check asks about each token and settles those the server refuses.
+func (t *tokenChecks) check(ctx context.Context, invs []store.Invite) error {
 	for _, inv := range invs {
-		if s.registering(inv.ID) {
+		if t.s.registering(inv.ID) {
 			continue // the browser registration records it, with the account
 		}
-		err := checker.Check(ctx, inv.Token)
+		if t.checker == nil {
+			c, err := ibr.DialChecker(ctx, t.s.c2s)
+			if err != nil {
+				return fmt.Errorf("usage check: %w", err)
+			}
+			t.checker = c
+		}
+		err := t.checker.Check(ctx, inv.Token)
 		switch {
 		case err == nil:
 		case errors.Is(err, ibr.ErrTokenRejected):
-			s.settleRejected(ctx, inv)
+			t.s.settleRejected(ctx, inv)
 		default:
 			return fmt.Errorf("usage check of %s: %w", inv.ID, err)
 		}
 	}
 	return nil
+}
+
+func (t *tokenChecks) close() {
+	if t.checker != nil {
+		t.checker.Close()
+	}
 }
 
 // settleRejected records a pending invite whose token the server refuses:

@@ -144,6 +144,19 @@ func BenchmarkPendingInvites(b *testing.B) {
 	})
 }
 
+// BenchmarkPendingPage is one page of a sweep: what usage tracking holds in
+// memory at a time.
+func BenchmarkPendingPage(b *testing.B) {
+	eachSize(b, func(b *testing.B, s *Store, smp Sample) {
+		ctx := context.Background()
+		for b.Loop() {
+			if _, err := s.PendingPage(ctx, PendingRef{}, sweepPageSize); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func BenchmarkUnrevokedCancelled(b *testing.B) {
 	eachSize(b, func(b *testing.B, s *Store, smp Sample) {
 		ctx := context.Background()
@@ -236,52 +249,40 @@ func BenchmarkAddInvite(b *testing.B) {
 
 // globalQuota counts the invites non-admins created in the quota window.
 func globalQuota(ctx context.Context, s *Store, smp Sample, now time.Time) (int, error) {
-	invs, err := s.InvitesCreatedSince(ctx, now.Add(-24*time.Hour))
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, inv := range invs {
-		if !isAdmin(smp, inv.Inviter) {
-			n++
-		}
-	}
-	return n, nil
-}
-
-func isAdmin(smp Sample, jid string) bool {
-	for _, a := range smp.Admins {
-		if a == jid {
-			return true
-		}
-	}
-	return false
+	q, err := s.QuotaCounts(ctx, "", now.Add(-24*time.Hour), smp.Admins)
+	return q.GlobalCreated, err
 }
 
 // inviterQuota reads what counts against one inviter's limits.
 func inviterQuota(ctx context.Context, s *Store, smp Sample, inviter string, now time.Time) error {
-	if _, err := s.InvitesByInviter(ctx, inviter); err != nil {
-		return err
-	}
-	_, err := globalQuota(ctx, s, smp, now)
+	_, err := s.QuotaCounts(ctx, inviter, now.Add(-24*time.Hour), smp.Admins)
 	return err
 }
 
-// pendingSweep reads what one usage-tracking sweep goes through.
+// sweepPageSize mirrors invites.sweepPage.
+const sweepPageSize = 256
+
+// pendingSweep reads what one usage-tracking sweep goes through, page by
+// page as the sweep does.
 func pendingSweep(ctx context.Context, s *Store) (int, error) {
-	invs, err := s.PendingInvites(ctx)
-	return len(invs), err
+	n := 0
+	var after PendingRef
+	for {
+		page, err := s.PendingPage(ctx, after, sweepPageSize)
+		if err != nil {
+			return n, err
+		}
+		n += len(page)
+		if len(page) < sweepPageSize {
+			return n, nil
+		}
+		after = page[len(page)-1]
+	}
 }
 
 // unrevokedSweep reads the cancelled invites whose revocation the sweep
 // retries (those not yet expired).
 func unrevokedSweep(ctx context.Context, s *Store, now time.Time) (int, error) {
-	invs, err := s.UnrevokedCancelled(ctx)
-	n := 0
-	for _, inv := range invs {
-		if inv.Expires.IsZero() || now.Before(inv.Expires) {
-			n++
-		}
-	}
-	return n, err
+	invs, err := s.UnrevokedCancelled(ctx, now)
+	return len(invs), err
 }
