@@ -188,7 +188,9 @@ func (s *Service) Actor(ctx context.Context, bare string) (Actor, error) {
 
 // Create mints one single-use account invite for a and records it, with
 // its audit entry, before returning it: a token is never handed out that the
-// database does not hold.
+// database does not hold. A token the server minted that is not handed
+// back (the request gave up, the inviter was revoked or invites paused
+// meanwhile, the store failed) is revoked at the server (orphan.go).
 func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 	if err := a.may(policy.CreateInvite); err != nil {
 		s.observer.InviteDenied()
@@ -200,7 +202,10 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 	}
 	// Settling twice is harmless; this covers a panicking Issuer.
 	defer held.settle(func() error { return nil })
-	minted, err := s.issuer.Mint(ctx)
+	// Not bounded by the request: a request giving up while the server
+	// mints would leave a token that nobody ever learns of. The Issuer
+	// bounds the wait itself.
+	minted, err := s.issuer.Mint(context.WithoutCancel(ctx))
 	if err != nil {
 		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
@@ -212,8 +217,8 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 	var inv store.Invite
 	err = held.settle(func() error {
 		// Revoke and pause may have happened while the server minted;
-		// both serialise with this under quotaMu. The token was never
-		// shown to anyone, so dropping it leaves nothing usable behind.
+		// both serialise with this under quotaMu. The token is then
+		// revoked instead of handed out.
 		if err := s.stillAdmitted(wctx, a); err != nil {
 			return err
 		}
@@ -230,16 +235,18 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 		}, store.AuditEntry{Time: now, Actor: a.jid, Action: ActionInviteCreate})
 		return err
 	})
-	var paused *PausedError
-	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) {
-		s.log.InfoContext(ctx, "minted invite dropped: revoked or paused meanwhile", slog.String("inviter", a.jid))
-		return Invite{}, err
-	}
 	if err != nil {
-		// The server holds a token nobody will ever see; it expires there.
-		s.log.ErrorContext(ctx, "minted invite could not be stored",
-			slog.String("inviter", a.jid), slog.String("token", RedactToken(minted.Token)), slog.Any("err", err))
+		s.dropMinted(ctx, a, minted, now, err)
+		var paused *PausedError
+		if errors.Is(err, ErrForbidden) || errors.As(err, &paused) {
+			return Invite{}, err
+		}
 		return Invite{}, fmt.Errorf("create invite: store: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		// Nobody is waiting to hand the invite out any more.
+		s.abandonCreated(ctx, inv)
+		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
 	s.observer.InviteCreated()
 	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
