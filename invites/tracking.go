@@ -69,8 +69,7 @@ func (s *Service) CheckPending(ctx context.Context) error {
 // index's entry: the fields the token check and settling read (the rest of
 // the record is read when the state changes).
 func pendingInvite(r store.PendingRef) store.Invite {
-	return store.Invite{ID: r.ID, Token: r.Token, Inviter: r.Inviter, Created: r.Created, Expires: r.Expires,
-		State: store.StatePending}
+	return store.Invite{ID: r.ID, Token: r.Token, Inviter: r.Inviter, Expires: r.Expires, State: store.StatePending}
 }
 
 // expiryMargin absorbs clock differences between the bot and the server:

@@ -103,6 +103,7 @@ func validateAudit(e AuditEntry) error {
 // unique and increasing even across deletions and restarts.
 func (s *Store) appendAudit(tx *bbolt.Tx, e AuditEntry) (AuditEntry, error) {
 	b := tx.Bucket(bucketAudit)
+	b.FillPercent = appendFill
 	seq, err := b.NextSequence()
 	if err != nil {
 		return AuditEntry{}, fmt.Errorf("audit sequence: %w", err)

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -36,6 +35,13 @@ const maxKeyPart = 4096
 // such a token never expires as far as the bot knows.
 const noExpiry = math.MaxUint64
 
+// appendFill is the fill factor of the buckets whose new keys land at the
+// end: the audit log, the creation index and the expiry-ordered indexes
+// (new invites expire last). bbolt splits a page half full by default,
+// which for such keys leaves every page half empty for good, and doubles
+// what reading them maps into memory.
+const appendFill = 1.0
+
 // putUint64 and getUint64 encode counts and ranks.
 func putUint64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
@@ -56,9 +62,19 @@ func expiryBytes(t time.Time) []byte {
 	case t.Before(minCreated):
 		return putUint64(0)
 	case t.After(maxCreated):
-		return putUint64(noExpiry - 1)
+		return putUint64(math.MaxInt64)
 	}
 	return putUint64(uint64(t.UnixNano()))
+}
+
+// expiryFrom decodes expiryBytes; times outside 1970..2262 come back as
+// the end of that range they were clamped to.
+func expiryFrom(b []byte) time.Time {
+	n := binary.BigEndian.Uint64(b)
+	if n == noExpiry {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(min(n, math.MaxInt64))).UTC()
 }
 
 // expiryKey is the key of the invites_pending and invites_unrevoked
@@ -190,21 +206,45 @@ func indexCreated(tx *bbolt.Tx, inv Invite) error {
 	if err := putRanked(tx.Bucket(bucketInvitesByInviter), inviterPrefix(inv.Inviter), key, nil); err != nil {
 		return fmt.Errorf("index invite %s by inviter: %w", inv.ID, err)
 	}
-	if err := putRanked(tx.Bucket(bucketInvitesByCreated), nil, createdKey(inv.Created, inv.ID), []byte(inv.Inviter)); err != nil {
+	byCreated := tx.Bucket(bucketInvitesByCreated)
+	byCreated.FillPercent = appendFill
+	if err := putRanked(byCreated, nil, createdKey(inv.Created, inv.ID), []byte(inv.Inviter)); err != nil {
 		return fmt.Errorf("index invite %s by creation: %w", inv.ID, err)
 	}
 	return nil
 }
 
 // PendingRef is what usage tracking needs of a pending invite. The pending
-// index carries it, so a sweep reads that index alone instead of records
-// scattered over the whole file.
+// index carries it, so a sweep reads that small index alone instead of
+// records scattered over the whole file.
 type PendingRef struct {
-	ID      string    `json:"-"` // in the key
-	Token   string    `json:"t"`
-	Inviter string    `json:"i"`
-	Created time.Time `json:"c"`
-	Expires time.Time `json:"e,omitzero"` // zero when the server did not say
+	ID      string
+	Token   string
+	Inviter string
+	// Expires is zero when the server did not say; a time outside
+	// 1970..2262 reads as the end of that range.
+	Expires time.Time
+}
+
+// pendingValue is the value of an invites_pending entry: the token with
+// its length, then the inviter. Binary rather than JSON because a sweep
+// reads every entry, so their size is what a sweep maps into memory.
+func pendingValue(token, inviter string) []byte {
+	return append(lenPrefix(token), inviter...)
+}
+
+// pendingRef decodes an invites_pending entry.
+func pendingRef(k, v []byte) (PendingRef, error) {
+	n, w := binary.Uvarint(v)
+	if len(k) < 8 || w <= 0 || uint64(len(v)-w) < n {
+		return PendingRef{}, fmt.Errorf("malformed pending index entry %q", k)
+	}
+	return PendingRef{
+		ID:      string(k[8:]),
+		Token:   string(v[w : w+int(n)]),
+		Inviter: string(v[w+int(n):]),
+		Expires: expiryFrom(k[:8]),
+	}, nil
 }
 
 // indexState adds (add true) or removes the index entries that depend on
@@ -219,11 +259,9 @@ func indexState(tx *bbolt.Tx, inv Invite, add bool) error {
 		return b.Delete(key)
 	}
 	if inv.State == StatePending {
-		ref, err := json.Marshal(PendingRef{Token: inv.Token, Inviter: inv.Inviter, Created: inv.Created, Expires: inv.Expires})
-		if err != nil {
-			return err
-		}
-		if err := set(tx.Bucket(bucketInvitesPending), expiryKey(inv.Expires, inv.ID), ref); err != nil {
+		pending := tx.Bucket(bucketInvitesPending)
+		pending.FillPercent = appendFill
+		if err := set(pending, expiryKey(inv.Expires, inv.ID), pendingValue(inv.Token, inv.Inviter)); err != nil {
 			return fmt.Errorf("index pending invite %s: %w", inv.ID, err)
 		}
 		if err := set(tx.Bucket(bucketPendingByInviter), pendingInviterKey(inv.Inviter, inv.Expires, inv.ID), []byte{}); err != nil {
@@ -234,7 +272,9 @@ func indexState(tx *bbolt.Tx, inv Invite, add bool) error {
 		}
 	}
 	if inv.State == StateCancelled && !inv.Revoked {
-		if err := set(tx.Bucket(bucketInvitesUnrevoked), expiryKey(inv.Expires, inv.ID), []byte{}); err != nil {
+		unrevoked := tx.Bucket(bucketInvitesUnrevoked)
+		unrevoked.FillPercent = appendFill
+		if err := set(unrevoked, expiryKey(inv.Expires, inv.ID), []byte{}); err != nil {
 			return fmt.Errorf("index unrevoked invite %s: %w", inv.ID, err)
 		}
 	}

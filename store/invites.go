@@ -329,14 +329,10 @@ func (s *Store) PendingPage(ctx context.Context, after PendingRef, limit int) ([
 			}
 		}
 		for ; k != nil && len(out) < limit; k, v = c.Next() {
-			if len(k) < 8 {
-				return fmt.Errorf("malformed pending index key %q", k)
+			ref, err := pendingRef(k, v)
+			if err != nil {
+				return err
 			}
-			var ref PendingRef
-			if err := json.Unmarshal(v, &ref); err != nil {
-				return fmt.Errorf("decode pending index entry %x: %w", k, err)
-			}
-			ref.ID = string(k[8:])
 			out = append(out, ref)
 		}
 		return nil

@@ -66,14 +66,6 @@ type v3Audit struct {
 	Subject string `json:"subject"`
 }
 
-// v4PendingRef is the value of an invites_pending entry as v4 writes it.
-type v4PendingRef struct {
-	Token   string    `json:"t"`
-	Inviter string    `json:"i"`
-	Created time.Time `json:"c"`
-	Expires time.Time `json:"e,omitzero"`
-}
-
 // v4MaxKeyPart bounds the strings v4 puts into index keys.
 const v4MaxKeyPart = 4096
 
@@ -86,7 +78,7 @@ func v4Expiry(t time.Time) []byte {
 	case t.Before(time.Unix(0, 0)):
 		n = 0
 	case t.After(time.Unix(0, math.MaxInt64)):
-		n = math.MaxUint64 - 1
+		n = math.MaxInt64
 	default:
 		n = uint64(t.UnixNano())
 	}
@@ -133,10 +125,7 @@ func migrateV3toV4(tx *bbolt.Tx) error {
 		expiry := append(v4Expiry(inv.Expires), id...)
 		switch {
 		case inv.State == "pending":
-			ref, err := json.Marshal(v4PendingRef{Token: inv.Token, Inviter: inv.Inviter, Created: inv.Created, Expires: inv.Expires})
-			if err != nil {
-				return err
-			}
+			ref := append(v4LenPrefix(inv.Token), inv.Inviter...)
 			if err := b["invites_pending"].Put(expiry, ref); err != nil {
 				return fmt.Errorf("index pending invite %s: %w", id, err)
 			}

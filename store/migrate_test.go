@@ -269,8 +269,8 @@ func TestMigrateV1(t *testing.T) {
 	}
 	refs, err := s.PendingPage(ctx, PendingRef{}, 10)
 	wantRefs := []PendingRef{
-		{ID: bobPending.ID, Token: bobPending.Token, Inviter: bobPending.Inviter, Created: bobPending.Created, Expires: bobPending.Expires},
-		{ID: alicePending.ID, Token: alicePending.Token, Inviter: alicePending.Inviter, Created: alicePending.Created, Expires: alicePending.Expires},
+		{ID: bobPending.ID, Token: bobPending.Token, Inviter: bobPending.Inviter, Expires: bobPending.Expires},
+		{ID: alicePending.ID, Token: alicePending.Token, Inviter: alicePending.Inviter, Expires: alicePending.Expires},
 	}
 	if err != nil || !reflect.DeepEqual(refs, wantRefs) {
 		t.Errorf("PendingPage = %+v, %v; want %+v", refs, err, wantRefs)

@@ -12,7 +12,7 @@
 //	invites_by_token            token -> id        (uniqueness, lookups by token)
 //	invites_by_inviter          inviter 0x00 created id -> rank among the inviter's
 //	invites_by_created          created id -> rank, inviter
-//	invites_pending             expiry id -> PendingRef (pending invites)
+//	invites_pending             expiry id -> lenstr(token) inviter (pending invites)
 //	invites_pending_by_inviter  inviter 0x00 expiry id -> empty
 //	pending_counts              inviter -> count (8-byte BE), inviters with pending invites only
 //	invites_unrevoked           expiry id -> empty (cancelled, token not revoked)
