@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/internal/plaintext"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
 )
@@ -25,10 +27,11 @@ const (
 	// expiredGrace keeps expired sessions long enough to answer
 	// session-expired rather than bad-sessionid.
 	expiredGrace = time.Hour
-	// maxSessionsPerJID bounds open sessions per full JID, so one client
-	// cannot fill the table.
+	// maxSessionsPerJID bounds live sessions per bare JID, so one account
+	// (or a server inventing resources for it) cannot fill the table.
 	maxSessionsPerJID = 5
-	// maxSessions bounds the table as a whole.
+	// maxSessions bounds the live sessions as a whole; expired ones kept
+	// for expiredGrace are dropped first when the table is this full.
 	maxSessions = 10000
 )
 
@@ -111,29 +114,41 @@ var (
 	errSessionExpired  = errors.New("session expired")
 )
 
-// open starts a session for owner, sweeping expired ones first. The session
-// is not in the table until put.
+// open starts a session for owner, sweeping expired ones first. Only live
+// sessions count against the caps: expired ones are kept for expiredGrace
+// so that a late request learns session-expired rather than bad-sessionid,
+// but they never block anyone. The session is not in the table until put.
 func (t *sessionTable) open(owner, node string) (*adhocSession, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	mine := 0
+	bare := bareOf(owner)
+	mine, live := 0, 0
 	for id, s := range t.byID {
-		if now.After(s.expires.Add(expiredGrace)) {
+		expired := !now.Before(s.expires)
+		if now.After(s.expires.Add(expiredGrace)) || (expired && len(t.byID) >= maxSessions) {
 			delete(t.byID, id)
 			continue
 		}
-		if s.owner == owner && now.Before(s.expires) {
+		if expired {
+			continue
+		}
+		live++
+		if bareOf(s.owner) == bare {
 			mine++
 		}
 	}
-	// Kept for expiredGrace after expiry so a late request learns
-	// session-expired rather than bad-sessionid.
-	if mine >= maxSessionsPerJID || len(t.byID) >= maxSessions {
+	if mine >= maxSessionsPerJID || live >= maxSessions {
 		return nil, errTooManySessions
 	}
 	s := &adhocSession{id: newSessionID(), owner: owner, node: node, args: map[string]string{}, expires: now.Add(sessionTTL)}
 	return s, nil
+}
+
+// bareOf is the bare part of a full JID string.
+func bareOf(full string) string {
+	bare, _, _ := strings.Cut(full, "/")
+	return bare
 }
 
 // take removes owner's session id on node from the table and returns it;
@@ -195,6 +210,9 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor invites.Actor
 	if !policy.Allows(role, op.perm) {
 		return commandOut{}, cmdErr("auth", stanza.Forbidden, "", "you may not run this command")
 	}
+	if !op.available(b) {
+		return commandOut{}, cmdErr("cancel", stanza.FeatureNotImplemented, "", op.unavailable)
+	}
 	switch cmd.Action {
 	case "", actionExecute, actionNext, actionPrev, actionComplete, actionCancel:
 	default:
@@ -245,6 +263,12 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor invites.Actor
 	if action == "" || action == actionExecute {
 		action = allowed.Execute
 	}
+	if action == actionNext && allowed.Next == nil && allowed.Complete != nil {
+		// poezio submits every stage with next. XEP-0050 lets a responder
+		// be lenient, and Prosody's own commands are: on the last stage
+		// next means complete.
+		action = actionComplete
+	}
 	if (action == actionNext && allowed.Next == nil) || (action == actionComplete && allowed.Complete == nil) {
 		b.sessions.put(s)
 		return commandOut{}, cmdErr("modify", stanza.BadRequest, "bad-action", action+" is not possible at this step")
@@ -257,8 +281,15 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor invites.Actor
 		}
 		args, err := paramsFromForm(op, role, form)
 		if err != nil {
-			b.sessions.put(s)
-			return commandOut{}, cmdErr("modify", stanza.BadRequest, "bad-payload", err.Error())
+			// Show the form again with what was typed and what is wrong,
+			// rather than ending the command: one field to fix instead of
+			// starting over.
+			s.args = typedValues(op, role, form)
+			out, cerr := b.nextStage(ctx, op, r, s)
+			if cerr == nil {
+				out.Notes = []commandNote{{Type: "error", Text: sentence(err.Error())}}
+			}
+			return out, cerr
 		}
 		r.args, s.args = args, args
 		if op.confirm != nil {
@@ -373,6 +404,18 @@ func (b *Bot) formFields(ctx context.Context, p param, r request, value string) 
 	return fields, nil
 }
 
+// typedValues is what a submitted form holds for the parameters role may
+// set, unchecked, to fill the form in again.
+func typedValues(op operation, role policy.Role, form *dataform.Form) map[string]string {
+	vals := make(map[string]string)
+	for _, p := range visibleParams(op, role) {
+		if v := form.Value(p.name); v != "" {
+			vals[p.name] = plaintext.Truncate(plaintext.Line(v), maxTextParam)
+		}
+	}
+	return vals
+}
+
 // paramsFromForm validates a submitted form against the parameters role
 // may set.
 func paramsFromForm(op operation, role policy.Role, form *dataform.Form) (map[string]string, error) {
@@ -405,7 +448,7 @@ func (b *Bot) finish(ctx context.Context, op operation, r request, sid string) c
 	b.countCommand(op)
 	res, err := op.run(ctx, b, r)
 	if err != nil {
-		text := b.userMessage(ctx, op, r.actor.JID(), err)
+		text := b.userMessage(ctx, op, r.actor, err)
 		out.Notes = []commandNote{{Type: "error", Text: text}}
 		return out
 	}
@@ -413,7 +456,9 @@ func (b *Bot) finish(ctx context.Context, op operation, r request, sid string) c
 	switch {
 	case res.warn:
 		out.Notes = []commandNote{{Type: "warn", Text: res.text}}
-	case res.form == nil:
+	case res.form == nil, res.form.Reported != nil:
+		// Console clients (profanity, poezio) show a reported table as an
+		// empty form: the same rows as text reach every client.
 		out.Notes = []commandNote{{Type: "info", Text: res.text}}
 	}
 	return out

@@ -27,9 +27,21 @@ const (
 	// (minting) and the database, and must not run in the read loop.
 	maxWorkers = 32
 	// maxQueued bounds requests accepted but waiting for a worker. A burst
-	// (one inviter firing dozens of commands) waits its turn; past this,
-	// requests are dropped rather than piling up goroutines.
+	// waits its turn; past this, requests are dropped rather than piling
+	// up goroutines. Admins' requests are not counted against it.
 	maxQueued = 512
+	// maxPerSender bounds one bare JID's requests queued or running, so
+	// that one sender's flood cannot fill the queue: a burst of dozens
+	// (an inviter minting for a workshop) still waits its turn.
+	maxPerSender = 64
+	// maxRunningPerSender bounds one bare JID's requests holding workers
+	// at once, so that its burst cannot keep others waiting for a worker.
+	maxRunningPerSender = 4
+	// adminWorkers are worker slots only admins' requests may take: an
+	// admin must always be able to revoke whoever floods the bot.
+	adminWorkers = 4
+	// dropLogInterval is how often a sender's dropped requests are logged.
+	dropLogInterval = time.Minute
 	// requestTimeout bounds one request from parsing to reply.
 	requestTimeout = 30 * time.Second
 	// abortGrace is how long Drain waits for cancelled requests to return.
@@ -57,17 +69,26 @@ type Bot struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	out      Encoder
-	links    func(id string) (landing, qr string)
-	observer CommandObserver
-	ops      map[string]operation // by chat command word
-	nodes    map[string]operation // by XEP-0050 node
+	out   Encoder
+	links func(id string) (landing, qr string)
+	// eventLinks gives an event link's page and QR image; nil without a
+	// web server, and then no event links can be made.
+	eventLinks func(id string) (page, qr string)
+	observer   CommandObserver
+	ops        map[string]operation // by chat command word
+	nodes      map[string]operation // by XEP-0050 node
 
 	sessions *sessionTable
 
-	slots    chan struct{}
-	queued   chan struct{}
-	inflight sync.WaitGroup
+	slots      chan struct{}
+	adminSlots chan struct{}
+	queued     chan struct{}
+	inflight   sync.WaitGroup
+	// perSender holds each bare JID's requests queued or running: their
+	// count, and the slots that bound how many run at once. Guarded by
+	// gate.
+	perSender map[string]*senderShare
+	dropLog   *replyLimiter
 	// gate orders spawn's Add against Drain's Wait: a WaitGroup must not
 	// grow from zero while someone waits on it.
 	gate    sync.Mutex
@@ -102,6 +123,9 @@ type Config struct {
 	Observer CommandObserver
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// EventLinks, when set, gives an event link's page and QR image URLs
+	// (the web room's); nil when no web server is configured.
+	EventLinks func(id string) (page, qr string)
 }
 
 // New returns a Bot; give it to Link.Run as the stanza handler.
@@ -126,12 +150,16 @@ func New(cfg Config) *Bot {
 		now:         now,
 		out:         cfg.Out,
 		links:       cfg.Links,
+		eventLinks:  cfg.EventLinks,
 		observer:    cfg.Observer,
 		ops:         ops,
 		nodes:       nodes,
 		sessions:    newSessionTable(now),
 		slots:       make(chan struct{}, maxWorkers),
+		adminSlots:  make(chan struct{}, adminWorkers),
 		queued:      make(chan struct{}, maxQueued),
+		perSender:   make(map[string]*senderShare),
+		dropLog:     newReplyLimiter(dropLogInterval, now),
 		baseCtx:     ctx,
 		abort:       cancel,
 		refusals:    newReplyLimiter(policy.RefusalInterval, now),
@@ -203,6 +231,18 @@ type outboundMessage struct {
 	Type    stanza.MessageType `xml:"type,attr,omitempty"`
 	Body    string             `xml:"body"`
 	OOB     *oobData           `xml:"jabber:x:oob x,omitempty"`
+	// Unstyled asks clients to show the body as it is, without message
+	// styling (XEP-0393 §6): set on messages that repeat a stranger's
+	// words, whose *stars* and _underscores_ must not become markup.
+	Unstyled *struct{} `xml:"urn:xmpp:styling:0 unstyled,omitempty"`
+}
+
+// unstyled is the value of outboundMessage.Unstyled for plain replies.
+func unstyled(plain bool) *struct{} {
+	if plain {
+		return &struct{}{}
+	}
+	return nil
 }
 
 // oobData is XEP-0066 out-of-band data: clients show an image URL carried
@@ -231,57 +271,58 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 		return // chat states, receipts and the like
 	}
 	from, to, typ, body := m.From, m.To, m.Type, m.Body[0]
-	ok := b.spawn(func(ctx context.Context) {
+	ok := b.spawn(from.Bare().String(), func(ctx context.Context) {
 		res, ok := b.serveChat(ctx, from.Bare().String(), body)
 		if !ok {
 			return
 		}
-		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.text})
+		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.text, Unstyled: unstyled(res.plain)})
 		if res.image != "" {
 			b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.image,
 				OOB: &oobData{URL: res.image}})
 		}
 	})
-	if !ok {
-		b.log.Warn("message dropped: shutting down or busy", slog.String("from", from.Bare().String()))
+	if !ok && b.dropLog.allow(from.Bare().String()) {
+		b.log.Warn("messages dropped: shutting down, busy, or this sender has too many requests in flight",
+			slog.String("from", from.Bare().String()))
 	}
 }
 
-// spawn queues work for a worker goroutine unless the bot is shutting down
-// or the queue is full, in which case it returns false at once: the read
+// spawn queues work from sender (a bare JID) for a worker goroutine unless
+// the bot is shutting down, the queue is full, or sender already has
+// maxPerSender requests in flight; then it returns false at once: the read
 // loop must never wait.
-func (b *Bot) spawn(work func(ctx context.Context)) bool {
-	return b.spawnOr(work, nil)
+func (b *Bot) spawn(sender string, work func(ctx context.Context)) bool {
+	return b.spawnOr(sender, work, nil)
 }
 
 // spawnOr is spawn with a fallback, run instead of work when the request
 // timed out waiting for a worker (an IQ must still be answered).
-func (b *Bot) spawnOr(work, timedOut func(ctx context.Context)) bool {
-	b.gate.Lock()
-	defer b.gate.Unlock()
-	if b.closing {
+func (b *Bot) spawnOr(sender string, work, timedOut func(ctx context.Context)) bool {
+	// An in-memory look-up of the configuration: cheap enough for the
+	// read loop, unlike a grant, which needs the database.
+	return b.spawnAs(sender, b.svc.IsAdmin(sender), work, timedOut)
+}
+
+// spawnAs is spawnOr for a sender whose privilege is known: privileged
+// senders (admins, the server's usage reports) bypass the shared queue and
+// may take the worker slots kept for admins.
+func (b *Bot) spawnAs(sender string, admin bool, work, timedOut func(ctx context.Context)) bool {
+	share := b.admit(sender, admin)
+	if share == nil {
 		return false
 	}
-	select {
-	case b.queued <- struct{}{}:
-	default:
-		return false
-	}
-	b.inflight.Add(1)
 	go func() {
 		defer func() {
-			<-b.queued
-			b.inflight.Done()
+			b.release(sender, admin)
 			if r := recover(); r != nil {
 				b.log.Error("panic in worker", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 			}
 		}()
 		ctx, cancel := context.WithTimeout(b.baseCtx, requestTimeout)
 		defer cancel()
-		select {
-		case b.slots <- struct{}{}:
-			defer func() { <-b.slots }()
-		case <-ctx.Done():
+		release, ok := b.acquireWorker(ctx, share, admin)
+		if !ok {
 			b.log.Warn("request timed out waiting for a worker")
 			if timedOut != nil {
 				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fallbackTimeout)
@@ -290,9 +331,81 @@ func (b *Bot) spawnOr(work, timedOut func(ctx context.Context)) bool {
 			}
 			return
 		}
+		defer release()
 		work(ctx)
 	}()
 	return true
+}
+
+// senderShare is one sender's part of the queue and the workers.
+type senderShare struct {
+	queued  int
+	running chan struct{} // capacity maxRunningPerSender
+}
+
+// admit takes a place in the queue for one request of sender, or returns
+// nil. Admins are bounded only by their own share: the shared queue may be
+// full of others.
+func (b *Bot) admit(sender string, admin bool) *senderShare {
+	b.gate.Lock()
+	defer b.gate.Unlock()
+	share := b.perSender[sender]
+	if b.closing || (share != nil && share.queued >= maxPerSender) {
+		return nil
+	}
+	if !admin {
+		select {
+		case b.queued <- struct{}{}:
+		default:
+			return nil
+		}
+	}
+	if share == nil {
+		share = &senderShare{running: make(chan struct{}, maxRunningPerSender)}
+		b.perSender[sender] = share
+	}
+	share.queued++
+	b.inflight.Add(1)
+	return share
+}
+
+// release gives back what admit took.
+func (b *Bot) release(sender string, admin bool) {
+	b.gate.Lock()
+	if share := b.perSender[sender]; share != nil {
+		if share.queued--; share.queued <= 0 {
+			delete(b.perSender, sender)
+		}
+	}
+	b.gate.Unlock()
+	if !admin {
+		<-b.queued
+	}
+	b.inflight.Done()
+}
+
+// acquireWorker waits for the sender's turn and a worker slot; admins may
+// also take one of the slots kept for them. It returns the function that
+// gives both back.
+func (b *Bot) acquireWorker(ctx context.Context, share *senderShare, admin bool) (func(), bool) {
+	select {
+	case share.running <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false
+	}
+	adminSlots := b.adminSlots
+	if !admin {
+		adminSlots = nil // a nil channel never receives: others cannot take these
+	}
+	select {
+	case b.slots <- struct{}{}:
+		return func() { <-b.slots; <-share.running }, true
+	case adminSlots <- struct{}{}:
+		return func() { <-b.adminSlots; <-share.running }, true
+	case <-ctx.Done():
+		<-share.running
+		return nil, false
+	}
 }
 
 // replyFrom answers from the address the sender wrote to (the component or
@@ -335,11 +448,12 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		if b.strangerLog.allow(ctx, b.svc) {
 			b.svc.RecordRefusal(ctx, actor, why)
 		}
-		return reply{text: text}, true
+		// Said once, so that silence afterwards is not a mystery.
+		return reply{text: text + " " + msgStrangerQuiet}, true
 	}
 
 	if len(body) > maxBodyBytes {
-		return refuse("Too long.", "message too long")
+		return refuse(fmt.Sprintf("Too long: a command is at most %d bytes.", maxBodyBytes), "message too long")
 	}
 	name, rest := splitCommand(body)
 	op, ok := b.ops[name]
@@ -347,8 +461,11 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		if name == "" {
 			return reply{}, false
 		}
-		return refuse(fmt.Sprintf("Unknown command %q. Send help to see what you can do.", truncate(name, 32)),
-			"unknown command")
+		text := fmt.Sprintf("Unknown command %q.", truncate(name, 32))
+		if guess := b.closestCommand(name, role); guess != "" {
+			text += fmt.Sprintf(" Did you mean %s?", guess)
+		}
+		return refuse(text+" Send help to see what you can do.", "unknown command")
 	}
 	if op.perm == policy.ReadHelp && role == policy.Stranger && !b.helpReplies.allow(actor) {
 		return reply{}, false
@@ -357,16 +474,63 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		return refuse("Sorry, you may not use "+op.name+" here. Send help to see what you can do.",
 			"no rights for "+op.name)
 	}
+	if !op.available(b) {
+		return reply{text: op.unavailable}, true
+	}
 	args, err := bindArgs(op, role, rest)
 	if err != nil {
-		return reply{text: fmt.Sprintf("%v\nUsage: %s", err, op.usage(role))}, true
+		return reply{text: fmt.Sprintf("%s\nUsage: %s", sentence(err.Error()), op.usage(role))}, true
 	}
 	b.countCommand(op)
 	res, err := op.run(ctx, b, request{actor: who, args: args})
 	if err != nil {
-		return reply{text: b.userMessage(ctx, op, actor, err)}, true
+		return reply{text: b.userMessage(ctx, op, who, err)}, true
 	}
 	return res, true
+}
+
+// maxTypoDistance is how many edits a typo may be from a command for the
+// bot to suggest it.
+const maxTypoDistance = 2
+
+// closestCommand suggests the command role may use that name is a typo
+// of, or "".
+func (b *Bot) closestCommand(name string, role policy.Role) string {
+	best, bestDist := "", maxTypoDistance+1
+	for _, op := range operations() {
+		if !policy.Allows(role, op.perm) {
+			continue
+		}
+		if !op.available(b) {
+			continue
+		}
+		if d := editDistance(name, op.name); d < bestDist {
+			best, bestDist = op.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between two short words.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur := make([]int, len(rb)+1)
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(rb)]
 }
 
 // countCommand tells the observer a permitted command runs.
@@ -446,6 +610,9 @@ func bindArgs(op operation, role policy.Role, rest string) (map[string]string, e
 		}
 	}
 	if next < len(words) {
+		if len(positional) == 0 && len(args) == 0 {
+			return nil, fmt.Errorf("%s takes no arguments: send just %s", op.name, op.name)
+		}
 		return nil, errors.New("too many arguments")
 	}
 	return args, nil
@@ -464,14 +631,19 @@ const (
 	msgInternal     = "Sorry, something went wrong. Please try again later."
 	msgUnavailable  = "Sorry, the server cannot be reached right now. Please try again in a minute."
 	msgIssuerRefuse = "Sorry, the server refused to create the invite. The admins have been told."
+	// msgStrangerQuiet ends the one answer a stranger gets per interval.
+	msgStrangerQuiet = "(I answer people without invite rights at most once an hour.)"
 )
 
 // userMessage turns an operation error into a reply and logs what an admin
 // needs to know.
-func (b *Bot) userMessage(ctx context.Context, op operation, actor string, err error) string {
+func (b *Bot) userMessage(ctx context.Context, op operation, who invites.Actor, err error) string {
+	actor := who.JID()
 	switch {
 	case errors.Is(err, invites.ErrForbidden):
 		return "Sorry, you may not use " + op.name + " here."
+	case errors.Is(err, invites.ErrNoSuchInvite) && policy.Allows(who.Role(), policy.CancelAnyInvite):
+		return "No such invite. Check the id in audit or invites <jid>."
 	case errors.Is(err, invites.ErrNoSuchInvite):
 		return "No such invite among yours. Send invites to list them."
 	case errors.As(err, new(*invites.PausedError)):
@@ -483,15 +655,13 @@ func (b *Bot) userMessage(ctx context.Context, op operation, actor string, err e
 		errors.As(err, &qe)
 		return "No invite: " + quotaText(qe.Refusal) + "."
 	case errors.Is(err, invites.ErrIssuerForbidden):
-		b.log.ErrorContext(ctx, "the server refused to mint an invite: add this component to the admins of the domain's VirtualHost",
-			slog.String("prosody_config", fmt.Sprintf(`VirtualHost %q: admins = { %q }`, b.svc.Domain(), b.component.String())),
-			slog.Any("err", err))
+		b.logIssuerRefused(ctx, err)
 		return msgIssuerRefuse
 	case errors.Is(err, invites.ErrIssuerUnsupported):
 		b.log.ErrorContext(ctx, "the server has no invite command: enable the invites and invites_adhoc modules on the domain",
 			slog.String("domain", b.svc.Domain()), slog.Any("err", err))
 		return msgIssuerRefuse
-	case errors.Is(err, ErrLinkDown), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrLinkDown), errors.Is(err, ErrMinterDown), errors.Is(err, context.DeadlineExceeded):
 		b.log.WarnContext(ctx, "request failed: server unreachable", slog.String("op", op.name), slog.Any("err", err))
 		return msgUnavailable
 	default:

@@ -116,7 +116,9 @@ func (n *recordingNotifier) all() string {
 	return strings.Join(n.sent, "\n")
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture is a bot over a fresh store and a fake issuer; opts adjust
+// the service's options.
+func newFixture(t *testing.T, opts ...func(*invites.Options)) *fixture {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "bot.db"))
 	if err != nil {
@@ -127,8 +129,12 @@ func newFixture(t *testing.T) *fixture {
 	iss := &fakeIssuer{}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	notes := &recordingNotifier{}
-	svc := invites.NewService(invites.Options{Store: st, Issuer: iss, Domain: "durare.test",
-		Admins: map[string]bool{admin: true}, Now: clock.now, Log: log, Notifier: notes})
+	o := invites.Options{Store: st, Issuer: iss, Domain: "durare.test",
+		Admins: map[string]bool{admin: true}, Now: clock.now, Log: log, Notifier: notes}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	svc := invites.NewService(o)
 	b := New(Config{Service: svc, Component: jid.MustParse("invites.durare.test"), Log: log, Now: clock.now})
 	return &fixture{bot: b, store: st, issuer: iss, clock: clock, notes: notes}
 }
@@ -191,7 +197,7 @@ func TestBindArgs(t *testing.T) {
 		{op: "grant", rest: "bob@example.org " + strings.Repeat("x", maxTextParam+1), wantErr: "longer than"},
 		{op: "revoke", rest: "a@b c@d", wantErr: "too many arguments"},
 		{op: "cancel", rest: "not-an-id", wantErr: "not an invite id"},
-		{op: "invite", rest: "now please", wantErr: "too many arguments"},
+		{op: "invite", rest: "now please", wantErr: "invite takes no arguments: send just invite"},
 		{op: "invite", rest: "", want: map[string]string{}},
 	}
 	for _, tc := range tests {
@@ -253,7 +259,7 @@ func TestChatPermissions(t *testing.T) {
 	if got := f.mustSay(t, stranger, "help"); strings.Contains(got, "invite:") || strings.Contains(got, "grant") {
 		t.Errorf("stranger's help lists commands they cannot run:\n%s", got)
 	}
-	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [note]") || !strings.Contains(got, "inviters") {
+	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [requests yes|no] [events N] [note]") || !strings.Contains(got, "inviters") {
 		t.Errorf("admin's help lacks admin commands:\n%s", got)
 	}
 	if got := f.mustSay(t, inviter, "grant bob@example.org"); !strings.Contains(got, "may not") {
@@ -317,10 +323,10 @@ func TestStrangerRefusalsAreRateLimited(t *testing.T) {
 
 func TestTooLongAndUnknown(t *testing.T) {
 	f := newFixture(t)
-	if got := f.mustSay(t, admin, strings.Repeat("x", maxBodyBytes+1)); got != "Too long." {
+	if got := f.mustSay(t, admin, strings.Repeat("x", maxBodyBytes+1)); got != "Too long: a command is at most 4096 bytes." {
 		t.Errorf("long body got %q", got)
 	}
-	if got := f.mustSay(t, admin, "invite"+strings.Repeat(" ", maxBodyBytes)); got != "Too long." {
+	if got := f.mustSay(t, admin, "invite"+strings.Repeat(" ", maxBodyBytes)); got != "Too long: a command is at most 4096 bytes." {
 		t.Errorf("long body got %q", got)
 	}
 	if got := f.mustSay(t, admin, "Frobnicate now"); got != `Unknown command "frobnicate". Send help to see what you can do.` {
@@ -483,7 +489,7 @@ func TestQuotasHoldUnderConcurrency(t *testing.T) {
 		switch {
 		case strings.Contains(r, "preauth="):
 			ok++
-		case strings.Contains(r, "No invite: you have created 5 invite(s) in the last 24 hours (cancelled ones count too); your limit is 5") && strings.Contains(r, "next possible"):
+		case strings.Contains(r, "No invite: you have created 5 invites in the last 24 hours (cancelled ones count too); your limit is 5") && strings.Contains(r, "next possible"):
 			refused++
 		default:
 			t.Errorf("unexpected reply %q", r)
@@ -508,7 +514,7 @@ func TestPendingAndGlobalLimits(t *testing.T) {
 	f.mustSay(t, inviter, "invite")
 	f.mustSay(t, inviter, "invite")
 	got := f.mustSay(t, inviter, "invite")
-	if !strings.Contains(got, "you have 2 pending invite(s); your limit is 2") || !strings.Contains(got, "next possible 2026-12-01 10:00 UTC") {
+	if !strings.Contains(got, "you have 2 pending invites; your limit is 2") || !strings.Contains(got, "next possible 2026-12-01 10:00 UTC") {
 		t.Errorf("pending limit reply %q", got)
 	}
 	invs, _ := f.store.InvitesByInviter(context.Background(), inviter)
@@ -562,7 +568,7 @@ func TestRevokeCancelsPendingInvites(t *testing.T) {
 	f.mustSay(t, inviter, "invite")
 	f.mustSay(t, inviter, "invite")
 	got := f.mustSay(t, admin, "revoke "+inviter)
-	if !strings.Contains(got, "Cancelled 2 pending invite(s); none of their links works any more.") {
+	if !strings.Contains(got, "Cancelled 2 pending invites; none of their links works any more.") {
 		t.Errorf("revoke reply %q", got)
 	}
 	if len(f.issuer.deleted) != 2 {
@@ -619,7 +625,7 @@ func TestGrantUpdatesKeepWhatIsNotGiven(t *testing.T) {
 	f.mustSay(t, admin, "revoke "+inviter)
 	notes := f.notes.all()
 	if strings.Count(notes, inviter+": You may now create account invites") != 1 ||
-		!strings.Contains(notes, inviter+": Your right to create invites for durare.test was revoked; 0 pending") {
+		!strings.Contains(notes, inviter+": Your right to create invites for durare.test was revoked; none of your invites was still pending") {
 		t.Errorf("notifications:\n%s", notes)
 	}
 }

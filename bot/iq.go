@@ -165,6 +165,9 @@ func (b *Bot) handleIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	case iq.Type == stanza.GetIQ && (req.payload == nameDiscoInfo || req.payload == nameDiscoItems):
 		b.dispatchIQ(t, req)
 		return
+	case iq.Type == stanza.SetIQ && req.payload == nameReport:
+		b.handleReport(t, req, child)
+		return
 	case iq.Type == stanza.SetIQ && req.payload == nameCommand:
 		d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(child), t))
 		if err := d.Decode(&req.command); err != nil {
@@ -193,7 +196,7 @@ func (b *Bot) dispatchIQ(t xmlstream.TokenReadEncoder, req iqRequest) {
 		reply.fail(e)
 		b.send(ctx, reply)
 	}
-	ok := b.spawnOr(func(ctx context.Context) {
+	ok := b.spawnOr(req.iq.From.Bare().String(), func(ctx context.Context) {
 		// Every IQ gets an answer, even when serving it panics; the
 		// panic goes on to the worker's recover to be logged.
 		defer func() {
@@ -250,6 +253,8 @@ func (b *Bot) commandNodeInfo(reply *iqReply, node string, role policy.Role) {
 		reply.fail(newError("cancel", stanza.ItemNotFound, "", ""))
 	case !policy.Allows(role, op.perm):
 		reply.fail(newError("auth", stanza.Forbidden, "", ""))
+	case !op.available(b):
+		reply.fail(newError("cancel", stanza.ItemNotFound, "", ""))
 	default:
 		reply.Payload = discoInfoQuery{Node: node,
 			Identities: []discoIdentity{{Category: "automation", Type: "command-node", Name: op.title}},
@@ -269,7 +274,7 @@ func (b *Bot) commandItems(reply *iqReply, req iqRequest, role policy.Role) {
 		self = b.component
 	}
 	for _, op := range operations() {
-		if op.node != "" && policy.Allows(role, op.perm) {
+		if op.node != "" && policy.Allows(role, op.perm) && op.available(b) {
 			q.Items = append(q.Items, discoItem{JID: self.String(), Node: op.node, Name: op.title})
 		}
 	}

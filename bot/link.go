@@ -5,13 +5,18 @@
 package bot
 
 import (
+	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,11 +45,33 @@ const (
 	// closeTimeout is how long a graceful close waits for the server to end
 	// its side of the stream.
 	closeTimeout = 3 * time.Second
+	// defaultWriteTimeout bounds writing one stanza to the connection. It is
+	// the writer's own deadline, never a caller's: a write that takes this
+	// long means the server stopped reading, and the link is rebuilt.
+	defaultWriteTimeout = 10 * time.Second
+	// DefaultMaxStanzaBytes is the largest stanza the link sends unless
+	// LinkConfig says otherwise. Prosody closes a component stream that
+	// carries a stanza over its limit (component_stanza_size_limit, else
+	// s2s_stanza_size_limit, 512 KiB by default), which would cut off every
+	// reply in flight. Half of that leaves room for a server configured
+	// lower and for a stanza re-serialised longer on its way to a remote
+	// server with the same limit.
+	DefaultMaxStanzaBytes = 256 << 10
+	// iqIDBytes is the entropy of the ids the link gives IQs: the id is what
+	// matches an answer to its request, so it must not be guessable.
+	iqIDBytes = 8
 )
 
 // ErrLinkDown is returned when a stanza must go out while there is no
 // component link.
 var ErrLinkDown = errors.New("component link is down")
+
+// ErrStanzaTooLarge is returned for a stanza over the link's maximum. The
+// stanza is not sent and the link stays up.
+var ErrStanzaTooLarge = errors.New("stanza too large for the component link")
+
+// errWriteFailed marks a session that ended because a write failed.
+var errWriteFailed = errors.New("write failed")
 
 // LinkConfig says where and how the component connects.
 type LinkConfig struct {
@@ -57,9 +84,15 @@ type LinkConfig struct {
 	// PingTarget is pinged to detect a dead link (the server's domain).
 	PingTarget jid.JID
 
-	// PingInterval, PingTimeout, MinBackoff and MaxBackoff default to the
-	// tunables above when zero.
-	PingInterval, PingTimeout, MinBackoff, MaxBackoff time.Duration
+	// PingInterval, PingTimeout, MinBackoff, MaxBackoff and WriteTimeout
+	// default to the tunables above when zero.
+	PingInterval, PingTimeout, MinBackoff, MaxBackoff, WriteTimeout time.Duration
+
+	// MaxStanzaBytes is the largest stanza, as written on the wire, that the
+	// link sends; larger ones are refused with ErrStanzaTooLarge. Zero means
+	// DefaultMaxStanzaBytes. It must stay below the server's own limit
+	// (Prosody: 512 KiB), past which the server drops the whole link.
+	MaxStanzaBytes int
 
 	// OnUp, when set, is called after each successful handshake (metrics,
 	// tests).
@@ -68,16 +101,68 @@ type LinkConfig struct {
 
 // Link keeps one XEP-0114 component session alive: it dials, serves
 // stanzas to the handler, pings, and dials again with exponential backoff
-// and jitter after any drop. Outgoing stanzas go through Send and
-// SendIQElement, which use whatever session is current.
+// and jitter after any drop. Outgoing stanzas go through Encode and
+// SendIQElement, which hand them to the current session's writer.
+//
+// One writer goroutine per session does every write the link makes, with a
+// deadline of its own per write. Callers' contexts only bound their wait
+// for a turn: mellium arms the shared connection's write deadline from the
+// context given to Session.Encode, and a context that ends (a request
+// finishing) moves that deadline into the past under whatever write is in
+// progress, after which mellium's buffered encoder fails every write.
 type Link struct {
 	cfg LinkConfig
 	log *slog.Logger
 
-	mu   sync.Mutex
-	sess *xmpp.Session
+	mu  sync.Mutex
+	cur *linkSession // nil while the link is down
+
+	// pending holds the IQs waiting for an answer, by id. The link matches
+	// answers itself rather than through mellium's SendIQ, which would arm
+	// the connection's deadline from the caller's context.
+	pendingMu sync.Mutex
+	pending   map[string]*pendingIQ
 
 	reconnects atomic.Uint64
+}
+
+// linkSession is one established component session and its writer.
+type linkSession struct {
+	sess *xmpp.Session
+	// queue hands stanzas to the writer. It is unbuffered, so a caller
+	// whose context ends before the writer takes its stanza knows the
+	// stanza was not sent.
+	queue chan writeRequest
+	// done is closed when the session has ended.
+	done chan struct{}
+	// broken is closed by the writer when a write failed, after it set
+	// writeErr. The session then ends at once instead of at the next
+	// keepalive, and nobody waits for this stream any more.
+	broken   chan struct{}
+	writeErr error
+}
+
+// failure returns the write error that broke st, or nil.
+func (st *linkSession) failure() error {
+	select {
+	case <-st.broken:
+		return st.writeErr
+	default:
+		return nil
+	}
+}
+
+// writeRequest is one stanza, already encoded, for the writer.
+type writeRequest struct {
+	data   []byte
+	result chan<- error // buffered: the writer never waits on it
+}
+
+// pendingIQ is an IQ waiting for its answer.
+type pendingIQ struct {
+	// to is whom the IQ was addressed to: only an answer from there counts.
+	to    jid.JID
+	reply chan []xml.Token // buffered, receives once
 }
 
 // NewLink returns a Link; Run starts it.
@@ -94,14 +179,20 @@ func NewLink(cfg LinkConfig, log *slog.Logger) *Link {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = defaultMaxBackoff
 	}
-	return &Link{cfg: cfg, log: log}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	if cfg.MaxStanzaBytes == 0 {
+		cfg.MaxStanzaBytes = DefaultMaxStanzaBytes
+	}
+	return &Link{cfg: cfg, log: log, pending: make(map[string]*pendingIQ)}
 }
 
 // Up reports whether a component session is established right now.
 func (l *Link) Up() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.sess != nil
+	return l.cur != nil
 }
 
 // Reconnects counts the sessions established after the first one.
@@ -113,15 +204,32 @@ func (l *Link) Reconnects() uint64 { return l.reconnects.Load() }
 // replies through the link.
 func (l *Link) Run(ctx context.Context, h xmpp.Handler) error {
 	backoff := l.cfg.MinBackoff
+	// redialed says the last reconnect skipped the backoff.
+	redialed := false
 	for attempt := 0; ; attempt++ {
 		started := time.Now()
 		err := l.session(ctx, h, attempt > 0)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(started) >= stableAfter {
+		if errors.Is(err, ErrSecretRejected) {
+			return err
+		}
+		lasted := time.Since(started)
+		if lasted >= stableAfter {
 			backoff = l.cfg.MinBackoff
 		}
+		// A failed write leaves the stream unusable while the server may be
+		// fine, and every reply is lost until a new session is up: dial
+		// again at once. Not twice in a row, though, unless the session in
+		// between proved stable: a server that breaks every link must not
+		// make the bot spin.
+		if errors.Is(err, errWriteFailed) && (!redialed || lasted >= stableAfter) {
+			redialed = true
+			l.log.WarnContext(ctx, "component link write failed; reconnecting now", slog.Any("err", err))
+			continue
+		}
+		redialed = false
 		wait := jitter(backoff)
 		l.log.WarnContext(ctx, "component link down", slog.Any("err", err), slog.Duration("retry_in", wait))
 		select {
@@ -132,6 +240,12 @@ func (l *Link) Run(ctx context.Context, h xmpp.Handler) error {
 		backoff = min(2*backoff, l.cfg.MaxBackoff)
 	}
 }
+
+// ErrSecretRejected means the server refused the component secret. Run
+// gives up on it: retrying cannot help until someone changes a
+// configuration, and a bot that keeps knocking with a wrong secret only
+// fills two logs.
+var ErrSecretRejected = errors.New("the server rejected the component secret")
 
 // jitter spreads retries over [d/2, d) so that many bots, or one bot after
 // a server restart, do not reconnect in lockstep.
@@ -146,16 +260,29 @@ func (l *Link) session(ctx context.Context, h xmpp.Handler, again bool) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	st := &linkSession{
+		sess:   sess,
+		queue:  make(chan writeRequest),
+		done:   make(chan struct{}),
+		broken: make(chan struct{}),
+	}
+	var writer sync.WaitGroup
+	writer.Go(func() { l.writeLoop(st) })
+	defer func() {
+		// New stanzas see the link down first, then those waiting for a
+		// turn are told, then the writer (which may be in a write on the
+		// closed connection, failing fast) is awaited.
+		l.mu.Lock()
+		l.cur = nil
+		l.mu.Unlock()
+		close(st.done)
+		conn.Close()
+		writer.Wait()
+	}()
 
 	l.mu.Lock()
-	l.sess = sess
+	l.cur = st
 	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		l.sess = nil
-		l.mu.Unlock()
-	}()
 	if again {
 		l.reconnects.Add(1)
 	}
@@ -166,24 +293,34 @@ func (l *Link) session(ctx context.Context, h xmpp.Handler, again bool) error {
 	}
 
 	served := make(chan error, 1)
-	go func() { served <- sess.Serve(h) }()
+	go func() { served <- sess.Serve(l.route(h)) }()
 
 	ticker := time.NewTicker(l.cfg.PingInterval)
 	defer ticker.Stop()
 	for {
 		select {
 		case err := <-served:
+			if werr := st.failure(); werr != nil {
+				return fmt.Errorf("%w: %w", errWriteFailed, werr)
+			}
 			if err == nil {
 				err = errors.New("server closed the stream")
 			}
 			return err
+		case <-st.broken:
+			// The stream may hold half a stanza: it cannot be used again.
+			// Closing the connection ends Serve.
+			conn.Close()
+			<-served
+			return fmt.Errorf("%w: %w", errWriteFailed, st.writeErr)
 		case <-ctx.Done():
 			l.closeGracefully(sess, conn, served)
 			return ctx.Err()
 		case <-ticker.C:
-			if err := l.ping(ctx, sess); err != nil {
+			if err := l.ping(ctx); err != nil && st.failure() == nil {
 				// Closing the connection makes Serve return; the select
-				// then reports the drop.
+				// then reports the drop. (A ping that failed because a
+				// write did is reported as that by the next round.)
 				l.log.WarnContext(ctx, "component link keepalive failed", slog.Any("err", err))
 				conn.Close()
 			}
@@ -199,15 +336,21 @@ func (l *Link) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial %s: %w", l.cfg.Server, err)
 	}
-	// The handshake reads from conn; a deadline is what makes hctx bind it.
-	deadline, _ := hctx.Deadline()
-	_ = conn.SetDeadline(deadline)
-	sess, err := component.NewSession(hctx, l.cfg.Component, l.cfg.Secret, conn)
+	// mellium arms conn's deadline from the context given to NewSession and
+	// can fire it after the handshake, when hctx is cancelled on return,
+	// under the session's first read or write. So NewSession gets a
+	// context that never ends, and hctx bounds the handshake by closing
+	// the connection instead.
+	stop := context.AfterFunc(hctx, func() { conn.Close() })
+	sess, err := component.NewSession(context.WithoutCancel(hctx), l.cfg.Component, l.cfg.Secret, conn)
+	if !stop() {
+		conn.Close()
+		return nil, nil, fmt.Errorf("component handshake as %s: %w", l.cfg.Component, context.Cause(hctx))
+	}
 	if err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("component handshake as %s: %w", l.cfg.Component, explainHandshake(err))
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return conn, sess, nil
 }
 
@@ -217,7 +360,7 @@ func explainHandshake(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "not-authorized"):
-		return fmt.Errorf("%w (the server rejected the secret: compare xmpp.secret with component_secret)", err)
+		return fmt.Errorf("%w: %w (compare xmpp.secret with the component_secret of the server's Component block)", ErrSecretRejected, err)
 	case strings.Contains(msg, "conflict"):
 		return fmt.Errorf("%w (another process is connected as this component)", err)
 	case strings.Contains(msg, "host-unknown"), strings.Contains(msg, "improper-addressing"):
@@ -228,11 +371,11 @@ func explainHandshake(err error) error {
 
 // ping proves the link carries stanzas both ways. Any answer counts, an
 // error IQ included: only silence means the link is dead.
-func (l *Link) ping(ctx context.Context, sess *xmpp.Session) error {
+func (l *Link) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.PingTimeout)
 	defer cancel()
 	payload := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}})
-	resp, err := sess.SendIQElement(ctx, payload, stanza.IQ{
+	resp, err := l.SendIQElement(ctx, payload, stanza.IQ{
 		Type: stanza.GetIQ, From: l.cfg.Component, To: l.cfg.PingTarget,
 	})
 	if err != nil {
@@ -250,31 +393,316 @@ func (l *Link) closeGracefully(sess *xmpp.Session, conn net.Conn, served <-chan 
 	l.log.Info("component link closed")
 }
 
-func (l *Link) current() (*xmpp.Session, error) {
+func (l *Link) current() (*linkSession, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.sess == nil {
+	if l.cur == nil {
 		return nil, ErrLinkDown
 	}
-	return l.sess, nil
+	return l.cur, nil
 }
 
 // SendIQElement sends an IQ on the current session and waits for the
-// answer. It satisfies invites.IQSender.
+// answer until ctx ends. It satisfies invites.IQSender. The IQ gets an id
+// when it has none, and the component as from when it has none.
 func (l *Link) SendIQElement(ctx context.Context, payload xml.TokenReader, iq stanza.IQ) (xmlstream.TokenReadCloser, error) {
-	sess, err := l.current()
+	if iq.ID == "" {
+		iq.ID = randomID()
+	}
+	if iq.From.Equal(jid.JID{}) {
+		iq.From = l.cfg.Component
+	}
+	data, err := l.marshal(iq.Wrap(payload))
 	if err != nil {
 		return nil, err
 	}
-	return sess.SendIQElement(ctx, payload, iq)
+	st, err := l.current()
+	if err != nil {
+		return nil, err
+	}
+	p := &pendingIQ{to: iq.To, reply: make(chan []xml.Token, 1)}
+	l.pendingMu.Lock()
+	l.pending[iq.ID] = p
+	l.pendingMu.Unlock()
+	defer func() {
+		l.pendingMu.Lock()
+		delete(l.pending, iq.ID)
+		l.pendingMu.Unlock()
+	}()
+	if err := l.write(ctx, st, data); err != nil {
+		return nil, err
+	}
+	select {
+	case toks := <-p.reply:
+		return &tokenSlice{toks: toks}, nil
+	case <-st.done:
+		return nil, fmt.Errorf("%w: it dropped before the answer from %s came", ErrLinkDown, iq.To)
+	case <-st.broken:
+		return nil, fmt.Errorf("%w: a write failed before the answer from %s came", ErrLinkDown, iq.To)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("await answer from %s: %w", iq.To, ctx.Err())
+	}
 }
 
 // Encode writes v, a stanza struct with its from already set, on the
-// current session.
+// current session. ctx bounds only the wait for the writer: once the
+// writer has the stanza, Encode returns the write's outcome, which the
+// writer's own deadline bounds.
 func (l *Link) Encode(ctx context.Context, v any) error {
-	sess, err := l.current()
+	data, err := l.marshal(v)
 	if err != nil {
 		return err
 	}
-	return sess.Encode(ctx, v)
+	st, err := l.current()
+	if err != nil {
+		return err
+	}
+	return l.write(ctx, st, data)
+}
+
+// write hands data to st's writer and returns the write's outcome.
+func (l *Link) write(ctx context.Context, st *linkSession, data []byte) error {
+	result := make(chan error, 1)
+	select {
+	case st.queue <- writeRequest{data: data, result: result}:
+	case <-st.done:
+		return ErrLinkDown
+	case <-st.broken:
+		return fmt.Errorf("%w: a write failed", ErrLinkDown)
+	case <-ctx.Done():
+		return fmt.Errorf("wait to send: %w", ctx.Err())
+	}
+	// The writer answers within its write timeout once it holds the
+	// stream, so this wait ignores ctx: returning early would report a
+	// stanza as unsent that may well arrive.
+	return <-result
+}
+
+// writeLoop is st's writer: the only goroutine that writes stanzas on the
+// session, and the only one that sets the connection's write deadline.
+func (l *Link) writeLoop(st *linkSession) {
+	for {
+		select {
+		case <-st.done:
+			return
+		case req := <-st.queue:
+			err := l.writeOne(st, req.data)
+			req.result <- err
+			if err != nil {
+				// Run logs it as the session's end.
+				st.writeErr = err
+				close(st.broken)
+				return
+			}
+		}
+	}
+}
+
+// writeOne writes one encoded stanza within the write timeout.
+func (l *Link) writeOne(st *linkSession, data []byte) (err error) {
+	defer func() {
+		// A panic here must not take down the process; the session is
+		// treated as broken.
+		if r := recover(); r != nil {
+			l.log.Error("panic in the component link writer", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			err = fmt.Errorf("writer panic: %v", r)
+		}
+	}()
+	// TokenWriter takes mellium's output lock, which replies written
+	// inline by handlers (and the stream's close) also hold, so stanzas
+	// never interleave. Holding it, the deadline set here cannot reach
+	// anyone else's write.
+	w := st.sess.TokenWriter()
+	defer func() {
+		if cerr := w.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("release the stream: %w", cerr)
+		}
+	}()
+	// A handler's inline write that failed left its error in mellium's
+	// buffered encoder, perhaps after half a stanza; flushing shows it
+	// before anything is written after that half.
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("stream unusable: %w", err)
+	}
+	conn := st.sess.Conn()
+	if err := conn.SetWriteDeadline(time.Now().Add(l.cfg.WriteTimeout)); err != nil {
+		return fmt.Errorf("set write deadline: %w", err)
+	}
+	if _, err := conn.Write(data); err != nil {
+		return fmt.Errorf("write stanza: %w", err)
+	}
+	// Inline writes by handlers have no deadline of their own; this one
+	// must not outlive the write it was set for.
+	if err := conn.SetWriteDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("clear write deadline: %w", err)
+	}
+	return nil
+}
+
+// route is h with answers to the link's own IQs taken out first. The
+// answer is copied out of the stream here, so the read loop never waits
+// for the caller to read it.
+func (l *Link) route(h xmpp.Handler) xmpp.Handler {
+	return xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		p := l.claimAnswer(start)
+		if p == nil {
+			return h.HandleXMPP(t, start)
+		}
+		toks := []xml.Token{start.Copy()}
+		for {
+			tok, err := t.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				// The stream itself is broken; mellium ends the session.
+				return fmt.Errorf("read IQ answer: %w", err)
+			}
+			toks = append(toks, xml.CopyToken(tok))
+		}
+		p.reply <- toks
+		return nil
+	})
+}
+
+// claimAnswer returns, and forgets, the pending IQ that start answers, or
+// nil if it answers none of the link's IQs.
+func (l *Link) claimAnswer(start *xml.StartElement) *pendingIQ {
+	if start.Name.Local != "iq" {
+		return nil
+	}
+	var id, typ, from string
+	for _, a := range start.Attr {
+		switch a.Name.Local {
+		case "id":
+			id = a.Value
+		case "type":
+			typ = a.Value
+		case "from":
+			from = a.Value
+		}
+	}
+	if typ != string(stanza.ResultIQ) && typ != string(stanza.ErrorIQ) {
+		return nil
+	}
+	l.pendingMu.Lock()
+	defer l.pendingMu.Unlock()
+	p, ok := l.pending[id]
+	if !ok {
+		return nil
+	}
+	// Only whom we asked may answer (RFC 6120 8.1.2.1); anyone else
+	// knowing the id must not be able to inject a reply.
+	if !p.to.Equal(jid.JID{}) {
+		f, err := jid.Parse(from)
+		if err != nil || !f.Equal(p.to) {
+			return nil
+		}
+	}
+	delete(l.pending, id)
+	return p
+}
+
+// marshal encodes v the way it goes on the wire and refuses it when it is
+// over the link's maximum. Top-level stanzas get an id when they have
+// none, as mellium gives them.
+func (l *Link) marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := xml.NewEncoder(&b)
+	w := &stanzaWriter{enc: enc}
+	var err error
+	switch v := v.(type) {
+	case xmlstream.WriterTo:
+		_, err = v.WriteXML(w)
+	case xmlstream.Marshaler:
+		_, err = xmlstream.Copy(w, v.TokenReader())
+	case xml.TokenReader:
+		_, err = xmlstream.Copy(w, v)
+	default:
+		var raw []byte
+		raw, err = xml.Marshal(v)
+		if err == nil {
+			_, err = xmlstream.Copy(w, rawTokens{xml.NewDecoder(bytes.NewReader(raw))})
+		}
+	}
+	if err == nil {
+		err = enc.Flush()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode stanza: %w", err)
+	}
+	if b.Len() > l.cfg.MaxStanzaBytes {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrStanzaTooLarge, b.Len(), l.cfg.MaxStanzaBytes)
+	}
+	return b.Bytes(), nil
+}
+
+// rawTokens reads tokens without namespace resolution, so that re-encoding
+// writes back the xmlns attributes that xml.Marshal wrote.
+type rawTokens struct{ d *xml.Decoder }
+
+func (r rawTokens) Token() (xml.Token, error) { return r.d.RawToken() }
+
+// stanzaWriter fixes up what goes on the wire as mellium's own encoder
+// does: a stanza's empty id and from attributes are dropped, a stanza
+// without an id gets one, and an xmlns attribute that repeats the
+// element's namespace is dropped (the encoder writes it from the name;
+// both would be a duplicate attribute).
+type stanzaWriter struct {
+	enc   *xml.Encoder
+	depth int
+}
+
+// EncodeToken implements xmlstream.TokenWriter.
+func (w *stanzaWriter) EncodeToken(t xml.Token) error {
+	switch tok := t.(type) {
+	case xml.StartElement:
+		w.depth++
+		attrs := make([]xml.Attr, 0, len(tok.Attr)+1)
+		hasID := false
+		for _, a := range tok.Attr {
+			if w.depth == 1 && a.Name.Space == "" && (a.Name.Local == "id" || a.Name.Local == "from") && a.Value == "" {
+				continue
+			}
+			if a.Name.Local == "xmlns" && a.Name.Space == "" && tok.Name.Space != "" {
+				continue
+			}
+			hasID = hasID || (a.Name.Space == "" && a.Name.Local == "id")
+			attrs = append(attrs, a)
+		}
+		if w.depth == 1 && !hasID {
+			attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "id"}, Value: randomID()})
+		}
+		tok.Attr = attrs
+		t = tok
+	case xml.EndElement:
+		w.depth--
+	}
+	return w.enc.EncodeToken(t)
+}
+
+// tokenSlice replays an IQ answer copied out of the stream.
+type tokenSlice struct{ toks []xml.Token }
+
+// Token implements xml.TokenReader.
+func (r *tokenSlice) Token() (xml.Token, error) {
+	if len(r.toks) == 0 {
+		return nil, io.EOF
+	}
+	t := r.toks[0]
+	r.toks = r.toks[1:]
+	return t, nil
+}
+
+// Close implements io.Closer; the answer is already off the stream.
+func (r *tokenSlice) Close() error {
+	r.toks = nil
+	return nil
+}
+
+// randomID returns a fresh stanza id.
+func randomID() string {
+	b := make([]byte, iqIDBytes)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
 }

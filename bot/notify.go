@@ -22,7 +22,15 @@ func NewNotifier(out Encoder, from jid.JID) *Notifier {
 	return &Notifier{out: out, from: from}
 }
 
-// Notify tells the bare JID to about ev in a chat message.
+// Notify tells the bare JID to about ev in a chat message. News about
+// account requests repeats what a stranger wrote, so it asks clients not
+// to style it.
 func (n *Notifier) Notify(ctx context.Context, to string, ev invites.Event) error {
-	return n.out.Encode(ctx, outboundMessage{To: to, From: n.from.String(), Type: stanza.ChatMessage, Body: eventText(ev)})
+	var plain bool
+	switch ev.(type) {
+	case invites.RequestReceived, invites.RequestAnswered:
+		plain = true
+	}
+	return n.out.Encode(ctx, outboundMessage{To: to, From: n.from.String(), Type: stanza.ChatMessage, Body: eventText(ev),
+		Unstyled: unstyled(plain)})
 }

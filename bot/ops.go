@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/internal/plaintext"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
 )
@@ -32,6 +33,20 @@ const (
 	// kindSubject is what the audit log is about: a bare JID or an invite
 	// id.
 	kindSubject
+	// kindAccount is an account on the home domain: a bare JID, or just
+	// its localpart (the handler adds the domain).
+	kindAccount
+	// kindPage is a page number of a long list.
+	kindPage
+	// kindRequestID is an account request id.
+	kindRequestID
+	// kindYesNo is a yes or no ("grant <jid> requests yes").
+	kindYesNo
+	// kindDuration is how long something stays open: a Go duration such
+	// as 3h or 90m, from a second to a day.
+	kindDuration
+	// kindEventID is an event link id (the same shape as invite ids).
+	kindEventID
 )
 
 // maxNumberParam bounds numeric parameters (limits, entry counts).
@@ -87,6 +102,16 @@ type operation struct {
 	// and returns the question it asks. Chat commands are explicit enough.
 	confirm func(ctx context.Context, b *Bot, req request) (string, error)
 	run     func(ctx context.Context, b *Bot, req request) (reply, error)
+	// offered, when set, says whether the server supports the operation
+	// right now; an operation it does not is neither listed nor run.
+	offered func(b *Bot) bool
+	// unavailable is the answer to a request when offered says no.
+	unavailable string
+}
+
+// available reports whether op can be run here now.
+func (op operation) available(b *Bot) bool {
+	return op.offered == nil || op.offered(b)
 }
 
 // request is a parsed, validated invocation.
@@ -108,6 +133,9 @@ type reply struct {
 	// warn marks a reply that succeeded with a caveat (ad-hoc shows it
 	// as a warning note).
 	warn bool
+	// plain marks a reply that repeats what a stranger wrote: its chat
+	// message asks clients not to style it (XEP-0393 unstyled).
+	plain bool
 }
 
 // operations returns the table. It is a function, not a package variable,
@@ -119,7 +147,7 @@ func operations() []operation {
 			summary: "create a single-use account invite", perm: policy.CreateInvite, run: runInvite},
 		{name: "invites", node: "list-invites", title: "List invites",
 			summary: "list your invites", perm: policy.ListInvites, run: runListInvites,
-			params: []param{{name: "jid", kind: kindJID, label: "Inviter (empty: yourself)", perm: policy.ListAnyInvites}}},
+			params: []param{{name: "jid", kind: kindJID, label: "Inviter (empty: yourself)", perm: policy.ListAnyInvites}, pageParam}},
 		{name: "cancel", node: "cancel-invite", title: "Cancel invite",
 			summary: "cancel a pending invite", perm: policy.CancelInvite, run: runCancel, confirm: confirmCancel,
 			params: []param{{name: "id", kind: kindInviteID, required: true, label: "Invite", choices: pendingInvites,
@@ -130,6 +158,9 @@ func operations() []operation {
 				{name: "jid", kind: kindJID, required: true, label: "JID"},
 				{name: "per-day", kind: kindNumber, keyword: "per-day", label: "Invites per day (empty: default)"},
 				{name: "pending", kind: kindNumber, keyword: "pending", label: "Pending invites at most (empty: default)"},
+				{name: "requests", kind: kindYesNo, keyword: "requests", label: "May answer account requests (empty: unchanged; new grants: no)",
+					choices: yesNo},
+				{name: "events", kind: kindNumber, keyword: "events", label: "Event links: the most people one may admit (empty: none, or as before)"},
 				{name: "note", kind: kindText, label: "Note"},
 			}},
 		{name: "revoke", node: "revoke", title: "Revoke invite rights",
@@ -137,7 +168,8 @@ func operations() []operation {
 			run: runRevoke, confirm: confirmRevoke,
 			params: []param{{name: "jid", kind: kindJID, required: true, label: "Inviter", choices: currentInviters, typed: true}}},
 		{name: "inviters", node: "list-inviters", title: "List inviters",
-			summary: "list who may invite", perm: policy.ListInviters, run: runInviters},
+			summary: "list who may invite", perm: policy.ListInviters, run: runInviters,
+			params: []param{pageParam}},
 		{name: "pause", node: "pause", title: "Pause invites",
 			summary: "stop all invite creation", perm: policy.PauseInvites, run: runPause,
 			params: []param{{name: "reason", kind: kindText, label: "Reason (shown with every refusal)"}}},
@@ -148,12 +180,55 @@ func operations() []operation {
 			params: []param{
 				{name: "about", kind: kindSubject, label: "About (JID or invite id; empty: everything)"},
 				{name: "n", kind: kindNumber, label: "How many (default 20)"},
+				pageParam,
+			}},
+		{name: "reset", node: "reset-password", title: "Password reset link",
+			summary: "make a password reset link for an account (yours to reset: ones your invites created)",
+			perm:    policy.ResetPassword, run: runReset,
+			offered:     func(b *Bot) bool { return b.svc.ResetsAvailable() },
+			unavailable: "Password resets need Prosody 13 or newer on the server; this server does not offer them.",
+			params:      []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
+		{name: "backup", node: "backup", title: "Back up the database",
+			summary: "write a copy of the database now", perm: policy.TakeBackups, run: runBackup},
+		{name: "requests", node: "list-requests", title: "List account requests",
+			summary: "list the open account requests from the web page", perm: policy.AnswerRequests, run: runRequests,
+			offered: requestsOn, unavailable: msgRequestsOff, params: []param{pageParam}},
+		{name: "approve", node: "approve-request", title: "Approve account request",
+			summary: "approve an account request: an invite in your name (counted in your quota) appears on the requester's page",
+			perm:    policy.AnswerRequests, run: runApprove, confirm: confirmApprove, offered: requestsOn, unavailable: msgRequestsOff,
+			params: []param{{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true}}},
+		{name: "deny", node: "deny-request", title: "Decline account request",
+			summary: "decline an account request; the requester's page shows the reason, if you give one",
+			perm:    policy.AnswerRequests, run: runDeny, offered: requestsOn, unavailable: msgRequestsOff,
+			params: []param{
+				{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true},
+				{name: "reason", kind: kindText, label: "Reason (shown on the requester's page; optional)"},
 			}},
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
-			summary: "who invited an account (accounts created through the web page)", perm: policy.ReadAudit, run: runWhoInvited,
-			params: []param{{name: "jid", kind: kindJID, required: true, label: "Account"}}},
+			summary: "who invited an account", perm: policy.ReadAudit, run: runWhoInvited,
+			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
+		{name: "event", node: "create-event", title: "Create event link",
+			summary: "a link for a workshop or meetup: each visitor gets an invite of their own, up to a cap, for a few hours",
+			perm:    policy.CreateEvent, run: runEvent,
+			offered:     func(b *Bot) bool { return b.eventLinks != nil },
+			unavailable: "Event links need the bot's web page: set http.listen and http.public_url in the configuration.",
+			params: []param{
+				{name: "uses", kind: kindNumber, required: true, label: "How many people at most"},
+				{name: "valid", kind: kindDuration, required: true, label: "Open for (e.g. 3h or 90m; at most 24h)"},
+				{name: "note", kind: kindText, label: "Note (for your list)"},
+			}},
+		{name: "events", node: "list-events", title: "List event links",
+			summary: "list your event links", perm: policy.ListEvents, run: runListEvents,
+			params: []param{{name: "jid", kind: kindJID, label: "Creator (empty: yourself)", perm: policy.ListAnyEvents}, pageParam}},
+		{name: "close-event", node: "close-event", title: "Close event link",
+			summary: "close an event link and cancel its unused invites", perm: policy.CloseEvent, run: runCloseEvent, confirm: confirmCloseEvent,
+			params: []param{{name: "id", kind: kindEventID, required: true, label: "Event link", choices: openEvents,
+				typed: true, typedPerm: policy.CloseAnyEvent}}},
 	}
 }
+
+// pageParam picks a page of a long list ("inviters page 2").
+var pageParam = param{name: "page", kind: kindPage, keyword: "page", label: "Page (default 1)"}
 
 // usage renders an operation's chat syntax for role, e.g. "grant <jid> [note]".
 func (op operation) usage(role policy.Role) string {
@@ -164,6 +239,8 @@ func (op operation) usage(role policy.Role) string {
 			continue
 		}
 		switch {
+		case p.keyword != "" && p.kind == kindYesNo:
+			fmt.Fprintf(&b, " [%s yes|no]", p.keyword)
 		case p.keyword != "":
 			fmt.Fprintf(&b, " [%s N]", p.keyword)
 		case p.required:
@@ -179,17 +256,51 @@ func (op operation) usage(role policy.Role) string {
 func parseParam(p param, raw string) (string, error) {
 	switch p.kind {
 	case kindJID:
-		j, err := jid.Parse(raw)
-		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
-			return "", fmt.Errorf("%q is not a bare JID like someone@example.org", raw)
+		return parseBareJID(raw)
+	case kindAccount:
+		if !strings.Contains(raw, "@") && !strings.HasPrefix(raw, "xmpp:") {
+			// A localpart alone: check it the way a JID's is checked.
+			j, err := jid.New(raw, "localpart.invalid", "")
+			if err != nil || j.Localpart() == "" {
+				return "", fmt.Errorf("%q is not a username or a bare JID", raw)
+			}
+			return j.Localpart(), nil
 		}
-		return j.String(), nil
+		return parseBareJID(raw)
+	case kindPage:
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxNumberParam {
+			return "", fmt.Errorf("page must be a number from 1 to %d, not %q", maxNumberParam, raw)
+		}
+		return strconv.Itoa(n), nil
 	case kindInviteID:
 		id := strings.ToLower(raw)
 		if !invites.ValidID(id) {
 			return "", fmt.Errorf("%q is not an invite id", raw)
 		}
 		return id, nil
+	case kindRequestID:
+		id := strings.ToLower(raw)
+		if !invites.ValidID(id) {
+			return "", fmt.Errorf("%q is not a request id; send requests to list them", raw)
+		}
+		return id, nil
+	case kindYesNo:
+		switch strings.ToLower(raw) {
+		case "yes", "y", "true", "on", "1":
+			return "yes", nil
+		case "no", "n", "false", "off", "0":
+			return "no", nil
+		}
+		return "", fmt.Errorf("%s must be yes or no, not %q", p.name, raw)
+	case kindEventID:
+		id := strings.ToLower(raw)
+		if !invites.ValidID(id) {
+			return "", fmt.Errorf("%q is not an event link id", raw)
+		}
+		return id, nil
+	case kindDuration:
+		return parseDuration(p, raw)
 	case kindNumber:
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > maxNumberParam {
@@ -200,23 +311,42 @@ func parseParam(p param, raw string) (string, error) {
 		if id := strings.ToLower(raw); invites.ValidID(id) {
 			return id, nil
 		}
-		if j, err := jid.Parse(raw); err == nil && j.Resourcepart() == "" && strings.Contains(raw, "@") {
-			return j.String(), nil
+		if strings.Contains(raw, "@") {
+			if bare, err := parseBareJID(raw); err == nil {
+				return bare, nil
+			}
 		}
 		return "", fmt.Errorf("%q is neither a bare JID nor an invite id", raw)
 	default:
-		if len(raw) > maxTextParam {
-			return "", fmt.Errorf("%s is longer than %d characters", p.name, maxTextParam)
+		// Free text comes back in lists and refusals: one line, no
+		// control or bidi characters, whatever the client sent.
+		text := plaintext.Line(raw)
+		if len(text) > maxTextParam {
+			return "", fmt.Errorf("%s is longer than %d bytes", p.name, maxTextParam)
 		}
-		return raw, nil
+		return text, nil
 	}
 }
 
-func runHelp(_ context.Context, _ *Bot, req request) (reply, error) {
+// parseBareJID reads a bare JID typed by a person, with or without an
+// xmpp: scheme (copied from a link), and returns its normal form.
+func parseBareJID(raw string) (string, error) {
+	trimmed := strings.TrimPrefix(raw, "xmpp:")
+	if i := strings.IndexByte(trimmed, '?'); i >= 0 {
+		trimmed = trimmed[:i]
+	}
+	j, err := jid.Parse(trimmed)
+	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		return "", fmt.Errorf("%q is not a bare JID like someone@example.org", raw)
+	}
+	return j.String(), nil
+}
+
+func runHelp(_ context.Context, bot *Bot, req request) (reply, error) {
 	var b strings.Builder
 	b.WriteString("Commands:")
 	for _, op := range operations() {
-		if policy.Allows(req.role(), op.perm) {
+		if policy.Allows(req.role(), op.perm) && op.available(bot) {
 			fmt.Fprintf(&b, "\n  %s: %s", op.usage(req.role()), op.summary)
 		}
 	}
@@ -233,8 +363,36 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	return b.inviteReply(inv, fmt.Sprintf("Invite %s for an account on %s", inv.ID, inv.Domain)), nil
+}
+
+func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
+	account := req.args["jid"]
+	if !strings.Contains(account, "@") {
+		account += "@" + b.svc.Domain()
+	}
+	inv, err := b.svc.Reset(ctx, req.actor, account)
+	switch {
+	case errors.Is(err, invites.ErrNotLocalAccount):
+		return reply{text: fmt.Sprintf("%s is not an account on %s.", account, b.svc.Domain())}, nil
+	case errors.Is(err, invites.ErrNotYourAccount):
+		return reply{text: fmt.Sprintf("You may reset only accounts your own invites created, and %s is not one of them (as far as I know). Ask an admin.", account)}, nil
+	case errors.Is(err, invites.ErrResetUnsupported):
+		return reply{text: "Password resets need Prosody 13 or newer on the server; this server does not offer them."}, nil
+	case err != nil:
+		return reply{}, err
+	}
+	r := b.inviteReply(inv, fmt.Sprintf("Password reset link %s for %s", inv.ID, inv.ResetFor))
+	r.text += "\nWhoever opens it sets a new password for " + inv.ResetFor + " (it could also create a new account, so hand it only to its owner). The account was told."
+	return r, nil
+}
+
+// inviteReply renders a new invite or reset link: the URI on a line of its
+// own, the landing page, how to cancel it, the XEP-0401 result form and
+// the QR image.
+func (b *Bot) inviteReply(inv invites.Invite, title string) reply {
 	var t strings.Builder
-	fmt.Fprintf(&t, "Invite %s for an account on %s (single use", inv.ID, inv.Domain)
+	t.WriteString(title + " (single use")
 	if !inv.Expires.IsZero() {
 		fmt.Fprintf(&t, ", expires %s", formatTime(inv.Expires))
 	}
@@ -259,6 +417,9 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 		{Var: "FORM_TYPE", Type: dataform.Hidden, Values: []string{invites.FormTypeInvite}},
 		{Var: "uri", Type: dataform.TextSingle, Label: "Invite URI", Values: []string{inv.URI}},
 	}}
+	if inv.ResetFor != "" {
+		form.Title = "Password reset link for " + inv.ResetFor
+	}
 	if landing != "" {
 		form.Fields = append(form.Fields, dataform.Field{Var: "landing-url", Type: dataform.TextSingle, Label: "Landing page", Values: []string{landing}})
 	}
@@ -266,11 +427,8 @@ func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
 		form.Fields = append(form.Fields, dataform.Field{Var: "expire", Type: dataform.TextSingle, Label: "Expires", Values: []string{inv.Expires.UTC().Format(time.RFC3339)}})
 	}
 	form.Fields = append(form.Fields, dataform.Field{Var: "id", Type: dataform.TextSingle, Label: "Invite id", Values: []string{inv.ID}})
-	return reply{text: t.String(), form: form, image: qr}, nil
+	return reply{text: t.String(), form: form, image: qr}
 }
-
-// listLimit caps how many invites one reply shows.
-const listLimit = 20
 
 func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 	whose := req.args["jid"]
@@ -285,18 +443,18 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		return reply{text: whose + " has no invites."}, nil
 	}
-	owner := "Your invites"
+	pg := pageOf(req.args["page"], len(invs))
+	if pg.empty() {
+		return pg.beyond(), nil
+	}
+	owner, more := "Your invites", "invites"
 	if !mine {
-		owner = "Invites of " + whose
+		owner, more = "Invites of "+whose, "invites "+whose
 	}
 	tbl := newTable(owner, fmt.Sprintf("%s (%d, newest first):", owner, len(invs)),
 		column{"id", "Id"}, column{"state", "State"}, column{"created", "Created"}, column{"expires", "Expires"},
 		column{"account", "Account created"})
-	for i, inv := range invs {
-		if i == listLimit {
-			tbl.footer(fmt.Sprintf("… and %d older", len(invs)-listLimit))
-			break
-		}
+	for _, inv := range invs[pg.from:pg.to] {
 		expires := ""
 		if inv.State == invites.StatePending && !inv.Expires.IsZero() {
 			expires = formatTime(inv.Expires)
@@ -305,14 +463,24 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		if expires != "" {
 			line += ", expires " + expires
 		}
-		if inv.UsedBy != "" {
+		switch {
+		case inv.ResetFor != "":
+			line += ", password reset for " + inv.ResetFor
+		case inv.UsedBy != "":
 			line += ", created account " + inv.UsedBy
+		}
+		if inv.Request != "" {
+			line += ", answers request " + inv.Request
+		}
+		if inv.Event != "" {
+			line += ", from event link " + inv.Event
 		}
 		if inv.State == invites.StateCancelled && !inv.Revoked {
 			line += " (token not yet revoked at the server)"
 		}
 		tbl.row(line, inv.ID, string(inv.State), formatTime(inv.Created), expires, inv.UsedBy)
 	}
+	tbl.paged(pg, more)
 	return tbl.reply(), nil
 }
 
@@ -333,13 +501,21 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 	return opts, nil
 }
 
-func confirmCancel(_ context.Context, _ *Bot, req request) (string, error) {
-	return fmt.Sprintf("Cancel invite %s? Whoever holds it will no longer be able to use it with this bot.", req.args["id"]), nil
+func confirmCancel(ctx context.Context, b *Bot, req request) (string, error) {
+	id := req.args["id"]
+	// Short: some clients (poezio) cut the question at one line.
+	if inv, err := b.svc.Lookup(ctx, id); err == nil && inv.Inviter != req.actor.JID() {
+		return fmt.Sprintf("Cancel %s's invite %s? Its link stops working.", inv.Inviter, id), nil
+	}
+	return fmt.Sprintf("Cancel invite %s? Its link stops working.", id), nil
 }
 
 func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 	inv, err := b.svc.Cancel(ctx, req.actor, req.args["id"])
 	if errors.Is(err, invites.ErrNotPending) {
+		if inv.State == invites.StateUsed && inv.UsedBy != "" {
+			return reply{text: fmt.Sprintf("Invite %s is already used by %s.", inv.ID, inv.UsedBy)}, nil
+		}
 		return reply{text: fmt.Sprintf("Invite %s is already %s.", inv.ID, inv.State)}, nil
 	}
 	if err != nil {
@@ -355,20 +531,40 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
 	perDay, _ := strconv.Atoi(req.args["per-day"])
 	pending, _ := strconv.Atoi(req.args["pending"])
-	g, updated, err := b.svc.Grant(ctx, req.actor, target, invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending})
+	events, _ := strconv.Atoi(req.args["events"])
+	opts := invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending, Events: events}
+	if v, ok := req.args["requests"]; ok {
+		answers := v == "yes"
+		opts.Requests = &answers
+	}
+	g, updated, err := b.svc.Grant(ctx, req.actor, target, opts)
+	if errors.Is(err, invites.ErrTargetIsAdmin) {
+		return reply{text: fmt.Sprintf("%s is an admin of this service: admins may always invite and need no grant.", target)}, nil
+	}
 	if err != nil {
 		return reply{}, err
 	}
-	text := fmt.Sprintf("%s may now create invites (per-day %s, pending %s).", target, orDefault(g.PerDay), orDefault(g.MaxPending))
+	def := b.svc.DefaultLimits()
+	text := fmt.Sprintf("%s may now create invites (per-day %s, pending %s).", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
 	if updated {
-		text = fmt.Sprintf("Updated the grant of %s: per-day %s, pending %s.", target, orDefault(g.PerDay), orDefault(g.MaxPending))
+		text = fmt.Sprintf("Updated the grant of %s: per-day %s, pending %s.", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+	}
+	if g.Requests {
+		text += " They may answer account requests too."
+	} else if opts.Requests != nil {
+		text += " They may not answer account requests."
+	}
+	if g.Events > 0 {
+		text += fmt.Sprintf(" Event links of up to %d people.", min(g.Events, def.EventMaxUses))
 	}
 	return reply{text: text}, nil
 }
 
-func orDefault(n int) string {
+// orDefault shows a grant's own limit n, or the default def that applies
+// when the grant sets none.
+func orDefault(n, def int) string {
 	if n == 0 {
-		return "default"
+		return strconv.Itoa(def) + " (default)"
 	}
 	return strconv.Itoa(n)
 }
@@ -381,7 +577,8 @@ func currentInviters(ctx context.Context, b *Bot, req request) ([]dataform.Optio
 	}
 	opts := make([]dataform.Option, 0, len(grants))
 	for _, g := range grants {
-		opts = append(opts, dataform.Option{Value: g.JID})
+		// Some clients (poezio) show only labels.
+		opts = append(opts, dataform.Option{Label: g.JID, Value: g.JID})
 	}
 	return opts, nil
 }
@@ -393,15 +590,20 @@ func confirmRevoke(_ context.Context, _ *Bot, req request) (string, error) {
 func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
 	res, err := b.svc.Revoke(ctx, req.actor, target)
-	if errors.Is(err, invites.ErrNotInviter) {
+	switch {
+	case errors.Is(err, invites.ErrNotInviter):
 		return reply{text: fmt.Sprintf("%s is not an inviter.", target)}, nil
-	}
-	if err != nil {
+	case errors.Is(err, invites.ErrTargetIsAdmin):
+		return reply{text: fmt.Sprintf("%s is an admin of this service; admins are set in the configuration, not by grants, and keep their invites.", target)}, nil
+	case err != nil:
 		return reply{}, err
 	}
-	text := fmt.Sprintf("%s may no longer create invites. Cancelled %d pending invite(s)", target, res.Cancelled)
+	if res.Cancelled == 0 {
+		return reply{text: fmt.Sprintf("%s may no longer create invites. None of their invites was still pending.", target)}, nil
+	}
+	text := fmt.Sprintf("%s may no longer create invites. Cancelled %s", target, count(res.Cancelled, "pending invite", "pending invites"))
 	if res.StillValid > 0 {
-		text += fmt.Sprintf("; %d token(s) are still accepted by the server for now, I will keep trying to revoke them.", res.StillValid)
+		text += fmt.Sprintf("; %s still accepted by the server for now, I will keep trying to revoke them.", count(res.StillValid, "token is", "tokens are"))
 		return reply{text: text, warn: true}, nil
 	}
 	text += "; none of their links works any more."
@@ -442,34 +644,50 @@ func runAudit(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(entries) == 0 {
 		return reply{text: "No audit entries."}, nil
 	}
+	pg := pageOf(req.args["page"], len(entries))
+	if pg.empty() {
+		return pg.beyond(), nil
+	}
 	tbl := newTable("Audit log", fmt.Sprintf("Audit log, newest first (%d):", len(entries)),
 		column{"time", "Time"}, column{"actor", "Actor"}, column{"action", "Action"},
 		column{"subject", "Subject"}, column{"detail", "Detail"})
-	for _, e := range entries {
+	for _, e := range entries[pg.from:pg.to] {
 		line := fmt.Sprintf("%s  %s  %s  %s", formatTime(e.Time), e.Actor, e.Action, e.Subject)
 		if e.Detail != "" {
 			line += "  (" + e.Detail + ")"
 		}
 		tbl.row(line, formatTime(e.Time), e.Actor, e.Action, e.Subject, e.Detail)
 	}
+	more := strings.Join(strings.Fields("audit "+req.args["about"]+" "+req.args["n"]), " ")
+	tbl.paged(pg, more)
 	return tbl.reply(), nil
 }
 
 func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
 	account := req.args["jid"]
+	if !strings.Contains(account, "@") {
+		account += "@" + b.svc.Domain() // a username alone is one of ours
+	}
 	invs, err := b.svc.WhoInvited(ctx, req.actor, account)
 	if err != nil {
 		return reply{}, err
 	}
 	if len(invs) == 0 {
-		return reply{text: fmt.Sprintf("No record of who invited %s. Only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
+		if b.svc.ServerModule() == invites.ModulePresent {
+			return reply{text: fmt.Sprintf("No record of who invited %s: none of the bot's invites created it, or it was created before the server ran mod_invitebot (see audit).", account)}, nil
+		}
+		return reply{text: fmt.Sprintf("No record of who invited %s. Without mod_invitebot on the server only accounts created through the web page are known by name; see audit for invites used otherwise.", account)}, nil
 	}
 	var t strings.Builder
-	for i, inv := range invs {
+	for i, inv := range invs[:min(len(invs), pageSize)] {
 		if i > 0 {
 			t.WriteString("\n")
 		}
-		fmt.Fprintf(&t, "%s was invited by %s with invite %s, created %s.", account, inv.Inviter, inv.ID, formatTime(inv.Created))
+		fmt.Fprintf(&t, "%s was invited by %s with invite %s, created %s", account, inv.Inviter, inv.ID, formatTime(inv.Created))
+		if inv.Event != "" {
+			fmt.Fprintf(&t, " (from event link %s)", inv.Event)
+		}
+		t.WriteString(".")
 	}
 	return reply{text: t.String()}, nil
 }
@@ -482,16 +700,43 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(grants) == 0 {
 		return reply{text: "Nobody holds a grant. Use grant <jid> to add an inviter."}, nil
 	}
+	def := b.svc.DefaultLimits()
+	pg := pageOf(req.args["page"], len(grants))
+	if pg.empty() {
+		return pg.beyond(), nil
+	}
 	tbl := newTable("Inviters", fmt.Sprintf("Inviters (%d):", len(grants)),
 		column{"jid", "JID"}, column{"granted_by", "Granted by"}, column{"granted_at", "Granted"},
-		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"})
-	for _, g := range grants {
+		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"},
+		column{"requests", "Answers requests"}, column{"events", "Event links up to"})
+	for _, g := range grants[pg.from:pg.to] {
 		line := fmt.Sprintf("%s  granted by %s on %s, per-day %s, pending %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt),
-			orDefault(g.PerDay), orDefault(g.MaxPending))
+			orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+		if g.Requests {
+			line += ", answers account requests"
+		}
+		events := ""
+		if g.Events > 0 {
+			events = strconv.Itoa(min(g.Events, def.EventMaxUses))
+			line += ", event links up to " + events
+		}
 		if g.Note != "" {
 			line += " (" + g.Note + ")"
 		}
-		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay), orDefault(g.MaxPending), g.Note)
+		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note,
+			map[bool]string{true: "yes", false: "no"}[g.Requests], events)
 	}
+	tbl.paged(pg, "inviters")
 	return tbl.reply(), nil
+}
+
+func runBackup(ctx context.Context, b *Bot, req request) (reply, error) {
+	path, err := b.svc.Backup(ctx, req.actor)
+	if errors.Is(err, invites.ErrNoBackupDir) {
+		return reply{text: "Backups are off: set store.backup_dir in the configuration and restart the bot."}, nil
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{text: "Backup written: " + path}, nil
 }

@@ -21,24 +21,37 @@ func exampleArg(p param) string {
 	switch p.kind {
 	case kindJID:
 		return "bob@x.org"
-	case kindInviteID:
+	case kindInviteID, kindRequestID:
 		return "abcdefghijklmnop"
+	case kindYesNo:
+		return "yes"
 	case kindNumber:
 		return "3"
 	case kindSubject:
 		return "bob@x.org"
+	case kindDuration:
+		return "3h"
+	case kindEventID:
+		return "abcdefghijklmnop"
 	default:
 		return "why not"
 	}
 }
 
-// roleJIDs are senders holding each role in newFixture (the inviter is
-// granted by grantInviter).
-var roleJIDs = map[policy.Role]string{policy.Stranger: stranger, policy.Admin: admin, policy.Inviter: inviter}
+// approver is an inviter whose grant lets them answer account requests.
+const approver = "dora@elsewhere.test"
+
+// roleJIDs are senders holding each role in newFixture (the inviter and
+// the approver are granted by grantInviter).
+var roleJIDs = map[policy.Role]string{policy.Stranger: stranger, policy.Admin: admin, policy.Inviter: inviter,
+	policy.Approver: approver}
 
 func grantInviter(t *testing.T, f *fixture) {
 	t.Helper()
 	if got := f.mustSay(t, admin, "grant "+inviter); !strings.Contains(got, "may now create invites") {
+		t.Fatalf("grant: %q", got)
+	}
+	if got := f.mustSay(t, admin, "grant "+approver+" requests yes"); !strings.Contains(got, "may answer account requests too") {
 		t.Fatalf("grant: %q", got)
 	}
 }
@@ -47,7 +60,7 @@ func grantInviter(t *testing.T, f *fixture) {
 // every role that lacks an operation's permission is refused over chat,
 // over ad-hoc, and by the service itself, and nothing changes.
 func TestOperationsRefuseRolesBelowTheirPermission(t *testing.T) {
-	roles := []policy.Role{policy.Stranger, policy.Inviter, policy.Admin}
+	roles := []policy.Role{policy.Stranger, policy.Inviter, policy.Approver, policy.Admin}
 	checked := 0
 	for _, op := range operations() {
 		for _, role := range roles {
@@ -110,7 +123,7 @@ func TestParametersRefuseRolesBelowTheirPermission(t *testing.T) {
 	checked := 0
 	for _, op := range operations() {
 		for _, p := range op.params {
-			for _, role := range []policy.Role{policy.Inviter, policy.Admin} {
+			for _, role := range []policy.Role{policy.Inviter, policy.Approver, policy.Admin} {
 				if !policy.Allows(role, op.perm) || policy.Allows(role, p.perm) {
 					continue
 				}
@@ -192,9 +205,13 @@ func snapshot(t *testing.T, f *fixture) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	open, err := f.store.OpenRequests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var s strings.Builder
-	fmt.Fprintf(&s, "grants=%d paused=%v", len(grants), pause.Paused)
-	for _, who := range []string{admin, inviter, stranger} {
+	fmt.Fprintf(&s, "grants=%d paused=%v open-requests=%d", len(grants), pause.Paused, len(open))
+	for _, who := range []string{admin, inviter, approver, stranger} {
 		invs, err := f.store.InvitesByInviter(ctx, who)
 		if err != nil {
 			t.Fatal(err)

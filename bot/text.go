@@ -2,10 +2,14 @@ package bot
 
 import (
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/internal/plaintext"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
 )
@@ -19,6 +23,28 @@ import (
 // one time format of the bot's replies.
 func formatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// count writes n things: "1 invite", "3 invites".
+func count(n int, singular, plural string) string {
+	if n == 1 {
+		return "1 " + singular
+	}
+	return strconv.Itoa(n) + " " + plural
+}
+
+// sentence makes an error message from the parsers ("missing jid") a
+// sentence to show a person.
+func sentence(msg string) string {
+	if msg == "" {
+		return msg
+	}
+	r := []rune(msg)
+	r[0] = unicode.ToUpper(r[0])
+	if last := r[len(r)-1]; last != '.' && last != '?' && last != '!' {
+		r = append(r, '.')
+	}
+	return string(r)
 }
 
 // pauseReason shows the reason an admin gave for a pause.
@@ -35,11 +61,11 @@ func quotaText(r policy.Refusal) string {
 	var msg string
 	switch r.Limit {
 	case policy.LimitPerDay:
-		msg = fmt.Sprintf("you have created %d invite(s) in the last 24 hours (cancelled ones count too); your limit is %d", r.Count, r.Max)
+		msg = fmt.Sprintf("you have created %s in the last 24 hours (cancelled ones count too); your limit is %d", count(r.Count, "invite", "invites"), r.Max)
 	case policy.LimitPending:
-		msg = fmt.Sprintf("you have %d pending invite(s); your limit is %d: cancel one or wait until one is used", r.Count, r.Max)
+		msg = fmt.Sprintf("you have %s; your limit is %d: cancel one or wait until one is used", count(r.Count, "pending invite", "pending invites"), r.Max)
 	default:
-		msg = fmt.Sprintf("this service has handed out %d invite(s) in the last 24 hours, its daily limit is %d", r.Count, r.Max)
+		msg = fmt.Sprintf("this service has handed out %s in the last 24 hours, its daily limit is %d", count(r.Count, "invite", "invites"), r.Max)
 	}
 	if !r.Next.IsZero() {
 		msg += "; next possible " + formatTime(r.Next)
@@ -51,18 +77,104 @@ func quotaText(r policy.Refusal) string {
 func eventText(ev invites.Event) string {
 	switch ev := ev.(type) {
 	case invites.InviteUsed:
-		if ev.Account != "" {
-			return fmt.Sprintf("Your invite %s from %s was used: %s joined.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.Account)
+		if ev.Invite.ResetFor != "" {
+			return fmt.Sprintf("Your password reset link %s for %s was used.", ev.Invite.ID, ev.Invite.ResetFor)
 		}
-		return fmt.Sprintf("Your invite %s from %s was used.", ev.Invite.ID, formatTime(ev.Invite.Created))
+		what := fmt.Sprintf("Your invite %s from %s", ev.Invite.ID, formatTime(ev.Invite.Created))
+		if ev.Invite.Event != "" {
+			what = fmt.Sprintf("Invite %s from your event link %s", ev.Invite.ID, ev.Invite.Event)
+		}
+		if ev.Account == "" {
+			return what + " was used."
+		}
+		text := fmt.Sprintf("%s was used: %s joined.", what, ev.Account)
+		switch {
+		case ev.Requested:
+			text += " They have asked to add you as a contact: accept, and you are each other's contacts. Or add them: " + rosterURI(ev.Account)
+		case ev.Introduce:
+			text += " Add them as a contact: " + rosterURI(ev.Account)
+		}
+		return text
+	case invites.Welcome:
+		text := fmt.Sprintf("Welcome to %s! %s invited you.", ev.Domain, ev.Inviter)
+		if ev.Requested {
+			return text + " They are in your contacts already and get your request; once they accept, you see each other online: " + rosterURI(ev.Inviter)
+		}
+		return text + " Add them as a contact: " + rosterURI(ev.Inviter)
 	case invites.GrantGiven:
-		return "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
+		text := "You may now create account invites for " + ev.Domain + ": send invite to me. Send help for more."
+		if ev.Requests {
+			text += " You may also answer account requests from people who know nobody here: send requests."
+		}
+		return text
+	case invites.RequestsGranted:
+		return "You may now answer account requests for " + ev.Domain + " from people who know nobody here: send requests to see the open ones."
+	case invites.RequestReceived:
+		return requestNotice(ev.Request, ev.Domain)
+	case invites.RequestAnswered:
+		return answeredNotice(ev.Request)
+	case invites.RequestDecided:
+		return decidedNotice(ev.Request, ev.Domain)
+	case invites.ResetCreated:
+		return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service by replying here or to %s; the link can be cancelled.",
+			ev.Account, ev.By, formatTime(ev.At), ev.By)
 	case invites.GrantRevoked:
-		return fmt.Sprintf("Your right to create invites for %s was revoked; %d pending invite(s) of yours were cancelled.",
+		if ev.Cancelled == 0 {
+			return fmt.Sprintf("Your right to create invites for %s was revoked; none of your invites was still pending.", ev.Domain)
+		}
+		if ev.Cancelled == 1 {
+			return fmt.Sprintf("Your right to create invites for %s was revoked; your pending invite was cancelled with it.", ev.Domain)
+		}
+		return fmt.Sprintf("Your right to create invites for %s was revoked; your %d pending invites were cancelled with it.",
 			ev.Domain, ev.Cancelled)
+	case invites.InviteCancelled:
+		return fmt.Sprintf("Your invite %s from %s was cancelled by %s; its link no longer works.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.By)
 	default:
 		return ""
 	}
+}
+
+// rosterURI is an XEP-0147 link that opens "add contact" for the bare JID
+// j in the client that shows it. Characters a URI cannot carry as they are
+// are percent-encoded (RFC 5122).
+func rosterURI(j string) string {
+	return "xmpp:" + url.PathEscape(j) + "?roster"
+}
+
+// Bounds of list replies. With every cell cut to maxCellBytes, a page of
+// pageSize rows, shown as text, as a table and as a note, stays far below
+// the stanza size servers accept (Prosody closes the stream past 512 KiB),
+// whatever strangers put in their JIDs.
+const (
+	pageSize     = 25
+	maxCellBytes = 160
+)
+
+// page is the part of a long list one reply shows.
+type page struct {
+	number, from, to, total int
+}
+
+// pageOf picks page n (1-based, from a "page" argument; empty means 1) of a
+// list of total rows.
+func pageOf(arg string, total int) page {
+	n, err := strconv.Atoi(arg)
+	if err != nil || n < 1 {
+		n = 1
+	}
+	from := min((n-1)*pageSize, total)
+	return page{number: n, from: from, to: min(from+pageSize, total), total: total}
+}
+
+// pages is how many pages the list has.
+func (p page) pages() int { return max(1, (p.total+pageSize-1)/pageSize) }
+
+// empty reports whether the page asked for lies past the end.
+func (p page) empty() bool { return p.from >= p.total && p.total > 0 }
+
+// beyond is the reply for a page past the end of the list.
+func (p page) beyond() reply {
+	return reply{text: fmt.Sprintf("There is no page %d: the list has %s.", p.number, count(p.pages(), "page", "pages"))}
 }
 
 // column is one column of a table reply: the form field's var and the
@@ -88,14 +200,28 @@ func newTable(title, heading string, cols ...column) *table {
 }
 
 // row adds one entry: line is its chat text, cells its form values in
-// column order.
+// column order. Both are cut to a bounded length.
 func (t *table) row(line string, cells ...string) {
-	t.text.WriteString("\n  " + line)
+	t.text.WriteString("\n  " + plaintext.Truncate(line, len(cells)*maxCellBytes))
 	item := dataform.Item{Fields: make([]dataform.Field, len(cells))}
 	for i, v := range cells {
-		item.Fields[i] = dataform.Field{Var: t.form.Reported.Fields[i].Var, Values: []string{v}}
+		item.Fields[i] = dataform.Field{Var: t.form.Reported.Fields[i].Var, Values: []string{plaintext.Truncate(v, maxCellBytes)}}
 	}
 	t.form.Items = append(t.form.Items, item)
+}
+
+// paged ends a page of a longer list with where it is and how to see the
+// next: more is the chat command for the next page, without "page N".
+func (t *table) paged(p page, more string) {
+	if p.from == 0 && p.to == p.total {
+		return
+	}
+	line := fmt.Sprintf("Showing %d–%d of %d.", p.from+1, p.to, p.total)
+	if p.to < p.total {
+		line += fmt.Sprintf(" For more, send: %s page %d (in a form: page %d)", more, p.number+1, p.number+1)
+	}
+	t.footer(line)
+	t.form.Title += fmt.Sprintf(" (page %d of %d)", p.number, p.pages())
 }
 
 // footer ends the chat text with a line that is not a row.
@@ -103,6 +229,125 @@ func (t *table) footer(line string) {
 	t.text.WriteString("\n  " + line)
 }
 
+// reply is the table as chat text and as a form. The form carries the text
+// too, as a fixed field: console clients (poezio) show neither a reported
+// table nor a note, only fields.
 func (t *table) reply() reply {
-	return reply{text: t.text.String(), form: t.form}
+	text := t.text.String()
+	t.form.Fields = append(t.form.Fields, dataform.Field{Type: dataform.Fixed, Values: strings.Split(text, "\n")})
+	return reply{text: text, form: t.form}
+}
+
+// requestNotice tells an approver about a new account request. Each thing
+// the requester wrote stands behind a label of ours, so none of it starts a
+// line (where "> " would quote), and goes through inert.
+func requestNotice(r invites.Request, domain string) string {
+	var t strings.Builder
+	fmt.Fprintf(&t, "New account request %s for %s, open until %s:\n", r.ID, domain, formatTime(r.Expires))
+	fmt.Fprintf(&t, "  Name: %s\n", requesterName(r))
+	fmt.Fprintf(&t, "  Contact: %s\n", requesterContact(r))
+	fmt.Fprintf(&t, "  Says: %s\n", inert(r.Message))
+	fmt.Fprintf(&t, "To answer: approve %s, or deny %s [reason]", r.ID, r.ID)
+	return t.String()
+}
+
+// answeredNotice tells the other approvers who answered a request.
+func answeredNotice(r invites.Request) string {
+	if r.State == invites.RequestApproved {
+		return fmt.Sprintf("Account request %s by %s was approved by %s (invite %s).", r.ID, requesterName(r), r.AnsweredBy, r.Invite)
+	}
+	return fmt.Sprintf("Account request %s by %s was declined by %s (%s).", r.ID, requesterName(r), r.AnsweredBy, denyReason(r.Reason))
+}
+
+// decidedNotice tells a requester, at the address they gave, how their
+// request went. It carries no link: the address is unverified, and the
+// invitation is for whoever holds the status page.
+func decidedNotice(r invites.Request, domain string) string {
+	if r.State == invites.RequestApproved {
+		return fmt.Sprintf("Your request for an account on %s was approved. Open the page you were given when you asked: it now holds your invitation.", domain)
+	}
+	if r.Reason != "" {
+		return fmt.Sprintf("Your request for an account on %s was declined. The reason given: %s", domain, r.Reason)
+	}
+	return fmt.Sprintf("Your request for an account on %s was declined.", domain)
+}
+
+// answeredText answers an approval or denial of a request that was
+// answered already, saying by whom: the first answer wins.
+func answeredText(r invites.Request) string {
+	switch r.State {
+	case invites.RequestApproved:
+		return fmt.Sprintf("Request %s was already approved by %s at %s.", r.ID, r.AnsweredBy, formatTime(r.Answered))
+	case invites.RequestDenied:
+		return fmt.Sprintf("Request %s was already declined by %s at %s.", r.ID, r.AnsweredBy, formatTime(r.Answered))
+	default:
+		return fmt.Sprintf("Request %s expired at %s without an answer.", r.ID, formatTime(r.Expires))
+	}
+}
+
+// denyReason shows the reason an approver gave for declining.
+func denyReason(reason string) string {
+	if reason == "" {
+		return "no reason given"
+	}
+	return "reason: " + reason
+}
+
+// requesterName is the name a requester gave, inert and in quotes, so it
+// reads as their words.
+func requesterName(r invites.Request) string {
+	return "“" + inert(r.Name) + "”"
+}
+
+// requesterContact is the address a requester gave, inert, or a note that
+// they gave none.
+func requesterContact(r invites.Request) string {
+	if r.Contact == "" {
+		return "none given"
+	}
+	return inert(r.Contact) + " (not verified)"
+}
+
+// Characters that clients read as the dot of a domain, the at of an
+// address or the colon of a URI scheme (ASCII, full-width, small and
+// ideographic forms).
+var (
+	inertDots   = ".。．｡﹒․"
+	inertAts    = "@＠﹫"
+	inertColons = ":：﹕"
+)
+
+// inert makes text a stranger wrote safe to show to approvers in chat:
+// clients turn URIs (scheme:…), addresses (name@host) and domains
+// (host.tld) into links, and a link the approver did not write must not
+// appear. A bracket around each such dot, at and colon breaks every form,
+// visibly, the way security reports write "example[.]org": the reader
+// still sees what was written. The text is already one plain line
+// (plaintext.Line); styling is left to the unstyled hint the messages
+// carry.
+func inert(s string) string {
+	runes := []rune(s)
+	var b strings.Builder
+	b.Grow(len(s))
+	wordy := func(i int) bool {
+		return i >= 0 && i < len(runes) && (unicode.IsLetter(runes[i]) || unicode.IsDigit(runes[i]) || unicode.IsMark(runes[i]))
+	}
+	solid := func(i int) bool { return i >= 0 && i < len(runes) && !unicode.IsSpace(runes[i]) }
+	for i, r := range runes {
+		var defang bool
+		switch {
+		case strings.ContainsRune(inertDots, r):
+			defang = solid(i-1) && wordy(i+1)
+		case strings.ContainsRune(inertAts, r):
+			defang = solid(i-1) && solid(i+1)
+		case strings.ContainsRune(inertColons, r):
+			defang = wordy(i-1) && solid(i+1)
+		}
+		if defang {
+			b.WriteString("[" + string(r) + "]")
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -49,6 +49,14 @@ type Invite struct {
 	// Revoked says that the server refuses the token of a cancelled
 	// invite; without it the token still works there for now.
 	Revoked bool
+	// ResetFor, when set, makes this a password reset link for that
+	// account rather than an invite for a new one.
+	ResetFor string
+	// Request, when set, is the account request whose approval made
+	// this invite.
+	Request string
+	// Event, when set, is the event link that handed the invite out.
+	Event string
 }
 
 // Usable reports whether the invite can still create an account at now: it
@@ -66,7 +74,8 @@ func ValidID(s string) bool { return store.ValidID(s) }
 // viewOf is the front ends' view of a stored invite.
 func viewOf(r store.Invite) Invite {
 	return Invite{ID: r.ID, URI: r.URI, LandingURL: r.LandingURL, Domain: r.Domain, Inviter: r.Inviter,
-		Created: r.Created, Expires: r.Expires, State: State(r.State), UsedBy: r.UsedBy, Revoked: r.Revoked}
+		Created: r.Created, Expires: r.Expires, State: State(r.State), UsedBy: r.UsedBy, Revoked: r.Revoked,
+		ResetFor: r.ResetFor, Request: r.Request, Event: r.Event}
 }
 
 // viewsOf converts a list of stored invites.
@@ -91,11 +100,16 @@ type Grant struct {
 	// PerDay and MaxPending are the grant's own limits; zero means the
 	// configured default applies.
 	PerDay, MaxPending int
+	// Requests says the holder may answer account requests.
+	Requests bool
+	// Events is the largest cap the grantee may give an event link; zero
+	// means none.
+	Events int
 }
 
 func grantOf(g store.Grant) Grant {
 	return Grant{JID: g.JID, GrantedBy: g.GrantedBy, GrantedAt: g.GrantedAt, Note: g.Note,
-		PerDay: g.PerDay, MaxPending: g.MaxPending}
+		PerDay: g.PerDay, MaxPending: g.MaxPending, Requests: g.Requests, Events: g.Events}
 }
 
 // AuditEntry is one line of the audit log.

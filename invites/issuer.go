@@ -36,8 +36,9 @@ type Issuer interface {
 
 // Errors an Issuer returns, so callers can tell an operator what to fix.
 var (
-	// ErrIssuerForbidden means the server refused to let the component run
-	// its invite command, typically because the component is not an admin.
+	// ErrIssuerForbidden means the server refused to let the component or
+	// the minter account run its invite command: the component is not an
+	// admin, or the account lacks the role. A *RefusedError says which.
 	ErrIssuerForbidden = errors.New("server refused to mint an invite")
 	// ErrIssuerUnsupported means the server has no invite command.
 	ErrIssuerUnsupported = errors.New("server offers no invite command")
@@ -65,13 +66,18 @@ const (
 )
 
 // AdhocIssuer mints invites by running the server's XEP-0401 ad-hoc command
-// urn:xmpp:invite#create-account over the component link. The server must
-// list the component's JID among the domain's admins.
+// urn:xmpp:invite#create-account, either over the component link (the
+// server must list the component's JID among the domain's admins) or over
+// a minter account's c2s session (the account needs a role that allows
+// the command).
 type AdhocIssuer struct {
 	// Server is the domain the accounts are created on (the command's JID).
 	Server jid.JID
-	// From is the component's JID. A component's stanzas carry no from of
-	// their own, and the server checks it against the admins list.
+	// From is who runs the command: the component's JID, or the minter
+	// account's bare JID. A component's stanzas carry no from of their
+	// own, and the server checks it against the admins list; on a c2s
+	// session the server stamps the session's own JID, so that Link drops
+	// it. Refusals name From, so the log can say what to grant to whom.
 	From jid.JID
 	// Link carries the IQs.
 	Link IQSender
@@ -80,10 +86,18 @@ type AdhocIssuer struct {
 // Mint runs the command, completing any stage the server presents with its
 // defaults, and reads the XEP-0401 result form.
 func (a AdhocIssuer) Mint(ctx context.Context) (Minted, error) {
+	// A server that wants options (ejabberd, later Prosody versions) gets
+	// its own defaults back: the bot has no options to give.
+	return a.run(ctx, NodeCreateAccount, func(*dataform.Form) {})
+}
+
+// run executes the command node, has fill complete each stage's form (the
+// server's defaults already in it), and reads the XEP-0401 result form.
+func (a AdhocIssuer) run(ctx context.Context, node string, fill func(*dataform.Form)) (Minted, error) {
 	ctx, cancel := context.WithTimeout(ctx, issuerTimeout)
 	defer cancel()
 
-	req := commandRequest{Node: NodeCreateAccount, Action: "execute"}
+	req := commandRequest{Node: node, Action: "execute"}
 	for stage := 0; stage < maxCommandStages; stage++ {
 		resp, err := a.execute(ctx, req)
 		if err != nil {
@@ -93,14 +107,12 @@ func (a AdhocIssuer) Mint(ctx context.Context) (Minted, error) {
 		case "completed":
 			return mintedFromForm(resp.Form)
 		case "executing":
-			// A server that wants options (ejabberd, later Prosody versions)
-			// gets its own defaults back: the bot has no options to give.
-			req = commandRequest{
-				Node:      NodeCreateAccount,
-				SessionID: resp.SessionID,
-				Action:    "complete",
-				Form:      resp.Form.Submission(),
+			form := resp.Form.Submission()
+			if form == nil {
+				form = &dataform.Form{Type: dataform.TypeSubmit}
 			}
+			fill(form)
+			req = commandRequest{Node: node, SessionID: resp.SessionID, Action: "complete", Form: form}
 		default:
 			return Minted{}, fmt.Errorf("mint invite: command ended with status %q%s", resp.Status, resp.notes())
 		}
@@ -129,7 +141,7 @@ func (a AdhocIssuer) execute(ctx context.Context, req commandRequest) (commandRe
 		return commandResponse{}, errors.New("mint invite: reply is not an IQ")
 	}
 	if _, err := stanza.UnmarshalIQError(r, start); err != nil {
-		return commandResponse{}, classifyCommandError(err)
+		return commandResponse{}, classifyCommandError(err, req.Node, a.From)
 	}
 	var resp commandResponse
 	if err := xml.NewTokenDecoder(r).Decode(&resp); err != nil {
@@ -138,14 +150,35 @@ func (a AdhocIssuer) execute(ctx context.Context, req commandRequest) (commandRe
 	return resp, nil
 }
 
-func classifyCommandError(err error) error {
+// RefusedError is the detail of ErrIssuerForbidden: which command the
+// server refused to whom. What an operator must grant depends on both
+// (admins for a component, a role for an account), so the front end that
+// logs it needs them as data.
+type RefusedError struct {
+	// Node is the command that was refused.
+	Node string
+	// As is who ran it: the component (no localpart) or the minter account.
+	As jid.JID
+	// Err is the server's stanza error.
+	Err stanza.Error
+}
+
+// Error implements error.
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%v (%s): %s ran %s: %v", ErrIssuerForbidden, e.Err.Condition, e.As, e.Node, e.Err)
+}
+
+// Unwrap makes errors.Is match ErrIssuerForbidden and the stanza error.
+func (e *RefusedError) Unwrap() []error { return []error{ErrIssuerForbidden, e.Err} }
+
+func classifyCommandError(err error, node string, as jid.JID) error {
 	var se stanza.Error
 	if !errors.As(err, &se) {
 		return fmt.Errorf("mint invite: %w", err)
 	}
 	switch se.Condition {
 	case stanza.Forbidden, stanza.NotAuthorized, stanza.NotAllowed:
-		return fmt.Errorf("%w (%s): %w", ErrIssuerForbidden, se.Condition, se)
+		return &RefusedError{Node: node, As: as, Err: se}
 	case stanza.ItemNotFound, stanza.ServiceUnavailable, stanza.FeatureNotImplemented:
 		return fmt.Errorf("%w (%s): %w", ErrIssuerUnsupported, se.Condition, se)
 	default:
@@ -177,7 +210,10 @@ func mintedFromForm(f *dataform.Form) (Minted, error) {
 	if expire != "" {
 		m.Expires, err = time.Parse(time.RFC3339, expire)
 		if err != nil {
-			return Minted{}, fmt.Errorf("mint invite: bad expire %q: %w", expire, err)
+			// Quote what the server sent, but never the token, whatever
+			// field it turns up in: errors end up in logs.
+			shown := strings.ReplaceAll(expire, m.Token, RedactToken(m.Token))
+			return Minted{}, fmt.Errorf("mint invite: expire %q is not an RFC 3339 time", shown)
 		}
 		m.Expires = m.Expires.UTC()
 	}

@@ -128,3 +128,41 @@ func TestAdhocIssuerErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAdhocIssuerRefusalNamesWhoAndWhat: a refusal carries the command and
+// who ran it, so the log can say what to grant to whom, and still matches
+// ErrIssuerForbidden for callers that only need to know it was refused.
+func TestAdhocIssuerRefusalNamesWhoAndWhat(t *testing.T) {
+	refused := `<iq type='error' id='1'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`
+	minter := jid.MustParse("invitebot@durare.test")
+	iss := AdhocIssuer{Server: jid.MustParse("durare.test"), From: minter}
+	for _, tc := range []struct {
+		name string
+		run  func(AdhocIssuer) error
+		node string
+	}{
+		{"create-account", func(a AdhocIssuer) error { _, err := a.Mint(context.Background()); return err }, NodeCreateAccount},
+		{"password-reset", func(a AdhocIssuer) error {
+			_, err := a.MintReset(context.Background(), jid.MustParse("someone@durare.test"))
+			return err
+		}, NodePasswordReset},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iss.Link = &scriptedServer{replies: []string{refused}}
+			err := tc.run(iss)
+			var re *RefusedError
+			if !errors.As(err, &re) {
+				t.Fatalf("error %v is not a *RefusedError", err)
+			}
+			if re.Node != tc.node || !re.As.Equal(minter) || re.Err.Condition != stanza.Forbidden {
+				t.Errorf("RefusedError = %+v, want node %s as %s, forbidden", re, tc.node, minter)
+			}
+			if !errors.Is(err, ErrIssuerForbidden) {
+				t.Errorf("%v does not match ErrIssuerForbidden", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, minter.String()) || !strings.Contains(msg, tc.node) {
+				t.Errorf("message %q names neither %s nor %s", msg, minter, tc.node)
+			}
+		})
+	}
+}

@@ -109,13 +109,18 @@ func (s *Service) stillAdmitted(ctx context.Context, a Actor) error {
 // asks the store for counts, which cost the same however long the history;
 // the few times a refusal reports are read only when a limit is reached.
 func (s *Service) usage(ctx context.Context, actor string, now time.Time) (policy.Usage, policy.Limits, error) {
-	lim := s.limits
+	lim := s.DefaultLimits()
 	if g, err := s.store.Grant(ctx, actor); err == nil {
 		lim = lim.WithOverrides(g.PerDay, g.MaxPending)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return policy.Usage{}, lim, fmt.Errorf("read grant: %w", err)
 	}
 	// The window is (now-QuotaWindow, now]; the store counts from since on.
+	// An event link's invites count against its own cap, which the
+	// creator's grant bounded, not toward the creator's per-day and
+	// pending limits; they count toward the global limit even when an
+	// admin made the link, since they go to strangers. The store's
+	// counters keep them apart that way (store.QuotaCounts).
 	since := now.Add(-policy.QuotaWindow + time.Nanosecond)
 	admins := s.adminList()
 	c, err := s.store.QuotaCounts(ctx, actor, since, admins)
@@ -161,21 +166,15 @@ func (s *Service) oldest(ctx context.Context, inviter string, since time.Time, e
 	return times, nil
 }
 
-// adminList lists the admins, whose invites the global limit does not
-// count.
+// adminList lists the admins, whose invites (event link invites aside)
+// the global limit does not count.
 func (s *Service) adminList() []string {
-	out := make([]string, 0, len(s.admins))
-	for jid, admin := range s.admins {
+	admins := *s.admins.Load()
+	out := make([]string, 0, len(admins))
+	for jid, admin := range admins {
 		if admin {
 			out = append(out, jid)
 		}
 	}
 	return out
-}
-
-// refuse counts and records an invite request the abuse controls turned
-// down.
-func (s *Service) refuse(ctx context.Context, actor, why string) {
-	s.observer.InviteDenied()
-	s.audit(ctx, actor, ActionInviteRefuse, actor, why)
 }

@@ -62,18 +62,10 @@ func (s *Service) revokeCancelled(ctx context.Context, actor string, inv store.I
 // records that it did. It returns nil when the server refuses the token
 // now.
 func (s *Service) revokeToken(ctx context.Context, actor string, inv store.Invite) error {
-	method := RevokeUnsupported
-	if r, ok := s.issuer.(Revoker); ok {
-		method = r.Revocation()
-	}
 	var err error
-	switch method {
+	switch s.revocation() {
 	case RevokeByDeletion:
-		d, ok := s.issuer.(Deleter)
-		if !ok {
-			return errors.New("issuer claims deletion but cannot delete")
-		}
-		err = d.Delete(ctx, inv.Token)
+		err = s.deleteToken(ctx, inv.Token)
 	case RevokeByConsumption:
 		err = s.consumeToken(ctx, inv)
 	default:

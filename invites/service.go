@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"durare.org/invitebot/invites/ibr"
@@ -31,6 +33,10 @@ var (
 	ErrNotPending = errors.New("invite is no longer pending")
 	// ErrNotInviter means revoke named a JID that holds no grant.
 	ErrNotInviter = errors.New("not an inviter")
+	// ErrTargetIsAdmin means grant or revoke named an admin: admins may
+	// always invite, from the configuration, so grants do not apply to
+	// them (and revoking one must not cancel an admin's invites).
+	ErrTargetIsAdmin = errors.New("that JID is an admin")
 	// ErrRegistrationInProgress means the invite's token is being used by
 	// another registration right now.
 	ErrRegistrationInProgress = errors.New("a registration with this invite is in progress")
@@ -86,6 +92,20 @@ type Options struct {
 	// Notifier, when set, tells people what became of their invites and
 	// grants.
 	Notifier Notifier
+	// Backups say where database backups go.
+	Backups BackupOptions
+	// InviterResets lets inviters make password reset links for accounts
+	// their own invites created.
+	InviterResets bool
+	// Module, when set, is how the service finds and uses mod_invitebot
+	// on the server (module.go).
+	Module *Module
+	// Introduce welcomes each new account naming its inviter, and offers
+	// the inviter the new account as a contact (invites.introduce).
+	Introduce bool
+	// Requests configure account requests; zero limits take the
+	// defaults.
+	Requests RequestOptions
 }
 
 // Service carries out invite operations on behalf of Actors.
@@ -93,13 +113,26 @@ type Service struct {
 	store    *store.Store
 	issuer   Issuer
 	domain   string
-	admins   map[string]bool
 	c2s      ibr.Config
 	now      func() time.Time
 	log      *slog.Logger
 	observer Observer
-	limits   policy.Limits
 	notifier Notifier
+	backups  BackupOptions
+	// inviterResets: see Options.InviterResets; a reload may change it.
+	inviterResets atomic.Bool
+	// resets says whether the server offers password resets (detected
+	// when the link comes up).
+	resets atomic.Bool
+	// requests configure account requests; intake counts the open ones
+	// for the request page.
+	requests RequestOptions
+	intake   intakeCount
+
+	// admins and limits change on a configuration reload, while requests
+	// read them.
+	admins atomic.Pointer[map[string]bool]
+	limits atomic.Pointer[policy.Limits]
 
 	// quotaMu makes quota checks and reservations atomic; inflight counts
 	// invites being minted per inviter (and in all), so that concurrent
@@ -108,10 +141,29 @@ type Service struct {
 	inflight       map[string]int
 	inflightGlobal int
 
+	// refusals bounds the audit entries refused requests write.
+	refusals *refusalBudget
+
+	// schedule orders usage tracking's token checks.
+	schedule checkSchedule
+
 	// regMu guards inRegistration: invites whose token a browser
-	// registration is using right now, which usage tracking leaves alone.
+	// registration is using right now, so that a second registration with
+	// the same invite (a double click) fails at once instead of waiting.
 	regMu          sync.Mutex
 	inRegistration map[string]bool
+
+	// locks serialises each invite's lifecycle: registration, cancel,
+	// revoke and usage tracking take the invite's lock.
+	locks inviteLocks
+
+	// owedMu guards owed: browser registrations not recorded yet because
+	// the store failed, by invite id (see owedUse).
+	owedMu sync.Mutex
+	owed   map[string]owedUse
+
+	// srvmod is the use of mod_invitebot, when the server runs it.
+	srvmod *serverModule
 }
 
 // NewService returns a Service.
@@ -122,20 +174,57 @@ func NewService(o Options) *Service {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
-	// Each limit left at zero takes its default: a zero limit would refuse
-	// every invite.
-	if o.Limits.PerDay <= 0 {
-		o.Limits.PerDay = policy.DefaultLimits.PerDay
+	s := &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain,
+		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, notifier: o.Notifier,
+		backups:  o.Backups,
+		inflight: make(map[string]int), inRegistration: make(map[string]bool), refusals: newRefusalBudget(o.Now),
+		owed: make(map[string]owedUse)}
+	s.SetAdmins(o.Admins)
+	s.SetLimits(o.Limits)
+	s.SetInviterResets(o.InviterResets)
+	s.srvmod = newServerModule(o)
+	s.requests = o.Requests
+	if s.requests.ExpireAfter <= 0 {
+		s.requests.ExpireAfter = DefaultRequestExpiry
 	}
-	if o.Limits.MaxPending <= 0 {
-		o.Limits.MaxPending = policy.DefaultLimits.MaxPending
+	if s.requests.MaxOpen <= 0 {
+		s.requests.MaxOpen = DefaultMaxOpenRequests
 	}
-	if o.Limits.GlobalPerDay <= 0 {
-		o.Limits.GlobalPerDay = policy.DefaultLimits.GlobalPerDay
+	return s
+}
+
+// SetInviterResets says whether inviters may make password reset links
+// for accounts their invites created, as on a configuration reload.
+func (s *Service) SetInviterResets(on bool) { s.inviterResets.Store(on) }
+
+// SetAdmins replaces the admins (normalised bare JIDs), as on a
+// configuration reload. Requests already running keep the role they began
+// with.
+func (s *Service) SetAdmins(admins map[string]bool) {
+	cp := make(map[string]bool, len(admins))
+	for k, v := range admins {
+		cp[k] = v
 	}
-	return &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain, admins: o.Admins,
-		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, limits: o.Limits, notifier: o.Notifier,
-		inflight: make(map[string]int), inRegistration: make(map[string]bool)}
+	s.admins.Store(&cp)
+}
+
+// SetLimits replaces the default invite limits, as on a configuration
+// reload. Each limit left at zero takes its built-in default: a zero limit
+// would refuse every invite.
+func (s *Service) SetLimits(l policy.Limits) {
+	if l.PerDay <= 0 {
+		l.PerDay = policy.DefaultLimits.PerDay
+	}
+	if l.MaxPending <= 0 {
+		l.MaxPending = policy.DefaultLimits.MaxPending
+	}
+	if l.GlobalPerDay <= 0 {
+		l.GlobalPerDay = policy.DefaultLimits.GlobalPerDay
+	}
+	if l.EventMaxUses <= 0 {
+		l.EventMaxUses = policy.DefaultLimits.EventMaxUses
+	}
+	s.limits.Store(&l)
 }
 
 type nopObserver struct{}
@@ -146,6 +235,14 @@ func (nopObserver) InviteUsed()    {}
 
 // Domain is the XMPP domain the invites create accounts on.
 func (s *Service) Domain() string { return s.domain }
+
+// DefaultLimits are the limits of inviters whose grant sets none.
+func (s *Service) DefaultLimits() policy.Limits { return *s.limits.Load() }
+
+// IsAdmin reports whether the bare JID is an admin. It reads only the
+// configuration, so the read loop may call it to decide whose requests
+// must never be turned away.
+func (s *Service) IsAdmin(bare string) bool { return (*s.admins.Load())[bare] }
 
 // Actor is someone the service acts for: a bare JID and the role it held
 // when the request began. Only Service.Actor makes one, so the role is
@@ -172,13 +269,14 @@ func (a Actor) may(p policy.Permission) error {
 
 // Actor looks up what the bare JID is to the bot.
 func (s *Service) Actor(ctx context.Context, bare string) (Actor, error) {
-	if s.admins[bare] {
+	admins := *s.admins.Load()
+	if admins[bare] {
 		return Actor{jid: bare, role: policy.Admin}, nil
 	}
-	_, err := s.store.Grant(ctx, bare)
+	g, err := s.store.Grant(ctx, bare)
 	switch {
 	case err == nil:
-		return Actor{jid: bare, role: policy.RoleOf(bare, s.admins, true)}, nil
+		return Actor{jid: bare, role: policy.RoleOf(bare, admins, true, g.Requests)}, nil
 	case errors.Is(err, store.ErrNotFound):
 		return Actor{jid: bare, role: policy.Stranger}, nil
 	default:
@@ -196,7 +294,50 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 		s.observer.InviteDenied()
 		return Invite{}, err
 	}
-	held, err := s.admitCreate(ctx, a)
+	return s.mintAndRecord(ctx, a, s.issuer.Mint, minting{action: ActionInviteCreate})
+}
+
+// minting says what kind of invite mintAndRecord makes and how it is
+// recorded.
+type minting struct {
+	// action is the audit action of the new invite.
+	action string
+	// resetFor names the account of a password reset; empty for an
+	// account invite.
+	resetFor string
+	// detail is the audit entry's detail; resetFor when empty.
+	detail string
+	// record stores the invite with its audit entry; nil means
+	// store.AddInvite. An approval stores it together with the answer to
+	// the request, and may refuse (ErrRequestAnswered); an event link's
+	// invite names the link, and is refused if it closed meanwhile
+	// (ErrEventClosed).
+	record func(ctx context.Context, inv store.Invite, e store.AuditEntry) (store.Invite, error)
+	// event names the event link handing the invite out; empty otherwise.
+	// A minted token that is not handed out is recorded cancelled with it,
+	// so that it counts where the invite would have.
+	event string
+	// admit holds the invite's place under the limits; nil means the
+	// pause switch and a's quotas (admitCreate). An event link's visitor
+	// is admitted under the global limit only (admitEventUse).
+	admit func(ctx context.Context) (*reservation, error)
+}
+
+// mintAndRecord admits one token for a under the pause switch and the
+// quotas, has mint make it at the server, and records it as an invite of
+// the kind m says, with its audit entry, before returning it.
+func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.Context) (Minted, error), m minting) (Invite, error) {
+	resetFor := m.resetFor
+	if m.record == nil {
+		m.record = s.store.AddInvite
+	}
+	if m.detail == "" {
+		m.detail = resetFor
+	}
+	if m.admit == nil {
+		m.admit = func(ctx context.Context) (*reservation, error) { return s.admitCreate(ctx, a) }
+	}
+	held, err := m.admit(ctx)
 	if err != nil {
 		return Invite{}, err
 	}
@@ -205,7 +346,7 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 	// Not bounded by the request: a request giving up while the server
 	// mints would leave a token that nobody ever learns of. The Issuer
 	// bounds the wait itself.
-	minted, err := s.issuer.Mint(context.WithoutCancel(ctx))
+	minted, err := mint(context.WithoutCancel(ctx))
 	if err != nil {
 		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
@@ -214,6 +355,18 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
 	now := s.now().UTC()
+	template := store.Invite{
+		Token:      minted.Token,
+		URI:        minted.URI,
+		LandingURL: minted.LandingURL,
+		Domain:     s.domain,
+		Inviter:    a.jid,
+		Created:    now,
+		Expires:    minted.Expires,
+		State:      store.StatePending,
+		ResetFor:   resetFor,
+		Event:      m.event,
+	}
 	var inv store.Invite
 	err = held.settle(func() error {
 		// Revoke and pause may have happened while the server minted;
@@ -223,22 +376,15 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 			return err
 		}
 		var err error
-		inv, err = s.store.AddInvite(wctx, store.Invite{
-			Token:      minted.Token,
-			URI:        minted.URI,
-			LandingURL: minted.LandingURL,
-			Domain:     s.domain,
-			Inviter:    a.jid,
-			Created:    now,
-			Expires:    minted.Expires,
-			State:      store.StatePending,
-		}, store.AuditEntry{Time: now, Actor: a.jid, Action: ActionInviteCreate})
+		inv, err = m.record(wctx, template, store.AuditEntry{Time: now, Actor: a.jid, Action: m.action, Detail: m.detail})
 		return err
 	})
 	if err != nil {
-		s.dropMinted(ctx, a, minted, now, err)
+		// Revoked, paused, answered by someone else, event link closed
+		// meanwhile, or the store failed: the token is revoked.
+		s.dropMinted(ctx, a, template, err)
 		var paused *PausedError
-		if errors.Is(err, ErrForbidden) || errors.As(err, &paused) {
+		if errors.Is(err, ErrForbidden) || errors.As(err, &paused) || errors.Is(err, ErrRequestAnswered) || errors.Is(err, ErrEventClosed) {
 			return Invite{}, err
 		}
 		return Invite{}, fmt.Errorf("create invite: store: %w", err)
@@ -250,7 +396,7 @@ func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 	}
 	s.observer.InviteCreated()
 	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
-		slog.Time("expires", inv.Expires))
+		slog.Time("expires", inv.Expires), slog.String("reset_for", resetFor), slog.String("event", inv.Event))
 	return viewOf(inv), nil
 }
 
@@ -303,6 +449,9 @@ func (s *Service) List(ctx context.Context, a Actor, whose string) ([]Invite, er
 
 // Cancel marks a pending invite cancelled and revokes its token at the
 // server. Inviters may cancel their own, admins any (policy.CanCancel).
+// A browser registration with the invite under way finishes first: Cancel
+// waits for it (within ctx), then reports ErrNotPending with the invite
+// used, and by whom.
 func (s *Service) Cancel(ctx context.Context, a Actor, id string) (Invite, error) {
 	if err := a.may(policy.CancelInvite); err != nil {
 		return Invite{}, err
@@ -317,25 +466,59 @@ func (s *Service) Cancel(ctx context.Context, a Actor, id string) (Invite, error
 	if inv.State != store.StatePending {
 		return viewOf(inv), ErrNotPending
 	}
-	// A token already used at the server is a used invite, not a cancelled
-	// one: record it as such, so the account it created is not hidden.
-	if live := s.settleUsed(ctx, []store.Invite{inv}); len(live) == 0 {
-		inv, _ = s.record(ctx, id)
-		return viewOf(inv), ErrNotPending
-	}
-	cancelled, err := s.store.SetInviteState(ctx, id, store.StateCancelled, "", store.AuditEntry{
-		Time: s.now().UTC(), Actor: a.jid, Action: ActionInviteCancel, Subject: id,
-	})
-	switch {
-	case errors.Is(err, store.ErrNotPending):
-		// Settled meanwhile; report what it became.
-		inv, _ = s.record(ctx, id)
-		return viewOf(inv), ErrNotPending
-	case err != nil:
+	unlock, err := s.lockInvite(ctx, id)
+	if err != nil {
 		return Invite{}, fmt.Errorf("cancel invite: %w", err)
 	}
+	checks := &tokenChecks{s: s}
+	cancelled, err := s.cancelLocked(ctx, checks, a.jid, id, "")
+	unlock()
+	checks.close()
+	if errors.Is(err, ErrNotPending) {
+		return viewOf(cancelled), err
+	} else if err != nil {
+		return Invite{}, err
+	}
 	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", a.jid))
-	return viewOf(s.revokeCancelled(ctx, a.jid, cancelled)), nil
+	done := viewOf(s.revokeCancelled(ctx, a.jid, cancelled))
+	if cancelled.Inviter != a.jid {
+		// Someone else's invite: its inviter would otherwise find it
+		// cancelled with no word why.
+		s.notify(ctx, cancelled.Inviter, InviteCancelled{Invite: done, By: a.jid})
+	}
+	return done, nil
+}
+
+// cancelLocked cancels invite id, whose lock the caller holds. An invite no
+// longer pending, or whose token the server already refuses (then recorded
+// as used or expired: a used token is a used invite, not a cancelled one,
+// so the account it created is not hidden), gives ErrNotPending with the
+// invite as it now stands.
+func (s *Service) cancelLocked(ctx context.Context, checks *tokenChecks, actor, id, detail string) (store.Invite, error) {
+	inv, err := s.record(ctx, id)
+	if err != nil {
+		return store.Invite{}, err
+	}
+	if inv.State != store.StatePending {
+		return inv, ErrNotPending
+	}
+	if checks.settleIfSpent(ctx, inv) {
+		if inv, err = s.record(ctx, id); err != nil {
+			return store.Invite{}, err
+		}
+		return inv, ErrNotPending
+	}
+	// The token check is done and decided the matter: write it even if the
+	// request ran out of time meanwhile.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
+	defer cancel()
+	cancelled, err := s.store.SetInviteState(wctx, id, store.StateCancelled, "", store.AuditEntry{
+		Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: id, Detail: detail,
+	})
+	if err != nil {
+		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
+	}
+	return cancelled, nil
 }
 
 // GrantOptions are the optional parts of a grant.
@@ -344,6 +527,12 @@ type GrantOptions struct {
 	Note string
 	// PerDay and MaxPending override the default limits when non-zero.
 	PerDay, MaxPending int
+	// Requests, when set, says whether the grant lets its holder answer
+	// account requests; nil keeps what the grant said (no, for a new one).
+	Requests *bool
+	// Events, when non-zero, lets the grantee make event links of up to
+	// that many uses.
+	Events int
 }
 
 // Grant gives target the right to invite. Granting someone who already
@@ -353,6 +542,9 @@ type GrantOptions struct {
 func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOptions) (g Grant, updated bool, err error) {
 	if err := a.may(policy.ManageGrants); err != nil {
 		return Grant{}, false, err
+	}
+	if s.IsAdmin(target) {
+		return Grant{}, false, ErrTargetIsAdmin
 	}
 	rec := store.Grant{JID: target}
 	old, err := s.store.Grant(ctx, target)
@@ -373,25 +565,43 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	if o.MaxPending > 0 {
 		rec.MaxPending = o.MaxPending
 	}
+	if o.Events > 0 {
+		rec.Events = o.Events
+	}
+	newlyApprover := false
+	if o.Requests != nil {
+		newlyApprover = *o.Requests && !rec.Requests
+		rec.Requests = *o.Requests
+	}
 	err = s.store.PutGrant(ctx, rec,
-		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated)})
+		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated, o.Requests != nil)})
 	if err != nil {
 		return Grant{}, false, fmt.Errorf("grant: %w", err)
 	}
 	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", a.jid),
 		slog.Int("per_day", rec.PerDay), slog.Int("max_pending", rec.MaxPending), slog.Bool("updated", updated))
-	if !updated {
-		s.notify(ctx, target, GrantGiven{Domain: s.domain})
+	switch {
+	case !updated:
+		s.notify(ctx, target, GrantGiven{Domain: s.domain, Requests: rec.Requests})
+	case newlyApprover:
+		s.notify(ctx, target, RequestsGranted{Domain: s.domain})
 	}
 	return grantOf(rec), updated, nil
 }
 
 // grantDetail is the audit record of a grant's terms, in the format
-// earlier versions wrote, so the log reads the same across upgrades.
-func grantDetail(g store.Grant, updated bool) string {
+// earlier versions wrote, so the log reads the same across upgrades; the
+// requests flag is named only when the grant set it.
+func grantDetail(g store.Grant, updated, requestsSet bool) string {
 	detail := fmt.Sprintf("per-day %s, pending %s", limitDetail(g.PerDay), limitDetail(g.MaxPending))
 	if updated {
 		detail = "updated; " + detail
+	}
+	if requestsSet {
+		detail += map[bool]string{true: ", requests yes", false: ", requests no"}[g.Requests]
+	}
+	if g.Events > 0 {
+		detail += fmt.Sprintf(", events %d", g.Events)
 	}
 	if g.Note != "" {
 		detail += "; " + g.Note
@@ -424,6 +634,9 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 	if err := a.may(policy.ManageGrants); err != nil {
 		return res, err
 	}
+	if s.IsAdmin(target) {
+		return res, ErrTargetIsAdmin
+	}
 	// Everything below must happen even if the request runs out of time
 	// half-way: a half-done revoke leaves an abuser's links working.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
@@ -440,6 +653,7 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 		s.quotaMu.Unlock()
 		return res, fmt.Errorf("revoke: %w", err)
 	}
+	s.markEventsClosed(wctx, a.jid, target) // their invites are cancelled below
 	invs, err := s.store.InvitesByInviter(wctx, target)
 	s.quotaMu.Unlock()
 	if err != nil {
@@ -454,19 +668,26 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 	if !granted && len(pending) == 0 {
 		return res, ErrNotInviter
 	}
-	// Tokens already used get recorded as used, with a notice, first.
-	pending = s.settleUsed(ctx, pending)
+	// Tokens already used get recorded as used, with a notice, first. An
+	// invite a browser registration is using right now is waited for, so
+	// its account is recorded; the wait is bounded, as a registration is.
+	checks := &tokenChecks{s: s}
+	defer checks.close()
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
+	defer lcancel()
 	var cancelled []store.Invite
+	var failed error
 	for _, inv := range pending {
-		c, err := s.store.SetInviteState(wctx, inv.ID, store.StateCancelled, "", store.AuditEntry{
-			Time: s.now().UTC(), Actor: a.jid, Action: ActionInviteCancel, Subject: inv.ID, Detail: "inviter revoked",
-		})
-		if errors.Is(err, store.ErrNotPending) {
-			continue
-		} else if err != nil {
-			return res, fmt.Errorf("revoke: cancel %s: %w", inv.ID, err)
+		c, err := s.revokeOne(lctx, checks, a.jid, inv.ID)
+		switch {
+		case err == nil:
+			cancelled = append(cancelled, c)
+		case errors.Is(err, ErrNotPending):
+		case failed == nil:
+			// Cancel the others all the same: every link left working
+			// is one an abuser can use.
+			failed = fmt.Errorf("revoke: cancel %s: %w", inv.ID, err)
 		}
-		cancelled = append(cancelled, c)
 	}
 	res.Cancelled = len(cancelled)
 	// Consuming tokens takes a few c2s round trips each. Within a bounded
@@ -477,6 +698,9 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 		if rctx.Err() != nil || !s.revokeCancelled(rctx, a.jid, inv).Revoked {
 			res.StillValid++
 		}
+	}
+	if failed != nil {
+		return res, failed
 	}
 	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", a.jid),
 		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid))
@@ -489,6 +713,16 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 // revokeBudget bounds how long revoke spends consuming tokens before it
 // answers; the rest are retried by usage tracking.
 const revokeBudget = 20 * time.Second
+
+// revokeOne cancels one of a revoked inviter's invites under its lock.
+func (s *Service) revokeOne(ctx context.Context, checks *tokenChecks, actor, id string) (store.Invite, error) {
+	unlock, err := s.lockInvite(ctx, id)
+	if err != nil {
+		return store.Invite{}, err
+	}
+	defer unlock()
+	return s.cancelLocked(ctx, checks, actor, id, "inviter revoked")
+}
 
 // Inviters lists every grant, sorted by JID.
 func (s *Service) Inviters(ctx context.Context, a Actor) ([]Grant, error) {
@@ -524,7 +758,8 @@ func (s *Service) Audit(ctx context.Context, a Actor, about string, n int) ([]Au
 }
 
 // WhoInvited returns the invites that created account (known for accounts
-// registered in the browser).
+// registered in the browser, and for every account when the server runs
+// mod_invitebot).
 func (s *Service) WhoInvited(ctx context.Context, a Actor, account string) ([]Invite, error) {
 	if err := a.may(policy.ReadAudit); err != nil {
 		return nil, err
@@ -533,6 +768,9 @@ func (s *Service) WhoInvited(ctx context.Context, a Actor, account string) ([]In
 	if err != nil {
 		return nil, fmt.Errorf("who invited: %w", err)
 	}
+	// A used password reset link names the account too, but did not
+	// invite it.
+	invs = slices.DeleteFunc(invs, func(inv store.Invite) bool { return inv.ResetFor != "" })
 	return viewsOf(invs), nil
 }
 

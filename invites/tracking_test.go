@@ -1,54 +1,54 @@
-package invites
+package invites_test
 
 import (
-	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
+	"context"
 	"testing"
 	"time"
 
+	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/store"
 )
 
-// TestCheckPendingPages has more expired invites than a sweep page holds:
-// the sweep settles page after page without losing any, and without
-// dialling the server, which only live tokens need.
-func TestCheckPendingPages(t *testing.T) {
-	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "invitebot.db"))
-	if err != nil {
+// TestTrackingReachesEveryInvite: when a sweep's share of the interval
+// holds fewer checks than there are pending invites, each sweep goes on
+// where the last stopped (least recently checked first), so the newest
+// invite is checked too and its use is found, instead of every sweep
+// starting again from the oldest.
+func TestTrackingReachesEveryInvite(t *testing.T) {
+	srv := prosodytest.Start(t)
+	h := newHarness(t, srv, srv.IBRConfig())
+	const inviter = "carol@" + prosodytest.DefaultOtherDomain
+	var invs []store.Invite
+	for range 9 {
+		invs = append(invs, h.addInvite(t, inviter))
+		time.Sleep(2 * time.Millisecond) // distinct creation times
+	}
+	newest := invs[len(invs)-1]
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if _, err := ibr.Register(ctx, srv.IBRConfig(), newest.Token, "latecomer", testPass); err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	start := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	n := 2*sweepPage + 7
-	for i := range n {
-		created := start.Add(time.Duration(i) * time.Second)
-		_, err := st.AddInvite(ctx, store.Invite{Token: fmt.Sprintf("tok%d", i), Inviter: "alice@x.org",
-			Created: created, Expires: created.Add(time.Hour)}, store.AuditEntry{Actor: "alice@x.org", Action: ActionInviteCreate})
+
+	// Three checks per sweep at the tracker's pace.
+	h.svc.SetCheckBudget(3 * time.Second / 40)
+	state := func() store.State {
+		got, err := h.st.Invite(ctx, newest.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
+		return got.State
 	}
-	svc := NewService(Options{
-		Store: st, Issuer: &countingIssuer{now: time.Now}, Domain: "durare.org",
-		// Nothing listens there: a dial would fail the sweep.
-		C2S: ibr.Config{Addr: "127.0.0.1:1", Domain: "durare.org", Timeout: time.Second},
-		Now: func() time.Time { return start.Add(48 * time.Hour) }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err := svc.CheckPending(ctx); err != nil {
-		t.Fatalf("CheckPending: %v", err)
+	for sweep := 1; sweep <= 3; sweep++ {
+		if err := h.svc.CheckPending(ctx); err != nil {
+			t.Fatalf("sweep %d: %v", sweep, err)
+		}
+		if sweep < 3 && state() != store.StatePending {
+			t.Fatalf("the newest invite was checked in sweep %d, before older ones waiting longer", sweep)
+		}
 	}
-	if left, _ := st.PendingInvites(ctx); len(left) != 0 {
-		t.Errorf("%d invites still pending after the sweep", len(left))
-	}
-	if q, _ := st.QuotaCounts(ctx, "alice@x.org", start, nil); q.Pending != 0 || q.Created != n {
-		t.Errorf("counts after the sweep = %+v, want %d created, none pending", q, n)
-	}
-	expired, _ := st.Audit(ctx, "system", 1<<20)
-	if len(expired) != n {
-		t.Errorf("%d expiry entries, want %d", len(expired), n)
+	if got := state(); got != store.StateUsed {
+		t.Errorf("after three sweeps of three the newest invite is %s, want used", got)
 	}
 }

@@ -13,6 +13,11 @@ const (
 	Stranger Role = iota
 	// Inviter is a JID an admin granted the right to invite.
 	Inviter
+	// Approver is an inviter whose grant also lets them answer account
+	// requests (grant <jid> requests yes): everything an inviter may do,
+	// plus approving and declining requests from people who know nobody
+	// here. It sits below Admin because admins may always answer.
+	Approver
 	// Admin is a JID listed under admins in the configuration.
 	Admin
 )
@@ -24,6 +29,8 @@ func (r Role) String() string {
 		return "admin"
 	case Inviter:
 		return "inviter"
+	case Approver:
+		return "approver"
 	default:
 		return "stranger"
 	}
@@ -31,11 +38,15 @@ func (r Role) String() string {
 
 // RoleOf returns the role of the bare JID who. Admins come from the
 // configuration only, so a database edit cannot make someone an admin; granted
-// says whether the store holds a live grant for who.
-func RoleOf(who string, admins map[string]bool, granted bool) Role {
+// says whether the store holds a live grant for who, and answersRequests
+// whether that grant lets them answer account requests (a flag without a
+// grant means nothing: revoking a grant takes the flag with it).
+func RoleOf(who string, admins map[string]bool, granted, answersRequests bool) Role {
 	switch {
 	case admins[who]:
 		return Admin
+	case granted && answersRequests:
+		return Approver
 	case granted:
 		return Inviter
 	default:
@@ -67,6 +78,26 @@ const (
 	ReadAudit
 	// CancelAnyInvite cancels invites whoever issued them.
 	CancelAnyInvite
+	// TakeBackups writes a copy of the database on request.
+	TakeBackups
+	// ResetPassword makes password reset links (whose accounts, see
+	// CanReset).
+	ResetPassword
+	// ResetAnyAccount makes reset links for any account of the domain.
+	ResetAnyAccount
+	// AnswerRequests lists the open account requests and approves or
+	// declines them.
+	AnswerRequests
+	// CreateEvent makes event links (how many uses, see EventCap).
+	CreateEvent
+	// ListEvents shows the sender's own event links.
+	ListEvents
+	// ListAnyEvents shows anyone's event links.
+	ListAnyEvents
+	// CloseEvent closes an event link (whose, see CanCloseEvent).
+	CloseEvent
+	// CloseAnyEvent closes event links whoever made them.
+	CloseAnyEvent
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
@@ -83,6 +114,15 @@ var minimumRole = map[Permission]Role{
 	PauseInvites:    Admin,
 	ReadAudit:       Admin,
 	CancelAnyInvite: Admin,
+	TakeBackups:     Admin,
+	ResetPassword:   Inviter,
+	ResetAnyAccount: Admin,
+	AnswerRequests:  Approver,
+	CreateEvent:     Inviter,
+	ListEvents:      Inviter,
+	ListAnyEvents:   Admin,
+	CloseEvent:      Inviter,
+	CloseAnyEvent:   Admin,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are
@@ -103,3 +143,49 @@ func CanCancel(r Role, actor, inviter string) bool {
 // to every message would let anyone who can forge or flood stanzas use the
 // bot to reflect traffic at a third party.
 const RefusalInterval = time.Hour
+
+// CanReset reports whether actor, holding role r, may make a password reset
+// link for an account that the invites of invitedBy created: holders of
+// ResetAnyAccount for any account, holders of ResetPassword for accounts
+// their own invites created, when inviterResets allows inviters that.
+func CanReset(r Role, actor string, invitedBy []string, inviterResets bool) bool {
+	if Allows(r, ResetAnyAccount) {
+		return true
+	}
+	if !Allows(r, ResetPassword) || !inviterResets {
+		return false
+	}
+	for _, who := range invitedBy {
+		if who == actor {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxEventDuration is the longest an event link may stay open. An event
+// link admits strangers without anyone vouching for each: it is for the
+// room someone is in today, not a standing door.
+const MaxEventDuration = 24 * time.Hour
+
+// EventCap is the largest cap an actor with role r may give an event link:
+// admins up to maxUses (the configured policy.event_max_uses), inviters up
+// to their grant's own allowance (grantEvents, none when zero) and never
+// above maxUses, everybody else none. Zero means no event links at all.
+func EventCap(r Role, grantEvents, maxUses int) int {
+	switch {
+	case r == Admin:
+		return maxUses
+	case Allows(r, CreateEvent):
+		return max(0, min(grantEvents, maxUses))
+	default:
+		return 0
+	}
+}
+
+// CanCloseEvent reports whether actor, holding role r, may close an event
+// link made by creator: holders of CloseAnyEvent any link, holders of
+// CloseEvent only their own.
+func CanCloseEvent(r Role, actor, creator string) bool {
+	return Allows(r, CloseAnyEvent) || (Allows(r, CloseEvent) && actor == creator)
+}

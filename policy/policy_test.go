@@ -5,19 +5,23 @@ import "testing"
 func TestRoleOf(t *testing.T) {
 	admins := map[string]bool{"admin@durare.test": true}
 	tests := []struct {
-		who     string
-		granted bool
-		want    Role
+		who               string
+		granted, requests bool
+		want              Role
 	}{
-		{"admin@durare.test", false, Admin},
-		{"admin@durare.test", true, Admin},
-		{"carol@elsewhere.test", true, Inviter},
-		{"mallory@elsewhere.test", false, Stranger},
-		{"", false, Stranger},
+		{"admin@durare.test", false, false, Admin},
+		{"admin@durare.test", true, false, Admin},
+		{"admin@durare.test", true, true, Admin},
+		{"carol@elsewhere.test", true, false, Inviter},
+		{"carol@elsewhere.test", true, true, Approver},
+		// A requests flag is part of a grant; without one it means nothing.
+		{"mallory@elsewhere.test", false, true, Stranger},
+		{"mallory@elsewhere.test", false, false, Stranger},
+		{"", false, false, Stranger},
 	}
 	for _, tc := range tests {
-		if got := RoleOf(tc.who, admins, tc.granted); got != tc.want {
-			t.Errorf("RoleOf(%q, granted=%v) = %v, want %v", tc.who, tc.granted, got, tc.want)
+		if got := RoleOf(tc.who, admins, tc.granted, tc.requests); got != tc.want {
+			t.Errorf("RoleOf(%q, granted=%v, requests=%v) = %v, want %v", tc.who, tc.granted, tc.requests, got, tc.want)
 		}
 	}
 }
@@ -44,6 +48,15 @@ func TestAllows(t *testing.T) {
 		{Inviter, ListAnyInvites, false},
 		{Admin, ListAnyInvites, true},
 		{Admin, Permission(999), false},
+		// Answering account requests: admins, and inviters whose grant
+		// says so (Approver), who keep every right of an inviter.
+		{Inviter, AnswerRequests, false},
+		{Approver, AnswerRequests, true},
+		{Admin, AnswerRequests, true},
+		{Approver, CreateInvite, true},
+		{Approver, CancelInvite, true},
+		{Approver, ManageGrants, false},
+		{Approver, ReadAudit, false},
 	}
 	for _, tc := range tests {
 		if got := Allows(tc.role, tc.perm); got != tc.want {
@@ -66,6 +79,44 @@ func TestCanCancel(t *testing.T) {
 	for _, tc := range tests {
 		if got := CanCancel(tc.role, tc.actor, tc.inviter); got != tc.want {
 			t.Errorf("CanCancel(%v, %q, %q) = %v, want %v", tc.role, tc.actor, tc.inviter, got, tc.want)
+		}
+	}
+}
+
+func TestEventCap(t *testing.T) {
+	tests := []struct {
+		role                 Role
+		grantEvents, maxUses int
+		want                 int
+	}{
+		{Admin, 0, 50, 50},
+		{Admin, 5, 50, 50},
+		{Inviter, 0, 50, 0},
+		{Inviter, 20, 50, 20},
+		{Inviter, 80, 50, 50},
+		{Stranger, 20, 50, 0},
+	}
+	for _, tc := range tests {
+		if got := EventCap(tc.role, tc.grantEvents, tc.maxUses); got != tc.want {
+			t.Errorf("EventCap(%v, %d, %d) = %d, want %d", tc.role, tc.grantEvents, tc.maxUses, got, tc.want)
+		}
+	}
+}
+
+func TestCanCloseEvent(t *testing.T) {
+	tests := []struct {
+		role           Role
+		actor, creator string
+		want           bool
+	}{
+		{Inviter, "carol@x", "carol@x", true},
+		{Inviter, "carol@x", "dave@y", false},
+		{Admin, "admin@z", "dave@y", true},
+		{Stranger, "carol@x", "carol@x", false},
+	}
+	for _, tc := range tests {
+		if got := CanCloseEvent(tc.role, tc.actor, tc.creator); got != tc.want {
+			t.Errorf("CanCloseEvent(%v, %q, %q) = %v, want %v", tc.role, tc.actor, tc.creator, got, tc.want)
 		}
 	}
 }

@@ -13,10 +13,12 @@ type Limits struct {
 	MaxPending int
 	// GlobalPerDay caps all inviters together per QuotaWindow.
 	GlobalPerDay int
+	// EventMaxUses caps the uses of any one event link (see EventCap).
+	EventMaxUses int
 }
 
 // DefaultLimits are the limits when the configuration says nothing.
-var DefaultLimits = Limits{PerDay: 5, MaxPending: 10, GlobalPerDay: 100}
+var DefaultLimits = Limits{PerDay: 5, MaxPending: 10, GlobalPerDay: 100, EventMaxUses: 50}
 
 // WithOverrides applies a grant's own numbers; zero keeps the default.
 func (l Limits) WithOverrides(perDay, maxPending int) Limits {
@@ -47,8 +49,8 @@ type Usage struct {
 	// NextExpiry is the earliest expiry after now among them; zero when
 	// none is known. Only a refusal needs it.
 	NextExpiry time.Time
-	// GlobalCreated counts everyone's (admins excepted) invites of the
-	// QuotaWindow ending now.
+	// GlobalCreated counts everyone's invites of the QuotaWindow ending
+	// now, admins' excepted unless an event link handed them out.
 	GlobalCreated int
 	// GlobalOldest is to GlobalCreated what CreatedOldest is to Created.
 	GlobalOldest []time.Time
@@ -99,6 +101,18 @@ func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
 		}
 		return r, false
 	}
+	if u.GlobalCreated >= lim.GlobalPerDay {
+		return windowRefusal(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, u.GlobalOldest), false
+	}
+	return Refusal{}, true
+}
+
+// CheckEventUse decides whether one more visitor of an event link may get
+// an invite. Only the global limit applies: the link's own cap, which its
+// creator's grant bounded (EventCap), stands in for the creator's per-day
+// and pending limits, and it applies whoever made the link, admins too,
+// because the visitors are strangers whoever vouched for the link.
+func CheckEventUse(lim Limits, u Usage, now time.Time) (Refusal, bool) {
 	if u.GlobalCreated >= lim.GlobalPerDay {
 		return windowRefusal(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, u.GlobalOldest), false
 	}

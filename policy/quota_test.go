@@ -66,3 +66,19 @@ func TestWithOverrides(t *testing.T) {
 		t.Errorf("overrides: %+v", got)
 	}
 }
+
+// TestCheckEventUse: only the global limit stops an event link's visitor;
+// the creator's own per-day and pending counts do not.
+func TestCheckEventUse(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	lim := Limits{PerDay: 1, MaxPending: 1, GlobalPerDay: 2}
+	busy := Usage{Created: 2, CreatedOldest: []time.Time{now, now}, Pending: 2}
+	if _, ok := CheckEventUse(lim, busy, now); !ok {
+		t.Error("the creator's own usage refused an event visitor")
+	}
+	full := Usage{GlobalCreated: 2, GlobalOldest: []time.Time{now.Add(-2 * time.Hour), now.Add(-time.Hour)}}
+	r, ok := CheckEventUse(lim, full, now)
+	if ok || r.Limit != LimitGlobal || r.Max != 2 || r.Count != 2 || !r.Next.Equal(now.Add(-2*time.Hour).Add(QuotaWindow)) {
+		t.Errorf("global limit reached: %+v, %v", r, ok)
+	}
+}

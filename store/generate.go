@@ -327,7 +327,7 @@ func (g *generator) history(ctx context.Context) error {
 		entry := AuditEntry{Time: at, Actor: inviter, Action: "invite.create"}
 		if err := g.write(ctx, func(tx *bbolt.Tx) error {
 			var err error
-			inv, err = g.s.addInvite(tx, inv, entry)
+			inv, err = g.s.addInviteTx(tx, inv, entry)
 			return err
 		}); err != nil {
 			return err

@@ -11,7 +11,7 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// The indexes of schema v4 answer every question asked on a request path or
+// The indexes of schema v6 answer every question asked on a request path or
 // a timer without reading more than the answer: quota counts, pending
 // invites, cancelled invites whose token still works, who used an invite,
 // and the audit entries about one JID or invite. Each is written in the
@@ -203,16 +203,37 @@ func indexCreated(tx *bbolt.Tx, inv Invite) error {
 	if err != nil {
 		return err
 	}
-	if err := putRanked(tx.Bucket(bucketInvitesByInviter), inviterPrefix(inv.Inviter), key, nil); err != nil {
+	var mark []byte
+	if inv.Event != "" {
+		mark = eventMark
+	}
+	if err := putRanked(tx.Bucket(bucketInvitesByInviter), inviterPrefix(inv.Inviter), key, mark); err != nil {
 		return fmt.Errorf("index invite %s by inviter: %w", inv.ID, err)
+	}
+	if inv.Event != "" {
+		// Event link invites are counted apart: they count toward the
+		// global limit whoever made the link, and not toward the
+		// creator's own per-day limit.
+		if err := putRanked(tx.Bucket(bucketEventByInviter), inviterPrefix(inv.Inviter), key, nil); err != nil {
+			return fmt.Errorf("index event invite %s by inviter: %w", inv.ID, err)
+		}
 	}
 	byCreated := tx.Bucket(bucketInvitesByCreated)
 	byCreated.FillPercent = appendFill
-	if err := putRanked(byCreated, nil, createdKey(inv.Created, inv.ID), []byte(inv.Inviter)); err != nil {
+	if err := putRanked(byCreated, nil, createdKey(inv.Created, inv.ID), append(mark, inv.Inviter...)); err != nil {
 		return fmt.Errorf("index invite %s by creation: %w", inv.ID, err)
 	}
 	return nil
 }
+
+// eventMark follows the rank in the values of invites_by_inviter and
+// precedes the inviter in those of invites_by_created for an invite handed
+// out by an event link. No inviter contains a 0x00 byte.
+var eventMark = []byte{0}
+
+// isEventEntry says whether the part of an index value after the rank
+// carries eventMark.
+func isEventEntry(rest []byte) bool { return len(rest) > 0 && rest[0] == 0 }
 
 // PendingRef is what usage tracking needs of a pending invite. The pending
 // index carries it, so a sweep reads that small index alone instead of
@@ -267,8 +288,12 @@ func indexState(tx *bbolt.Tx, inv Invite, add bool) error {
 		if err := set(tx.Bucket(bucketPendingByInviter), pendingInviterKey(inv.Inviter, inv.Expires, inv.ID), []byte{}); err != nil {
 			return fmt.Errorf("index pending invite %s by inviter: %w", inv.ID, err)
 		}
-		if err := addPendingCount(tx, inv.Inviter, add); err != nil {
-			return fmt.Errorf("count pending invite %s: %w", inv.ID, err)
+		// An event link's invites do not count toward the creator's
+		// pending limit; the link's own cap bounds them.
+		if inv.Event == "" {
+			if err := addPendingCount(tx, inv.Inviter, add); err != nil {
+				return fmt.Errorf("count pending invite %s: %w", inv.ID, err)
+			}
 		}
 	}
 	if inv.State == StateCancelled && !inv.Revoked {

@@ -27,7 +27,7 @@ import (
 var indexBuckets = []string{
 	"invites_by_token", "invites_by_inviter", "invites_by_created", "invites_pending",
 	"invites_pending_by_inviter", "pending_counts", "invites_unrevoked", "invites_by_used_by",
-	"audit_by_about",
+	"audit_by_about", "event_invites_by_inviter",
 }
 
 // checkIndexes rebuilds every index from the invites and the audit log, with
@@ -97,8 +97,9 @@ func expectedIndexes(tx *bbolt.Tx) (map[string]map[string]string, error) {
 		return be(uint64(t.UnixNano()))
 	}
 	str := func(s string) string { return string(binary.AppendUvarint(nil, uint64(len(s)))) + s }
-	var byInviter, byCreated []string
+	var byInviter, byCreated, byEvent []string
 	inviterOf := map[string]string{}
+	isEvent := map[string]bool{}
 	pending := map[string]uint64{}
 	err := tx.Bucket(bucketInvites).ForEach(func(k, v []byte) error {
 		var inv Invite
@@ -107,14 +108,23 @@ func expectedIndexes(tx *bbolt.Tx) (map[string]map[string]string, error) {
 		}
 		id := string(k)
 		want["invites_by_token"][inv.Token] = id
-		byInviter = append(byInviter, inv.Inviter+"\x00"+be(uint64(inv.Created.UnixNano()))+id)
+		ik := inv.Inviter + "\x00" + be(uint64(inv.Created.UnixNano())) + id
+		byInviter = append(byInviter, ik)
 		ck := be(uint64(inv.Created.UnixNano())) + id
 		byCreated = append(byCreated, ck)
 		inviterOf[ck] = inv.Inviter
+		if inv.Event != "" {
+			// Event link invites: marked, and counted apart.
+			inviterOf[ck] = "\x00" + inv.Inviter
+			isEvent[ik] = true
+			byEvent = append(byEvent, ik)
+		}
 		if inv.State == StatePending {
 			want["invites_pending"][expiry(inv.Expires)+id] = str(inv.Token) + inv.Inviter
 			want["invites_pending_by_inviter"][inv.Inviter+"\x00"+expiry(inv.Expires)+id] = ""
-			pending[inv.Inviter]++
+			if inv.Event == "" {
+				pending[inv.Inviter]++
+			}
 		}
 		if inv.State == StateCancelled && !inv.Revoked {
 			want["invites_unrevoked"][expiry(inv.Expires)+id] = ""
@@ -139,6 +149,19 @@ func expectedIndexes(tx *bbolt.Tx) (map[string]map[string]string, error) {
 		}
 		rank++
 		want["invites_by_inviter"][k] = be(rank)
+		if isEvent[k] {
+			want["invites_by_inviter"][k] += "\x00"
+		}
+	}
+	slices.Sort(byEvent)
+	rank, last = 0, ""
+	for _, k := range byEvent {
+		inviter := k[:strings.IndexByte(k, 0)]
+		if inviter != last {
+			rank, last = 0, inviter
+		}
+		rank++
+		want["event_invites_by_inviter"][k] = be(rank)
 	}
 	slices.Sort(byCreated)
 	for i, k := range byCreated {
@@ -184,11 +207,20 @@ func TestIndexesFollowWrites(t *testing.T) {
 			case 2:
 				inv.State, inv.Revoked = StateCancelled, rng.IntN(2) == 0
 			}
+			if rng.IntN(4) == 0 {
+				inv.Event = "ev1" // an event link's invite, counted apart
+			}
 			got, err := s.AddInvite(ctx, inv, createEntry(inv.Inviter, inv.Created))
 			if err != nil {
 				t.Fatal(err)
 			}
 			ids = append(ids, got.ID)
+		case r < 7 && rng.IntN(4) == 0:
+			_, _, err := s.MarkUsedBy(ctx, ids[rng.IntN(len(ids))], accounts[2+rng.IntN(2)],
+				AuditEntry{Actor: "system", Action: "invite.use"})
+			if err != nil && !errors.Is(err, ErrNotPending) {
+				t.Fatal(err)
+			}
 		case r < 7:
 			to := []State{StateUsed, StateCancelled, StateExpired}[rng.IntN(3)]
 			_, err := s.SetInviteState(ctx, ids[rng.IntN(len(ids))], to, accounts[rng.IntN(len(accounts))],
@@ -238,17 +270,19 @@ func checkAnswers(t *testing.T, s *Store, rng *rand.Rand, inviters, accounts []s
 		var mine, global []time.Time
 		var next time.Time
 		for _, inv := range all {
+			// Event link invites count toward the global limit whoever
+			// made the link, and not toward the inviter's own.
 			if !inv.Created.Before(since) {
-				if inv.Inviter == inviter {
+				if inv.Inviter == inviter && inv.Event == "" {
 					want.Created++
 					mine = append(mine, inv.Created)
 				}
-				if !slices.Contains(exclude, inv.Inviter) {
+				if !slices.Contains(exclude, inv.Inviter) || inv.Event != "" {
 					want.GlobalCreated++
 					global = append(global, inv.Created)
 				}
 			}
-			if inv.Inviter == inviter && inv.State == StatePending {
+			if inv.Inviter == inviter && inv.State == StatePending && inv.Event == "" {
 				want.Pending++
 				if inv.Expires.After(since) && (next.IsZero() || inv.Expires.Before(next)) {
 					next = inv.Expires
@@ -392,8 +426,8 @@ func TestMigrateV3Generated(t *testing.T) {
 	t.Logf("generated %d invites in %s", n, time.Since(start).Round(time.Millisecond))
 	old := filepath.Join(dir, "v3.db")
 	copyTo(t, gen, old)
-	downgradeToV3(t, old)
-	if v := rawVersion(t, old); v != "3" {
+	downgradeBeforeIndexes(t, old)
+	if v := rawVersion(t, old); v != "5" {
 		t.Fatalf("downgraded file has version %q", v)
 	}
 
@@ -423,9 +457,9 @@ func copyTo(t *testing.T, src, dst string) {
 	}
 }
 
-// downgradeToV3 turns a current file into what v3 wrote for the same
+// downgradeBeforeIndexes turns a current file into what v3 wrote for the same
 // records: no v4 buckets, empty inviter index values, version 3.
-func downgradeToV3(t *testing.T, path string) {
+func downgradeBeforeIndexes(t *testing.T, path string) {
 	t.Helper()
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -434,7 +468,7 @@ func downgradeToV3(t *testing.T, path string) {
 	defer db.Close()
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range []string{"invites_by_created", "invites_pending", "invites_pending_by_inviter", "pending_counts",
-			"invites_unrevoked", "invites_by_used_by", "audit_by_about"} {
+			"invites_unrevoked", "invites_by_used_by", "audit_by_about", "event_invites_by_inviter"} {
 			if err := tx.DeleteBucket([]byte(name)); err != nil {
 				return fmt.Errorf("delete %s: %w", name, err)
 			}
@@ -450,7 +484,8 @@ func downgradeToV3(t *testing.T, path string) {
 				return err
 			}
 		}
-		return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte("3"))
+		// v5: requests and events came before the indexes migration.
+		return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte("5"))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -547,5 +582,51 @@ func TestExpiryEncoding(t *testing.T) {
 	}
 	if bytes.Compare(expiryBytes(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)), expiryBytes(time.Time{})) >= 0 {
 		t.Error("an unknown expiry does not sort after every known one")
+	}
+}
+
+// TestMigrateEventInvites upgrades a v5 file holding event link invites
+// (an admin's among them): the indexes migration marks and counts them
+// apart exactly as the write path does.
+func TestMigrateEventInvites(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	orig := filepath.Join(dir, "orig.db")
+	s, err := Open(ctx, orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, who := range []string{"a@x.org", "admin@durare.org", "a@x.org", "admin@durare.org"} {
+		inv := testInvite(who, fmt.Sprintf("tok-%d", i), t0.Add(time.Duration(i)*time.Minute))
+		if i >= 1 {
+			inv.Event = "ev1"
+		}
+		if _, err := s.AddInvite(ctx, inv, createEntry(who, inv.Created)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := QuotaCounts{Created: 1, Pending: 1, GlobalCreated: 4}
+	if q, err := s.QuotaCounts(ctx, "a@x.org", t0, []string{"admin@durare.org"}); err != nil || q != want {
+		t.Errorf("QuotaCounts = %+v, %v; want %+v", q, err, want)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, "v5.db")
+	copyTo(t, orig, old)
+	downgradeBeforeIndexes(t, old)
+	s, err = Open(ctx, old)
+	if err != nil {
+		t.Fatalf("Open v5 file: %v", err)
+	}
+	checkIndexes(t, s)
+	if q, err := s.QuotaCounts(ctx, "a@x.org", t0, []string{"admin@durare.org"}); err != nil || q != want {
+		t.Errorf("after the upgrade QuotaCounts = %+v, %v; want %+v", q, err, want)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range indexBuckets {
+		reportDiff(t, name, rawDump(t, old, name), rawDump(t, orig, name))
 	}
 }

@@ -97,6 +97,14 @@ func inviterPrefix(inviter string) []byte {
 // token twice, or the caller recorded the same invite twice), and ErrInvalid
 // for an invite without token, inviter or creation time.
 func (s *Store) AddInvite(ctx context.Context, inv Invite, entry AuditEntry) (Invite, error) {
+	return s.addInvite(ctx, inv, entry, nil)
+}
+
+// addInvite is AddInvite that also runs then, when not nil, in the same
+// transaction with the invite as stored: an error from it undoes
+// everything, so a decision that the invite depends on (an account
+// request still open) is made together with recording it.
+func (s *Store) addInvite(ctx context.Context, inv Invite, entry AuditEntry, then func(*bbolt.Tx, Invite) error) (Invite, error) {
 	if inv.State == "" {
 		inv.State = StatePending
 	}
@@ -113,8 +121,10 @@ func (s *Store) AddInvite(ctx context.Context, inv Invite, entry AuditEntry) (In
 
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		inv, err = s.addInvite(tx, inv, entry)
-		return err
+		if inv, err = s.addInviteTx(tx, inv, entry); err != nil || then == nil {
+			return err
+		}
+		return then(tx, inv)
 	})
 	if err != nil {
 		return Invite{}, fmt.Errorf("add invite: %w", err)
@@ -122,9 +132,10 @@ func (s *Store) AddInvite(ctx context.Context, inv Invite, entry AuditEntry) (In
 	return inv, nil
 }
 
-// addInvite is AddInvite inside tx, for callers that batch many writes in
-// one transaction (Generate). inv and entry are already validated.
-func (s *Store) addInvite(tx *bbolt.Tx, inv Invite, entry AuditEntry) (Invite, error) {
+// addInviteTx is AddInvite inside tx, for callers that batch many writes in
+// one transaction (Generate) and for addInvite's hook. inv and entry are
+// already validated.
+func (s *Store) addInviteTx(tx *bbolt.Tx, inv Invite, entry AuditEntry) (Invite, error) {
 	invites := tx.Bucket(bucketInvites)
 	byToken := tx.Bucket(bucketInvitesByToken)
 	// The token is a secret: name the invite holding it, never the token.
@@ -438,7 +449,7 @@ func (s *Store) QuotaCounts(ctx context.Context, inviter string, since time.Time
 	var q QuotaCounts
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		if q.Created, err = countCreated(tx, inviter, since); err != nil {
+		if q.Created, err = countOwnCreated(tx, inviter, since); err != nil {
 			return err
 		}
 		if raw := tx.Bucket(bucketPendingCounts).Get([]byte(inviter)); raw != nil && inviter != "" {
@@ -453,7 +464,8 @@ func (s *Store) QuotaCounts(ctx context.Context, inviter string, since time.Time
 			return err
 		}
 		for _, x := range dedup(exclude) {
-			n, err := countCreated(tx, x, since)
+			// An excluded inviter's event link invites still count.
+			n, err := countOwnCreated(tx, x, since)
 			if err != nil {
 				return err
 			}
@@ -500,6 +512,21 @@ func countCreated(tx *bbolt.Tx, inviter string, since time.Time) (int, error) {
 	return countFrom(tx.Bucket(bucketInvitesByInviter), inviterPrefix(inviter), inviterFrom(inviter, since))
 }
 
+// countOwnCreated counts inviter's invites created at or after since that
+// did not come from an event link: the ones the inviter's own quota and the
+// admins' exemption from the global limit apply to.
+func countOwnCreated(tx *bbolt.Tx, inviter string, since time.Time) (int, error) {
+	all, err := countCreated(tx, inviter, since)
+	if err != nil || all == 0 {
+		return all, err
+	}
+	ev, err := countFrom(tx.Bucket(bucketEventByInviter), inviterPrefix(inviter), inviterFrom(inviter, since))
+	if err != nil {
+		return 0, err
+	}
+	return all - ev, nil
+}
+
 // dedup drops repeated strings, so that an inviter excluded twice is not
 // subtracted twice.
 func dedup(list []string) []string {
@@ -532,9 +559,12 @@ func (s *Store) OldestCreatedSince(ctx context.Context, inviter string, since ti
 			}
 			prefix := inviterPrefix(inviter)
 			c := tx.Bucket(bucketInvitesByInviter).Cursor()
-			for k, _ := c.Seek(inviterFrom(inviter, since)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < n; k, _ = c.Next() {
-				if len(k) < len(prefix)+8 {
-					return fmt.Errorf("malformed inviter index key %q", k)
+			for k, v := c.Seek(inviterFrom(inviter, since)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < n; k, v = c.Next() {
+				if len(k) < len(prefix)+8 || len(v) < 8 {
+					return fmt.Errorf("malformed inviter index entry %q", k)
+				}
+				if isEventEntry(v[8:]) {
+					continue // not on the inviter's own quota
 				}
 				out = append(out, time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):]))).UTC())
 			}
@@ -545,7 +575,7 @@ func (s *Store) OldestCreatedSince(ctx context.Context, inviter string, since ti
 			if len(k) < 8 || len(v) < 8 {
 				return fmt.Errorf("malformed creation index entry %q", k)
 			}
-			if skip[string(v[8:])] {
+			if !isEventEntry(v[8:]) && skip[string(v[8:])] {
 				continue
 			}
 			out = append(out, time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC())
@@ -569,18 +599,20 @@ func (s *Store) NextPendingExpiry(ctx context.Context, inviter string, now time.
 		}
 		prefix := inviterPrefix(inviter)
 		c := tx.Bucket(bucketPendingByInviter).Cursor()
-		k, _ := c.Seek(append(bytes.Clone(prefix), expiryBytes(now.Add(1))...))
-		if k == nil || !bytes.HasPrefix(k, prefix) {
+		for k, _ := c.Seek(append(bytes.Clone(prefix), expiryBytes(now.Add(1))...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) < len(prefix)+8 {
+				return fmt.Errorf("malformed pending inviter index key %q", k)
+			}
+			inv, err := indexedInvite(tx, k[len(prefix)+8:], "pending inviter index")
+			if err != nil {
+				return err
+			}
+			if inv.Event != "" {
+				continue // not on the inviter's pending limit
+			}
+			next = inv.Expires
 			return nil
 		}
-		if len(k) < len(prefix)+8 {
-			return fmt.Errorf("malformed pending inviter index key %q", k)
-		}
-		inv, err := indexedInvite(tx, k[len(prefix)+8:], "pending inviter index")
-		if err != nil {
-			return err
-		}
-		next = inv.Expires
 		return nil
 	})
 	if err != nil {

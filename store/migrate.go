@@ -30,7 +30,30 @@ var migrations = []migration{
 	{name: "create base buckets", up: migrateV0toV1},
 	{name: "index invites by token and inviter", up: migrateV1toV2},
 	{name: "settings bucket (pause switch)", up: migrateV2toV3},
-	{name: "indexes for quotas, pending and unrevoked invites, accounts and the audit log", up: migrateV3toV4},
+	{name: "requests bucket (account requests)", up: migrateAddRequests},
+	{name: "events bucket (event links)", up: migrateAddEvents},
+	{name: "indexes for quotas, pending and unrevoked invites, accounts and the audit log", up: migrateAddIndexes},
+}
+
+// migrateAddRequests adds the bucket of account requests. Named after what
+// it does rather than its version numbers, because branches append
+// migrations side by side and the order is settled when they merge.
+func migrateAddRequests(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketRequests); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketRequests, err)
+	}
+	return nil
+}
+
+// migrateAddEvents adds the bucket of event links. Invites and grants
+// gain fields (Invite.Event, Grant.Events) that decode as zero from older
+// records, which is right: no old invite came from an event link and no
+// old grant allows any.
+func migrateAddEvents(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketEvents); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketEvents, err)
+	}
+	return nil
 }
 
 // migrateV2toV3 adds the settings bucket; no record changes shape (the new
@@ -42,13 +65,13 @@ func migrateV2toV3(tx *bbolt.Tx) error {
 	return nil
 }
 
-// v4 bucket names, frozen with the migration that creates them.
+// Index bucket names (schema v6), frozen with the migration that creates them.
 var v4Buckets = []string{
 	"invites_by_created", "invites_pending", "invites_pending_by_inviter", "pending_counts",
-	"invites_unrevoked", "invites_by_used_by", "audit_by_about",
+	"invites_unrevoked", "invites_by_used_by", "audit_by_about", "event_invites_by_inviter",
 }
 
-// v3Invite holds the fields migrateV3toV4 reads from an invite record,
+// v3Invite holds the fields migrateAddIndexes reads from an invite record,
 // frozen like v1Invite.
 type v3Invite struct {
 	Token   string    `json:"token"`
@@ -58,9 +81,10 @@ type v3Invite struct {
 	State   string    `json:"state"`
 	UsedBy  string    `json:"used_by"`
 	Revoked bool      `json:"revoked"`
+	Event   string    `json:"event"`
 }
 
-// v3Audit holds the fields migrateV3toV4 reads from an audit entry.
+// v3Audit holds the fields migrateAddIndexes reads from an audit entry.
 type v3Audit struct {
 	Actor   string `json:"actor"`
 	Subject string `json:"subject"`
@@ -90,12 +114,12 @@ func v4LenPrefix(s string) []byte {
 	return append(binary.AppendUvarint(nil, uint64(len(s))), s...)
 }
 
-// migrateV3toV4 builds the v4 indexes from the invites and the audit log
+// migrateAddIndexes builds the indexes (schema v6) from the invites and the audit log
 // already stored, and ranks the inviter index. It is all in the one
 // migration transaction, so a large file needs memory for its new indexes
 // once, at the upgrade. Like migrateV1toV2 it stops at a record it cannot
 // index rather than leave it out of an answer.
-func migrateV3toV4(tx *bbolt.Tx) error {
+func migrateAddIndexes(tx *bbolt.Tx) error {
 	b := map[string]*bbolt.Bucket{}
 	for _, name := range v4Buckets {
 		bk, err := tx.CreateBucket([]byte(name))
@@ -119,7 +143,20 @@ func migrateV3toV4(tx *bbolt.Tx) error {
 		}
 		// The rank is filled in by rankV4 below, once all are in.
 		created := binary.BigEndian.AppendUint64(nil, uint64(inv.Created.UnixNano()))
-		if err := b["invites_by_created"].Put(append(created, id...), append(make([]byte, 8), inv.Inviter...)); err != nil {
+		rest := []byte(inv.Inviter)
+		if inv.Event != "" {
+			// An event link's invite: marked in the inviter and creation
+			// indexes, and counted apart (see indexCreated).
+			rest = append([]byte{0}, rest...)
+			key := append(append(append([]byte(inv.Inviter), 0), created...), id...)
+			if err := tx.Bucket([]byte("invites_by_inviter")).Put(key, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+				return fmt.Errorf("mark event invite %s: %w", id, err)
+			}
+			if err := b["event_invites_by_inviter"].Put(key, make([]byte, 8)); err != nil {
+				return fmt.Errorf("index event invite %s by inviter: %w", id, err)
+			}
+		}
+		if err := b["invites_by_created"].Put(append(created, id...), append(make([]byte, 8), rest...)); err != nil {
 			return fmt.Errorf("index invite %s by creation: %w", id, err)
 		}
 		expiry := append(v4Expiry(inv.Expires), id...)
@@ -133,7 +170,9 @@ func migrateV3toV4(tx *bbolt.Tx) error {
 			if err := b["invites_pending_by_inviter"].Put(key, []byte{}); err != nil {
 				return fmt.Errorf("index pending invite %s by inviter: %w", id, err)
 			}
-			pendingCounts[inv.Inviter]++
+			if inv.Event == "" {
+				pendingCounts[inv.Inviter]++
+			}
 		case inv.State == "cancelled" && !inv.Revoked:
 			if err := b["invites_unrevoked"].Put(expiry, []byte{}); err != nil {
 				return fmt.Errorf("index unrevoked invite %s: %w", id, err)
@@ -164,6 +203,9 @@ func migrateV3toV4(tx *bbolt.Tx) error {
 	inviterOf := func(k []byte) []byte { return k[:bytes.IndexByte(k, 0)+1] }
 	if err := rankV4(tx.Bucket([]byte("invites_by_inviter")), inviterOf); err != nil {
 		return fmt.Errorf("rank inviter index: %w", err)
+	}
+	if err := rankV4(b["event_invites_by_inviter"], inviterOf); err != nil {
+		return fmt.Errorf("rank event invite index: %w", err)
 	}
 	about := b["audit_by_about"]
 	return tx.Bucket([]byte("audit")).ForEach(func(k, v []byte) error {

@@ -11,16 +11,19 @@
 //	invites                     id -> Invite
 //	invites_by_token            token -> id        (uniqueness, lookups by token)
 //	invites_by_inviter          inviter 0x00 created id -> rank among the inviter's
-//	invites_by_created          created id -> rank, inviter
+//	invites_by_created          created id -> rank, inviter (0x00 inviter for an event link's invite)
+//	event_invites_by_inviter    inviter 0x00 created id -> rank among the inviter's event link invites
 //	invites_pending             expiry id -> lenstr(token) inviter (pending invites)
 //	invites_pending_by_inviter  inviter 0x00 expiry id -> empty
-//	pending_counts              inviter -> count (8-byte BE), inviters with pending invites only
+//	pending_counts              inviter -> count (8-byte BE) of pending invites not from event links
 //	invites_unrevoked           expiry id -> empty (cancelled, token not revoked)
 //	invites_by_used_by          lenstr(account) id -> empty
 //	grants                      bare JID -> Grant
 //	audit                       seq (8-byte BE, from NextSequence) -> AuditEntry
 //	audit_by_about              lenstr(actor or subject) seq -> empty
 //	settings                    pause -> Pause
+//	requests                    id -> Request      (account requests from the web page)
+//	events                      id -> EventLink
 //
 // The indexes are described in indexes.go. They exist so that nothing on a
 // request path or a timer reads more of the file than its answer: a
@@ -47,7 +50,7 @@ import (
 // lockTimeout bounds how long Open waits for the file lock. bbolt allows one
 // writer process per file; without a bound a second invitebot started by
 // mistake would hang silently instead of saying what is wrong.
-const lockTimeout = 5 * time.Second
+const lockTimeout = time.Second
 
 // fileMode is used when the database is created. Owner-only because the file
 // holds live invite tokens, which are enough to register an account.
@@ -93,6 +96,15 @@ type Invite struct {
 	// cancelled invite. A cancelled invite without it still works at the
 	// server, and revocation is retried.
 	Revoked bool `json:"revoked,omitempty"`
+	// ResetFor, when set, makes this a password reset link for that
+	// account (bare JID) rather than an invite for a new account.
+	ResetFor string `json:"reset_for,omitempty"`
+	// Request, when set, is the account request whose approval minted
+	// this invite.
+	Request string `json:"request,omitempty"`
+	// Event, when set, is the id of the event link that handed this
+	// invite to one of its visitors.
+	Event string `json:"event,omitempty"`
 }
 
 // Grant is the right to invite given by an admin.
@@ -105,6 +117,11 @@ type Grant struct {
 	// when non-zero.
 	PerDay     int `json:"per_day,omitempty"`
 	MaxPending int `json:"max_pending,omitempty"`
+	// Requests lets the holder answer account requests too.
+	Requests bool `json:"requests,omitempty"`
+	// Events is the largest cap the grantee may give an event link; zero
+	// means they may make none.
+	Events int `json:"events,omitempty"`
 }
 
 // Pause is the global pause switch: while Paused, nobody creates invites.
@@ -156,7 +173,9 @@ var (
 	bucketGrants           = []byte("grants")
 	bucketAudit            = []byte("audit")
 	bucketSettings         = []byte("settings")
-	// Added by schema v4.
+	bucketRequests         = []byte("requests")
+	bucketEvents           = []byte("events")
+	// Added by the indexes migration (schema v6).
 	bucketInvitesByCreated = []byte("invites_by_created")
 	bucketInvitesPending   = []byte("invites_pending")
 	bucketPendingByInviter = []byte("invites_pending_by_inviter")
@@ -164,6 +183,7 @@ var (
 	bucketInvitesUnrevoked = []byte("invites_unrevoked")
 	bucketInvitesByUsedBy  = []byte("invites_by_used_by")
 	bucketAuditByAbout     = []byte("audit_by_about")
+	bucketEventByInviter   = []byte("event_invites_by_inviter")
 
 	keySchemaVersion = []byte("schema_version")
 	keyPause         = []byte("pause")

@@ -97,8 +97,8 @@ func TestOpenNewFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SchemaVersion: %v", err)
 	}
-	if v != 4 || v != latestVersion() {
-		t.Errorf("SchemaVersion = %d, want 4 (latest %d)", v, latestVersion())
+	if v != 6 || v != latestVersion() {
+		t.Errorf("SchemaVersion = %d, want 6 (latest %d)", v, latestVersion())
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
@@ -106,9 +106,9 @@ func TestOpenNewFile(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	want := []string{"audit", "audit_by_about", "grants", "invites", "invites_by_created", "invites_by_inviter",
-		"invites_by_token", "invites_by_used_by", "invites_pending", "invites_pending_by_inviter", "invites_unrevoked",
-		"meta", "pending_counts", "settings"}
+	want := []string{"audit", "audit_by_about", "event_invites_by_inviter", "events", "grants", "invites", "invites_by_created",
+		"invites_by_inviter", "invites_by_token", "invites_by_used_by", "invites_pending", "invites_pending_by_inviter",
+		"invites_unrevoked", "meta", "pending_counts", "requests", "settings"}
 	if got := bucketNames(t, path); !reflect.DeepEqual(got, want) {
 		t.Errorf("buckets = %q, want %q", got, want)
 	}

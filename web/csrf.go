@@ -39,14 +39,18 @@ var errCSRF = errors.New("csrf token invalid")
 type csrf struct {
 	key    [32]byte
 	secure bool   // cookie only over HTTPS, when the public URL is https
-	path   string // cookie path: the invite pages as the browser sees them
-	now    func() time.Time
+	path   string // the invite pages as the browser sees them
+	// cookiePath is the CSRF cookie's path: every page, because a form
+	// shown on one page (an account request's status page) may post to
+	// another (its invite's registration path).
+	cookiePath string
+	now        func() time.Time
 }
 
 // newCSRF returns a csrf with a fresh key. base is the path prefix of the
 // public URL, so the cookie reaches the pages behind a prefixing proxy.
 func newCSRF(secure bool, base string, now func() time.Time) *csrf {
-	c := &csrf{secure: secure, path: base + "/i/", now: now}
+	c := &csrf{secure: secure, path: base + "/i/", cookiePath: base + "/", now: now}
 	rand.Read(c.key[:]) // never fails since Go 1.24
 	return c
 }
@@ -63,7 +67,7 @@ func (c *csrf) cookieValue(w http.ResponseWriter, r *http.Request) string {
 	http.SetCookie(w, &http.Cookie{
 		Name:     csrfCookie,
 		Value:    v,
-		Path:     c.path,
+		Path:     c.cookiePath,
 		MaxAge:   int(csrfCookieMaxAge / time.Second),
 		HttpOnly: true,
 		Secure:   c.secure,

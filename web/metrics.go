@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"durare.org/invitebot/invites"
 )
 
 // maxCommandLabels bounds the distinct values of the command label. Callers
@@ -31,6 +33,11 @@ type Metrics struct {
 	used     prometheus.Counter
 	commands *prometheus.CounterVec
 	requests *prometheus.CounterVec
+	events   *prometheus.CounterVec
+
+	// Account requests: what became of them, and those the page refused.
+	accountRequests *prometheus.CounterVec
+	refused         *prometheus.CounterVec
 
 	mu           sync.Mutex
 	commandNames map[string]bool
@@ -66,10 +73,33 @@ func NewMetrics(reconnects func() uint64) *Metrics {
 			Name: "invitebot_http_requests_total",
 			Help: "HTTP requests answered, by route pattern and status code.",
 		}, []string{"route", "code"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invitebot_event_uses_total",
+			Help: "Visitors of event links, by outcome: minted (got an invite), used_up, expired, closed, paused, quota (global daily limit), failed.",
+		}, []string{"outcome"}),
+		accountRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invitebot_account_requests_total",
+			Help: "Account requests from the web page, by event: received, approved, denied, expired.",
+		}, []string{"event"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invitebot_account_requests_refused_total",
+			Help: "Account requests the web page refused, by limit: per_address, max_open, honeypot, paused.",
+		}, []string{"limit"}),
 		commandNames: make(map[string]bool),
 	}
+	// Every label value exists from the start, so a dashboard sees zeros
+	// rather than no series.
+	for _, e := range []string{"received", "approved", "denied", "expired"} {
+		m.accountRequests.WithLabelValues(e)
+	}
+	for _, l := range refusedLimits {
+		m.refused.WithLabelValues(l)
+	}
+	for _, o := range eventOutcomes {
+		m.events.WithLabelValues(string(o))
+	}
 	m.reg.MustRegister(
-		m.created, m.denied, m.used, m.commands, m.requests,
+		m.created, m.denied, m.used, m.commands, m.requests, m.accountRequests, m.refused, m.events,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "invitebot_link_reconnects_total",
 			Help: "Component link sessions established after the first one.",
@@ -109,6 +139,21 @@ func (m *Metrics) InviteUsed() {
 	}
 }
 
+// eventOutcomes are the values of the outcome label of event link uses.
+var eventOutcomes = []invites.EventOutcome{
+	invites.EventUseMinted, invites.EventUseUsedUp, invites.EventUseExpired, invites.EventUseClosed,
+	invites.EventUsePaused, invites.EventUseQuota, invites.EventUseFailed,
+}
+
+// EventUse counts one visitor's request on an event link by what came of
+// it. The invites service calls it (invites.EventObserver); the outcomes
+// are a fixed set, so the label stays bounded.
+func (m *Metrics) EventUse(outcome invites.EventOutcome) {
+	if m != nil {
+		m.events.WithLabelValues(string(outcome)).Inc()
+	}
+}
+
 // Command counts one run of the operation name. Names must come from the
 // operation table, never from what a user typed.
 func (m *Metrics) Command(name string) {
@@ -131,5 +176,41 @@ func (m *Metrics) Command(name string) {
 func (m *Metrics) request(route, code string) {
 	if m != nil {
 		m.requests.WithLabelValues(route, code).Inc()
+	}
+}
+
+// Limits that refuse account requests on the web page, as metric labels.
+const (
+	refusedPerAddress = "per_address"
+	refusedMaxOpen    = "max_open"
+	refusedHoneypot   = "honeypot"
+	refusedPaused     = "paused"
+)
+
+var refusedLimits = []string{refusedPerAddress, refusedMaxOpen, refusedHoneypot, refusedPaused}
+
+// RequestReceived counts one account request recorded.
+func (m *Metrics) RequestReceived() { m.accountRequest("received") }
+
+// RequestApproved counts one account request approved.
+func (m *Metrics) RequestApproved() { m.accountRequest("approved") }
+
+// RequestDenied counts one account request declined.
+func (m *Metrics) RequestDenied() { m.accountRequest("denied") }
+
+// RequestExpired counts one account request that nobody answered in time.
+func (m *Metrics) RequestExpired() { m.accountRequest("expired") }
+
+func (m *Metrics) accountRequest(event string) {
+	if m != nil {
+		m.accountRequests.WithLabelValues(event).Inc()
+	}
+}
+
+// requestRefused counts one account request refused by limit (one of
+// refusedLimits).
+func (m *Metrics) requestRefused(limit string) {
+	if m != nil {
+		m.refused.WithLabelValues(limit).Inc()
 	}
 }

@@ -31,6 +31,9 @@ type limiter struct {
 	mu      sync.Mutex
 	windows map[string]window
 	now     func() time.Time
+	// max attempts are allowed per key in each window.
+	max    int
+	window time.Duration
 }
 
 type window struct {
@@ -38,8 +41,14 @@ type window struct {
 	count int
 }
 
+// newLimiter returns the limiter of registration attempts.
 func newLimiter(now func() time.Time) *limiter {
-	return &limiter{windows: make(map[string]window), now: now}
+	return newLimiterOf(rateAttempts, rateWindow, now)
+}
+
+// newLimiterOf returns a limiter of max attempts per key and per.
+func newLimiterOf(max int, per time.Duration, now func() time.Time) *limiter {
+	return &limiter{windows: make(map[string]window), now: now, max: max, window: per}
 }
 
 // allow records an attempt by key and reports whether it is within the
@@ -49,25 +58,36 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	defer l.mu.Unlock()
 	now := l.now()
 	w, ok := l.windows[key]
-	if !ok || now.Sub(w.start) >= rateWindow {
+	if !ok || now.Sub(w.start) >= l.window {
 		if !ok && len(l.windows) >= rateMaxAddrs {
 			l.evict(now)
 		}
 		w = window{start: now}
 	}
-	if w.count >= rateAttempts {
-		return false, w.start.Add(rateWindow).Sub(now)
+	if w.count >= l.max {
+		return false, w.start.Add(l.window).Sub(now)
 	}
 	w.count++
 	l.windows[key] = w
 	return true, 0
 }
 
+// refund gives back an attempt allow counted, for one that turned out not
+// to count (a form the visitor must correct), if its window still runs.
+func (l *limiter) refund(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w, ok := l.windows[key]; ok && w.count > 0 && l.now().Sub(w.start) < l.window {
+		w.count--
+		l.windows[key] = w
+	}
+}
+
 // evict drops ended windows, and one arbitrary live one if that freed
 // nothing. Called with mu held.
 func (l *limiter) evict(now time.Time) {
 	for k, w := range l.windows {
-		if now.Sub(w.start) >= rateWindow {
+		if now.Sub(w.start) >= l.window {
 			delete(l.windows, k)
 		}
 	}

@@ -1,7 +1,8 @@
 // Package web is the bot's HTTP face: a landing page per invite with the
 // xmpp: link, a QR code and client recommendations, registration in the
-// browser for clients that cannot use preauth URIs, and the operations
-// endpoints /healthz and /metrics.
+// browser for clients that cannot use preauth URIs, the event link pages
+// that hand each visitor an invite of their own (event.go), and the
+// operations endpoints /healthz and /metrics.
 //
 // It holds no invite logic: it looks invites up and asks the invites
 // service to register accounts, through the small interfaces below.
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -67,8 +69,18 @@ type Invites interface {
 type Health interface {
 	// LinkUp reports whether the component link is established.
 	LinkUp() bool
+	// MinterUp reports whether the minter account is logged in; true
+	// when the component mints and there is no such session.
+	MinterUp() bool
 	// PingStore returns an error if the database does not answer.
 	PingStore(ctx context.Context) error
+}
+
+// ModuleHealth is optionally implemented by a Health: /healthz then also
+// names the state of the server's mod_invitebot ("loaded", "not loaded",
+// "unknown"). It is information, not a failure: the bot works without it.
+type ModuleHealth interface {
+	ServerModule() string
 }
 
 // Config configures the web handler.
@@ -89,8 +101,21 @@ type Config struct {
 	TrustProxy bool
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
-	// Text is the language of the pages; zero means English.
+	// Text, if set, serves every page in that one text. Nil offers English
+	// and every catalog in locales/, picked per request by Accept-Language.
 	Text *Text
+	// Requests, when set, serves the status pages of account requests
+	// (/r/...), whose approved ones are invitations; with RequestForm it
+	// also takes new requests (/request).
+	Requests Requests
+	// RequestForm opens the request page (http.requests).
+	RequestForm bool
+	// RequestsPerHour bounds the requests one client address may send
+	// per hour; zero means DefaultRequestsPerHour.
+	RequestsPerHour int
+	// Events, when set, serves the event link pages (/e/{id}); without
+	// it they are not found.
+	Events Events
 }
 
 //go:embed templates/*.html
@@ -100,14 +125,20 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that are whole pages (each with base.html).
-var pageNames = []string{"landing", "success", "error"}
+var pageNames = []string{"landing", "success", "error", "request", "status", "event"}
+
+// templateFuncs are the helpers the templates may call.
+var templateFuncs = template.FuncMap{
+	"addr":     breakable,
+	"withAddr": withAddrs,
+}
 
 // parseTemplates builds one template set per page, since every page defines
 // its own "content" block for the shared layout.
 func parseTemplates() (map[string]*template.Template, error) {
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).Option("missingkey=error").
+		t, err := template.New(name).Option("missingkey=error").Funcs(templateFuncs).
 			ParseFS(templateFS, "templates/base.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", name, err)
@@ -127,18 +158,28 @@ type handler struct {
 	metrics *Metrics
 	log     *slog.Logger
 	now     func() time.Time
-	text    Text
-	pages   map[string]*template.Template
-	csrf    *csrf
-	origin  *http.CrossOriginProtection
-	limit   *limiter
+	// text is the language of the request being served: each request
+	// gets its own copy of the handler (see localized), so that every
+	// page method just reads h.text.
+	text   *Text
+	langs  *negotiator // nil when Config.Text pins the language
+	pages  map[string]*template.Template
+	csrf   *csrf
+	origin *http.CrossOriginProtection
+	limit  *limiter
+	// reqs and reqLimit serve account requests; reqs is nil without them.
+	reqs     Requests
+	reqLimit *limiter
+	// eventLimit bounds event link claims per address (see
+	// eventAttempts).
+	eventLimit *limiter
 }
 
 // New returns the web handler. Invites and Health must not be nil; a nil
 // Metrics still counts nothing and /metrics then answers 404. Embedded
 // templates that fail to parse are a programming error and panic.
 func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
-	h := &handler{cfg: cfg, inv: inv, health: health, metrics: m, log: cfg.Log, now: cfg.Now, text: English}
+	h := &handler{cfg: cfg, inv: inv, health: health, metrics: m, log: cfg.Log, now: cfg.Now, text: &English}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -146,7 +187,9 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 		h.now = time.Now
 	}
 	if cfg.Text != nil {
-		h.text = *cfg.Text
+		h.text = cfg.Text
+	} else {
+		h.langs = newNegotiator(languages)
 	}
 	h.origin = http.NewCrossOriginProtection()
 	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
@@ -167,19 +210,54 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	h.pages = pages
 	h.csrf = newCSRF(h.secure, h.base, h.now)
 	h.limit = newLimiter(h.now)
+	h.reqs = cfg.Requests
+	perHour := cfg.RequestsPerHour
+	if perHour <= 0 {
+		perHour = DefaultRequestsPerHour
+	}
+	h.reqLimit = newLimiterOf(perHour, time.Hour, h.now)
+	h.eventLimit = newLimiterOf(eventAttempts, rateWindow, h.now)
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /i/{id}", h.landing)
-	mux.HandleFunc("POST /i/{id}", h.register)
-	mux.HandleFunc("GET /i/{id}/qr.png", h.qr("image/png", qrPNG))
-	mux.HandleFunc("GET /i/{id}/qr.svg", h.qr("image/svg+xml", qrSVG))
+	mux.HandleFunc("GET /i/{id}", h.localized((*handler).landing))
+	mux.HandleFunc("POST /i/{id}", h.localized((*handler).register))
+	// The images speak no language, but their error pages do.
+	mux.HandleFunc("GET /i/{id}/qr.png", h.localized(qr("image/png", qrPNG)))
+	mux.HandleFunc("GET /i/{id}/qr.svg", h.localized(qr("image/svg+xml", qrSVG)))
+	mux.HandleFunc("GET /request", h.localized((*handler).requestPage))
+	mux.HandleFunc("POST /request", h.localized((*handler).submitRequest))
+	mux.HandleFunc("GET /r/{key}", h.localized((*handler).status))
+	if cfg.Events != nil {
+		mux.HandleFunc("GET /e/{id}", h.localized((*handler).eventPage))
+		mux.HandleFunc("POST /e/{id}", h.localized((*handler).eventClaim))
+		mux.HandleFunc("GET /e/{id}/qr.png", h.localized(eventQR("image/png", qrPNG)))
+		mux.HandleFunc("GET /e/{id}/qr.svg", h.localized(eventQR("image/svg+xml", qrSVG)))
+	}
 	mux.HandleFunc("GET /static/style.css", h.static("static/style.css"))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	if m != nil {
 		mux.Handle("GET /metrics", m.Handler())
 	}
-	mux.HandleFunc("/", h.notFound)
+	mux.HandleFunc("/", h.localized((*handler).notFound))
 	return h.instrument(h.securityHeaders(mux))
+}
+
+// localized serves page in the language the request asks for, through a
+// shallow copy of the handler whose text is that language: the page
+// methods stay unaware of negotiation.
+func (h *handler) localized(page func(*handler, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h.langs == nil {
+			page(h, w, r)
+			return
+		}
+		// Caches (and the browser's back button) must not hand a German
+		// page to an English reader.
+		w.Header().Add("Vary", "Accept-Language")
+		lh := *h
+		lh.text = h.langs.pick(r.Header.Get("Accept-Language"))
+		page(&lh, w, r)
+	}
 }
 
 // LandingURL is the landing page of invite id under publicURL. The bot
@@ -257,12 +335,12 @@ func (h *handler) instrument(next http.Handler) http.Handler {
 
 // pageData is what every template gets; each page uses its part.
 type pageData struct {
-	T     Text
+	T     *Text
 	Title string
 	Base  string
 
 	// landing
-	Headline    string
+	Headline    template.HTML // the text escaped, with line breaks allowed in addresses
 	Expiry      string
 	Domain      string
 	URI         template.URL
@@ -272,12 +350,28 @@ type pageData struct {
 	MaxPassword int
 	MaxUsername int
 
+	// ResetFor is the account a password reset link is for; empty on an
+	// invitation.
+	ResetFor string
+
 	// success
 	JID string
 
 	// error
 	Message string
 	Hint    string
+
+	// Account requests: the request form; on the landing page, the line
+	// that says why it is shown and where its form posts (empty: to the
+	// page itself); on the status page, its own address to keep and the
+	// way to ask again.
+	Request   requestForm
+	Notice    string
+	Action    string
+	StatusURL string
+	AskAgain  string
+	// event: how many invitations the link may still hand out.
+	Left string
 }
 
 // formData is the registration form's state. It never holds a password.
@@ -300,6 +394,7 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, pag
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Content-Language", h.text.Lang)
 	// Invite pages change state and some carry the token: nobody keeps them.
 	hd.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -342,6 +437,9 @@ func (h *handler) lookup(w http.ResponseWriter, r *http.Request) (invites.Invite
 		h.internal(w, r)
 		return invites.Invite{}, false
 	case !inv.Usable(h.now()):
+		if h.welcomeBack(w, r, inv) {
+			return invites.Invite{}, false
+		}
 		h.gone(w, r, h.text.GoneBody)
 		return invites.Invite{}, false
 	case !strings.HasPrefix(inv.URI, "xmpp:"):
@@ -363,8 +461,10 @@ func (h *handler) landing(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderLanding shows the landing page with the form in state f, adding a
-// fresh CSRF token (and the cookie it is bound to, if missing).
-func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status int, inv invites.Invite, f formData) {
+// fresh CSRF token (and the cookie it is bound to, if missing). extra
+// adjusts the page for where it is shown (an account request's status
+// page).
+func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status int, inv invites.Invite, f formData, extra ...func(*pageData)) {
 	f.CSRF = h.csrf.token(h.csrf.cookieValue(w, r), inv.ID)
 	domain := h.domainOf(inv)
 	d := pageData{
@@ -377,19 +477,35 @@ func (h *handler) renderLanding(w http.ResponseWriter, r *http.Request, status i
 		MaxPassword: maxPasswordLen,
 		MaxUsername: maxUsernameLen,
 	}
-	if inv.Inviter != "" {
-		d.Headline = fmt.Sprintf(h.text.InvitedYou, inv.Inviter, domain)
-	} else {
-		d.Headline = fmt.Sprintf(h.text.InvitedAnon, domain)
+	switch {
+	case inv.ResetFor != "":
+		d.Title, d.ResetFor = h.text.ResetTitle, inv.ResetFor
+		d.Headline = withAddrs(h.text.ResetHeadline, inv.ResetFor)
+		d.Form.Username = localOf(inv.ResetFor)
+	case inv.Inviter != "":
+		d.Headline = withAddrs(h.text.InvitedYou, inv.Inviter, domain)
+	default:
+		d.Headline = withAddrs(h.text.InvitedAnon, domain)
 	}
 	if inv.Expires.IsZero() {
 		d.Expiry = h.text.NoExpiry
 	} else {
-		d.Expiry = fmt.Sprintf(h.text.ExpiresAt, inv.Expires.UTC().Format(h.text.DateLayout))
+		// lookup let only unexpired invites through, so the time left is
+		// positive.
+		d.Expiry = fmt.Sprintf(h.text.ExpiresAt, h.text.timeLeft(inv.Expires.Sub(h.now())), h.text.date(inv.Expires.UTC()))
+	}
+	for _, x := range extra {
+		x(&d)
 	}
 	// Apps that fetch the page learn the invite without parsing HTML.
 	w.Header().Set("Link", "<"+inv.URI+">; rel=\"alternate\"")
 	h.render(w, r, status, "landing", d)
+}
+
+// localOf is the localpart of a bare JID.
+func localOf(bare string) string {
+	local, _, _ := strings.Cut(bare, "@")
+	return local
 }
 
 func (h *handler) domainOf(inv invites.Invite) string {
@@ -399,9 +515,45 @@ func (h *handler) domainOf(inv invites.Invite) string {
 	return h.cfg.Domain
 }
 
+// Addresses (JIDs, domains) are marked up to wrap well on narrow screens:
+// <wbr> before each "@" and "." lets a long one break at its parts rather
+// than mid-word, and an inline block around the word that holds it keeps a
+// short one whole on its line, punctuation included (style.css, .addr).
+// <bdi> isolates the address from a right-to-left sentence around it.
+
+// addrVerb is a placeholder that withAddrs fills with an address.
+var addrVerb = regexp.MustCompile(`%(\[\d+\])?s`)
+
+// isolated escapes addr for HTML with its break opportunities.
+func isolated(addr string) string {
+	s := strings.NewReplacer("@", "<wbr>@", ".", "<wbr>.").Replace(template.HTMLEscapeString(addr))
+	return "<bdi>" + s + "</bdi>"
+}
+
+// breakable is one address on its own, for the templates.
+func breakable(addr string) template.HTML {
+	return template.HTML(`<span class="addr">` + isolated(addr) + "</span>") // escaped by isolated
+}
+
+// withAddrs formats a sentence whose arguments are addresses, escaping the
+// sentence and keeping each word that holds an address in one block.
+func withAddrs(format string, addrs ...string) template.HTML {
+	words := strings.Split(template.HTMLEscapeString(format), " ")
+	for i, w := range words {
+		if addrVerb.MatchString(w) {
+			words[i] = `<span class="addr">` + w + "</span>"
+		}
+	}
+	args := make([]any, len(addrs))
+	for i, a := range addrs {
+		args[i] = isolated(a)
+	}
+	return template.HTML(fmt.Sprintf(strings.Join(words, " "), args...)) // every part escaped
+}
+
 // qr serves the invite's QR code rendered by draw.
-func (h *handler) qr(contentType string, draw func(string) ([]byte, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func qr(contentType string, draw func(string) ([]byte, error)) func(*handler, http.ResponseWriter, *http.Request) {
+	return func(h *handler, w http.ResponseWriter, r *http.Request) {
 		inv, ok := h.lookup(w, r)
 		if !ok {
 			return
@@ -438,6 +590,11 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := formData{Username: strings.TrimSpace(r.PostFormValue("username"))}
+	if inv.ResetFor != "" {
+		// A reset link sets the password of its own account, whatever
+		// the form says.
+		f.Username = localOf(inv.ResetFor)
+	}
 	if err := h.origin.Check(r); err != nil {
 		h.log.InfoContext(r.Context(), "cross-origin registration refused", slog.String("id", inv.ID), slog.Any("err", err))
 		f.Error = h.text.ErrFormExpired
@@ -464,7 +621,12 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		log.InfoContext(r.Context(), "account registered in the browser", slog.String("jid", account.String()))
-		h.render(w, r, http.StatusOK, "success", pageData{Title: h.text.SuccessTitle, JID: account.String()})
+		h.csrf.setRegistered(w, inv.ID, account.String())
+		title := h.text.SuccessTitle
+		if inv.ResetFor != "" {
+			title = h.text.ResetDoneTitle
+		}
+		h.render(w, r, http.StatusOK, "success", pageData{Title: title, JID: account.String(), ResetFor: inv.ResetFor})
 	case errors.Is(err, invites.ErrNoSuchInvite):
 		h.notFound(w, r)
 	case errors.Is(err, invites.ErrTokenRejected):
@@ -480,7 +642,15 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, invites.ErrUsernameTaken):
 		f.Error = h.text.ErrUsernameTaken
 		h.renderLanding(w, r, http.StatusConflict, inv, f)
+	case errors.Is(err, invites.ErrUsernameInvalid), errors.Is(err, invites.ErrUsernameTooLong),
+		errors.Is(err, invites.ErrUsernameConfusable):
+		// checkForm applies the same rules; this is for a service whose
+		// rules grew stricter than the form's.
+		f.Error = h.usernameError(err)
+		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
 	case errors.Is(err, invites.ErrUsernameRefused):
+		// The server said no (a name it cannot store, say): the user can
+		// pick another, so it is a form error, not a failure of ours.
 		log.InfoContext(r.Context(), "browser registration: not acceptable", slog.Any("err", err))
 		f.Error = h.text.ErrNotAcceptable
 		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
@@ -492,8 +662,9 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkForm validates the form before the server is bothered, returning
-// the normalised username or the message to show. Someone typing their
-// whole future address (name@domain) gets the name taken from it.
+// the username as the server will create it or the message to show.
+// Someone typing their whole future address (name@domain) gets the name
+// taken from it.
 func (h *handler) checkForm(username, password, password2, domain string) (string, string) {
 	if local, dom, ok := strings.Cut(username, "@"); ok && strings.EqualFold(dom, domain) {
 		username = local
@@ -501,14 +672,12 @@ func (h *handler) checkForm(username, password, password2, domain string) (strin
 	if username == "" {
 		return "", h.text.ErrUsernameEmpty
 	}
-	if len(username) > maxUsernameLen || strings.ContainsAny(username, "@/") {
-		return "", h.text.ErrUsernameInvalid
-	}
-	// The JID library applies the same PRECIS rules as the server, and maps
-	// case, so "Alice" becomes the alice the server would create.
-	j, err := jid.New(username, domain, "")
-	if err != nil || j.Localpart() == "" {
-		return "", h.text.ErrUsernameInvalid
+	// The service's rules: the server's own mapping ("Alice" and "straße"
+	// become the "alice" and "strasse" it creates), a length every server
+	// can store, and no names that pass for others.
+	prepared, err := invites.PrepareUsername(username)
+	if err != nil {
+		return "", h.usernameError(err)
 	}
 	switch {
 	case utf8.RuneCountInString(password) < MinPasswordLen:
@@ -518,12 +687,13 @@ func (h *handler) checkForm(username, password, password2, domain string) (strin
 	case password != password2:
 		return "", h.text.ErrPasswordMatch
 	}
-	return j.Localpart(), ""
+	return prepared, ""
 }
 
-// healthz answers 200 only when the link is up and the database answers,
-// so a load balancer or monitor sees a bot that cannot hand out invites
-// as down. Details go to the log, not to the (possibly public) response.
+// healthz answers 200 only when the link (and the minter session, if any)
+// is up and the database answers, so a load balancer or monitor sees a bot
+// that cannot hand out invites as down. Details go to the log, not to the
+// (possibly public) response.
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
@@ -531,18 +701,28 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	if !h.health.LinkUp() {
 		problems = append(problems, "component link down")
 	}
+	if !h.health.MinterUp() {
+		problems = append(problems, "minter session down")
+	}
 	if err := h.health.PingStore(ctx); err != nil {
 		h.log.WarnContext(r.Context(), "health: store ping failed", slog.Any("err", err))
 		problems = append(problems, "database not answering")
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	var module string
+	if m, ok := h.health.(ModuleHealth); ok {
+		module = "prosody module mod_invitebot: " + m.ServerModule()
+	}
 	if len(problems) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = fmt.Fprintln(w, strings.Join(problems, "\n"))
-		return
+	} else {
+		_, _ = fmt.Fprintln(w, "ok")
 	}
-	_, _ = fmt.Fprintln(w, "ok")
+	if module != "" {
+		_, _ = fmt.Fprintln(w, module)
+	}
 }
 
 // static serves one embedded asset. Named routes instead of a file server

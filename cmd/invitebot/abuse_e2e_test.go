@@ -36,7 +36,7 @@ func TestQuotaUnderConcurrentRequests(t *testing.T) {
 		switch {
 		case strings.Contains(m.Body, "preauth="):
 			handed++
-		case strings.Contains(m.Body, "you have created 3 invite(s) in the last 24 hours (cancelled ones count too); your limit is 3") && strings.Contains(m.Body, "next possible"):
+		case strings.Contains(m.Body, "you have created 3 invites in the last 24 hours (cancelled ones count too); your limit is 3") && strings.Contains(m.Body, "next possible"):
 			refused++
 		default:
 			t.Errorf("unexpected reply: %s", m.Body)
@@ -80,8 +80,8 @@ func TestAbuseResponse(t *testing.T) {
 	second := inviteURI(t, carol.Chat(t, w.component, "invite"))
 	third := inviteURI(t, carol.Chat(t, w.component, "invite"))
 	expectContains(t, admin.Chat(t, w.component, "revoke carol@"+w.srv.OtherDomain),
-		"Cancelled 2 pending invite(s); none of their links works any more.")
-	expectNotice(t, carol, "was revoked; 2 pending invite(s) of yours were cancelled")
+		"Cancelled 2 pending invites; none of their links works any more.")
+	expectNotice(t, carol, "was revoked; your 2 pending invites were cancelled with it")
 	for i, tok := range []string{second.Token, third.Token} {
 		if _, err := ibr.Register(ctx, w.srv.IBRConfig(), tok, fmt.Sprintf("spambot%d", i+2), "password123"); !errors.Is(err, ibr.ErrTokenRejected) {
 			t.Errorf("registering with a revoked inviter's token: %v, want ErrTokenRejected", err)
@@ -138,4 +138,36 @@ func inviteID(t *testing.T, list string) string {
 		t.Fatalf("no invites listed:\n%s", list)
 	}
 	return strings.Fields(lines[1])[0]
+}
+
+// TestFloodDoesNotStarveOthers: an inviter over quota floods the bot; an
+// admin can still revoke them at once, another inviter is still served,
+// and the audit log holds a bounded number of the flood's refusals.
+func TestFloodDoesNotStarveOthers(t *testing.T) {
+	w := newWorld(t)
+	admin := w.user(t, "admin", w.srv.Domain)
+	carol := w.user(t, "carol", w.srv.OtherDomain)
+	dave := w.user(t, "dave", w.srv.OtherDomain)
+	carolJID := "carol@" + w.srv.OtherDomain
+	expectContains(t, admin.Chat(t, w.component, "grant "+carolJID+" per-day 1"), "may now create invites")
+	expectContains(t, admin.Chat(t, w.component, "grant dave@"+w.srv.OtherDomain), "may now create invites")
+	expectNotice(t, carol, "You may now create account invites")
+	expectNotice(t, dave, "You may now create account invites")
+	expectContains(t, carol.Chat(t, w.component, "invite"), "preauth=")
+
+	const flood = 1500
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	for range flood {
+		if err := carol.Send(ctx, w.component, stanza.ChatMessage, "invite"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectContains(t, dave.Chat(t, w.component, "invites"), "You have no invites yet")
+	expectContains(t, admin.Chat(t, w.component, "revoke "+carolJID), carolJID+" may no longer create invites")
+
+	audit := admin.Chat(t, w.component, "audit "+carolJID+" 1000")
+	if n := strings.Count(audit, "invite.refuse"); n == 0 || n > 6 {
+		t.Errorf("the flood left %d refusal entries in the audit log, want a handful:\n%s", n, audit)
+	}
 }

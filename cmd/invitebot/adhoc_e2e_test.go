@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/commands"
@@ -170,13 +172,25 @@ func TestAdhocDiscoveryByRole(t *testing.T) {
 	mallory := w.user(t, "mallory", w.srv.OtherDomain)
 	expectContains(t, admin.Chat(t, w.component, "grant carol@"+w.srv.OtherDomain), "may now")
 
+	// Password resets are offered where the server has them (13, not
+	// 0.12), once the bot has seen the server's command list.
+	reset := ""
+	if !strings.HasPrefix(w.srv.Version, "0.12") {
+		reset = " reset-password"
+		deadline := time.Now().Add(e2eTimeout)
+		for !strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	tests := []struct {
 		who  *prosodytest.Client
 		want string
 	}{
 		{mallory, ""},
-		{carol, "cancel-invite list-invites " + invites.NodeCreateAccount},
-		{admin, "audit cancel-invite grant list-inviters list-invites pause resume revoke " + invites.NodeCreateAccount + " whoinvited"},
+		// Without a web server there are no event links to make
+		// (create-event), but listing and closing old ones still works.
+		{carol, "cancel-invite close-event list-events list-invites" + reset + " " + invites.NodeCreateAccount},
+		{admin, "audit backup cancel-invite close-event grant list-events list-inviters list-invites pause" + reset + " resume revoke " + invites.NodeCreateAccount + " whoinvited"},
 	}
 	for _, tc := range tests {
 		if got := strings.Join(commandNodes(t, tc.who, w.component), " "); got != tc.want {
@@ -282,16 +296,19 @@ func TestAdhocGrantCancelAndErrors(t *testing.T) {
 			`<x xmlns="jabber:x:data" type="submit"><field var="jid"><value>eve@x.org</value></field></x></command>`),
 		"bad-sessionid")
 
-	// Malformed forms: a bad JID, a missing field, no form at all.
+	// Forms with a wrong value come back, filled in, with an error note;
+	// no form at all is a bad request.
 	for _, body := range []string{
 		`<x xmlns="jabber:x:data" type="submit"><field var="jid"><value>not a jid@@</value></field></x>`,
 		`<x xmlns="jabber:x:data" type="submit"><field var="note"><value>x</value></field></x>`,
-		``,
 	} {
 		expectContains(t, rawCommand(t, admin, w.component,
 			`<command xmlns="http://jabber.org/protocol/commands" node="grant" action="complete" sessionid="`+open.SID+`">`+body+`</command>`),
-			"<bad-request", "bad-payload")
+			`status="executing"`, `type="error"`, `type="form"`)
 	}
+	expectContains(t, rawCommand(t, admin, w.component,
+		`<command xmlns="http://jabber.org/protocol/commands" node="grant" action="complete" sessionid="`+open.SID+`"></command>`),
+		"<bad-request", "bad-payload")
 	expectContains(t, rawCommand(t, admin, w.component,
 		`<command xmlns="http://jabber.org/protocol/commands" node="grant" action="frobnicate"/>`), "malformed-action")
 	expectContains(t, rawCommand(t, admin, w.component,
@@ -362,5 +379,38 @@ func TestAdhocCancelInviteWithConfirmation(t *testing.T) {
 	}
 	if state != "cancelled" {
 		t.Errorf("listed state %q, want cancelled", state)
+	}
+}
+
+// TestLongListsStayWithinServerLimits: hundreds of grants with long notes,
+// and an audit log as long, once built replies over Prosody's 512 KiB
+// stanza limit and the server closed the link. Every list is paged now, in
+// chat and in forms (submitted the way poezio does, with next), and the
+// link stays up.
+func TestLongListsStayWithinServerLimits(t *testing.T) {
+	w := newWorld(t)
+	admin := w.user(t, "admin", w.srv.Domain)
+	note := strings.Repeat("a long note about why ", 9) // about 200 bytes
+	const grants = 300
+	for i := range grants {
+		expectContains(t, admin.Chat(t, w.component, fmt.Sprintf("grant volunteer%03d@%s %s", i, w.srv.OtherDomain, note[:190])),
+			"may now create invites")
+	}
+	expectContains(t, admin.Chat(t, w.component, "inviters"), "Showing 1–25 of 300.", "inviters page 2")
+	expectContains(t, admin.Chat(t, w.component, "audit 300 page 12"), "Showing 276–300 of 300.")
+
+	list := execute(t, admin, commands.Command{JID: w.component, Node: "list-inviters"}, nil)
+	if list.Status != "executing" {
+		t.Fatalf("list-inviters: %+v", list)
+	}
+	page := &dataform.Form{Type: dataform.TypeSubmit, Fields: []dataform.Field{{Var: "page", Values: []string{"12"}}}}
+	done := execute(t, admin, list.Next(), page)
+	if done.Status != "completed" || done.Form == nil || len(done.Form.Items) != 25 {
+		t.Fatalf("page 12 submitted with next: status %q, form %+v", done.Status, done.Form)
+	}
+	expectContains(t, strings.Join(done.Notes, "\n"), "volunteer299@")
+	expectContains(t, admin.Chat(t, w.component, "help"), "Commands:")
+	if strings.Contains(w.logs.String(), "component link down") {
+		t.Error("the link went down while serving long lists")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"durare.org/invitebot/bot"
@@ -31,14 +32,28 @@ type app struct {
 	tune func(*bot.LinkConfig)
 	lc   *lifecycle
 
+	// For reloading the configuration while running (SIGHUP): where it
+	// came from, when to reload, and the log level to adjust. Without
+	// reloads the app never reloads.
+	configPath string
+	reloads    <-chan os.Signal
+	level      *slog.LevelVar
+
 	store   *store.Store
 	link    *bot.Link
+	minter  *bot.Minter // nil when the component mints
+	module  *invites.Module
 	metrics *web.Metrics
 	svc     *invites.Service
 	bot     *bot.Bot
 
-	closeLink, stopTracking, stopWeb context.CancelFunc
-	linkDone, trackDone, webDone     <-chan struct{}
+	closeLink, stopTracking, stopWeb, stopBackups context.CancelFunc
+	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
+
+	// tuneMinter, when set, adjusts the minter session's timing (tests).
+	tuneMinter  func(*bot.MinterConfig)
+	closeMinter context.CancelFunc
+	minterDone  <-chan struct{}
 }
 
 // components lists the parts in start order. They stop in reverse: the web
@@ -50,8 +65,12 @@ func (a *app) components() []component {
 	return []component{
 		{name: "store", start: a.openStore, stop: a.closeStore},
 		{name: "service", start: a.wire},
+		// Before the link and stopped after it: commands drained at
+		// shutdown may still mint through it.
+		{name: "minter", start: a.startMinter, stop: a.stopMinter},
 		{name: "link", start: a.startLink, stop: a.stopLink},
 		{name: "usage tracking", start: a.startTracking, stop: a.stopTrack},
+		{name: "backups", start: a.startBackups, stop: a.stopBackupLoop},
 		// The bot serves what the link delivers from the moment the link
 		// runs; its part in the lifecycle is draining on the way down.
 		{name: "bot", stop: a.drain},
@@ -63,13 +82,24 @@ func (a *app) components() []component {
 // every part in reverse start order within shutdownTimeout. tune, when not
 // nil, adjusts the link's timing (tests make reconnection fast).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*bot.LinkConfig)) error {
-	a := &app{cfg: cfg, log: log, tune: tune, lc: newLifecycle(log)}
+	return newApp(cfg, log, tune).run(ctx)
+}
+
+func newApp(cfg *config.Config, log *slog.Logger, tune func(*bot.LinkConfig)) *app {
+	return &app{cfg: cfg, log: log, tune: tune, lc: newLifecycle(log)}
+}
+
+// run is serve for an app that may also reload its configuration.
+func (a *app) run(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
 	log.Info("invitebot starting",
 		slog.String("component", cfg.XMPP.Component),
 		slog.String("server", cfg.XMPP.Server),
 		slog.String("domain", cfg.XMPP.Domain),
+		slog.String("minting", cfg.Minting()),
 		slog.Int("admins", len(cfg.Admins)),
-		slog.String("store", cfg.Store.Path))
+		slog.String("store", cfg.Store.Path),
+		slog.Bool("introduce", cfg.Invites.Introduce))
 	stopCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), shutdownTimeout)
 	}
@@ -77,9 +107,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		return err
 	}
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-a.lc.Failed():
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case runErr = <-a.lc.Failed():
+			break wait
+		case <-a.reloads:
+			a.reload()
+		}
 	}
 	log.Info("shutting down; a second signal exits at once")
 	sctx, cancel := stopCtx()
@@ -122,32 +159,57 @@ func (a *app) wire(context.Context) error {
 	if a.tune != nil {
 		a.tune(&linkCfg)
 	}
+	// Whenever the link comes up, learn what the server offers: password
+	// resets (Prosody 13) and mod_invitebot. Either may have changed while
+	// the link was down, and a change of the server needs no restart here.
+	onUp := linkCfg.OnUp
+	linkCfg.OnUp = func() {
+		if onUp != nil {
+			onUp()
+		}
+		if a.minter == nil { // else the minter's login does it
+			go a.svc.DetectServerCommands(context.Background())
+		}
+		go a.detectModule()
+	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
+	a.module = invites.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
-		Issuer: invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.ComponentJID(), Link: a.link},
+		Issuer: a.issuer(c2s.TLS),
 		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), C2S: c2s,
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
+			EventMaxUses: cfg.Policy.EventMaxUses,
 		},
-		Notifier: bot.NewNotifier(a.link, cfg.ComponentJID()),
-		Observer: a.metrics,
-		Log:      a.log.With(slog.String("room", "invites")),
+		Notifier:      bot.NewNotifier(a.link, cfg.ComponentJID()),
+		Observer:      a.metrics,
+		Backups:       invites.BackupOptions{Dir: cfg.Store.BackupDir, Keep: cfg.Store.BackupKeep},
+		InviterResets: cfg.Policy.InviterResets,
+		Log:           a.log.With(slog.String("room", "invites")),
+		Module:        a.module,
+		Introduce:     cfg.Invites.Introduce,
+		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
+			MaxOpen: cfg.Requests.MaxOpen},
 	})
-	var links func(id string) (string, string)
+	var links, eventLinks func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
 		links = func(id string) (string, string) {
 			return web.LandingURL(cfg.HTTP.PublicURL, id), web.QRURL(cfg.HTTP.PublicURL, id)
 		}
+		eventLinks = func(id string) (string, string) {
+			return web.EventURL(cfg.HTTP.PublicURL, id), web.EventQRURL(cfg.HTTP.PublicURL, id)
+		}
 	}
 	a.bot = bot.New(bot.Config{
-		Service:   a.svc,
-		Component: cfg.ComponentJID(),
-		Log:       a.log.With(slog.String("room", "bot")),
-		Out:       a.link,
-		Links:     links,
-		Observer:  a.metrics,
+		Service:    a.svc,
+		Component:  cfg.ComponentJID(),
+		Log:        a.log.With(slog.String("room", "bot")),
+		Out:        a.link,
+		Links:      links,
+		EventLinks: eventLinks,
+		Observer:   a.metrics,
 	})
 	return nil
 }
@@ -176,8 +238,9 @@ func (a *app) stopLink(ctx context.Context) error {
 func (a *app) startTracking(ctx context.Context) error {
 	trackCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopTracking = stop
+	interval := a.cfg.Invites.CheckInterval
 	a.trackDone = a.lc.goRun("usage tracking", func() error {
-		a.svc.Track(trackCtx, a.cfg.Invites.CheckInterval)
+		a.svc.Track(trackCtx, interval)
 		return nil
 	})
 	return nil
@@ -186,6 +249,32 @@ func (a *app) startTracking(ctx context.Context) error {
 func (a *app) stopTrack(ctx context.Context) error {
 	a.stopTracking()
 	return waitFor(ctx, a.trackDone, "usage tracking did not stop in time")
+}
+
+// startBackups writes a backup every store.backup_interval, when
+// store.backup_dir is set.
+func (a *app) startBackups(ctx context.Context) error {
+	if a.cfg.Store.BackupDir == "" {
+		return nil
+	}
+	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopBackups = stop
+	interval := a.cfg.Store.BackupInterval
+	a.backupsDone = a.lc.goRun("backups", func() error {
+		a.svc.RunBackups(bctx, interval)
+		return nil
+	})
+	a.log.Info("backups on", slog.String("dir", a.cfg.Store.BackupDir), slog.Duration("interval", interval),
+		slog.Int("keep", a.cfg.Store.BackupKeep))
+	return nil
+}
+
+func (a *app) stopBackupLoop(ctx context.Context) error {
+	if a.stopBackups == nil {
+		return nil
+	}
+	a.stopBackups()
+	return waitFor(ctx, a.backupsDone, "backups did not stop in time")
 }
 
 // drain stops the bot taking commands and lets those in flight answer.
@@ -217,7 +306,13 @@ func (a *app) startWeb(ctx context.Context) error {
 		Domain:     a.cfg.XMPP.Domain,
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
-	}, a.svc, health{link: a.link, store: a.store}, a.metrics)
+		Events:     a.svc,
+		// Status pages stay served with the request page off, so that
+		// requests approved before it closed stay invitations.
+		Requests:        a.svc,
+		RequestForm:     a.cfg.HTTP.Requests,
+		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
+	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
 	a.webDone = a.lc.goRun("web server", func() error {
@@ -249,11 +344,30 @@ func waitFor(ctx context.Context, done <-chan struct{}, late string) error {
 	}
 }
 
-// health answers /healthz from the link and the database.
+// detectModule asks the server whether it runs mod_invitebot; the module
+// logs what it found. A failure is retried by the next usage check.
+func (a *app) detectModule() {
+	ctx, cancel := context.WithTimeout(context.Background(), moduleDetectTimeout)
+	defer cancel()
+	if _, err := a.module.Detect(ctx); err != nil {
+		a.log.Warn("could not ask the server whether it runs mod_invitebot; asking again at the next usage check",
+			slog.Any("err", err))
+	}
+}
+
+// moduleDetectTimeout bounds asking for mod_invitebot after a link-up.
+const moduleDetectTimeout = 15 * time.Second
+
+// health answers /healthz from the link, the minter session and the
+// database, and names the state of the server's mod_invitebot.
 type health struct {
-	link  *bot.Link
-	store *store.Store
+	link   *bot.Link
+	store  *store.Store
+	svc    *invites.Service
+	minter *bot.Minter // nil when the component mints
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }
+func (h health) MinterUp() bool                      { return h.minter == nil || h.minter.Up() }
 func (h health) PingStore(ctx context.Context) error { return h.store.Ping(ctx) }
+func (h health) ServerModule() string                { return h.svc.ServerModule().String() }

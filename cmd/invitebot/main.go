@@ -4,6 +4,13 @@
 //
 //	invitebot [-config FILE]               run the bot
 //	invitebot check-config [-config FILE]  validate and print the configuration
+//	invitebot version                      print version, commit and Go version
+//	invitebot export [-with-tokens] DB     write a database or backup as JSON Lines
+//	invitebot prosody-config [-config FILE] print the matching Prosody configuration
+//
+// While running, SIGHUP re-reads the configuration file and applies the
+// admins, the policy limits and the log level; other changes wait for a
+// restart, and the log says which.
 package main
 
 import (
@@ -28,6 +35,16 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			return runVersion(args[1:], stdout, stderr)
+		case "export":
+			return runExport(args[1:], stdout, stderr)
+		case "prosody-config":
+			return runProsodyConfig(args[1:], stdout, stderr)
+		}
+	}
 	checkOnly := len(args) > 0 && args[0] == "check-config"
 	if checkOnly {
 		args = args[1:]
@@ -36,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.yaml", "configuration file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: invitebot [check-config] [-config FILE]")
+		fmt.Fprintln(stderr, "usage: invitebot [check-config] [-config FILE] | invitebot version | invitebot export [-with-tokens] DB | invitebot prosody-config [-config FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -60,7 +77,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	log := newLogger(cfg, stderr)
+	level := new(slog.LevelVar)
+	level.Set(cfg.SlogLevel())
+	log := newLogger(cfg, level, stderr)
+	log.Info("invitebot build", slog.Any("build", currentVersion()))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -68,15 +88,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// From here on a second signal gets the default behaviour: exit now.
 		stop()
 	}()
-	if err := serve(ctx, cfg, log, nil); err != nil {
+	// SIGHUP (systemctl reload) re-reads the configuration.
+	reloads := make(chan os.Signal, 1)
+	signal.Notify(reloads, syscall.SIGHUP)
+	defer signal.Stop(reloads)
+	a := newApp(cfg, log, nil)
+	a.configPath, a.reloads, a.level = *configPath, reloads, level
+	if err := a.run(ctx); err != nil {
 		log.Error("invitebot stopped", slog.Any("err", err))
 		return 1
 	}
 	return 0
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+func newLogger(cfg *config.Config, level slog.Leveler, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -84,3 +84,21 @@ func TestCheckConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestBrokenStoreNamedOnce: a database that does not open stops the bot with
+// one clear line naming the file once.
+func TestBrokenStoreNamedOnce(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "broken.db")
+	if err := os.WriteFile(db, []byte("not a database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, goodConfig+"store:\n  path: "+db+"\n")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-config", path}, &out, &errOut); code != 1 {
+		t.Fatalf("exit code %d, want 1; stderr:\n%s", code, errOut.String())
+	}
+	if n := strings.Count(errOut.String(), "open store "+db); n != 1 {
+		t.Errorf("the file is named %d times:\n%s", n, errOut.String())
+	}
+}

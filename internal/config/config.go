@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -46,11 +47,29 @@ const (
 	DefaultInvitesPerDay = 5   // policy.DefaultLimits.PerDay
 	DefaultMaxPending    = 10  // policy.DefaultLimits.MaxPending
 	DefaultGlobalPerDay  = 100 // policy.DefaultLimits.GlobalPerDay
+	DefaultEventMaxUses  = 50  // policy.DefaultLimits.EventMaxUses
 	DefaultCheckInterval = time.Minute
+	// A daily backup, a week of them.
+	DefaultBackupInterval = 24 * time.Hour
+	DefaultBackupKeep     = 7
+	DefaultIntroduce      = true
+
+	// Account requests: a week to answer one, a few an hour from one
+	// address, and a cap that keeps approvers' work finite.
+	DefaultRequestExpiry   = 7 * 24 * time.Hour // invites.DefaultRequestExpiry
+	DefaultRequestsPerHour = 3                  // web.DefaultRequestsPerHour
+	DefaultMaxOpenRequests = 20                 // invites.DefaultMaxOpenRequests
+	minRequestExpiry       = time.Hour
+	maxRequestExpiry       = 90 * 24 * time.Hour
 )
 
 // minCheckInterval keeps usage tracking from hammering the server.
 const minCheckInterval = 10 * time.Second
+
+// maxEventMaxUses bounds policy.event_max_uses: a cap is typed in chat,
+// where numbers stop at 1000, and an event link for more people than that
+// is an open door, not an event.
+const maxEventMaxUses = 1000
 
 // EnvPrefix starts the name of every environment override.
 const EnvPrefix = "INVITEBOT"
@@ -74,6 +93,9 @@ type Config struct {
 	HTTP    HTTPConfig    `mapstructure:"http"`
 	Policy  PolicyConfig  `mapstructure:"policy"`
 	Invites InvitesConfig `mapstructure:"invites"`
+
+	// Requests bounds account requests from the web page.
+	Requests RequestsConfig `mapstructure:"requests"`
 }
 
 // XMPPConfig describes the XEP-0114 component link and the served domain.
@@ -102,11 +124,36 @@ type XMPPConfig struct {
 	// C2STLS says how the c2s certificate is verified. STARTTLS is always
 	// required.
 	C2STLS C2STLSConfig `mapstructure:"c2s_tls"`
+	// Minter, when set, is a local account of Domain (invitebot@example.org)
+	// as which the bot logs in over c2s to run the server's invite
+	// commands, so the component needs no admin rights: on Prosody 13 the
+	// account can hold a role that allows those commands and nothing else.
+	// Empty: the component runs them and must be an admin of Domain.
+	Minter string `mapstructure:"minter"`
+	// MinterPassword is the minter account's password. Load fills it from
+	// MinterPasswordFile when that is set.
+	MinterPassword string `mapstructure:"minter_password" redact:"true"`
+	// MinterPasswordFile names a file holding MinterPassword, read like
+	// SecretFile.
+	MinterPasswordFile string `mapstructure:"minter_password_file"`
 
 	// secretFromFile records that Load copied SecretFile's content into
 	// Secret, so Validate can tell that from an admin setting both.
 	secretFromFile bool
+	// minterPasswordFromFile is secretFromFile for MinterPasswordFile;
+	// minterPasswordUnread says reading it failed and was reported.
+	minterPasswordFromFile, minterPasswordUnread bool
 }
+
+// How invites are minted, as Config.Minting names it.
+const (
+	// MintingComponent: the component runs the server's command as an
+	// admin of the domain.
+	MintingComponent = "component"
+	// MintingAccount: the bot logs in as xmpp.minter over c2s and runs the
+	// command as that account.
+	MintingAccount = "account"
+)
 
 // C2STLSConfig configures certificate verification on the c2s link.
 type C2STLSConfig struct {
@@ -133,6 +180,9 @@ type HTTPConfig struct {
 	// limit) from the last X-Forwarded-For entry. Only behind a proxy that
 	// sets it; otherwise clients choose their own address.
 	TrustProxy bool `mapstructure:"trust_proxy"`
+	// Requests opens the request page (/request), where people who know
+	// nobody with invite rights ask for an account; see RequestsConfig.
+	Requests bool `mapstructure:"requests"`
 }
 
 // PolicyConfig holds the abuse limits.
@@ -146,6 +196,12 @@ type PolicyConfig struct {
 	// GlobalPerDay caps the invites all inviters together (admins
 	// excluded) create in any rolling 24 hours.
 	GlobalPerDay int `mapstructure:"global_per_day"`
+	// InviterResets lets inviters make password reset links for the
+	// accounts their own invites created (admins may reset any account).
+	InviterResets bool `mapstructure:"inviter_resets"`
+	// EventMaxUses is the largest cap any event link may have, admins'
+	// included; an inviter's grant may allow less (grant … events N).
+	EventMaxUses int `mapstructure:"event_max_uses"`
 }
 
 // InvitesConfig tunes invite lifecycle work.
@@ -153,11 +209,36 @@ type InvitesConfig struct {
 	// CheckInterval is how often pending invites' tokens are checked at the
 	// server to notice used and expired ones.
 	CheckInterval time.Duration `mapstructure:"check_interval"`
+	// Introduce welcomes each new account naming its inviter and offers
+	// the inviter the new account as a contact; with mod_invitebot on the
+	// server, the new account also asks the inviter to be a contact, the
+	// inviter's request pre-approved.
+	Introduce bool `mapstructure:"introduce"`
 }
 
-// StoreConfig locates the bbolt database.
+// RequestsConfig bounds account requests (http.requests).
+type RequestsConfig struct {
+	// ExpireAfter is how long a request waits for an answer before it
+	// lapses.
+	ExpireAfter time.Duration `mapstructure:"expire_after"`
+	// PerAddressPerHour is how many requests one client address (an IPv6
+	// /64) may send per hour.
+	PerAddressPerHour int `mapstructure:"per_address_per_hour"`
+	// MaxOpen caps the requests waiting for an answer; past it the page
+	// says requests are closed for now.
+	MaxOpen int `mapstructure:"max_open"`
+}
+
+// StoreConfig locates the bbolt database and its backups.
 type StoreConfig struct {
 	Path string `mapstructure:"path"`
+	// BackupDir, when set, is where consistent copies of the database are
+	// written every BackupInterval and when an admin sends backup.
+	BackupDir string `mapstructure:"backup_dir"`
+	// BackupInterval is how often a backup is written.
+	BackupInterval time.Duration `mapstructure:"backup_interval"`
+	// BackupKeep is how many backups are kept; older ones are removed.
+	BackupKeep int `mapstructure:"backup_keep"`
 }
 
 // LogConfig selects log verbosity and encoding.
@@ -189,8 +270,14 @@ func Defaults() Config {
 	c.Log.Level = DefaultLogLevel
 	c.Log.Format = DefaultLogFormat
 	c.XMPP.C2S = DefaultC2S
-	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay}
+	c.Policy = PolicyConfig{InvitesPerDay: DefaultInvitesPerDay, MaxPending: DefaultMaxPending, GlobalPerDay: DefaultGlobalPerDay,
+		InviterResets: true, EventMaxUses: DefaultEventMaxUses}
 	c.Invites.CheckInterval = DefaultCheckInterval
+	c.Store.BackupInterval = DefaultBackupInterval
+	c.Store.BackupKeep = DefaultBackupKeep
+	c.Invites.Introduce = DefaultIntroduce
+	c.Requests = RequestsConfig{ExpireAfter: DefaultRequestExpiry, PerAddressPerHour: DefaultRequestsPerHour,
+		MaxOpen: DefaultMaxOpenRequests}
 	return c
 }
 
@@ -242,7 +329,7 @@ func Load(path string) (*Config, error) {
 	}
 
 	secretErr := c.XMPP.readSecretFile()
-	errs = append(errs, secretErr)
+	errs = append(errs, secretErr, c.XMPP.readMinterPasswordFile())
 	// A secret_file that could not be read already explains why the secret
 	// is missing; do not report it twice.
 	errs = append(errs, c.validate(secretErr == nil)...)
@@ -284,17 +371,43 @@ func (x *XMPPConfig) readSecretFile() error {
 	if x.SecretFile == "" || x.Secret != "" {
 		return nil
 	}
-	b, err := os.ReadFile(x.SecretFile)
+	s, err := readSecret("xmpp.secret_file", x.SecretFile)
 	if err != nil {
-		return fmt.Errorf("xmpp.secret_file: %w", err) // the error names the path, never content
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if s == "" {
-		return fmt.Errorf("xmpp.secret_file: %q is empty", x.SecretFile)
+		return err
 	}
 	x.Secret = s
 	x.secretFromFile = true
 	return nil
+}
+
+// readMinterPasswordFile is readSecretFile for the minter's password. It
+// reads nothing without xmpp.minter, which Validate reports instead.
+func (x *XMPPConfig) readMinterPasswordFile() error {
+	if x.MinterPasswordFile == "" || x.MinterPassword != "" || x.Minter == "" {
+		return nil
+	}
+	s, err := readSecret("xmpp.minter_password_file", x.MinterPasswordFile)
+	if err != nil {
+		x.minterPasswordUnread = true
+		return err
+	}
+	x.MinterPassword = s
+	x.minterPasswordFromFile = true
+	return nil
+}
+
+// readSecret returns the content of the file at path without its trailing
+// newline; errors name key and the path, never content.
+func readSecret(key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s: %q is empty", key, path)
+	}
+	return s, nil
 }
 
 // Validate checks every field and returns all problems joined, each naming
@@ -317,6 +430,24 @@ func (c *Config) validate(checkSecret bool) []error {
 	errs = append(errs, c.HTTP.validate()...)
 	errs = append(errs, c.Policy.validate()...)
 	errs = append(errs, c.Invites.validate()...)
+	errs = append(errs, c.Requests.validate(c.HTTP)...)
+	return errs
+}
+
+func (r *RequestsConfig) validate(h HTTPConfig) []error {
+	var errs []error
+	if r.ExpireAfter < minRequestExpiry || r.ExpireAfter > maxRequestExpiry {
+		errs = append(errs, fmt.Errorf("requests.expire_after: %s is not between %s and %s", r.ExpireAfter, minRequestExpiry, maxRequestExpiry))
+	}
+	if r.PerAddressPerHour < 1 {
+		errs = append(errs, fmt.Errorf("requests.per_address_per_hour: %d must be at least 1", r.PerAddressPerHour))
+	}
+	if r.MaxOpen < 1 {
+		errs = append(errs, fmt.Errorf("requests.max_open: %d must be at least 1", r.MaxOpen))
+	}
+	if h.Requests && h.Listen == "" {
+		errs = append(errs, errors.New("http.requests: the request page needs the web server; set http.listen and http.public_url"))
+	}
 	return errs
 }
 
@@ -346,10 +477,14 @@ func (p *PolicyConfig) validate() []error {
 		"policy.invites_per_day": p.InvitesPerDay,
 		"policy.max_pending":     p.MaxPending,
 		"policy.global_per_day":  p.GlobalPerDay,
+		"policy.event_max_uses":  p.EventMaxUses,
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s: %d must be at least 1", key, v))
 		}
+	}
+	if p.EventMaxUses > maxEventMaxUses {
+		errs = append(errs, fmt.Errorf("policy.event_max_uses: %d is more than %d", p.EventMaxUses, maxEventMaxUses))
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errs
@@ -380,6 +515,7 @@ func (x *XMPPConfig) validate(checkSecret bool) []error {
 		errs = append(errs, fmt.Errorf("xmpp.component: %q must differ from xmpp.domain; give the component its own name such as invites.%s", x.Component, x.Domain))
 	}
 
+	errs = append(errs, x.validateMinter(domain, derr == nil)...)
 	if err := validateHostPort(x.Server); err != nil {
 		errs = append(errs, fmt.Errorf("xmpp.server: %w", err))
 	}
@@ -401,6 +537,50 @@ func (x *XMPPConfig) validate(checkSecret bool) []error {
 		case x.Secret == "":
 			errs = append(errs, fmt.Errorf("xmpp.secret: missing (set xmpp.secret, xmpp.secret_file or %s)", EnvVar("xmpp.secret")))
 		}
+	}
+	return errs
+}
+
+// validateMinter checks xmpp.minter and its password, canonicalising the
+// JID. domainOK says domain is xmpp.domain, valid.
+func (x *XMPPConfig) validateMinter(domain jid.JID, domainOK bool) []error {
+	if x.Minter == "" {
+		var errs []error
+		// redact("") is what check-config prints for the unset password:
+		// its output must load again.
+		if x.MinterPassword != "" && x.MinterPassword != redact("") {
+			errs = append(errs, errors.New("xmpp.minter_password: set without xmpp.minter; set the account too, or remove the password"))
+		}
+		if x.MinterPasswordFile != "" {
+			errs = append(errs, errors.New("xmpp.minter_password_file: set without xmpp.minter; set the account too, or remove the file"))
+		}
+		return errs
+	}
+	var errs []error
+	example := "invitebot@" + x.Domain
+	j, err := jid.Parse(x.Minter)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("xmpp.minter: %q is not a valid JID: %w", x.Minter, err))
+	case j.Localpart() == "" || j.Resourcepart() != "":
+		errs = append(errs, fmt.Errorf("xmpp.minter: %q must be a bare account JID such as %s", x.Minter, example))
+	case domainOK && !j.Domain().Equal(domain):
+		// Prosody gives roles per host: only an account of the domain the
+		// invites are for can hold the role that mints them.
+		errs = append(errs, fmt.Errorf("xmpp.minter: %q must be an account of xmpp.domain %s, such as %s", x.Minter, x.Domain, example))
+	default:
+		x.Minter = j.String()
+	}
+	switch {
+	case x.minterPasswordUnread:
+		// Load reported why already.
+	case x.MinterPasswordFile != "" && x.MinterPassword != "" && !x.minterPasswordFromFile:
+		errs = append(errs, errors.New("xmpp.minter_password_file: set together with xmpp.minter_password (or their INVITEBOT_ variables); set only one"))
+	case x.MinterPasswordFile != "" && x.MinterPassword == "":
+		errs = append(errs, fmt.Errorf("xmpp.minter_password_file: %q has not been read (config.Load reads it)", x.MinterPasswordFile))
+	case x.MinterPassword == "":
+		errs = append(errs, fmt.Errorf("xmpp.minter_password: missing for xmpp.minter %s (set xmpp.minter_password, xmpp.minter_password_file or %s)",
+			x.Minter, EnvVar("xmpp.minter_password")))
 	}
 	return errs
 }
@@ -456,11 +636,24 @@ func validateAdmins(admins []string) []error {
 	return errs
 }
 
+// minBackupInterval keeps scheduled backups from filling the disk.
+const minBackupInterval = time.Minute
+
 func (s *StoreConfig) validate() []error {
+	var errs []error
 	if s.Path == "" {
-		return []error{errors.New("store.path: must not be empty")}
+		errs = append(errs, errors.New("store.path: must not be empty"))
 	}
-	return nil
+	if s.BackupInterval < minBackupInterval {
+		errs = append(errs, fmt.Errorf("store.backup_interval: %s is shorter than %s", s.BackupInterval, minBackupInterval))
+	}
+	if s.BackupKeep < 1 {
+		errs = append(errs, fmt.Errorf("store.backup_keep: %d must be at least 1", s.BackupKeep))
+	}
+	if s.BackupDir != "" && s.Path != "" && filepath.Clean(s.BackupDir) == filepath.Dir(filepath.Clean(s.Path)) {
+		errs = append(errs, errors.New("store.backup_dir: must not be the database's own folder; use a folder of its own, ideally on another disk"))
+	}
+	return errs
 }
 
 func (l *LogConfig) validate() []error {
@@ -492,6 +685,41 @@ func (c *Config) ComponentJID() jid.JID {
 func (c *Config) DomainJID() jid.JID {
 	j, _ := jid.Parse(c.XMPP.Domain)
 	return j
+}
+
+// MinterJID returns the minter account's bare JID; the zero JID when the
+// component mints (xmpp.minter empty, or invalid, which Validate rules out).
+func (c *Config) MinterJID() jid.JID {
+	if c.XMPP.Minter == "" {
+		return jid.JID{}
+	}
+	j, err := jid.Parse(c.XMPP.Minter)
+	if err != nil || j.Localpart() == "" {
+		return jid.JID{}
+	}
+	return j.Bare()
+}
+
+// Minting names how invites are minted: MintingAccount with xmpp.minter,
+// else MintingComponent.
+func (c *Config) Minting() string {
+	if c.MinterJID().Equal(jid.JID{}) {
+		return MintingComponent
+	}
+	return MintingAccount
+}
+
+// MintingSummary says in one line how invites are minted and what the
+// server must grant for it, for check-config and the start-up log.
+func (c *Config) MintingSummary() string {
+	if c.Minting() == MintingAccount {
+		return fmt.Sprintf("as the account %s over c2s %s (xmpp.minter); the component needs no admin rights. "+
+			"Prosody 13: give the account the invitebot:minter role (custom_roles); Prosody 0.12: list it in the VirtualHost's admins",
+			c.XMPP.Minter, c.XMPP.C2S)
+	}
+	return fmt.Sprintf("as the component %s, which must be in the admins of VirtualHost %q; "+
+		"on Prosody 13 that makes it a full prosody:admin: set xmpp.minter to mint as an account with a narrow role instead",
+		c.XMPP.Component, c.XMPP.Domain)
 }
 
 // AdminJIDs returns the admins as bare JIDs, skipping invalid entries, which
@@ -569,8 +797,9 @@ func groupValue(v reflect.Value) slog.Value {
 // with the file's key names.
 func (c *Config) WriteYAML(w io.Writer) error {
 	doc := &yaml.Node{
-		Kind:        yaml.DocumentNode,
-		HeadComment: "effective invitebot configuration (file, environment and defaults); secrets redacted",
+		Kind: yaml.DocumentNode,
+		HeadComment: "effective invitebot configuration (file, environment and defaults); secrets redacted\n" +
+			"invites are minted " + c.MintingSummary(),
 	}
 	body, err := yamlNode(reflect.ValueOf(c.Redacted()))
 	if err != nil {

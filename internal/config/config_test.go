@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"durare.org/invitebot/policy"
 	"errors"
 	"log/slog"
 	"os"
@@ -10,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"durare.org/invitebot/policy"
 )
 
 // testSecret is distinctive so a leak is easy to spot in any output.
@@ -73,10 +75,12 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"xmpp.component", "xmpp.server", "xmpp.secret", "xmpp.secret_file", "xmpp.domain",
 		"xmpp.c2s", "xmpp.c2s_tls.server_name", "xmpp.c2s_tls.ca_file", "xmpp.c2s_tls.insecure_skip_verify",
-		"admins", "store.path", "log.level", "log.format",
-		"http.listen", "http.public_url", "http.trust_proxy",
-		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day",
-		"invites.check_interval",
+		"xmpp.minter", "xmpp.minter_password", "xmpp.minter_password_file",
+		"admins", "store.path", "store.backup_dir", "store.backup_interval", "store.backup_keep", "log.level", "log.format",
+		"http.listen", "http.public_url", "http.trust_proxy", "http.requests",
+		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets", "policy.event_max_uses",
+		"invites.check_interval", "invites.introduce",
+		"requests.expire_after", "requests.per_address_per_hour", "requests.max_open",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() = %q, want %q", got, want)
@@ -141,10 +145,20 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"http.listen:"}},
 		{name: "zero quota", yaml: validYAML + "policy:\n  max_pending: 0\n",
 			want: []string{"policy.max_pending: 0 must be at least 1"}},
+		{name: "zero event cap", yaml: validYAML + "policy:\n  event_max_uses: 0\n",
+			want: []string{"policy.event_max_uses: 0 must be at least 1"}},
+		{name: "event cap too large", yaml: validYAML + "policy:\n  event_max_uses: 1001\n",
+			want: []string{"policy.event_max_uses: 1001 is more than 1000"}},
+		{name: "event cap not a number", yaml: validYAML + "policy:\n  event_max_uses: many\n",
+			want: []string{"event_max_uses"}},
 		{name: "check interval too short", yaml: validYAML + "invites:\n  check_interval: 1s\n",
 			want: []string{"invites.check_interval: 1s is shorter than 10s"}},
 		{name: "check interval not a duration", yaml: validYAML + "invites:\n  check_interval: soon\n",
 			want: []string{"check_interval"}},
+		{name: "introduce not a boolean", yaml: validYAML + "invites:\n  introduce: maybe\n",
+			want: []string{"invites.introduce"}},
+		{name: "introduce not a boolean from env", yaml: validYAML, env: map[string]string{"INVITEBOT_INVITES_INTRODUCE": "sometimes"},
+			want: []string{"invites.introduce"}},
 		{name: "bad c2s", yaml: replace(t, "  domain: example.org\n", "  domain: example.org\n  c2s: 5222\n"),
 			want: []string{"xmpp.c2s:"}},
 		{name: "missing ca file", yaml: replace(t, "  domain: example.org\n", "  domain: example.org\n  c2s_tls:\n    ca_file: /nonexistent.pem\n"),
@@ -515,8 +529,127 @@ func TestShippedConfig(t *testing.T) {
 
 func TestDefaultLimitsMatchPolicy(t *testing.T) {
 	d := Defaults()
-	got := policy.Limits{PerDay: d.Policy.InvitesPerDay, MaxPending: d.Policy.MaxPending, GlobalPerDay: d.Policy.GlobalPerDay}
+	got := policy.Limits{PerDay: d.Policy.InvitesPerDay, MaxPending: d.Policy.MaxPending, GlobalPerDay: d.Policy.GlobalPerDay,
+		EventMaxUses: d.Policy.EventMaxUses}
 	if got != policy.DefaultLimits {
 		t.Errorf("config defaults %+v differ from policy.DefaultLimits %+v", got, policy.DefaultLimits)
+	}
+}
+
+func TestValidateBackups(t *testing.T) {
+	base := func() Config {
+		c := Defaults()
+		c.XMPP.Component, c.XMPP.Domain, c.XMPP.Secret = "invites.example.org", "example.org", "x"
+		c.Admins = []string{"admin@example.org"}
+		c.Store.Path = "/var/lib/invitebot/invitebot.db"
+		return c
+	}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{name: "defaults", edit: func(*Config) {}},
+		{name: "own folder", edit: func(c *Config) { c.Store.BackupDir = "/var/lib/invitebot/backups" }},
+		{name: "database folder", edit: func(c *Config) { c.Store.BackupDir = "/var/lib/invitebot/" }, want: "store.backup_dir: must not be the database's own folder"},
+		{name: "too often", edit: func(c *Config) { c.Store.BackupInterval = time.Second }, want: "store.backup_interval: 1s is shorter than 1m0s"},
+		{name: "keep none", edit: func(c *Config) { c.Store.BackupKeep = 0 }, want: "store.backup_keep: 0 must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Validate = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateRequests(t *testing.T) {
+	base := func() Config {
+		c := Defaults()
+		c.XMPP.Component, c.XMPP.Domain, c.XMPP.Secret = "invites.example.org", "example.org", "x"
+		c.Admins = []string{"admin@example.org"}
+		return c
+	}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{name: "defaults", edit: func(*Config) {}},
+		{name: "on with a web server", edit: func(c *Config) {
+			c.HTTP.Requests, c.HTTP.Listen, c.HTTP.PublicURL = true, "127.0.0.1:8080", "https://invites.example.org"
+		}},
+		{name: "on without a web server", edit: func(c *Config) { c.HTTP.Requests = true }, want: "http.requests: the request page needs the web server"},
+		{name: "expire too soon", edit: func(c *Config) { c.Requests.ExpireAfter = time.Minute }, want: "requests.expire_after: 1m0s is not between 1h0m0s and 2160h0m0s"},
+		{name: "expire too late", edit: func(c *Config) { c.Requests.ExpireAfter = 100 * 24 * time.Hour }, want: "requests.expire_after: 2400h0m0s is not between"},
+		{name: "no requests per hour", edit: func(c *Config) { c.Requests.PerAddressPerHour = 0 }, want: "requests.per_address_per_hour: 0 must be at least 1"},
+		{name: "no open requests", edit: func(c *Config) { c.Requests.MaxOpen = -1 }, want: "requests.max_open: -1 must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == "" && err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Validate = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadRequests: the keys from a file and from the environment.
+func TestLoadRequests(t *testing.T) {
+	clearEnv(t)
+	c, err := Load(writeFile(t, t.TempDir(), "config.yaml", validYAML+`
+http:
+  listen: 127.0.0.1:8080
+  public_url: https://invites.example.org
+  requests: true
+requests:
+  expire_after: 72h
+  max_open: 5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.HTTP.Requests || c.Requests.ExpireAfter != 72*time.Hour || c.Requests.MaxOpen != 5 || c.Requests.PerAddressPerHour != DefaultRequestsPerHour {
+		t.Errorf("loaded %+v %+v", c.HTTP, c.Requests)
+	}
+	t.Setenv("INVITEBOT_REQUESTS_PER_ADDRESS_PER_HOUR", "7")
+	if c, err = Load(writeFile(t, t.TempDir(), "config.yaml", validYAML)); err != nil || c.Requests.PerAddressPerHour != 7 || c.HTTP.Requests {
+		t.Errorf("from the environment: %+v, %v", c.Requests, err)
+	}
+}
+
+// TestEventMaxUses: policy.event_max_uses defaults to 50 and is read from
+// the file and from the environment.
+func TestEventMaxUses(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	c, err := Load(writeFile(t, dir, "default.yaml", validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy.EventMaxUses != DefaultEventMaxUses || DefaultEventMaxUses != 50 {
+		t.Errorf("default event_max_uses = %d, want 50", c.Policy.EventMaxUses)
+	}
+	c, err = Load(writeFile(t, dir, "file.yaml", validYAML+"policy:\n  event_max_uses: 30\n"))
+	if err != nil || c.Policy.EventMaxUses != 30 {
+		t.Errorf("event_max_uses from the file: %+v, %v", c.Policy, err)
+	}
+	t.Setenv("INVITEBOT_POLICY_EVENT_MAX_USES", "20")
+	c, err = Load(writeFile(t, dir, "env.yaml", validYAML+"policy:\n  event_max_uses: 30\n"))
+	if err != nil || c.Policy.EventMaxUses != 20 {
+		t.Errorf("event_max_uses from the environment: %+v, %v", c.Policy, err)
 	}
 }

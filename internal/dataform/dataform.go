@@ -113,3 +113,15 @@ func (f *Form) Submission() *Form {
 
 // Req marks a field required.
 var Req = &struct{}{}
+
+// Set gives field name the single value v, adding the field if the form
+// lacks it.
+func (f *Form) Set(name, v string) {
+	for i := range f.Fields {
+		if f.Fields[i].Var == name {
+			f.Fields[i].Values = []string{v}
+			return
+		}
+	}
+	f.Fields = append(f.Fields, Field{Var: name, Values: []string{v}})
+}

@@ -47,6 +47,7 @@ type Message struct {
 type Client struct {
 	sess *xmpp.Session
 	conn net.Conn
+	tag  string // the server's failure prefix, naming its Prosody version
 
 	ended  chan struct{} // closed when the read loop returns
 	endErr error         // why it returned; read after ended is closed
@@ -66,7 +67,7 @@ func Login(t testing.TB, srv *Server, user jid.JID, pass string) *Client {
 	defer cancel()
 	c, err := Dial(ctx, srv, user, pass)
 	if err != nil {
-		t.Fatalf("prosodytest: login as %s: %v", user, err)
+		srv.fatalf(t, "login as %s: %v", user, err)
 	}
 	t.Cleanup(c.Close)
 	return c
@@ -99,6 +100,7 @@ func Dial(ctx context.Context, srv *Server, user jid.JID, pass string) (*Client,
 	c := &Client{
 		sess:   sess,
 		conn:   conn,
+		tag:    srv.tag(),
 		ended:  make(chan struct{}),
 		notify: make(chan struct{}, 1),
 	}
@@ -145,16 +147,16 @@ func (c *Client) Chat(t testing.TB, to jid.JID, body string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), ReplyTimeout)
 	defer cancel()
 	if err := c.Send(ctx, to, stanza.ChatMessage, body); err != nil {
-		t.Fatalf("prosodytest: chat: %v", err)
+		t.Fatalf(c.tag+": chat: %v", err)
 	}
 	m, err := c.take(ctx, func(m Message) bool {
 		return m.From.Bare().Equal(to.Bare()) && (m.Body != "" || m.Type == stanza.ErrorMessage)
 	})
 	if err != nil {
-		t.Fatalf("prosodytest: %s got no reply from %s to %q: %v", c.JID(), to, body, err)
+		t.Fatalf(c.tag+": %s got no reply from %s to %q: %v", c.JID(), to, body, err)
 	}
 	if m.Type == stanza.ErrorMessage {
-		t.Fatalf("prosodytest: %s sent %q to %s and got an error: %s", c.JID(), body, to, m.Inner)
+		t.Fatalf(c.tag+": %s sent %q to %s and got an error: %s", c.JID(), body, to, m.Inner)
 	}
 	return m.Body
 }
@@ -167,9 +169,19 @@ func (c *Client) Next(t testing.TB) Message {
 	defer cancel()
 	m, err := c.take(ctx, func(Message) bool { return true })
 	if err != nil {
-		t.Fatalf("prosodytest: %s expected a message: %v", c.JID(), err)
+		t.Fatalf(c.tag+": %s expected a message: %v", c.JID(), err)
 	}
 	return m
+}
+
+// NextWithin returns the next message if one arrives within d (or is
+// already queued), and false otherwise, without failing the test: for
+// collecting however many replies a fault left.
+func (c *Client) NextWithin(d time.Duration) (Message, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := c.take(ctx, func(Message) bool { return true })
+	return m, err == nil
 }
 
 // NoMessage fails the test if a message arrives (or is already queued)
@@ -182,11 +194,20 @@ func (c *Client) NoMessage(t testing.TB, d time.Duration) {
 	m, err := c.take(ctx, func(Message) bool { return true })
 	switch {
 	case err == nil:
-		t.Fatalf("prosodytest: %s expected no message, got %s from %s: %q %s", c.JID(), m.Type, m.From, m.Body, m.Inner)
+		t.Fatalf(c.tag+": %s expected no message, got %s from %s: %q %s", c.JID(), m.Type, m.From, m.Body, m.Inner)
 	case errors.Is(err, context.DeadlineExceeded):
 	default:
-		t.Fatalf("prosodytest: %s: %v", c.JID(), err)
+		t.Fatalf(c.tag+": %s: %v", c.JID(), err)
 	}
+}
+
+// Receive removes and returns the oldest queued message for which ok
+// reports true, waiting for one until ctx ends or the stream does. It is
+// Next without the testing.TB, for programs that are not tests
+// (cmd/invitebench). With ctx already ended it still returns a message
+// that is queued, so it can drain the queue.
+func (c *Client) Receive(ctx context.Context, ok func(Message) bool) (Message, error) {
+	return c.take(ctx, ok)
 }
 
 // Close ends the session and the connection; safe to call more than once.

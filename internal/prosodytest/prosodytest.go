@@ -8,6 +8,11 @@
 // (apt-get install prosody); a missing binary fails the test instead of
 // skipping it, because a skipped end-to-end test in CI is a test that never
 // runs.
+//
+// The harness works with Prosody 0.12 and 13 alike; CI runs the packages
+// that use it against both (see .ci/run). INVITEBOT_PROSODY_PREFIX selects
+// an installation other than the one on PATH and INVITEBOT_PROSODY_VERSION
+// pins the version a run must get.
 package prosodytest
 
 import (
@@ -48,7 +53,7 @@ const (
 	// DefaultComponent is the bot's XEP-0114 component address.
 	DefaultComponent = "invites.durare.test"
 
-	// startTimeout bounds Prosody's start-up until both listeners accept.
+	// startTimeout bounds Prosody's start-up until its listeners accept.
 	// Start-up takes well under a second; the slack is for loaded CI hosts.
 	startTimeout = 30 * time.Second
 	// stopTimeout is how long a graceful stop (SIGTERM) may take before the
@@ -63,6 +68,9 @@ const (
 	pollInterval = 20 * time.Millisecond
 	// logTailLines is how much of Prosody's log a failing test prints.
 	logTailLines = 120
+	// maxSocketPath is the longest Unix socket path with room to spare
+	// (sun_path holds 108 bytes on Linux, 104 on the BSDs).
+	maxSocketPath = 100
 )
 
 //go:embed prosody.cfg.lua.tmpl
@@ -81,15 +89,20 @@ type Server struct {
 	ComponentAddr   string // 127.0.0.1:PORT of the component listener
 	C2SAddr         string // 127.0.0.1:PORT of the client listener (STARTTLS)
 	CACert          []byte // PEM of the self-signed certificate, valid for all three hosts
+	Version         string // what prosodyctl about reports, e.g. "0.12.3" or "13.0.1"
+	SourceDir       string // the Lua source directory that Prosody runs from
 
 	Dir        string // temporary directory holding everything below
 	ConfigPath string // prosody.cfg.lua
 	DataDir    string // Prosody's data_path
 	LogPath    string // Prosody's log (debug level)
 
-	prosody    string // path of the prosody binary
-	prosodyctl string // path of the prosodyctl binary
-	roots      *x509.CertPool
+	prosody     string // path of the prosody binary
+	prosodyctl  string // path of the prosodyctl binary
+	adminSocket string // where mod_admin_socket listens for prosodyctl shell
+	socketDir   string // a short directory made for adminSocket, "" if it is in Dir
+	certDir     string // the certificates directory Prosody reads
+	roots       *x509.CertPool
 
 	mu   sync.Mutex
 	proc *process // nil when not running
@@ -106,8 +119,38 @@ type process struct {
 type Option func(*options)
 
 type options struct {
-	componentAdmin bool
-	secret         string
+	componentAdmin  bool
+	secret          string
+	admins          []string
+	noNagle         bool
+	invitebotModule bool
+	offline         bool
+	adminsNoRoles   []string
+	customRoles     []Role
+}
+
+// Role is a Prosody 13 custom role (the custom_roles option): a name, the
+// roles it inherits from, and the permissions it adds, such as
+// "adhoc:urn:xmpp:invite#create-account".
+type Role struct {
+	Name     string
+	Inherits []string
+	Allow    []string
+}
+
+// WithAdminsWithoutRoles is WithAdmins on a Prosody without roles (0.12)
+// and nothing on one with them (13), where the accounts get a narrower
+// role from AddUserWithRole instead: one test can then give an account the
+// least that lets it run the invite commands on either version.
+func WithAdminsWithoutRoles(jids ...string) Option {
+	return func(o *options) { o.adminsNoRoles = append(o.adminsNoRoles, jids...) }
+}
+
+// WithCustomRoles defines roles in Domain's VirtualHost (custom_roles).
+// Prosody 13 gives them to accounts created with AddUserWithRole; 0.12
+// does not know the option and ignores it.
+func WithCustomRoles(roles ...Role) Option {
+	return func(o *options) { o.customRoles = append(o.customRoles, roles...) }
 }
 
 // WithoutComponentAdmin leaves the component out of Domain's admins, to test
@@ -116,34 +159,154 @@ func WithoutComponentAdmin() Option {
 	return func(o *options) { o.componentAdmin = false }
 }
 
+// WithInvitebotModule loads the repository's own Prosody module,
+// prosody/mod_invitebot.lua, on Domain the way the README tells operators
+// to: its folder in plugin_paths, "invitebot" in the VirtualHost's
+// modules_enabled, and invitebot_component naming the component.
+func WithInvitebotModule() Option {
+	return func(o *options) { o.invitebotModule = true }
+}
+
+// WithOfflineMessages loads mod_offline, so that messages to accounts
+// without a connected client wait for their next login (the welcome a new
+// account gets is sent before its client has logged in).
+func WithOfflineMessages() Option {
+	return func(o *options) { o.offline = true }
+}
+
+// WithAdmins makes the bare JIDs admins of Domain besides the component,
+// e.g. a local account that runs the server's own invite command, to compare
+// with the bot (cmd/invitebench).
+func WithAdmins(jids ...string) Option {
+	return func(o *options) { o.admins = append(o.admins, jids...) }
+}
+
+// WithoutNagle sets network_settings = { nagle = false }: Prosody then
+// sends every stanza at once instead of holding a small one back until
+// the peer acknowledged the previous one (its default, which with the
+// peer's delayed ACK can add 40 ms when two stanzas go out back to back).
+func WithoutNagle() Option {
+	return func(o *options) { o.noNagle = true }
+}
+
 // WithComponentSecret sets the component secret instead of a random one.
 func WithComponentSecret(secret string) Option {
 	return func(o *options) { o.secret = secret }
 }
 
 // Start runs a private Prosody for the test and stops it in t.Cleanup. It
-// returns once both the c2s and the component listener accept connections.
+// returns once the c2s and the component listener and the admin socket
+// accept connections. The Prosody is the one on PATH, or the one EnvPrefix
+// names; its version is in Server.Version and in every failure message.
 // Under -short it skips: these tests need the real server.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("prosody tests need a full run")
 	}
-	prosody, err := exec.LookPath("prosody")
+	prosody, prosodyctl, err := binaries()
 	if err != nil {
-		t.Fatal("prosody not found: apt-get install prosody")
+		t.Fatalf("prosodytest%s: %v", wantedVersion(), err)
 	}
-	prosodyctl, err := exec.LookPath("prosodyctl")
+	o := newOptions(opts)
+	s, err := prepare(t.TempDir(), prosody, prosodyctl, o)
+	if s.socketDir != "" {
+		t.Cleanup(func() { os.RemoveAll(s.socketDir) })
+	}
 	if err != nil {
-		t.Fatal("prosodyctl not found: apt-get install prosody")
+		s.fatalf(t, "%v", err)
 	}
 
-	o := options{componentAdmin: true, secret: randomHex(t, 16)}
+	// Registered after t.TempDir, so it runs before the directory is removed
+	// (cleanups run last-in first-out): Prosody must be gone first.
+	t.Cleanup(func() {
+		if t.Failed() {
+			// The test's own assertions do not know the version; this
+			// line makes every failure of a test with a server name it.
+			if s.Version != "" {
+				t.Logf("%s: test failed against Prosody %s from %s", s.tag(), s.Version, s.SourceDir)
+			}
+			s.logTail(t)
+		}
+		if err := s.stop(); err != nil {
+			t.Errorf("%s: stop: %v", s.tag(), err)
+		}
+	})
+
+	if err := s.launch(o, t.Logf); err != nil {
+		s.fatalf(t, "%v", err)
+	}
+	return s
+}
+
+// Launch is Start for programs that are not tests (the benchmark in
+// cmd/invitebench): the server lives in a fresh temporary directory, errors
+// are returned, progress goes to logf (nil: nowhere), and the caller must
+// Close the server. It does not skip under -short.
+func Launch(logf func(format string, args ...any), opts ...Option) (*Server, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	prosody, prosodyctl, err := binaries()
+	if err != nil {
+		return nil, fmt.Errorf("prosodytest%s: %w", wantedVersion(), err)
+	}
+	dir, err := os.MkdirTemp("", "prosodytest")
+	if err != nil {
+		return nil, fmt.Errorf("prosodytest: %w", err)
+	}
+	o := newOptions(opts)
+	s, err := prepare(dir, prosody, prosodyctl, o)
+	if err == nil {
+		err = s.launch(o, logf)
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("%s: %w", s.tag(), err)
+	}
+	return s, nil
+}
+
+// Close stops Prosody (see Shutdown) and removes its directory. It is for
+// servers from Launch; Start's servers clean up after their test.
+func (s *Server) Close() error {
+	err := s.stop()
+	if s.socketDir != "" {
+		os.RemoveAll(s.socketDir)
+	}
+	if rmErr := os.RemoveAll(s.Dir); err == nil {
+		err = rmErr
+	}
+	return err
+}
+
+// Shutdown stops Prosody gracefully, killing it if it ignores SIGTERM,
+// and keeps its directory, so that Boot can start it again.
+func (s *Server) Shutdown() error { return s.stop() }
+
+// Boot starts a stopped Prosody again with the same configuration, ports
+// and data, and returns once its listeners accept. It is Restart without
+// the testing.TB, for a caller that changes the data in between.
+func (s *Server) Boot() error {
+	if err := s.start(); err != nil {
+		return fmt.Errorf("%s: start: %w\n%s", s.tag(), err, s.tail())
+	}
+	return nil
+}
+
+// newOptions applies opts to the defaults.
+func newOptions(opts []Option) options {
+	o := options{componentAdmin: true, secret: randomHex(16)}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	return o
+}
 
-	dir := t.TempDir()
+// prepare lays out a server in dir (data and certificate directories, the
+// certificate) without starting it. The returned Server is never nil, so
+// that a caller can name it and clean up after a failure.
+func prepare(dir, prosody, prosodyctl string, o options) (*Server, error) {
 	s := &Server{
 		Domain:          DefaultDomain,
 		OtherDomain:     DefaultOtherDomain,
@@ -155,50 +318,57 @@ func Start(t testing.TB, opts ...Option) *Server {
 		LogPath:         filepath.Join(dir, "prosody.log"),
 		prosody:         prosody,
 		prosodyctl:      prosodyctl,
+		certDir:         filepath.Join(dir, "certs"),
 	}
-	certDir := filepath.Join(dir, "certs")
-	for _, d := range []string{s.DataDir, certDir} {
+	for _, d := range []string{s.DataDir, s.certDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatalf("prosodytest: %v", err)
+			return s, err
 		}
 	}
-	s.CACert, err = writeCertificates(certDir, s.Domain, s.OtherDomain, s.Component)
+	var err error
+	s.CACert, err = writeCertificates(s.certDir, s.Domain, s.OtherDomain, s.Component)
 	if err != nil {
-		t.Fatalf("prosodytest: %v", err)
+		return s, err
 	}
 	s.roots = x509.NewCertPool()
 	s.roots.AppendCertsFromPEM(s.CACert)
+	s.adminSocket, s.socketDir, err = adminSocketPath(dir)
+	return s, err
+}
 
-	// Registered after t.TempDir, so it runs before the directory is removed
-	// (cleanups run last-in first-out): Prosody must be gone first.
-	t.Cleanup(func() {
-		if t.Failed() {
-			s.logTail(t)
-		}
-		if err := s.stop(); err != nil {
-			t.Errorf("prosodytest: stop: %v", err)
-		}
-	})
-
+// launch picks ports, writes the configuration and starts Prosody, picking
+// other ports when someone took one first. logf hears about progress.
+func (s *Server) launch(o options, logf func(format string, args ...any)) error {
 	for attempt := 1; ; attempt++ {
 		c2sPort, compPort, err := freePorts()
 		if err != nil {
-			t.Fatalf("prosodytest: %v", err)
+			return err
 		}
 		s.C2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2sPort))
 		s.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(compPort))
-		if err := s.writeConfig(certDir, c2sPort, compPort, o.componentAdmin); err != nil {
-			t.Fatalf("prosodytest: %v", err)
+		if err := s.writeConfig(c2sPort, compPort, o); err != nil {
+			return err
+		}
+		if s.Version == "" {
+			if err := s.identify(); err != nil {
+				return err
+			}
+			// identify needed a configuration; options that depend on the
+			// version it found are rendered now.
+			if err := s.writeConfig(c2sPort, compPort, o); err != nil {
+				return err
+			}
 		}
 		err = s.start()
 		if err == nil {
-			return s
+			logf("%s: started from %s, c2s %s, component %s", s.tag(), s.SourceDir, s.C2SAddr, s.ComponentAddr)
+			return nil
 		}
 		if errors.Is(err, errPortTaken) && attempt < startAttempts {
-			t.Logf("prosodytest: %v; retrying with other ports", err)
+			logf("%s: %v; retrying with other ports", s.tag(), err)
 			continue
 		}
-		t.Fatalf("prosodytest: start prosody: %v\n%s", err, s.tail())
+		return fmt.Errorf("start prosody: %w\n%s", err, s.tail())
 	}
 }
 
@@ -220,31 +390,89 @@ func (s *Server) IBRConfig() ibr.Config {
 // bare JID. The server may be running.
 func (s *Server) AddUser(t testing.TB, user, host, pass string) jid.JID {
 	t.Helper()
-	j, err := jid.New(user, host, "")
+	j, err := s.Register(user, host, pass)
 	if err != nil {
-		t.Fatalf("prosodytest: add user: %v", err)
-	}
-	if _, err := s.ctl("register", user, host, pass); err != nil {
-		t.Fatalf("prosodytest: add user %s: %v", j, err)
+		s.fatalf(t, "%v", err)
 	}
 	return j
 }
 
-// preauthRE finds the token in the URI mod_invites prints.
+// Register is AddUser without the testing.TB: it returns the error.
+func (s *Server) Register(user, host, pass string) (jid.JID, error) {
+	j, err := jid.New(user, host, "")
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("add user: %w", err)
+	}
+	if _, err := s.ctl("register", user, host, pass); err != nil {
+		return jid.JID{}, fmt.Errorf("add user %s: %w", j, err)
+	}
+	return j, nil
+}
+
+// HasRoles reports whether this Prosody gives accounts roles and knows
+// custom_roles: 13 does, 0.12 (whose only distinction is admins) does not.
+func (s *Server) HasRoles() bool { return !strings.HasPrefix(s.Version, "0.") }
+
+// AddUserWithRole creates user@host with pass and gives it role as its
+// primary role, Prosody 13 only: prosodyctl register, then prosodyctl
+// shell user set_role, the commands the README and the bot's log give
+// operators. The server must be running, and a custom role must have been
+// defined with WithCustomRoles. On 0.12, which has no roles, it fails the
+// test: use WithAdmins there.
+func (s *Server) AddUserWithRole(t testing.TB, user, host, pass, role string) jid.JID {
+	t.Helper()
+	if !s.HasRoles() {
+		s.fatalf(t, "add user with role %s: Prosody %s has no roles (give the account admins with WithAdmins)", role, s.Version)
+	}
+	j := s.AddUser(t, user, host, pass)
+	out, err := s.ctl("shell", "user", "set_role", j.String(), role)
+	if err != nil {
+		s.fatalf(t, "give %s the role %s: %v", j, role, err)
+	}
+	// The shell may report a failure (an unknown role) only in its output;
+	// the role read back is the proof.
+	if got := s.UserRole(t, j); got != role {
+		s.fatalf(t, "give %s the role %s: it has %q; prosodyctl shell said %q", j, role, got, strings.TrimSpace(out))
+	}
+	return j
+}
+
+// UserRole returns the primary role Prosody 13 gives the account j
+// (prosodyctl shell user role).
+func (s *Server) UserRole(t testing.TB, j jid.JID) string {
+	t.Helper()
+	out, err := s.ctl("shell", "user", "role", j.String())
+	if err != nil {
+		s.fatalf(t, "role of %s: %v", j, err)
+	}
+	// The shell's result line is "OK: ROLE", or "OK: ROLE (primary)" when
+	// the account has secondary roles too.
+	for _, line := range strings.Split(out, "\n") {
+		if r, ok := strings.CutPrefix(strings.TrimSpace(line), "OK: "); ok {
+			return strings.TrimSuffix(r, " (primary)")
+		}
+	}
+	s.fatalf(t, "role of %s: no result in prosodyctl shell output %q", j, out)
+	return ""
+}
+
+// preauthRE finds the token in the URI mod_invites returns.
 var preauthRE = regexp.MustCompile(`[?;]preauth=([^;&\s]+)`)
 
 // MintToken creates an account invitation on Domain the way an admin would
-// (prosodyctl mod_invites generate) and returns its preauth token, so that
-// registration can be tested without the bot.
+// and returns its preauth token, so that registration can be tested without
+// the bot. It goes through the admin shell (prosodyctl shell invite
+// create_account), which both 0.12 and 13 have; 13 dropped the older
+// "prosodyctl mod_invites generate".
 func (s *Server) MintToken(t testing.TB) string {
 	t.Helper()
-	out, err := s.ctl("mod_invites", "generate", s.Domain)
+	out, err := s.ctl("shell", "invite", "create_account", s.Domain)
 	if err != nil {
-		t.Fatalf("prosodytest: mint token: %v", err)
+		s.fatalf(t, "mint token: %v", err)
 	}
 	m := preauthRE.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("prosodytest: mint token: no preauth token in prosodyctl output %q", out)
+		s.fatalf(t, "mint token: no preauth token in prosodyctl output %q", out)
 	}
 	return m[1]
 }
@@ -258,10 +486,10 @@ func (s *Server) Kill(t testing.TB) {
 	s.proc = nil
 	s.mu.Unlock()
 	if p == nil {
-		t.Fatal("prosodytest: kill: prosody is not running")
+		s.fatalf(t, "kill: prosody is not running")
 	}
 	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatalf("prosodytest: kill: %v", err)
+		s.fatalf(t, "kill: %v", err)
 	}
 	<-p.exited
 }
@@ -270,20 +498,20 @@ func (s *Server) Kill(t testing.TB) {
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
 	if err := s.stop(); err != nil {
-		t.Fatalf("prosodytest: stop: %v", err)
+		s.fatalf(t, "stop: %v", err)
 	}
 }
 
 // Restart starts Prosody again on the same ports, configuration and data
 // directory, stopping it gracefully first if it is still running, and
-// returns once both listeners accept.
+// returns once its listeners accept.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	if err := s.stop(); err != nil {
-		t.Fatalf("prosodytest: restart: stop: %v", err)
+		s.fatalf(t, "restart: stop: %v", err)
 	}
 	if err := s.start(); err != nil {
-		t.Fatalf("prosodytest: restart: %v\n%s", err, s.tail())
+		s.fatalf(t, "restart: %v\n%s", err, s.tail())
 	}
 }
 
@@ -338,10 +566,12 @@ func (s *Server) start() error {
 	return nil
 }
 
-// awaitListening waits until Prosody logged that it bound both ports and the
-// ports accept connections. The log is the authority: a port that accepts
-// could belong to another process, and "Failed to open server port" is how
-// Prosody reports that (it keeps running without the listener).
+// awaitListening waits until Prosody logged that it bound both ports, the
+// ports accept connections, and so does the admin socket (MintToken's way
+// in, which Prosody 13 may open after the ports). The log is the authority
+// for the ports: a port that accepts could belong to another process, and
+// "Failed to open server port" is how Prosody reports that (it keeps running
+// without the listener).
 func (s *Server) awaitListening(p *process, offset int64) error {
 	want := []string{
 		"Activated service 'c2s' on " + logAddr(s.C2SAddr),
@@ -356,14 +586,17 @@ func (s *Server) awaitListening(p *process, offset int64) error {
 		if strings.Contains(logText, "Failed to open server port") {
 			return errPortTaken
 		}
-		if containsAll(logText, want) && accepts(s.C2SAddr) && accepts(s.ComponentAddr) {
+		if strings.Contains(logText, "Unable to bind admin socket") || strings.Contains(logText, "Unable to listen on admin socket") {
+			return fmt.Errorf("prosody could not open the admin socket %s", s.adminSocket)
+		}
+		if containsAll(logText, want) && accepts("tcp", s.C2SAddr) && accepts("tcp", s.ComponentAddr) && accepts("unix", s.adminSocket) {
 			return nil
 		}
 		select {
 		case <-p.exited:
 			return fmt.Errorf("prosody exited during start-up: %v", p.err)
 		case <-deadline.C:
-			return fmt.Errorf("prosody not listening on %s and %s after %v", s.C2SAddr, s.ComponentAddr, startTimeout)
+			return fmt.Errorf("prosody not listening on %s, %s and %s after %v", s.C2SAddr, s.ComponentAddr, s.adminSocket, startTimeout)
 		case <-tick.C:
 		}
 	}
@@ -407,20 +640,41 @@ func (s *Server) ctl(args ...string) (string, error) {
 }
 
 // writeConfig renders the Prosody configuration for the chosen ports.
-func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdmin bool) error {
+func (s *Server) writeConfig(c2sPort, compPort int, o options) error {
+	var pluginDir string
+	if o.invitebotModule {
+		var err error
+		if pluginDir, err = ModuleDir(); err != nil {
+			return err
+		}
+	}
+	var admins []string
+	if o.componentAdmin {
+		admins = append(admins, s.Component)
+	}
+	admins = append(admins, o.admins...)
+	if s.Version != "" && !s.HasRoles() {
+		admins = append(admins, o.adminsNoRoles...)
+	}
 	var b bytes.Buffer
 	err := configTemplate.Execute(&b, map[string]any{
 		"PidFile":         filepath.Join(s.Dir, "prosody.pid"),
 		"DataDir":         s.DataDir,
 		"LogFile":         s.LogPath,
-		"CertDir":         certDir,
+		"CertDir":         s.certDir,
 		"C2SPort":         c2sPort,
 		"ComponentPort":   compPort,
 		"Domain":          s.Domain,
 		"OtherDomain":     s.OtherDomain,
 		"Component":       s.Component,
 		"ComponentSecret": s.ComponentSecret,
-		"ComponentAdmin":  componentAdmin,
+		"ComponentAdmin":  o.componentAdmin,
+		"Admins":          admins,
+		"NoNagle":         o.noNagle,
+		"CustomRoles":     o.customRoles,
+		"AdminSocket":     s.adminSocket,
+		"PluginDir":       pluginDir,
+		"Offline":         o.offline,
 	})
 	if err != nil {
 		return fmt.Errorf("render config: %w", err)
@@ -431,7 +685,9 @@ func (s *Server) writeConfig(certDir string, c2sPort, compPort int, componentAdm
 // logTail logs the end of Prosody's log and console output to the test.
 func (s *Server) logTail(t testing.TB) {
 	t.Helper()
-	t.Log(s.tail())
+	if tail := s.tail(); tail != "" {
+		t.Log(tail)
+	}
 }
 
 // tail returns the last lines of Prosody's log and anything it printed.
@@ -497,14 +753,31 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
-// accepts reports whether something accepts TCP connections on addr.
-func accepts(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// accepts reports whether something accepts connections on addr.
+func accepts(network, addr string) bool {
+	c, err := net.DialTimeout(network, addr, time.Second)
 	if err != nil {
 		return false
 	}
 	c.Close()
 	return true
+}
+
+// adminSocketPath returns where the admin socket of a server in dir goes:
+// in dir if the path fits a Unix socket address, else in a fresh short
+// directory (returned too, for the caller to remove), because t.TempDir
+// under a long TMPDIR or test name can exceed the limit and Prosody then
+// runs without the socket.
+func adminSocketPath(dir string) (path, madeDir string, err error) {
+	p := filepath.Join(dir, "admin.sock")
+	if len(p) < maxSocketPath {
+		return p, "", nil
+	}
+	short, err := os.MkdirTemp("/tmp", "pt")
+	if err != nil {
+		return "", "", fmt.Errorf("admin socket directory: %w", err)
+	}
+	return filepath.Join(short, "admin.sock"), short, nil
 }
 
 // freePorts returns two distinct loopback ports that were free a moment ago.
@@ -546,11 +819,8 @@ func luaString(s string) (string, error) {
 }
 
 // randomHex returns n random bytes as hex.
-func randomHex(t testing.TB, n int) string {
-	t.Helper()
+func randomHex(n int) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatalf("prosodytest: random: %v", err)
-	}
+	_, _ = rand.Read(b) // never fails since Go 1.24; it crashes the program instead
 	return hex.EncodeToString(b)
 }

@@ -75,8 +75,10 @@ var (
 	ErrConflict = errors.New("ibr: username already registered")
 
 	// ErrNotAcceptable means the server refused the username or password
-	// (not-acceptable, bad-request, jid-malformed or policy-violation). The
-	// error text includes the server's explanation when it gave one.
+	// (not-acceptable, bad-request, jid-malformed or policy-violation), or
+	// could not create that account (feature-not-implemented: Prosody's
+	// "Error saving to storage" for a name whose file name is too long).
+	// The error text includes the server's explanation when it gave one.
 	ErrNotAcceptable = errors.New("ibr: username or password not acceptable")
 
 	// ErrTLS means no secure stream could be set up: the server offers no
@@ -167,12 +169,46 @@ func Register(ctx context.Context, cfg Config, token, username, password string)
 		return jid.JID{}, fmt.Errorf("register: %w", err)
 	case serr.Condition == stanza.Conflict:
 		return jid.JID{}, fmt.Errorf("register: %w: %w", ErrConflict, serr)
+	case serr.Condition == stanza.Forbidden:
+		// mod_invitebot refuses a token that was used or deleted after
+		// this stream's preauth with the answer preauth itself gives.
+		return jid.JID{}, fmt.Errorf("register: %w (%s): %w", ErrTokenRejected, serr.Condition, serr)
 	case serr.Condition == stanza.NotAcceptable, serr.Condition == stanza.BadRequest,
-		serr.Condition == stanza.JIDMalformed, serr.Condition == stanza.PolicyViolation:
+		serr.Condition == stanza.JIDMalformed, serr.Condition == stanza.PolicyViolation,
+		// Prosody answers this when its user manager cannot create the
+		// account, which for a valid name means storage refused the name
+		// (measured on 0.12: a file name past 255 bytes). No account
+		// exists and the token is kept, so another name may work.
+		serr.Condition == stanza.FeatureNotImplemented:
 		return jid.JID{}, fmt.Errorf("register: %w (%s): %w", ErrNotAcceptable, serr.Condition, serr)
 	default:
 		return jid.JID{}, fmt.Errorf("register: server refused (%s): %w", serr.Condition, serr)
 	}
+}
+
+// BoundJID logs in as account with password (SCRAM over TLS) and returns
+// the bare JID the server binds, which is the account's real address:
+// servers map usernames their own way (Prosody's nodeprep makes straße
+// into strasse, and logs "straße" in as strasse too), so after a
+// registration this is how to learn which account the server created.
+// An error wrapping ErrAuthFailed means the login was refused.
+func BoundJID(ctx context.Context, cfg Config, account jid.JID, password string) (jid.JID, error) {
+	if account.Localpart() == "" || account.Domainpart() != cfg.Domain {
+		return jid.JID{}, fmt.Errorf("log in: account %q is not an account on %s", account, cfg.Domain)
+	}
+	ctx, cancel := withTimeout(ctx, cfg)
+	defer cancel()
+	s, err := dialAuthenticated(ctx, cfg, account.Bare(), password)
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("log in as %s: %w", account.Bare(), err)
+	}
+	// The answer is in once the stream is bound.
+	defer func() { _ = s.close() }()
+	bound := s.sess.LocalAddr().Bare()
+	if bound.Localpart() == "" || bound.Domainpart() != cfg.Domain {
+		return jid.JID{}, fmt.Errorf("log in as %s: server bound %q", account.Bare(), bound)
+	}
+	return bound, nil
 }
 
 // Remove logs in as account (SCRAM over TLS) and deletes it with XEP-0077

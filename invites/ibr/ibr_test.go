@@ -102,10 +102,10 @@ func TestBogusTokenRejected(t *testing.T) {
 	assertNoLogin(t, srv, jid.MustParse("mallory@"+srv.Domain), "pw123456")
 }
 
-// TestConflictKeepsToken documents Prosody 0.12's behaviour: the username
-// check comes after the invite check, and the token is only consumed when an
-// account is actually created, so a user who picked a taken name can retry
-// with the same invite.
+// TestConflictKeepsToken documents Prosody's behaviour (0.12 and 13): the
+// username check comes after the invite check, and the token is only consumed
+// when an account is actually created, so a user who picked a taken name can
+// retry with the same invite.
 func TestConflictKeepsToken(t *testing.T) {
 	t.Parallel()
 	srv := prosodytest.Start(t)
@@ -128,6 +128,48 @@ func TestConflictKeepsToken(t *testing.T) {
 	}
 	if err := ibr.CheckToken(ctx(t), cfg, token); !errors.Is(err, ibr.ErrTokenRejected) {
 		t.Fatalf("CheckToken after success = %v, want ErrTokenRejected", err)
+	}
+}
+
+// TestBoundJIDNamesTheCreatedAccount: Register reports the address it asked
+// for (the JID library keeps ß), but Prosody creates the nodeprep'd
+// "strasse"; logging in tells which.
+func TestBoundJIDNamesTheCreatedAccount(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	cfg := srv.IBRConfig()
+	requested, err := ibr.Register(ctx(t), cfg, srv.MintToken(t), "straße", "pw123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ibr.BoundJID(ctx(t), cfg, requested, "pw123456")
+	if err != nil {
+		t.Fatalf("BoundJID(%s) = %v", requested, err)
+	}
+	if want := jid.MustParse("strasse@" + srv.Domain); !got.Equal(want) {
+		t.Errorf("BoundJID(%s) = %s, want %s", requested, got, want)
+	}
+	if _, err := ibr.BoundJID(ctx(t), cfg, requested, "wrong"); !errors.Is(err, ibr.ErrAuthFailed) {
+		t.Errorf("BoundJID with a wrong password = %v, want ErrAuthFailed", err)
+	}
+}
+
+// TestStorageRefusalNotAcceptable: a username Prosody cannot store (its
+// file name would be too long) is answered with feature-not-implemented
+// and "Error saving to storage". That is a refusal of this name, which the
+// user can fix, not a server failure; the token stays valid.
+func TestStorageRefusalNotAcceptable(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	cfg := srv.IBRConfig()
+	token := srv.MintToken(t)
+
+	_, err := ibr.Register(ctx(t), cfg, token, strings.Repeat("a", 1000), "pw123456")
+	if !errors.Is(err, ibr.ErrNotAcceptable) {
+		t.Fatalf("Register(1000 letters) = %v, want ErrNotAcceptable", err)
+	}
+	if err := ibr.CheckToken(ctx(t), cfg, token); err != nil {
+		t.Fatalf("CheckToken after the refusal = %v, want nil (token kept)", err)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Command screenshots renders the landing and success pages in headless
-// Chromium at desktop and phone widths and writes them as PNG files, for the
-// documentation. It serves the real web handler with an in-memory invite, so
-// no XMPP server is needed:
+// Chromium at desktop and phone widths, the landing page on a phone in
+// every other language, and the account request page and its waiting
+// status page on a phone, and writes them as PNG files, for the
+// documentation. It serves the real web handler with an in-memory invite
+// and request, so no XMPP server is needed:
 //
 //	go run ./web/internal/screenshots -out docs
 //
@@ -23,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"mellium.im/xmpp/jid"
 
@@ -50,10 +54,15 @@ type viewport struct {
 	mobile        bool
 }
 
-var viewports = []viewport{
-	{name: "desktop", width: 1280, height: 800, scale: 1},
-	{name: "phone", width: 390, height: 844, scale: 2, mobile: true},
-}
+var (
+	desktop   = viewport{name: "desktop", width: 1280, height: 800, scale: 1}
+	phone     = viewport{name: "phone", width: 390, height: 844, scale: 2, mobile: true}
+	viewports = []viewport{desktop, phone}
+)
+
+// translations are the languages shot besides English, as Accept-Language
+// values; each gives landing-phone-<lang>.png.
+var translations = []string{"de"}
 
 func main() {
 	out := flag.String("out", "docs", "directory to write the PNG files to")
@@ -78,8 +87,8 @@ func run(out, exe string) error {
 	publicURL := "http://" + ln.Addr().String()
 	inv := &sampleInvites{}
 	inv.reset()
-	h := web.New(web.Config{PublicURL: publicURL, Domain: domain, Log: slog.Default()},
-		inv, okHealth{}, web.NewMetrics(nil))
+	h := web.New(web.Config{PublicURL: publicURL, Domain: domain, Log: slog.Default(),
+		Requests: &sampleRequests{}, RequestForm: true}, inv, okHealth{}, web.NewMetrics(nil))
 	ts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
 	ts.Start()
 	defer ts.Close()
@@ -101,6 +110,9 @@ func run(out, exe string) error {
 	defer cancelTab()
 
 	landing := web.LandingURL(publicURL, inviteID)
+	if err := chromedp.Do(b, acceptLanguage("en")); err != nil {
+		return err
+	}
 	for _, vp := range viewports {
 		inv.reset() // a fresh, pending invite for each size
 		if err := chromedp.Do(b, emulate(vp, vp.height), chromedp.Navigate(landing),
@@ -122,7 +134,43 @@ func run(out, exe string) error {
 			return err
 		}
 	}
+	if err := chromedp.Do(b, emulate(phone, phone.height), chromedp.Navigate(publicURL+"/request"),
+		chromedp.WaitVisible(chromedp.ID("name")),
+		chromedp.SendKeys(chromedp.ID("name"), requester),
+		chromedp.SendKeys(chromedp.ID("message"), requestMessage)); err != nil {
+		return fmt.Errorf("request page: %w", err)
+	}
+	if err := shoot(b, phone, filepath.Join(out, "request-phone.png")); err != nil {
+		return err
+	}
+	if err := chromedp.Do(b, emulate(phone, phone.height), chromedp.Click(chromedp.CSS(`#request button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("status-url"))); err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	if err := shoot(b, phone, filepath.Join(out, "status-phone.png")); err != nil {
+		return err
+	}
+	for _, lang := range translations {
+		inv.reset()
+		if err := chromedp.Do(b, acceptLanguage(lang), emulate(phone, phone.height), chromedp.Navigate(landing),
+			chromedp.WaitVisible(chromedp.ID("open-in-app"))); err != nil {
+			return fmt.Errorf("%s landing: %w", lang, err)
+		}
+		if err := shoot(b, phone, filepath.Join(out, "landing-phone-"+lang+".png")); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// acceptLanguage makes the browser ask for lang, as a reader's browser set
+// to that language would, whatever the machine's own language is.
+func acceptLanguage(lang string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, network.SetExtraHTTPHeaders,
+			network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}})
+		return err
+	})
 }
 
 func emulate(vp viewport, height int64) chromedp.Action[chromedp.Void] {
@@ -202,7 +250,34 @@ func (s *sampleInvites) RegisterAccount(_ context.Context, id, user, _ string) (
 	return j, nil
 }
 
+// Sample account request.
+const (
+	requester      = "Alex"
+	requestMessage = "Carol from the climbing club told me to ask here."
+	// requestKey is a well-formed status page key: an id and a secret.
+	requestKey = "r5t2k8m4q3wb7nfa" + "s6d4f2g8h3j5k7l2m4n6p3q5r7"
+)
+
+// sampleRequests takes any request and shows it waiting.
+type sampleRequests struct{}
+
+func (sampleRequests) RequestIntake(context.Context) error { return nil }
+
+func (sampleRequests) SubmitRequest(context.Context, invites.NewRequest) (string, error) {
+	return requestKey, nil
+}
+
+func (sampleRequests) RequestStatus(_ context.Context, key string) (invites.Request, error) {
+	if key != requestKey {
+		return invites.Request{}, invites.ErrNoSuchRequest
+	}
+	now := time.Now().UTC().Truncate(time.Hour)
+	return invites.Request{ID: requestKey[:16], Name: requester, Message: requestMessage, Created: now,
+		Expires: now.Add(7 * 24 * time.Hour), State: invites.RequestOpen}, nil
+}
+
 type okHealth struct{}
 
 func (okHealth) LinkUp() bool                    { return true }
+func (okHealth) MinterUp() bool                  { return true }
 func (okHealth) PingStore(context.Context) error { return nil }

@@ -1,0 +1,185 @@
+package bot
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/invites"
+)
+
+// withEventPages gives the fixture's bot a web server's event pages.
+func withEventPages(f *fixture) {
+	f.bot.eventLinks = func(id string) (string, string) {
+		return "https://invites.durare.test/e/" + id, "https://invites.durare.test/e/" + id + "/qr.png"
+	}
+}
+
+func TestEventCommands(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if got := f.mustSay(t, admin, "event 3 3h"); !strings.Contains(got, "need the bot's web page") {
+		t.Errorf("event without a web server: %q", got)
+	}
+	withEventPages(f)
+	grantInviter(t, f)
+	if got := f.mustSay(t, inviter, "event 3 3h"); !strings.Contains(got, "does not include event links") {
+		t.Errorf("event without an allowance: %q", got)
+	}
+	if got := f.mustSay(t, admin, "grant "+inviter+" events 5"); !strings.Contains(got, "Event links of up to 5 people") {
+		t.Errorf("grant with events: %q", got)
+	}
+	if got := f.mustSay(t, admin, "inviters"); !strings.Contains(got, "event links up to 5") {
+		t.Errorf("inviters:\n%s", got)
+	}
+	for line, want := range map[string]string{
+		"event 6 3h":     "at most 5 people",
+		"event 3 25h":    "must be from 1s to 24h",
+		"event 3 soon":   "must be a duration like 3h",
+		"event 3":        "Missing valid",
+		"event three 3h": "Uses must be a number",
+	} {
+		if got := f.mustSay(t, inviter, line); !strings.Contains(got, want) {
+			t.Errorf("%q: %q, want %q", line, got, want)
+		}
+	}
+
+	res, ok := f.bot.serveChat(ctx, inviter, "event 3 1h30m Linux user group")
+	if !ok {
+		t.Fatal("no reply")
+	}
+	evs, err := f.store.Events(ctx, inviter)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("stored links: %+v, %v", evs, err)
+	}
+	id := evs[0].ID
+	for _, want := range []string{"Event link " + id + " for up to 3 people", "(1h30m)", "\nhttps://invites.durare.test/e/" + id + "\n", "close-event " + id} {
+		if !strings.Contains(res.text, want) {
+			t.Errorf("event reply lacks %q:\n%s", want, res.text)
+		}
+	}
+	if res.image != "https://invites.durare.test/e/"+id+"/qr.png" || res.form.Value("url") != "https://invites.durare.test/e/"+id {
+		t.Errorf("image %q, form url %q", res.image, res.form.Value("url"))
+	}
+	if evs[0].MaxUses != 3 || evs[0].Note != "Linux user group" {
+		t.Errorf("stored link: %+v", evs[0])
+	}
+
+	if _, err := f.bot.svc.ClaimEventInvite(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.mustSay(t, inviter, "events"); !strings.Contains(got, id+"  open until") || !strings.Contains(got, "1 of 3 handed out (Linux user group)") {
+		t.Errorf("events:\n%s", got)
+	}
+	if got := f.mustSay(t, admin, "events "+inviter); !strings.Contains(got, "Event links of "+inviter) || !strings.Contains(got, id) {
+		t.Errorf("admin's events of the inviter:\n%s", got)
+	}
+	if got := f.mustSay(t, admin, "events"); !strings.Contains(got, "You have no event links") {
+		t.Errorf("admin's own events: %q", got)
+	}
+	// The invite it handed out is the inviter's, and does not count
+	// toward the inviter's own invites (per-day 5 by default).
+	if got := f.mustSay(t, inviter, "invites"); !strings.Contains(got, "pending") || !strings.Contains(got, "from event link "+id) {
+		t.Errorf("invites:\n%s", got)
+	}
+
+	if got := f.mustSay(t, stranger, "close-event "+id); !strings.Contains(got, "may not use close-event") {
+		t.Errorf("stranger closing: %q", got)
+	}
+	got := f.mustSay(t, inviter, "close-event "+id)
+	if !strings.Contains(got, "Event link "+id+" is closed") || !strings.Contains(got, "handed out 1 of 3; cancelled 1 unused invite(s): their links no longer work.") {
+		t.Errorf("close-event: %q", got)
+	}
+	if got := f.mustSay(t, inviter, "close-event "+id); !strings.Contains(got, "was already closed; none of its invites was still unused") {
+		t.Errorf("closing again: %q", got)
+	}
+	if got := f.mustSay(t, inviter, "events"); !strings.Contains(got, "closed ") || !strings.Contains(got, "by "+inviter) {
+		t.Errorf("events after closing:\n%s", got)
+	}
+	if got := f.mustSay(t, inviter, "close-event abcdefghijklmnop"); !strings.Contains(got, "No such event link among yours") {
+		t.Errorf("closing an unknown link: %q", got)
+	}
+}
+
+// TestCloseEventFormOffersOpenLinks: the ad-hoc form lists the actor's
+// links that are not closed; admins may type any link's id.
+func TestCloseEventFormOffersOpenLinks(t *testing.T) {
+	f := newFixture(t)
+	withEventPages(f)
+	f.mustSay(t, admin, "event 3 3h party")
+	f.clock.advance(time.Minute)
+	closed := f.mustSay(t, admin, "event 2 1h")
+	evs, _ := f.store.Events(context.Background(), admin)
+	if len(evs) != 2 || !strings.Contains(closed, evs[0].ID) {
+		t.Fatalf("links %+v", evs)
+	}
+	f.mustSay(t, admin, "close-event "+evs[0].ID)
+	req := iqRequest{iq: stanza.IQ{From: jid.MustParse(admin + "/laptop")}, command: commandIn{Node: "close-event", Action: actionExecute}}
+	out, cerr := f.bot.runCommand(context.Background(), req, f.actor(t, admin))
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	if len(out.Form.Fields) != 2 || out.Form.Fields[1].Var != "id-other" {
+		t.Fatalf("admin's form: %+v", out.Form.Fields)
+	}
+	opts := out.Form.Fields[0].Options
+	if len(opts) != 1 || opts[0].Value != evs[1].ID || !strings.Contains(opts[0].Label, "(party)") {
+		t.Errorf("options %+v, want only the open link", opts)
+	}
+}
+
+func TestEventInviteUsedNotice(t *testing.T) {
+	got := eventText(invites.InviteUsed{Invite: invites.Invite{ID: "abcdefghijklmnop", Event: "qrstuvwxyzabcdef"}, Account: "newbie@durare.test"})
+	if want := "Invite abcdefghijklmnop from your event link qrstuvwxyzabcdef was used: newbie@durare.test joined."; got != want {
+		t.Errorf("notice %q, want %q", got, want)
+	}
+}
+
+// TestCreateEventForm: the ad-hoc command takes the same parameters as
+// chat and answers with the link in a result form.
+func TestCreateEventForm(t *testing.T) {
+	f := newFixture(t)
+	withEventPages(f)
+	from := jid.MustParse(admin + "/laptop")
+	out, cerr := f.bot.runCommand(context.Background(), iqRequest{iq: stanza.IQ{From: from},
+		command: commandIn{Node: "create-event", Action: actionExecute}}, f.actor(t, admin))
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	var vars []string
+	for _, fl := range out.Form.Fields {
+		vars = append(vars, fl.Var)
+	}
+	if strings.Join(vars, ",") != "uses,valid,note" {
+		t.Fatalf("form fields %v", vars)
+	}
+	submit := func(valid string) (commandOut, *commandError) {
+		form := dataform.Form{Type: dataform.TypeSubmit, Fields: []dataform.Field{
+			{Var: "uses", Values: []string{"12"}}, {Var: "valid", Values: []string{valid}}}}
+		s, _ := f.bot.sessions.open(from.String(), "create-event")
+		f.bot.sessions.put(s)
+		return f.bot.runCommand(context.Background(), iqRequest{iq: stanza.IQ{From: from},
+			command: commandIn{Node: "create-event", Action: actionComplete, SessionID: s.id, Forms: []dataform.Form{form}}}, f.actor(t, admin))
+	}
+	// A bad value shows the form again with what is wrong.
+	again, cerr := submit("2 days")
+	if cerr != nil || again.Status != statusExecuting || len(again.Notes) != 1 || !strings.Contains(again.Notes[0].Text, "must be a duration") {
+		t.Errorf("a bad duration: %+v, %+v", again, cerr)
+	}
+	done, cerr := submit("2h")
+	if cerr != nil || done.Status != statusCompleted || done.Form == nil {
+		t.Fatalf("create-event: %+v, %+v", done, cerr)
+	}
+	evs, _ := f.store.Events(context.Background(), admin)
+	if len(evs) != 1 || evs[0].MaxUses != 12 || !evs[0].Expires.Equal(evs[0].Created.Add(2*time.Hour)) {
+		t.Fatalf("stored links %+v", evs)
+	}
+	if got := done.Form.Value("url"); got != "https://invites.durare.test/e/"+evs[0].ID {
+		t.Errorf("url field %q", got)
+	}
+}

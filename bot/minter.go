@@ -1,0 +1,465 @@
+package bot
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/sasl"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/invites"
+)
+
+// Minter tunables. Tests shorten the timing through MinterConfig.
+const (
+	// minterLoginTimeout bounds dialling, STARTTLS, SASL and resource
+	// binding, so a server that accepts TCP and stays silent cannot stall
+	// reconnection.
+	minterLoginTimeout = 15 * time.Second
+	// minterIQTimeout bounds one IQ on the session from its write to its
+	// answer, whatever its caller's context says (see SendIQElement). It
+	// is longer than any caller waits, so it only ever ends a write that
+	// hangs or frees a goroutine whose caller gave up.
+	minterIQTimeout = 30 * time.Second
+	// minterCheckTimeout bounds the check, after each login, of whether
+	// the account may run the invite command.
+	minterCheckTimeout = 15 * time.Second
+)
+
+// MinterRole is the Prosody 13 role the minter account needs: the name in
+// MinterRoleLua.
+const MinterRole = "invitebot:minter"
+
+// MinterRoleLua is the Prosody 13 configuration that defines MinterRole:
+// a registered user's rights plus the two commands the bot runs, account
+// invites and password resets, and nothing else (no user deletion, no
+// module loading). It goes in the domain's VirtualHost section.
+const MinterRoleLua = `custom_roles = {
+    { name = "invitebot:minter";
+      inherits = { "prosody:registered" };
+      allow = {
+        "adhoc:urn:xmpp:invite#create-account";
+        "adhoc:xmpp:prosody.im/mod_invites_adhoc#password-reset";
+      };
+    };
+}`
+
+// ErrMinterDown is returned when an IQ must go out while the minter
+// account is not logged in.
+var ErrMinterDown = errors.New("minter session is down")
+
+// ErrMinterRefused means the server refused the minter account's
+// credentials (wrong password, no such account, account disabled). Run
+// gives up on it, as the Link does on a rejected secret: retrying cannot
+// help until someone changes a configuration.
+var ErrMinterRefused = errors.New("the server refused the minter account's login")
+
+// permanentSASL are the SASL failure conditions (RFC 6120 6.5) that only a
+// change of configuration or account cures; others, temporary-auth-failure
+// above all, are retried.
+var permanentSASL = map[string]bool{"not-authorized": true, "account-disabled": true, "credentials-expired": true}
+
+// MinterConfig says as which account, where and how the minter logs in.
+type MinterConfig struct {
+	// Account is the bare JID of the local account that runs the server's
+	// invite commands (xmpp.minter). Its domain is where the commands go.
+	Account jid.JID
+	// Password is the account's password. It is only handed to SCRAM and
+	// never logged.
+	Password string
+	// Addr is host:port of the server's c2s listener.
+	Addr string
+	// TLS verifies the server's certificate (STARTTLS is required). An
+	// empty ServerName means the account's domain.
+	TLS *tls.Config
+
+	// PingInterval, PingTimeout, MinBackoff and MaxBackoff default to the
+	// component link's when zero: the two connections are kept alike.
+	PingInterval, PingTimeout, MinBackoff, MaxBackoff time.Duration
+
+	// OnUp, when set, is called after each successful login (what the
+	// server offers is detected again then; tests).
+	OnUp func()
+}
+
+// Minter keeps a c2s session logged in as the minter account, the way the
+// component Link keeps its link: it dials, pings, and logs in again with
+// exponential backoff and jitter after any drop, and gives up only when
+// the server refuses the account's credentials. Through SendIQElement it
+// is the IQSender an invites.AdhocIssuer mints with, so the server's
+// commands run with the account's rights and the component needs none.
+type Minter struct {
+	cfg MinterConfig
+	log *slog.Logger
+
+	mu  sync.Mutex
+	cur *minterSession // nil while logged out
+
+	reconnects atomic.Uint64
+}
+
+// minterSession is one logged-in session.
+type minterSession struct {
+	sess *xmpp.Session
+	done chan struct{} // closed when the session has ended
+}
+
+// NewMinter returns a Minter; Run starts it.
+func NewMinter(cfg MinterConfig, log *slog.Logger) *Minter {
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = defaultPingInterval
+	}
+	if cfg.PingTimeout == 0 {
+		cfg.PingTimeout = defaultPingTimeout
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = defaultMinBackoff
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = defaultMaxBackoff
+	}
+	cfg.Account = cfg.Account.Bare()
+	return &Minter{cfg: cfg, log: log}
+}
+
+// Account returns the minter account's bare JID.
+func (m *Minter) Account() jid.JID { return m.cfg.Account }
+
+// Up reports whether the account is logged in right now.
+func (m *Minter) Up() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cur != nil
+}
+
+// Reconnects counts the logins after the first one.
+func (m *Minter) Reconnects() uint64 { return m.reconnects.Load() }
+
+// Run keeps the account logged in until ctx ends, then closes the stream
+// gracefully. It returns nil on a clean stop.
+func (m *Minter) Run(ctx context.Context) error {
+	backoff := m.cfg.MinBackoff
+	for attempt := 0; ; attempt++ {
+		started := time.Now()
+		err := m.session(ctx, attempt > 0)
+		if ctx.Err() != nil {
+			return nil
+		}
+		// As for the link: only a session that lasted resets the backoff,
+		// so a server that drops every login is not hammered.
+		if errors.Is(err, ErrMinterRefused) {
+			return err
+		}
+		if time.Since(started) >= stableAfter {
+			backoff = m.cfg.MinBackoff
+		}
+		wait := jitter(backoff)
+		m.log.WarnContext(ctx, "minter session down", slog.String("minter", m.cfg.Account.String()),
+			slog.Any("err", err), slog.Duration("retry_in", wait))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, m.cfg.MaxBackoff)
+	}
+}
+
+// session runs one session from login to drop.
+func (m *Minter) session(ctx context.Context, again bool) error {
+	conn, sess, err := m.dial(ctx)
+	if err != nil {
+		return err
+	}
+	st := &minterSession{sess: sess, done: make(chan struct{})}
+	m.mu.Lock()
+	m.cur = st
+	m.mu.Unlock()
+	sctx, cancel := context.WithCancel(ctx)
+	var checks sync.WaitGroup
+	defer func() {
+		cancel()
+		m.mu.Lock()
+		m.cur = nil
+		m.mu.Unlock()
+		close(st.done)
+		conn.Close()
+		// Nothing of this session logs after Run returned.
+		checks.Wait()
+	}()
+	if again {
+		m.reconnects.Add(1)
+	}
+	m.log.InfoContext(ctx, "minter session up", slog.String("minter", m.cfg.Account.String()),
+		slog.String("server", m.cfg.Addr), slog.String("bound", sess.LocalAddr().String()))
+	if m.cfg.OnUp != nil {
+		m.cfg.OnUp()
+	}
+
+	// A nil handler answers IQs from others with service-unavailable and
+	// drops everything else: the account only ever asks the server.
+	served := make(chan error, 1)
+	go func() { served <- sess.Serve(nil) }()
+	// Not inline: the check waits for an answer, which needs the ping
+	// loop below free to notice a dead session meanwhile.
+	checks.Go(func() { m.checkRights(sctx) })
+
+	ticker := time.NewTicker(m.cfg.PingInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case err := <-served:
+			if err == nil {
+				err = errors.New("server closed the stream")
+			}
+			return err
+		case <-ctx.Done():
+			_ = sess.Close()
+			select {
+			case <-served:
+			case <-time.After(closeTimeout):
+			}
+			m.log.Info("minter session closed")
+			return ctx.Err()
+		case <-ticker.C:
+			if err := m.ping(ctx); err != nil {
+				// Closing the connection ends Serve; the select then
+				// reports the drop.
+				m.log.WarnContext(ctx, "minter session keepalive failed", slog.Any("err", err))
+				conn.Close()
+			}
+		}
+	}
+}
+
+// dial connects, requires TLS, logs in with SCRAM and binds a resource.
+// The server picks the resource, so a second bot with the same account
+// does not kick the first out.
+func (m *Minter) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
+	hctx, cancel := context.WithTimeout(ctx, minterLoginTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(hctx, "tcp", m.cfg.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial %s: %w", m.cfg.Addr, err)
+	}
+	// As for the link: mellium would arm conn's deadline from the context
+	// given to NewClientSession and could fire it later under the session's
+	// own reads and writes; closing the connection bounds the login instead.
+	// The password goes to SCRAM only and into no error.
+	stop := context.AfterFunc(hctx, func() { conn.Close() })
+	sess, err := xmpp.NewClientSession(context.WithoutCancel(hctx), m.cfg.Account, conn,
+		xmpp.StartTLS(m.tlsConfig()),
+		minterSASL(m.cfg.Password),
+		xmpp.BindResource(),
+	)
+	if !stop() {
+		conn.Close()
+		return nil, nil, fmt.Errorf("log in as %s: %w", m.cfg.Account, context.Cause(hctx))
+	}
+	if err != nil {
+		conn.Close()
+		if errors.Is(err, ErrMinterRefused) {
+			return nil, nil, fmt.Errorf("log in as %s: %w (check xmpp.minter_password, and that the account exists: prosodyctl adduser %s)",
+				m.cfg.Account, err, m.cfg.Account)
+		}
+		return nil, nil, fmt.Errorf("log in as %s: %w", m.cfg.Account, err)
+	}
+	// mellium sends STARTTLS even when the server does not offer it; this
+	// makes sure nothing, the password least of all, went in the clear.
+	if sess.State()&xmpp.Secure == 0 || !sess.ConnectionState().HandshakeComplete {
+		conn.Close()
+		return nil, nil, fmt.Errorf("log in as %s: the stream to %s is not encrypted", m.cfg.Account, m.cfg.Addr)
+	}
+	return conn, sess, nil
+}
+
+// tlsConfig is cfg.TLS with the defaults filled in, without changing it.
+func (m *Minter) tlsConfig() *tls.Config {
+	tc := &tls.Config{}
+	if m.cfg.TLS != nil {
+		tc = m.cfg.TLS.Clone()
+	}
+	if tc.ServerName == "" {
+		tc.ServerName = m.cfg.Account.Domainpart()
+	}
+	if tc.MinVersion == 0 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	return tc
+}
+
+// minterSASL logs in with SCRAM only, so the password never crosses the
+// wire even inside TLS, and marks a refusal of the credentials with
+// ErrMinterRefused.
+func minterSASL(password string) xmpp.StreamFeature {
+	f := xmpp.SASL("", password, sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1)
+	negotiate := f.Negotiate
+	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, error) {
+		mask, rw, err := negotiate(ctx, s, data)
+		if cond := saslCondition(err); permanentSASL[cond] {
+			err = fmt.Errorf("%w (%s): %w", ErrMinterRefused, cond, err)
+		}
+		return mask, rw, err
+	}
+	return f
+}
+
+// saslCondition returns the condition of the SASL failure err is, "" if
+// it is none. mellium returns the server's <failure/> as a value of an
+// internal type whose Error() gives the server's text instead of the
+// condition, so the condition is read from its exported field.
+func saslCondition(err error) string {
+	if err == nil {
+		return ""
+	}
+	v := reflect.ValueOf(err)
+	if v.Kind() != reflect.Struct {
+		return ""
+	}
+	f := v.FieldByName("Condition")
+	if !f.IsValid() || !f.CanInterface() {
+		return ""
+	}
+	if c, ok := f.Interface().(fmt.Stringer); ok {
+		return c.String()
+	}
+	return ""
+}
+
+// ping proves the session carries stanzas both ways: any answer counts.
+func (m *Minter) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.PingTimeout)
+	defer cancel()
+	payload := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}})
+	resp, err := m.SendIQElement(ctx, payload, stanza.IQ{Type: stanza.GetIQ, To: m.cfg.Account.Domain()})
+	if err != nil {
+		return err
+	}
+	return resp.Close()
+}
+
+func (m *Minter) current() (*minterSession, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cur == nil {
+		return nil, ErrMinterDown
+	}
+	return m.cur, nil
+}
+
+// SendIQElement sends an IQ as the minter account and waits for the
+// answer until ctx ends. It satisfies invites.IQSender. The IQ's from is
+// dropped: the server stamps a client's stanzas with the session's JID.
+func (m *Minter) SendIQElement(ctx context.Context, payload xml.TokenReader, iq stanza.IQ) (xmlstream.TokenReadCloser, error) {
+	st, err := m.current()
+	if err != nil {
+		return nil, err
+	}
+	iq.From = jid.JID{}
+	type answer struct {
+		r   xmlstream.TokenReadCloser
+		err error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		// mellium arms the shared connection's write deadline from the
+		// context given to SendIQ while it writes; a caller's context
+		// ending then would put the deadline in the past under whatever
+		// write is on the wire, and mellium's buffered encoder would fail
+		// every later write (the pitfall the Link's writer avoids). So the
+		// IQ gets a context of its own, and the caller only stops waiting.
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), minterIQTimeout)
+		defer cancel()
+		r, err := st.sess.SendIQElement(ictx, payload, iq)
+		answers <- answer{r, err}
+	}()
+	giveUp := func() {
+		// An answer that still comes holds the read loop until closed.
+		go func() {
+			if a := <-answers; a.r != nil {
+				a.r.Close()
+			}
+		}()
+	}
+	select {
+	case a := <-answers:
+		return a.r, a.err
+	case <-st.done:
+		giveUp()
+		return nil, fmt.Errorf("%w: it dropped before the answer from %s came", ErrMinterDown, iq.To)
+	case <-ctx.Done():
+		giveUp()
+		return nil, fmt.Errorf("await answer from %s: %w", iq.To, ctx.Err())
+	}
+}
+
+// checkRights asks the server which commands it offers the account and,
+// when account invites are not among them, logs what to add to its
+// configuration: the operator learns it at start, not from the first
+// inviter turned away.
+func (m *Minter) checkRights(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, minterCheckTimeout)
+	defer cancel()
+	iss := invites.AdhocIssuer{Server: m.cfg.Account.Domain(), From: m.cfg.Account, Link: m}
+	nodes, err := iss.ServerCommands(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.WarnContext(ctx, "could not ask the server what the minter account may run", slog.Any("err", err))
+		}
+		return
+	}
+	if slices.Contains(nodes, invites.NodeCreateAccount) {
+		m.log.InfoContext(ctx, "the minter account may create invites", slog.String("minter", m.cfg.Account.String()),
+			slog.Bool("password_resets", slices.Contains(nodes, invites.NodePasswordReset)))
+		return
+	}
+	m.log.ErrorContext(ctx, "the server does not let the minter account create invites; "+minterFixMessage,
+		minterFix(m.cfg.Account)...)
+}
+
+// minterFixMessage says what minterFix's attributes hold.
+const minterFixMessage = "add what prosody_13 says (then restart Prosody and run prosody_13_account), or on Prosody 0.12 what prosody_0_12 says"
+
+// minterFix returns log attributes with exactly what to add to Prosody so
+// that account may run the invite commands, for each Prosody version.
+func minterFix(account jid.JID) []any {
+	domain := account.Domainpart()
+	return []any{
+		slog.String("minter", account.String()),
+		slog.String("prosody_13", fmt.Sprintf("VirtualHost %q: %s", domain, strings.Join(strings.Fields(MinterRoleLua), " "))),
+		slog.String("prosody_13_account", fmt.Sprintf("prosodyctl shell user set_role %s %s", account, MinterRole)),
+		// 0.12 has no roles: only an admin may run the command, and the
+		// account then has every admin right. The README says so.
+		slog.String("prosody_0_12", fmt.Sprintf("VirtualHost %q: admins = { %q }", domain, account.String())),
+	}
+}
+
+// logIssuerRefused logs, for an operator, what the server must grant so
+// that whoever ran its command (the component or the minter account) may.
+func (b *Bot) logIssuerRefused(ctx context.Context, err error) {
+	var re *invites.RefusedError
+	if errors.As(err, &re) && re.As.Localpart() != "" {
+		attrs := append(minterFix(re.As), slog.String("command", re.Node), slog.Any("err", err))
+		b.log.ErrorContext(ctx, "the server refused the minter account its command; "+minterFixMessage, attrs...)
+		return
+	}
+	b.log.ErrorContext(ctx, "the server refused to mint an invite: add this component to the admins of the domain's VirtualHost",
+		slog.String("prosody_config", fmt.Sprintf(`VirtualHost %q: admins = { %q }`, b.svc.Domain(), b.component.String())),
+		slog.Any("err", err))
+}

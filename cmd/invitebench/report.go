@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+)
+
+// Issue 14's targets.
+const (
+	// targetP50Ratio: the bot's median invite round trip at most this
+	// many times the server's own, at Concurrency inviters.
+	targetP50Ratio = 1.2
+	// targetRateRatio: the bot's invites per second at least this share
+	// of the server's own, at Concurrency inviters.
+	targetRateRatio = 0.8
+	// targetPeakBytes: the bot's peak resident set (VmHWM), in bytes
+	// (40 MB, decimal).
+	targetPeakBytes = 40e6
+)
+
+// evaluate checks the targets against the results. "Flat with a 100 k
+// database" is checked as the same ratio targets holding with the seeded
+// database.
+func evaluate(res *results) []target {
+	var out []target
+	for _, st := range res.States {
+		for _, m := range st.Measurements {
+			if m.Concurrency != Concurrency || strings.HasPrefix(m.Name, "help") {
+				continue
+			}
+			out = append(out,
+				target{What: fmt.Sprintf("%s, %s database: p50 bot/direct", m.Name, st.Name),
+					Value: m.P50Ratio, Limit: targetP50Ratio, Met: m.P50Ratio > 0 && m.P50Ratio <= targetP50Ratio && !m.Aborted},
+				target{What: fmt.Sprintf("%s, %s database: throughput bot/direct", m.Name, st.Name),
+					Value: m.RateRatio, Limit: targetRateRatio, Met: m.RateRatio >= targetRateRatio && !m.Aborted})
+		}
+		peak := float64(st.BotMemory.PeakKiB) * 1024
+		out = append(out, target{What: fmt.Sprintf("bot peak RSS, %s database (MB)", st.Name),
+			Value: round(peak/1e6, 1), Limit: targetPeakBytes / 1e6, Met: peak > 0 && peak < targetPeakBytes})
+	}
+	return out
+}
+
+// printTable writes the results for people.
+func printTable(w io.Writer, res *results) {
+	m := res.Machine
+	nagle := ""
+	if !res.ProsodyNagle {
+		nagle = " (nagle = false)"
+	}
+	fmt.Fprintf(w, "\ninvitebench (%s): Prosody %s%s, %s, %d cores, %d MiB, kernel %s, %s; load %.2f before, %.2f after\n\n",
+		res.Size.Name, res.Prosody, nagle, m.CPU, m.Cores, m.MemoryMiB, m.Kernel, m.Go, m.LoadBefore, m.LoadAfter)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "database\tmeasurement\tpath\tok\tlost\tfailed\tp50 ms\tp99 ms\tper s\tbot CPU ms/op\tProsody CPU ms/op\tp50 ratio\tper-s ratio\t")
+	for _, st := range res.States {
+		db := st.Name
+		if st.SeededInvites > 0 {
+			db = fmt.Sprintf("%s %dk", st.Name, st.SeededInvites/1000)
+		}
+		for _, mr := range st.Measurements {
+			name := mr.Name
+			if mr.Aborted {
+				name += " (stopped)"
+			}
+			for i, s := range []stats{mr.Bot, mr.Floor} {
+				ratios := "\t\t"
+				if i == 0 {
+					ratios = fmt.Sprintf("%.2f\t%.2f\t", mr.P50Ratio, mr.RateRatio)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%s\n",
+					db, name, s.Path, s.OK, s.Lost, s.Failed, s.P50Ms, s.P99Ms, s.PerSecond,
+					s.BotCPUMsPerOp, s.ServerCPUMsPerOp, ratios)
+				db, name = "", ""
+			}
+		}
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	for _, st := range res.States {
+		mem := st.BotMemory
+		fmt.Fprintf(w, "bot, %s database (%.1f MB on disk at the end): peak RSS %.1f MB; at the end RSS %.1f MB = anonymous %.1f + file-backed %.1f; started in %.2f s; log: %d warnings, %d errors (and %d link drops from the token resets)\n",
+			st.Name, float64(st.DBBytesEnd)/1e6, kib(mem.PeakKiB), kib(mem.RSSKiB), kib(mem.AnonKiB), kib(mem.FileKiB),
+			st.BotStartSeconds, st.BotWarnings, st.BotErrors, st.BotLinkResets)
+		for _, l := range st.BotLogSample {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+		for _, mr := range st.Measurements {
+			for _, s := range []stats{mr.Bot, mr.Floor} {
+				if s.FirstFailure != "" {
+					fmt.Fprintf(w, "    %s, %s: first failure: %s\n", mr.Name, s.Path, s.FirstFailure)
+				}
+			}
+		}
+	}
+	if len(res.Targets) > 0 {
+		fmt.Fprintln(w, "\ntargets:")
+		for _, t := range res.Targets {
+			mark := "MISS"
+			if t.Met {
+				mark = "met "
+			}
+			fmt.Fprintf(w, "  %s  %s: %.2f (target %.1f)\n", mark, t.What, t.Value, t.Limit)
+		}
+	}
+	if res.Profile != "" {
+		fmt.Fprintf(w, "\nCPU profile of the bot during %q: %s (go tool pprof -top %s)\n", res.ProfileOf, res.Profile, res.Profile)
+	}
+}
+
+// kib converts KiB to MB (decimal), the unit of the RSS target.
+func kib(v int64) float64 { return float64(v) * 1024 / 1e6 }
+
+// writeJSON writes the results to path.
+func writeJSON(path string, res *results) error {
+	raw, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o644)
+}

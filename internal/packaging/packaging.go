@@ -1,0 +1,200 @@
+// Package packaging builds invitebot's Debian package with nfpm, a
+// maintained library that writes the .deb archive format; this package only
+// says what goes where. The files it ships that are not Go (the systemd unit,
+// the maintainer scripts, the Prosody example) live in packaging/ at the
+// repository root; /etc/invitebot/config.yaml is derived from the example
+// config.yaml there, so the two cannot drift apart.
+//
+// scripts/package runs it through its command in ./cmd.
+package packaging
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/goreleaser/nfpm/v2"
+	"github.com/goreleaser/nfpm/v2/deb"
+	"github.com/goreleaser/nfpm/v2/files"
+)
+
+// Package metadata.
+const (
+	Name        = "invitebot"
+	maintainer  = "invitebot developers <invitebot@durare.org>"
+	section     = "net"
+	description = `XMPP account invitations handed out by trusted people on any server
+ invitebot is an XEP-0114 external component that sits next to a Prosody
+ server. Trusted people on any XMPP domain message it "invite" and get back
+ a single-use XEP-0401 invitation minted by the server, a landing page and a
+ QR code. Admins grant and revoke the right to invite by chat; every invite
+ and decision is kept in an audit trail.`
+)
+
+// Where things are installed. ConfigPath and SecretPath are also named in
+// the unit and the maintainer scripts in packaging/.
+const (
+	BinaryPath = "/usr/bin/invitebot"
+	UnitPath   = "/usr/lib/systemd/system/invitebot.service"
+	ConfigDir  = "/etc/invitebot"
+	ConfigPath = ConfigDir + "/config.yaml"
+	SecretPath = ConfigDir + "/component-secret"
+	ShareDir   = "/usr/share/invitebot"
+	DocDir     = "/usr/share/doc/invitebot"
+)
+
+// Options says what to package.
+type Options struct {
+	// Root is the repository root: packaging/, config.yaml, README.md and
+	// prosody/ are read from there.
+	Root string
+	// Binary is the invitebot executable to ship, built for Arch.
+	Binary string
+	// Version is the Debian version, e.g. 0.0.0~git20261126093000.55e88bd.
+	Version string
+	// Arch is the Go architecture (amd64, arm64, …); nfpm maps it to
+	// Debian's name.
+	Arch string
+	// Commit is the revision the package is built from; empty when
+	// unknown. The changelog names it.
+	Commit string
+	// MTime stamps every file in the archive; the commit time makes the
+	// package reproducible.
+	MTime time.Time
+	// Work is a scratch directory for generated files (the derived config).
+	Work string
+}
+
+// Info describes the package for nfpm: metadata, contents with owners and
+// modes, maintainer scripts.
+func Info(o Options) (*nfpm.Info, error) {
+	if o.Version == "" || o.Arch == "" || o.Binary == "" || o.Work == "" {
+		return nil, errors.New("packaging: Version, Arch, Binary and Work are required")
+	}
+	example, err := os.ReadFile(filepath.Join(o.Root, "config.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("read example config: %w", err)
+	}
+	cfg, err := DeriveConfig(example)
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(o.Work, "config.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		return nil, fmt.Errorf("write derived config: %w", err)
+	}
+	changelog, err := Changelog(o.Version, o.Commit, o.MTime)
+	if err != nil {
+		return nil, err
+	}
+	changelogPath := filepath.Join(o.Work, "changelog.gz")
+	if err := os.WriteFile(changelogPath, changelog, 0o600); err != nil {
+		return nil, fmt.Errorf("write changelog: %w", err)
+	}
+
+	pkg := func(name string) string { return filepath.Join(o.Root, "packaging", name) }
+	file := func(src, dst string, mode os.FileMode) *files.Content {
+		return &files.Content{Source: src, Destination: dst, Type: files.TypeFile,
+			FileInfo: &files.ContentFileInfo{Owner: "root", Group: "root", Mode: mode}}
+	}
+	contents := files.Contents{
+		file(o.Binary, BinaryPath, 0o755),
+		file(pkg("invitebot.service"), UnitPath, 0o644),
+		{Destination: ConfigDir, Type: files.TypeDir,
+			FileInfo: &files.ContentFileInfo{Owner: "root", Group: "root", Mode: 0o755}},
+		// root:root in the archive: the invitebot group does not exist yet
+		// when dpkg unpacks. The postinst gives it to the group with a
+		// dpkg-statoverride.
+		{Source: cfgPath, Destination: ConfigPath, Type: files.TypeConfig,
+			FileInfo: &files.ContentFileInfo{Owner: "root", Group: "root", Mode: 0o640}},
+		file(pkg("prosody-example.cfg.lua"), ShareDir+"/prosody-example.cfg.lua", 0o644),
+		file(filepath.Join(o.Root, "README.md"), DocDir+"/README.md", 0o644),
+		file(changelogPath, DocDir+"/changelog.gz", 0o644),
+	}
+	// The Prosody module is written separately; ship whatever exists.
+	lua, err := filepath.Glob(filepath.Join(o.Root, "prosody", "*.lua"))
+	if err != nil {
+		return nil, fmt.Errorf("find prosody modules: %w", err)
+	}
+	sort.Strings(lua)
+	for _, src := range lua {
+		contents = append(contents, file(src, ShareDir+"/prosody/"+filepath.Base(src), 0o644))
+	}
+
+	info := &nfpm.Info{
+		Name:          Name,
+		Arch:          o.Arch,
+		Platform:      "linux",
+		Version:       o.Version,
+		VersionSchema: "none", // a Debian version already, not semver
+		Section:       section,
+		Priority:      "optional",
+		Maintainer:    maintainer,
+		Description:   description,
+		MTime:         o.MTime,
+		Overridables: nfpm.Overridables{
+			Depends:  []string{"passwd"}, // useradd, groupadd in the postinst
+			Suggests: []string{"prosody"},
+			Contents: contents,
+			Scripts: nfpm.Scripts{
+				PostInstall: pkg("postinst"),
+				PreRemove:   pkg("prerm"),
+				PostRemove:  pkg("postrm"),
+			},
+			Deb: nfpm.Deb{Compression: "xz"},
+		},
+	}
+	return nfpm.WithDefaults(info), nil
+}
+
+// Changelog is the gzipped Debian changelog of a package built from commit:
+// one entry, since the project's history lives in git. The gzip header holds
+// no name or time, so the same inputs give the same bytes.
+func Changelog(version, commit string, at time.Time) ([]byte, error) {
+	from := "Built from commit " + commit + "."
+	if commit == "" {
+		from = "Built from a source tree without git."
+	}
+	text := fmt.Sprintf("%s (%s) unstable; urgency=medium\n\n  * %s\n\n -- %s  %s\n",
+		Name, version, from, maintainer, at.UTC().Format(time.RFC1123Z))
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write([]byte(text)); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Build writes the .deb for o into dir and returns its path.
+func Build(o Options, dir string) (string, error) {
+	info, err := Info(o)
+	if err != nil {
+		return "", err
+	}
+	if err := nfpm.Validate(info); err != nil {
+		return "", fmt.Errorf("package metadata: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := deb.Default.Package(info, &buf); err != nil {
+		return "", fmt.Errorf("build deb: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, deb.Default.ConventionalFileName(info))
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return "", fmt.Errorf("write deb: %w", err)
+	}
+	return path, nil
+}

@@ -1,0 +1,69 @@
+package invites
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"durare.org/invitebot/policy"
+	"durare.org/invitebot/store"
+)
+
+// ActionBackup is the audit action of a backup an admin asked for.
+const ActionBackup = "backup"
+
+// ErrNoBackupDir means backups were asked for but store.backup_dir is not
+// set.
+var ErrNoBackupDir = errors.New("no backup directory configured")
+
+// BackupOptions say where and how many backups the service keeps.
+type BackupOptions struct {
+	// Dir is where backups go; empty turns backups off.
+	Dir string
+	// Keep is how many backups to keep; older ones are removed.
+	Keep int
+}
+
+// Backup writes a consistent copy of the database now, for an admin, and
+// returns its path.
+func (s *Service) Backup(ctx context.Context, a Actor) (string, error) {
+	if err := a.may(policy.TakeBackups); err != nil {
+		return "", err
+	}
+	path, err := s.writeBackup(ctx)
+	if err != nil {
+		return "", err
+	}
+	s.audit(ctx, a.jid, ActionBackup, path, "")
+	return path, nil
+}
+
+// writeBackup writes one backup and prunes the old ones.
+func (s *Service) writeBackup(ctx context.Context) (string, error) {
+	if s.backups.Dir == "" {
+		return "", ErrNoBackupDir
+	}
+	path, err := s.store.WriteBackup(ctx, s.backups.Dir)
+	if err != nil {
+		return "", err
+	}
+	removed, err := store.PruneBackups(s.backups.Dir, s.backups.Keep)
+	if err != nil {
+		// The new backup is there; only the old ones pile up.
+		s.log.WarnContext(ctx, "old backups not removed", slog.Any("err", err))
+	}
+	s.log.InfoContext(ctx, "backup written", slog.String("path", path), slog.Int("pruned", len(removed)))
+	return path, nil
+}
+
+// RunBackups writes a backup every interval until ctx ends. A failed backup
+// is logged and tried again at the next tick.
+func (s *Service) RunBackups(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() {
+		if _, err := s.writeBackup(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "scheduled backup failed", slog.Any("err", fmt.Errorf("backup: %w", err)))
+		}
+	})
+}

@@ -1,0 +1,78 @@
+package invites
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Bounds on recording refused invite requests. The audit log is
+// append-only, and an inviter over quota can send a refused request as fast
+// as the bot answers: each one is counted, only the first few per window
+// are written one by one, and the rest become one summary entry.
+const (
+	refusalWindow           = time.Hour
+	refusalsAuditedPerActor = 5
+)
+
+// refusalBudget decides which refusals of one actor reach the audit log.
+type refusalBudget struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	actors map[string]*refusalCount
+}
+
+// refusalCount is one actor's refusals in the current window.
+type refusalCount struct {
+	start      time.Time
+	written    int
+	suppressed int
+}
+
+func newRefusalBudget(now func() time.Time) *refusalBudget {
+	return &refusalBudget{now: now, actors: make(map[string]*refusalCount)}
+}
+
+// take reports whether actor's next refusal is written one by one, and how
+// many of actor's refusals from an earlier window went unwritten (to be
+// summarised now).
+func (b *refusalBudget) take(actor string) (write bool, unwritten int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	c := b.actors[actor]
+	if c == nil || now.Sub(c.start) >= refusalWindow {
+		if c != nil {
+			unwritten = c.suppressed
+		}
+		c = &refusalCount{start: now}
+		b.actors[actor] = c
+		// Only actors refused in the last window are kept.
+		for who, other := range b.actors {
+			if now.Sub(other.start) >= refusalWindow && other.suppressed == 0 {
+				delete(b.actors, who)
+			}
+		}
+	}
+	if c.written < refusalsAuditedPerActor {
+		c.written++
+		return true, unwritten
+	}
+	c.suppressed++
+	return false, unwritten
+}
+
+// refuse counts and records an invite request the abuse controls turned
+// down, within the actor's refusal budget.
+func (s *Service) refuse(ctx context.Context, actor, why string) {
+	s.observer.InviteDenied()
+	write, unwritten := s.refusals.take(actor)
+	if unwritten > 0 {
+		s.audit(ctx, actor, ActionInviteRefuse, actor,
+			fmt.Sprintf("%d more refusals not recorded one by one (flood)", unwritten))
+	}
+	if write {
+		s.audit(ctx, actor, ActionInviteRefuse, actor, why)
+	}
+}
