@@ -443,6 +443,7 @@ func (s *Service) claimEventInvite(ctx context.Context, id string) (Invite, erro
 	inv, err := s.mintAndRecord(ctx, creator, s.issuer.Mint, minting{
 		action: ActionInviteCreate,
 		detail: "event " + id,
+		event:  id,
 		admit: func(ctx context.Context) (*reservation, error) {
 			held, err := s.admitEventUse(ctx, creator, id)
 			if err != nil {

@@ -104,7 +104,10 @@ func (s *Service) stillAdmitted(ctx context.Context, a Actor) error {
 }
 
 // usage gathers what counts against actor's limits. The caller holds
-// quotaMu, so in-flight reservations are consistent with the store.
+// quotaMu, so in-flight reservations are consistent with the store. It is
+// on the path of every inviter's request and runs under that lock, so it
+// asks the store for counts, which cost the same however long the history;
+// the few times a refusal reports are read only when a limit is reached.
 func (s *Service) usage(ctx context.Context, actor string, now time.Time) (policy.Usage, policy.Limits, error) {
 	lim := s.DefaultLimits()
 	if g, err := s.store.Grant(ctx, actor); err == nil {
@@ -112,41 +115,66 @@ func (s *Service) usage(ctx context.Context, actor string, now time.Time) (polic
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return policy.Usage{}, lim, fmt.Errorf("read grant: %w", err)
 	}
-	mine, err := s.store.InvitesByInviter(ctx, actor)
+	// The window is (now-QuotaWindow, now]; the store counts from since on.
+	// An event link's invites count against its own cap, which the
+	// creator's grant bounded, not toward the creator's per-day and
+	// pending limits; they count toward the global limit even when an
+	// admin made the link, since they go to strangers. The store's
+	// counters keep them apart that way (store.QuotaCounts).
+	since := now.Add(-policy.QuotaWindow + time.Nanosecond)
+	admins := s.adminList()
+	c, err := s.store.QuotaCounts(ctx, actor, since, admins)
 	if err != nil {
 		return policy.Usage{}, lim, fmt.Errorf("count invites: %w", err)
 	}
-	recent, err := s.store.InvitesCreatedSince(ctx, now.Add(-policy.QuotaWindow))
-	if err != nil {
-		return policy.Usage{}, lim, fmt.Errorf("count invites: %w", err)
+	// In-flight invites count as created now and pending without a known
+	// expiry.
+	u := policy.Usage{
+		Created:       c.Created + s.inflight[actor],
+		Pending:       c.Pending + s.inflight[actor],
+		GlobalCreated: c.GlobalCreated + s.inflightGlobal,
 	}
-	var u policy.Usage
-	for _, inv := range mine {
-		if inv.Event != "" {
-			// An event link's invites count against its own cap, which
-			// the creator's grant bounded, not the creator's quotas.
-			continue
-		}
-		if now.Sub(inv.Created) < policy.QuotaWindow {
-			u.Created = append(u.Created, inv.Created)
-		}
-		if inv.State == store.StatePending {
-			u.PendingExpiries = append(u.PendingExpiries, inv.Expires)
+	if u.Created >= lim.PerDay {
+		if u.CreatedOldest, err = s.oldest(ctx, actor, since, nil, u.Created-lim.PerDay+1, now); err != nil {
+			return policy.Usage{}, lim, err
 		}
 	}
-	for _, inv := range recent {
-		// Event links hand invites to strangers whoever made the link,
-		// so theirs count even when an admin made it.
-		if !s.IsAdmin(inv.Inviter) || inv.Event != "" {
-			u.GlobalCreated = append(u.GlobalCreated, inv.Created)
+	if u.Pending >= lim.MaxPending {
+		if u.NextExpiry, err = s.store.NextPendingExpiry(ctx, actor, now); err != nil {
+			return policy.Usage{}, lim, fmt.Errorf("next pending expiry: %w", err)
 		}
 	}
-	for range s.inflight[actor] {
-		u.Created = append(u.Created, now)
-		u.PendingExpiries = append(u.PendingExpiries, time.Time{})
-	}
-	for range s.inflightGlobal {
-		u.GlobalCreated = append(u.GlobalCreated, now)
+	if u.GlobalCreated >= lim.GlobalPerDay {
+		if u.GlobalOldest, err = s.oldest(ctx, "", since, admins, u.GlobalCreated-lim.GlobalPerDay+1, now); err != nil {
+			return policy.Usage{}, lim, err
+		}
 	}
 	return u, lim, nil
+}
+
+// oldest returns the n oldest creation times of the window from since on,
+// of inviter or (inviter empty) of everyone but exclude: stored invites
+// first, then in-flight ones, which count as created now.
+func (s *Service) oldest(ctx context.Context, inviter string, since time.Time, exclude []string, n int, now time.Time) ([]time.Time, error) {
+	times, err := s.store.OldestCreatedSince(ctx, inviter, since, exclude, n)
+	if err != nil {
+		return nil, fmt.Errorf("oldest invites: %w", err)
+	}
+	for len(times) < n {
+		times = append(times, now)
+	}
+	return times, nil
+}
+
+// adminList lists the admins, whose invites (event link invites aside)
+// the global limit does not count.
+func (s *Service) adminList() []string {
+	admins := *s.admins.Load()
+	out := make([]string, 0, len(admins))
+	for jid, admin := range admins {
+		if admin {
+			out = append(out, jid)
+		}
+	}
+	return out
 }

@@ -286,7 +286,9 @@ func (s *Service) Actor(ctx context.Context, bare string) (Actor, error) {
 
 // Create mints one single-use account invite for a and records it, with
 // its audit entry, before returning it: a token is never handed out that the
-// database does not hold.
+// database does not hold. A token the server minted that is not handed
+// back (the request gave up, the inviter was revoked or invites paused
+// meanwhile, the store failed) is revoked at the server (orphan.go).
 func (s *Service) Create(ctx context.Context, a Actor) (Invite, error) {
 	if err := a.may(policy.CreateInvite); err != nil {
 		s.observer.InviteDenied()
@@ -311,6 +313,10 @@ type minting struct {
 	// invite names the link, and is refused if it closed meanwhile
 	// (ErrEventClosed).
 	record func(ctx context.Context, inv store.Invite, e store.AuditEntry) (store.Invite, error)
+	// event names the event link handing the invite out; empty otherwise.
+	// A minted token that is not handed out is recorded cancelled with it,
+	// so that it counts where the invite would have.
+	event string
 	// admit holds the invite's place under the limits; nil means the
 	// pause switch and a's quotas (admitCreate). An event link's visitor
 	// is admitted under the global limit only (admitEventUse).
@@ -337,7 +343,10 @@ func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.
 	}
 	// Settling twice is harmless; this covers a panicking Issuer.
 	defer held.settle(func() error { return nil })
-	minted, err := mint(ctx)
+	// Not bounded by the request: a request giving up while the server
+	// mints would leave a token that nobody ever learns of. The Issuer
+	// bounds the wait itself.
+	minted, err := mint(context.WithoutCancel(ctx))
 	if err != nil {
 		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
@@ -346,38 +355,44 @@ func (s *Service) mintAndRecord(ctx context.Context, a Actor, mint func(context.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
 	now := s.now().UTC()
+	template := store.Invite{
+		Token:      minted.Token,
+		URI:        minted.URI,
+		LandingURL: minted.LandingURL,
+		Domain:     s.domain,
+		Inviter:    a.jid,
+		Created:    now,
+		Expires:    minted.Expires,
+		State:      store.StatePending,
+		ResetFor:   resetFor,
+		Event:      m.event,
+	}
 	var inv store.Invite
 	err = held.settle(func() error {
 		// Revoke and pause may have happened while the server minted;
-		// both serialise with this under quotaMu. The token was never
-		// shown to anyone, so dropping it leaves nothing usable behind.
+		// both serialise with this under quotaMu. The token is then
+		// revoked instead of handed out.
 		if err := s.stillAdmitted(wctx, a); err != nil {
 			return err
 		}
 		var err error
-		inv, err = m.record(wctx, store.Invite{
-			Token:      minted.Token,
-			URI:        minted.URI,
-			LandingURL: minted.LandingURL,
-			Domain:     s.domain,
-			Inviter:    a.jid,
-			Created:    now,
-			Expires:    minted.Expires,
-			State:      store.StatePending,
-			ResetFor:   resetFor,
-		}, store.AuditEntry{Time: now, Actor: a.jid, Action: m.action, Detail: m.detail})
+		inv, err = m.record(wctx, template, store.AuditEntry{Time: now, Actor: a.jid, Action: m.action, Detail: m.detail})
 		return err
 	})
-	var paused *PausedError
-	if errors.Is(err, ErrForbidden) || errors.As(err, &paused) || errors.Is(err, ErrRequestAnswered) || errors.Is(err, ErrEventClosed) {
-		s.log.InfoContext(ctx, "minted invite dropped: revoked, paused, answered by someone else or event link closed meanwhile", slog.String("inviter", a.jid))
-		return Invite{}, err
-	}
 	if err != nil {
-		// The server holds a token nobody will ever see; it expires there.
-		s.log.ErrorContext(ctx, "minted invite could not be stored",
-			slog.String("inviter", a.jid), slog.String("token", RedactToken(minted.Token)), slog.Any("err", err))
+		// Revoked, paused, answered by someone else, event link closed
+		// meanwhile, or the store failed: the token is revoked.
+		s.dropMinted(ctx, a, template, err)
+		var paused *PausedError
+		if errors.Is(err, ErrForbidden) || errors.As(err, &paused) || errors.Is(err, ErrRequestAnswered) || errors.Is(err, ErrEventClosed) {
+			return Invite{}, err
+		}
 		return Invite{}, fmt.Errorf("create invite: store: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		// Nobody is waiting to hand the invite out any more.
+		s.abandonCreated(ctx, inv)
+		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
 	s.observer.InviteCreated()
 	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),

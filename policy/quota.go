@@ -1,9 +1,6 @@
 package policy
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 // QuotaWindow is the rolling window of the per-day limits.
 const QuotaWindow = 24 * time.Hour
@@ -34,19 +31,29 @@ func (l Limits) WithOverrides(perDay, maxPending int) Limits {
 	return l
 }
 
-// Usage is what counts against the limits, gathered by the caller. Invites
-// still being minted count too, so that concurrent requests cannot
-// overshoot.
+// Usage is what counts against the limits, gathered by the caller: counts,
+// so that gathering them costs the same however long the history, plus the
+// few times a refusal needs to say when the next invite is possible.
+// Invites still being minted count too (as created now, pending with no
+// known expiry), so that concurrent requests cannot overshoot.
 type Usage struct {
-	// Created holds when the inviter's invites of the last QuotaWindow
-	// were created (in-flight requests count as now).
-	Created []time.Time
-	// PendingExpiries holds the expiry of each of the inviter's pending
-	// invites (zero when unknown).
-	PendingExpiries []time.Time
-	// GlobalCreated holds when everyone's (admins excepted) invites of the
-	// last QuotaWindow were created.
-	GlobalCreated []time.Time
+	// Created counts the inviter's invites of the QuotaWindow ending now.
+	Created int
+	// CreatedOldest holds the creation times of the oldest of those,
+	// oldest first. When Created reaches PerDay it must hold at least
+	// Created-PerDay+1 of them, for the refusal to say when enough will
+	// have aged out; otherwise it may be empty.
+	CreatedOldest []time.Time
+	// Pending counts the inviter's pending invites.
+	Pending int
+	// NextExpiry is the earliest expiry after now among them; zero when
+	// none is known. Only a refusal needs it.
+	NextExpiry time.Time
+	// GlobalCreated counts everyone's invites of the QuotaWindow ending
+	// now, admins' excepted unless an event link handed them out.
+	GlobalCreated int
+	// GlobalOldest is to GlobalCreated what CreatedOldest is to Created.
+	GlobalOldest []time.Time
 }
 
 // Limit names one of the invite limits.
@@ -83,21 +90,19 @@ func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
 	if role == Admin {
 		return Refusal{}, true
 	}
-	if r, over := windowFull(LimitPerDay, lim.PerDay, u.Created, now); over {
-		return r, false
+	if u.Created >= lim.PerDay {
+		return windowRefusal(LimitPerDay, lim.PerDay, u.Created, u.CreatedOldest), false
 	}
-	if len(u.PendingExpiries) >= lim.MaxPending {
-		r := Refusal{Limit: LimitPending, Max: lim.MaxPending, Count: len(u.PendingExpiries)}
+	if u.Pending >= lim.MaxPending {
+		r := Refusal{Limit: LimitPending, Max: lim.MaxPending, Count: u.Pending}
 		// The earliest expiry frees a slot at the latest then.
-		for _, e := range u.PendingExpiries {
-			if !e.IsZero() && e.After(now) && (r.Next.IsZero() || e.Before(r.Next)) {
-				r.Next = e
-			}
+		if u.NextExpiry.After(now) {
+			r.Next = u.NextExpiry
 		}
 		return r, false
 	}
-	if r, over := windowFull(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, now); over {
-		return r, false
+	if u.GlobalCreated >= lim.GlobalPerDay {
+		return windowRefusal(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, u.GlobalOldest), false
 	}
 	return Refusal{}, true
 }
@@ -108,27 +113,20 @@ func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
 // and pending limits, and it applies whoever made the link, admins too,
 // because the visitors are strangers whoever vouched for the link.
 func CheckEventUse(lim Limits, u Usage, now time.Time) (Refusal, bool) {
-	if r, over := windowFull(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, now); over {
-		return r, false
+	if u.GlobalCreated >= lim.GlobalPerDay {
+		return windowRefusal(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, u.GlobalOldest), false
 	}
 	return Refusal{}, true
 }
 
-// windowFull reports whether max creations fall in the window ending now,
-// and if so when the oldest that must age out for one more to fit does.
-func windowFull(name Limit, max int, created []time.Time, now time.Time) (Refusal, bool) {
-	var inWindow []time.Time
-	for _, c := range created {
-		if now.Sub(c) < QuotaWindow {
-			inWindow = append(inWindow, c)
-		}
+// windowRefusal is the refusal of a full rolling window of count creations
+// under limit max. One more fits once the oldest count-max+1 have left the
+// window, that is when oldest[count-max] ages out; without that time the
+// refusal leaves Next zero rather than guess.
+func windowRefusal(name Limit, max, count int, oldest []time.Time) Refusal {
+	r := Refusal{Limit: name, Max: max, Count: count}
+	if k := count - max; k < len(oldest) {
+		r.Next = oldest[k].Add(QuotaWindow)
 	}
-	if len(inWindow) < max {
-		return Refusal{}, false
-	}
-	slices.SortFunc(inWindow, func(a, b time.Time) int { return a.Compare(b) })
-	// Once the oldest len-max+1 creations have left the window, max-1
-	// remain and one more fits: that happens when the (len-max)th oldest
-	// (0-based) ages out.
-	return Refusal{Limit: name, Max: max, Count: len(inWindow), Next: inWindow[len(inWindow)-max].Add(QuotaWindow)}, true
+	return r
 }

@@ -18,21 +18,31 @@ func TestCheckQuota(t *testing.T) {
 		wantNext  time.Time
 	}{
 		{name: "empty", role: Inviter, wantOK: true},
-		{name: "one today", role: Inviter, usage: Usage{Created: []time.Time{ago(time.Hour)}}, wantOK: true},
-		{name: "two today", role: Inviter, usage: Usage{Created: []time.Time{ago(time.Hour), ago(3 * time.Hour)}},
+		{name: "one today", role: Inviter, usage: Usage{Created: 1}, wantOK: true},
+		{name: "two today", role: Inviter, usage: Usage{Created: 2, CreatedOldest: []time.Time{ago(3 * time.Hour)}},
 			wantLimit: "per-day", wantNext: ago(3 * time.Hour).Add(QuotaWindow)},
 		{name: "three today, next when the second oldest ages out", role: Inviter,
-			usage:     Usage{Created: []time.Time{ago(time.Hour), ago(5 * time.Hour), ago(3 * time.Hour)}},
+			usage:     Usage{Created: 3, CreatedOldest: []time.Time{ago(5 * time.Hour), ago(3 * time.Hour)}},
 			wantLimit: "per-day", wantNext: ago(3 * time.Hour).Add(QuotaWindow)},
-		{name: "old ones do not count", role: Inviter, usage: Usage{Created: []time.Time{ago(25 * time.Hour), ago(QuotaWindow), ago(time.Hour)}}, wantOK: true},
+		{name: "more oldest than needed", role: Inviter,
+			usage:     Usage{Created: 2, CreatedOldest: []time.Time{ago(5 * time.Hour), ago(3 * time.Hour)}},
+			wantLimit: "per-day", wantNext: ago(5 * time.Hour).Add(QuotaWindow)},
+		{name: "too few oldest: no guess", role: Inviter,
+			usage:     Usage{Created: 3, CreatedOldest: []time.Time{ago(5 * time.Hour)}},
+			wantLimit: "per-day"},
 		{name: "pending full", role: Inviter,
-			usage:     Usage{PendingExpiries: []time.Time{now.Add(48 * time.Hour), now.Add(24 * time.Hour), {}}},
+			usage:     Usage{Pending: 3, NextExpiry: now.Add(24 * time.Hour)},
 			wantLimit: "pending", wantNext: now.Add(24 * time.Hour)},
+		{name: "pending full, no known expiry", role: Inviter, usage: Usage{Pending: 4}, wantLimit: "pending"},
+		{name: "pending below the limit", role: Inviter, usage: Usage{Created: 1, Pending: 2}, wantOK: true},
 		{name: "global full", role: Inviter,
-			usage:     Usage{GlobalCreated: []time.Time{ago(1), ago(2), ago(3 * time.Hour), ago(4)}},
+			usage:     Usage{GlobalCreated: 4, GlobalOldest: []time.Time{ago(3 * time.Hour)}},
 			wantLimit: "global", wantNext: ago(3 * time.Hour).Add(QuotaWindow)},
+		{name: "per-day before pending before global", role: Inviter,
+			usage:     Usage{Created: 2, CreatedOldest: []time.Time{ago(time.Hour)}, Pending: 9, GlobalCreated: 9},
+			wantLimit: "per-day", wantNext: ago(time.Hour).Add(QuotaWindow)},
 		{name: "admins unlimited", role: Admin,
-			usage: Usage{Created: []time.Time{ago(1), ago(2), ago(3)}, PendingExpiries: make([]time.Time, 9)}, wantOK: true},
+			usage: Usage{Created: 3, Pending: 9, GlobalCreated: 100}, wantOK: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,11 +72,11 @@ func TestWithOverrides(t *testing.T) {
 func TestCheckEventUse(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	lim := Limits{PerDay: 1, MaxPending: 1, GlobalPerDay: 2}
-	busy := Usage{Created: []time.Time{now, now}, PendingExpiries: []time.Time{now, now}}
+	busy := Usage{Created: 2, CreatedOldest: []time.Time{now, now}, Pending: 2}
 	if _, ok := CheckEventUse(lim, busy, now); !ok {
 		t.Error("the creator's own usage refused an event visitor")
 	}
-	full := Usage{GlobalCreated: []time.Time{now.Add(-2 * time.Hour), now.Add(-time.Hour)}}
+	full := Usage{GlobalCreated: 2, GlobalOldest: []time.Time{now.Add(-2 * time.Hour), now.Add(-time.Hour)}}
 	r, ok := CheckEventUse(lim, full, now)
 	if ok || r.Limit != LimitGlobal || r.Max != 2 || r.Count != 2 || !r.Next.Equal(now.Add(-2*time.Hour).Add(QuotaWindow)) {
 		t.Errorf("global limit reached: %+v, %v", r, ok)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -29,29 +30,47 @@ func (s *Store) AppendAudit(ctx context.Context, entry AuditEntry) error {
 
 // Audit returns up to n entries, newest first. When about is not empty only
 // entries whose Actor or Subject equals it are returned, which answers both
-// "what did this person do?" and "what was done to this invite or JID?".
-// n must be positive (ErrInvalid): the log only grows, so an unbounded read
-// is never what a chat reply wants. The result is empty, not nil, when
-// nothing matches.
+// "what did this person do?" and "what was done to this invite or JID?";
+// those are read through the audit_by_about index, so the cost is that of
+// the n entries, not of the log. n must be positive (ErrInvalid): the log
+// only grows, so an unbounded read is never what a chat reply wants. The
+// result is empty, not nil, when nothing matches.
 func (s *Store) Audit(ctx context.Context, about string, n int) ([]AuditEntry, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("read audit: limit %d: %w", n, ErrInvalid)
 	}
 	out := []AuditEntry{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
-			// A filtered read may walk the whole log; let a caller that
-			// gave up stop it.
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		log := tx.Bucket(bucketAudit)
+		decode := func(k, v []byte) error {
 			var e AuditEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("decode audit entry %x: %w", k, err)
 			}
-			if about == "" || e.Actor == about || e.Subject == about {
-				out = append(out, e)
+			out = append(out, e)
+			return nil
+		}
+		if about == "" {
+			c := log.Cursor()
+			for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+				if err := decode(k, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		prefix := lenPrefix(about)
+		c := tx.Bucket(bucketAuditByAbout).Cursor()
+		for k, _ := lastWithPrefix(c, prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < n; k, _ = c.Prev() {
+			seq := k[len(prefix):]
+			v := log.Get(seq)
+			if v == nil {
+				// Written in one transaction with the entry: a miss means
+				// the file was damaged.
+				return fmt.Errorf("audit index points at missing entry %x", seq)
+			}
+			if err := decode(seq, v); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -71,6 +90,11 @@ func validateAudit(e AuditEntry) error {
 	if e.Action == "" {
 		return fmt.Errorf("audit entry without action: %w", ErrInvalid)
 	}
+	// Actor and subject are index keys; JIDs and invite ids are far
+	// shorter than this.
+	if len(e.Actor) > maxKeyPart || len(e.Subject) > maxKeyPart {
+		return fmt.Errorf("audit entry actor or subject longer than %d bytes: %w", maxKeyPart, ErrInvalid)
+	}
 	return nil
 }
 
@@ -79,6 +103,7 @@ func validateAudit(e AuditEntry) error {
 // unique and increasing even across deletions and restarts.
 func (s *Store) appendAudit(tx *bbolt.Tx, e AuditEntry) (AuditEntry, error) {
 	b := tx.Bucket(bucketAudit)
+	b.FillPercent = appendFill
 	seq, err := b.NextSequence()
 	if err != nil {
 		return AuditEntry{}, fmt.Errorf("audit sequence: %w", err)
@@ -90,6 +115,9 @@ func (s *Store) appendAudit(tx *bbolt.Tx, e AuditEntry) (AuditEntry, error) {
 	e.Time = e.Time.UTC()
 	if err := putJSON(b, binary.BigEndian.AppendUint64(nil, seq), e); err != nil {
 		return AuditEntry{}, fmt.Errorf("write audit entry: %w", err)
+	}
+	if err := indexAudit(tx, seq, e); err != nil {
+		return AuditEntry{}, err
 	}
 	return e, nil
 }

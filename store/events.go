@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -242,16 +243,42 @@ func (s *Store) CloseEvent(ctx context.Context, id string, entry AuditEntry) (Ev
 	return ev, nil
 }
 
-// InvitesOfEvent returns the invites event link id handed out, in no
-// particular order. It scans the invites, as the other rare questions do
-// (closing a link, listing it).
+// InvitesOfEvent returns the invites event link id handed out, in the
+// order they were created. It reads the index of the link creator's event
+// link invites, not the whole file.
 func (s *Store) InvitesOfEvent(ctx context.Context, id string) ([]Invite, error) {
+	out := []Invite{}
 	if id == "" {
-		return []Invite{}, nil
+		return out, nil
 	}
-	invs, err := s.scanInvites(ctx, func(inv Invite) bool { return inv.Event == id })
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		ev, err := getEvent(tx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if !validInviter(ev.Creator) {
+			return nil
+		}
+		prefix := inviterPrefix(ev.Creator)
+		c := tx.Bucket(bucketEventByInviter).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) < len(prefix)+8 {
+				return fmt.Errorf("malformed event invite index key %q", k)
+			}
+			inv, err := indexedInvite(tx, k[len(prefix)+8:], "event invite index")
+			if err != nil {
+				return err
+			}
+			if inv.Event == id {
+				out = append(out, inv)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("invites of event %s: %w", id, err)
 	}
-	return invs, nil
+	return out, nil
 }

@@ -21,19 +21,24 @@ func (s *Store) PutGrant(ctx context.Context, g Grant, entry AuditEntry) error {
 	}
 	g.GrantedAt = g.GrantedAt.UTC()
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		if err := putJSON(tx.Bucket(bucketGrants), []byte(g.JID), g); err != nil {
-			return err
-		}
-		if entry.Subject == "" {
-			entry.Subject = g.JID
-		}
-		_, err := s.appendAudit(tx, entry)
-		return err
+		return s.putGrant(tx, g, entry)
 	})
 	if err != nil {
 		return fmt.Errorf("put grant %q: %w", g.JID, err)
 	}
 	return nil
+}
+
+// putGrant is PutGrant inside tx; g and entry are already validated.
+func (s *Store) putGrant(tx *bbolt.Tx, g Grant, entry AuditEntry) error {
+	if err := putJSON(tx.Bucket(bucketGrants), []byte(g.JID), g); err != nil {
+		return err
+	}
+	if entry.Subject == "" {
+		entry.Subject = g.JID
+	}
+	_, err := s.appendAudit(tx, entry)
+	return err
 }
 
 // Grant returns the grant for jid, or ErrNotFound.

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -119,40 +120,50 @@ func (s *Store) addInvite(ctx context.Context, inv Invite, entry AuditEntry, the
 	inv.Changed = inv.Changed.UTC()
 
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		invites := tx.Bucket(bucketInvites)
-		byToken := tx.Bucket(bucketInvitesByToken)
-		// The token is a secret: name the invite holding it, never the token.
-		if other := byToken.Get([]byte(inv.Token)); other != nil {
-			return fmt.Errorf("token already recorded for invite %s: %w", other, ErrExists)
-		}
-		id, err := s.freshID(invites)
-		if err != nil {
-			return err
-		}
-		inv.ID = id
-		key, err := inviterKey(inv.Inviter, inv.Created, id)
-		if err != nil {
-			return err
-		}
-		if err := putJSON(invites, []byte(id), inv); err != nil {
-			return err
-		}
-		if err := byToken.Put([]byte(inv.Token), []byte(id)); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketInvitesByInviter).Put(key, []byte{}); err != nil {
-			return err
-		}
-		if entry.Subject == "" {
-			entry.Subject = id
-		}
-		if _, err = s.appendAudit(tx, entry); err != nil || then == nil {
+		var err error
+		if inv, err = s.addInviteTx(tx, inv, entry); err != nil || then == nil {
 			return err
 		}
 		return then(tx, inv)
 	})
 	if err != nil {
 		return Invite{}, fmt.Errorf("add invite: %w", err)
+	}
+	return inv, nil
+}
+
+// addInviteTx is AddInvite inside tx, for callers that batch many writes in
+// one transaction (Generate) and for addInvite's hook. inv and entry are
+// already validated.
+func (s *Store) addInviteTx(tx *bbolt.Tx, inv Invite, entry AuditEntry) (Invite, error) {
+	invites := tx.Bucket(bucketInvites)
+	byToken := tx.Bucket(bucketInvitesByToken)
+	// The token is a secret: name the invite holding it, never the token.
+	if other := byToken.Get([]byte(inv.Token)); other != nil {
+		return Invite{}, fmt.Errorf("token already recorded for invite %s: %w", other, ErrExists)
+	}
+	id, err := s.freshID(invites)
+	if err != nil {
+		return Invite{}, err
+	}
+	inv.ID = id
+	if err := putJSON(invites, []byte(id), inv); err != nil {
+		return Invite{}, err
+	}
+	if err := byToken.Put([]byte(inv.Token), []byte(id)); err != nil {
+		return Invite{}, err
+	}
+	if err := indexCreated(tx, inv); err != nil {
+		return Invite{}, err
+	}
+	if err := indexState(tx, inv, true); err != nil {
+		return Invite{}, err
+	}
+	if entry.Subject == "" {
+		entry.Subject = id
+	}
+	if _, err := s.appendAudit(tx, entry); err != nil {
+		return Invite{}, err
 	}
 	return inv, nil
 }
@@ -168,6 +179,9 @@ func validateInvite(inv Invite) error {
 	}
 	if inv.Created.IsZero() {
 		return fmt.Errorf("zero created time: %w", ErrInvalid)
+	}
+	if len(inv.UsedBy) > maxKeyPart {
+		return fmt.Errorf("account of %d bytes: %w", len(inv.UsedBy), ErrInvalid)
 	}
 	// inviterKey checks the inviter and the range of Created.
 	_, err := inviterKey(inv.Inviter, inv.Created, "")
@@ -262,11 +276,26 @@ func (s *Store) InvitesByInviter(ctx context.Context, inviter string) ([]Invite,
 	return out, nil
 }
 
-// PendingInvites returns every pending invite, oldest first, for the expiry
-// sweep and for revoking an inviter. It scans all invites: there is no state
-// index because the bot's whole history is small and the sweep is rare.
+// PendingInvites returns every pending invite, oldest first. It reads the
+// pending index and the records it points at, nothing else; usage
+// tracking, which must not hold them all at once, pages through
+// PendingPage instead.
 func (s *Store) PendingInvites(ctx context.Context) ([]Invite, error) {
-	out, err := s.scanInvites(ctx, func(inv Invite) bool { return inv.State == StatePending })
+	out := []Invite{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketInvitesPending).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) < 8 {
+				return fmt.Errorf("malformed pending index key %q", k)
+			}
+			inv, err := indexedInvite(tx, k[8:], "pending index")
+			if err != nil {
+				return err
+			}
+			out = append(out, inv)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list pending invites: %w", err)
 	}
@@ -276,6 +305,52 @@ func (s *Store) PendingInvites(ctx context.Context) ([]Invite, error) {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+	return out, nil
+}
+
+// indexedInvite reads the invite an index entry names. The index and the
+// invites are written in one transaction, so a miss means the file was
+// damaged.
+func indexedInvite(tx *bbolt.Tx, id []byte, index string) (Invite, error) {
+	inv, err := getInvite(tx, string(id))
+	if err != nil {
+		return Invite{}, fmt.Errorf("%s points at invite %s: %w", index, id, err)
+	}
+	return inv, nil
+}
+
+// PendingPage returns up to limit pending invites as usage tracking needs
+// them, soonest expiry first and unknown expiry last, starting after the
+// invite after names (from the beginning when after.ID is empty). Pass
+// the last of a page to get the next; a page shorter than limit is the
+// last. Invites settled in between simply no longer appear. limit must be
+// positive (ErrInvalid).
+func (s *Store) PendingPage(ctx context.Context, after PendingRef, limit int) ([]PendingRef, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("page pending invites: limit %d: %w", limit, ErrInvalid)
+	}
+	out := []PendingRef{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketInvitesPending).Cursor()
+		k, v := c.First()
+		if after.ID != "" {
+			from := expiryKey(after.Expires, after.ID)
+			if k, v = c.Seek(from); bytes.Equal(k, from) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			ref, err := pendingRef(k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, ref)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("page pending invites: %w", err)
+	}
 	return out, nil
 }
 
@@ -292,35 +367,54 @@ func (s *Store) SetInviteState(ctx context.Context, id string, to State, usedBy 
 	if !validState(to) || to == StatePending {
 		return Invite{}, fmt.Errorf("set invite %q state: target state %q: %w", id, to, ErrInvalid)
 	}
+	if len(usedBy) > maxKeyPart {
+		return Invite{}, fmt.Errorf("set invite %q state: account of %d bytes: %w", id, len(usedBy), ErrInvalid)
+	}
 	if err := validateAudit(entry); err != nil {
 		return Invite{}, fmt.Errorf("set invite %q state: %w", id, err)
 	}
 	var inv Invite
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		inv, err = getInvite(tx, id)
-		if err != nil {
-			return err
-		}
-		if inv.State != StatePending {
-			return fmt.Errorf("invite is %s: %w", inv.State, ErrNotPending)
-		}
-		if entry.Subject == "" {
-			entry.Subject = id
-		}
-		entry, err = s.appendAudit(tx, entry)
-		if err != nil {
-			return err
-		}
-		inv.State = to
-		if usedBy != "" {
-			inv.UsedBy = usedBy
-		}
-		inv.Changed = entry.Time
-		return putJSON(tx.Bucket(bucketInvites), []byte(id), inv)
+		inv, err = s.setInviteState(tx, id, to, usedBy, entry)
+		return err
 	})
 	if err != nil {
 		return Invite{}, fmt.Errorf("set invite %q state to %s: %w", id, to, err)
+	}
+	return inv, nil
+}
+
+// setInviteState is SetInviteState inside tx; to and entry are already
+// validated.
+func (s *Store) setInviteState(tx *bbolt.Tx, id string, to State, usedBy string, entry AuditEntry) (Invite, error) {
+	inv, err := getInvite(tx, id)
+	if err != nil {
+		return Invite{}, err
+	}
+	if inv.State != StatePending {
+		return Invite{}, fmt.Errorf("invite is %s: %w", inv.State, ErrNotPending)
+	}
+	if entry.Subject == "" {
+		entry.Subject = id
+	}
+	entry, err = s.appendAudit(tx, entry)
+	if err != nil {
+		return Invite{}, err
+	}
+	if err := indexState(tx, inv, false); err != nil {
+		return Invite{}, err
+	}
+	inv.State = to
+	if usedBy != "" {
+		inv.UsedBy = usedBy
+	}
+	inv.Changed = entry.Time
+	if err := putJSON(tx.Bucket(bucketInvites), []byte(id), inv); err != nil {
+		return Invite{}, err
+	}
+	if err := indexState(tx, inv, true); err != nil {
+		return Invite{}, err
 	}
 	return inv, nil
 }
@@ -334,53 +428,248 @@ func putJSON(b *bbolt.Bucket, key []byte, v any) error {
 	return b.Put(key, raw)
 }
 
-// scanInvites calls keep for every invite and returns those it accepts. It
-// reads the whole bucket: fine for a community's few thousand invites, and
-// the questions asked this way (quotas, who created an account) are rare.
-func (s *Store) scanInvites(ctx context.Context, keep func(Invite) bool) ([]Invite, error) {
-	out := []Invite{}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketInvites).ForEach(func(k, v []byte) error {
-			var inv Invite
-			if err := json.Unmarshal(v, &inv); err != nil {
-				return fmt.Errorf("decode invite %s: %w", k, err)
-			}
-			if keep(inv) {
-				out = append(out, inv)
-			}
-			return nil
-		})
-	})
-	return out, err
+// QuotaCounts is what the store counts against one inviter's limits.
+type QuotaCounts struct {
+	// Created counts the inviter's invites created at or after the time
+	// asked about.
+	Created int
+	// Pending counts the inviter's pending invites.
+	Pending int
+	// GlobalCreated counts everyone's invites created at or after that
+	// time, except those of the inviters excluded.
+	GlobalCreated int
 }
 
-// InvitesCreatedSince returns every invite created at or after since, in
-// no particular order.
-func (s *Store) InvitesCreatedSince(ctx context.Context, since time.Time) ([]Invite, error) {
-	invs, err := s.scanInvites(ctx, func(inv Invite) bool { return !inv.Created.Before(since) })
+// QuotaCounts counts inviter's invites created at or after since, inviter's
+// pending invites, and everyone's invites created at or after since except
+// those of the inviters in exclude (admins, whom the global limit does not
+// count). It reads a few index entries per inviter involved, however many
+// invites there are.
+func (s *Store) QuotaCounts(ctx context.Context, inviter string, since time.Time, exclude []string) (QuotaCounts, error) {
+	var q QuotaCounts
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		if q.Created, err = countOwnCreated(tx, inviter, since); err != nil {
+			return err
+		}
+		if raw := tx.Bucket(bucketPendingCounts).Get([]byte(inviter)); raw != nil && inviter != "" {
+			n, err := getUint64(raw)
+			if err != nil {
+				return fmt.Errorf("pending count of %q: %w", inviter, err)
+			}
+			q.Pending = int(n)
+		}
+		all, err := countFrom(tx.Bucket(bucketInvitesByCreated), nil, createdFrom(since))
+		if err != nil {
+			return err
+		}
+		for _, x := range dedup(exclude) {
+			// An excluded inviter's event link invites still count.
+			n, err := countOwnCreated(tx, x, since)
+			if err != nil {
+				return err
+			}
+			all -= n
+		}
+		q.GlobalCreated = all
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("invites created since %s: %w", since, err)
+		return QuotaCounts{}, fmt.Errorf("count invites of %q since %s: %w", inviter, since, err)
 	}
-	return invs, nil
+	return q, nil
+}
+
+// createdFrom is the first key of invites_by_created at or after since.
+func createdFrom(since time.Time) []byte {
+	if since.Before(minCreated) {
+		since = minCreated
+	}
+	if since.After(maxCreated) {
+		// Nothing is created after maxCreated; an empty range.
+		return putUint64(math.MaxUint64)
+	}
+	return putUint64(uint64(since.UnixNano()))
+}
+
+// inviterFrom is the first key of inviter's entries in invites_by_inviter
+// at or after since.
+func inviterFrom(inviter string, since time.Time) []byte {
+	return append(inviterPrefix(inviter), createdFrom(since)...)
+}
+
+// validInviter says whether inviter can be in the inviter indexes; a prefix
+// scan with any other would match other inviters.
+func validInviter(inviter string) bool {
+	return inviter != "" && strings.IndexByte(inviter, 0) < 0
+}
+
+// countCreated counts inviter's invites created at or after since.
+func countCreated(tx *bbolt.Tx, inviter string, since time.Time) (int, error) {
+	if !validInviter(inviter) {
+		return 0, nil
+	}
+	return countFrom(tx.Bucket(bucketInvitesByInviter), inviterPrefix(inviter), inviterFrom(inviter, since))
+}
+
+// countOwnCreated counts inviter's invites created at or after since that
+// did not come from an event link: the ones the inviter's own quota and the
+// admins' exemption from the global limit apply to.
+func countOwnCreated(tx *bbolt.Tx, inviter string, since time.Time) (int, error) {
+	all, err := countCreated(tx, inviter, since)
+	if err != nil || all == 0 {
+		return all, err
+	}
+	ev, err := countFrom(tx.Bucket(bucketEventByInviter), inviterPrefix(inviter), inviterFrom(inviter, since))
+	if err != nil {
+		return 0, err
+	}
+	return all - ev, nil
+}
+
+// dedup drops repeated strings, so that an inviter excluded twice is not
+// subtracted twice.
+func dedup(list []string) []string {
+	seen := make(map[string]bool, len(list))
+	out := list[:0:0]
+	for _, x := range list {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// OldestCreatedSince returns the creation times of the n oldest invites
+// created at or after since, oldest first: inviter's own, or when inviter
+// is empty everyone's except those of the inviters in exclude. A quota
+// refusal needs them to say when the next invite is possible, so they are
+// only read then; it walks n entries (and the excluded ones among them).
+func (s *Store) OldestCreatedSince(ctx context.Context, inviter string, since time.Time, exclude []string, n int) ([]time.Time, error) {
+	out := []time.Time{}
+	skip := make(map[string]bool, len(exclude))
+	for _, x := range exclude {
+		skip[x] = true
+	}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		if inviter != "" {
+			if !validInviter(inviter) {
+				return nil
+			}
+			prefix := inviterPrefix(inviter)
+			c := tx.Bucket(bucketInvitesByInviter).Cursor()
+			for k, v := c.Seek(inviterFrom(inviter, since)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < n; k, v = c.Next() {
+				if len(k) < len(prefix)+8 || len(v) < 8 {
+					return fmt.Errorf("malformed inviter index entry %q", k)
+				}
+				if isEventEntry(v[8:]) {
+					continue // not on the inviter's own quota
+				}
+				out = append(out, time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):]))).UTC())
+			}
+			return nil
+		}
+		c := tx.Bucket(bucketInvitesByCreated).Cursor()
+		for k, v := c.Seek(createdFrom(since)); k != nil && len(out) < n; k, v = c.Next() {
+			if len(k) < 8 || len(v) < 8 {
+				return fmt.Errorf("malformed creation index entry %q", k)
+			}
+			if !isEventEntry(v[8:]) && skip[string(v[8:])] {
+				continue
+			}
+			out = append(out, time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oldest invites of %q since %s: %w", inviter, since, err)
+	}
+	return out, nil
+}
+
+// NextPendingExpiry returns the earliest expiry after now among inviter's
+// pending invites, or the zero time when none has a known expiry after now.
+// It is when a slot under the pending limit frees up at the latest.
+func (s *Store) NextPendingExpiry(ctx context.Context, inviter string, now time.Time) (time.Time, error) {
+	var next time.Time
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		if !validInviter(inviter) {
+			return nil
+		}
+		prefix := inviterPrefix(inviter)
+		c := tx.Bucket(bucketPendingByInviter).Cursor()
+		for k, _ := c.Seek(append(bytes.Clone(prefix), expiryBytes(now.Add(1))...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) < len(prefix)+8 {
+				return fmt.Errorf("malformed pending inviter index key %q", k)
+			}
+			inv, err := indexedInvite(tx, k[len(prefix)+8:], "pending inviter index")
+			if err != nil {
+				return err
+			}
+			if inv.Event != "" {
+				continue // not on the inviter's pending limit
+			}
+			next = inv.Expires
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next pending expiry of %q: %w", inviter, err)
+	}
+	return next, nil
 }
 
 // InvitesUsedBy returns the invites that created account (normally one).
+// It returns an empty slice, not nil, when there are none.
 func (s *Store) InvitesUsedBy(ctx context.Context, account string) ([]Invite, error) {
-	invs, err := s.scanInvites(ctx, func(inv Invite) bool { return inv.UsedBy == account })
+	out := []Invite{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		if account == "" {
+			return nil // no invite records an empty account
+		}
+		prefix := lenPrefix(account)
+		c := tx.Bucket(bucketInvitesByUsedBy).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			inv, err := indexedInvite(tx, k[len(prefix):], "account index")
+			if err != nil {
+				return err
+			}
+			out = append(out, inv)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("invites used by %s: %w", account, err)
 	}
-	return invs, nil
+	return out, nil
 }
 
-// UnrevokedCancelled returns cancelled invites whose token the server may
-// still accept.
-func (s *Store) UnrevokedCancelled(ctx context.Context) ([]Invite, error) {
-	invs, err := s.scanInvites(ctx, func(inv Invite) bool { return inv.State == StateCancelled && !inv.Revoked })
+// UnrevokedCancelled returns the cancelled invites whose token the server
+// may still accept at now: not revoked, and not expired by then (an expiry
+// the server did not tell counts as never). Cancelled invites that expired
+// unrevoked stay in the index but are not read again.
+func (s *Store) UnrevokedCancelled(ctx context.Context, now time.Time) ([]Invite, error) {
+	out := []Invite{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketInvitesUnrevoked).Cursor()
+		for k, _ := c.Seek(expiryBytes(now.Add(1))); k != nil; k, _ = c.Next() {
+			if len(k) < 8 {
+				return fmt.Errorf("malformed unrevoked index key %q", k)
+			}
+			inv, err := indexedInvite(tx, k[8:], "unrevoked index")
+			if err != nil {
+				return err
+			}
+			out = append(out, inv)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("unrevoked cancelled invites: %w", err)
 	}
-	return invs, nil
+	return out, nil
 }
 
 // MarkRevoked records that the server no longer accepts a cancelled
@@ -390,21 +679,32 @@ func (s *Store) MarkRevoked(ctx context.Context, id string, entry AuditEntry) er
 		return fmt.Errorf("mark %q revoked: %w", id, err)
 	}
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		inv, err := getInvite(tx, id)
-		if err != nil {
-			return err
-		}
-		if entry.Subject == "" {
-			entry.Subject = id
-		}
-		if _, err := s.appendAudit(tx, entry); err != nil {
-			return err
-		}
-		inv.Revoked = true
-		return putJSON(tx.Bucket(bucketInvites), []byte(id), inv)
+		return s.markRevoked(tx, id, entry)
 	})
 	if err != nil {
 		return fmt.Errorf("mark %q revoked: %w", id, err)
 	}
 	return nil
+}
+
+// markRevoked is MarkRevoked inside tx; entry is already validated.
+func (s *Store) markRevoked(tx *bbolt.Tx, id string, entry AuditEntry) error {
+	inv, err := getInvite(tx, id)
+	if err != nil {
+		return err
+	}
+	if entry.Subject == "" {
+		entry.Subject = id
+	}
+	if _, err := s.appendAudit(tx, entry); err != nil {
+		return err
+	}
+	if err := indexState(tx, inv, false); err != nil {
+		return err
+	}
+	inv.Revoked = true
+	if err := putJSON(tx.Bucket(bucketInvites), []byte(id), inv); err != nil {
+		return err
+	}
+	return indexState(tx, inv, true)
 }

@@ -1,10 +1,11 @@
 package store
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -459,46 +460,237 @@ func TestConcurrentAddInvite(t *testing.T) {
 	}
 }
 
-func TestScans(t *testing.T) {
+func TestInvitesUsedBy(t *testing.T) {
 	s, _ := openTest(t)
-	ctx := context.Background()
-	base := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	old := mustAdd(t, s, testInvite("a@x.org", "t-old", base.Add(-48*time.Hour)))
-	recent := mustAdd(t, s, testInvite("a@x.org", "t-new", base.Add(-time.Hour)))
-	other := mustAdd(t, s, testInvite("b@y.org", "t-other", base))
-
-	since, err := s.InvitesCreatedSince(ctx, base.Add(-24*time.Hour))
-	if err != nil || len(since) != 2 {
-		t.Fatalf("InvitesCreatedSince = %d invites, %v; want 2", len(since), err)
-	}
-	for _, inv := range since {
-		if inv.ID == old.ID {
-			t.Error("old invite counted as recent")
+	ctx := t.Context()
+	a := mustAdd(t, s, testInvite("a@x.org", "t-a", t0))
+	b := mustAdd(t, s, testInvite("a@x.org", "t-b", t0.Add(time.Hour)))
+	mustAdd(t, s, testInvite("a@x.org", "t-c", t0.Add(2*time.Hour)))
+	for _, inv := range []Invite{a, b} {
+		if _, err := s.SetInviteState(ctx, inv.ID, StateUsed, "new@x.org", AuditEntry{Actor: "system", Action: "invite.use"}); err != nil {
+			t.Fatal(err)
 		}
 	}
-
-	if _, err := s.SetInviteState(ctx, recent.ID, StateUsed, "new@x.org", AuditEntry{Actor: "system", Action: "invite.use"}); err != nil {
-		t.Fatal(err)
+	// A longer account sharing the prefix must not match.
+	if _, err := s.SetInviteState(ctx, a.ID, StateUsed, "new@x.org.evil", AuditEntry{Actor: "system", Action: "invite.use"}); !errors.Is(err, ErrNotPending) {
+		t.Fatalf("second use: %v", err)
 	}
 	used, err := s.InvitesUsedBy(ctx, "new@x.org")
-	if err != nil || len(used) != 1 || used[0].ID != recent.ID {
-		t.Errorf("InvitesUsedBy = %+v, %v", used, err)
+	if err != nil || len(used) != 2 {
+		t.Fatalf("InvitesUsedBy = %v, %v; want t-a and t-b", tokens(used), err)
 	}
+	for _, account := range []string{"", "new@x.or", "nobody@x.org"} {
+		if got, err := s.InvitesUsedBy(ctx, account); err != nil || got == nil || len(got) != 0 {
+			t.Errorf("InvitesUsedBy(%q) = %#v, %v; want empty non-nil", account, got, err)
+		}
+	}
+	long := strings.Repeat("x", maxKeyPart+1)
+	if _, err := s.SetInviteState(ctx, b.ID, StateUsed, long, AuditEntry{Actor: "system", Action: "invite.use"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SetInviteState with a %d-byte account: %v, want ErrInvalid", len(long), err)
+	}
+	checkIndexes(t, s)
+}
 
-	if _, err := s.SetInviteState(ctx, other.ID, StateCancelled, "", AuditEntry{Actor: "b@y.org", Action: "invite.cancel"}); err != nil {
+func TestUnrevokedCancelled(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	now := t0.Add(24 * time.Hour)
+	cancel := func(inv Invite) Invite {
+		t.Helper()
+		got, err := s.SetInviteState(ctx, inv.ID, StateCancelled, "", AuditEntry{Actor: "a@x.org", Action: "invite.cancel"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	live := cancel(mustAdd(t, s, testInvite("a@x.org", "t-live", t0)))
+	expiredInv := testInvite("a@x.org", "t-expired", t0.Add(-7*24*time.Hour))
+	cancel(mustAdd(t, s, expiredInv))
+	atNow := testInvite("a@x.org", "t-at-now", t0)
+	atNow.Expires = now // refused from now on: expired
+	cancel(mustAdd(t, s, atNow))
+	unknown := testInvite("b@y.org", "t-unknown", t0)
+	unknown.Expires = time.Time{}
+	unknownInv := cancel(mustAdd(t, s, unknown))
+	mustAdd(t, s, testInvite("a@x.org", "t-pending", t0))
+
+	got, err := s.UnrevokedCancelled(ctx, now)
+	if want := []string{"t-live", "t-unknown"}; err != nil || !reflect.DeepEqual(tokens(got), want) {
+		t.Fatalf("UnrevokedCancelled = %v, %v; want %v (soonest expiry first, unknown last)", tokens(got), err, want)
+	}
+	if !reflect.DeepEqual(got[0], live) || !reflect.DeepEqual(got[1], unknownInv) {
+		t.Errorf("UnrevokedCancelled records = %+v, want %+v and %+v", got, live, unknownInv)
+	}
+	if err := s.MarkRevoked(ctx, live.ID, AuditEntry{Actor: "system", Action: "invite.token-revoked"}); err != nil {
 		t.Fatal(err)
 	}
-	unrevoked, err := s.UnrevokedCancelled(ctx)
-	if err != nil || len(unrevoked) != 1 || unrevoked[0].ID != other.ID {
-		t.Fatalf("UnrevokedCancelled = %+v, %v", unrevoked, err)
-	}
-	if err := s.MarkRevoked(ctx, other.ID, AuditEntry{Actor: "system", Action: "invite.revoke"}); err != nil {
-		t.Fatal(err)
-	}
-	if unrevoked, _ := s.UnrevokedCancelled(ctx); len(unrevoked) != 0 {
-		t.Errorf("still unrevoked after MarkRevoked: %+v", unrevoked)
+	if got, _ := s.UnrevokedCancelled(ctx, now); !reflect.DeepEqual(tokens(got), []string{"t-unknown"}) {
+		t.Errorf("after MarkRevoked: %v, want [t-unknown]", tokens(got))
 	}
 	if err := s.MarkRevoked(ctx, "aaaaaaaaaaaaaaaa", AuditEntry{Actor: "system", Action: "invite.revoke"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("MarkRevoked unknown: %v", err)
 	}
+	checkIndexes(t, s)
+}
+
+func TestPendingPage(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	if _, err := s.PendingPage(ctx, PendingRef{}, 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("PendingPage limit 0: %v, want ErrInvalid", err)
+	}
+	if got, err := s.PendingPage(ctx, PendingRef{}, 10); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("PendingPage on empty store = %#v, %v; want empty non-nil", got, err)
+	}
+	// Seven pending invites, expiring in the order of their tokens; one
+	// with an unknown expiry, which comes last.
+	var want []PendingRef
+	for i := range 7 {
+		inv := testInvite("a@x.org", fmt.Sprintf("t%d", i), t0.Add(-time.Duration(i)*time.Minute))
+		inv.Expires = t0.Add(time.Duration(i) * time.Hour)
+		if i == 6 {
+			inv.Expires = time.Time{}
+		}
+		inv = mustAdd(t, s, inv)
+		want = append(want, PendingRef{ID: inv.ID, Token: inv.Token, Inviter: inv.Inviter, Expires: inv.Expires})
+	}
+	settled := mustAdd(t, s, testInvite("b@y.org", "t-used", t0))
+	if _, err := s.SetInviteState(ctx, settled.ID, StateUsed, "", AuditEntry{Actor: "system", Action: "invite.use"}); err != nil {
+		t.Fatal(err)
+	}
+
+	var got []PendingRef
+	var after PendingRef
+	for pages := 0; ; pages++ {
+		page, err := s.PendingPage(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if pages == 0 {
+			// Settling an invite of a later page between pages drops it
+			// from the sweep without disturbing the paging.
+			if _, err := s.SetInviteState(ctx, want[4].ID, StateExpired, "", AuditEntry{Actor: "system", Action: "invite.expire"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(page) < 3 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	want = append(want[:4:4], want[5:]...)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pages =\n %+v\nwant %+v", got, want)
+	}
+}
+
+func TestQuotaCounts(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	now := t0.Add(48 * time.Hour)
+	since := now.Add(-24 * time.Hour)
+	add := func(inviter string, created time.Time) Invite {
+		t.Helper()
+		return mustAdd(t, s, testInvite(inviter, fmt.Sprintf("t-%s-%d", inviter, created.UnixNano()), created))
+	}
+	// alice: two before the window, three in it (one exactly at its
+	// start), added out of order; one of hers is used.
+	add("alice@x.org", since.Add(-time.Hour))
+	used := add("alice@x.org", since.Add(-time.Minute))
+	add("alice@x.org", since.Add(3*time.Hour))
+	add("alice@x.org", since)
+	add("alice@x.org", since.Add(time.Hour))
+	// "alice@x.org.evil" must not count as alice.
+	add("alice@x.org.evil", since.Add(time.Hour))
+	// Admins, excluded from the global count.
+	add("admin@durare.org", since.Add(2*time.Hour))
+	add("admin@durare.org", since.Add(4*time.Hour))
+	add("ops@durare.org", since.Add(-2*time.Hour))
+	if _, err := s.SetInviteState(ctx, used.ID, StateUsed, "", AuditEntry{Actor: "system", Action: "invite.use"}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		inviter string
+		exclude []string
+		want    QuotaCounts
+	}{
+		{"alice@x.org", []string{"admin@durare.org", "ops@durare.org", "admin@durare.org"}, QuotaCounts{Created: 3, Pending: 4, GlobalCreated: 4}},
+		{"alice@x.org", nil, QuotaCounts{Created: 3, Pending: 4, GlobalCreated: 6}},
+		{"alice@x.org.evil", nil, QuotaCounts{Created: 1, Pending: 1, GlobalCreated: 6}},
+		{"admin@durare.org", nil, QuotaCounts{Created: 2, Pending: 2, GlobalCreated: 6}},
+		{"nobody@x.org", []string{"nobody@x.org"}, QuotaCounts{GlobalCreated: 6}},
+		{"", nil, QuotaCounts{GlobalCreated: 6}},
+		{"bad\x00jid", nil, QuotaCounts{GlobalCreated: 6}},
+	}
+	for _, tt := range tests {
+		got, err := s.QuotaCounts(ctx, tt.inviter, since, tt.exclude)
+		if err != nil || got != tt.want {
+			t.Errorf("QuotaCounts(%q, exclude %q) = %+v, %v; want %+v", tt.inviter, tt.exclude, got, err, tt.want)
+		}
+	}
+	if got, _ := s.QuotaCounts(ctx, "alice@x.org", now, nil); got.Created != 0 || got.GlobalCreated != 0 {
+		t.Errorf("QuotaCounts since now = %+v, want no creations", got)
+	}
+	if got, _ := s.QuotaCounts(ctx, "alice@x.org", time.Time{}, nil); got.Created != 5 || got.GlobalCreated != 9 {
+		t.Errorf("QuotaCounts since the zero time = %+v, want all 5 of alice's and all 9", got)
+	}
+
+	oldest := []struct {
+		inviter string
+		exclude []string
+		n       int
+		want    []time.Time
+	}{
+		{"alice@x.org", nil, 2, []time.Time{since, since.Add(time.Hour)}},
+		{"alice@x.org", nil, 10, []time.Time{since, since.Add(time.Hour), since.Add(3 * time.Hour)}},
+		{"", []string{"admin@durare.org"}, 3, []time.Time{since, since.Add(time.Hour), since.Add(time.Hour)}},
+		{"", []string{"alice@x.org", "alice@x.org.evil"}, 2, []time.Time{since.Add(2 * time.Hour), since.Add(4 * time.Hour)}},
+		{"nobody@x.org", nil, 2, []time.Time{}},
+	}
+	for _, tt := range oldest {
+		got, err := s.OldestCreatedSince(ctx, tt.inviter, since, tt.exclude, tt.n)
+		if err != nil || !slices.EqualFunc(got, tt.want, time.Time.Equal) || got == nil {
+			t.Errorf("OldestCreatedSince(%q, %q, %d) = %v, %v; want %v", tt.inviter, tt.exclude, tt.n, got, err, tt.want)
+		}
+	}
+	checkIndexes(t, s)
+}
+
+func TestNextPendingExpiry(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	now := t0
+	add := func(token string, expires time.Time) Invite {
+		t.Helper()
+		inv := testInvite("a@x.org", token, t0.Add(-time.Hour))
+		inv.Expires = expires
+		return mustAdd(t, s, inv)
+	}
+	if got, err := s.NextPendingExpiry(ctx, "a@x.org", now); err != nil || !got.IsZero() {
+		t.Errorf("NextPendingExpiry with none = %v, %v; want zero", got, err)
+	}
+	add("unknown", time.Time{})
+	if got, _ := s.NextPendingExpiry(ctx, "a@x.org", now); !got.IsZero() {
+		t.Errorf("NextPendingExpiry with only an unknown expiry = %v; want zero", got)
+	}
+	add("past", now.Add(-time.Minute))
+	add("at-now", now)
+	later := add("later", now.Add(2*time.Hour))
+	soon := add("soon", now.Add(time.Hour))
+	mustAdd(t, s, testInvite("a@x.org.evil", "other", now.Add(-6*24*time.Hour))) // expires in a day, but is not a@x.org's
+	if got, _ := s.NextPendingExpiry(ctx, "a@x.org", now); !got.Equal(soon.Expires) {
+		t.Errorf("NextPendingExpiry = %v, want %v", got, soon.Expires)
+	}
+	if _, err := s.SetInviteState(ctx, soon.ID, StateCancelled, "", AuditEntry{Actor: "a@x.org", Action: "invite.cancel"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.NextPendingExpiry(ctx, "a@x.org", now); !got.Equal(later.Expires) {
+		t.Errorf("NextPendingExpiry after cancelling the soonest = %v, want %v", got, later.Expires)
+	}
+	if got, _ := s.NextPendingExpiry(ctx, "", now); !got.IsZero() {
+		t.Errorf("NextPendingExpiry of nobody = %v", got)
+	}
+	checkIndexes(t, s)
 }

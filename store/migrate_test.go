@@ -198,7 +198,7 @@ func TestMigrateV1(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 
 	if v, err := s.SchemaVersion(ctx); err != nil || v != latestVersion() {
-		t.Fatalf("SchemaVersion after upgrade = %d, %v; want 2", v, err)
+		t.Fatalf("SchemaVersion after upgrade = %d, %v; want %d", v, err, latestVersion())
 	}
 
 	// Expected values are written out independently of v1Fixture so the
@@ -253,6 +253,33 @@ func TestMigrateV1(t *testing.T) {
 	pending, err := s.PendingInvites(ctx)
 	if err != nil || !reflect.DeepEqual(pending, []Invite{bobPending, alicePending}) {
 		t.Errorf("PendingInvites = %v, %v; want [bob alice-2]", tokens(pending), err)
+	}
+
+	// The v4 indexes were built from the v1 records.
+	checkIndexes(t, s)
+	q, err := s.QuotaCounts(ctx, "alice@example.org", ts("2024-11-01T00:00:00Z"), []string{"admin@durare.org"})
+	if want := (QuotaCounts{Created: 2, Pending: 1, GlobalCreated: 3}); err != nil || q != want {
+		t.Errorf("QuotaCounts(alice) = %+v, %v; want %+v", q, err, want)
+	}
+	if next, err := s.NextPendingExpiry(ctx, "bob@other.net", ts("2024-11-21T00:00:00Z")); err != nil || !next.Equal(bobPending.Expires) {
+		t.Errorf("NextPendingExpiry(bob) = %v, %v; want %v", next, err, bobPending.Expires)
+	}
+	if used, err := s.InvitesUsedBy(ctx, "carol@durare.org"); err != nil || !reflect.DeepEqual(used, []Invite{aliceUsed}) {
+		t.Errorf("InvitesUsedBy(carol) = %v, %v; want alice's first", tokens(used), err)
+	}
+	refs, err := s.PendingPage(ctx, PendingRef{}, 10)
+	wantRefs := []PendingRef{
+		{ID: bobPending.ID, Token: bobPending.Token, Inviter: bobPending.Inviter, Expires: bobPending.Expires},
+		{ID: alicePending.ID, Token: alicePending.Token, Inviter: alicePending.Inviter, Expires: alicePending.Expires},
+	}
+	if err != nil || !reflect.DeepEqual(refs, wantRefs) {
+		t.Errorf("PendingPage = %+v, %v; want %+v", refs, err, wantRefs)
+	}
+	if about, err := s.Audit(ctx, "k7q3xw2mfa4ndz5p", 10); err != nil || len(about) != 2 || about[0].Seq != 3 || about[1].Seq != 2 {
+		t.Errorf("Audit about alice's used invite = %+v, %v; want seqs 3 and 2", about, err)
+	}
+	if about, err := s.Audit(ctx, "admin@durare.org", 1); err != nil || len(about) != 1 || about[0].Seq != 4 {
+		t.Errorf("Audit about admin, 1 = %+v, %v; want seq 4", about, err)
 	}
 
 	wantGrants := []Grant{

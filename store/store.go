@@ -2,16 +2,33 @@
 // invites, grants and the audit log, plus the schema version that lets a
 // newer program upgrade an older file in place.
 //
-// Layout (all values are JSON unless noted):
+// Layout (all values are JSON unless noted; created is 8-byte big-endian
+// Unix nanoseconds, expiry the same with an unknown expiry as all ones,
+// rank an 8-byte big-endian position, lenstr a string preceded by its
+// uvarint length):
 //
-//	meta                 schema_version -> decimal ASCII
-//	invites              id -> Invite
-//	invites_by_token     token -> id            (uniqueness, lookups by token)
-//	invites_by_inviter   inviter 0x00 created(8-byte BE unix nanos) id -> empty
-//	grants               bare JID -> Grant
-//	audit                seq (8-byte BE, from NextSequence) -> AuditEntry
-//	requests             id -> Request            (account requests from the web page)
-//	events               id -> EventLink
+//	meta                        schema_version -> decimal ASCII
+//	invites                     id -> Invite
+//	invites_by_token            token -> id        (uniqueness, lookups by token)
+//	invites_by_inviter          inviter 0x00 created id -> rank among the inviter's
+//	invites_by_created          created id -> rank, inviter (0x00 inviter for an event link's invite)
+//	event_invites_by_inviter    inviter 0x00 created id -> rank among the inviter's event link invites
+//	invites_pending             expiry id -> lenstr(token) inviter (pending invites)
+//	invites_pending_by_inviter  inviter 0x00 expiry id -> empty
+//	pending_counts              inviter -> count (8-byte BE) of pending invites not from event links
+//	invites_unrevoked           expiry id -> empty (cancelled, token not revoked)
+//	invites_by_used_by          lenstr(account) id -> empty
+//	grants                      bare JID -> Grant
+//	audit                       seq (8-byte BE, from NextSequence) -> AuditEntry
+//	audit_by_about              lenstr(actor or subject) seq -> empty
+//	settings                    pause -> Pause
+//	requests                    id -> Request      (account requests from the web page)
+//	events                      id -> EventLink
+//
+// The indexes are described in indexes.go. They exist so that nothing on a
+// request path or a timer reads more of the file than its answer: a
+// community's history grows to hundreds of thousands of records, and a scan
+// of them costs seconds and pulls the whole file into memory.
 //
 // Every mutation that has an audit entry writes it in the same transaction,
 // so the log can never disagree with the data it describes.
@@ -158,6 +175,15 @@ var (
 	bucketSettings         = []byte("settings")
 	bucketRequests         = []byte("requests")
 	bucketEvents           = []byte("events")
+	// Added by the indexes migration (schema v6).
+	bucketInvitesByCreated = []byte("invites_by_created")
+	bucketInvitesPending   = []byte("invites_pending")
+	bucketPendingByInviter = []byte("invites_pending_by_inviter")
+	bucketPendingCounts    = []byte("pending_counts")
+	bucketInvitesUnrevoked = []byte("invites_unrevoked")
+	bucketInvitesByUsedBy  = []byte("invites_by_used_by")
+	bucketAuditByAbout     = []byte("audit_by_about")
+	bucketEventByInviter   = []byte("event_invites_by_inviter")
 
 	keySchemaVersion = []byte("schema_version")
 	keyPause         = []byte("pause")

@@ -97,8 +97,8 @@ func TestOpenNewFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SchemaVersion: %v", err)
 	}
-	if v != 5 || v != latestVersion() {
-		t.Errorf("SchemaVersion = %d, want 5 (latest %d)", v, latestVersion())
+	if v != 6 || v != latestVersion() {
+		t.Errorf("SchemaVersion = %d, want 6 (latest %d)", v, latestVersion())
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
@@ -106,7 +106,9 @@ func TestOpenNewFile(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	want := []string{"audit", "events", "grants", "invites", "invites_by_inviter", "invites_by_token", "meta", "requests", "settings"}
+	want := []string{"audit", "audit_by_about", "event_invites_by_inviter", "events", "grants", "invites", "invites_by_created",
+		"invites_by_inviter", "invites_by_token", "invites_by_used_by", "invites_pending", "invites_pending_by_inviter",
+		"invites_unrevoked", "meta", "pending_counts", "requests", "settings"}
 	if got := bucketNames(t, path); !reflect.DeepEqual(got, want) {
 		t.Errorf("buckets = %q, want %q", got, want)
 	}
@@ -230,6 +232,17 @@ func TestContextCancelled(t *testing.T) {
 		{"InvitesByInviter", func() error { _, err := s.InvitesByInviter(ctx, "alice@example.org"); return err }},
 		{"InvitesByInviter/empty", func() error { _, err := s.InvitesByInviter(ctx, ""); return err }},
 		{"PendingInvites", func() error { _, err := s.PendingInvites(ctx); return err }},
+		{"PendingPage", func() error { _, err := s.PendingPage(ctx, PendingRef{}, 10); return err }},
+		{"QuotaCounts", func() error { _, err := s.QuotaCounts(ctx, "alice@example.org", t0, nil); return err }},
+		{"OldestCreatedSince", func() error {
+			_, err := s.OldestCreatedSince(ctx, "", t0, nil, 1)
+			return err
+		}},
+		{"NextPendingExpiry", func() error { _, err := s.NextPendingExpiry(ctx, "alice@example.org", t0); return err }},
+		{"InvitesUsedBy", func() error { _, err := s.InvitesUsedBy(ctx, "x@durare.org"); return err }},
+		{"UnrevokedCancelled", func() error { _, err := s.UnrevokedCancelled(ctx, t0); return err }},
+		{"MarkRevoked", func() error { return s.MarkRevoked(ctx, inv.ID, entry) }},
+		{"Audit/about", func() error { _, err := s.Audit(ctx, "alice@example.org", 10); return err }},
 		{"SetInviteState", func() error { _, err := s.SetInviteState(ctx, inv.ID, StateCancelled, "", entry); return err }},
 		{"PutGrant", func() error { return s.PutGrant(ctx, Grant{JID: "bob@other.net"}, entry) }},
 		{"Grant", func() error { _, err := s.Grant(ctx, "bob@other.net"); return err }},

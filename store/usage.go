@@ -48,6 +48,9 @@ func (s *Store) MarkUsedBy(ctx context.Context, id, account string, entry AuditE
 	if account == "" {
 		return Invite{}, "", fmt.Errorf("mark %q used: empty account: %w", id, ErrInvalid)
 	}
+	if len(account) > maxKeyPart {
+		return Invite{}, "", fmt.Errorf("mark %q used: account of %d bytes: %w", id, len(account), ErrInvalid)
+	}
 	if err := validateAudit(entry); err != nil {
 		return Invite{}, "", fmt.Errorf("mark %q used: %w", id, err)
 	}
@@ -78,8 +81,15 @@ func (s *Store) MarkUsedBy(ctx context.Context, id, account string, entry AuditE
 		if inv.State != StateUsed {
 			inv.Changed = entry.Time
 		}
+		// The indexes follow the record: out with the old, in with the new.
+		if err := indexState(tx, inv, false); err != nil {
+			return err
+		}
 		inv.State, inv.UsedBy = StateUsed, account
-		return putJSON(tx.Bucket(bucketInvites), []byte(id), inv)
+		if err := putJSON(tx.Bucket(bucketInvites), []byte(id), inv); err != nil {
+			return err
+		}
+		return indexState(tx, inv, true)
 	})
 	if err != nil {
 		return Invite{}, "", fmt.Errorf("mark %q used by %s: %w", id, account, err)
