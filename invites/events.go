@@ -306,36 +306,9 @@ func (s *Service) CloseEvent(ctx context.Context, a Actor, id string) (EventClos
 	if err != nil {
 		return res, fmt.Errorf("close event: %w", err)
 	}
-	checks := &tokenChecks{s: s}
-	defer checks.close()
-	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
-	defer lcancel()
-	var cancelled []store.Invite
-	var failed error
-	for _, inv := range invs {
-		if inv.State != store.StatePending {
-			continue
-		}
-		c, err := s.cancelOfEvent(lctx, checks, a.jid, inv.ID)
-		switch {
-		case err == nil:
-			cancelled = append(cancelled, c)
-		case errors.Is(err, ErrNotPending):
-		case failed == nil:
-			// Cancel the others all the same: each is a working token.
-			failed = fmt.Errorf("close event: cancel %s: %w", inv.ID, err)
-		}
-	}
-	res.Cancelled = len(cancelled)
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), revokeBudget)
-	defer rcancel()
-	for _, inv := range cancelled {
-		if rctx.Err() != nil || !s.revokeCancelled(rctx, a.jid, inv).Revoked {
-			res.StillValid++
-		}
-	}
-	if failed != nil {
-		return res, failed
+	res.Cancelled, res.StillValid, err = s.cancelMany(ctx, a.jid, invs, s.cancelOfEvent, "close event")
+	if err != nil {
+		return res, err
 	}
 	s.log.InfoContext(ctx, "event link closed", slog.String("id", id), slog.String("by", a.jid),
 		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid), slog.Bool("already_closed", res.AlreadyClosed))

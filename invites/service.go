@@ -671,36 +671,9 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 	// Tokens already used get recorded as used, with a notice, first. An
 	// invite a browser registration is using right now is waited for, so
 	// its account is recorded; the wait is bounded, as a registration is.
-	checks := &tokenChecks{s: s}
-	defer checks.close()
-	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
-	defer lcancel()
-	var cancelled []store.Invite
-	var failed error
-	for _, inv := range pending {
-		c, err := s.revokeOne(lctx, checks, a.jid, inv.ID)
-		switch {
-		case err == nil:
-			cancelled = append(cancelled, c)
-		case errors.Is(err, ErrNotPending):
-		case failed == nil:
-			// Cancel the others all the same: every link left working
-			// is one an abuser can use.
-			failed = fmt.Errorf("revoke: cancel %s: %w", inv.ID, err)
-		}
-	}
-	res.Cancelled = len(cancelled)
-	// Consuming tokens takes a few c2s round trips each. Within a bounded
-	// time, do as many as possible; usage tracking retries the rest.
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), revokeBudget)
-	defer rcancel()
-	for _, inv := range cancelled {
-		if rctx.Err() != nil || !s.revokeCancelled(rctx, a.jid, inv).Revoked {
-			res.StillValid++
-		}
-	}
-	if failed != nil {
-		return res, failed
+	res.Cancelled, res.StillValid, err = s.cancelMany(ctx, a.jid, pending, s.revokeOne, "revoke")
+	if err != nil {
+		return res, err
 	}
 	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", a.jid),
 		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid))
@@ -708,6 +681,44 @@ func (s *Service) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 		s.notify(ctx, target, GrantRevoked{Domain: s.domain, Cancelled: res.Cancelled})
 	}
 	return res, nil
+}
+
+// cancelMany cancels the pending invites among invs with cancel (each under
+// its lock, waited for within lockWait), then makes as many of their tokens
+// unusable at the server as revokeBudget allows; usage tracking retries the
+// rest. It goes on past a failing invite, since every one left working is
+// a working token, and returns the first failure, named after what.
+func (s *Service) cancelMany(ctx context.Context, actor string, invs []store.Invite,
+	cancel func(context.Context, *tokenChecks, string, string) (store.Invite, error), what string) (cancelledN, stillValid int, err error) {
+	checks := &tokenChecks{s: s}
+	defer checks.close()
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
+	defer lcancel()
+	var cancelled []store.Invite
+	var failed error
+	for _, inv := range invs {
+		if inv.State != store.StatePending {
+			continue
+		}
+		c, err := cancel(lctx, checks, actor, inv.ID)
+		switch {
+		case err == nil:
+			cancelled = append(cancelled, c)
+		case errors.Is(err, ErrNotPending):
+		case failed == nil:
+			failed = fmt.Errorf("%s: cancel %s: %w", what, inv.ID, err)
+		}
+	}
+	// Consuming tokens takes a few c2s round trips each. Within a bounded
+	// time, do as many as possible.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), revokeBudget)
+	defer rcancel()
+	for _, inv := range cancelled {
+		if rctx.Err() != nil || !s.revokeCancelled(rctx, actor, inv).Revoked {
+			stillValid++
+		}
+	}
+	return len(cancelled), stillValid, failed
 }
 
 // revokeBudget bounds how long revoke spends consuming tokens before it
