@@ -103,18 +103,7 @@ func (s *Store) Event(ctx context.Context, id string) (EventLink, error) {
 
 // getEvent reads one event link inside tx.
 func getEvent(tx *bbolt.Tx, id string) (EventLink, error) {
-	if id == "" {
-		return EventLink{}, ErrNotFound
-	}
-	raw := tx.Bucket(bucketEvents).Get([]byte(id))
-	if raw == nil {
-		return EventLink{}, ErrNotFound
-	}
-	var ev EventLink
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return EventLink{}, fmt.Errorf("decode event %s: %w", id, err)
-	}
-	return ev, nil
+	return getRecord[EventLink](tx, bucketEvents, "event", id)
 }
 
 // Events returns the event links made by creator, or every link when

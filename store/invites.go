@@ -215,19 +215,7 @@ func (s *Store) Invite(ctx context.Context, id string) (Invite, error) {
 
 // getInvite reads one invite inside tx.
 func getInvite(tx *bbolt.Tx, id string) (Invite, error) {
-	if id == "" {
-		// bbolt has no empty keys; answer the question instead of erroring.
-		return Invite{}, ErrNotFound
-	}
-	raw := tx.Bucket(bucketInvites).Get([]byte(id))
-	if raw == nil {
-		return Invite{}, ErrNotFound
-	}
-	var inv Invite
-	if err := json.Unmarshal(raw, &inv); err != nil {
-		return Invite{}, fmt.Errorf("decode invite %s: %w", id, err)
-	}
-	return inv, nil
+	return getRecord[Invite](tx, bucketInvites, "invite", id)
 }
 
 // InvitesByInviter returns the invites handed out by inviter (a bare JID,
@@ -707,4 +695,22 @@ func (s *Store) markRevoked(tx *bbolt.Tx, id string, entry AuditEntry) error {
 		return err
 	}
 	return indexState(tx, inv, true)
+}
+
+// getRecord reads the JSON record id of kind from bucket inside tx, or
+// ErrNotFound. bbolt has no empty keys: an empty id is simply not found.
+func getRecord[T any](tx *bbolt.Tx, bucket []byte, kind, id string) (T, error) {
+	var rec T
+	if id == "" {
+		return rec, ErrNotFound
+	}
+	raw := tx.Bucket(bucket).Get([]byte(id))
+	if raw == nil {
+		return rec, ErrNotFound
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		var zero T
+		return zero, fmt.Errorf("decode %s %s: %w", kind, id, err)
+	}
+	return rec, nil
 }

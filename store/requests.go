@@ -130,18 +130,7 @@ func (s *Store) Request(ctx context.Context, id string) (Request, error) {
 
 // getRequest reads one request inside tx.
 func getRequest(tx *bbolt.Tx, id string) (Request, error) {
-	if id == "" {
-		return Request{}, ErrNotFound
-	}
-	raw := tx.Bucket(bucketRequests).Get([]byte(id))
-	if raw == nil {
-		return Request{}, ErrNotFound
-	}
-	var r Request
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return Request{}, fmt.Errorf("decode request %s: %w", id, err)
-	}
-	return r, nil
+	return getRecord[Request](tx, bucketRequests, "request", id)
 }
 
 // eachRequest decodes every request in b.
