@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -402,39 +403,29 @@ func TestAuditLongActor(t *testing.T) {
 	}
 }
 
-// migrateInvites sizes TestMigrateV3Generated; run it once at a million to
+// migrateInvites sizes TestMigrateGenerated; run it once at a million to
 // see what an upgrade of a large file costs:
 //
-//	go test ./store -run TestMigrateV3Generated -migrate-invites 1000000 -v
-var migrateInvites = flag.Int("migrate-invites", 20_000, "invites in the database TestMigrateV3Generated upgrades")
+//	go test ./store -run TestMigrateGenerated -migrate-invites 1000000 -v
+//
+// The default is small because the suite runs under -race on shared
+// machines; the batch boundaries are covered by TestMigrateInterrupted.
+var migrateInvites = flag.Int("migrate-invites", 10_000, "invites in the database TestMigrateGenerated upgrades")
 
-// TestMigrateV3Generated upgrades a large v3 file: a generated database
-// stripped back to the v3 layout. Its indexes must come out byte for byte
+// TestMigrateGenerated upgrades a large v5 file: a generated database
+// stripped back to the v5 layout. Its indexes must come out byte for byte
 // as the write path made them in the generated original.
-func TestMigrateV3Generated(t *testing.T) {
+func TestMigrateGenerated(t *testing.T) {
 	ctx := t.Context()
 	n := *migrateInvites
 	if testing.Short() {
 		n = 2_000
 	}
-	dir := t.TempDir()
-	gen := filepath.Join(dir, "generated.db")
+	gen, old := generatedPair(t, n)
 	start := time.Now()
-	if _, err := Generate(ctx, gen, Profile{Invites: n}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("generated %d invites in %s", n, time.Since(start).Round(time.Millisecond))
-	old := filepath.Join(dir, "v3.db")
-	copyTo(t, gen, old)
-	downgradeBeforeIndexes(t, old)
-	if v := rawVersion(t, old); v != "5" {
-		t.Fatalf("downgraded file has version %q", v)
-	}
-
-	start = time.Now()
 	s, err := Open(ctx, old)
 	if err != nil {
-		t.Fatalf("Open v3 file: %v", err)
+		t.Fatalf("Open v5 file: %v", err)
 	}
 	t.Logf("migrated %d invites in %s", n, time.Since(start).Round(time.Millisecond))
 	checkIndexes(t, s)
@@ -444,6 +435,85 @@ func TestMigrateV3Generated(t *testing.T) {
 	for _, name := range indexBuckets {
 		reportDiff(t, name, rawDump(t, old, name), rawDump(t, gen, name))
 	}
+}
+
+// TestMigrateInterrupted upgrades a v5 file on which an earlier upgrade
+// stopped half-way, with batches so small that every boundary of the build
+// (reads, sorted runs, transactions, ranks carried across them) is crossed
+// many times. The indexes must come out as if nothing had happened.
+func TestMigrateInterrupted(t *testing.T) {
+	ctx := t.Context()
+	for _, v := range []*int{&indexBuildMemory, &indexBuildPuts, &indexBuildReads} {
+		old := *v
+		t.Cleanup(func() { *v = old })
+	}
+	indexBuildMemory, indexBuildPuts, indexBuildReads = 20_000, 97, 101
+	gen, old := generatedPair(t, 1_500)
+
+	// What a crash after the invites were indexed leaves: the version
+	// still 5, the new buckets filled in part, ranks not written, the audit
+	// index missing, and something that does not belong.
+	db, err := bbolt.Open(old, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range v6Buckets {
+			if _, err := tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = indexInvitesV6(ctx, db)
+	}
+	if err == nil {
+		err = db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket([]byte("audit_by_about")).Put([]byte("stale"), []byte{})
+		})
+	}
+	if err := errors.Join(err, db.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if v := rawVersion(t, old); v != "5" {
+		t.Fatalf("interrupted file has version %q", v)
+	}
+
+	s, err := Open(ctx, old)
+	if err != nil {
+		t.Fatalf("Open interrupted v5 file: %v", err)
+	}
+	checkIndexes(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v := rawVersion(t, old); v != strconv.Itoa(latestVersion()) {
+		t.Errorf("upgraded file has version %q", v)
+	}
+	for _, name := range indexBuckets {
+		reportDiff(t, name, rawDump(t, old, name), rawDump(t, gen, name))
+	}
+}
+
+// generatedPair generates a database of n invites and a copy of it taken
+// back to schema v5; it returns both paths.
+func generatedPair(t *testing.T, n int) (gen, old string) {
+	t.Helper()
+	dir := t.TempDir()
+	gen = filepath.Join(dir, "generated.db")
+	start := time.Now()
+	if _, err := Generate(t.Context(), gen, Profile{Invites: n}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("generated %d invites in %s", n, time.Since(start).Round(time.Millisecond))
+	old = filepath.Join(dir, "v5.db")
+	copyTo(t, gen, old)
+	downgradeBeforeIndexes(t, old)
+	if v := rawVersion(t, old); v != "5" {
+		t.Fatalf("downgraded file has version %q", v)
+	}
+	return gen, old
 }
 
 func copyTo(t *testing.T, src, dst string) {
@@ -457,8 +527,8 @@ func copyTo(t *testing.T, src, dst string) {
 	}
 }
 
-// downgradeBeforeIndexes turns a current file into what v3 wrote for the same
-// records: no v4 buckets, empty inviter index values, version 3.
+// downgradeBeforeIndexes turns a current file into what v5 wrote for the same
+// records: no v6 buckets, empty inviter index values, version 5.
 func downgradeBeforeIndexes(t *testing.T, path string) {
 	t.Helper()
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})

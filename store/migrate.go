@@ -1,13 +1,10 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -15,12 +12,22 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// migration upgrades the file by one schema version. up runs inside the
-// single write transaction that Open uses for all pending migrations, so a
-// failure anywhere leaves the file exactly as it was.
+// migration upgrades the file by one schema version, in one of two ways.
+//
+// up runs inside the write transaction that Open uses for a run of pending
+// migrations, together with the version change, so a failure anywhere
+// leaves the file exactly as it was.
+//
+// build is for a migration too large for one transaction (bbolt holds a
+// transaction's every touched node in memory until it commits). It runs in
+// transactions of its own, between the version changes before and after
+// it, and must be restartable: a build that failed or was interrupted
+// leaves the file at the old version with partial work, and the next Open
+// runs it again from the start.
 type migration struct {
-	name string
-	up   func(tx *bbolt.Tx) error
+	name  string
+	up    func(tx *bbolt.Tx) error
+	build func(ctx context.Context, db *bbolt.DB) error
 }
 
 // migrations[i] upgrades version i to i+1. The list is append-only: a
@@ -32,7 +39,7 @@ var migrations = []migration{
 	{name: "settings bucket (pause switch)", up: migrateV2toV3},
 	{name: "requests bucket (account requests)", up: migrateAddRequests},
 	{name: "events bucket (event links)", up: migrateAddEvents},
-	{name: "indexes for quotas, pending and unrevoked invites, accounts and the audit log", up: migrateAddIndexes},
+	{name: "indexes for quotas, pending and unrevoked invites, accounts and the audit log", build: migrateAddIndexes},
 }
 
 // migrateAddRequests adds the bucket of account requests. Named after what
@@ -63,216 +70,6 @@ func migrateV2toV3(tx *bbolt.Tx) error {
 		return fmt.Errorf("create bucket %s: %w", bucketSettings, err)
 	}
 	return nil
-}
-
-// Index bucket names (schema v6), frozen with the migration that creates them.
-var v4Buckets = []string{
-	"invites_by_created", "invites_pending", "invites_pending_by_inviter", "pending_counts",
-	"invites_unrevoked", "invites_by_used_by", "audit_by_about", "event_invites_by_inviter",
-}
-
-// v3Invite holds the fields migrateAddIndexes reads from an invite record,
-// frozen like v1Invite.
-type v3Invite struct {
-	Token   string    `json:"token"`
-	Inviter string    `json:"inviter"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
-	State   string    `json:"state"`
-	UsedBy  string    `json:"used_by"`
-	Revoked bool      `json:"revoked"`
-	Event   string    `json:"event"`
-}
-
-// v3Audit holds the fields migrateAddIndexes reads from an audit entry.
-type v3Audit struct {
-	Actor   string `json:"actor"`
-	Subject string `json:"subject"`
-}
-
-// v4MaxKeyPart bounds the strings v4 puts into index keys.
-const v4MaxKeyPart = 4096
-
-// v4Expiry encodes an expiry time in a v4 index key.
-func v4Expiry(t time.Time) []byte {
-	var n uint64
-	switch {
-	case t.IsZero():
-		n = math.MaxUint64
-	case t.Before(time.Unix(0, 0)):
-		n = 0
-	case t.After(time.Unix(0, math.MaxInt64)):
-		n = math.MaxInt64
-	default:
-		n = uint64(t.UnixNano())
-	}
-	return binary.BigEndian.AppendUint64(nil, n)
-}
-
-// v4LenPrefix starts a v4 index key with a string and its length.
-func v4LenPrefix(s string) []byte {
-	return append(binary.AppendUvarint(nil, uint64(len(s))), s...)
-}
-
-// migrateAddIndexes builds the indexes (schema v6) from the invites and the audit log
-// already stored, and ranks the inviter index. It is all in the one
-// migration transaction, so a large file needs memory for its new indexes
-// once, at the upgrade. Like migrateV1toV2 it stops at a record it cannot
-// index rather than leave it out of an answer.
-func migrateAddIndexes(tx *bbolt.Tx) error {
-	b := map[string]*bbolt.Bucket{}
-	for _, name := range v4Buckets {
-		bk, err := tx.CreateBucket([]byte(name))
-		if err != nil {
-			return fmt.Errorf("create bucket %s: %w", name, err)
-		}
-		b[name] = bk
-	}
-	pendingCounts := map[string]uint64{}
-	err := tx.Bucket([]byte("invites")).ForEach(func(k, v []byte) error {
-		id := string(k)
-		var inv v3Invite
-		if err := json.Unmarshal(v, &inv); err != nil {
-			return fmt.Errorf("decode invite %s: %w", id, err)
-		}
-		// migrateV1toV2 and AddInvite made sure of the inviter and the
-		// creation time; the key below relies on them.
-		if inv.Inviter == "" || strings.IndexByte(inv.Inviter, 0) >= 0 ||
-			inv.Created.Before(time.Unix(0, 0)) || inv.Created.After(time.Unix(0, math.MaxInt64)) {
-			return fmt.Errorf("invite %s has no usable inviter or creation time", id)
-		}
-		// The rank is filled in by rankV4 below, once all are in.
-		created := binary.BigEndian.AppendUint64(nil, uint64(inv.Created.UnixNano()))
-		rest := []byte(inv.Inviter)
-		if inv.Event != "" {
-			// An event link's invite: marked in the inviter and creation
-			// indexes, and counted apart (see indexCreated).
-			rest = append([]byte{0}, rest...)
-			key := append(append(append([]byte(inv.Inviter), 0), created...), id...)
-			if err := tx.Bucket([]byte("invites_by_inviter")).Put(key, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0}); err != nil {
-				return fmt.Errorf("mark event invite %s: %w", id, err)
-			}
-			if err := b["event_invites_by_inviter"].Put(key, make([]byte, 8)); err != nil {
-				return fmt.Errorf("index event invite %s by inviter: %w", id, err)
-			}
-		}
-		if err := b["invites_by_created"].Put(append(created, id...), append(make([]byte, 8), rest...)); err != nil {
-			return fmt.Errorf("index invite %s by creation: %w", id, err)
-		}
-		expiry := append(v4Expiry(inv.Expires), id...)
-		switch {
-		case inv.State == "pending":
-			ref := append(v4LenPrefix(inv.Token), inv.Inviter...)
-			if err := b["invites_pending"].Put(expiry, ref); err != nil {
-				return fmt.Errorf("index pending invite %s: %w", id, err)
-			}
-			key := append(append([]byte(inv.Inviter), 0), expiry...)
-			if err := b["invites_pending_by_inviter"].Put(key, []byte{}); err != nil {
-				return fmt.Errorf("index pending invite %s by inviter: %w", id, err)
-			}
-			if inv.Event == "" {
-				pendingCounts[inv.Inviter]++
-			}
-		case inv.State == "cancelled" && !inv.Revoked:
-			if err := b["invites_unrevoked"].Put(expiry, []byte{}); err != nil {
-				return fmt.Errorf("index unrevoked invite %s: %w", id, err)
-			}
-		}
-		if inv.UsedBy != "" {
-			if len(inv.UsedBy) > v4MaxKeyPart {
-				return fmt.Errorf("invite %s: account of %d bytes is too long to index", id, len(inv.UsedBy))
-			}
-			if err := b["invites_by_used_by"].Put(append(v4LenPrefix(inv.UsedBy), id...), []byte{}); err != nil {
-				return fmt.Errorf("index invite %s by account: %w", id, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for inviter, n := range pendingCounts {
-		if err := b["pending_counts"].Put([]byte(inviter), binary.BigEndian.AppendUint64(nil, n)); err != nil {
-			return fmt.Errorf("count pending invites of %s: %w", inviter, err)
-		}
-	}
-	// Ranks: everyone's in one sequence, each inviter's in their own.
-	if err := rankV4(b["invites_by_created"], func([]byte) []byte { return nil }); err != nil {
-		return fmt.Errorf("rank creation index: %w", err)
-	}
-	inviterOf := func(k []byte) []byte { return k[:bytes.IndexByte(k, 0)+1] }
-	if err := rankV4(tx.Bucket([]byte("invites_by_inviter")), inviterOf); err != nil {
-		return fmt.Errorf("rank inviter index: %w", err)
-	}
-	if err := rankV4(b["event_invites_by_inviter"], inviterOf); err != nil {
-		return fmt.Errorf("rank event invite index: %w", err)
-	}
-	about := b["audit_by_about"]
-	return tx.Bucket([]byte("audit")).ForEach(func(k, v []byte) error {
-		var e v3Audit
-		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("decode audit entry %x: %w", k, err)
-		}
-		for i, s := range []string{e.Actor, e.Subject} {
-			if s == "" || (i == 1 && s == e.Actor) {
-				continue
-			}
-			if len(s) > v4MaxKeyPart {
-				return fmt.Errorf("audit entry %x: actor or subject of %d bytes is too long to index", k, len(s))
-			}
-			if err := about.Put(append(v4LenPrefix(s), k...), []byte{}); err != nil {
-				return fmt.Errorf("index audit entry %x: %w", k, err)
-			}
-		}
-		return nil
-	})
-}
-
-// rankV4 writes into the first 8 bytes of every value of b its 1-based
-// position among the keys sharing group(key), in key order; any bytes after
-// the first 8 are kept (a v2 inviter index value is empty and becomes the
-// rank alone). It goes in chunks because bbolt cursors do not survive
-// writes.
-func rankV4(b *bbolt.Bucket, group func(key []byte) []byte) error {
-	const chunk = 10_000
-	type entry struct{ k, v []byte }
-	var (
-		cur     []byte
-		started bool
-		rank    uint64
-		from    []byte
-	)
-	for {
-		var todo []entry
-		c := b.Cursor()
-		k, v := c.First()
-		if from != nil {
-			k, v = c.Seek(from)
-			if bytes.Equal(k, from) {
-				k, v = c.Next()
-			}
-		}
-		for ; k != nil && len(todo) < chunk; k, v = c.Next() {
-			if g := group(k); !started || !bytes.Equal(g, cur) {
-				cur, rank, started = bytes.Clone(g), 0, true
-			}
-			rank++
-			nv := binary.BigEndian.AppendUint64(nil, rank)
-			if len(v) > 8 {
-				nv = append(nv, v[8:]...)
-			}
-			todo = append(todo, entry{bytes.Clone(k), nv})
-		}
-		if len(todo) == 0 {
-			return nil
-		}
-		for _, e := range todo {
-			if err := b.Put(e.k, e.v); err != nil {
-				return err
-			}
-		}
-		from = todo[len(todo)-1].k
-	}
 }
 
 // latestVersion is the schema version this program writes.
@@ -391,10 +188,27 @@ func (s *Store) migrate(ctx context.Context) error {
 	if current > latest {
 		return fmt.Errorf("%w: file has version %d, this program knows up to %d", ErrSchemaTooNew, current, latest)
 	}
-	if current == latest {
-		return nil
+	for current < latest {
+		if m := migrations[current]; m.build != nil {
+			if err := m.build(ctx, s.db); err != nil {
+				return fmt.Errorf("migrate schema v%d to v%d (%s): %w", current, current+1, m.name, err)
+			}
+		}
+		if current, err = s.migrateInOneTx(ctx, current); err != nil {
+			return err
+		}
 	}
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+	return nil
+}
+
+// migrateInOneTx runs, in one write transaction, the migrations from
+// version from up to the next one that has to build in transactions of its
+// own, and records the version reached, which it returns. A build
+// migration's own build has already run; its up, if any, runs here.
+func (s *Store) migrateInOneTx(ctx context.Context, from int) (int, error) {
+	latest := latestVersion()
+	to := from
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		// Re-read inside the write transaction: it is the authoritative
 		// view, and the file lock makes a change since the read unlikely
 		// but not worth assuming away.
@@ -402,24 +216,28 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if v > latest {
-			return fmt.Errorf("%w: file has version %d, this program knows up to %d", ErrSchemaTooNew, v, latest)
+		if v != from {
+			return fmt.Errorf("schema version changed from %d to %d while upgrading", from, v)
 		}
 		if v == 0 {
 			if err := checkEmpty(tx); err != nil {
 				return err
 			}
 		}
-		for i := v; i < latest; i++ {
-			if err := migrations[i].up(tx); err != nil {
-				return fmt.Errorf("migrate schema v%d to v%d (%s): %w", i, i+1, migrations[i].name, err)
+		for i := v; i < latest && (i == from || migrations[i].build == nil); i++ {
+			if up := migrations[i].up; up != nil {
+				if err := up(tx); err != nil {
+					return fmt.Errorf("migrate schema v%d to v%d (%s): %w", i, i+1, migrations[i].name, err)
+				}
 			}
 			if err := setSchemaVersion(tx, i+1); err != nil {
 				return fmt.Errorf("migrate schema v%d to v%d: set version: %w", i, i+1, err)
 			}
+			to = i + 1
 		}
 		return nil
 	})
+	return to, err
 }
 
 // checkEmpty refuses to adopt a file that has buckets but no schema version.
