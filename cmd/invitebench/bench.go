@@ -65,6 +65,7 @@ type stateResult struct {
 	BotErrors       int           `json:"bot_log_errors"`
 	BotLinkResets   int           `json:"bot_link_drops_from_resets"`
 	BotLogSample    []string      `json:"bot_log_sample,omitempty"`
+	DBCold          bool          `json:"db_evicted_before_start"` // -cold
 }
 
 // measurement compares the bot with its floor under one load.
@@ -168,6 +169,12 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 		sr.SeedSeconds = round(time.Since(start).Seconds(), 1)
 	}
 	sr.DBBytesStart = fileSize(dbPath)
+	if o.cold {
+		if err := evict(dbPath); err != nil {
+			return sr, fmt.Errorf("evict %s database: %w", name, err)
+		}
+		sr.DBCold = true
+	}
 
 	start = time.Now()
 	if err := e.startBot(ctx, dbPath, profileTo); err != nil {
@@ -175,6 +182,8 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 	}
 	sr.BotStartSeconds = round(time.Since(start).Seconds(), 2)
 	e.logf("%s database: bot %d up in %.2fs", name, e.bot.pid, sr.BotStartSeconds)
+	peaks := samplePeaks(e.bot.pid)
+	defer peaks() // on an early return; a second call is harmless
 
 	for _, m := range measurements {
 		profiled := profileTo != "" && m.name+" "+name == o.profile
@@ -193,6 +202,7 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 	if err != nil {
 		return sr, err
 	}
+	mem.PeakAnonKiB, mem.PeakFileKiB = peaks()
 	sr.BotMemory = mem
 	logPath := e.bot.logPath
 	if err := e.stopBot(); err != nil {

@@ -66,6 +66,7 @@ type options struct {
 	timeout    time.Duration
 	keep       bool
 	nagle      bool
+	cold       bool
 }
 
 func main() {
@@ -83,19 +84,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	profile := fs.String("profile", "invite chat x20 seeded", "the measurement -cpuprofile covers")
 	timeout := fs.Duration("timeout", 35*time.Second, "how long one request may wait for its reply before it counts as lost (longer than the bot's own 30 s request bound)")
 	keep := fs.Bool("keep", false, "keep the run directory (Prosody and bot logs, the databases)")
+	cold := fs.Bool("cold", false, "evict each database from the page cache before its bot starts, as after a reboot (default: the freshly written file is cached, as after a restore)")
 	nagle := fs.Bool("nagle", true, "leave Prosody's Nagle algorithm on (its default); -nagle=false sets network_settings = { nagle = false }")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	sz, ok := sizes[*sizeName]
 	if !ok || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: invitebench [-size quick|full] [-seed N] [-json FILE] [-cpuprofile FILE [-profile NAME]] [-timeout D] [-nagle=false] [-keep]")
+		fmt.Fprintln(stderr, "usage: invitebench [-size quick|full] [-seed N] [-json FILE] [-cpuprofile FILE [-profile NAME]] [-timeout D] [-nagle=false] [-cold] [-keep]")
 		return 2
 	}
 	if *seed > 0 {
 		sz.Seed = *seed
 	}
-	opts := options{size: sz, jsonPath: *jsonPath, cpuProfile: *cpuProfile, profile: *profile, timeout: *timeout, keep: *keep, nagle: *nagle}
+	opts := options{size: sz, jsonPath: *jsonPath, cpuProfile: *cpuProfile, profile: *profile, timeout: *timeout, keep: *keep, nagle: *nagle, cold: *cold}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -52,6 +53,48 @@ type memory struct {
 	RSSKiB  int64 `json:"vm_rss_kib"`   // VmRSS now
 	AnonKiB int64 `json:"rss_anon_kib"` // RssAnon now: the Go heap, stacks and runtime
 	FileKiB int64 `json:"rss_file_kib"` // RssFile now: mapped files, mostly the bbolt database and the binary
+	// PeakAnonKiB and PeakFileKiB are the largest RssAnon and RssFile
+	// sampled every peakSampleEvery while the bot ran; the kernel keeps
+	// no peak of either. VmHWM is their sum's peak, which the target is
+	// about; the split tells the bot's own memory (anonymous) from the
+	// database file's page-cache pages mapped into it (file-backed: clean,
+	// shared, and counted in RSS for every page the kernel's fault-around
+	// maps beside one the bot reads; docs/PERFORMANCE.md).
+	PeakAnonKiB int64 `json:"rss_anon_peak_kib"`
+	PeakFileKiB int64 `json:"rss_file_peak_kib"`
+}
+
+// peakSampleEvery is how often samplePeaks reads /proc/PID/status: often
+// enough to catch a measurement's plateau, rare enough to cost nothing.
+const peakSampleEvery = 50 * time.Millisecond
+
+// samplePeaks samples process pid's RssAnon and RssFile until the returned
+// function is first called; it returns their largest values in KiB, each
+// time it is called.
+func samplePeaks(pid int) func() (anon, file int64) {
+	done := make(chan struct{})
+	result := make(chan [2]int64)
+	go func() {
+		var peak [2]int64
+		tick := time.NewTicker(peakSampleEvery)
+		defer tick.Stop()
+		for {
+			if m, err := procMemory(pid); err == nil {
+				peak[0], peak[1] = max(peak[0], m.AnonKiB), max(peak[1], m.FileKiB)
+			}
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return sync.OnceValues(func() (int64, int64) {
+		close(done)
+		p := <-result
+		return p[0], p[1]
+	})
 }
 
 // procMemory reads process pid's memory figures.

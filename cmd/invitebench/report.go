@@ -83,8 +83,12 @@ func printTable(w io.Writer, res *results) {
 	fmt.Fprintln(w)
 	for _, st := range res.States {
 		mem := st.BotMemory
-		fmt.Fprintf(w, "bot, %s database (%.1f MB on disk at the end): peak RSS %.1f MB; at the end RSS %.1f MB = anonymous %.1f + file-backed %.1f; started in %.2f s; log: %d warnings, %d errors (and %d link drops from the token resets)\n",
-			st.Name, float64(st.DBBytesEnd)/1e6, kib(mem.PeakKiB), kib(mem.RSSKiB), kib(mem.AnonKiB), kib(mem.FileKiB),
+		cache := "cached as written"
+		if st.DBCold {
+			cache = "evicted from the page cache before start"
+		}
+		fmt.Fprintf(w, "bot, %s database (%.1f MB on disk at the end, %s): peak RSS %.1f MB (sampled peaks: anonymous %.1f, file-backed %.1f); at the end RSS %.1f MB = anonymous %.1f + file-backed %.1f; started in %.2f s; log: %d warnings, %d errors (and %d link drops from the token resets)\n",
+			st.Name, float64(st.DBBytesEnd)/1e6, cache, kib(mem.PeakKiB), kib(mem.PeakAnonKiB), kib(mem.PeakFileKiB), kib(mem.RSSKiB), kib(mem.AnonKiB), kib(mem.FileKiB),
 			st.BotStartSeconds, st.BotWarnings, st.BotErrors, st.BotLinkResets)
 		for _, l := range st.BotLogSample {
 			fmt.Fprintf(w, "    %s\n", l)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/invites"
@@ -165,4 +166,22 @@ func randomToken() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// evict drops the file at path from the page cache (-cold). Seeding leaves
+// the whole file cached as it was written, in large folios, and the kernel
+// maps a whole cached folio into the bot on a read fault in it, so a warm
+// start measures that state: the file as after a restore or a read by a
+// backup tool. An evicted file is the state after a reboot: every page the
+// bot maps is one it read, or a cached neighbour of one.
+func evict(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 }
