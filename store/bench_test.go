@@ -15,7 +15,7 @@ import (
 
 // The store benchmarks of issue 14: every operation on a request path or a
 // timer, against databases seeded by Generate at several sizes. Generation
-// happens once per size and process (1M takes about a minute), so run the
+// happens once per size and process (1M takes about three minutes), so run the
 // large size on its own:
 //
 //	go test ./store -run '^$' -bench . -sizes 1k,100k,1M
