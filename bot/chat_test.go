@@ -259,7 +259,7 @@ func TestChatPermissions(t *testing.T) {
 	if got := f.mustSay(t, stranger, "help"); strings.Contains(got, "invite:") || strings.Contains(got, "grant") {
 		t.Errorf("stranger's help lists commands they cannot run:\n%s", got)
 	}
-	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [requests yes|no] [events N] [note]") || !strings.Contains(got, "inviters") {
+	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [requests yes|no] [events N|none] [note]") || !strings.Contains(got, "inviters") {
 		t.Errorf("admin's help lacks admin commands:\n%s", got)
 	}
 	if got := f.mustSay(t, inviter, "grant bob@example.org"); !strings.Contains(got, "may not") {
@@ -444,6 +444,14 @@ func TestBindArgsKeywordsAndFallback(t *testing.T) {
 		{op: "grant", rest: "bob@x.org PENDING 4", want: "map[jid:bob@x.org pending:4]"},
 		{op: "grant", rest: "bob@x.org per-day", wantErr: "per-day needs a value"},
 		{op: "grant", rest: "bob@x.org per-day 0", wantErr: "must be a number"},
+		{op: "grant", rest: "bob@x.org events 20", want: "map[events:20 jid:bob@x.org]"},
+		{op: "grant", rest: "bob@x.org events none", want: "map[events:0 jid:bob@x.org]"},
+		{op: "grant", rest: "bob@x.org EVENTS None", want: "map[events:0 jid:bob@x.org]"},
+		{op: "grant", rest: "bob@x.org events 0 no more workshops", want: "map[events:0 jid:bob@x.org note:no more workshops]"},
+		{op: "grant", rest: "bob@x.org events -1", wantErr: `events must be a number from 1 to 1000, or none, not "-1"`},
+		{op: "grant", rest: "bob@x.org events lots", wantErr: `events must be a number from 1 to 1000, or none, not "lots"`},
+		{op: "grant", rest: "bob@x.org events 1001", wantErr: "or none"},
+		{op: "grant", rest: "bob@x.org events", wantErr: "events needs a value"},
 		{op: "audit", rest: "", want: "map[]"},
 		{op: "audit", rest: "50", want: "map[n:50]"},
 		{op: "audit", rest: "Carol@X.org 5", want: "map[about:carol@x.org n:5]"},

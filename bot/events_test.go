@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +182,117 @@ func TestCreateEventForm(t *testing.T) {
 	}
 	if got := done.Form.Value("url"); got != "https://invites.durare.test/e/"+evs[0].ID {
 		t.Errorf("url field %q", got)
+	}
+}
+
+// TestGrantEventsByChat: "events N" sets the allowance, "events none" (or
+// 0) takes it away, leaving it out keeps it, bad values change nothing,
+// and the reply names the open links the change leaves as they were.
+func TestGrantEventsByChat(t *testing.T) {
+	f := newFixture(t)
+	withEventPages(f)
+	grantInviter(t, f)
+	f.mustSay(t, admin, "grant "+inviter+" events 5")
+	f.mustSay(t, inviter, "event 3 3h")
+	f.clock.advance(time.Minute)
+	f.mustSay(t, inviter, "event 5 1h")
+	evs, err := f.store.Events(context.Background(), inviter)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("links %+v, %v", evs, err)
+	}
+	newer, older := evs[0].ID, evs[1].ID
+
+	def := f.bot.svc.DefaultLimits()
+	upd := fmt.Sprintf("Updated the grant of %s: per-day %d (default), pending %d (default).", inviter, def.PerDay, def.MaxPending)
+	bad := func(v string) string {
+		return fmt.Sprintf("Events must be a number from 1 to 1000, or none, not %q.\nUsage: grant <jid> [per-day N] [pending N] [requests yes|no] [events N|none] [note]", v)
+	}
+	tests := []struct {
+		who, line  string
+		want       string // the whole reply
+		contains   string // or a part of it
+		wantEvents int    // the inviter's allowance afterwards
+	}{
+		{who: admin, line: "grant " + inviter, want: upd + " Event links of up to 5 people.", wantEvents: 5},
+		{who: admin, line: "grant " + inviter + " events -1", want: bad("-1"), wantEvents: 5},
+		{who: admin, line: "grant " + inviter + " events lots", want: bad("lots"), wantEvents: 5},
+		{who: admin, line: "grant " + inviter + " events 4", wantEvents: 4, want: upd + " Event links of up to 4 people." +
+			" Their open event link " + newer + " stays open until it expires or fills up; close-event " + newer + " closes it and cancels its unused invites."},
+		{who: admin, line: "grant " + inviter + " events none", wantEvents: 0, want: upd + " No event links." +
+			" Their 2 open event links (" + newer + ", " + older + ") stay open until they expire or fill up; close-event <id> closes one and cancels its unused invites."},
+		{who: inviter, line: "event 3 3h", contains: "Your grant does not include event links"},
+		{who: admin, line: "close-event " + newer, contains: "is closed"},
+		{who: admin, line: "close-event " + older, contains: "is closed"},
+		{who: admin, line: "grant " + inviter + " events 0", want: upd + " No event links."},
+		{who: admin, line: "grant " + inviter, want: upd},
+		{who: admin, line: "grant " + inviter + " events 2", want: upd + " Event links of up to 2 people.", wantEvents: 2},
+		{who: admin, line: "grant dave@elsewhere.test events none", wantEvents: 2,
+			want: fmt.Sprintf("dave@elsewhere.test may now create invites (per-day %d (default), pending %d (default)). No event links.", def.PerDay, def.MaxPending)},
+	}
+	for _, tc := range tests {
+		got := f.mustSay(t, tc.who, tc.line)
+		if tc.want != "" && got != tc.want || !strings.Contains(got, tc.contains) {
+			t.Errorf("%s: %q\ngot  %q\nwant %q", tc.who, tc.line, got, tc.want+tc.contains)
+		}
+		if g, err := f.store.Grant(context.Background(), inviter); err != nil || g.Events != tc.wantEvents {
+			t.Errorf("after %q the grant is %+v, %v; want events %d", tc.line, g, err, tc.wantEvents)
+		}
+	}
+	got := f.mustSay(t, admin, "audit "+inviter)
+	for _, want := range []string{"(updated; per-day default, pending default, events none)", "(updated; per-day default, pending default, events 4)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestGrantEventsByForm: the grant form's events field takes a number,
+// none or 0; left empty it keeps the allowance; a bad value brings the
+// form back and changes nothing.
+func TestGrantEventsByForm(t *testing.T) {
+	f := newFixture(t)
+	grantInviter(t, f)
+	f.mustSay(t, admin, "grant "+inviter+" events 5")
+	tests := []struct {
+		value      string
+		wantNote   string // in the completed command's note, or the error note
+		wantErr    bool
+		wantEvents int
+	}{
+		{value: "", wantNote: "Event links of up to 5 people.", wantEvents: 5},
+		{value: "none", wantNote: "No event links.", wantEvents: 0},
+		{value: "7", wantNote: "Event links of up to 7 people.", wantEvents: 7},
+		{value: "0", wantNote: "No event links.", wantEvents: 0},
+		{value: "3", wantNote: "Event links of up to 3 people.", wantEvents: 3},
+		{value: "lots", wantNote: `Events must be a number from 1 to 1000, or none, not "lots"`, wantErr: true, wantEvents: 3},
+		{value: "-1", wantNote: `Events must be a number from 1 to 1000, or none, not "-1"`, wantErr: true, wantEvents: 3},
+	}
+	for _, tc := range tests {
+		out, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionExecute})
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+		var label string
+		for _, fl := range out.Form.Fields {
+			if fl.Var == "events" {
+				label = fl.Label
+			}
+		}
+		if !strings.Contains(label, "or none (empty: unchanged; new grants: none)") {
+			t.Errorf("events field label %q", label)
+		}
+		done, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionComplete, SessionID: out.SessionID,
+			Forms: submit(field("jid", inviter), field("events", tc.value))})
+		switch {
+		case cerr != nil:
+			t.Errorf("events %q: %v", tc.value, cerr)
+		case len(done.Notes) != 1 || !strings.Contains(done.Notes[0].Text, tc.wantNote):
+			t.Errorf("events %q: notes %+v, want %q", tc.value, done.Notes, tc.wantNote)
+		case tc.wantErr != (done.Status == statusExecuting && done.Notes[0].Type == "error"):
+			t.Errorf("events %q: status %s, note %+v", tc.value, done.Status, done.Notes[0])
+		}
+		if g, err := f.store.Grant(context.Background(), inviter); err != nil || g.Events != tc.wantEvents {
+			t.Errorf("after events %q the grant is %+v, %v; want events %d", tc.value, g, err, tc.wantEvents)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,11 @@ const (
 	kindDuration
 	// kindEventID is an event link id (the same shape as invite ids).
 	kindEventID
+	// kindAllowance is a positive whole number, or none (also written 0):
+	// a right that an update can take away again, unlike kindNumber's
+	// limits, which fall back to a default. Its normal form for none is
+	// "0".
+	kindAllowance
 )
 
 // maxNumberParam bounds numeric parameters (limits, entry counts).
@@ -160,7 +166,8 @@ func operations() []operation {
 				{name: "pending", kind: kindNumber, keyword: "pending", label: "Pending invites at most (empty: default)"},
 				{name: "requests", kind: kindYesNo, keyword: "requests", label: "May answer account requests (empty: unchanged; new grants: no)",
 					choices: yesNo},
-				{name: "events", kind: kindNumber, keyword: "events", label: "Event links: the most people one may admit (empty: none, or as before)"},
+				{name: "events", kind: kindAllowance, keyword: "events",
+					label: "Event links: the most people one may admit, or none (empty: unchanged; new grants: none)"},
 				{name: "note", kind: kindText, label: "Note"},
 			}},
 		{name: "revoke", node: "revoke", title: "Revoke invite rights",
@@ -241,6 +248,8 @@ func (op operation) usage(role policy.Role) string {
 		switch {
 		case p.keyword != "" && p.kind == kindYesNo:
 			fmt.Fprintf(&b, " [%s yes|no]", p.keyword)
+		case p.keyword != "" && p.kind == kindAllowance:
+			fmt.Fprintf(&b, " [%s N|none]", p.keyword)
 		case p.keyword != "":
 			fmt.Fprintf(&b, " [%s N]", p.keyword)
 		case p.required:
@@ -305,6 +314,15 @@ func parseParam(p param, raw string) (string, error) {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > maxNumberParam {
 			return "", fmt.Errorf("%s must be a number from 1 to %d, not %q", p.name, maxNumberParam, raw)
+		}
+		return strconv.Itoa(n), nil
+	case kindAllowance:
+		if strings.EqualFold(raw, "none") {
+			return "0", nil
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 || n > maxNumberParam {
+			return "", fmt.Errorf("%s must be a number from 1 to %d, or none, not %q", p.name, maxNumberParam, raw)
 		}
 		return strconv.Itoa(n), nil
 	case kindSubject:
@@ -531,11 +549,14 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
 	perDay, _ := strconv.Atoi(req.args["per-day"])
 	pending, _ := strconv.Atoi(req.args["pending"])
-	events, _ := strconv.Atoi(req.args["events"])
-	opts := invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending, Events: events}
+	opts := invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending}
 	if v, ok := req.args["requests"]; ok {
 		answers := v == "yes"
 		opts.Requests = &answers
+	}
+	if v, ok := req.args["events"]; ok {
+		events, _ := strconv.Atoi(v) // "0" is none
+		opts.Events = &events
 	}
 	g, updated, err := b.svc.Grant(ctx, req.actor, target, opts)
 	if errors.Is(err, invites.ErrTargetIsAdmin) {
@@ -554,10 +575,46 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	} else if opts.Requests != nil {
 		text += " They may not answer account requests."
 	}
-	if g.Events > 0 {
-		text += fmt.Sprintf(" Event links of up to %d people.", min(g.Events, def.EventMaxUses))
+	allowed := min(g.Events, def.EventMaxUses)
+	switch {
+	case g.Events > 0:
+		text += fmt.Sprintf(" Event links of up to %d people.", allowed)
+	case opts.Events != nil:
+		text += " No event links."
+	}
+	if opts.Events != nil && updated {
+		text += b.eventsBeyond(ctx, req, target, allowed)
 	}
 	return reply{text: text}, nil
+}
+
+// eventsBeyond tells the admin who just took away or lowered target's
+// event allowance which of target's open links admit more than it now
+// allows. They stay as they are: visitors may be standing in the room with
+// the link in front of them, so closing one is the admin's decision, and
+// it takes one close-event. Empty when there are none.
+func (b *Bot) eventsBeyond(ctx context.Context, req request, target string, allowed int) string {
+	evs, err := b.svc.Events(ctx, req.actor, target)
+	if err != nil {
+		// The grant is changed already; only the note is missing.
+		b.log.ErrorContext(ctx, "grant: could not list event links", slog.String("jid", target), slog.Any("err", err))
+		return " Event links they already made stay open until they expire or fill up; events " + target + " lists them."
+	}
+	now := b.now()
+	var ids []string
+	for _, ev := range evs {
+		if ev.State(now) == invites.EventOpen && ev.MaxUses > allowed {
+			ids = append(ids, ev.ID)
+		}
+	}
+	switch len(ids) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf(" Their open event link %s stays open until it expires or fills up; close-event %s closes it and cancels its unused invites.", ids[0], ids[0])
+	}
+	return fmt.Sprintf(" Their %d open event links (%s) stay open until they expire or fill up; close-event <id> closes one and cancels its unused invites.",
+		len(ids), strings.Join(ids, ", "))
 }
 
 // orDefault shows a grant's own limit n, or the default def that applies

@@ -25,7 +25,7 @@ func exampleArg(p param) string {
 		return "abcdefghijklmnop"
 	case kindYesNo:
 		return "yes"
-	case kindNumber:
+	case kindNumber, kindAllowance:
 		return "3"
 	case kindSubject:
 		return "bob@x.org"

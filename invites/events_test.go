@@ -131,7 +131,7 @@ func (f *eventFixture) actor(t *testing.T, jid string) invites.Actor {
 // grant gives carol the right to invite, with events as her event allowance.
 func (f *eventFixture) grant(t *testing.T, events int) {
 	t.Helper()
-	if _, _, err := f.svc.Grant(context.Background(), f.actor(t, eventAdmin), eventInviter, invites.GrantOptions{Events: events}); err != nil {
+	if _, _, err := f.svc.Grant(context.Background(), f.actor(t, eventAdmin), eventInviter, invites.GrantOptions{Events: &events}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -393,7 +393,7 @@ func TestCloseEventCancelsUnusedInvites(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, _, err := f.svc.Grant(ctx, f.actor(t, eventAdmin), "dave@elsewhere.test", invites.GrantOptions{Events: 5}); err != nil {
+	if _, _, err := f.svc.Grant(ctx, f.actor(t, eventAdmin), "dave@elsewhere.test", invites.GrantOptions{Events: new(5)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.CloseEvent(ctx, f.actor(t, "dave@elsewhere.test"), ev.ID); !errors.Is(err, invites.ErrNoSuchEvent) {
@@ -470,5 +470,75 @@ func TestEventClosedWhileMinting(t *testing.T) {
 	}
 	if got, _ := f.svc.LookupEvent(ctx, ev.ID); got.Uses != 0 {
 		t.Errorf("uses after the dropped mint: %d, want 0", got.Uses)
+	}
+}
+
+// TestGrantEventsAllowance: an update sets, keeps (nil) or takes away (0)
+// the event allowance, the audit log says which, a negative allowance
+// changes nothing, and links made before the allowance went away keep
+// working until they are closed.
+func TestGrantEventsAllowance(t *testing.T) {
+	ctx := context.Background()
+	f := newEventFixture(t, policy.Limits{})
+	admin := f.actor(t, eventAdmin)
+	const terms = "per-day default, pending default"
+	tests := []struct {
+		name       string
+		jid        string
+		opts       invites.GrantOptions
+		wantErr    bool
+		wantEvents int
+		wantDetail string // the grant's newest audit entry; "" for none written
+	}{
+		{name: "new grant without", jid: eventInviter, wantDetail: terms},
+		{name: "set", jid: eventInviter, opts: invites.GrantOptions{Events: new(5)}, wantEvents: 5, wantDetail: "updated; " + terms + ", events 5"},
+		{name: "left out keeps it", jid: eventInviter, opts: invites.GrantOptions{Note: "still"}, wantEvents: 5,
+			wantDetail: "updated; " + terms + ", events 5; still"},
+		{name: "negative", jid: eventInviter, opts: invites.GrantOptions{Events: new(-1)}, wantErr: true, wantEvents: 5},
+		{name: "lowered", jid: eventInviter, opts: invites.GrantOptions{Events: new(2)}, wantEvents: 2, wantDetail: "updated; " + terms + ", events 2; still"},
+		{name: "zero takes it away", jid: eventInviter, opts: invites.GrantOptions{Events: new(0)}, wantDetail: "updated; " + terms + ", events none; still"},
+		{name: "left out keeps none", jid: eventInviter, wantDetail: "updated; " + terms + "; still"},
+		{name: "new grant with none", jid: "dave@elsewhere.test", opts: invites.GrantOptions{Events: new(0)}, wantDetail: terms + ", events none"},
+		{name: "new grant with some", jid: "erin@elsewhere.test", opts: invites.GrantOptions{Events: new(3)}, wantEvents: 3, wantDetail: terms + ", events 3"},
+	}
+	for _, tc := range tests {
+		before, err := f.svc.Audit(ctx, admin, tc.jid, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, _, err := f.svc.Grant(ctx, admin, tc.jid, tc.opts)
+		if (err != nil) != tc.wantErr {
+			t.Fatalf("%s: Grant: %v, want error %v", tc.name, err, tc.wantErr)
+		}
+		if err == nil && g.Events != tc.wantEvents {
+			t.Errorf("%s: returned grant has events %d, want %d", tc.name, g.Events, tc.wantEvents)
+		}
+		stored, err := f.st.Grant(ctx, tc.jid)
+		if err != nil || stored.Events != tc.wantEvents {
+			t.Errorf("%s: stored grant %+v, %v; want events %d", tc.name, stored, err, tc.wantEvents)
+		}
+		after, err := f.svc.Audit(ctx, admin, tc.jid, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case tc.wantDetail == "" && len(after) != len(before):
+			t.Errorf("%s: wrote an audit entry: %+v", tc.name, after[0])
+		case tc.wantDetail != "" && (len(after) != len(before)+1 || after[0].Action != invites.ActionGrant || after[0].Detail != tc.wantDetail):
+			t.Errorf("%s: audit %+v, want one new grant entry %q", tc.name, after, tc.wantDetail)
+		}
+	}
+
+	// A link made while the allowance stood keeps admitting visitors after
+	// it is gone (people may be in the room with it); no new one is made.
+	f.grant(t, 5)
+	ev := f.event(t, eventInviter, 3, time.Hour)
+	f.grant(t, 0)
+	carol := f.actor(t, eventInviter)
+	if _, err := f.svc.CreateEvent(ctx, carol, invites.EventOptions{Uses: 1, Valid: time.Hour}); !errors.Is(err, invites.ErrEventsNotAllowed) {
+		t.Errorf("a new link without the allowance: %v, want ErrEventsNotAllowed", err)
+	}
+	if _, err := f.svc.ClaimEventInvite(ctx, ev.ID); err != nil {
+		t.Errorf("a visitor of the link made before: %v", err)
 	}
 }

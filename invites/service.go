@@ -530,9 +530,11 @@ type GrantOptions struct {
 	// Requests, when set, says whether the grant lets its holder answer
 	// account requests; nil keeps what the grant said (no, for a new one).
 	Requests *bool
-	// Events, when non-zero, lets the grantee make event links of up to
-	// that many uses.
-	Events int
+	// Events, when set, is the largest cap the grantee may give an event
+	// link, zero taking the allowance away; nil keeps what the grant said
+	// (none, for a new one). Links already made are not touched: they
+	// close at their expiry, or with CloseEvent.
+	Events *int
 }
 
 // Grant gives target the right to invite. Granting someone who already
@@ -545,6 +547,11 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	}
 	if s.IsAdmin(target) {
 		return Grant{}, false, ErrTargetIsAdmin
+	}
+	// Front ends check what people type; a negative allowance here is a
+	// caller's bug, and guessing "none" from it would take a right away.
+	if o.Events != nil && *o.Events < 0 {
+		return Grant{}, false, fmt.Errorf("grant: events %d is below zero", *o.Events)
 	}
 	rec := store.Grant{JID: target}
 	old, err := s.store.Grant(ctx, target)
@@ -565,8 +572,8 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	if o.MaxPending > 0 {
 		rec.MaxPending = o.MaxPending
 	}
-	if o.Events > 0 {
-		rec.Events = o.Events
+	if o.Events != nil {
+		rec.Events = *o.Events
 	}
 	newlyApprover := false
 	if o.Requests != nil {
@@ -574,12 +581,12 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 		rec.Requests = *o.Requests
 	}
 	err = s.store.PutGrant(ctx, rec,
-		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated, o.Requests != nil)})
+		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated, o.Requests != nil, o.Events != nil)})
 	if err != nil {
 		return Grant{}, false, fmt.Errorf("grant: %w", err)
 	}
 	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", a.jid),
-		slog.Int("per_day", rec.PerDay), slog.Int("max_pending", rec.MaxPending), slog.Bool("updated", updated))
+		slog.Int("per_day", rec.PerDay), slog.Int("max_pending", rec.MaxPending), slog.Int("events", rec.Events), slog.Bool("updated", updated))
 	switch {
 	case !updated:
 		s.notify(ctx, target, GrantGiven{Domain: s.domain, Requests: rec.Requests})
@@ -591,8 +598,9 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 
 // grantDetail is the audit record of a grant's terms, in the format
 // earlier versions wrote, so the log reads the same across upgrades; the
-// requests flag is named only when the grant set it.
-func grantDetail(g store.Grant, updated, requestsSet bool) string {
+// requests flag is named only when the grant set it, and so is an event
+// allowance taken away ("events none"); one in force is always named.
+func grantDetail(g store.Grant, updated, requestsSet, eventsSet bool) string {
 	detail := fmt.Sprintf("per-day %s, pending %s", limitDetail(g.PerDay), limitDetail(g.MaxPending))
 	if updated {
 		detail = "updated; " + detail
@@ -600,8 +608,11 @@ func grantDetail(g store.Grant, updated, requestsSet bool) string {
 	if requestsSet {
 		detail += map[bool]string{true: ", requests yes", false: ", requests no"}[g.Requests]
 	}
-	if g.Events > 0 {
+	switch {
+	case g.Events > 0:
 		detail += fmt.Sprintf(", events %d", g.Events)
+	case eventsSet:
+		detail += ", events none"
 	}
 	if g.Note != "" {
 		detail += "; " + g.Note
