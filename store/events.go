@@ -63,22 +63,13 @@ func (s *Store) AddEvent(ctx context.Context, ev EventLink, entry AuditEntry) (E
 	ev.Created, ev.Expires = ev.Created.UTC(), ev.Expires.UTC()
 	ev.Closed, ev.ClosedBy = time.Time{}, ""
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		events := tx.Bucket(bucketEvents)
 		// Event ids come from the same generator as invite ids (80 random
 		// bits): whoever holds the link may use it, so it must not be
 		// guessable.
-		id, err := s.freshID(events)
-		if err != nil {
-			return err
-		}
-		ev.ID = id
-		if err := putJSON(events, []byte(id), ev); err != nil {
-			return err
-		}
-		if entry.Subject == "" {
-			entry.Subject = id
-		}
-		_, err = s.appendAudit(tx, entry)
+		_, err := s.addRecord(tx, tx.Bucket(bucketEvents), entry, func(id string) any {
+			ev.ID = id
+			return ev
+		})
 		return err
 	})
 	if err != nil {
@@ -89,16 +80,7 @@ func (s *Store) AddEvent(ctx context.Context, ev EventLink, entry AuditEntry) (E
 
 // Event returns the event link with that id, or ErrNotFound.
 func (s *Store) Event(ctx context.Context, id string) (EventLink, error) {
-	var ev EventLink
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		var err error
-		ev, err = getEvent(tx, id)
-		return err
-	})
-	if err != nil {
-		return EventLink{}, fmt.Errorf("get event %q: %w", id, err)
-	}
-	return ev, nil
+	return readRecord[EventLink](ctx, s, bucketEvents, "event", id)
 }
 
 // getEvent reads one event link inside tx.

@@ -188,29 +188,20 @@ func validateInvite(inv Invite) error {
 	return err
 }
 
-// freshID draws IDs until one is unused in invites.
-func (s *Store) freshID(invites *bbolt.Bucket) (string, error) {
+// freshID draws IDs until one is unused in b.
+func (s *Store) freshID(b *bbolt.Bucket) (string, error) {
 	for range maxIDAttempts {
 		id := s.newID()
-		if invites.Get([]byte(id)) == nil {
+		if b.Get([]byte(id)) == nil {
 			return id, nil
 		}
 	}
-	return "", fmt.Errorf("no unused invite id after %d attempts; random source broken?", maxIDAttempts)
+	return "", fmt.Errorf("no unused id after %d attempts; random source broken?", maxIDAttempts)
 }
 
 // Invite returns the invite with the given ID, or ErrNotFound.
 func (s *Store) Invite(ctx context.Context, id string) (Invite, error) {
-	var inv Invite
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		var err error
-		inv, err = getInvite(tx, id)
-		return err
-	})
-	if err != nil {
-		return Invite{}, fmt.Errorf("get invite %q: %w", id, err)
-	}
-	return inv, nil
+	return readRecord[Invite](ctx, s, bucketInvites, "invite", id)
 }
 
 // getInvite reads one invite inside tx.
@@ -695,6 +686,44 @@ func (s *Store) markRevoked(tx *bbolt.Tx, id string, entry AuditEntry) error {
 		return err
 	}
 	return indexState(tx, inv, true)
+}
+
+// readRecord is getRecord in a read transaction of its own, with the
+// error naming what was asked for.
+func readRecord[T any](ctx context.Context, s *Store, bucket []byte, kind, id string) (T, error) {
+	var rec T
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		rec, err = getRecord[T](tx, bucket, kind, id)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("get %s %q: %w", kind, id, err)
+	}
+	return rec, nil
+}
+
+// addRecord stores a new record under a fresh id in b, together with its
+// audit entry (about the new record unless the entry names a subject),
+// and returns the id. withID gives the record to store once its id is
+// known. Event links and account requests share it; invites have indexes
+// of their own to write.
+func (s *Store) addRecord(tx *bbolt.Tx, b *bbolt.Bucket, entry AuditEntry, withID func(id string) any) (string, error) {
+	id, err := s.freshID(b)
+	if err != nil {
+		return "", err
+	}
+	if err := putJSON(b, []byte(id), withID(id)); err != nil {
+		return "", err
+	}
+	if entry.Subject == "" {
+		entry.Subject = id
+	}
+	if _, err := s.appendAudit(tx, entry); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // getRecord reads the JSON record id of kind from bucket inside tx, or

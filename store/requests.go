@@ -94,18 +94,10 @@ func (s *Store) AddRequest(ctx context.Context, r Request, maxOpen int, entry Au
 		if open >= maxOpen {
 			return fmt.Errorf("%d open: %w", open, ErrFull)
 		}
-		id, err := s.freshID(b)
-		if err != nil {
-			return err
-		}
-		r.ID = id
-		if err := putJSON(b, []byte(id), r); err != nil {
-			return err
-		}
-		if entry.Subject == "" {
-			entry.Subject = id
-		}
-		_, err = s.appendAudit(tx, entry)
+		_, err = s.addRecord(tx, b, entry, func(id string) any {
+			r.ID = id
+			return r
+		})
 		return err
 	})
 	if err != nil {
@@ -116,16 +108,7 @@ func (s *Store) AddRequest(ctx context.Context, r Request, maxOpen int, entry Au
 
 // Request returns the request with that id, or ErrNotFound.
 func (s *Store) Request(ctx context.Context, id string) (Request, error) {
-	var r Request
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		var err error
-		r, err = getRequest(tx, id)
-		return err
-	})
-	if err != nil {
-		return Request{}, fmt.Errorf("get request %q: %w", id, err)
-	}
-	return r, nil
+	return readRecord[Request](ctx, s, bucketRequests, "request", id)
 }
 
 // getRequest reads one request inside tx.
