@@ -329,29 +329,17 @@ func (l *Link) session(ctx context.Context, h xmpp.Handler, again bool) error {
 }
 
 func (l *Link) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
-	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(hctx, "tcp", l.cfg.Server)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dial %s: %w", l.cfg.Server, err)
+	conn, sess, err := openStream(ctx, l.cfg.Server, handshakeTimeout, func(ctx context.Context, conn net.Conn) (*xmpp.Session, error) {
+		return component.NewSession(ctx, l.cfg.Component, l.cfg.Secret, conn)
+	})
+	var refused *handshakeError
+	if errors.As(err, &refused) {
+		if !refused.timedOut {
+			err = explainHandshake(refused.err)
+		}
+		return nil, nil, fmt.Errorf("component handshake as %s: %w", l.cfg.Component, err)
 	}
-	// mellium arms conn's deadline from the context given to NewSession and
-	// can fire it after the handshake, when hctx is cancelled on return,
-	// under the session's first read or write. So NewSession gets a
-	// context that never ends, and hctx bounds the handshake by closing
-	// the connection instead.
-	stop := context.AfterFunc(hctx, func() { conn.Close() })
-	sess, err := component.NewSession(context.WithoutCancel(hctx), l.cfg.Component, l.cfg.Secret, conn)
-	if !stop() {
-		conn.Close()
-		return nil, nil, fmt.Errorf("component handshake as %s: %w", l.cfg.Component, context.Cause(hctx))
-	}
-	if err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("component handshake as %s: %w", l.cfg.Component, explainHandshake(err))
-	}
-	return conn, sess, nil
+	return conn, sess, err
 }
 
 // explainHandshake adds what an admin should check to the stream errors

@@ -251,34 +251,23 @@ func (m *Minter) session(ctx context.Context, again bool) error {
 // The server picks the resource, so a second bot with the same account
 // does not kick the first out.
 func (m *Minter) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
-	hctx, cancel := context.WithTimeout(ctx, minterLoginTimeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(hctx, "tcp", m.cfg.Addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dial %s: %w", m.cfg.Addr, err)
-	}
-	// As for the link: mellium would arm conn's deadline from the context
-	// given to NewClientSession and could fire it later under the session's
-	// own reads and writes; closing the connection bounds the login instead.
 	// The password goes to SCRAM only and into no error.
-	stop := context.AfterFunc(hctx, func() { conn.Close() })
-	sess, err := xmpp.NewClientSession(context.WithoutCancel(hctx), m.cfg.Account, conn,
-		xmpp.StartTLS(m.tlsConfig()),
-		minterSASL(m.cfg.Password),
-		xmpp.BindResource(),
-	)
-	if !stop() {
-		conn.Close()
-		return nil, nil, fmt.Errorf("log in as %s: %w", m.cfg.Account, context.Cause(hctx))
-	}
-	if err != nil {
-		conn.Close()
-		if errors.Is(err, ErrMinterRefused) {
-			return nil, nil, fmt.Errorf("log in as %s: %w (check xmpp.minter_password, and that the account exists: prosodyctl adduser %s)",
-				m.cfg.Account, err, m.cfg.Account)
-		}
+	conn, sess, err := openStream(ctx, m.cfg.Addr, minterLoginTimeout, func(ctx context.Context, conn net.Conn) (*xmpp.Session, error) {
+		return xmpp.NewClientSession(ctx, m.cfg.Account, conn,
+			xmpp.StartTLS(m.tlsConfig()),
+			minterSASL(m.cfg.Password),
+			xmpp.BindResource(),
+		)
+	})
+	var refused *handshakeError
+	switch {
+	case errors.As(err, &refused) && errors.Is(err, ErrMinterRefused):
+		return nil, nil, fmt.Errorf("log in as %s: %w (check xmpp.minter_password, and that the account exists: prosodyctl adduser %s)",
+			m.cfg.Account, err, m.cfg.Account)
+	case errors.As(err, &refused):
 		return nil, nil, fmt.Errorf("log in as %s: %w", m.cfg.Account, err)
+	case err != nil:
+		return nil, nil, err
 	}
 	// mellium sends STARTTLS even when the server does not offer it; this
 	// makes sure nothing, the password least of all, went in the clear.

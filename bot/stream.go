@@ -1,0 +1,55 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"mellium.im/xmpp"
+)
+
+// openStream dials addr and opens an XMPP session on the connection with
+// open (a component handshake, a client login), all within timeout.
+//
+// mellium arms the connection's deadline from the context given to a
+// session constructor and can fire it after the handshake, when that
+// context is cancelled on return, under the session's first read or
+// write. So open gets a context that never ends, and the timeout bounds
+// the handshake by closing the connection instead.
+//
+// A failure to connect comes back as "dial ADDR: …"; a failed or timed-out
+// handshake as a *handshakeError, for the caller to explain.
+func openStream(ctx context.Context, addr string, timeout time.Duration, open func(context.Context, net.Conn) (*xmpp.Session, error)) (net.Conn, *xmpp.Session, error) {
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(hctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	stop := context.AfterFunc(hctx, func() { conn.Close() })
+	sess, err := open(context.WithoutCancel(hctx), conn)
+	if !stop() {
+		conn.Close()
+		return nil, nil, &handshakeError{err: context.Cause(hctx), timedOut: true}
+	}
+	if err != nil {
+		conn.Close()
+		return nil, nil, &handshakeError{err: err}
+	}
+	return conn, sess, nil
+}
+
+// handshakeError is a session that could not be opened on a connected
+// stream: refused by the server, or not done in time.
+type handshakeError struct {
+	err      error
+	timedOut bool
+}
+
+// Error is the cause's text: callers add what was being opened.
+func (e *handshakeError) Error() string { return e.err.Error() }
+
+// Unwrap gives the cause, for errors.Is on stream errors and timeouts.
+func (e *handshakeError) Unwrap() error { return e.err }
