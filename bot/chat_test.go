@@ -259,7 +259,7 @@ func TestChatPermissions(t *testing.T) {
 	if got := f.mustSay(t, stranger, "help"); strings.Contains(got, "invite:") || strings.Contains(got, "grant") {
 		t.Errorf("stranger's help lists commands they cannot run:\n%s", got)
 	}
-	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N] [pending N] [requests yes|no] [events N|none] [note]") || !strings.Contains(got, "inviters") {
+	if got := f.mustSay(t, admin, "help"); !strings.Contains(got, "grant <jid> [per-day N|default] [pending N|default] [requests yes|no] [events N|none] [note]") || !strings.Contains(got, "inviters") {
 		t.Errorf("admin's help lacks admin commands:\n%s", got)
 	}
 	if got := f.mustSay(t, inviter, "grant bob@example.org"); !strings.Contains(got, "may not") {
@@ -443,7 +443,15 @@ func TestBindArgsKeywordsAndFallback(t *testing.T) {
 		{op: "grant", rest: "bob@x.org per-day 3 pending 2 a friend", want: "map[jid:bob@x.org note:a friend pending:2 per-day:3]"},
 		{op: "grant", rest: "bob@x.org PENDING 4", want: "map[jid:bob@x.org pending:4]"},
 		{op: "grant", rest: "bob@x.org per-day", wantErr: "per-day needs a value"},
-		{op: "grant", rest: "bob@x.org per-day 0", wantErr: "must be a number"},
+		{op: "grant", rest: "bob@x.org per-day 0", wantErr: "per-day must be at least 1; for the configured default, write default"},
+		{op: "grant", rest: "bob@x.org pending 0", wantErr: "pending must be at least 1; for the configured default, write default"},
+		{op: "grant", rest: "bob@x.org per-day default", want: "map[jid:bob@x.org per-day:default]"},
+		{op: "grant", rest: "bob@x.org PER-DAY Default pending DEFAULT back to normal", want: "map[jid:bob@x.org note:back to normal pending:default per-day:default]"},
+		{op: "grant", rest: "bob@x.org pending default per-day 2", want: "map[jid:bob@x.org pending:default per-day:2]"},
+		{op: "grant", rest: "bob@x.org per-day -1", wantErr: `per-day must be a number from 1 to 1000, or default, not "-1"`},
+		{op: "grant", rest: "bob@x.org pending lots", wantErr: `pending must be a number from 1 to 1000, or default, not "lots"`},
+		{op: "grant", rest: "bob@x.org per-day 1001", wantErr: "or default"},
+		{op: "grant", rest: "bob@x.org per-day none", wantErr: `or default, not "none"`},
 		{op: "grant", rest: "bob@x.org events 20", want: "map[events:20 jid:bob@x.org]"},
 		{op: "grant", rest: "bob@x.org events none", want: "map[events:0 jid:bob@x.org]"},
 		{op: "grant", rest: "bob@x.org EVENTS None", want: "map[events:0 jid:bob@x.org]"},

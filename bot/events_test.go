@@ -205,7 +205,7 @@ func TestGrantEventsByChat(t *testing.T) {
 	def := f.bot.svc.DefaultLimits()
 	upd := fmt.Sprintf("Updated the grant of %s: per-day %d (default), pending %d (default).", inviter, def.PerDay, def.MaxPending)
 	bad := func(v string) string {
-		return fmt.Sprintf("Events must be a number from 1 to 1000, or none, not %q.\nUsage: grant <jid> [per-day N] [pending N] [requests yes|no] [events N|none] [note]", v)
+		return fmt.Sprintf("Events must be a number from 1 to 1000, or none, not %q.\nUsage: grant <jid> [per-day N|default] [pending N|default] [requests yes|no] [events N|none] [note]", v)
 	}
 	tests := []struct {
 		who, line  string

@@ -53,7 +53,17 @@ const (
 	// limits, which fall back to a default. Its normal form for none is
 	// "0".
 	kindAllowance
+	// kindLimit is a positive whole number, or default: a grant's own
+	// limit, which an update can put back on the configured default. 0 is
+	// refused rather than read as default, since "per-day 0" reads like
+	// "no invites". Its normal form for default is "default", so a value
+	// shown again in a form parses again.
+	kindLimit
 )
+
+// keywordDefault is what an admin types to put a kindLimit back on the
+// configured default.
+const keywordDefault = "default"
 
 // maxNumberParam bounds numeric parameters (limits, entry counts).
 const maxNumberParam = 1000
@@ -162,8 +172,10 @@ func operations() []operation {
 			summary: "let a JID create invites (optionally with its own limits)", perm: policy.ManageGrants, run: runGrant,
 			params: []param{
 				{name: "jid", kind: kindJID, required: true, label: "JID"},
-				{name: "per-day", kind: kindNumber, keyword: "per-day", label: "Invites per day (empty: default)"},
-				{name: "pending", kind: kindNumber, keyword: "pending", label: "Pending invites at most (empty: default)"},
+				{name: "per-day", kind: kindLimit, keyword: "per-day",
+					label: "Invites per day, or default (empty: unchanged; new grants: default)"},
+				{name: "pending", kind: kindLimit, keyword: "pending",
+					label: "Pending invites at most, or default (empty: unchanged; new grants: default)"},
 				{name: "requests", kind: kindYesNo, keyword: "requests", label: "May answer account requests (empty: unchanged; new grants: no)",
 					choices: yesNo},
 				{name: "events", kind: kindAllowance, keyword: "events",
@@ -250,6 +262,8 @@ func (op operation) usage(role policy.Role) string {
 			fmt.Fprintf(&b, " [%s yes|no]", p.keyword)
 		case p.keyword != "" && p.kind == kindAllowance:
 			fmt.Fprintf(&b, " [%s N|none]", p.keyword)
+		case p.keyword != "" && p.kind == kindLimit:
+			fmt.Fprintf(&b, " [%s N|%s]", p.keyword, keywordDefault)
 		case p.keyword != "":
 			fmt.Fprintf(&b, " [%s N]", p.keyword)
 		case p.required:
@@ -325,6 +339,8 @@ func parseParam(p param, raw string) (string, error) {
 			return "", fmt.Errorf("%s must be a number from 1 to %d, or none, not %q", p.name, maxNumberParam, raw)
 		}
 		return strconv.Itoa(n), nil
+	case kindLimit:
+		return parseLimit(p, raw)
 	case kindSubject:
 		if id := strings.ToLower(raw); invites.ValidID(id) {
 			return id, nil
@@ -344,6 +360,23 @@ func parseParam(p param, raw string) (string, error) {
 		}
 		return text, nil
 	}
+}
+
+// parseLimit reads a kindLimit value. An admin who types 0 most likely
+// wants either the default or no invites at all, and the two are far
+// apart; the answer names the keyword for the first (revoke is the other).
+func parseLimit(p param, raw string) (string, error) {
+	if strings.EqualFold(raw, keywordDefault) {
+		return keywordDefault, nil
+	}
+	n, err := strconv.Atoi(raw)
+	switch {
+	case err == nil && n == 0:
+		return "", fmt.Errorf("%s must be at least 1; for the configured default, write %s", p.name, keywordDefault)
+	case err != nil || n < 1 || n > maxNumberParam:
+		return "", fmt.Errorf("%s must be a number from 1 to %d, or %s, not %q", p.name, maxNumberParam, keywordDefault, raw)
+	}
+	return strconv.Itoa(n), nil
 }
 
 // parseBareJID reads a bare JID typed by a person, with or without an
@@ -547,9 +580,8 @@ func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 
 func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
-	perDay, _ := strconv.Atoi(req.args["per-day"])
-	pending, _ := strconv.Atoi(req.args["pending"])
-	opts := invites.GrantOptions{Note: req.args["note"], PerDay: perDay, MaxPending: pending}
+	opts := invites.GrantOptions{Note: req.args["note"],
+		PerDay: limitOption(req.args, "per-day"), MaxPending: limitOption(req.args, "pending")}
 	if v, ok := req.args["requests"]; ok {
 		answers := v == "yes"
 		opts.Requests = &answers
@@ -615,6 +647,20 @@ func (b *Bot) eventsBeyond(ctx context.Context, req request, target string, allo
 	}
 	return fmt.Sprintf(" Their %d open event links (%s) stay open until they expire or fill up; close-event <id> closes one and cancels its unused invites.",
 		len(ids), strings.Join(ids, ", "))
+}
+
+// limitOption reads a kindLimit argument for GrantOptions: nil when it was
+// left out (the grant keeps its limit), zero for default.
+func limitOption(args map[string]string, name string) *int {
+	v, ok := args[name]
+	if !ok {
+		return nil
+	}
+	n := 0
+	if v != keywordDefault {
+		n, _ = strconv.Atoi(v) // parseLimit checked it
+	}
+	return &n
 }
 
 // orDefault shows a grant's own limit n, or the default def that applies

@@ -25,7 +25,7 @@ func exampleArg(p param) string {
 		return "abcdefghijklmnop"
 	case kindYesNo:
 		return "yes"
-	case kindNumber, kindAllowance:
+	case kindNumber, kindAllowance, kindLimit:
 		return "3"
 	case kindSubject:
 		return "bob@x.org"

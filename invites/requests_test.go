@@ -114,7 +114,7 @@ func newReqFixture(t *testing.T, o RequestOptions) *reqFixture {
 		Requests: o})
 	admin := f.actor(t, reqAdmin)
 	yes, no := true, false
-	if _, _, err := f.svc.Grant(ctx, admin, reqApprover, GrantOptions{Requests: &yes, PerDay: 1}); err != nil {
+	if _, _, err := f.svc.Grant(ctx, admin, reqApprover, GrantOptions{Requests: &yes, PerDay: new(1)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := f.svc.Grant(ctx, admin, reqInviter, GrantOptions{Requests: &no}); err != nil {

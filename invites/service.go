@@ -525,8 +525,11 @@ func (s *Service) cancelLocked(ctx context.Context, checks *tokenChecks, actor, 
 type GrantOptions struct {
 	// Note says why, for the admins who read the list later.
 	Note string
-	// PerDay and MaxPending override the default limits when non-zero.
-	PerDay, MaxPending int
+	// PerDay and MaxPending, when set, are the grant's own limits, zero
+	// putting it back on the configured default; nil keeps what the grant
+	// said (the default, for a new one). They are pointers, like Events,
+	// because "leave it" and "back to the default" are different answers.
+	PerDay, MaxPending *int
 	// Requests, when set, says whether the grant lets its holder answer
 	// account requests; nil keeps what the grant said (no, for a new one).
 	Requests *bool
@@ -538,9 +541,9 @@ type GrantOptions struct {
 }
 
 // Grant gives target the right to invite. Granting someone who already
-// holds a grant updates it: limits and note given now replace the old ones,
-// those left out are kept. It returns the grant now in force and whether
-// one existed before.
+// holds a grant updates it: limits and note given now replace the old ones
+// (a zero limit is the default again), those left out are kept. It returns
+// the grant now in force and whether one existed before.
 func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOptions) (g Grant, updated bool, err error) {
 	if err := a.may(policy.ManageGrants); err != nil {
 		return Grant{}, false, err
@@ -550,8 +553,15 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	}
 	// Front ends check what people type; a negative allowance here is a
 	// caller's bug, and guessing "none" from it would take a right away.
-	if o.Events != nil && *o.Events < 0 {
-		return Grant{}, false, fmt.Errorf("grant: events %d is below zero", *o.Events)
+	// The same holds for the limits: guessing "default" from a negative
+	// one could raise it.
+	for _, v := range []struct {
+		name string
+		n    *int
+	}{{"per-day", o.PerDay}, {"pending", o.MaxPending}, {"events", o.Events}} {
+		if v.n != nil && *v.n < 0 {
+			return Grant{}, false, fmt.Errorf("grant: %s %d is below zero", v.name, *v.n)
+		}
 	}
 	rec := store.Grant{JID: target}
 	old, err := s.store.Grant(ctx, target)
@@ -566,11 +576,11 @@ func (s *Service) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	if o.Note != "" {
 		rec.Note = o.Note
 	}
-	if o.PerDay > 0 {
-		rec.PerDay = o.PerDay
+	if o.PerDay != nil {
+		rec.PerDay = *o.PerDay
 	}
-	if o.MaxPending > 0 {
-		rec.MaxPending = o.MaxPending
+	if o.MaxPending != nil {
+		rec.MaxPending = *o.MaxPending
 	}
 	if o.Events != nil {
 		rec.Events = *o.Events
