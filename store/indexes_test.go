@@ -437,56 +437,54 @@ func TestMigrateGenerated(t *testing.T) {
 	}
 }
 
-// TestMigrateInterrupted upgrades a v5 file on which an earlier upgrade
-// stopped half-way, with batches so small that every boundary of the build
-// (reads, sorted runs, transactions, ranks carried across them) is crossed
-// many times. The indexes must come out as if nothing had happened.
+// TestMigrateInterrupted stops an upgrade at every point where the build
+// looks at its context, one Open after another on the same file, with
+// batches so small that every boundary of the build (reads, sorted runs,
+// transactions, ranks carried across them) is crossed many times, and with
+// event link invites among the records. Each stopped Open must leave the
+// file at v5; the Open that finally gets through must produce the indexes
+// the write path made, byte for byte.
 func TestMigrateInterrupted(t *testing.T) {
 	ctx := t.Context()
 	for _, v := range []*int{&indexBuildMemory, &indexBuildPuts, &indexBuildReads} {
 		old := *v
 		t.Cleanup(func() { *v = old })
 	}
-	indexBuildMemory, indexBuildPuts, indexBuildReads = 20_000, 97, 101
-	gen, old := generatedPair(t, 1_500)
-
-	// What a crash after the invites were indexed leaves: the version
-	// still 5, the new buckets filled in part, ranks not written, the audit
-	// index missing, and something that does not belong.
-	db, err := bbolt.Open(old, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range v6Buckets {
-			if _, err := tx.CreateBucket([]byte(name)); err != nil {
-				return err
+	indexBuildMemory, indexBuildPuts, indexBuildReads = 20_000, 50, 61
+	gen, old := generatedPair(t, 300, func(s *Store) {
+		// Event link invites of four inviters, marked in the inviter
+		// index and ranked in their own.
+		for i := range 120 {
+			who := fmt.Sprintf("ev%d@x.org", i%4)
+			inv := testInvite(who, fmt.Sprintf("event-tok-%d", i), t0.Add(time.Duration(i)*time.Minute))
+			inv.Event = fmt.Sprintf("ev%d", i%3)
+			if _, err := s.AddInvite(ctx, inv, createEntry(who, inv.Created)); err != nil {
+				t.Fatal(err)
 			}
 		}
-		return nil
 	})
-	if err == nil {
-		err = indexInvitesV6(ctx, db)
-	}
-	if err == nil {
-		err = db.Update(func(tx *bbolt.Tx) error {
-			return tx.Bucket([]byte("audit_by_about")).Put([]byte("stale"), []byte{})
-		})
-	}
-	if err := errors.Join(err, db.Close()); err != nil {
-		t.Fatal(err)
-	}
-	if v := rawVersion(t, old); v != "5" {
-		t.Fatalf("interrupted file has version %q", v)
-	}
 
-	s, err := Open(ctx, old)
-	if err != nil {
-		t.Fatalf("Open interrupted v5 file: %v", err)
+	stops := 0
+	for budget := 1; ; budget++ {
+		s, err := Open(&stopAfter{Context: ctx, left: budget}, old)
+		if err == nil {
+			checkIndexes(t, s)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Open stopped after %d context checks: %v", budget, err)
+		}
+		if v := rawVersion(t, old); v != "5" {
+			t.Fatalf("Open stopped after %d context checks left version %q", budget, v)
+		}
+		stops++
 	}
-	checkIndexes(t, s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+	t.Logf("stopped at %d points", stops)
+	if stops < 100 {
+		t.Errorf("the upgrade stopped at only %d points; the batches are not small enough to test it", stops)
 	}
 	if v := rawVersion(t, old); v != strconv.Itoa(latestVersion()) {
 		t.Errorf("upgraded file has version %q", v)
@@ -496,9 +494,23 @@ func TestMigrateInterrupted(t *testing.T) {
 	}
 }
 
-// generatedPair generates a database of n invites and a copy of it taken
-// back to schema v5; it returns both paths.
-func generatedPair(t *testing.T, n int) (gen, old string) {
+// stopAfter is a context that reports itself cancelled from its left-th
+// call of Err on.
+type stopAfter struct {
+	context.Context
+	left int
+}
+
+func (c *stopAfter) Err() error {
+	if c.left--; c.left < 0 {
+		return context.Canceled
+	}
+	return c.Context.Err()
+}
+
+// generatedPair generates a database of n invites, lets each of more add
+// to it, and returns its path and that of a copy taken back to schema v5.
+func generatedPair(t *testing.T, n int, more ...func(*Store)) (gen, old string) {
 	t.Helper()
 	dir := t.TempDir()
 	gen = filepath.Join(dir, "generated.db")
@@ -507,6 +519,18 @@ func generatedPair(t *testing.T, n int) (gen, old string) {
 		t.Fatal(err)
 	}
 	t.Logf("generated %d invites in %s", n, time.Since(start).Round(time.Millisecond))
+	if len(more) > 0 {
+		s, err := Open(t.Context(), gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, add := range more {
+			add(s)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	old = filepath.Join(dir, "v5.db")
 	copyTo(t, gen, old)
 	downgradeBeforeIndexes(t, old)

@@ -345,6 +345,12 @@ func (w *sortedWriter) flush(ctx context.Context) error {
 		batch := w.entries[:min(indexBuildPuts, len(w.entries))]
 		err := w.db.Update(func(tx *bbolt.Tx) error {
 			b := tx.Bucket([]byte(w.bucket))
+			// Keys come in ascending order, so pages can be filled: with
+			// bbolt's default half of each page would stay empty (twice
+			// the pages for the tracker's sweep to read). A bucket the
+			// write path inserts into at random splits a full page the
+			// first time it touches it, as it would a half-full one.
+			b.FillPercent = appendFill
 			for _, e := range batch {
 				if err := b.Put(e.k, e.v); err != nil {
 					return err
