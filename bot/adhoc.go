@@ -287,7 +287,12 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor invites.Actor
 			s.args = typedValues(op, role, form)
 			out, cerr := b.nextStage(ctx, op, r, s)
 			if cerr == nil {
-				out.Notes = []commandNote{{Type: "error", Text: sentence(err.Error())}}
+				// The note is where XEP-0050 puts it; profanity and
+				// poezio show no note on a form that is still open, so
+				// the form's first field says it too.
+				text := sentence(err.Error())
+				out.Notes = []commandNote{{Type: "error", Text: text}}
+				out.Form.Fields = append([]dataform.Field{{Type: dataform.Fixed, Values: []string{text}}}, out.Form.Fields...)
 			}
 			return out, cerr
 		}
@@ -393,6 +398,9 @@ func (b *Bot) formFields(ctx context.Context, p param, r request, value string) 
 		return nil, err
 	}
 	f.Type, f.Options = dataform.ListSingle, opts
+	if p.kind == kindYesNo && value == "" {
+		f.Values = []string{valueUnchanged}
+	}
 	fields := []dataform.Field{f}
 	if typed {
 		other := dataform.Field{Var: p.name + "-other", Type: dataform.TextSingle, Label: "or type it"}
@@ -427,7 +435,7 @@ func paramsFromForm(op operation, role policy.Role, form *dataform.Form) (map[st
 				raw = other
 			}
 		}
-		if raw == "" {
+		if raw == "" || (p.kind == kindYesNo && raw == valueUnchanged) {
 			if p.required {
 				return nil, fmt.Errorf("%s is required", p.label)
 			}

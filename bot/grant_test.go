@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"durare.org/invitebot/internal/dataform"
 )
 
 // grantUsage is the grant line of help, as an admin sees it.
@@ -125,5 +127,67 @@ func TestGrantLimitsByForm(t *testing.T) {
 		if err != nil || g.PerDay != tc.wantPerDay || g.MaxPending != tc.wantPend {
 			t.Errorf("after %s the grant is %+v, %v; want per-day %d, pending %d", name, g, err, tc.wantPerDay, tc.wantPend)
 		}
+	}
+}
+
+// TestGrantFormRequestsUnchanged: the grant form preselects "unchanged" for
+// the yes/no setting, and a form that comes back with it (poezio submits
+// the first option of a list nobody touched) changes only what was filled
+// in: an approver stays one, and a new grant is not made an approver.
+func TestGrantFormRequestsUnchanged(t *testing.T) {
+	f := newFixture(t)
+	f.mustSay(t, admin, "grant "+inviter+" requests yes")
+	const newcomer = "dave@elsewhere.test"
+	for _, tc := range []struct {
+		jid          string
+		wantRequests bool
+	}{{inviter, true}, {newcomer, false}} {
+		out, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionExecute})
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+		var requests *dataform.Field
+		for i := range out.Form.Fields {
+			if out.Form.Fields[i].Var == "requests" {
+				requests = &out.Form.Fields[i]
+			}
+		}
+		if requests == nil || len(requests.Options) != 3 || requests.Options[0].Value != valueUnchanged ||
+			len(requests.Values) != 1 || requests.Values[0] != valueUnchanged {
+			t.Fatalf("requests field %+v: want %q offered first and preselected", requests, valueUnchanged)
+		}
+		done, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionComplete, SessionID: out.SessionID,
+			Forms: submit(field("jid", tc.jid), field("per-day", "2"), field("requests", valueUnchanged))})
+		if cerr != nil || done.Status != statusCompleted {
+			t.Fatalf("%s: %+v, %v", tc.jid, done, cerr)
+		}
+		g, err := f.store.Grant(context.Background(), tc.jid)
+		if err != nil || g.Requests != tc.wantRequests || g.PerDay != 2 {
+			t.Errorf("%s: grant %+v, %v; want requests %v, per-day 2", tc.jid, g, err, tc.wantRequests)
+		}
+	}
+}
+
+// TestFormErrorInField: a form sent back because of a mistake says what is
+// wrong in its first field as well as in the note, because profanity and
+// poezio show no notes on a form still being filled in.
+func TestFormErrorInField(t *testing.T) {
+	f := newFixture(t)
+	out, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionExecute})
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	again, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionComplete, SessionID: out.SessionID,
+		Forms: submit(field("jid", inviter), field("per-day", "0"))})
+	if cerr != nil || again.Status != statusExecuting || again.Form == nil || len(again.Notes) != 1 {
+		t.Fatalf("got %+v, %v; want the form again with one note", again, cerr)
+	}
+	first := again.Form.Fields[0]
+	if first.Type != "fixed" || len(first.Values) != 1 || first.Values[0] != again.Notes[0].Text ||
+		!strings.Contains(first.Values[0], "write default") {
+		t.Errorf("first field %+v, note %+v: want the error as a fixed field", first, again.Notes[0])
+	}
+	if _, err := f.store.Grant(context.Background(), inviter); err == nil {
+		t.Error("a form with a mistake made a grant")
 	}
 }

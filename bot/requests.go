@@ -20,9 +20,15 @@ const msgRequestsOff = "Account requests are switched off here (http.requests in
 // requestsOn says whether the request commands are offered.
 func requestsOn(b *Bot) bool { return b.svc.RequestsEnabled() }
 
-// yesNo offers yes and no in forms; left empty, the value is unchanged.
+// valueUnchanged is the form choice that leaves a yes/no setting as it is.
+const valueUnchanged = "unchanged"
+
+// yesNo offers yes and no in forms, after an explicit "unchanged" that the
+// form also preselects (see formFields): poezio submits the first option of
+// a list it was not asked to change, and a grant form that only meant to
+// change a limit must not make anyone an approver.
 func yesNo(context.Context, *Bot, request) ([]dataform.Option, error) {
-	return []dataform.Option{{Label: "yes", Value: "yes"}, {Label: "no", Value: "no"}}, nil
+	return []dataform.Option{{Label: valueUnchanged, Value: valueUnchanged}, {Label: "yes", Value: "yes"}, {Label: "no", Value: "no"}}, nil
 }
 
 // openRequests offers the open requests to choose from.
