@@ -24,6 +24,11 @@ const (
 	shutdownTimeout = 20 * time.Second
 )
 
+// storeOpenNotice is how long opening the database may take before the log
+// says why: a schema upgrade of a large file reads every record once
+// (about 25 s per million invites), and a silent start looks hung.
+const storeOpenNotice = 3 * time.Second
+
 // app holds the program's parts. Each is made by the start of its
 // component, in the order of components(); later ones use earlier ones.
 type app struct {
@@ -129,6 +134,11 @@ wait:
 }
 
 func (a *app) openStore(ctx context.Context) error {
+	notice := time.AfterFunc(storeOpenNotice, func() {
+		a.log.Info("still opening the database: upgrading the schema of a large file takes about 25 s per million invites",
+			slog.String("path", a.cfg.Store.Path))
+	})
+	defer notice.Stop()
 	st, err := store.Open(ctx, a.cfg.Store.Path)
 	if err != nil {
 		return err // it names the file already
