@@ -334,7 +334,7 @@ func (l *Link) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
 	})
 	var refused *handshakeError
 	if errors.As(err, &refused) {
-		if !refused.timedOut {
+		if !refused.cutOff {
 			err = explainHandshake(refused.err)
 		}
 		return nil, nil, fmt.Errorf("component handshake as %s: %w", l.cfg.Component, err)

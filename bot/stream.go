@@ -32,7 +32,7 @@ func openStream(ctx context.Context, addr string, timeout time.Duration, open fu
 	sess, err := open(context.WithoutCancel(hctx), conn)
 	if !stop() {
 		conn.Close()
-		return nil, nil, &handshakeError{err: context.Cause(hctx), timedOut: true}
+		return nil, nil, &handshakeError{err: context.Cause(hctx), cutOff: true}
 	}
 	if err != nil {
 		conn.Close()
@@ -44,8 +44,8 @@ func openStream(ctx context.Context, addr string, timeout time.Duration, open fu
 // handshakeError is a session that could not be opened on a connected
 // stream: refused by the server, or not done in time.
 type handshakeError struct {
-	err      error
-	timedOut bool
+	err    error
+	cutOff bool // by the timeout or the caller's context, not by the server
 }
 
 // Error is the cause's text: callers add what was being opened.
