@@ -225,6 +225,8 @@ func TestGrantEventsByChat(t *testing.T) {
 		{who: admin, line: "close-event " + older, contains: "is closed"},
 		{who: admin, line: "grant " + inviter + " events 0", want: upd + " No event links."},
 		{who: admin, line: "grant " + inviter, want: upd},
+		{who: admin, line: fmt.Sprintf("grant %s events %d", inviter, def.EventMaxUses+1), wantEvents: def.EventMaxUses + 1,
+			want: upd + fmt.Sprintf(" Event links of up to %d people (the configured most, policy.event_max_uses; the grant says %d).", def.EventMaxUses, def.EventMaxUses+1)},
 		{who: admin, line: "grant " + inviter + " events 2", want: upd + " Event links of up to 2 people.", wantEvents: 2},
 		{who: admin, line: "grant dave@elsewhere.test events none", wantEvents: 2,
 			want: fmt.Sprintf("dave@elsewhere.test may now create invites (per-day %d (default), pending %d (default)). No event links.", def.PerDay, def.MaxPending)},

@@ -609,6 +609,9 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	allowed := min(g.Events, def.EventMaxUses)
 	switch {
+	case g.Events > allowed:
+		// Kept as given, so raising the configured most later takes effect.
+		text += fmt.Sprintf(" Event links of up to %d people (the configured most, policy.event_max_uses; the grant says %d).", allowed, g.Events)
 	case g.Events > 0:
 		text += fmt.Sprintf(" Event links of up to %d people.", allowed)
 	case opts.Events != nil:
