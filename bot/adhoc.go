@@ -292,7 +292,7 @@ func (b *Bot) runCommand(ctx context.Context, req iqRequest, actor invites.Actor
 				// the form's first field says it too.
 				text := sentence(err.Error())
 				out.Notes = []commandNote{{Type: "error", Text: text}}
-				out.Form.Fields = append([]dataform.Field{{Type: dataform.Fixed, Values: []string{text}}}, out.Form.Fields...)
+				out.Form.Fields = append([]dataform.Field{{Var: fixedVarError, Type: dataform.Fixed, Values: []string{text}}}, out.Form.Fields...)
 			}
 			return out, cerr
 		}
@@ -337,6 +337,16 @@ func allowedActions(op operation, stage int) actions {
 		return actions{Execute: actionComplete, Complete: present}
 	}
 }
+
+// Names of the fixed fields that repeat a note's text in a form. XEP-0004
+// lets a fixed field go without a name, but poezio turns every note into a
+// nameless fixed field of its own, with the text as a label it does not
+// show, and slixmpp keeps a form's fields by name: the note's empty field
+// then takes the place of a nameless one of ours, and the text is gone.
+const (
+	fixedVarError = "error"
+	fixedVarText  = "text"
+)
 
 // nextStage renders the session's current stage and keeps the session for
 // the next request.

@@ -183,11 +183,35 @@ func TestFormErrorInField(t *testing.T) {
 		t.Fatalf("got %+v, %v; want the form again with one note", again, cerr)
 	}
 	first := again.Form.Fields[0]
-	if first.Type != "fixed" || len(first.Values) != 1 || first.Values[0] != again.Notes[0].Text ||
+	if first.Type != "fixed" || first.Var != fixedVarError || len(first.Values) != 1 || first.Values[0] != again.Notes[0].Text ||
 		!strings.Contains(first.Values[0], "write default") {
 		t.Errorf("first field %+v, note %+v: want the error as a fixed field", first, again.Notes[0])
 	}
 	if _, err := f.store.Grant(context.Background(), inviter); err == nil {
 		t.Error("a form with a mistake made a grant")
+	}
+}
+
+// TestTableTextField: a table result carries its rows as text in a named
+// fixed field too (poezio shows neither the table nor the note; a nameless
+// field would be replaced by poezio's own, empty, field for the note).
+func TestTableTextField(t *testing.T) {
+	f := newFixture(t)
+	grantInviter(t, f)
+	out, cerr := f.adhoc(t, admin, commandIn{Node: "list-inviters", Action: actionExecute})
+	for cerr == nil && out.Status == statusExecuting {
+		out, cerr = f.adhoc(t, admin, commandIn{Node: "list-inviters", Action: actionComplete, SessionID: out.SessionID, Forms: submit()})
+	}
+	if cerr != nil || out.Form == nil {
+		t.Fatalf("list-inviters: %+v, %v", out, cerr)
+	}
+	var text *dataform.Field
+	for i := range out.Form.Fields {
+		if out.Form.Fields[i].Type == dataform.Fixed {
+			text = &out.Form.Fields[i]
+		}
+	}
+	if text == nil || text.Var != fixedVarText || !strings.Contains(strings.Join(text.Values, "\n"), inviter) {
+		t.Errorf("table form's fixed field %+v: want %q naming %s", text, fixedVarText, inviter)
 	}
 }

@@ -231,10 +231,11 @@ func (t *table) footer(line string) {
 
 // reply is the table as chat text and as a form. The form carries the text
 // too, as a fixed field: console clients (poezio) show neither a reported
-// table nor a note, only fields.
+// table nor a note, only fields. The field is named (fixedVarText) for
+// poezio's sake; see fixedVarError.
 func (t *table) reply() reply {
 	text := t.text.String()
-	t.form.Fields = append(t.form.Fields, dataform.Field{Type: dataform.Fixed, Values: strings.Split(text, "\n")})
+	t.form.Fields = append(t.form.Fields, dataform.Field{Var: fixedVarText, Type: dataform.Fixed, Values: strings.Split(text, "\n")})
 	return reply{text: text, form: t.form}
 }
 
