@@ -345,7 +345,7 @@ func allowedActions(op operation, stage int) actions {
 // then takes the place of a nameless one of ours, and the text is gone.
 const (
 	fixedVarError = "error"
-	fixedVarText  = "text"
+	fixedVarText  = "text" // numbered: text-1, text-2, …
 )
 
 // nextStage renders the session's current stage and keeps the session for

@@ -192,9 +192,10 @@ func TestFormErrorInField(t *testing.T) {
 	}
 }
 
-// TestTableTextField: a table result carries its rows as text in a named
-// fixed field too (poezio shows neither the table nor the note; a nameless
-// field would be replaced by poezio's own, empty, field for the note).
+// TestTableTextField: a table result carries its rows as text in named
+// fixed fields too, one line each (poezio shows neither the table nor the
+// note, and no fixed field with several values; a nameless field would be
+// replaced by poezio's own, empty, field for the note).
 func TestTableTextField(t *testing.T) {
 	f := newFixture(t)
 	grantInviter(t, f)
@@ -205,13 +206,17 @@ func TestTableTextField(t *testing.T) {
 	if cerr != nil || out.Form == nil {
 		t.Fatalf("list-inviters: %+v, %v", out, cerr)
 	}
-	var text *dataform.Field
-	for i := range out.Form.Fields {
-		if out.Form.Fields[i].Type == dataform.Fixed {
-			text = &out.Form.Fields[i]
+	var lines []string
+	for i, fl := range out.Form.Fields {
+		if fl.Type != dataform.Fixed {
+			continue
 		}
+		if want := fmt.Sprintf("%s-%d", fixedVarText, len(lines)+1); fl.Var != want || len(fl.Values) != 1 {
+			t.Errorf("fixed field %d: %+v, want one value named %q", i, fl, want)
+		}
+		lines = append(lines, fl.Values...)
 	}
-	if text == nil || text.Var != fixedVarText || !strings.Contains(strings.Join(text.Values, "\n"), inviter) {
-		t.Errorf("table form's fixed field %+v: want %q naming %s", text, fixedVarText, inviter)
+	if len(lines) < 2 || !strings.Contains(strings.Join(lines, "\n"), inviter) {
+		t.Errorf("table form's fixed fields %q: want a heading and a line naming %s", lines, inviter)
 	}
 }

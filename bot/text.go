@@ -230,12 +230,15 @@ func (t *table) footer(line string) {
 }
 
 // reply is the table as chat text and as a form. The form carries the text
-// too, as a fixed field: console clients (poezio) show neither a reported
-// table nor a note, only fields. The field is named (fixedVarText) for
-// poezio's sake; see fixedVarError.
+// too, as fixed fields, one per line: console clients show neither a
+// reported table nor a note, only fields, and of a fixed field with several
+// values profanity shows the first and poezio none. The fields are named
+// (fixedVarText-1, -2, …) for poezio's sake; see fixedVarError.
 func (t *table) reply() reply {
 	text := t.text.String()
-	t.form.Fields = append(t.form.Fields, dataform.Field{Var: fixedVarText, Type: dataform.Fixed, Values: strings.Split(text, "\n")})
+	for i, line := range strings.Split(text, "\n") {
+		t.form.Fields = append(t.form.Fields, dataform.Field{Var: fmt.Sprintf("%s-%d", fixedVarText, i+1), Type: dataform.Fixed, Values: []string{line}})
+	}
 	return reply{text: text, form: t.form}
 }
 
