@@ -580,15 +580,11 @@ func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 
 func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	target := req.args["jid"]
-	opts := invites.GrantOptions{Note: req.args["note"],
-		PerDay: limitOption(req.args, "per-day"), MaxPending: limitOption(req.args, "pending")}
+	opts := invites.GrantOptions{Note: req.args["note"], PerDay: countOption(req.args, "per-day"),
+		MaxPending: countOption(req.args, "pending"), Events: countOption(req.args, "events")}
 	if v, ok := req.args["requests"]; ok {
 		answers := v == "yes"
 		opts.Requests = &answers
-	}
-	if v, ok := req.args["events"]; ok {
-		events, _ := strconv.Atoi(v) // "0" is none
-		opts.Events = &events
 	}
 	g, updated, err := b.svc.Grant(ctx, req.actor, target, opts)
 	if errors.Is(err, invites.ErrTargetIsAdmin) {
@@ -598,9 +594,10 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{}, err
 	}
 	def := b.svc.DefaultLimits()
-	text := fmt.Sprintf("%s may now create invites (per-day %s, pending %s).", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+	limits := fmt.Sprintf("per-day %s, pending %s", orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+	text := fmt.Sprintf("%s may now create invites (%s).", target, limits)
 	if updated {
-		text = fmt.Sprintf("Updated the grant of %s: per-day %s, pending %s.", target, orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
+		text = fmt.Sprintf("Updated the grant of %s: %s.", target, limits)
 	}
 	if g.Requests {
 		text += " They may answer account requests too."
@@ -652,16 +649,17 @@ func (b *Bot) eventsBeyond(ctx context.Context, req request, target string, allo
 		len(ids), strings.Join(ids, ", "))
 }
 
-// limitOption reads a kindLimit argument for GrantOptions: nil when it was
-// left out (the grant keeps its limit), zero for default.
-func limitOption(args map[string]string, name string) *int {
+// countOption reads a kindLimit or kindAllowance argument for
+// GrantOptions: nil when it was left out (the grant keeps what it says),
+// zero for default or none.
+func countOption(args map[string]string, name string) *int {
 	v, ok := args[name]
 	if !ok {
 		return nil
 	}
 	n := 0
 	if v != keywordDefault {
-		n, _ = strconv.Atoi(v) // parseLimit checked it
+		n, _ = strconv.Atoi(v) // parseParam checked it
 	}
 	return &n
 }
