@@ -65,6 +65,7 @@ type Encoder interface {
 // Bot serves chat commands and discovery for the component.
 type Bot struct {
 	svc       *invites.Service
+	reports   ReportReader
 	component jid.JID
 	log       *slog.Logger
 	now       func() time.Time
@@ -126,6 +127,9 @@ type Config struct {
 	// EventLinks, when set, gives an event link's page and QR image URLs
 	// (the web room's); nil when no web server is configured.
 	EventLinks func(id string) (page, qr string)
+	// Reports, when set, recognises the usage reports the server's module
+	// sends (the server package's); nil takes none.
+	Reports ReportReader
 }
 
 // New returns a Bot; give it to Link.Run as the stanza handler.
@@ -145,6 +149,7 @@ func New(cfg Config) *Bot {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Bot{
 		svc:         cfg.Service,
+		reports:     cfg.Reports,
 		component:   cfg.Component,
 		log:         cfg.Log,
 		now:         now,
@@ -661,7 +666,7 @@ func (b *Bot) userMessage(ctx context.Context, op operation, who invites.Actor, 
 		b.log.ErrorContext(ctx, "the server has no invite command: enable the invites and invites_adhoc modules on the domain",
 			slog.String("domain", b.svc.Domain()), slog.Any("err", err))
 		return msgIssuerRefuse
-	case errors.Is(err, ErrLinkDown), errors.Is(err, ErrMinterDown), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrLinkDown), errors.Is(err, invites.ErrServerUnreachable), errors.Is(err, context.DeadlineExceeded):
 		b.log.WarnContext(ctx, "request failed: server unreachable", slog.String("op", op.name), slog.Any("err", err))
 		return msgUnavailable
 	default:

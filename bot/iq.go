@@ -165,7 +165,7 @@ func (b *Bot) handleIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	case iq.Type == stanza.GetIQ && (req.payload == nameDiscoInfo || req.payload == nameDiscoItems):
 		b.dispatchIQ(t, req)
 		return
-	case iq.Type == stanza.SetIQ && req.payload == nameReport:
+	case iq.Type == stanza.SetIQ && b.isReport(child):
 		b.handleReport(t, req, child)
 		return
 	case iq.Type == stanza.SetIQ && req.payload == nameCommand:

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"runtime/debug"
 	"strings"
@@ -27,24 +26,15 @@ import (
 	"mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/internal/reconnect"
 )
 
 // Link tunables. Tests shorten them through LinkConfig.
 const (
-	defaultPingInterval = 30 * time.Second
-	defaultPingTimeout  = 10 * time.Second
-	defaultMinBackoff   = 500 * time.Millisecond
-	defaultMaxBackoff   = time.Minute
 	// handshakeTimeout bounds dialling plus the XEP-0114 handshake, so a
 	// server that accepts TCP but never answers cannot stall reconnection.
 	handshakeTimeout = 15 * time.Second
-	// stableAfter is how long a link must stay up before the backoff resets;
-	// otherwise a server that drops us right after the handshake (conflict)
-	// would be hammered at the minimum interval.
-	stableAfter = 30 * time.Second
-	// closeTimeout is how long a graceful close waits for the server to end
-	// its side of the stream.
-	closeTimeout = 3 * time.Second
 	// defaultWriteTimeout bounds writing one stanza to the connection. It is
 	// the writer's own deadline, never a caller's: a write that takes this
 	// long means the server stopped reading, and the link is rebuilt.
@@ -168,16 +158,16 @@ type pendingIQ struct {
 // NewLink returns a Link; Run starts it.
 func NewLink(cfg LinkConfig, log *slog.Logger) *Link {
 	if cfg.PingInterval == 0 {
-		cfg.PingInterval = defaultPingInterval
+		cfg.PingInterval = reconnect.DefaultPingInterval
 	}
 	if cfg.PingTimeout == 0 {
-		cfg.PingTimeout = defaultPingTimeout
+		cfg.PingTimeout = reconnect.DefaultPingTimeout
 	}
 	if cfg.MinBackoff == 0 {
-		cfg.MinBackoff = defaultMinBackoff
+		cfg.MinBackoff = reconnect.DefaultMinBackoff
 	}
 	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = defaultMaxBackoff
+		cfg.MaxBackoff = reconnect.DefaultMaxBackoff
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = defaultWriteTimeout
@@ -216,7 +206,7 @@ func (l *Link) Run(ctx context.Context, h xmpp.Handler) error {
 			return err
 		}
 		lasted := time.Since(started)
-		if lasted >= stableAfter {
+		if lasted >= reconnect.StableAfter {
 			backoff = l.cfg.MinBackoff
 		}
 		// A failed write leaves the stream unusable while the server may be
@@ -224,13 +214,13 @@ func (l *Link) Run(ctx context.Context, h xmpp.Handler) error {
 		// again at once. Not twice in a row, though, unless the session in
 		// between proved stable: a server that breaks every link must not
 		// make the bot spin.
-		if errors.Is(err, errWriteFailed) && (!redialed || lasted >= stableAfter) {
+		if errors.Is(err, errWriteFailed) && (!redialed || lasted >= reconnect.StableAfter) {
 			redialed = true
 			l.log.WarnContext(ctx, "component link write failed; reconnecting now", slog.Any("err", err))
 			continue
 		}
 		redialed = false
-		wait := jitter(backoff)
+		wait := reconnect.Jitter(backoff)
 		l.log.WarnContext(ctx, "component link down", slog.Any("err", err), slog.Duration("retry_in", wait))
 		select {
 		case <-ctx.Done():
@@ -246,13 +236,6 @@ func (l *Link) Run(ctx context.Context, h xmpp.Handler) error {
 // configuration, and a bot that keeps knocking with a wrong secret only
 // fills two logs.
 var ErrSecretRejected = errors.New("the server rejected the component secret")
-
-// jitter spreads retries over [d/2, d) so that many bots, or one bot after
-// a server restart, do not reconnect in lockstep.
-func jitter(d time.Duration) time.Duration {
-	half := d / 2
-	return half + rand.N(half+1)
-}
 
 // session runs one component session from dial to drop.
 func (l *Link) session(ctx context.Context, h xmpp.Handler, again bool) error {
@@ -329,13 +312,13 @@ func (l *Link) session(ctx context.Context, h xmpp.Handler, again bool) error {
 }
 
 func (l *Link) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
-	conn, sess, err := openStream(ctx, l.cfg.Server, handshakeTimeout, func(ctx context.Context, conn net.Conn) (*xmpp.Session, error) {
+	conn, sess, err := reconnect.Dial(ctx, l.cfg.Server, handshakeTimeout, func(ctx context.Context, conn net.Conn) (*xmpp.Session, error) {
 		return component.NewSession(ctx, l.cfg.Component, l.cfg.Secret, conn)
 	})
-	var refused *handshakeError
+	var refused *reconnect.HandshakeError
 	if errors.As(err, &refused) {
-		if !refused.cutOff {
-			err = explainHandshake(refused.err)
+		if !refused.CutOff {
+			err = explainHandshake(refused.Err)
 		}
 		return nil, nil, fmt.Errorf("component handshake as %s: %w", l.cfg.Component, err)
 	}
@@ -376,7 +359,7 @@ func (l *Link) closeGracefully(sess *xmpp.Session, conn net.Conn, served <-chan 
 	_ = sess.Close()
 	select {
 	case <-served:
-	case <-time.After(closeTimeout):
+	case <-time.After(reconnect.CloseTimeout):
 	}
 	l.log.Info("component link closed")
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"log/slog"
-	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
@@ -14,9 +13,22 @@ import (
 	"durare.org/invitebot/invites"
 )
 
-// nameReport is mod_invitebot's usage report: the server says which
-// account an invite token created, as soon as it is registered.
-var nameReport = xml.Name{Space: invites.NSModule, Local: "registered"}
+// ReportReader recognises the usage reports a server module pushes to the
+// component (mod_invitebot says which account a token created as soon as
+// it is registered). The server's package provides it; nil means the bot
+// takes no reports.
+type ReportReader interface {
+	ReadReport(payload xml.StartElement) (invites.Report, bool)
+}
+
+// isReport says whether an IQ set's payload is a usage report.
+func (b *Bot) isReport(payload xml.StartElement) bool {
+	if b.reports == nil {
+		return false
+	}
+	_, ok := b.reports.ReadReport(payload)
+	return ok
+}
 
 // handleReport takes a usage report from the server's mod_invitebot. Only
 // the domain itself may send one: anyone else (a local user, another
@@ -37,10 +49,7 @@ func (b *Bot) handleReport(t xmlstream.TokenReadEncoder, req iqRequest, child xm
 		b.encodeInline(t, reply)
 		return
 	}
-	r := invites.Report{Token: attr(child, "token"), Account: attr(child, "jid")}
-	if at, err := time.Parse(time.RFC3339, attr(child, "at")); err == nil {
-		r.At = at
-	}
+	r, _ := b.reports.ReadReport(child)
 	busy := func(ctx context.Context) {
 		reply := req.reply()
 		reply.fail(newError("wait", stanza.ResourceConstraint, "", "busy, try again"))

@@ -16,11 +16,12 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/store"
 )
 
-// fakeModuleLink plays the server for invites.Module: it answers the
+// fakeModuleLink plays the server for prosody.Module: it answers the
 // module's IQs as a Prosody with (or without) mod_invitebot would, and
 // records what it was asked.
 type fakeModuleLink struct {
@@ -49,7 +50,7 @@ func (l *fakeModuleLink) SendIQElement(_ context.Context, payload xml.TokenReade
 	case !l.loaded:
 		reply = fmt.Sprintf(`<iq type='error' id='x' from=%q><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, iq.To)
 	case el.XMLName.Local == "status":
-		reply = fmt.Sprintf(`<iq type='result' id='x' from=%q><status xmlns=%q version='1' queued='0'/></iq>`, iq.To, invites.NSModule)
+		reply = fmt.Sprintf(`<iq type='result' id='x' from=%q><status xmlns=%q version='1' queued='0'/></iq>`, iq.To, prosody.NSModule)
 	}
 	return xmlstream.NopCloser(xml.NewDecoder(strings.NewReader(reply))), nil
 }
@@ -106,7 +107,7 @@ func newModuleFixture(t *testing.T, loaded, introduce bool) *moduleFixture {
 	clock := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	link := &fakeModuleLink{loaded: loaded}
-	mod := invites.NewModule(jid.MustParse("durare.test"), jid.MustParse("invites.durare.test"), link, log)
+	mod := prosody.NewModule(jid.MustParse("durare.test"), jid.MustParse("invites.durare.test"), link, log)
 	if _, err := mod.Detect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func newModuleFixture(t *testing.T, loaded, introduce bool) *moduleFixture {
 		Admins: map[string]bool{admin: true}, Now: clock.now, Log: log, Notifier: notes,
 		Module: mod, Introduce: introduce})
 	out := &recordingOut{got: make(chan struct{}, 16)}
-	b := New(Config{Service: svc, Component: jid.MustParse("invites.durare.test"), Log: log, Now: clock.now, Out: out})
+	b := New(Config{Service: svc, Component: jid.MustParse("invites.durare.test"), Log: log, Now: clock.now, Out: out, Reports: mod})
 	return &moduleFixture{fixture: &fixture{bot: b, store: st, issuer: iss, clock: clock, notes: notes}, link: link, out: out}
 }
 
@@ -155,7 +156,7 @@ func (f *moduleFixture) handle(t *testing.T, raw string) string {
 
 func reportIQ(from, token, account string) string {
 	return fmt.Sprintf(`<iq type='set' id='r1' from=%q to='invites.durare.test'><registered xmlns=%q token=%q jid=%q at='2026-11-24T12:00:00Z'/></iq>`,
-		from, invites.NSModule, token, account)
+		from, prosody.NSModule, token, account)
 }
 
 // TestUsageReport: a report from the domain records exactly which account

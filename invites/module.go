@@ -2,213 +2,30 @@ package invites
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/store"
 )
 
-// This file is the bot's side of mod_invitebot (prosody/mod_invitebot.lua),
-// the optional Prosody module that makes three promises hold at the server:
-// a token creates one account whatever the client does, the server reports
-// which account each token created, and the bot can delete a token. The
-// bot finds out whether the module is loaded and uses it when it is;
-// without it everything works as before, by polling and consumption.
+// The service's use of the server module (ServerModule): usage reports,
+// token deletion and introductions while the server runs it; polling and
+// consumption while it does not.
 
-// NSModule is mod_invitebot's namespace. Its IQs:
-//
-//	server -> component  set <registered token='T' jid='user@domain' at='XEP-0082'/>
-//	component -> server  get <status/>      result <status version='1' queued='N'/>
-//	component -> server  set <delete token='T'/>
-//	component -> server  set <introduce jid='user@domain' contact='inviter@any'/>
-//
-// The module answers the component's IQs for the configured component JID
-// only (forbidden for everybody else), and the bot trusts reports only from
-// the domain itself.
-const NSModule = "https://durare.org/ns/invitebot/0"
-
-// Tunables for the module.
-const (
-	// moduleTimeout bounds one IQ to the module.
-	moduleTimeout = 10 * time.Second
-	// moduleSafetyNet is how often pending tokens are still checked over
-	// c2s while the module reports usage: a report lost while Prosody was
-	// down must not leave an invite pending forever.
-	moduleSafetyNet = 15 * time.Minute
-)
-
-// ModuleState says whether the server runs mod_invitebot.
-type ModuleState int32
-
-// Module states.
-const (
-	// ModuleUnknown: not asked yet, or the server could not be asked.
-	ModuleUnknown ModuleState = iota
-	// ModuleAbsent: the server does not answer the module's IQs (or the
-	// module refuses this component); the bot polls and consumes tokens.
-	ModuleAbsent
-	// ModulePresent: the module answers; the bot uses it.
-	ModulePresent
-)
-
-// String names the state for logs and /healthz.
-func (m ModuleState) String() string {
-	switch m {
-	case ModuleAbsent:
-		return "not loaded"
-	case ModulePresent:
-		return "loaded"
-	default:
-		return "unknown"
-	}
-}
+// moduleSafetyNet is how often pending tokens are still checked over c2s
+// while the module reports usage: a report lost while the server was down
+// must not leave an invite pending forever.
+const moduleSafetyNet = 15 * time.Minute
 
 // ErrBadReport means a usage report is malformed or names an account on
 // another domain; sending it again will not help.
 var ErrBadReport = errors.New("malformed usage report")
-
-// Module talks to mod_invitebot on the home server over the component link.
-// It is safe for concurrent use.
-type Module struct {
-	server, from jid.JID
-	link         IQSender
-	log          *slog.Logger
-	state        atomic.Int32
-}
-
-// NewModule returns a Module that asks server (the domain) as from (the
-// component) over link. Its state is unknown until Detect runs.
-func NewModule(server, from jid.JID, link IQSender, log *slog.Logger) *Module {
-	return &Module{server: server, from: from, link: link, log: log}
-}
-
-// State is what the last Detect (or failed request) found.
-func (m *Module) State() ModuleState { return ModuleState(m.state.Load()) }
-
-// Detect asks the server whether mod_invitebot is loaded, logs when the
-// answer changes, and returns it. When the server cannot be asked (the link
-// is down) the state stays as it was and the error says why. Asking also
-// makes the module send the usage reports it holds for the bot.
-func (m *Module) Detect(ctx context.Context) (ModuleState, error) {
-	ctx, cancel := context.WithTimeout(ctx, moduleTimeout)
-	defer cancel()
-	var status struct {
-		Version string `xml:"version,attr"`
-		Queued  string `xml:"queued,attr"`
-	}
-	err := m.iq(ctx, stanza.GetIQ, "status", &status)
-	var se stanza.Error
-	switch {
-	case err == nil:
-		m.set(ModulePresent, slog.String("version", status.Version), slog.String("queued_reports", status.Queued))
-	case errors.As(err, &se) && se.Condition == stanza.Forbidden:
-		// Loaded, but configured for another component: unusable.
-		m.log.ErrorContext(ctx, "mod_invitebot refuses this component: set invitebot_component under the domain's VirtualHost",
-			slog.String("prosody_config", fmt.Sprintf("VirtualHost %q: invitebot_component = %q", m.server.String(), m.from.String())))
-		m.set(ModuleAbsent)
-	case errors.As(err, &se):
-		m.set(ModuleAbsent)
-	default:
-		return m.State(), fmt.Errorf("detect mod_invitebot: %w", err)
-	}
-	return m.State(), nil
-}
-
-// set records st and logs the change, so the log says at start (and after
-// every change) which of the bot's promises hold at the server.
-func (m *Module) set(st ModuleState, attrs ...slog.Attr) {
-	if ModuleState(m.state.Swap(int32(st))) == st {
-		return
-	}
-	switch st {
-	case ModulePresent:
-		m.log.LogAttrs(context.Background(), slog.LevelInfo,
-			"prosody module mod_invitebot loaded: one account per token, registrations reported at once, tokens deleted at the server, new accounts introduced to their inviter",
-			attrs...)
-	case ModuleAbsent:
-		m.log.LogAttrs(context.Background(), slog.LevelInfo,
-			"prosody module mod_invitebot not loaded: usage found by polling tokens, cancelled tokens consumed with a throwaway account, and one token can create several accounts on one stream (see README, known limits)",
-			attrs...)
-	}
-}
-
-// Delete makes the server forget token: registrations with it fail from now
-// on, on streams that passed preauth earlier too. Deleting a token the
-// server does not hold succeeds.
-func (m *Module) Delete(ctx context.Context, token string) error {
-	ctx, cancel := context.WithTimeout(ctx, moduleTimeout)
-	defer cancel()
-	if err := m.iq(ctx, stanza.SetIQ, "delete", nil, xml.Attr{Name: xml.Name{Local: "token"}, Value: token}); err != nil {
-		return fmt.Errorf("delete token at the server (mod_invitebot): %w", err)
-	}
-	return nil
-}
-
-// Introduce asks the server to put contact in account's roster with a
-// subscription request sent to contact and contact's own request
-// pre-approved. The server accepts it only for accounts that registered
-// with an invite lately.
-func (m *Module) Introduce(ctx context.Context, account, contact string) error {
-	ctx, cancel := context.WithTimeout(ctx, moduleTimeout)
-	defer cancel()
-	err := m.iq(ctx, stanza.SetIQ, "introduce", nil,
-		xml.Attr{Name: xml.Name{Local: "jid"}, Value: account},
-		xml.Attr{Name: xml.Name{Local: "contact"}, Value: contact})
-	if err != nil {
-		return fmt.Errorf("introduce %s to %s (mod_invitebot): %w", account, contact, err)
-	}
-	return nil
-}
-
-// iq sends one IQ with an empty <local xmlns=NSModule/> payload carrying
-// attrs, and decodes the answer's payload into v when v is not nil. An
-// error answer is returned as a stanza.Error; one saying the server has no
-// such handler marks the module absent.
-func (m *Module) iq(ctx context.Context, typ stanza.IQType, local string, v any, attrs ...xml.Attr) error {
-	payload := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: NSModule, Local: local}, Attr: attrs})
-	r, err := m.link.SendIQElement(ctx, payload, stanza.IQ{Type: typ, To: m.server, From: m.from})
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	tok, err := r.Token()
-	if err != nil {
-		return fmt.Errorf("read reply: %w", err)
-	}
-	start, ok := tok.(xml.StartElement)
-	if !ok {
-		return errors.New("reply is not an IQ")
-	}
-	if _, err := stanza.UnmarshalIQError(r, start); err != nil {
-		var se stanza.Error
-		if errors.As(err, &se) && (se.Condition == stanza.ServiceUnavailable || se.Condition == stanza.FeatureNotImplemented) {
-			m.set(ModuleAbsent) // unloaded while the link stayed up
-		}
-		return err
-	}
-	if v == nil {
-		return nil
-	}
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return nil // an empty result is a result
-		}
-		if el, ok := tok.(xml.StartElement); ok {
-			return xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(el), r)).Decode(v)
-		}
-	}
-}
 
 // revocation is how a token is revoked right now: deleted through
 // mod_invitebot while the server runs it, else the Issuer's own way
@@ -240,7 +57,7 @@ func (s *Service) deleteToken(ctx context.Context, token string) error {
 type serverModule struct {
 	// m is nil when the bot never asks for the module (tests, other
 	// servers).
-	m *Module
+	m ServerModule
 	// introduce makes new accounts and their inviters acquainted
 	// (invites.introduce).
 	introduce bool

@@ -1,4 +1,4 @@
-package invites
+package invites_test
 
 import (
 	"context"
@@ -14,13 +14,16 @@ import (
 	"mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
 
+	"durare.org/invitebot/homeserver"
+	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
-	"durare.org/invitebot/invites/ibr"
+	"durare.org/invitebot/invites"
 	"durare.org/invitebot/store"
 )
 
 // componentSession attaches to srv's component port as the bot would, so
-// the AdhocIssuer mints on the real server.
+// the Prosody issuer mints on the real server.
 func componentSession(t *testing.T, srv *prosodytest.Server) *xmpp.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -45,15 +48,15 @@ func componentSession(t *testing.T, srv *prosodytest.Server) *xmpp.Session {
 // hookIssuer mints on the real server, then runs after before handing
 // the token back: the moment between minting and storing.
 type hookIssuer struct {
-	AdhocIssuer
+	prosody.Issuer
 	t      *testing.T
 	cfg    ibr.Config
 	after  func()
 	minted []string
 }
 
-func (h *hookIssuer) Mint(ctx context.Context) (Minted, error) {
-	m, err := h.AdhocIssuer.Mint(ctx)
+func (h *hookIssuer) Mint(ctx context.Context) (invites.Minted, error) {
+	m, err := h.Issuer.Mint(ctx)
 	if err != nil {
 		return m, err
 	}
@@ -80,23 +83,23 @@ func TestNoOrphanTokens(t *testing.T) {
 		admin   = "root@" + prosodytest.DefaultDomain
 		inviter = "helper@" + prosodytest.DefaultOtherDomain
 	)
-	setup := func(t *testing.T) (*Service, *store.Store, *hookIssuer, Actor) {
+	setup := func(t *testing.T) (*invites.Service, *store.Store, *hookIssuer, invites.Actor) {
 		st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "invitebot.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
 		if err := st.PutGrant(t.Context(), store.Grant{JID: inviter, GrantedBy: admin, GrantedAt: time.Now()},
-			store.AuditEntry{Actor: admin, Action: ActionGrant}); err != nil {
+			store.AuditEntry{Actor: admin, Action: invites.ActionGrant}); err != nil {
 			t.Fatal(err)
 		}
 		iss := &hookIssuer{
-			AdhocIssuer: AdhocIssuer{Server: jid.MustParse(srv.Domain), From: jid.MustParse(srv.Component), Link: sess},
-			t:           t, cfg: srv.IBRConfig(),
+			Issuer: prosody.NewIssuer(jid.MustParse(srv.Domain), jid.MustParse(srv.Component), sess),
+			t:      t, cfg: srv.IBRConfig(),
 		}
-		svc := NewService(Options{
+		svc := invites.NewService(invites.Options{
 			Store: st, Issuer: iss, Domain: srv.Domain, Admins: map[string]bool{admin: true},
-			C2S: srv.IBRConfig(), Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
+			Registrar: homeserver.Registrar{C2S: srv.IBRConfig()}, Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
 		})
 		a, err := svc.Actor(t.Context(), inviter)
 		if err != nil {
@@ -121,17 +124,17 @@ func TestNoOrphanTokens(t *testing.T) {
 		}
 		inv := invs[0]
 		if inv.Token != token || inv.State != store.StateCancelled || !inv.Revoked {
-			t.Errorf("ledger has %s state %s revoked %v; want the minted token cancelled and revoked", RedactToken(inv.Token), inv.State, inv.Revoked)
+			t.Errorf("ledger has %s state %s revoked %v; want the minted token cancelled and revoked", invites.RedactToken(inv.Token), inv.State, inv.Revoked)
 		}
 		log, _ := st.Audit(t.Context(), inv.ID, 10)
 		var actions []string
 		for _, e := range log {
 			actions = append(actions, e.Action)
-			if e.Action == ActionInviteCancel && !strings.Contains(e.Detail, reason) {
+			if e.Action == invites.ActionInviteCancel && !strings.Contains(e.Detail, reason) {
 				t.Errorf("cancel entry says %q, want it to mention %q", e.Detail, reason)
 			}
 		}
-		if !strings.Contains(strings.Join(actions, " "), ActionTokenRevoked+" "+ActionInviteCancel) {
+		if !strings.Contains(strings.Join(actions, " "), invites.ActionTokenRevoked+" "+invites.ActionInviteCancel) {
 			t.Errorf("audit about the invite: %v; want the cancel followed by the revocation", actions)
 		}
 	}
@@ -142,7 +145,7 @@ func TestNoOrphanTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ibr.CheckToken(t.Context(), srv.IBRConfig(), iss.minted[0]); err != nil || inv.State != StatePending {
+		if err := ibr.CheckToken(t.Context(), srv.IBRConfig(), iss.minted[0]); err != nil || inv.State != invites.StatePending {
 			t.Errorf("delivered invite %s: token check %v; want pending and valid", inv.State, err)
 		}
 	})
@@ -168,8 +171,8 @@ func TestNoOrphanTokens(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		if _, err := svc.Create(t.Context(), a); !errors.Is(err, ErrPaused) {
-			t.Fatalf("Create = %v, want ErrPaused", err)
+		if _, err := svc.Create(t.Context(), a); !errors.Is(err, invites.ErrPaused) {
+			t.Fatalf("Create = %v, want invites.ErrPaused", err)
 		}
 		dead(t, iss.minted[0])
 		revokedInLedger(t, st, iss.minted[0], "paused")

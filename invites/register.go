@@ -10,7 +10,6 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/store"
 )
 
@@ -105,16 +104,16 @@ func (s *Service) RegisterAccount(ctx context.Context, id, username, password st
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registrationTimeout)
 	defer cancel()
-	requested, err := ibr.Register(rctx, s.c2s, inv.Token, username, password)
+	requested, err := s.registrar.Register(rctx, inv.Token, username, password)
 	switch {
-	case errors.Is(err, ibr.ErrTokenRejected):
+	case errors.Is(err, ErrTokenRejected):
 		// Usage tracking will record what became of it; the visitor just
 		// learns the invite is spent.
 		return jid.JID{}, ErrTokenRejected
-	case errors.Is(err, ibr.ErrConflict):
+	case errors.Is(err, ErrUsernameTaken):
 		return jid.JID{}, fmt.Errorf("register account: %w", ErrUsernameTaken)
-	case errors.Is(err, ibr.ErrNotAcceptable):
-		return jid.JID{}, fmt.Errorf("register account: %w: %w", ErrUsernameRefused, err)
+	case errors.Is(err, ErrUsernameRefused):
+		return jid.JID{}, fmt.Errorf("register account: %w", err)
 	case err != nil:
 		return jid.JID{}, fmt.Errorf("register account: %w", err)
 	}
@@ -131,7 +130,7 @@ func (s *Service) RegisterAccount(ctx context.Context, id, username, password st
 // version). If the login fails, the address asked for is the best guess,
 // and the log says so.
 func (s *Service) createdAccount(ctx context.Context, requested jid.JID, password string) jid.JID {
-	bound, err := ibr.BoundJID(ctx, s.c2s, requested, password)
+	bound, err := s.registrar.BoundJID(ctx, requested, password)
 	if err != nil {
 		s.log.WarnContext(ctx, "account registered, but logging in to confirm its address failed; recording the address asked for",
 			slog.String("account", requested.String()), slog.Any("err", err))

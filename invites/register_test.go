@@ -15,9 +15,10 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"durare.org/invitebot/homeserver"
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/store"
 )
 
@@ -57,11 +58,11 @@ func newHarness(t *testing.T, srv *prosodytest.Server, c2s ibr.Config) *harness 
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc := invites.NewService(invites.Options{
-		Store:  st,
-		Domain: srv.Domain,
-		Admins: map[string]bool{testAdmin: true},
-		C2S:    c2s,
-		Log:    log,
+		Store:     st,
+		Domain:    srv.Domain,
+		Admins:    map[string]bool{testAdmin: true},
+		Registrar: homeserver.Registrar{C2S: c2s},
+		Log:       log,
 	})
 	return &harness{srv: srv, st: st, svc: svc, logs: logs}
 }

@@ -2,23 +2,15 @@ package invites
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 
-	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/policy"
 )
-
-// NodePasswordReset is Prosody 13's command that mints a password reset
-// link for a local account (mod_invites_adhoc). Prosody 0.12 has none.
-const NodePasswordReset = "xmpp:prosody.im/mod_invites_adhoc#password-reset"
 
 // ActionResetCreate is the audit action of a password reset link.
 const ActionResetCreate = "reset.create"
@@ -47,37 +39,23 @@ type ResetCreated struct {
 
 func (ResetCreated) isEvent() {}
 
-// ResetIssuer is implemented by Issuers that can mint password reset
-// links.
-type ResetIssuer interface {
-	MintReset(ctx context.Context, account jid.JID) (Minted, error)
-}
-
-// CommandLister is implemented by Issuers that can ask the server which
-// commands it offers.
-type CommandLister interface {
-	ServerCommands(ctx context.Context) ([]string, error)
-}
-
 // DetectServerCommands asks the server which commands it offers and turns
 // password resets on or off accordingly. The bot calls it whenever its link
 // comes up: a server upgraded from 0.12 to 13 offers resets without a
 // change to the bot's configuration.
 func (s *Service) DetectServerCommands(ctx context.Context) {
-	lister, ok := s.issuer.(CommandLister)
+	issuer, ok := s.issuer.(ResetIssuer)
 	if !ok {
 		return
 	}
-	nodes, err := lister.ServerCommands(ctx)
+	on, err := issuer.OffersResets(ctx)
 	if err != nil {
 		s.log.WarnContext(ctx, "could not list the server's commands; password resets stay as they were", slog.Any("err", err))
 		return
 	}
-	_, canMint := s.issuer.(ResetIssuer)
-	on := canMint && slices.Contains(nodes, NodePasswordReset)
 	if s.resets.Swap(on) != on || !on {
 		s.log.InfoContext(ctx, "password resets", slog.Bool("available", on),
-			slog.String("why", map[bool]string{true: "the server offers " + NodePasswordReset, false: "the server offers no password reset command (Prosody 13 does)"}[on]))
+			slog.String("why", map[bool]string{true: "the server offers its password reset command", false: "the server offers no password reset command (Prosody 13 does)"}[on]))
 	}
 }
 
@@ -136,56 +114,4 @@ func (s *Service) invitedBy(ctx context.Context, account string) ([]string, erro
 		}
 	}
 	return out, nil
-}
-
-// MintReset runs the server's password reset command for account: the
-// first stage asks for the account, the answer is an XEP-0401 result form
-// like create-account's.
-func (a AdhocIssuer) MintReset(ctx context.Context, account jid.JID) (Minted, error) {
-	return a.run(ctx, NodePasswordReset, func(f *dataform.Form) { f.Set("accountjid", account.String()) })
-}
-
-// ServerCommands lists the command nodes the server offers the component
-// on the domain (XEP-0050 discovery).
-func (a AdhocIssuer) ServerCommands(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, issuerTimeout)
-	defer cancel()
-	q := struct {
-		XMLName xml.Name `xml:"http://jabber.org/protocol/disco#items query"`
-		Node    string   `xml:"node,attr"`
-	}{Node: "http://jabber.org/protocol/commands"}
-	payload, err := marshalTokens(q)
-	if err != nil {
-		return nil, err
-	}
-	r, err := a.Link.SendIQElement(ctx, payload, stanza.IQ{Type: stanza.GetIQ, To: a.Server, From: a.From})
-	if err != nil {
-		return nil, fmt.Errorf("list server commands: %w", err)
-	}
-	defer r.Close()
-	tok, err := r.Token()
-	if err != nil {
-		return nil, fmt.Errorf("list server commands: %w", err)
-	}
-	start, ok := tok.(xml.StartElement)
-	if !ok {
-		return nil, errors.New("list server commands: reply is not an IQ")
-	}
-	if _, err := stanza.UnmarshalIQError(r, start); err != nil {
-		return nil, fmt.Errorf("list server commands: %w", err)
-	}
-	var reply struct {
-		XMLName xml.Name `xml:"http://jabber.org/protocol/disco#items query"`
-		Items   []struct {
-			Node string `xml:"node,attr"`
-		} `xml:"item"`
-	}
-	if err := xml.NewTokenDecoder(r).Decode(&reply); err != nil {
-		return nil, fmt.Errorf("list server commands: %w", err)
-	}
-	nodes := make([]string, 0, len(reply.Items))
-	for _, it := range reply.Items {
-		nodes = append(nodes, it.Node)
-	}
-	return nodes, nil
 }

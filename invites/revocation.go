@@ -10,40 +10,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/store"
 )
-
-// Revocation is how an Issuer makes a token unusable at the server.
-type Revocation int
-
-const (
-	// RevokeUnsupported: the token stays valid at the server until it
-	// expires or is used.
-	RevokeUnsupported Revocation = iota
-	// RevokeByDeletion: the server deletes tokens on request (ejabberd's
-	// delete_invite_by_token); the Issuer also implements Deleter.
-	RevokeByDeletion
-	// RevokeByConsumption: the server offers no deletion (Prosody), so the
-	// token is used up by registering a throwaway account with it and
-	// removing that account at once.
-	RevokeByConsumption
-)
-
-// Revoker is implemented by Issuers that can say how their tokens are
-// revoked. Issuers without it are RevokeUnsupported.
-type Revoker interface {
-	Revocation() Revocation
-}
-
-// Deleter is implemented by Issuers whose server deletes tokens.
-type Deleter interface {
-	Delete(ctx context.Context, token string) error
-}
-
-// Revocation reports that Prosody, which mints through this command, has no
-// way to delete a token: it is consumed instead.
-func (AdhocIssuer) Revocation() Revocation { return RevokeByConsumption }
 
 // revokeCancelled makes a just-cancelled invite's token unusable at the
 // server. A failure is logged and left to usage tracking to retry; the
@@ -85,30 +53,30 @@ func (s *Service) revokeToken(ctx context.Context, actor string, inv store.Invit
 func (s *Service) consumeToken(ctx context.Context, inv store.Invite) error {
 	username := "revoked-" + randomHex(6)
 	password := randomHex(16)
-	account, err := ibr.Register(ctx, s.c2s, inv.Token, username, password)
+	account, err := s.registrar.Register(ctx, inv.Token, username, password)
 	switch {
-	case errors.Is(err, ibr.ErrTokenRejected):
+	case errors.Is(err, ErrTokenRejected):
 		// Already unusable (used, expired or consumed before): confirmed
 		// below all the same.
 	case err != nil:
 		// The server may have created the account and lost the answer:
 		// try to remove it, so no account nobody can log in to remains.
 		if j, jerr := jid.New(username, s.domain, ""); jerr == nil {
-			if rerr := ibr.Remove(ctx, s.c2s, j, password); rerr == nil {
+			if rerr := s.registrar.Remove(ctx, j, password); rerr == nil {
 				s.log.WarnContext(ctx, "removed a throwaway account whose registration reply was lost",
 					slog.String("account", j.String()))
 			}
 		}
 		return fmt.Errorf("consume token of %s (throwaway account %s): %w", inv.ID, username, err)
 	default:
-		if err := ibr.Remove(ctx, s.c2s, account, password); err != nil {
+		if err := s.registrar.Remove(ctx, account, password); err != nil {
 			// The token is spent, which is what matters; the stray
 			// account must go by hand.
 			s.log.ErrorContext(ctx, "throwaway account left behind after consuming a token; delete it on the server",
 				slog.String("account", account.String()), slog.String("invite", inv.ID), slog.Any("err", err))
 		}
 	}
-	if err := ibr.CheckToken(ctx, s.c2s, inv.Token); !errors.Is(err, ibr.ErrTokenRejected) {
+	if err := checkToken(ctx, s.registrar, inv.Token); !errors.Is(err, ErrTokenRejected) {
 		return fmt.Errorf("token of %s still accepted after consuming it (check: %v)", inv.ID, err)
 	}
 	return nil
@@ -118,4 +86,15 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
 	return hex.EncodeToString(b)
+}
+
+// checkToken asks the server once whether token is still accepted.
+func checkToken(ctx context.Context, r Registrar, token string) error {
+	c, err := r.DialChecker(ctx)
+	if err != nil {
+		return err
+	}
+	// The answer is in once Check returns; a close error changes nothing.
+	defer func() { _ = c.Close() }()
+	return c.Check(ctx, token)
 }

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
 )
@@ -78,9 +77,9 @@ type Options struct {
 	Domain string
 	// Admins holds normalised bare JIDs.
 	Admins map[string]bool
-	// C2S reaches the server's client port, for registering accounts with
-	// a token (browser registration) and checking tokens.
-	C2S ibr.Config
+	// Registrar reaches the server's client port, for registering
+	// accounts with a token (browser registration) and checking tokens.
+	Registrar Registrar
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives the service's logs.
@@ -97,9 +96,9 @@ type Options struct {
 	// InviterResets lets inviters make password reset links for accounts
 	// their own invites created.
 	InviterResets bool
-	// Module, when set, is how the service finds and uses mod_invitebot
-	// on the server (module.go).
-	Module *Module
+	// Module, when set, is how the service finds and uses the server's
+	// module (mod_invitebot on Prosody; module.go).
+	Module ServerModule
 	// Introduce welcomes each new account naming its inviter, and offers
 	// the inviter the new account as a contact (invites.introduce).
 	Introduce bool
@@ -110,15 +109,15 @@ type Options struct {
 
 // Service carries out invite operations on behalf of Actors.
 type Service struct {
-	store    *store.Store
-	issuer   Issuer
-	domain   string
-	c2s      ibr.Config
-	now      func() time.Time
-	log      *slog.Logger
-	observer Observer
-	notifier Notifier
-	backups  BackupOptions
+	store     *store.Store
+	issuer    Issuer
+	domain    string
+	registrar Registrar
+	now       func() time.Time
+	log       *slog.Logger
+	observer  Observer
+	notifier  Notifier
+	backups   BackupOptions
 	// inviterResets: see Options.InviterResets; a reload may change it.
 	inviterResets atomic.Bool
 	// resets says whether the server offers password resets (detected
@@ -174,8 +173,11 @@ func NewService(o Options) *Service {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
+	if o.Registrar == nil {
+		o.Registrar = noRegistrar{}
+	}
 	s := &Service{store: o.Store, issuer: o.Issuer, domain: o.Domain,
-		c2s: o.C2S, now: o.Now, log: o.Log, observer: o.Observer, notifier: o.Notifier,
+		registrar: o.Registrar, now: o.Now, log: o.Log, observer: o.Observer, notifier: o.Notifier,
 		backups:  o.Backups,
 		inflight: make(map[string]int), inRegistration: make(map[string]bool), refusals: newRefusalBudget(o.Now),
 		owed: make(map[string]owedUse)}

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/store"
 )
 
@@ -157,7 +156,7 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 	var start time.Time
 	pace := time.NewTicker(time.Second / maxChecksPerSecond)
 	defer pace.Stop()
-	var checker *ibr.Checker
+	var checker TokenChecker
 	var dialled time.Time
 	defer func() {
 		if checker != nil {
@@ -184,7 +183,7 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 			if checker != nil {
 				checker.Close()
 			}
-			c, err := ibr.DialChecker(ctx, s.c2s)
+			c, err := s.registrar.DialChecker(ctx)
 			if err != nil {
 				return fmt.Errorf("usage check: %w", err)
 			}
@@ -206,11 +205,11 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 			continue
 		}
 		err := checker.Check(ctx, inv.Token)
-		if errors.Is(err, ibr.ErrTokenRejected) {
+		if errors.Is(err, ErrTokenRejected) {
 			s.settleRejected(ctx, inv)
 		}
 		unlock()
-		if err != nil && !errors.Is(err, ibr.ErrTokenRejected) {
+		if err != nil && !errors.Is(err, ErrTokenRejected) {
 			return fmt.Errorf("usage check of %s: %w", inv.ID, err)
 		}
 		s.schedule.checked(inv.ID, s.now())
@@ -238,7 +237,7 @@ func (s *Service) settleRejected(ctx context.Context, inv store.Invite) {
 // token counts as live: cancelling is then the safe choice.
 type tokenChecks struct {
 	s       *Service
-	checker *ibr.Checker
+	checker TokenChecker
 	down    bool
 }
 
@@ -250,7 +249,7 @@ func (tc *tokenChecks) settleIfSpent(ctx context.Context, inv store.Invite) bool
 		return false
 	}
 	if tc.checker == nil {
-		c, err := ibr.DialChecker(ctx, tc.s.c2s)
+		c, err := tc.s.registrar.DialChecker(ctx)
 		if err != nil {
 			tc.s.log.WarnContext(ctx, "cannot check tokens before cancelling", slog.Any("err", err))
 			tc.down = true
@@ -260,7 +259,7 @@ func (tc *tokenChecks) settleIfSpent(ctx context.Context, inv store.Invite) bool
 	}
 	err := tc.checker.Check(ctx, inv.Token)
 	switch {
-	case errors.Is(err, ibr.ErrTokenRejected):
+	case errors.Is(err, ErrTokenRejected):
 		tc.s.settleRejected(ctx, inv)
 		return true
 	case err != nil:

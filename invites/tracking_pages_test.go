@@ -1,6 +1,8 @@
 package invites
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -8,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"durare.org/invitebot/invites/ibr"
+	"mellium.im/xmpp/jid"
+
 	"durare.org/invitebot/store"
 )
 
@@ -35,8 +38,8 @@ func TestCheckPendingPages(t *testing.T) {
 	svc := NewService(Options{
 		Store: st, Issuer: &countingIssuer{now: time.Now}, Domain: "durare.org",
 		// Nothing listens there: a dial would fail the sweep.
-		C2S: ibr.Config{Addr: "127.0.0.1:1", Domain: "durare.org", Timeout: time.Second},
-		Now: func() time.Time { return start.Add(48 * time.Hour) }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registrar: unreachable{},
+		Now:       func() time.Time { return start.Add(48 * time.Hour) }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err := svc.CheckPending(ctx); err != nil {
 		t.Fatalf("CheckPending: %v", err)
@@ -52,3 +55,19 @@ func TestCheckPendingPages(t *testing.T) {
 		t.Errorf("%d expiry entries, want %d", len(expired), n)
 	}
 }
+
+// unreachable is a server whose client port cannot be reached.
+type unreachable struct{}
+
+func (unreachable) Register(context.Context, string, string, string) (jid.JID, error) {
+	return jid.JID{}, errUnreachable
+}
+func (unreachable) BoundJID(context.Context, jid.JID, string) (jid.JID, error) {
+	return jid.JID{}, errUnreachable
+}
+func (unreachable) Remove(context.Context, jid.JID, string) error { return errUnreachable }
+func (unreachable) DialChecker(context.Context) (TokenChecker, error) {
+	return nil, errUnreachable
+}
+
+var errUnreachable = errors.New("dial 127.0.0.1:1: connection refused")

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/prosodytest"
-	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/store"
 )
 

@@ -21,6 +21,8 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/bot"
+	"durare.org/invitebot/homeserver"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/store"
@@ -138,12 +140,12 @@ func TestBrowserRegistration(t *testing.T) {
 
 	const admin = "carol@" + prosodytest.DefaultOtherDomain
 	svc := invites.NewService(invites.Options{
-		Store:  st,
-		Issuer: invites.AdhocIssuer{Server: domain, From: component, Link: link},
-		Domain: srv.Domain,
-		Admins: map[string]bool{admin: true},
-		C2S:    srv.IBRConfig(),
-		Log:    log.With(slog.String("room", "invites")),
+		Store:     st,
+		Issuer:    prosody.NewIssuer(domain, component, link),
+		Domain:    srv.Domain,
+		Admins:    map[string]bool{admin: true},
+		Registrar: homeserver.Registrar{C2S: srv.IBRConfig()},
+		Log:       log.With(slog.String("room", "invites")),
 	})
 	actor, err := svc.Actor(ctx, admin)
 	if err != nil {

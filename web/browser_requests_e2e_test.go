@@ -14,6 +14,8 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/bot"
+	"durare.org/invitebot/homeserver"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/store"
@@ -55,8 +57,8 @@ func TestBrowserAccountRequest(t *testing.T) {
 	waitFor(t, linkUpTimeout, link.Up, "component link up")
 
 	const admin = "carol@" + prosodytest.DefaultOtherDomain
-	svc := invites.NewService(invites.Options{Store: st, Issuer: invites.AdhocIssuer{Server: domain, From: component, Link: link},
-		Domain: srv.Domain, Admins: map[string]bool{admin: true}, C2S: srv.IBRConfig(),
+	svc := invites.NewService(invites.Options{Store: st, Issuer: prosody.NewIssuer(domain, component, link),
+		Domain: srv.Domain, Admins: map[string]bool{admin: true}, Registrar: homeserver.Registrar{C2S: srv.IBRConfig()},
 		Requests: invites.RequestOptions{Enabled: true}, Log: log.With(slog.String("room", "invites"))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -16,10 +16,10 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
 )
 
 // commandResult is the payload of a command response, decoded.

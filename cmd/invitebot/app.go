@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"durare.org/invitebot/bot"
+	"durare.org/invitebot/homeserver"
+	"durare.org/invitebot/homeserver/minter"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
@@ -46,8 +49,8 @@ type app struct {
 
 	store   *store.Store
 	link    *bot.Link
-	minter  *bot.Minter // nil when the component mints
-	module  *invites.Module
+	minter  *minter.Session // nil when the component mints
+	module  *prosody.Module
 	metrics *web.Metrics
 	svc     *invites.Service
 	bot     *bot.Bot
@@ -56,7 +59,7 @@ type app struct {
 	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
 
 	// tuneMinter, when set, adjusts the minter session's timing (tests).
-	tuneMinter  func(*bot.MinterConfig)
+	tuneMinter  func(*minter.Config)
 	closeMinter context.CancelFunc
 	minterDone  <-chan struct{}
 }
@@ -183,12 +186,12 @@ func (a *app) wire(context.Context) error {
 		go a.detectModule()
 	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
-	a.module = invites.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
+	a.module = prosody.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
 		Issuer: a.issuer(c2s.TLS),
-		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), C2S: c2s,
+		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), Registrar: homeserver.Registrar{C2S: c2s},
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
 			EventMaxUses: cfg.Policy.EventMaxUses,
@@ -220,6 +223,7 @@ func (a *app) wire(context.Context) error {
 		Links:      links,
 		EventLinks: eventLinks,
 		Observer:   a.metrics,
+		Reports:    a.module,
 	})
 	return nil
 }
@@ -374,7 +378,7 @@ type health struct {
 	link   *bot.Link
 	store  *store.Store
 	svc    *invites.Service
-	minter *bot.Minter // nil when the component mints
+	minter *minter.Session // nil when the component mints
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }

@@ -10,7 +10,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
-	"durare.org/invitebot/invites/ibr"
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/store"
 )
 

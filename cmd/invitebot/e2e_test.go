@@ -18,10 +18,10 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/bot"
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
 )
 
 // e2eTimeout bounds waits for the bot in these tests.

@@ -18,9 +18,9 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
 )
 
 // Event links against the real Prosody and the bot's real HTTP server: the

@@ -25,8 +25,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/config"
-	"durare.org/invitebot/invites/ibr"
 )
 
 func main() {

@@ -6,7 +6,8 @@ import (
 	"errors"
 	"log/slog"
 
-	"durare.org/invitebot/bot"
+	"durare.org/invitebot/homeserver/minter"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/invites"
 )
@@ -20,9 +21,9 @@ func (a *app) issuer(c2sTLS *tls.Config) invites.Issuer {
 	if cfg.Minting() != config.MintingAccount {
 		a.log.Info("invites are minted "+cfg.MintingSummary(),
 			slog.String("minting", cfg.Minting()), slog.String("component", cfg.XMPP.Component))
-		return invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.ComponentJID(), Link: a.link}
+		return prosody.NewIssuer(cfg.DomainJID(), cfg.ComponentJID(), a.link)
 	}
-	mc := bot.MinterConfig{
+	mc := minter.Config{
 		Account:  cfg.MinterJID(),
 		Password: cfg.XMPP.MinterPassword,
 		Addr:     cfg.XMPP.C2S,
@@ -40,10 +41,10 @@ func (a *app) issuer(c2sTLS *tls.Config) invites.Issuer {
 		}
 		go a.svc.DetectServerCommands(context.Background())
 	}
-	a.minter = bot.NewMinter(mc, a.log.With(slog.String("room", "minter")))
+	a.minter = minter.New(mc, a.log.With(slog.String("room", "minter")))
 	a.log.Info("invites are minted "+cfg.MintingSummary(),
 		slog.String("minting", cfg.Minting()), slog.String("minter", cfg.XMPP.Minter), slog.String("c2s", cfg.XMPP.C2S))
-	return invites.AdhocIssuer{Server: cfg.DomainJID(), From: cfg.MinterJID(), Link: a.minter}
+	return prosody.NewIssuer(cfg.DomainJID(), cfg.MinterJID(), a.minter)
 }
 
 // startMinter keeps the minter account logged in, when there is one. Like

@@ -13,9 +13,11 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/bot"
+	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/homeserver/minter"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
 )
 
 // minterPass is distinctive so a leak into the log is easy to spot.
@@ -26,8 +28,8 @@ const minterPass = "m1nter-e2e-pass-frotz"
 // admins, the only way there) when privileged, and a bot minting as it.
 func minterWorld(t *testing.T, privileged bool) (*world, jid.JID, chan struct{}) {
 	t.Helper()
-	role := prosodytest.Role{Name: bot.MinterRole, Inherits: []string{"prosody:registered"},
-		Allow: []string{"adhoc:" + invites.NodeCreateAccount, "adhoc:" + invites.NodePasswordReset}}
+	role := prosodytest.Role{Name: prosody.MinterRole, Inherits: []string{"prosody:registered"},
+		Allow: []string{"adhoc:" + invites.NodeCreateAccount, "adhoc:" + prosody.NodePasswordReset}}
 	opts := []prosodytest.Option{prosodytest.WithoutComponentAdmin(), prosodytest.WithCustomRoles(role)}
 	if privileged {
 		opts = append(opts, prosodytest.WithAdminsWithoutRoles("minter@"+prosodytest.DefaultDomain))
@@ -35,7 +37,7 @@ func minterWorld(t *testing.T, privileged bool) (*world, jid.JID, chan struct{})
 	srv := prosodytest.Start(t, opts...)
 	var account jid.JID
 	if privileged && srv.HasRoles() {
-		account = srv.AddUserWithRole(t, "minter", srv.Domain, minterPass, bot.MinterRole)
+		account = srv.AddUserWithRole(t, "minter", srv.Domain, minterPass, prosody.MinterRole)
 	} else {
 		account = srv.AddUser(t, "minter", srv.Domain, minterPass)
 	}
@@ -63,7 +65,7 @@ func (w *world) startMinterBot(t *testing.T, account jid.JID, minterUps chan str
 		c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, time.Second
 		c.OnUp = func() { rb.ups <- struct{}{} }
 	})
-	a.tuneMinter = func(c *bot.MinterConfig) {
+	a.tuneMinter = func(c *minter.Config) {
 		c.PingInterval, c.PingTimeout = time.Second, 2*time.Second
 		c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, time.Second
 		c.OnUp = func() { minterUps <- struct{}{} }

@@ -23,9 +23,10 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
 )
 
 // reportDeadline is the promise: the bot knows which account an invite
@@ -263,7 +264,7 @@ func TestForgedReportIgnored(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
 	report := xmlstream.Wrap(nil, xml.StartElement{
-		Name: xml.Name{Space: invites.NSModule, Local: "registered"},
+		Name: xml.Name{Space: prosody.NSModule, Local: "registered"},
 		Attr: []xml.Attr{
 			{Name: xml.Name{Local: "token"}, Value: uri.Token},
 			{Name: xml.Name{Local: "jid"}, Value: "mallory@" + w.srv.Domain},

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/template"
 
-	"durare.org/invitebot/bot"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/config"
 )
 
@@ -114,7 +114,7 @@ func writeProsodyConfig(w io.Writer, cfg *config.Config, path string, withSecret
 		ConfigPath, Domain, Component, ComponentHost, ComponentPort, Secret string
 		Minter, Role, RoleLua                                               string
 	}{ConfigPath: path, Domain: cfg.XMPP.Domain, Component: cfg.XMPP.Component, ComponentHost: host, ComponentPort: port,
-		Minter: cfg.XMPP.Minter, Role: bot.MinterRole, RoleLua: bot.MinterRoleLua}
+		Minter: cfg.XMPP.Minter, Role: prosody.MinterRole, RoleLua: prosody.MinterRoleLua}
 	if withSecret {
 		data.Secret = cfg.XMPP.Secret
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"durare.org/invitebot/bot"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
 )
 
@@ -80,7 +80,7 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	got = out.String()
-	for _, want := range []string{"    " + strings.ReplaceAll(bot.MinterRoleLua, "\n", "\n    "),
+	for _, want := range []string{"    " + strings.ReplaceAll(prosody.MinterRoleLua, "\n", "\n    "),
 		"prosodyctl adduser invitebot@example.org", "prosodyctl shell user set_role invitebot@example.org invitebot:minter",
 		`--   admins = { "invitebot@example.org" }`} {
 		if !strings.Contains(got, want) {

@@ -16,11 +16,11 @@ import (
 	"mellium.im/xmpp/commands"
 	"mellium.im/xmpp/jid"
 
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/web"
 )
 

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
 	"durare.org/invitebot/store"
 )
 

@@ -21,11 +21,11 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/prosodytest"
-	"durare.org/invitebot/invites/ibr"
 )
 
-// nsModule is mod_invitebot's namespace; invites.NSModule on the bot's side.
+// nsModule is mod_invitebot's namespace; prosody.NSModule on the bot's side.
 const nsModule = "https://durare.org/ns/invitebot/0"
 
 // reportWait is how long a usage report may take to reach the component.

@@ -38,7 +38,7 @@ import (
 	"text/template"
 	"time"
 
-	"durare.org/invitebot/invites/ibr"
+	"durare.org/invitebot/homeserver/ibr"
 	"mellium.im/xmpp/jid"
 )
 

@@ -9,6 +9,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"durare.org/invitebot/homeserver/adhoc"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
 )
@@ -18,7 +20,7 @@ func commandsOf(t *testing.T, srv *prosodytest.Server, c *prosodytest.Client) []
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), prosodytest.ReplyTimeout)
 	defer cancel()
-	nodes, err := invites.AdhocIssuer{Server: jid.MustParse(srv.Domain), Link: c.Session()}.ServerCommands(ctx)
+	nodes, err := adhoc.Issuer{Server: jid.MustParse(srv.Domain), Link: c.Session()}.Commands(ctx)
 	if err != nil {
 		t.Fatalf("Prosody %s: list commands as %s: %v", srv.Version, c.JID(), err)
 	}
@@ -88,7 +90,7 @@ func TestRolesAndAdmins(t *testing.T) {
 	}
 	// The role lacks the reset permission, so the reset command is not
 	// offered either: how the bot learns not to offer resets.
-	if slices.Contains(nodes, invites.NodePasswordReset) {
+	if slices.Contains(nodes, prosody.NodePasswordReset) {
 		t.Errorf("Prosody %s offers a reset command the role does not allow: %q", srv.Version, nodes)
 	}
 	for _, n := range nodes {

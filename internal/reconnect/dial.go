@@ -1,4 +1,4 @@
-package bot
+package reconnect
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"mellium.im/xmpp"
 )
 
-// openStream dials addr and opens an XMPP session on the connection with
+// Dial dials addr and opens an XMPP session on the connection with
 // open (a component handshake, a client login), all within timeout.
 //
 // mellium arms the connection's deadline from the context given to a
@@ -19,8 +19,8 @@ import (
 // the handshake by closing the connection instead.
 //
 // A failure to connect comes back as "dial ADDR: …"; a failed or timed-out
-// handshake as a *handshakeError, for the caller to explain.
-func openStream(ctx context.Context, addr string, timeout time.Duration, open func(context.Context, net.Conn) (*xmpp.Session, error)) (net.Conn, *xmpp.Session, error) {
+// handshake as a *HandshakeError, for the caller to explain.
+func Dial(ctx context.Context, addr string, timeout time.Duration, open func(context.Context, net.Conn) (*xmpp.Session, error)) (net.Conn, *xmpp.Session, error) {
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
@@ -32,24 +32,27 @@ func openStream(ctx context.Context, addr string, timeout time.Duration, open fu
 	sess, err := open(context.WithoutCancel(hctx), conn)
 	if !stop() {
 		conn.Close()
-		return nil, nil, &handshakeError{err: context.Cause(hctx), cutOff: true}
+		return nil, nil, &HandshakeError{Err: context.Cause(hctx), CutOff: true}
 	}
 	if err != nil {
 		conn.Close()
-		return nil, nil, &handshakeError{err: err}
+		return nil, nil, &HandshakeError{Err: err}
 	}
 	return conn, sess, nil
 }
 
-// handshakeError is a session that could not be opened on a connected
+// HandshakeError is a session that could not be opened on a connected
 // stream: refused by the server, or not done in time.
-type handshakeError struct {
-	err    error
-	cutOff bool // by the timeout or the caller's context, not by the server
+type HandshakeError struct {
+	// Err is the cause.
+	Err error
+	// CutOff is true when the timeout or the caller's context ended the
+	// handshake, not the server.
+	CutOff bool
 }
 
 // Error is the cause's text: callers add what was being opened.
-func (e *handshakeError) Error() string { return e.err.Error() }
+func (e *HandshakeError) Error() string { return e.Err.Error() }
 
 // Unwrap gives the cause, for errors.Is on stream errors and timeouts.
-func (e *handshakeError) Unwrap() error { return e.err }
+func (e *HandshakeError) Unwrap() error { return e.Err }

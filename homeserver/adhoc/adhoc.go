@@ -1,4 +1,10 @@
-package invites
+// Package adhoc runs a server's XEP-0050 ad-hoc commands as a client: the
+// XEP-0401 create-account command that mints invites, any command that
+// answers with an invitation form (Prosody's password reset), and the
+// discovery of which commands the server offers. It is the shared part of
+// every server the bot mints on; what is particular to one server lives in
+// that server's package.
+package adhoc
 
 import (
 	"context"
@@ -13,49 +19,15 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/internal/dataform"
-)
-
-// Minted is what a server hands back for one new account invite.
-type Minted struct {
-	// URI is the XEP-0401 URI exactly as the server returned it.
-	URI string
-	// Token is the preauth token taken from URI.
-	Token string
-	// LandingURL is the server's own landing page, empty when it has none.
-	LandingURL string
-	// Expires is when the server stops accepting the token; zero if the
-	// server did not say.
-	Expires time.Time
-}
-
-// Issuer mints account invites on the home server. The server does the
-// minting because only it can honour the token at registration.
-type Issuer interface {
-	Mint(ctx context.Context) (Minted, error)
-}
-
-// Errors an Issuer returns, so callers can tell an operator what to fix.
-var (
-	// ErrIssuerForbidden means the server refused to let the component or
-	// the minter account run its invite command: the component is not an
-	// admin, or the account lacks the role. A *RefusedError says which.
-	ErrIssuerForbidden = errors.New("server refused to mint an invite")
-	// ErrIssuerUnsupported means the server has no invite command.
-	ErrIssuerUnsupported = errors.New("server offers no invite command")
+	"durare.org/invitebot/invites"
 )
 
 // IQSender sends an IQ and waits for its answer. *xmpp.Session has this
-// method; the bot's component link provides it across reconnects, so this
-// package never has to know about the link.
+// method; the bot's component link provides it across reconnects, and so
+// does the minter account's session.
 type IQSender interface {
 	SendIQElement(ctx context.Context, payload xml.TokenReader, iq stanza.IQ) (xmlstream.TokenReadCloser, error)
 }
-
-// XEP-0401 and XEP-0050 names.
-const (
-	NodeCreateAccount = "urn:xmpp:invite#create-account"
-	FormTypeInvite    = "urn:xmpp:invite#invitation"
-)
 
 // Tunables for talking to the server.
 const (
@@ -65,12 +37,12 @@ const (
 	maxCommandStages = 3
 )
 
-// AdhocIssuer mints invites by running the server's XEP-0401 ad-hoc command
+// Issuer mints invites by running the server's XEP-0401 ad-hoc command
 // urn:xmpp:invite#create-account, either over the component link (the
 // server must list the component's JID among the domain's admins) or over
 // a minter account's c2s session (the account needs a role that allows
 // the command).
-type AdhocIssuer struct {
+type Issuer struct {
 	// Server is the domain the accounts are created on (the command's JID).
 	Server jid.JID
 	// From is who runs the command: the component's JID, or the minter
@@ -85,15 +57,15 @@ type AdhocIssuer struct {
 
 // Mint runs the command, completing any stage the server presents with its
 // defaults, and reads the XEP-0401 result form.
-func (a AdhocIssuer) Mint(ctx context.Context) (Minted, error) {
+func (a Issuer) Mint(ctx context.Context) (invites.Minted, error) {
 	// A server that wants options (ejabberd, later Prosody versions) gets
 	// its own defaults back: the bot has no options to give.
-	return a.run(ctx, NodeCreateAccount, func(*dataform.Form) {})
+	return a.Run(ctx, invites.NodeCreateAccount, func(*dataform.Form) {})
 }
 
-// run executes the command node, has fill complete each stage's form (the
+// Run executes the command node, has fill complete each stage's form (the
 // server's defaults already in it), and reads the XEP-0401 result form.
-func (a AdhocIssuer) run(ctx context.Context, node string, fill func(*dataform.Form)) (Minted, error) {
+func (a Issuer) Run(ctx context.Context, node string, fill func(*dataform.Form)) (invites.Minted, error) {
 	ctx, cancel := context.WithTimeout(ctx, issuerTimeout)
 	defer cancel()
 
@@ -101,7 +73,7 @@ func (a AdhocIssuer) run(ctx context.Context, node string, fill func(*dataform.F
 	for stage := 0; stage < maxCommandStages; stage++ {
 		resp, err := a.execute(ctx, req)
 		if err != nil {
-			return Minted{}, err
+			return invites.Minted{}, err
 		}
 		switch resp.Status {
 		case "completed":
@@ -114,13 +86,13 @@ func (a AdhocIssuer) run(ctx context.Context, node string, fill func(*dataform.F
 			fill(form)
 			req = commandRequest{Node: node, SessionID: resp.SessionID, Action: "complete", Form: form}
 		default:
-			return Minted{}, fmt.Errorf("mint invite: command ended with status %q%s", resp.Status, resp.notes())
+			return invites.Minted{}, fmt.Errorf("mint invite: command ended with status %q%s", resp.Status, resp.notes())
 		}
 	}
-	return Minted{}, fmt.Errorf("mint invite: server asked for more than %d stages", maxCommandStages)
+	return invites.Minted{}, fmt.Errorf("mint invite: server asked for more than %d stages", maxCommandStages)
 }
 
-func (a AdhocIssuer) execute(ctx context.Context, req commandRequest) (commandResponse, error) {
+func (a Issuer) execute(ctx context.Context, req commandRequest) (commandResponse, error) {
 	payload, err := marshalTokens(req)
 	if err != nil {
 		return commandResponse{}, err
@@ -150,27 +122,6 @@ func (a AdhocIssuer) execute(ctx context.Context, req commandRequest) (commandRe
 	return resp, nil
 }
 
-// RefusedError is the detail of ErrIssuerForbidden: which command the
-// server refused to whom. What an operator must grant depends on both
-// (admins for a component, a role for an account), so the front end that
-// logs it needs them as data.
-type RefusedError struct {
-	// Node is the command that was refused.
-	Node string
-	// As is who ran it: the component (no localpart) or the minter account.
-	As jid.JID
-	// Err is the server's stanza error.
-	Err stanza.Error
-}
-
-// Error implements error.
-func (e *RefusedError) Error() string {
-	return fmt.Sprintf("%v (%s): %s ran %s: %v", ErrIssuerForbidden, e.Err.Condition, e.As, e.Node, e.Err)
-}
-
-// Unwrap makes errors.Is match ErrIssuerForbidden and the stanza error.
-func (e *RefusedError) Unwrap() []error { return []error{ErrIssuerForbidden, e.Err} }
-
 func classifyCommandError(err error, node string, as jid.JID) error {
 	var se stanza.Error
 	if !errors.As(err, &se) {
@@ -178,28 +129,28 @@ func classifyCommandError(err error, node string, as jid.JID) error {
 	}
 	switch se.Condition {
 	case stanza.Forbidden, stanza.NotAuthorized, stanza.NotAllowed:
-		return &RefusedError{Node: node, As: as, Err: se}
+		return &invites.RefusedError{Node: node, As: as, Condition: string(se.Condition), Err: se}
 	case stanza.ItemNotFound, stanza.ServiceUnavailable, stanza.FeatureNotImplemented:
-		return fmt.Errorf("%w (%s): %w", ErrIssuerUnsupported, se.Condition, se)
+		return fmt.Errorf("%w (%s): %w", invites.ErrIssuerUnsupported, se.Condition, se)
 	default:
 		return fmt.Errorf("mint invite: server error: %w", se)
 	}
 }
 
-func mintedFromForm(f *dataform.Form) (Minted, error) {
+func mintedFromForm(f *dataform.Form) (invites.Minted, error) {
 	if f == nil {
-		return Minted{}, errors.New("mint invite: completed without a result form")
+		return invites.Minted{}, errors.New("mint invite: completed without a result form")
 	}
-	m := Minted{
+	m := invites.Minted{
 		URI:        f.Value("uri"),
 		LandingURL: f.Value("landing-url"),
 	}
 	if m.URI == "" {
-		return Minted{}, errors.New("mint invite: result form has no uri")
+		return invites.Minted{}, errors.New("mint invite: result form has no uri")
 	}
-	parsed, err := ParseURI(m.URI)
+	parsed, err := invites.ParseURI(m.URI)
 	if err != nil {
-		return Minted{}, fmt.Errorf("mint invite: %w", err)
+		return invites.Minted{}, fmt.Errorf("mint invite: %w", err)
 	}
 	m.Token = parsed.Token
 	// XEP-0401 0.5 says "expire", some servers and later drafts "expiry".
@@ -212,8 +163,8 @@ func mintedFromForm(f *dataform.Form) (Minted, error) {
 		if err != nil {
 			// Quote what the server sent, but never the token, whatever
 			// field it turns up in: errors end up in logs.
-			shown := strings.ReplaceAll(expire, m.Token, RedactToken(m.Token))
-			return Minted{}, fmt.Errorf("mint invite: expire %q is not an RFC 3339 time", shown)
+			shown := strings.ReplaceAll(expire, m.Token, invites.RedactToken(m.Token))
+			return invites.Minted{}, fmt.Errorf("mint invite: expire %q is not an RFC 3339 time", shown)
 		}
 		m.Expires = m.Expires.UTC()
 	}
@@ -279,4 +230,49 @@ func (s stripXMLNS) Token() (xml.Token, error) {
 	}
 	start.Attr = attrs
 	return start, err
+}
+
+// Commands lists the command nodes the server offers From on the domain
+// (XEP-0050 discovery).
+func (a Issuer) Commands(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, issuerTimeout)
+	defer cancel()
+	q := struct {
+		XMLName xml.Name `xml:"http://jabber.org/protocol/disco#items query"`
+		Node    string   `xml:"node,attr"`
+	}{Node: "http://jabber.org/protocol/commands"}
+	payload, err := marshalTokens(q)
+	if err != nil {
+		return nil, err
+	}
+	r, err := a.Link.SendIQElement(ctx, payload, stanza.IQ{Type: stanza.GetIQ, To: a.Server, From: a.From})
+	if err != nil {
+		return nil, fmt.Errorf("list server commands: %w", err)
+	}
+	defer r.Close()
+	tok, err := r.Token()
+	if err != nil {
+		return nil, fmt.Errorf("list server commands: %w", err)
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return nil, errors.New("list server commands: reply is not an IQ")
+	}
+	if _, err := stanza.UnmarshalIQError(r, start); err != nil {
+		return nil, fmt.Errorf("list server commands: %w", err)
+	}
+	var reply struct {
+		XMLName xml.Name `xml:"http://jabber.org/protocol/disco#items query"`
+		Items   []struct {
+			Node string `xml:"node,attr"`
+		} `xml:"item"`
+	}
+	if err := xml.NewTokenDecoder(r).Decode(&reply); err != nil {
+		return nil, fmt.Errorf("list server commands: %w", err)
+	}
+	nodes := make([]string, 0, len(reply.Items))
+	for _, it := range reply.Items {
+		nodes = append(nodes, it.Node)
+	}
+	return nodes, nil
 }

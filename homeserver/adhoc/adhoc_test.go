@@ -1,6 +1,10 @@
-package invites
+package adhoc
 
 import (
+	"durare.org/invitebot/internal/dataform"
+
+	"durare.org/invitebot/invites"
+
 	"bytes"
 	"context"
 	"encoding/xml"
@@ -47,14 +51,14 @@ const prosodyResult = `<iq type='result' id='1' from='durare.test' to='invites.d
 <field var='expire' type='text-single'><value>2026-12-01T19:00:00Z</value></field>
 </x></command></iq>`
 
-func TestAdhocIssuerMint(t *testing.T) {
+func TestIssuerMint(t *testing.T) {
 	srv := &scriptedServer{replies: []string{prosodyResult}}
-	iss := AdhocIssuer{Server: jid.MustParse("durare.test"), From: jid.MustParse("invites.durare.test"), Link: srv}
+	iss := Issuer{Server: jid.MustParse("durare.test"), From: jid.MustParse("invites.durare.test"), Link: srv}
 	m, err := iss.Mint(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Minted{
+	want := invites.Minted{
 		URI:     "xmpp:durare.test?register;preauth=TOKEN123",
 		Token:   "TOKEN123",
 		Expires: time.Date(2026, 12, 1, 19, 0, 0, 0, time.UTC),
@@ -71,7 +75,7 @@ func TestAdhocIssuerMint(t *testing.T) {
 	}
 }
 
-func TestAdhocIssuerMultiStage(t *testing.T) {
+func TestIssuerMultiStage(t *testing.T) {
 	stage := `<iq type='result' id='1'><command xmlns='http://jabber.org/protocol/commands' status='executing' sessionid='abc'>
 <x xmlns='jabber:x:data' type='form'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:invite#invite</value></field>
 <field var='ttl' type='list-single'><value>86400</value></field><field type='fixed'><value>pick</value></field></x></command></iq>`
@@ -81,7 +85,7 @@ func TestAdhocIssuerMultiStage(t *testing.T) {
 <field var='landing-url'><value>https://durare.test/invite?T2</value></field>
 <field var='expiry'><value>2026-12-01T19:00:00+01:00</value></field></x></command></iq>`
 	srv := &scriptedServer{replies: []string{stage, done}}
-	m, err := AdhocIssuer{Server: jid.MustParse("durare.test"), Link: srv}.Mint(context.Background())
+	m, err := Issuer{Server: jid.MustParse("durare.test"), Link: srv}.Mint(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +103,7 @@ func TestAdhocIssuerMultiStage(t *testing.T) {
 	}
 }
 
-func TestAdhocIssuerErrors(t *testing.T) {
+func TestIssuerErrors(t *testing.T) {
 	errIQ := func(cond string) string {
 		return `<iq type='error' id='1'><error type='cancel'><` + cond + ` xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`
 	}
@@ -108,17 +112,17 @@ func TestAdhocIssuerErrors(t *testing.T) {
 		reply string
 		want  error
 	}{
-		{"forbidden", errIQ("forbidden"), ErrIssuerForbidden},
-		{"item-not-found", errIQ("item-not-found"), ErrIssuerUnsupported},
-		{"service-unavailable", errIQ("service-unavailable"), ErrIssuerUnsupported},
+		{"forbidden", errIQ("forbidden"), invites.ErrIssuerForbidden},
+		{"item-not-found", errIQ("item-not-found"), invites.ErrIssuerUnsupported},
+		{"service-unavailable", errIQ("service-unavailable"), invites.ErrIssuerUnsupported},
 		{"no uri", `<iq type='result' id='1'><command xmlns='http://jabber.org/protocol/commands' status='completed'><x xmlns='jabber:x:data' type='result'/></command></iq>`, nil},
-		{"bad uri", `<iq type='result' id='1'><command xmlns='http://jabber.org/protocol/commands' status='completed'><x xmlns='jabber:x:data' type='result'><field var='uri'><value>https://x</value></field></x></command></iq>`, ErrBadURI},
+		{"bad uri", `<iq type='result' id='1'><command xmlns='http://jabber.org/protocol/commands' status='completed'><x xmlns='jabber:x:data' type='result'><field var='uri'><value>https://x</value></field></x></command></iq>`, invites.ErrBadURI},
 		{"canceled", `<iq type='result' id='1'><command xmlns='http://jabber.org/protocol/commands' status='canceled'><note type='error'>nope</note></command></iq>`, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &scriptedServer{replies: []string{tc.reply}}
-			_, err := AdhocIssuer{Server: jid.MustParse("durare.test"), Link: srv}.Mint(context.Background())
+			_, err := Issuer{Server: jid.MustParse("durare.test"), Link: srv}.Mint(context.Background())
 			if err == nil {
 				t.Fatal("Mint succeeded")
 			}
@@ -129,36 +133,40 @@ func TestAdhocIssuerErrors(t *testing.T) {
 	}
 }
 
-// TestAdhocIssuerRefusalNamesWhoAndWhat: a refusal carries the command and
+// passwordReset is Prosody 13's reset command: a second command with an
+// invitation form.
+const passwordReset = "xmpp:prosody.im/mod_invites_adhoc#password-reset"
+
+// TestIssuerRefusalNamesWhoAndWhat: a refusal carries the command and
 // who ran it, so the log can say what to grant to whom, and still matches
-// ErrIssuerForbidden for callers that only need to know it was refused.
-func TestAdhocIssuerRefusalNamesWhoAndWhat(t *testing.T) {
+// invites.ErrIssuerForbidden for callers that only need to know it was refused.
+func TestIssuerRefusalNamesWhoAndWhat(t *testing.T) {
 	refused := `<iq type='error' id='1'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`
 	minter := jid.MustParse("invitebot@durare.test")
-	iss := AdhocIssuer{Server: jid.MustParse("durare.test"), From: minter}
+	iss := Issuer{Server: jid.MustParse("durare.test"), From: minter}
 	for _, tc := range []struct {
 		name string
-		run  func(AdhocIssuer) error
+		run  func(Issuer) error
 		node string
 	}{
-		{"create-account", func(a AdhocIssuer) error { _, err := a.Mint(context.Background()); return err }, NodeCreateAccount},
-		{"password-reset", func(a AdhocIssuer) error {
-			_, err := a.MintReset(context.Background(), jid.MustParse("someone@durare.test"))
+		{"create-account", func(a Issuer) error { _, err := a.Mint(context.Background()); return err }, invites.NodeCreateAccount},
+		{"password-reset", func(a Issuer) error {
+			_, err := a.Run(context.Background(), passwordReset, func(f *dataform.Form) { f.Set("accountjid", "someone@durare.test") })
 			return err
-		}, NodePasswordReset},
+		}, passwordReset},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			iss.Link = &scriptedServer{replies: []string{refused}}
 			err := tc.run(iss)
-			var re *RefusedError
+			var re *invites.RefusedError
 			if !errors.As(err, &re) {
-				t.Fatalf("error %v is not a *RefusedError", err)
+				t.Fatalf("error %v is not a *invites.RefusedError", err)
 			}
-			if re.Node != tc.node || !re.As.Equal(minter) || re.Err.Condition != stanza.Forbidden {
+			if re.Node != tc.node || !re.As.Equal(minter) || re.Condition != string(stanza.Forbidden) {
 				t.Errorf("RefusedError = %+v, want node %s as %s, forbidden", re, tc.node, minter)
 			}
-			if !errors.Is(err, ErrIssuerForbidden) {
-				t.Errorf("%v does not match ErrIssuerForbidden", err)
+			if !errors.Is(err, invites.ErrIssuerForbidden) {
+				t.Errorf("%v does not match invites.ErrIssuerForbidden", err)
 			}
 			if msg := err.Error(); !strings.Contains(msg, minter.String()) || !strings.Contains(msg, tc.node) {
 				t.Errorf("message %q names neither %s nor %s", msg, minter, tc.node)

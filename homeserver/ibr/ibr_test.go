@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/prosodytest"
-	"durare.org/invitebot/invites/ibr"
 	"mellium.im/xmpp/jid"
 )
 

@@ -1,6 +1,8 @@
-package invites
+package adhoc
 
 import (
+	"durare.org/invitebot/invites"
+
 	"encoding/xml"
 	"strings"
 	"testing"
@@ -32,13 +34,13 @@ func FuzzResultForm(f *testing.F) {
 		m, err := mintedFromForm(resp.Form)
 		if err != nil {
 			if resp.Form != nil {
-				if u, perr := ParseURI(resp.Form.Value("uri")); perr == nil && len(u.Token) >= 8 && strings.Contains(err.Error(), u.Token) {
+				if u, perr := invites.ParseURI(resp.Form.Value("uri")); perr == nil && len(u.Token) >= 8 && strings.Contains(err.Error(), u.Token) {
 					t.Fatalf("error quotes the token: %v", err)
 				}
 			}
 			return
 		}
-		u, err := ParseURI(m.URI)
+		u, err := invites.ParseURI(m.URI)
 		if err != nil || m.Token == "" || u.Token != m.Token {
 			t.Fatalf("minted %+v from a URI that does not carry its token (%v)", m, err)
 		}

@@ -1,4 +1,8 @@
-package bot
+// Package minter keeps the minter account logged in: a local account of
+// the server whose role lets it run the server's invite commands, so that
+// the component itself needs no rights there. Its session is the IQ sender
+// the server's package mints with.
+package minter
 
 import (
 	"context"
@@ -11,7 +15,6 @@ import (
 	"net"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,10 +25,13 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"durare.org/invitebot/homeserver/adhoc"
+	"durare.org/invitebot/homeserver/prosody"
+	"durare.org/invitebot/internal/reconnect"
 	"durare.org/invitebot/invites"
 )
 
-// Minter tunables. Tests shorten the timing through MinterConfig.
+// Session tunables. Tests shorten the timing through Config.
 const (
 	// minterLoginTimeout bounds dialling, STARTTLS, SASL and resource
 	// binding, so a server that accepts TCP and stays silent cannot stall
@@ -41,41 +47,23 @@ const (
 	minterCheckTimeout = 15 * time.Second
 )
 
-// MinterRole is the Prosody 13 role the minter account needs: the name in
-// MinterRoleLua.
-const MinterRole = "invitebot:minter"
+// ErrDown is returned when an IQ must go out while the minter account is
+// not logged in. The service reads it as the server being unreachable.
+var ErrDown = fmt.Errorf("minter session is down: %w", invites.ErrServerUnreachable)
 
-// MinterRoleLua is the Prosody 13 configuration that defines MinterRole:
-// a registered user's rights plus the two commands the bot runs, account
-// invites and password resets, and nothing else (no user deletion, no
-// module loading). It goes in the domain's VirtualHost section.
-const MinterRoleLua = `custom_roles = {
-    { name = "invitebot:minter";
-      inherits = { "prosody:registered" };
-      allow = {
-        "adhoc:urn:xmpp:invite#create-account";
-        "adhoc:xmpp:prosody.im/mod_invites_adhoc#password-reset";
-      };
-    };
-}`
-
-// ErrMinterDown is returned when an IQ must go out while the minter
-// account is not logged in.
-var ErrMinterDown = errors.New("minter session is down")
-
-// ErrMinterRefused means the server refused the minter account's
+// ErrRefused means the server refused the minter account's
 // credentials (wrong password, no such account, account disabled). Run
 // gives up on it, as the Link does on a rejected secret: retrying cannot
 // help until someone changes a configuration.
-var ErrMinterRefused = errors.New("the server refused the minter account's login")
+var ErrRefused = errors.New("the server refused the minter account's login")
 
 // permanentSASL are the SASL failure conditions (RFC 6120 6.5) that only a
 // change of configuration or account cures; others, temporary-auth-failure
 // above all, are retried.
 var permanentSASL = map[string]bool{"not-authorized": true, "account-disabled": true, "credentials-expired": true}
 
-// MinterConfig says as which account, where and how the minter logs in.
-type MinterConfig struct {
+// Config says as which account, where and how the minter logs in.
+type Config struct {
 	// Account is the bare JID of the local account that runs the server's
 	// invite commands (xmpp.minter). Its domain is where the commands go.
 	Account jid.JID
@@ -97,62 +85,62 @@ type MinterConfig struct {
 	OnUp func()
 }
 
-// Minter keeps a c2s session logged in as the minter account, the way the
+// Session keeps a c2s session logged in as the minter account, the way the
 // component Link keeps its link: it dials, pings, and logs in again with
 // exponential backoff and jitter after any drop, and gives up only when
 // the server refuses the account's credentials. Through SendIQElement it
 // is the IQSender an invites.AdhocIssuer mints with, so the server's
 // commands run with the account's rights and the component needs none.
-type Minter struct {
-	cfg MinterConfig
+type Session struct {
+	cfg Config
 	log *slog.Logger
 
 	mu  sync.Mutex
-	cur *minterSession // nil while logged out
+	cur *loginSession // nil while logged out
 
 	reconnects atomic.Uint64
 }
 
-// minterSession is one logged-in session.
-type minterSession struct {
+// loginSession is one logged-in session.
+type loginSession struct {
 	sess *xmpp.Session
 	done chan struct{} // closed when the session has ended
 }
 
-// NewMinter returns a Minter; Run starts it.
-func NewMinter(cfg MinterConfig, log *slog.Logger) *Minter {
+// New returns a Session; Run starts it.
+func New(cfg Config, log *slog.Logger) *Session {
 	if cfg.PingInterval == 0 {
-		cfg.PingInterval = defaultPingInterval
+		cfg.PingInterval = reconnect.DefaultPingInterval
 	}
 	if cfg.PingTimeout == 0 {
-		cfg.PingTimeout = defaultPingTimeout
+		cfg.PingTimeout = reconnect.DefaultPingTimeout
 	}
 	if cfg.MinBackoff == 0 {
-		cfg.MinBackoff = defaultMinBackoff
+		cfg.MinBackoff = reconnect.DefaultMinBackoff
 	}
 	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = defaultMaxBackoff
+		cfg.MaxBackoff = reconnect.DefaultMaxBackoff
 	}
 	cfg.Account = cfg.Account.Bare()
-	return &Minter{cfg: cfg, log: log}
+	return &Session{cfg: cfg, log: log}
 }
 
 // Account returns the minter account's bare JID.
-func (m *Minter) Account() jid.JID { return m.cfg.Account }
+func (m *Session) Account() jid.JID { return m.cfg.Account }
 
 // Up reports whether the account is logged in right now.
-func (m *Minter) Up() bool {
+func (m *Session) Up() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.cur != nil
 }
 
 // Reconnects counts the logins after the first one.
-func (m *Minter) Reconnects() uint64 { return m.reconnects.Load() }
+func (m *Session) Reconnects() uint64 { return m.reconnects.Load() }
 
 // Run keeps the account logged in until ctx ends, then closes the stream
 // gracefully. It returns nil on a clean stop.
-func (m *Minter) Run(ctx context.Context) error {
+func (m *Session) Run(ctx context.Context) error {
 	backoff := m.cfg.MinBackoff
 	for attempt := 0; ; attempt++ {
 		started := time.Now()
@@ -162,13 +150,13 @@ func (m *Minter) Run(ctx context.Context) error {
 		}
 		// As for the link: only a session that lasted resets the backoff,
 		// so a server that drops every login is not hammered.
-		if errors.Is(err, ErrMinterRefused) {
+		if errors.Is(err, ErrRefused) {
 			return err
 		}
-		if time.Since(started) >= stableAfter {
+		if time.Since(started) >= reconnect.StableAfter {
 			backoff = m.cfg.MinBackoff
 		}
-		wait := jitter(backoff)
+		wait := reconnect.Jitter(backoff)
 		m.log.WarnContext(ctx, "minter session down", slog.String("minter", m.cfg.Account.String()),
 			slog.Any("err", err), slog.Duration("retry_in", wait))
 		select {
@@ -181,12 +169,12 @@ func (m *Minter) Run(ctx context.Context) error {
 }
 
 // session runs one session from login to drop.
-func (m *Minter) session(ctx context.Context, again bool) error {
+func (m *Session) session(ctx context.Context, again bool) error {
 	conn, sess, err := m.dial(ctx)
 	if err != nil {
 		return err
 	}
-	st := &minterSession{sess: sess, done: make(chan struct{})}
+	st := &loginSession{sess: sess, done: make(chan struct{})}
 	m.mu.Lock()
 	m.cur = st
 	m.mu.Unlock()
@@ -232,7 +220,7 @@ func (m *Minter) session(ctx context.Context, again bool) error {
 			_ = sess.Close()
 			select {
 			case <-served:
-			case <-time.After(closeTimeout):
+			case <-time.After(reconnect.CloseTimeout):
 			}
 			m.log.Info("minter session closed")
 			return ctx.Err()
@@ -250,18 +238,18 @@ func (m *Minter) session(ctx context.Context, again bool) error {
 // dial connects, requires TLS, logs in with SCRAM and binds a resource.
 // The server picks the resource, so a second bot with the same account
 // does not kick the first out.
-func (m *Minter) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
+func (m *Session) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
 	// The password goes to SCRAM only and into no error.
-	conn, sess, err := openStream(ctx, m.cfg.Addr, minterLoginTimeout, func(ctx context.Context, conn net.Conn) (*xmpp.Session, error) {
+	conn, sess, err := reconnect.Dial(ctx, m.cfg.Addr, minterLoginTimeout, func(ctx context.Context, conn net.Conn) (*xmpp.Session, error) {
 		return xmpp.NewClientSession(ctx, m.cfg.Account, conn,
 			xmpp.StartTLS(m.tlsConfig()),
 			minterSASL(m.cfg.Password),
 			xmpp.BindResource(),
 		)
 	})
-	var refused *handshakeError
+	var refused *reconnect.HandshakeError
 	switch {
-	case errors.As(err, &refused) && errors.Is(err, ErrMinterRefused):
+	case errors.As(err, &refused) && errors.Is(err, ErrRefused):
 		return nil, nil, fmt.Errorf("log in as %s: %w (check xmpp.minter_password, and that the account exists: prosodyctl adduser %s)",
 			m.cfg.Account, err, m.cfg.Account)
 	case errors.As(err, &refused):
@@ -279,7 +267,7 @@ func (m *Minter) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
 }
 
 // tlsConfig is cfg.TLS with the defaults filled in, without changing it.
-func (m *Minter) tlsConfig() *tls.Config {
+func (m *Session) tlsConfig() *tls.Config {
 	tc := &tls.Config{}
 	if m.cfg.TLS != nil {
 		tc = m.cfg.TLS.Clone()
@@ -295,14 +283,14 @@ func (m *Minter) tlsConfig() *tls.Config {
 
 // minterSASL logs in with SCRAM only, so the password never crosses the
 // wire even inside TLS, and marks a refusal of the credentials with
-// ErrMinterRefused.
+// ErrRefused.
 func minterSASL(password string) xmpp.StreamFeature {
 	f := xmpp.SASL("", password, sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1)
 	negotiate := f.Negotiate
 	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, error) {
 		mask, rw, err := negotiate(ctx, s, data)
 		if cond := saslCondition(err); permanentSASL[cond] {
-			err = fmt.Errorf("%w (%s): %w", ErrMinterRefused, cond, err)
+			err = fmt.Errorf("%w (%s): %w", ErrRefused, cond, err)
 		}
 		return mask, rw, err
 	}
@@ -332,7 +320,7 @@ func saslCondition(err error) string {
 }
 
 // ping proves the session carries stanzas both ways: any answer counts.
-func (m *Minter) ping(ctx context.Context) error {
+func (m *Session) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.PingTimeout)
 	defer cancel()
 	payload := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}})
@@ -343,11 +331,11 @@ func (m *Minter) ping(ctx context.Context) error {
 	return resp.Close()
 }
 
-func (m *Minter) current() (*minterSession, error) {
+func (m *Session) current() (*loginSession, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cur == nil {
-		return nil, ErrMinterDown
+		return nil, ErrDown
 	}
 	return m.cur, nil
 }
@@ -355,7 +343,7 @@ func (m *Minter) current() (*minterSession, error) {
 // SendIQElement sends an IQ as the minter account and waits for the
 // answer until ctx ends. It satisfies invites.IQSender. The IQ's from is
 // dropped: the server stamps a client's stanzas with the session's JID.
-func (m *Minter) SendIQElement(ctx context.Context, payload xml.TokenReader, iq stanza.IQ) (xmlstream.TokenReadCloser, error) {
+func (m *Session) SendIQElement(ctx context.Context, payload xml.TokenReader, iq stanza.IQ) (xmlstream.TokenReadCloser, error) {
 	st, err := m.current()
 	if err != nil {
 		return nil, err
@@ -391,7 +379,7 @@ func (m *Minter) SendIQElement(ctx context.Context, payload xml.TokenReader, iq 
 		return a.r, a.err
 	case <-st.done:
 		giveUp()
-		return nil, fmt.Errorf("%w: it dropped before the answer from %s came", ErrMinterDown, iq.To)
+		return nil, fmt.Errorf("%w: it dropped before the answer from %s came", ErrDown, iq.To)
 	case <-ctx.Done():
 		giveUp()
 		return nil, fmt.Errorf("await answer from %s: %w", iq.To, ctx.Err())
@@ -402,11 +390,11 @@ func (m *Minter) SendIQElement(ctx context.Context, payload xml.TokenReader, iq 
 // when account invites are not among them, logs what to add to its
 // configuration: the operator learns it at start, not from the first
 // inviter turned away.
-func (m *Minter) checkRights(ctx context.Context) {
+func (m *Session) checkRights(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, minterCheckTimeout)
 	defer cancel()
-	iss := invites.AdhocIssuer{Server: m.cfg.Account.Domain(), From: m.cfg.Account, Link: m}
-	nodes, err := iss.ServerCommands(ctx)
+	iss := adhoc.Issuer{Server: m.cfg.Account.Domain(), From: m.cfg.Account, Link: m}
+	nodes, err := iss.Commands(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.log.WarnContext(ctx, "could not ask the server what the minter account may run", slog.Any("err", err))
@@ -415,40 +403,9 @@ func (m *Minter) checkRights(ctx context.Context) {
 	}
 	if slices.Contains(nodes, invites.NodeCreateAccount) {
 		m.log.InfoContext(ctx, "the minter account may create invites", slog.String("minter", m.cfg.Account.String()),
-			slog.Bool("password_resets", slices.Contains(nodes, invites.NodePasswordReset)))
+			slog.Bool("password_resets", slices.Contains(nodes, prosody.NodePasswordReset)))
 		return
 	}
-	m.log.ErrorContext(ctx, "the server does not let the minter account create invites; "+minterFixMessage,
-		minterFix(m.cfg.Account)...)
-}
-
-// minterFixMessage says what minterFix's attributes hold.
-const minterFixMessage = "add what prosody_13 says (then restart Prosody and run prosody_13_account), or on Prosody 0.12 what prosody_0_12 says"
-
-// minterFix returns log attributes with exactly what to add to Prosody so
-// that account may run the invite commands, for each Prosody version.
-func minterFix(account jid.JID) []any {
-	domain := account.Domainpart()
-	return []any{
-		slog.String("minter", account.String()),
-		slog.String("prosody_13", fmt.Sprintf("VirtualHost %q: %s", domain, strings.Join(strings.Fields(MinterRoleLua), " "))),
-		slog.String("prosody_13_account", fmt.Sprintf("prosodyctl shell user set_role %s %s", account, MinterRole)),
-		// 0.12 has no roles: only an admin may run the command, and the
-		// account then has every admin right. The README says so.
-		slog.String("prosody_0_12", fmt.Sprintf("VirtualHost %q: admins = { %q }", domain, account.String())),
-	}
-}
-
-// logIssuerRefused logs, for an operator, what the server must grant so
-// that whoever ran its command (the component or the minter account) may.
-func (b *Bot) logIssuerRefused(ctx context.Context, err error) {
-	var re *invites.RefusedError
-	if errors.As(err, &re) && re.As.Localpart() != "" {
-		attrs := append(minterFix(re.As), slog.String("command", re.Node), slog.Any("err", err))
-		b.log.ErrorContext(ctx, "the server refused the minter account its command; "+minterFixMessage, attrs...)
-		return
-	}
-	b.log.ErrorContext(ctx, "the server refused to mint an invite: add this component to the admins of the domain's VirtualHost",
-		slog.String("prosody_config", fmt.Sprintf(`VirtualHost %q: admins = { %q }`, b.svc.Domain(), b.component.String())),
-		slog.Any("err", err))
+	m.log.LogAttrs(ctx, slog.LevelError, "the server does not let the minter account create invites; "+prosody.MinterFixMessage,
+		prosody.MinterFix(m.cfg.Account)...)
 }

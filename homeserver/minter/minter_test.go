@@ -1,4 +1,4 @@
-package bot
+package minter
 
 import (
 	"bytes"
@@ -17,20 +17,32 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"durare.org/invitebot/homeserver/adhoc"
+	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
-	"durare.org/invitebot/invites/ibr"
+)
+
+// Test tunables.
+const (
+	// upTimeout bounds waiting for a login, a drop or an answer.
+	upTimeout = 15 * time.Second
+	// encodeTimeout is each sender's context: generous, because the point
+	// is that it is cancelled right after the IQ goes out, not that it
+	// expires.
+	encodeTimeout = 20 * time.Second
 )
 
 // minterPassword is distinctive so a leak into the log is easy to spot.
 const minterPassword = "m1nter-pass-quux"
 
-// minterRole is MinterRoleLua as the harness writes it
+// minterRole is prosody.MinterRoleLua as the harness writes it
 // (TestMinterRoleLuaMatchesHarness keeps the two alike).
 var minterRole = prosodytest.Role{
-	Name:     MinterRole,
+	Name:     prosody.MinterRole,
 	Inherits: []string{"prosody:registered"},
-	Allow:    []string{"adhoc:" + invites.NodeCreateAccount, "adhoc:" + invites.NodePasswordReset},
+	Allow:    []string{"adhoc:" + invites.NodeCreateAccount, "adhoc:" + prosody.NodePasswordReset},
 }
 
 // deleteUserNode is XEP-0133's delete-user: an admin command outside the
@@ -82,7 +94,7 @@ func minterServer(t *testing.T, privileged bool) (*prosodytest.Server, jid.JID) 
 	}
 	srv := prosodytest.Start(t, opts...)
 	if privileged && srv.HasRoles() {
-		return srv, srv.AddUserWithRole(t, "minter", srv.Domain, minterPassword, MinterRole)
+		return srv, srv.AddUserWithRole(t, "minter", srv.Domain, minterPassword, prosody.MinterRole)
 	}
 	return srv, srv.AddUser(t, "minter", srv.Domain, minterPassword)
 }
@@ -90,11 +102,11 @@ func minterServer(t *testing.T, privileged bool) (*prosodytest.Server, jid.JID) 
 // startMinter runs a Minter for account until the test ends and, when
 // waitUp, waits for its login. It returns the Minter, its log and a
 // channel signalled on every login.
-func startMinter(t *testing.T, srv *prosodytest.Server, account jid.JID, password string, waitUp bool) (*Minter, *syncLog, chan struct{}) {
+func startMinter(t *testing.T, srv *prosodytest.Server, account jid.JID, password string, waitUp bool) (*Session, *syncLog, chan struct{}) {
 	t.Helper()
 	logs := &syncLog{t: t}
 	ups := make(chan struct{}, 16)
-	m := NewMinter(MinterConfig{
+	m := New(Config{
 		Account: account, Password: password, Addr: srv.C2SAddr, TLS: srv.TLSConfig(srv.Domain),
 		PingInterval: time.Second, PingTimeout: 2 * time.Second,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
@@ -122,7 +134,7 @@ func startMinter(t *testing.T, srv *prosodytest.Server, account jid.JID, passwor
 
 // runCommand executes node at the domain through sender and returns the
 // server's stanza error, nil when it accepted the command.
-func runCommand(t *testing.T, sender invites.IQSender, domain jid.JID, node string) error {
+func runCommand(t *testing.T, sender adhoc.IQSender, domain jid.JID, node string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
 	defer cancel()
@@ -155,7 +167,7 @@ func TestMinterMintsWithLeastPrivilege(t *testing.T) {
 	srv, account := minterServer(t, true)
 	m, logs, _ := startMinter(t, srv, account, minterPassword, true)
 	domain := jid.MustParse(srv.Domain)
-	iss := invites.AdhocIssuer{Server: domain, From: account, Link: m}
+	iss := prosody.NewIssuer(domain, account, m)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*upTimeout)
 	defer cancel()
 
@@ -209,17 +221,14 @@ func TestMinterWithoutRightsSaysWhatToAdd(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
 	defer cancel()
-	_, err := invites.AdhocIssuer{Server: jid.MustParse(srv.Domain), From: account, Link: m}.Mint(ctx)
+	_, err := prosody.NewIssuer(jid.MustParse(srv.Domain), account, m).Mint(ctx)
 	var re *invites.RefusedError
 	if !errors.As(err, &re) || !re.As.Equal(account) || re.Node != invites.NodeCreateAccount {
 		t.Fatalf("Prosody %s: mint without rights = %v, want a RefusedError for %s", srv.Version, err, account)
 	}
-	var refusalLog syncLog
-	refusalLog.t = t
-	b := &Bot{log: slog.New(slog.NewTextHandler(&refusalLog, nil)), component: jid.MustParse(srv.Component)}
-	if got := b.userMessage(ctx, operation{name: "invite"}, invites.Actor{}, fmt.Errorf("create invite: %w", err)); got != msgIssuerRefuse {
-		t.Errorf("reply %q, want %q", got, msgIssuerRefuse)
-	}
+	// The refusal says what to add; the bot logs it as it is.
+	refusalLog := &syncLog{t: t}
+	slog.New(slog.NewTextHandler(refusalLog, nil)).LogAttrs(ctx, slog.LevelError, re.Fix.Message, re.Fix.Attrs...)
 	for _, w := range append(wantFix, "the server refused the minter account its command", "command=urn:xmpp:invite#create-account") {
 		if !strings.Contains(refusalLog.String(), w) {
 			t.Errorf("refusal log lacks %s:\n%s", w, refusalLog.String())
@@ -229,12 +238,12 @@ func TestMinterWithoutRightsSaysWhatToAdd(t *testing.T) {
 
 // TestMinterReconnects: after Prosody restarts the minter logs in again by
 // itself and mints; while it is down, sending fails at once with
-// ErrMinterDown, which the bot answers like a link that is down.
+// ErrDown, which the service reads as the server being unreachable.
 func TestMinterReconnects(t *testing.T) {
 	t.Parallel()
 	srv, account := minterServer(t, true)
 	m, _, ups := startMinter(t, srv, account, minterPassword, true)
-	iss := invites.AdhocIssuer{Server: jid.MustParse(srv.Domain), From: account, Link: m}
+	iss := prosody.NewIssuer(jid.MustParse(srv.Domain), account, m)
 
 	srv.Kill(t)
 	deadline := time.Now().Add(upTimeout)
@@ -246,12 +255,12 @@ func TestMinterReconnects(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*upTimeout)
 	defer cancel()
-	if _, err := iss.Mint(ctx); !errors.Is(err, ErrMinterDown) {
-		t.Errorf("mint while down = %v, want ErrMinterDown", err)
+	if _, err := iss.Mint(ctx); !errors.Is(err, ErrDown) {
+		t.Errorf("mint while down = %v, want ErrDown", err)
 	}
-	b := &Bot{log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
-	if got := b.userMessage(ctx, operation{name: "invite"}, invites.Actor{}, fmt.Errorf("create invite: %w", ErrMinterDown)); got != msgUnavailable {
-		t.Errorf("reply while the minter is down %q, want %q", got, msgUnavailable)
+	// The bot answers what is unreachable like a link that is down.
+	if !errors.Is(fmt.Errorf("create invite: %w", ErrDown), invites.ErrServerUnreachable) {
+		t.Errorf("ErrDown is not invites.ErrServerUnreachable")
 	}
 
 	srv.Restart(t)
@@ -268,7 +277,7 @@ func TestMinterReconnects(t *testing.T) {
 	}
 }
 
-// TestMinterWrongPassword: a refused login ends Run with ErrMinterRefused
+// TestMinterWrongPassword: a refused login ends Run with ErrRefused
 // and one line naming what to check, instead of a reconnect loop (as the
 // Link does with a rejected secret), and never shows the password.
 func TestMinterWrongPassword(t *testing.T) {
@@ -276,7 +285,7 @@ func TestMinterWrongPassword(t *testing.T) {
 	srv, account := minterServer(t, false)
 	const wrong = "wr0ng-pass-xyzzy"
 	logs := &syncLog{t: t}
-	m := NewMinter(MinterConfig{Account: account, Password: wrong, Addr: srv.C2SAddr, TLS: srv.TLSConfig(srv.Domain),
+	m := New(Config{Account: account, Password: wrong, Addr: srv.C2SAddr, TLS: srv.TLSConfig(srv.Domain),
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond},
 		slog.New(slog.NewTextHandler(logs, nil)))
 	done := make(chan error, 1)
@@ -287,8 +296,8 @@ func TestMinterWrongPassword(t *testing.T) {
 	case <-time.After(upTimeout):
 		t.Fatalf("Prosody %s: Run still retrying a wrong password after %v:\n%s", srv.Version, upTimeout, logs)
 	}
-	if !errors.Is(err, ErrMinterRefused) {
-		t.Fatalf("Prosody %s: Run = %v, want ErrMinterRefused", srv.Version, err)
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("Prosody %s: Run = %v, want ErrRefused", srv.Version, err)
 	}
 	for _, want := range []string{"(not-authorized)", "check xmpp.minter_password, and that the account exists: prosodyctl adduser minter@durare.test"} {
 		if !strings.Contains(err.Error(), want) {
@@ -381,16 +390,16 @@ func TestMinterIQsUnderConcurrentLoad(t *testing.T) {
 }
 
 // TestMinterDownAtOnce: before any login, an IQ fails at once with
-// ErrMinterDown instead of waiting for its context.
+// ErrDown instead of waiting for its context.
 func TestMinterDownAtOnce(t *testing.T) {
-	m := NewMinter(MinterConfig{Account: jid.MustParse("minter@example.org")}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	m := New(Config{Account: jid.MustParse("minter@example.org")}, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if m.Up() {
 		t.Fatal("up before Run")
 	}
 	_, err := m.SendIQElement(context.Background(), xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "x"}}),
 		stanza.IQ{Type: stanza.GetIQ})
-	if !errors.Is(err, ErrMinterDown) {
-		t.Errorf("SendIQElement = %v, want ErrMinterDown", err)
+	if !errors.Is(err, ErrDown) {
+		t.Errorf("SendIQElement = %v, want ErrDown", err)
 	}
 }
 
@@ -398,11 +407,11 @@ func TestMinterDownAtOnce(t *testing.T) {
 // operators to add is the one the tests run against.
 func TestMinterRoleLuaMatchesHarness(t *testing.T) {
 	for _, want := range append([]string{minterRole.Name}, append(minterRole.Inherits, minterRole.Allow...)...) {
-		if !strings.Contains(MinterRoleLua, `"`+want+`"`) {
-			t.Errorf("MinterRoleLua lacks %q:\n%s", want, MinterRoleLua)
+		if !strings.Contains(prosody.MinterRoleLua, `"`+want+`"`) {
+			t.Errorf("MinterRoleLua lacks %q:\n%s", want, prosody.MinterRoleLua)
 		}
 	}
-	if got := strings.Count(MinterRoleLua, `"adhoc:`); got != len(minterRole.Allow) {
+	if got := strings.Count(prosody.MinterRoleLua, `"adhoc:`); got != len(minterRole.Allow) {
 		t.Errorf("MinterRoleLua allows %d commands, the harness role %d", got, len(minterRole.Allow))
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/prosodytest"
-	"durare.org/invitebot/invites/ibr"
 )
 
 // BenchmarkCheckToken measures preauth token checks on one stream against
