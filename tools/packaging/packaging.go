@@ -6,6 +6,13 @@
 // config.yaml there, so the two cannot drift apart.
 //
 // scripts/package runs it through its command in ./cmd.
+//
+// It is a Go module of its own (durare.org/invitebot/tools/packaging): nfpm
+// brings some thirty modules the bot never uses, which as part of the bot's
+// module were in its go.mod and go.sum and were downloaded by every go test
+// ./... and go mod download. Only its tests import the bot (internal/config,
+// to load the config the package installs), through a replace of
+// durare.org/invitebot with this checkout.
 package packaging
 
 import (

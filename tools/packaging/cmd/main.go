@@ -17,7 +17,7 @@ import (
 	"runtime"
 	"time"
 
-	"durare.org/invitebot/internal/packaging"
+	"durare.org/invitebot/tools/packaging"
 )
 
 func main() {
