@@ -54,12 +54,7 @@ func formFields(ctx context.Context, b *Bot, p param, r request, value string) (
 		f.Required = dataform.Req
 	}
 	if p.choices == nil {
-		switch p.kind {
-		case kindJID:
-			f.Type = dataform.JIDSingle
-		default:
-			f.Type = dataform.TextSingle
-		}
+		f.Type = p.spec().field
 		return []dataform.Field{f}, nil
 	}
 	opts, err := p.choices(ctx, b, r)
@@ -67,15 +62,12 @@ func formFields(ctx context.Context, b *Bot, p param, r request, value string) (
 		return nil, err
 	}
 	f.Type, f.Options = dataform.ListSingle, opts
-	if p.kind == kindYesNo && value == "" {
+	if p.spec().keepsUnchanged && value == "" {
 		f.Values = []string{valueUnchanged}
 	}
 	fields := []dataform.Field{f}
 	if typed {
-		other := dataform.Field{Var: p.name + "-other", Type: dataform.TextSingle, Label: "or type it"}
-		if p.kind == kindJID {
-			other.Type = dataform.JIDSingle
-		}
+		other := dataform.Field{Var: p.name + "-other", Type: p.spec().field, Label: "or type it"}
 		fields = append(fields, other)
 	}
 	return fields, nil
@@ -104,7 +96,7 @@ func paramsFromForm(op operation, role policy.Role, form *dataform.Form) (map[st
 				raw = other
 			}
 		}
-		if raw == "" || (p.kind == kindYesNo && raw == valueUnchanged) {
+		if raw == "" || (p.spec().keepsUnchanged && raw == valueUnchanged) {
 			if p.required {
 				return nil, fmt.Errorf("%s is required", p.label)
 			}

@@ -254,7 +254,8 @@ func bindArgs(op operation, role policy.Role, rest string) (map[string]string, e
 		}
 		raw := words[next]
 		last := i == len(positional)-1
-		if p.kind == kindText && last {
+		takesRest := last && p.spec().restOfLine
+		if takesRest {
 			raw = strings.Join(words[next:], " ")
 		}
 		v, err := parseParam(p, raw)
@@ -266,7 +267,7 @@ func bindArgs(op operation, role policy.Role, rest string) (map[string]string, e
 		}
 		args[p.name] = v
 		next++
-		if p.kind == kindText && last {
+		if takesRest {
 			next = len(words)
 		}
 	}
