@@ -57,7 +57,7 @@ func (b *Bot) handleReport(t xmlstream.TokenReadEncoder, req iqRequest, child xm
 	}
 	// Reports are few and must not wait behind a flood of strangers'
 	// commands: they take the privileged path admins do.
-	ok := b.spawnAs(server.String(), true, func(ctx context.Context) {
+	ok := b.sched.spawnAs(server.String(), true, func(ctx context.Context) {
 		reply := req.reply()
 		err := b.svc.RecordReport(ctx, r)
 		switch {

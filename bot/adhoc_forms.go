@@ -1,0 +1,112 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+
+	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/internal/plaintext"
+	"durare.org/invitebot/policy"
+)
+
+// The data forms of ad-hoc commands: presenting an operation's parameters,
+// and reading them back from what a client submits.
+
+// submitted picks the submitted (or cancelled) form of a request.
+func submitted(forms []dataform.Form) *dataform.Form {
+	for i := range forms {
+		if forms[i].Type == dataform.TypeSubmit || forms[i].Type == dataform.TypeCancel {
+			return &forms[i]
+		}
+	}
+	return nil
+}
+
+func visibleParams(op operation, role policy.Role) []param {
+	var ps []param
+	for _, p := range op.params {
+		if p.visible(role) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// Names of the fixed fields that repeat a note's text in a form. XEP-0004
+// lets a fixed field go without a name, but poezio turns every note into a
+// nameless fixed field of its own, with the text as a label it does not
+// show, and slixmpp keeps a form's fields by name: the note's empty field
+// then takes the place of a nameless one of ours, and the text is gone.
+const (
+	fixedVarError = "error"
+	fixedVarText  = "text" // numbered: text-1, text-2, …
+)
+
+// formFields presents parameter p, pre-filled with value (going back with
+// prev keeps what was entered).
+func formFields(ctx context.Context, b *Bot, p param, r request, value string) ([]dataform.Field, error) {
+	f := dataform.Field{Var: p.name, Label: p.label}
+	if value != "" {
+		f.Values = []string{value}
+	}
+	typed := p.offersTyping(r.role())
+	if p.required && !typed {
+		f.Required = dataform.Req
+	}
+	if p.choices == nil {
+		f.Type = p.spec().field
+		return []dataform.Field{f}, nil
+	}
+	opts, err := p.choices(ctx, b, r)
+	if err != nil {
+		return nil, err
+	}
+	f.Type, f.Options = dataform.ListSingle, opts
+	if p.spec().keepsUnchanged && value == "" {
+		f.Values = []string{valueUnchanged}
+	}
+	fields := []dataform.Field{f}
+	if typed {
+		other := dataform.Field{Var: p.name + "-other", Type: p.spec().field, Label: "or type it"}
+		fields = append(fields, other)
+	}
+	return fields, nil
+}
+
+// typedValues is what a submitted form holds for the parameters role may
+// set, unchecked, to fill the form in again.
+func typedValues(op operation, role policy.Role, form *dataform.Form) map[string]string {
+	vals := make(map[string]string)
+	for _, p := range visibleParams(op, role) {
+		if v := form.Value(p.name); v != "" {
+			vals[p.name] = plaintext.Truncate(plaintext.Line(v), maxTextParam)
+		}
+	}
+	return vals
+}
+
+// paramsFromForm validates a submitted form against the parameters role
+// may set.
+func paramsFromForm(op operation, role policy.Role, form *dataform.Form) (map[string]string, error) {
+	args := make(map[string]string)
+	for _, p := range visibleParams(op, role) {
+		raw := form.Value(p.name)
+		if p.offersTyping(role) {
+			if other := form.Value(p.name + "-other"); other != "" {
+				raw = other
+			}
+		}
+		if raw == "" || (p.spec().keepsUnchanged && raw == valueUnchanged) {
+			if p.required {
+				return nil, fmt.Errorf("%s is required", p.label)
+			}
+			continue
+		}
+		v, err := parseParam(p, raw)
+		if err != nil {
+			return nil, err
+		}
+		args[p.name] = v
+	}
+	return args, nil
+}

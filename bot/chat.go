@@ -1,0 +1,288 @@
+package bot
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/policy"
+)
+
+// Chat: commands people type to the bot in a one-to-one conversation.
+
+// maxBodyBytes is the largest chat body the bot reads as a command.
+const maxBodyBytes = 4 << 10
+
+// inboundMessage is the part of a message the bot reads.
+type inboundMessage struct {
+	stanza.Message
+	Body []string `xml:"body"`
+}
+
+// outboundMessage is a message the bot sends.
+type outboundMessage struct {
+	XMLName xml.Name           `xml:"message"`
+	To      string             `xml:"to,attr"`
+	From    string             `xml:"from,attr"`
+	Type    stanza.MessageType `xml:"type,attr,omitempty"`
+	Body    string             `xml:"body"`
+	OOB     *oobData           `xml:"jabber:x:oob x,omitempty"`
+	// Unstyled asks clients to show the body as it is, without message
+	// styling (XEP-0393 §6): set on messages that repeat a stranger's
+	// words, whose *stars* and _underscores_ must not become markup.
+	Unstyled *struct{} `xml:"urn:xmpp:styling:0 unstyled,omitempty"`
+}
+
+// unstyled is the value of outboundMessage.Unstyled for plain replies.
+func unstyled(plain bool) *struct{} {
+	if plain {
+		return &struct{}{}
+	}
+	return nil
+}
+
+// oobData is XEP-0066 out-of-band data: clients show an image URL carried
+// this way inline, when the body is the same URL.
+type oobData struct {
+	URL string `xml:"url"`
+}
+
+func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
+	var m inboundMessage
+	// The decoder must see the start element itself, or it rejects the
+	// matching end element.
+	d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t))
+	if err := d.Decode(&m); err != nil {
+		b.log.Debug("undecodable message", slog.Any("err", err))
+		return
+	}
+	// Only person-to-bot chat is a command: answering error, groupchat or
+	// headline messages invites loops with other bots and rooms.
+	switch m.Type {
+	case stanza.ChatMessage, stanza.NormalMessage, "":
+	default:
+		return
+	}
+	if len(m.Body) == 0 || m.From.Equal(jid.JID{}) {
+		return // chat states, receipts and the like
+	}
+	from, to, typ, body := m.From, m.To, m.Type, m.Body[0]
+	ok := b.spawn(from.Bare().String(), func(ctx context.Context) {
+		res, ok := b.serveChat(ctx, from.Bare().String(), body)
+		if !ok {
+			return
+		}
+		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.text, Unstyled: unstyled(res.plain)})
+		if res.image != "" {
+			b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.image,
+				OOB: &oobData{URL: res.image}})
+		}
+	})
+	if !ok && b.dropLog.allow(from.Bare().String()) {
+		b.log.Warn("messages dropped: shutting down, busy, or this sender has too many requests in flight",
+			slog.String("from", from.Bare().String()))
+	}
+}
+
+// serveChat runs one chat command for the bare JID actor and returns the
+// reply, or false when the bot stays silent.
+func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
+	who, err := b.svc.Actor(ctx, actor)
+	role := who.Role()
+	if err != nil {
+		b.log.Error("role lookup failed", slog.String("actor", actor), slog.Any("err", err))
+		// Whoever this is, they hear about it once per interval at most.
+		if !b.refusals.allow(actor) {
+			return reply{}, false
+		}
+		return reply{text: msgInternal}, true
+	}
+	// Strangers get each kind of "no" at most once per interval, so the bot
+	// cannot be used to reflect traffic.
+	refuse := func(text, why string) (reply, bool) {
+		if role != policy.Stranger {
+			return reply{text: text}, true
+		}
+		if !b.refusals.allow(actor) {
+			return reply{}, false
+		}
+		if b.strangerLog.allow(ctx, b.svc) {
+			b.svc.RecordRefusal(ctx, actor, why)
+		}
+		// Said once, so that silence afterwards is not a mystery.
+		return reply{text: text + " " + msgStrangerQuiet}, true
+	}
+
+	if len(body) > maxBodyBytes {
+		return refuse(fmt.Sprintf("Too long: a command is at most %d bytes.", maxBodyBytes), "message too long")
+	}
+	name, rest := splitCommand(body)
+	op, ok := b.ops[name]
+	if !ok {
+		if name == "" {
+			return reply{}, false
+		}
+		text := fmt.Sprintf("Unknown command %q.", truncate(name, 32))
+		if guess := b.closestCommand(name, role); guess != "" {
+			text += fmt.Sprintf(" Did you mean %s?", guess)
+		}
+		return refuse(text+" Send help to see what you can do.", "unknown command")
+	}
+	if op.perm == policy.ReadHelp && role == policy.Stranger && !b.helpReplies.allow(actor) {
+		return reply{}, false
+	}
+	if !policy.Allows(role, op.perm) {
+		return refuse("Sorry, you may not use "+op.name+" here. Send help to see what you can do.",
+			"no rights for "+op.name)
+	}
+	if !op.available(b) {
+		return reply{text: op.unavailable}, true
+	}
+	args, err := bindArgs(op, role, rest)
+	if err != nil {
+		return reply{text: fmt.Sprintf("%s\nUsage: %s", sentence(err.Error()), op.usage(role))}, true
+	}
+	b.countCommand(op)
+	res, err := op.run(ctx, b, request{actor: who, args: args})
+	if err != nil {
+		return reply{text: b.userMessage(ctx, op, who, err)}, true
+	}
+	return res, true
+}
+
+// maxTypoDistance is how many edits a typo may be from a command for the
+// bot to suggest it.
+const maxTypoDistance = 2
+
+// closestCommand suggests the command role may use that name is a typo
+// of, or "".
+func (b *Bot) closestCommand(name string, role policy.Role) string {
+	best, bestDist := "", maxTypoDistance+1
+	for _, op := range operations() {
+		if !policy.Allows(role, op.perm) {
+			continue
+		}
+		if !op.available(b) {
+			continue
+		}
+		if d := editDistance(name, op.name); d < bestDist {
+			best, bestDist = op.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between two short words.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur := make([]int, len(rb)+1)
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(rb)]
+}
+
+// splitCommand separates the command word, case-folded, from its
+// arguments.
+func splitCommand(body string) (name, rest string) {
+	body = strings.TrimSpace(body)
+	name, rest, _ = strings.Cut(body, " ")
+	if i := strings.IndexAny(name, "\t\r\n"); i >= 0 {
+		name, rest = body[:i], body[i:]
+	}
+	return strings.ToLower(name), strings.TrimSpace(rest)
+}
+
+// bindArgs maps the words after the command onto the parameters role may
+// set: keyword parameters ("per-day 3") anywhere, the others in order. A
+// trailing text parameter takes the rest of the line; an optional
+// parameter that cannot take a word leaves it to the next one ("audit 50").
+func bindArgs(op operation, role policy.Role, rest string) (map[string]string, error) {
+	args := make(map[string]string)
+	words := strings.Fields(rest)
+	var positional []param
+	for _, p := range op.params {
+		if !p.visible(role) {
+			continue
+		}
+		if p.keyword == "" {
+			positional = append(positional, p)
+			continue
+		}
+		for i := 0; i < len(words); i++ {
+			if !strings.EqualFold(words[i], p.keyword) {
+				continue
+			}
+			if i+1 == len(words) {
+				return nil, fmt.Errorf("%s needs a value", p.keyword)
+			}
+			v, err := parseParam(p, words[i+1])
+			if err != nil {
+				return nil, err
+			}
+			args[p.name] = v
+			words = append(words[:i:i], words[i+2:]...)
+			break
+		}
+	}
+	next := 0
+	for i, p := range positional {
+		if next >= len(words) {
+			if p.required {
+				return nil, fmt.Errorf("missing %s", p.name)
+			}
+			continue
+		}
+		raw := words[next]
+		last := i == len(positional)-1
+		takesRest := last && p.spec().restOfLine
+		if takesRest {
+			raw = strings.Join(words[next:], " ")
+		}
+		v, err := parseParam(p, raw)
+		if err != nil {
+			if !p.required && !last {
+				continue
+			}
+			return nil, err
+		}
+		args[p.name] = v
+		next++
+		if takesRest {
+			next = len(words)
+		}
+	}
+	if next < len(words) {
+		if len(positional) == 0 && len(args) == 0 {
+			return nil, fmt.Errorf("%s takes no arguments: send just %s", op.name, op.name)
+		}
+		return nil, errors.New("too many arguments")
+	}
+	return args, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

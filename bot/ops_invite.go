@@ -1,0 +1,183 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/invites"
+)
+
+// The invite operations: invites, password reset links, and cancelling them.
+
+func runInvite(ctx context.Context, b *Bot, req request) (reply, error) {
+	inv, err := b.svc.Create(ctx, req.actor)
+	if err != nil {
+		return reply{}, err
+	}
+	return b.inviteReply(inv, fmt.Sprintf("Invite %s for an account on %s", inv.ID, inv.Domain)), nil
+}
+
+func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
+	account := req.args["jid"]
+	if !strings.Contains(account, "@") {
+		account += "@" + b.svc.Domain()
+	}
+	inv, err := b.svc.Reset(ctx, req.actor, account)
+	switch {
+	case errors.Is(err, invites.ErrNotLocalAccount):
+		return reply{text: fmt.Sprintf("%s is not an account on %s.", account, b.svc.Domain())}, nil
+	case errors.Is(err, invites.ErrNotYourAccount):
+		return reply{text: fmt.Sprintf("You may reset only accounts your own invites created, and %s is not one of them (as far as I know). Ask an admin.", account)}, nil
+	case errors.Is(err, invites.ErrResetUnsupported):
+		return reply{text: "Password resets need Prosody 13 or newer on the server; this server does not offer them."}, nil
+	case err != nil:
+		return reply{}, err
+	}
+	r := b.inviteReply(inv, fmt.Sprintf("Password reset link %s for %s", inv.ID, inv.ResetFor))
+	r.text += "\nWhoever opens it sets a new password for " + inv.ResetFor + " (it could also create a new account, so hand it only to its owner). The account was told."
+	return r, nil
+}
+
+// inviteReply renders a new invite or reset link: the URI on a line of its
+// own, the landing page, how to cancel it, the XEP-0401 result form and
+// the QR image.
+func (b *Bot) inviteReply(inv invites.Invite, title string) reply {
+	var t strings.Builder
+	t.WriteString(title + " (single use")
+	if !inv.Expires.IsZero() {
+		fmt.Fprintf(&t, ", expires %s", formatTime(inv.Expires))
+	}
+	t.WriteString("):\n")
+	// The URI stands on a line of its own, exactly as the server returned
+	// it, so clients linkify it and people can copy it whole.
+	t.WriteString(inv.URI)
+	// The bot's own page, when it has one, works with any client and in a
+	// browser; the server's page (if any) is the fallback.
+	landing, qr := inv.LandingURL, ""
+	if b.links != nil {
+		landing, qr = b.links(inv.ID)
+	}
+	if landing != "" {
+		fmt.Fprintf(&t, "\nLanding page (works in any browser, with a QR code): %s", landing)
+	}
+	fmt.Fprintf(&t, "\nTo cancel it: cancel %s", inv.ID)
+
+	// The XEP-0401 result form, so command UIs that know invites can show
+	// a QR code or share button.
+	form := &dataform.Form{Type: dataform.TypeResult, Title: "Account invite", Fields: []dataform.Field{
+		{Var: "FORM_TYPE", Type: dataform.Hidden, Values: []string{invites.FormTypeInvite}},
+		{Var: "uri", Type: dataform.TextSingle, Label: "Invite URI", Values: []string{inv.URI}},
+	}}
+	if inv.ResetFor != "" {
+		form.Title = "Password reset link for " + inv.ResetFor
+	}
+	if landing != "" {
+		form.Fields = append(form.Fields, dataform.Field{Var: "landing-url", Type: dataform.TextSingle, Label: "Landing page", Values: []string{landing}})
+	}
+	if !inv.Expires.IsZero() {
+		form.Fields = append(form.Fields, dataform.Field{Var: "expire", Type: dataform.TextSingle, Label: "Expires", Values: []string{inv.Expires.UTC().Format(time.RFC3339)}})
+	}
+	form.Fields = append(form.Fields, dataform.Field{Var: "id", Type: dataform.TextSingle, Label: "Invite id", Values: []string{inv.ID}})
+	return reply{text: t.String(), form: form, image: qr}
+}
+
+func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
+	whose := req.args["jid"]
+	invs, err := b.svc.List(ctx, req.actor, whose)
+	if err != nil {
+		return reply{}, err
+	}
+	mine := whose == "" || whose == req.actor.JID()
+	if len(invs) == 0 {
+		if mine {
+			return reply{text: "You have no invites yet. Send invite to create one."}, nil
+		}
+		return reply{text: whose + " has no invites."}, nil
+	}
+	pg := pageOf(req.args["page"], len(invs))
+	if pg.empty() {
+		return pg.beyond(), nil
+	}
+	owner, more := "Your invites", "invites"
+	if !mine {
+		owner, more = "Invites of "+whose, "invites "+whose
+	}
+	tbl := newTable(owner, fmt.Sprintf("%s (%d, newest first):", owner, len(invs)),
+		column{"id", "Id"}, column{"state", "State"}, column{"created", "Created"}, column{"expires", "Expires"},
+		column{"account", "Account created"})
+	for _, inv := range invs[pg.from:pg.to] {
+		expires := ""
+		if inv.State == invites.StatePending && !inv.Expires.IsZero() {
+			expires = formatTime(inv.Expires)
+		}
+		line := fmt.Sprintf("%s  %s  created %s", inv.ID, inv.State, formatTime(inv.Created))
+		if expires != "" {
+			line += ", expires " + expires
+		}
+		switch {
+		case inv.ResetFor != "":
+			line += ", password reset for " + inv.ResetFor
+		case inv.UsedBy != "":
+			line += ", created account " + inv.UsedBy
+		}
+		if inv.Request != "" {
+			line += ", answers request " + inv.Request
+		}
+		if inv.Event != "" {
+			line += ", from event link " + inv.Event
+		}
+		if inv.State == invites.StateCancelled && !inv.Revoked {
+			line += " (token not yet revoked at the server)"
+		}
+		tbl.row(line, inv.ID, string(inv.State), formatTime(inv.Created), expires, inv.UsedBy)
+	}
+	tbl.paged(pg, more)
+	return tbl.reply(), nil
+}
+
+// pendingInvites offers the actor's pending invites to choose from.
+func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option, error) {
+	invs, err := b.svc.List(ctx, req.actor, "")
+	if err != nil {
+		return nil, err
+	}
+	var opts []dataform.Option
+	for _, inv := range invs {
+		if inv.State != invites.StatePending {
+			continue
+		}
+		label := fmt.Sprintf("%s, created %s", inv.ID, formatTime(inv.Created))
+		opts = append(opts, dataform.Option{Label: label, Value: inv.ID})
+	}
+	return opts, nil
+}
+
+func confirmCancel(ctx context.Context, b *Bot, req request) (string, error) {
+	id := req.args["id"]
+	// Short: some clients (poezio) cut the question at one line.
+	if inv, err := b.svc.Lookup(ctx, id); err == nil && inv.Inviter != req.actor.JID() {
+		return fmt.Sprintf("Cancel %s's invite %s? Its link stops working.", inv.Inviter, id), nil
+	}
+	return fmt.Sprintf("Cancel invite %s? Its link stops working.", id), nil
+}
+
+func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
+	inv, err := b.svc.Cancel(ctx, req.actor, req.args["id"])
+	if errors.Is(err, invites.ErrNotPending) {
+		if inv.State == invites.StateUsed && inv.UsedBy != "" {
+			return reply{text: fmt.Sprintf("Invite %s is already used by %s.", inv.ID, inv.UsedBy)}, nil
+		}
+		return reply{text: fmt.Sprintf("Invite %s is already %s.", inv.ID, inv.State)}, nil
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	if !inv.Revoked {
+		return reply{text: fmt.Sprintf("Invite %s is cancelled here, but the server still accepts its token for now (see the log); it stops working when it expires.", inv.ID), warn: true}, nil
+	}
+	return reply{text: fmt.Sprintf("Invite %s is cancelled; its link no longer works.", inv.ID)}, nil
+}

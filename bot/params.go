@@ -1,0 +1,244 @@
+package bot
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"durare.org/invitebot/internal/dataform"
+	"durare.org/invitebot/internal/plaintext"
+	"durare.org/invitebot/invites"
+)
+
+// paramKind says how an operation parameter is validated and which data
+// form field presents it; paramKinds holds what each kind decides.
+type paramKind int
+
+const (
+	// kindJID is a bare JID, normalised (case-folded) on parsing.
+	kindJID paramKind = iota
+	// kindInviteID is an invite id as the store hands them out.
+	kindInviteID
+	// kindText is free text; as the last parameter it takes the rest of the
+	// chat line.
+	kindText
+	// kindNumber is a positive whole number.
+	kindNumber
+	// kindSubject is what the audit log is about: a bare JID or an invite
+	// id.
+	kindSubject
+	// kindAccount is an account on the home domain: a bare JID, or just
+	// its localpart (the handler adds the domain).
+	kindAccount
+	// kindPage is a page number of a long list.
+	kindPage
+	// kindRequestID is an account request id.
+	kindRequestID
+	// kindYesNo is a yes or no ("grant <jid> requests yes").
+	kindYesNo
+	// kindDuration is how long something stays open: a Go duration such
+	// as 3h or 90m, from a second to a day.
+	kindDuration
+	// kindEventID is an event link id (the same shape as invite ids).
+	kindEventID
+	// kindAllowance is a positive whole number, or none (also written 0):
+	// a right that an update can take away again, unlike kindNumber's
+	// limits, which fall back to a default. Its normal form for none is
+	// "0".
+	kindAllowance
+	// kindLimit is a positive whole number, or default: a grant's own
+	// limit, which an update can put back on the configured default. 0 is
+	// refused rather than read as default, since "per-day 0" reads like
+	// "no invites". Its normal form for default is "default", so a value
+	// shown again in a form parses again.
+	kindLimit
+
+	// numParamKinds is how many kinds there are, not a kind: paramKinds
+	// has this length, so a kind without an entry shows as a zero spec.
+	numParamKinds
+)
+
+// keywordDefault is what an admin types to put a kindLimit back on the
+// configured default.
+const keywordDefault = "default"
+
+// maxNumberParam bounds numeric parameters (limits, entry counts).
+const maxNumberParam = 1000
+
+// maxTextParam bounds free-text parameters (notes) so they stay notes.
+const maxTextParam = 200
+
+// kindSpec is everything that depends on a parameter's kind, so that a new
+// kind is one entry in paramKinds rather than a case in every switch.
+type kindSpec struct {
+	// parse validates a raw value for p and returns its normal form; the
+	// normal form parses again to itself, so a value shown again in a form
+	// comes back unchanged.
+	parse func(p param, raw string) (string, error)
+	// field is the form field type for typing a value, so clients can
+	// offer their own picker (a roster for JIDs).
+	field string
+	// keywordValue is what chat usage shows after a keyword parameter's
+	// keyword; empty shows N.
+	keywordValue string
+	// restOfLine lets the kind, as the last positional chat parameter,
+	// take the rest of the line: free text has spaces in it.
+	restOfLine bool
+	// keepsUnchanged makes a form list start on valueUnchanged, and a form
+	// submitted with it leave the parameter out. A yes/no setting needs
+	// it: unlike a text field, a list cannot be left empty.
+	keepsUnchanged bool
+}
+
+// paramKinds holds each paramKind's spec, indexed by kind.
+var paramKinds = [numParamKinds]kindSpec{
+	kindJID:       {parse: parseJID, field: dataform.JIDSingle},
+	kindInviteID:  {parse: idParser("an invite id"), field: dataform.TextSingle},
+	kindText:      {parse: parseText, field: dataform.TextSingle, restOfLine: true},
+	kindNumber:    {parse: parseNumber, field: dataform.TextSingle},
+	kindSubject:   {parse: parseSubject, field: dataform.TextSingle},
+	kindAccount:   {parse: parseAccount, field: dataform.TextSingle},
+	kindPage:      {parse: parsePage, field: dataform.TextSingle},
+	kindRequestID: {parse: idParser("a request id; send requests to list them"), field: dataform.TextSingle},
+	kindYesNo:     {parse: parseYesNo, field: dataform.TextSingle, keywordValue: "yes|no", keepsUnchanged: true},
+	kindDuration:  {parse: parseDuration, field: dataform.TextSingle},
+	kindEventID:   {parse: idParser("an event link id"), field: dataform.TextSingle},
+	kindAllowance: {parse: parseAllowance, field: dataform.TextSingle, keywordValue: "N|none"},
+	kindLimit:     {parse: parseLimit, field: dataform.TextSingle, keywordValue: "N|" + keywordDefault},
+}
+
+// spec is what p's kind decides about it.
+func (p param) spec() kindSpec { return paramKinds[p.kind] }
+
+// parseParam validates one raw argument for p and returns its normal form.
+func parseParam(p param, raw string) (string, error) {
+	return p.spec().parse(p, raw)
+}
+
+func parseJID(_ param, raw string) (string, error) {
+	return parseBareJID(raw)
+}
+
+// parseAccount reads an account on the home domain; a localpart alone
+// stays one, and the handler adds the domain.
+func parseAccount(_ param, raw string) (string, error) {
+	if !strings.Contains(raw, "@") && !strings.HasPrefix(raw, "xmpp:") {
+		// A localpart alone: check it the way a JID's is checked.
+		j, err := jid.New(raw, "localpart.invalid", "")
+		if err != nil || j.Localpart() == "" {
+			return "", fmt.Errorf("%q is not a username or a bare JID", raw)
+		}
+		return j.Localpart(), nil
+	}
+	return parseBareJID(raw)
+}
+
+func parsePage(_ param, raw string) (string, error) {
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > maxNumberParam {
+		return "", fmt.Errorf("page must be a number from 1 to %d, not %q", maxNumberParam, raw)
+	}
+	return strconv.Itoa(n), nil
+}
+
+// idParser reads an id of the one shape the store gives invites, account
+// requests and event links; notID says which was expected, so that the
+// refusal names it.
+func idParser(notID string) func(param, string) (string, error) {
+	return func(_ param, raw string) (string, error) {
+		id := strings.ToLower(raw)
+		if !invites.ValidID(id) {
+			return "", fmt.Errorf("%q is not %s", raw, notID)
+		}
+		return id, nil
+	}
+}
+
+// parseYesNo accepts the ways people and clients write a boolean.
+func parseYesNo(p param, raw string) (string, error) {
+	switch strings.ToLower(raw) {
+	case "yes", "y", "true", "on", "1":
+		return "yes", nil
+	case "no", "n", "false", "off", "0":
+		return "no", nil
+	}
+	return "", fmt.Errorf("%s must be yes or no, not %q", p.name, raw)
+}
+
+func parseNumber(p param, raw string) (string, error) {
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > maxNumberParam {
+		return "", fmt.Errorf("%s must be a number from 1 to %d, not %q", p.name, maxNumberParam, raw)
+	}
+	return strconv.Itoa(n), nil
+}
+
+// parseAllowance reads a kindAllowance value; none and 0 both take the
+// right away, and "0" is the normal form of both.
+func parseAllowance(p param, raw string) (string, error) {
+	if strings.EqualFold(raw, "none") {
+		return "0", nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 || n > maxNumberParam {
+		return "", fmt.Errorf("%s must be a number from 1 to %d, or none, not %q", p.name, maxNumberParam, raw)
+	}
+	return strconv.Itoa(n), nil
+}
+
+// parseLimit reads a kindLimit value. An admin who types 0 most likely
+// wants either the default or no invites at all, and the two are far
+// apart; the answer names the keyword for the first (revoke is the other).
+func parseLimit(p param, raw string) (string, error) {
+	if strings.EqualFold(raw, keywordDefault) {
+		return keywordDefault, nil
+	}
+	n, err := strconv.Atoi(raw)
+	switch {
+	case err == nil && n == 0:
+		return "", fmt.Errorf("%s must be at least 1; for the configured default, write %s", p.name, keywordDefault)
+	case err != nil || n < 1 || n > maxNumberParam:
+		return "", fmt.Errorf("%s must be a number from 1 to %d, or %s, not %q", p.name, maxNumberParam, keywordDefault, raw)
+	}
+	return strconv.Itoa(n), nil
+}
+
+// parseSubject reads what the audit log is about. An id is tried first:
+// ids have no @, so the two cannot be confused.
+func parseSubject(_ param, raw string) (string, error) {
+	if id := strings.ToLower(raw); invites.ValidID(id) {
+		return id, nil
+	}
+	if strings.Contains(raw, "@") {
+		if bare, err := parseBareJID(raw); err == nil {
+			return bare, nil
+		}
+	}
+	return "", fmt.Errorf("%q is neither a bare JID nor an invite id", raw)
+}
+
+// parseText reads free text. It comes back in lists and refusals: one
+// line, no control or bidi characters, whatever the client sent.
+func parseText(p param, raw string) (string, error) {
+	text := plaintext.Line(raw)
+	if len(text) > maxTextParam {
+		return "", fmt.Errorf("%s is longer than %d bytes", p.name, maxTextParam)
+	}
+	return text, nil
+}
+
+// parseBareJID reads a bare JID typed by a person, with or without an
+// xmpp: scheme (copied from a link), and returns its normal form.
+func parseBareJID(raw string) (string, error) {
+	trimmed := strings.TrimPrefix(raw, "xmpp:")
+	if i := strings.IndexByte(trimmed, '?'); i >= 0 {
+		trimmed = trimmed[:i]
+	}
+	j, err := jid.Parse(trimmed)
+	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		return "", fmt.Errorf("%q is not a bare JID like someone@example.org", raw)
+	}
+	return j.String(), nil
+}
