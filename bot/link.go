@@ -1,7 +1,3 @@
-// Package bot is the XMPP side of invitebot: the XEP-0114 component link
-// with its reconnect and keepalive, stanza routing, the chat command
-// grammar, service discovery, and the replies. It turns stanzas into calls
-// on invites.Service and never touches the database itself.
 package bot
 
 import (
