@@ -232,22 +232,7 @@ func (e *env) measure(ctx context.Context, o options, m measurementDef, profiled
 	}
 	defer closeAll(admins)
 
-	direct := path{"direct create-account", adhocInvite(admins, e.domain)}
-	var bot path
-	n := o.size.Seq
-	switch m.kind {
-	case kindChat:
-		bot = path{"bot chat invite", chatInvite(inviters, e.component)}
-	case kindAdhoc:
-		bot = path{"bot ad-hoc invite", adhocInvite(inviters, e.component)}
-	case kindHelp:
-		bot = path{"bot help", chatHelp(inviters, e.component)}
-		direct = path{"server ping", serverPing(admins, e.domain)}
-		n = o.size.Help
-	}
-	if m.conc > 1 && m.kind != kindHelp {
-		n = o.size.Conc
-	}
+	bot, direct, n := e.paths(o, m, inviters, admins)
 	if err := e.warmUp(ctx, o, inviters, admins, bot, direct, m.kind != kindHelp); err != nil {
 		return mr, err
 	}
@@ -276,18 +261,7 @@ func (e *env) measure(ctx context.Context, o options, m measurementDef, profiled
 			err = awaitProfile(ctx, profileTo)
 		}
 	}
-	mr.Bot, mr.Floor = sa.summarize(), sb.summarize()
-	if mr.Floor.P50Ms > 0 {
-		mr.P50Ratio = round(mr.Bot.P50Ms/mr.Floor.P50Ms, 2)
-	}
-	if mr.Floor.PerSecond > 0 {
-		mr.RateRatio = round(mr.Bot.PerSecond/mr.Floor.PerSecond, 2)
-	}
-	if m.kind != kindHelp {
-		// Two warm-up invites, and every measured one that succeeded; a
-		// lost bot reply may still have minted, so this is a floor.
-		mr.ServerTokens = 2 + sa.ok + sb.ok
-	}
+	mr.compare(sa, sb, m.kind != kindHelp)
 	e.logf("%s: bot p50 %.1f ms, %.1f/s; %s p50 %.1f ms, %.1f/s; lost %d, failed %d",
 		m.name, mr.Bot.P50Ms, mr.Bot.PerSecond, direct.name, mr.Floor.P50Ms, mr.Floor.PerSecond,
 		mr.Bot.Lost+mr.Floor.Lost, mr.Bot.Failed+mr.Floor.Failed)
@@ -301,6 +275,45 @@ func (e *env) measure(ctx context.Context, o options, m measurementDef, profiled
 		err = e.botAlive()
 	}
 	return mr, err
+}
+
+// paths returns the bot's path and its floor for m, and how many requests
+// each gets: invites are compared with the server's own create-account,
+// help with a plain ping of the server.
+func (e *env) paths(o options, m measurementDef, inviters, admins []*prosodytest.Client) (bot, direct path, n int) {
+	direct = path{"direct create-account", adhocInvite(admins, e.domain)}
+	n = o.size.Seq
+	switch m.kind {
+	case kindChat:
+		bot = path{"bot chat invite", chatInvite(inviters, e.component)}
+	case kindAdhoc:
+		bot = path{"bot ad-hoc invite", adhocInvite(inviters, e.component)}
+	case kindHelp:
+		bot = path{"bot help", chatHelp(inviters, e.component)}
+		direct = path{"server ping", serverPing(admins, e.domain)}
+		n = o.size.Help
+	}
+	if m.conc > 1 && m.kind != kindHelp {
+		n = o.size.Conc
+	}
+	return bot, direct, n
+}
+
+// compare fills in both paths' statistics and their ratios (bot over
+// floor) from the series the bot (sa) and the floor (sb) recorded.
+func (mr *measurement) compare(sa, sb *series, minted bool) {
+	mr.Bot, mr.Floor = sa.summarize(), sb.summarize()
+	if mr.Floor.P50Ms > 0 {
+		mr.P50Ratio = round(mr.Bot.P50Ms/mr.Floor.P50Ms, 2)
+	}
+	if mr.Floor.PerSecond > 0 {
+		mr.RateRatio = round(mr.Bot.PerSecond/mr.Floor.PerSecond, 2)
+	}
+	if minted {
+		// Two warm-up invites, and every measured one that succeeded; a
+		// lost bot reply may still have minted, so this is a floor.
+		mr.ServerTokens = 2 + sa.ok + sb.ok
+	}
 }
 
 // warmUp makes every client's first round trip (TLS session, the server's
