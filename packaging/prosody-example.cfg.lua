@@ -20,7 +20,7 @@ component_interfaces = { "127.0.0.1" }   -- the component link is not encrypted:
 -- mod_invitebot, the Prosody module shipped with invitebot (optional, and
 -- recommended): one account per invite whatever the client does, usage
 -- reported at once, cancelled tokens deleted, new accounts introduced to
--- their inviter. Without it the bot works, with the limits its README names.
+-- their inviter. Without it the bot works, with the limits docs/security.md names.
 plugin_paths = { "/usr/share/invitebot/prosody" }
 
 VirtualHost "example.org"

@@ -36,8 +36,8 @@ registration_invite_only = true     -- ... but a valid invite token may register
 component_ports = { {{.ComponentPort}} }
 component_interfaces = { {{lua .ComponentHost}} }  -- the component link is not encrypted: keep it private
 
--- mod_invitebot, shipped with invitebot (optional, recommended; see the
--- README): one account per invite whatever the client does, registrations
+-- mod_invitebot, shipped with invitebot (optional, recommended; see
+-- docs/prosody-setup.md): one account per invite whatever the client does, registrations
 -- reported at once, cancelled tokens deleted, new accounts introduced to
 -- their inviter. Point plugin_paths at the folder holding mod_invitebot.lua
 -- (the Debian package installs it here) and uncomment the lines below and

@@ -160,7 +160,7 @@ func WithoutComponentAdmin() Option {
 }
 
 // WithInvitebotModule loads the repository's own Prosody module,
-// prosody/mod_invitebot.lua, on Domain the way the README tells operators
+// prosody/mod_invitebot.lua, on Domain the way docs/prosody-setup.md tells operators
 // to: its folder in plugin_paths, "invitebot" in the VirtualHost's
 // modules_enabled, and invitebot_component naming the component.
 func WithInvitebotModule() Option {
@@ -415,7 +415,7 @@ func (s *Server) HasRoles() bool { return !strings.HasPrefix(s.Version, "0.") }
 
 // AddUserWithRole creates user@host with pass and gives it role as its
 // primary role, Prosody 13 only: prosodyctl register, then prosodyctl
-// shell user set_role, the commands the README and the bot's log give
+// shell user set_role, the commands docs/prosody-setup.md and the bot's log give
 // operators. The server must be running, and a custom role must have been
 // defined with WithCustomRoles. On 0.12, which has no roles, it fails the
 // test: use WithAdmins there.

@@ -123,6 +123,15 @@ func Info(o Options) (*nfpm.Info, error) {
 		file(filepath.Join(o.Root, "README.md"), DocDir+"/README.md", 0o644),
 		file(changelogPath, DocDir+"/changelog.gz", 0o644),
 	}
+	// The README links into docs/: ship the pages and the screenshots they
+	// show, so the installed README leads somewhere.
+	docs, err := docFiles(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	for _, src := range docs {
+		contents = append(contents, file(src, DocDir+"/docs/"+filepath.Base(src), 0o644))
+	}
 	// The Prosody module is written separately; ship whatever exists.
 	lua, err := filepath.Glob(filepath.Join(o.Root, "prosody", "*.lua"))
 	if err != nil {
@@ -204,4 +213,19 @@ func Build(o Options, dir string) (string, error) {
 		return "", fmt.Errorf("write deb: %w", err)
 	}
 	return path, nil
+}
+
+// docFiles lists the documentation pages (docs/*.md) and the pictures they
+// show (docs/*.png), sorted.
+func docFiles(root string) ([]string, error) {
+	var out []string
+	for _, pattern := range []string{"*.md", "*.png"} {
+		m, err := filepath.Glob(filepath.Join(root, "docs", pattern))
+		if err != nil {
+			return nil, fmt.Errorf("find docs: %w", err)
+		}
+		out = append(out, m...)
+	}
+	sort.Strings(out)
+	return out, nil
 }

@@ -167,12 +167,13 @@ func TestInfoAndBuild(t *testing.T) {
 		ConfigPath:                            {files.TypeConfig, 0o640},
 		ShareDir + "/prosody-example.cfg.lua": {files.TypeFile, 0o644},
 		DocDir + "/README.md":                 {files.TypeFile, 0o644},
+		DocDir + "/docs/commands.md":          {files.TypeFile, 0o644},
 		DocDir + "/changelog.gz":              {files.TypeFile, 0o644},
 	}
 	for _, c := range info.Contents {
 		w, ok := want[c.Destination]
 		if !ok {
-			if !strings.HasPrefix(c.Destination, ShareDir+"/prosody/") {
+			if !strings.HasPrefix(c.Destination, ShareDir+"/prosody/") && !strings.HasPrefix(c.Destination, DocDir+"/docs/") {
 				t.Errorf("unexpected content %s", c.Destination)
 			}
 			continue
