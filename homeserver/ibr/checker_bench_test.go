@@ -13,7 +13,7 @@ import (
 // one check costs, and checks/s how many a stream carries. Compare it with
 // the tracker's pace (maxChecksPerSecond in invites/tracking.go).
 //
-//	go test -run XXX -bench CheckToken ./invites/ibr
+//	go test -run XXX -bench CheckToken ./homeserver/ibr
 func BenchmarkCheckToken(b *testing.B) {
 	srv := prosodytest.Start(b)
 	token := srv.MintToken(b)
