@@ -22,6 +22,7 @@ import (
 
 	"durare.org/invitebot/bot"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/store"
 	"durare.org/invitebot/web"
@@ -281,11 +282,5 @@ func TestBrowserRegistration(t *testing.T) {
 // waitFor polls cond until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, d, what, cond)
 }
