@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/internal/testwait"
 )
 
 // TestQuotaUnderConcurrentRequests: one inviter fires requests at once; the
@@ -116,16 +117,13 @@ func TestUsedInviteIsDetected(t *testing.T) {
 	if _, err := ibr.Register(ctx, w.srv.IBRConfig(), uri.Token, "appuser", "password123"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(e2eTimeout)
-	for {
+	testwait.ForNil(t, e2eTimeout, "a usage notice", func() error {
 		m := carol.Next(t)
 		if strings.Contains(m.Body, "Your invite "+id+" from ") && strings.Contains(m.Body, "was used.") {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no usage notice; last message %q", m.Body)
-		}
-	}
+		return fmt.Errorf("last message %q", m.Body)
+	})
 	expectContains(t, carol.Chat(t, w.component, "invites"), id+"  used")
 	expectContains(t, admin.Chat(t, w.component, "audit "+id), "invite.use", "system")
 }

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/commands"
@@ -19,6 +18,7 @@ import (
 	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/invites"
 )
 
@@ -177,10 +177,9 @@ func TestAdhocDiscoveryByRole(t *testing.T) {
 	reset := ""
 	if !strings.HasPrefix(w.srv.Version, "0.12") {
 		reset = " reset-password"
-		deadline := time.Now().Add(e2eTimeout)
-		for !strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>") && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
+		testwait.For(t, e2eTimeout, "reset to be offered on Prosody 13", func() bool {
+			return strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>")
+		})
 	}
 	tests := []struct {
 		who  *prosodytest.Client

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/invites"
 )
 
@@ -448,13 +450,12 @@ func TestSecondInstanceGetsConflict(t *testing.T) {
 			c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 400*time.Millisecond
 		})
 	}()
-	deadline := time.Now().Add(e2eTimeout)
-	for strings.Count(second.logs.String(), "conflict") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("second instance never reported conflict twice; its logs:\n%s", second.logs.String())
+	testwait.ForNil(t, e2eTimeout, "the second instance to report conflict twice", func() error {
+		if logs := second.logs.String(); strings.Count(logs, "conflict") < 2 {
+			return fmt.Errorf("its logs:\n%s", logs)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("second instance shutdown: %v", err)

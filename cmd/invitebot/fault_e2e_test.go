@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/store"
 )
 
@@ -82,13 +84,9 @@ func startProcess(t *testing.T, configPath string) *process {
 // awaitLog waits until the process logged want.
 func (p *process) awaitLog(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(e2eTimeout)
-	for !strings.Contains(p.stderr.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the bot never logged %q", want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, e2eTimeout, fmt.Sprintf("the bot to log %q", want), func() bool {
+		return strings.Contains(p.stderr.String(), want)
+	})
 }
 
 // TestWrongSecretExitsWithOneLine: a wrong component secret ends the bot

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"durare.org/invitebot/homeserver/minter"
 	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/invites"
 )
 
@@ -121,17 +123,13 @@ func TestMintingAsAccount(t *testing.T) {
 	}
 
 	w.srv.Kill(t)
-	deadline := time.Now().Add(e2eTimeout)
-	for {
+	testwait.ForNil(t, e2eTimeout, "/healthz to be 503 naming the minter session with Prosody gone", func() error {
 		code, body := w.healthStatus(t)
 		if code == http.StatusServiceUnavailable && strings.Contains(body, "minter session down") {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz = %d %q with Prosody gone, want 503 naming the minter session", code, body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("/healthz = %d %q", code, body)
+	})
 	w.srv.Restart(t)
 	w.bot.awaitUp(t)
 	awaitSignal(t, minterUps, "minter login after the restart")
@@ -160,13 +158,9 @@ func TestMintingAsAccountWithoutRights(t *testing.T) {
 		`prosody_13_account="prosodyctl shell user set_role ` + account.String() + ` invitebot:minter"`,
 		`prosody_0_12="VirtualHost \"durare.test\": admins = { \"` + account.String() + `\" }"`,
 	}
-	deadline := time.Now().Add(e2eTimeout)
-	for !strings.Contains(w.logs.String(), "the server does not let the minter account create invites") {
-		if time.Now().After(deadline) {
-			t.Fatal("no start-up warning about the minter's missing rights")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, e2eTimeout, "a start-up warning about the minter's missing rights", func() bool {
+		return strings.Contains(w.logs.String(), "the server does not let the minter account create invites")
+	})
 	expectContains(t, w.logs.String(), fix...)
 
 	reply := admin.Chat(t, w.component, "invite")

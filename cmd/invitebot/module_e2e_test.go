@@ -26,6 +26,7 @@ import (
 	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/invites"
 )
 
@@ -58,13 +59,9 @@ func newModuleWorld(t *testing.T, module bool) *world {
 // awaitLog waits until the bot's log contains s.
 func (w *world) awaitLog(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(e2eTimeout)
-	for !strings.Contains(w.logs.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the bot never logged %q", s)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, e2eTimeout, fmt.Sprintf("the bot to log %q", s), func() bool {
+		return strings.Contains(w.logs.String(), s)
+	})
 }
 
 // healthz returns the body of /healthz.
@@ -186,14 +183,13 @@ func TestModuleReportsAppRegistration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(e2eTimeout)
-	for rosterOf(t, nc)[carolJID].Subscription != "both" || rosterOf(t, carol)[newbie.String()].Subscription != "both" {
-		if time.Now().After(deadline) {
-			t.Fatalf("not mutual contacts: newbie has %+v, carol has %+v",
-				rosterOf(t, nc)[carolJID], rosterOf(t, carol)[newbie.String()])
+	testwait.ForNil(t, e2eTimeout, "newbie and carol to be mutual contacts", func() error {
+		mine, hers := rosterOf(t, nc)[carolJID], rosterOf(t, carol)[newbie.String()]
+		if mine.Subscription != "both" || hers.Subscription != "both" {
+			return fmt.Errorf("newbie has %+v, carol has %+v", mine, hers)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 
 	// One token, one account, whatever the client does next.
 	s := prosodytest.OpenRegistration(t, w.srv)
@@ -388,13 +384,9 @@ func TestModuleResetLinks(t *testing.T) {
 		return
 	}
 	owner := w.srv.AddUser(t, "owner", w.srv.Domain, "old password")
-	deadline := time.Now().Add(e2eTimeout)
-	for !strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>") {
-		if time.Now().After(deadline) {
-			t.Fatal("reset never offered on Prosody 13")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testwait.For(t, e2eTimeout, "reset to be offered on Prosody 13", func() bool {
+		return strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>")
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
 

@@ -13,6 +13,7 @@ import (
 
 	"durare.org/invitebot/bot"
 	"durare.org/invitebot/internal/config"
+	"durare.org/invitebot/internal/testwait"
 )
 
 func TestReloadChanges(t *testing.T) {
@@ -103,13 +104,9 @@ func TestReloadAppliesAdminsAndLimits(t *testing.T) {
 	writeConfigFile(t, path, &next)
 	reloads <- syscall.SIGHUP
 
-	deadline := time.Now().Add(e2eTimeout)
-	for !strings.Contains(w.logs.String(), "configuration reloaded") {
-		if time.Now().After(deadline) {
-			t.Fatal("no reload in the log")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, e2eTimeout, "the reload in the log", func() bool {
+		return strings.Contains(w.logs.String(), "configuration reloaded")
+	})
 	expectContains(t, carol.Chat(t, w.component, "inviters"), "Nobody holds a grant")
 	expectContains(t, admin.Chat(t, w.component, "grant dave@"+w.srv.OtherDomain), "per-day 2 (default)")
 	expectContains(t, w.logs.String(), "take effect only after a restart", "keys=[xmpp]")
@@ -119,11 +116,8 @@ func TestReloadAppliesAdminsAndLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	reloads <- syscall.SIGHUP
-	for !strings.Contains(w.logs.String(), "reload: configuration not applied") {
-		if time.Now().After(deadline) {
-			t.Fatal("a broken file was not reported")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, e2eTimeout, "the broken file to be reported", func() bool {
+		return strings.Contains(w.logs.String(), "reload: configuration not applied")
+	})
 	expectContains(t, carol.Chat(t, w.component, "inviters"), "dave@")
 }

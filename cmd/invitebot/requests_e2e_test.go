@@ -20,6 +20,7 @@ import (
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/web"
 )
@@ -366,13 +367,9 @@ func TestAccountRequestExpires(t *testing.T) {
 	page := resp.Request.URL.String()
 	_, id := noticeID(t, admin)
 
-	deadline := time.Now().Add(e2eTimeout)
-	for !strings.Contains(admin.Chat(t, w.component, "audit "+id), "request.expire") {
-		if time.Now().After(deadline) {
-			t.Fatal("the request was never marked expired")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testwait.For(t, e2eTimeout, "the request to be marked expired", func() bool {
+		return strings.Contains(admin.Chat(t, w.component, "audit "+id), "request.expire")
+	})
 	_, body := b.do(t, http.MethodGet, page, nil)
 	expectContains(t, body, web.English.StatusExpiredTitle, `href="/request"`)
 	expectContains(t, admin.Chat(t, w.component, "approve "+id), "expired at")

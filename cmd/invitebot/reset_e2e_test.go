@@ -10,6 +10,7 @@ import (
 
 	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/store"
 )
@@ -59,13 +60,9 @@ func TestPasswordReset(t *testing.T) {
 	}
 	w.bot = w.startBot(t)
 	// Detection runs when the link comes up; give it a moment.
-	deadline := time.Now().Add(e2eTimeout)
-	for !strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>") {
-		if time.Now().After(deadline) {
-			t.Fatal("reset never offered on Prosody 13")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testwait.For(t, e2eTimeout, "reset to be offered on Prosody 13", func() bool {
+		return strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>")
+	})
 
 	// The owner of the account is online to receive the notice.
 	owner := prosodytest.Login(t, w.srv, newbie, "old password 1")

@@ -23,6 +23,7 @@ import (
 
 	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 )
 
 // nsModule is mod_invitebot's namespace; prosody.NSModule on the bot's side.
@@ -349,19 +350,6 @@ func sendPresence(t *testing.T, c *prosodytest.Client, to jid.JID, typ stanza.Pr
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes: roster changes
-// travel as presence between the two accounts, with nothing to wait on.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestModuleIntroduces: the component introduces a new account to its
 // inviter on another domain: the inviter gets the new account's request,
 // and accepting it (with a request back, as clients do in one tap) makes
@@ -399,7 +387,9 @@ func TestModuleIntroduces(t *testing.T) {
 	// One tap on the inviter's side: approve, and ask back.
 	sendPresence(t, inviter, account, stanza.SubscribedPresence)
 	sendPresence(t, inviter, account, stanza.SubscribePresence)
-	waitFor(t, "both rosters show a mutual subscription", func() bool {
+	// Roster changes travel as presence between the two accounts, with
+	// nothing to wait on.
+	testwait.For(t, 10*time.Second, "both rosters to show a mutual subscription", func() bool {
 		return roster(t, newbie)[inviterJID.String()].Subscription == "both" &&
 			roster(t, inviter)[account.String()].Subscription == "both"
 	})
