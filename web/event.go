@@ -61,6 +61,15 @@ const (
 	eventCSRFPrefix = "e/"
 )
 
+// eventPages serves the event link pages, /e/{id}.
+type eventPages struct {
+	site
+	events Events
+	// eventLimit bounds event link claims per address (see
+	// eventAttempts).
+	eventLimit *limiter
+}
+
 // EventURL is the page of event link id under publicURL, for the bot's
 // replies.
 func EventURL(publicURL, id string) string {
@@ -74,10 +83,10 @@ func EventQRURL(publicURL, id string) string {
 }
 
 // eventPath is where an event link's page lives, as the browser sees it.
-func (h *handler) eventPath(id string) string { return h.base + "/e/" + url.PathEscape(id) }
+func (h *eventPages) eventPath(id string) string { return h.base + "/e/" + url.PathEscape(id) }
 
 // eventPage serves GET /e/{id}.
-func (h *handler) eventPage(w http.ResponseWriter, r *http.Request) {
+func (h *eventPages) eventPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !invites.ValidID(id) {
 		h.eventNotFound(w, r)
@@ -94,11 +103,10 @@ func (h *handler) eventPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // eventClaim serves POST /e/{id}: one visitor presses the button.
-func (h *handler) eventClaim(w http.ResponseWriter, r *http.Request) {
+func (h *eventPages) eventClaim(w http.ResponseWriter, r *http.Request) {
 	// Counted before any work, so floods are limited too.
 	if ok, wait := h.eventLimit.allow(clientKey(r, h.cfg.TrustProxy)); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-		h.renderError(w, r, http.StatusTooManyRequests, h.text.TooManyTitle, h.text.ErrTooMany, "")
+		h.tooMany(w, r, wait, h.text.ErrTooMany)
 		return
 	}
 	id := r.PathValue("id")
@@ -115,9 +123,7 @@ func (h *handler) eventClaim(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		h.renderError(w, r, http.StatusBadRequest, h.text.ForbiddenTitle, h.text.ErrFormExpired, "")
+	if !h.readForm(w, r) {
 		return
 	}
 	if err := h.origin.Check(r); err != nil {
@@ -131,7 +137,7 @@ func (h *handler) eventClaim(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), claimTimeout)
 	defer cancel()
-	inv, err := h.cfg.Events.ClaimEventInvite(ctx, id)
+	inv, err := h.events.ClaimEventInvite(ctx, id)
 	if err != nil {
 		h.eventUnavailable(w, r, ev, err)
 		return
@@ -145,8 +151,8 @@ func (h *handler) eventClaim(w http.ResponseWriter, r *http.Request) {
 
 // openEvent looks the event link up and answers the visitor itself, and
 // reports false, when it hands out nothing now.
-func (h *handler) openEvent(w http.ResponseWriter, r *http.Request, id string) (invites.EventLink, bool) {
-	ev, err := h.cfg.Events.LookupEvent(r.Context(), id)
+func (h *eventPages) openEvent(w http.ResponseWriter, r *http.Request, id string) (invites.EventLink, bool) {
+	ev, err := h.events.LookupEvent(r.Context(), id)
 	if err != nil {
 		h.eventUnavailable(w, r, ev, err)
 		return invites.EventLink{}, false
@@ -159,7 +165,7 @@ func (h *handler) openEvent(w http.ResponseWriter, r *http.Request, id string) (
 // not come back), 503 while invitations are paused or the day's limit is
 // reached (they may come back), and the page again with a message for a
 // failure of ours.
-func (h *handler) eventUnavailable(w http.ResponseWriter, r *http.Request, ev invites.EventLink, err error) {
+func (h *eventPages) eventUnavailable(w http.ResponseWriter, r *http.Request, ev invites.EventLink, err error) {
 	var quota *invites.QuotaError
 	switch {
 	case errors.Is(err, invites.ErrNoSuchEvent):
@@ -187,13 +193,13 @@ func (h *handler) eventUnavailable(w http.ResponseWriter, r *http.Request, ev in
 	}
 }
 
-func (h *handler) eventNotFound(w http.ResponseWriter, r *http.Request) {
+func (h *eventPages) eventNotFound(w http.ResponseWriter, r *http.Request) {
 	h.renderError(w, r, http.StatusNotFound, h.text.EventNotFoundTitle, h.text.NotFoundBody, "")
 }
 
 // renderEvent shows the event page, with msg as an error above the button
 // when not empty, and a fresh CSRF token (and the cookie it is bound to).
-func (h *handler) renderEvent(w http.ResponseWriter, r *http.Request, status int, ev invites.EventLink, msg string) {
+func (h *eventPages) renderEvent(w http.ResponseWriter, r *http.Request, status int, ev invites.EventLink, msg string) {
 	domain := ev.Domain
 	if domain == "" {
 		domain = h.cfg.Domain
@@ -215,7 +221,7 @@ func (h *handler) renderEvent(w http.ResponseWriter, r *http.Request, status int
 // returningVisitor sends a browser that already got an invitation from
 // link id on to it, and reports true; the invitation's own page says
 // whether it still works.
-func (h *handler) returningVisitor(w http.ResponseWriter, r *http.Request, id string) bool {
+func (h *eventPages) returningVisitor(w http.ResponseWriter, r *http.Request, id string) bool {
 	inv, ok := h.csrf.eventVisitor(r, id)
 	if !ok {
 		return false
@@ -277,14 +283,14 @@ func (c *csrf) eventMAC(id, inv string) []byte {
 // eventQR serves the QR code of an event link's page, for showing it to a
 // room. It encodes the public address of the page, which is no more secret
 // than the link itself.
-func eventQR(contentType string, draw func(string) ([]byte, error)) func(*handler, http.ResponseWriter, *http.Request) {
-	return func(h *handler, w http.ResponseWriter, r *http.Request) {
+func eventQR(contentType string, draw func(string) ([]byte, error)) func(*eventPages, http.ResponseWriter, *http.Request) {
+	return func(h *eventPages, w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if !invites.ValidID(id) {
 			h.eventNotFound(w, r)
 			return
 		}
-		if _, err := h.cfg.Events.LookupEvent(r.Context(), id); errors.Is(err, invites.ErrNoSuchEvent) {
+		if _, err := h.events.LookupEvent(r.Context(), id); errors.Is(err, invites.ErrNoSuchEvent) {
 			h.eventNotFound(w, r)
 			return
 		}

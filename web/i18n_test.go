@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"durare.org/invitebot/invites"
 	"golang.org/x/text/feature/plural"
 	"golang.org/x/text/language"
 )
@@ -332,4 +334,33 @@ func TestBreakable(t *testing.T) {
 			t.Errorf("withAddrs(%q) = %q, want %q", tt.format, got, tt.want)
 		}
 	}
+}
+
+// TestLanguagePerRequest serves every kind of page to readers of different
+// languages at once: each page type is copied per request to carry its
+// language, and no reader may get another's (nor, under -race, may the
+// copies share what one request writes).
+func TestLanguagePerRequest(t *testing.T) {
+	reqs := &fakeRequests{byKey: map[string]invites.Request{}}
+	e, _ := newEventEnv(t, func(c *Config) { c.Requests, c.RequestForm = reqs, true })
+	paths := []string{"/i/" + idPending, "/i/" + idUsed, "/request", "/e/" + evOpen, "/nope"}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				lang := []string{"en", "de"}[(g+i)%2]
+				path := paths[(g+i)%len(paths)]
+				r := httptest.NewRequest(http.MethodGet, path, nil)
+				r.Header.Set("Accept-Language", lang)
+				w := e.do(r)
+				if got := w.Header().Get("Content-Language"); got != lang {
+					t.Errorf("%s in %s: Content-Language %q", path, lang, got)
+				}
+				if want := `<html lang="` + lang + `">`; !strings.Contains(w.Body.String(), want) {
+					t.Errorf("%s in %s: page lacks %s", path, lang, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -55,6 +54,17 @@ type Requests interface {
 	RequestStatus(ctx context.Context, key string) (invites.Request, error)
 }
 
+// requestPages serves the account request pages, /request and /r/{key}.
+type requestPages struct {
+	site
+	// inv finds the invite an approved request made.
+	inv     Invites
+	metrics *Metrics
+	// reqs and reqLimit serve account requests; reqs is nil without them.
+	reqs     Requests
+	reqLimit *limiter
+}
+
 // requestForm is the request form's state, as typed (once normalised).
 type requestForm struct {
 	CSRF, Name, Contact, Message, Error string
@@ -65,7 +75,7 @@ type requestForm struct {
 // requestsOpen answers the request page itself, and reports false, when
 // requests are not taken: 404 when the page is off, a page saying they
 // are closed for now while paused or full.
-func (h *handler) requestsOpen(w http.ResponseWriter, r *http.Request) bool {
+func (h *requestPages) requestsOpen(w http.ResponseWriter, r *http.Request) bool {
 	if h.reqs == nil || !h.cfg.RequestForm {
 		h.notFound(w, r)
 		return false
@@ -80,7 +90,7 @@ func (h *handler) requestsOpen(w http.ResponseWriter, r *http.Request) bool {
 
 // requestClosed answers a request page that cannot take a request for the
 // reason err gives; paused and full count as refusals.
-func (h *handler) requestClosed(w http.ResponseWriter, r *http.Request, err error) {
+func (h *requestPages) requestClosed(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, invites.ErrPaused):
 		// The pause reason is for inviters; the public learns only that
@@ -97,7 +107,7 @@ func (h *handler) requestClosed(w http.ResponseWriter, r *http.Request, err erro
 }
 
 // requestPage serves GET /request.
-func (h *handler) requestPage(w http.ResponseWriter, r *http.Request) {
+func (h *requestPages) requestPage(w http.ResponseWriter, r *http.Request) {
 	if !h.requestsOpen(w, r) {
 		return
 	}
@@ -105,7 +115,7 @@ func (h *handler) requestPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderRequest shows the request form in state f with a fresh CSRF token.
-func (h *handler) renderRequest(w http.ResponseWriter, r *http.Request, status int, f requestForm) {
+func (h *requestPages) renderRequest(w http.ResponseWriter, r *http.Request, status int, f requestForm) {
 	f.CSRF = h.csrf.token(h.csrf.cookieValue(w, r), requestCSRFID)
 	f.MaxName, f.MaxContact, f.MaxMessage = invites.MaxRequestName, invites.MaxRequestContact, invites.MaxRequestMessage
 	domain := h.cfg.Domain
@@ -118,7 +128,7 @@ func (h *handler) renderRequest(w http.ResponseWriter, r *http.Request, status i
 }
 
 // submitRequest serves POST /request.
-func (h *handler) submitRequest(w http.ResponseWriter, r *http.Request) {
+func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 	if h.reqs == nil || !h.cfg.RequestForm {
 		h.notFound(w, r)
 		return
@@ -130,8 +140,7 @@ func (h *handler) submitRequest(w http.ResponseWriter, r *http.Request) {
 	client := clientKey(r, h.cfg.TrustProxy)
 	if ok, wait := h.reqLimit.allow(client); !ok {
 		h.metrics.requestRefused(refusedPerAddress)
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-		h.renderError(w, r, http.StatusTooManyRequests, h.text.TooManyTitle, h.text.ErrRequestTooMany, "")
+		h.tooMany(w, r, wait, h.text.ErrRequestTooMany)
 		return
 	}
 	counted := false
@@ -140,9 +149,7 @@ func (h *handler) submitRequest(w http.ResponseWriter, r *http.Request) {
 			h.reqLimit.refund(client)
 		}
 	}()
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		h.renderError(w, r, http.StatusBadRequest, h.text.ForbiddenTitle, h.text.ErrFormExpired, "")
+	if !h.readForm(w, r) {
 		return
 	}
 	f := requestForm{Name: r.PostFormValue("name"), Contact: r.PostFormValue("contact"), Message: r.PostFormValue("message")}
@@ -201,14 +208,14 @@ func (h *handler) submitRequest(w http.ResponseWriter, r *http.Request) {
 
 // cleanRequestForm makes each field the one plain line it will be stored
 // as, so the form shown again holds exactly what would be sent.
-func (h *handler) cleanRequestForm(f requestForm) requestForm {
+func (h *requestPages) cleanRequestForm(f requestForm) requestForm {
 	f.Name, f.Contact, f.Message = plaintext.Line(f.Name), plaintext.Line(f.Contact), plaintext.Line(f.Message)
 	return f
 }
 
 // checkRequestForm returns the message for the first field that cannot
 // be sent, or "".
-func (h *handler) checkRequestForm(f requestForm) string {
+func (h *requestPages) checkRequestForm(f requestForm) string {
 	switch {
 	case f.Name == "":
 		return h.text.ErrRequestName
@@ -244,7 +251,7 @@ func decoyKey() string {
 }
 
 // status serves GET /r/{key}: the requester's status page.
-func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+func (h *requestPages) status(w http.ResponseWriter, r *http.Request) {
 	if h.reqs == nil {
 		h.notFound(w, r)
 		return
@@ -290,7 +297,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 // approvedStatus shows an approved request's invitation: the landing page
 // of its invite, right here, while the invite can be used; once it cannot,
 // the invite's own page, which knows the browser that used it.
-func (h *handler) approvedStatus(w http.ResponseWriter, r *http.Request, req invites.Request) {
+func (h *requestPages) approvedStatus(w http.ResponseWriter, r *http.Request, req invites.Request) {
 	inv, err := h.inv.Lookup(r.Context(), req.Invite)
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "approved request's invite", slog.String("request", req.ID),

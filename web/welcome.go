@@ -88,7 +88,7 @@ func (c *csrf) registeredMAC(id, account string) []byte {
 // welcomeBack shows the success page, and reports true, when the invite on
 // a page request (not its QR code) was used by an account this browser
 // registered with it.
-func (h *handler) welcomeBack(w http.ResponseWriter, r *http.Request, inv invites.Invite) bool {
+func (h *invitePages) welcomeBack(w http.ResponseWriter, r *http.Request, inv invites.Invite) bool {
 	if inv.State != invites.StateUsed || !strings.HasSuffix(r.Pattern, "/i/{id}") {
 		return false
 	}
@@ -104,7 +104,7 @@ func (h *handler) welcomeBack(w http.ResponseWriter, r *http.Request, inv invite
 
 // usernameError is the form's message for a username that
 // invites.PrepareUsername refused.
-func (h *handler) usernameError(err error) string {
+func (h *invitePages) usernameError(err error) string {
 	switch {
 	case errors.Is(err, invites.ErrUsernameTooLong):
 		return h.text.ErrUsernameLong

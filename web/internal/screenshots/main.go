@@ -93,6 +93,20 @@ func run(out, exe string) error {
 	ts.Start()
 	defer ts.Close()
 
+	b, closeBrowser := startBrowser(ctx, exe)
+	defer closeBrowser()
+	if err := shootInvite(b, inv, web.LandingURL(publicURL, inviteID), out); err != nil {
+		return err
+	}
+	if err := shootRequest(b, publicURL, out); err != nil {
+		return err
+	}
+	return shootTranslations(b, inv, web.LandingURL(publicURL, inviteID), out)
+}
+
+// startBrowser starts headless Chromium from exe, with nothing of the
+// machine's profile and no traffic of its own to disturb the pages.
+func startBrowser(ctx context.Context, exe string) (context.Context, context.CancelFunc) {
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
@@ -105,11 +119,16 @@ func run(out, exe string) error {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(mustTempDir()),
 	)
-	defer cancelAlloc()
 	b, cancelTab := chromedp.NewContext(actx)
-	defer cancelTab()
+	return b, func() {
+		cancelTab()
+		cancelAlloc()
+	}
+}
 
-	landing := web.LandingURL(publicURL, inviteID)
+// shootInvite shoots the landing page and, after registering, the success
+// page at each viewport, in English.
+func shootInvite(b context.Context, inv *sampleInvites, landing, out string) error {
 	if err := chromedp.Do(b, acceptLanguage("en")); err != nil {
 		return err
 	}
@@ -134,6 +153,12 @@ func run(out, exe string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// shootRequest shoots the filled-in request form and, once it is sent,
+// the waiting status page, on a phone.
+func shootRequest(b context.Context, publicURL, out string) error {
 	if err := chromedp.Do(b, emulate(phone, phone.height), chromedp.Navigate(publicURL+"/request"),
 		chromedp.WaitVisible(chromedp.ID("name")),
 		chromedp.SendKeys(chromedp.ID("name"), requester),
@@ -147,9 +172,12 @@ func run(out, exe string) error {
 		chromedp.WaitVisible(chromedp.ID("status-url"))); err != nil {
 		return fmt.Errorf("status page: %w", err)
 	}
-	if err := shoot(b, phone, filepath.Join(out, "status-phone.png")); err != nil {
-		return err
-	}
+	return shoot(b, phone, filepath.Join(out, "status-phone.png"))
+}
+
+// shootTranslations shoots the landing page on a phone in each of the
+// translations.
+func shootTranslations(b context.Context, inv *sampleInvites, landing, out string) error {
 	for _, lang := range translations {
 		inv.reset()
 		if err := chromedp.Do(b, acceptLanguage(lang), emulate(phone, phone.height), chromedp.Navigate(landing),
