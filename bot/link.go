@@ -189,42 +189,18 @@ func (l *Link) Reconnects() uint64 { return l.reconnects.Load() }
 // is given here, not to NewLink, because the bot that handles stanzas
 // replies through the link.
 func (l *Link) Run(ctx context.Context, h xmpp.Handler) error {
-	backoff := l.cfg.MinBackoff
-	// redialed says the last reconnect skipped the backoff.
-	redialed := false
-	for attempt := 0; ; attempt++ {
-		started := time.Now()
-		err := l.session(ctx, h, attempt > 0)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, ErrSecretRejected) {
-			return err
-		}
-		lasted := time.Since(started)
-		if lasted >= reconnect.StableAfter {
-			backoff = l.cfg.MinBackoff
-		}
+	loop := reconnect.Loop{
+		Backoff:   reconnect.Backoff{Min: l.cfg.MinBackoff, Max: l.cfg.MaxBackoff},
+		Log:       l.log,
+		What:      "component link",
+		Permanent: func(err error) bool { return errors.Is(err, ErrSecretRejected) },
 		// A failed write leaves the stream unusable while the server may be
 		// fine, and every reply is lost until a new session is up: dial
-		// again at once. Not twice in a row, though, unless the session in
-		// between proved stable: a server that breaks every link must not
-		// make the bot spin.
-		if errors.Is(err, errWriteFailed) && (!redialed || lasted >= reconnect.StableAfter) {
-			redialed = true
-			l.log.WarnContext(ctx, "component link write failed; reconnecting now", slog.Any("err", err))
-			continue
-		}
-		redialed = false
-		wait := reconnect.Jitter(backoff)
-		l.log.WarnContext(ctx, "component link down", slog.Any("err", err), slog.Duration("retry_in", wait))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, l.cfg.MaxBackoff)
+		// again at once (the Loop does not do so twice in a row unless the
+		// session in between proved stable).
+		RedialNow: func(err error) (string, bool) { return "write failed", errors.Is(err, errWriteFailed) },
 	}
+	return loop.Run(ctx, func(ctx context.Context, again bool) error { return l.session(ctx, h, again) })
 }
 
 // ErrSecretRejected means the server refused the component secret. Run
@@ -271,40 +247,20 @@ func (l *Link) session(ctx context.Context, h xmpp.Handler, again bool) error {
 		l.cfg.OnUp()
 	}
 
-	served := make(chan error, 1)
-	go func() { served <- sess.Serve(l.route(h)) }()
-
-	ticker := time.NewTicker(l.cfg.PingInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case err := <-served:
+	keep := reconnect.Keepalive{
+		Log:      l.log,
+		What:     "component link",
+		Interval: l.cfg.PingInterval,
+		Ping:     l.ping,
+		Broken:   st.broken,
+		Failure: func() error {
 			if werr := st.failure(); werr != nil {
 				return fmt.Errorf("%w: %w", errWriteFailed, werr)
 			}
-			if err == nil {
-				err = errors.New("server closed the stream")
-			}
-			return err
-		case <-st.broken:
-			// The stream may hold half a stanza: it cannot be used again.
-			// Closing the connection ends Serve.
-			conn.Close()
-			<-served
-			return fmt.Errorf("%w: %w", errWriteFailed, st.writeErr)
-		case <-ctx.Done():
-			l.closeGracefully(sess, conn, served)
-			return ctx.Err()
-		case <-ticker.C:
-			if err := l.ping(ctx); err != nil && st.failure() == nil {
-				// Closing the connection makes Serve return; the select
-				// then reports the drop. (A ping that failed because a
-				// write did is reported as that by the next round.)
-				l.log.WarnContext(ctx, "component link keepalive failed", slog.Any("err", err))
-				conn.Close()
-			}
-		}
+			return nil
+		},
 	}
+	return keep.Serve(ctx, conn, sess, l.route(h))
 }
 
 func (l *Link) dial(ctx context.Context) (net.Conn, *xmpp.Session, error) {
@@ -349,15 +305,6 @@ func (l *Link) ping(ctx context.Context) error {
 		return err
 	}
 	return resp.Close()
-}
-
-func (l *Link) closeGracefully(sess *xmpp.Session, conn net.Conn, served <-chan error) {
-	_ = sess.Close()
-	select {
-	case <-served:
-	case <-time.After(reconnect.CloseTimeout):
-	}
-	l.log.Info("component link closed")
 }
 
 func (l *Link) current() (*linkSession, error) {

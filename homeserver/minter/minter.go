@@ -141,31 +141,14 @@ func (m *Session) Reconnects() uint64 { return m.reconnects.Load() }
 // Run keeps the account logged in until ctx ends, then closes the stream
 // gracefully. It returns nil on a clean stop.
 func (m *Session) Run(ctx context.Context) error {
-	backoff := m.cfg.MinBackoff
-	for attempt := 0; ; attempt++ {
-		started := time.Now()
-		err := m.session(ctx, attempt > 0)
-		if ctx.Err() != nil {
-			return nil
-		}
-		// As for the link: only a session that lasted resets the backoff,
-		// so a server that drops every login is not hammered.
-		if errors.Is(err, ErrRefused) {
-			return err
-		}
-		if time.Since(started) >= reconnect.StableAfter {
-			backoff = m.cfg.MinBackoff
-		}
-		wait := reconnect.Jitter(backoff)
-		m.log.WarnContext(ctx, "minter session down", slog.String("minter", m.cfg.Account.String()),
-			slog.Any("err", err), slog.Duration("retry_in", wait))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, m.cfg.MaxBackoff)
+	loop := reconnect.Loop{
+		Backoff:   reconnect.Backoff{Min: m.cfg.MinBackoff, Max: m.cfg.MaxBackoff},
+		Log:       m.log,
+		What:      "minter session",
+		Attrs:     []slog.Attr{slog.String("minter", m.cfg.Account.String())},
+		Permanent: func(err error) bool { return errors.Is(err, ErrRefused) },
 	}
+	return loop.Run(ctx, m.session)
 }
 
 // session runs one session from login to drop.
@@ -199,40 +182,14 @@ func (m *Session) session(ctx context.Context, again bool) error {
 		m.cfg.OnUp()
 	}
 
+	// Not inline: the check waits for an answer, which needs the keepalive
+	// below free to notice a dead session meanwhile. Its answer waits in
+	// the stream until Serve reads it.
+	checks.Go(func() { m.checkRights(sctx) })
+	keep := reconnect.Keepalive{Log: m.log, What: "minter session", Interval: m.cfg.PingInterval, Ping: m.ping}
 	// A nil handler answers IQs from others with service-unavailable and
 	// drops everything else: the account only ever asks the server.
-	served := make(chan error, 1)
-	go func() { served <- sess.Serve(nil) }()
-	// Not inline: the check waits for an answer, which needs the ping
-	// loop below free to notice a dead session meanwhile.
-	checks.Go(func() { m.checkRights(sctx) })
-
-	ticker := time.NewTicker(m.cfg.PingInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case err := <-served:
-			if err == nil {
-				err = errors.New("server closed the stream")
-			}
-			return err
-		case <-ctx.Done():
-			_ = sess.Close()
-			select {
-			case <-served:
-			case <-time.After(reconnect.CloseTimeout):
-			}
-			m.log.Info("minter session closed")
-			return ctx.Err()
-		case <-ticker.C:
-			if err := m.ping(ctx); err != nil {
-				// Closing the connection ends Serve; the select then
-				// reports the drop.
-				m.log.WarnContext(ctx, "minter session keepalive failed", slog.Any("err", err))
-				conn.Close()
-			}
-		}
-	}
+	return keep.Serve(ctx, conn, sess, nil)
 }
 
 // dial connects, requires TLS, logs in with SCRAM and binds a resource.

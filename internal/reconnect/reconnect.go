@@ -1,7 +1,8 @@
 // Package reconnect holds what the two long-lived XMPP connections the
 // bot keeps (the component link and the minter account's session) share:
-// dialling with a bounded handshake, and the timing of keepalive pings and
-// of retries after a drop.
+// dialling with a bounded handshake (Dial), serving a session while pinging
+// it (Keepalive), dialling again with backoff after a drop (Loop), and the
+// timing of both.
 package reconnect
 
 import (

@@ -1,0 +1,87 @@
+package reconnect
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"mellium.im/xmpp"
+)
+
+// ErrStreamClosed is how a session ends when the server closed the stream
+// without an error.
+var ErrStreamClosed = errors.New("server closed the stream")
+
+// Keepalive serves one established session and watches it: it pings every
+// Interval, cuts the connection when a ping fails, and closes the stream
+// gracefully when ctx ends.
+type Keepalive struct {
+	Log *slog.Logger
+	// What names the connection in the log: "<What> keepalive failed" when
+	// a ping fails, "<What> closed" after a graceful close.
+	What     string
+	Interval time.Duration
+	// Ping proves the session carries stanzas both ways; it bounds its own
+	// wait for the answer.
+	Ping func(context.Context) error
+	// Broken, when not nil, is closed when the session became unusable
+	// from outside the read loop (a failed write); Failure then says why,
+	// and is what Serve returns. A failed ping is not logged once Failure
+	// reports something: it is that failure, reported as such.
+	Broken  <-chan struct{}
+	Failure func() error
+}
+
+// Serve serves sess with h until the session ends, and returns why it did:
+// ctx.Err() when ctx ended, ErrStreamClosed when the server closed the
+// stream cleanly, else the error that ended it. It does not close conn on
+// return; the caller does, once nothing uses the session any more.
+func (k Keepalive) Serve(ctx context.Context, conn net.Conn, sess *xmpp.Session, h xmpp.Handler) error {
+	served := make(chan error, 1)
+	go func() { served <- sess.Serve(h) }()
+	ticker := time.NewTicker(k.Interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case err := <-served:
+			if ferr := k.failure(); ferr != nil {
+				return ferr
+			}
+			if err == nil {
+				err = ErrStreamClosed
+			}
+			return err
+		case <-k.Broken:
+			// The stream may hold half a stanza: it cannot be used again.
+			// Closing the connection ends Serve.
+			conn.Close()
+			<-served
+			return k.failure()
+		case <-ctx.Done():
+			_ = sess.Close()
+			select {
+			case <-served:
+			case <-time.After(CloseTimeout):
+			}
+			k.Log.Info(k.What + " closed")
+			return ctx.Err()
+		case <-ticker.C:
+			if err := k.Ping(ctx); err != nil && k.failure() == nil {
+				// Closing the connection makes Serve return; the select
+				// then reports the drop. (A ping that failed because of a
+				// Failure is reported as that by the next round.)
+				k.Log.WarnContext(ctx, k.What+" keepalive failed", slog.Any("err", err))
+				conn.Close()
+			}
+		}
+	}
+}
+
+func (k Keepalive) failure() error {
+	if k.Failure == nil {
+		return nil
+	}
+	return k.Failure()
+}
