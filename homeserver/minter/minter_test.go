@@ -21,6 +21,7 @@ import (
 	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/invites"
 )
 
@@ -73,13 +74,7 @@ func (l *syncLog) String() string {
 // await polls until the log holds want or d passed.
 func (l *syncLog) await(t *testing.T, want string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(l.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log lacks %q after %v", want, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, d, fmt.Sprintf("the log to hold %q", want), func() bool { return strings.Contains(l.String(), want) })
 }
 
 // minterServer starts a Prosody whose component is not an admin, with the
@@ -246,13 +241,7 @@ func TestMinterReconnects(t *testing.T) {
 	iss := prosody.NewIssuer(jid.MustParse(srv.Domain), account, m)
 
 	srv.Kill(t)
-	deadline := time.Now().Add(upTimeout)
-	for m.Up() {
-		if time.Now().After(deadline) {
-			t.Fatal("minter still up after Prosody was killed")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, upTimeout, "the minter to notice Prosody was killed", func() bool { return !m.Up() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*upTimeout)
 	defer cancel()
 	if _, err := iss.Mint(ctx); !errors.Is(err, ErrDown) {
