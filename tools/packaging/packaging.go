@@ -83,6 +83,41 @@ func Info(o Options) (*nfpm.Info, error) {
 	if o.Version == "" || o.Arch == "" || o.Binary == "" || o.Work == "" {
 		return nil, errors.New("packaging: Version, Arch, Binary and Work are required")
 	}
+	contents, err := contents(o)
+	if err != nil {
+		return nil, err
+	}
+	pkg := func(name string) string { return filepath.Join(o.Root, "packaging", name) }
+	info := &nfpm.Info{
+		Name:          Name,
+		Arch:          o.Arch,
+		Platform:      "linux",
+		Version:       o.Version,
+		VersionSchema: "none", // a Debian version already, not semver
+		Section:       section,
+		Priority:      "optional",
+		Maintainer:    maintainer,
+		Description:   description,
+		MTime:         o.MTime,
+		Overridables: nfpm.Overridables{
+			Depends:  []string{"passwd"}, // useradd, groupadd in the postinst
+			Suggests: []string{"prosody"},
+			Contents: contents,
+			Scripts: nfpm.Scripts{
+				PostInstall: pkg("postinst"),
+				PreRemove:   pkg("prerm"),
+				PostRemove:  pkg("postrm"),
+			},
+			Deb: nfpm.Deb{Compression: "xz"},
+		},
+	}
+	return nfpm.WithDefaults(info), nil
+}
+
+// contents lists what the package installs: the binary, the unit, the
+// configuration derived from config.yaml (written to o.Work, with the
+// changelog), the docs and the Prosody module.
+func contents(o Options) (files.Contents, error) {
 	example, err := os.ReadFile(filepath.Join(o.Root, "config.yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("read example config: %w", err)
@@ -109,7 +144,7 @@ func Info(o Options) (*nfpm.Info, error) {
 		return &files.Content{Source: src, Destination: dst, Type: files.TypeFile,
 			FileInfo: &files.ContentFileInfo{Owner: "root", Group: "root", Mode: mode}}
 	}
-	contents := files.Contents{
+	list := files.Contents{
 		file(o.Binary, BinaryPath, 0o755),
 		file(pkg("invitebot.service"), UnitPath, 0o644),
 		{Destination: ConfigDir, Type: files.TypeDir,
@@ -130,7 +165,7 @@ func Info(o Options) (*nfpm.Info, error) {
 		return nil, err
 	}
 	for _, src := range docs {
-		contents = append(contents, file(src, DocDir+"/docs/"+filepath.Base(src), 0o644))
+		list = append(list, file(src, DocDir+"/docs/"+filepath.Base(src), 0o644))
 	}
 	// The Prosody module is written separately; ship whatever exists.
 	lua, err := filepath.Glob(filepath.Join(o.Root, "prosody", "*.lua"))
@@ -139,33 +174,10 @@ func Info(o Options) (*nfpm.Info, error) {
 	}
 	sort.Strings(lua)
 	for _, src := range lua {
-		contents = append(contents, file(src, ShareDir+"/prosody/"+filepath.Base(src), 0o644))
+		list = append(list, file(src, ShareDir+"/prosody/"+filepath.Base(src), 0o644))
 	}
 
-	info := &nfpm.Info{
-		Name:          Name,
-		Arch:          o.Arch,
-		Platform:      "linux",
-		Version:       o.Version,
-		VersionSchema: "none", // a Debian version already, not semver
-		Section:       section,
-		Priority:      "optional",
-		Maintainer:    maintainer,
-		Description:   description,
-		MTime:         o.MTime,
-		Overridables: nfpm.Overridables{
-			Depends:  []string{"passwd"}, // useradd, groupadd in the postinst
-			Suggests: []string{"prosody"},
-			Contents: contents,
-			Scripts: nfpm.Scripts{
-				PostInstall: pkg("postinst"),
-				PreRemove:   pkg("prerm"),
-				PostRemove:  pkg("postrm"),
-			},
-			Deb: nfpm.Deb{Compression: "xz"},
-		},
-	}
-	return nfpm.WithDefaults(info), nil
+	return list, nil
 }
 
 // Changelog is the gzipped Debian changelog of a package built from commit:
