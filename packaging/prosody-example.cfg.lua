@@ -4,7 +4,8 @@
 -- prosody.cfg.lua, where its global lines would belong to that host).
 -- Replace example.org with your domain and invites.example.org with
 -- xmpp.component from /etc/invitebot/config.yaml, set the secret below.
--- Then: prosodyctl check config && prosodyctl reload
+-- Then: prosodyctl check config && systemctl restart prosody
+-- (a reload loads no new module, host, port or plugin folder).
 --
 -- It adds to your configuration and replaces none of its lists: the modules
 -- are enabled on the VirtualHost, which adds them to the global

@@ -23,7 +23,8 @@ var prosodyConfigTemplate = template.Must(template.New("prosody").Funcs(template
 -- ends with Include "conf.d/*.cfg.lua" (elsewhere, add an Include of this
 -- file at the end of prosody.cfg.lua; do not paste it after a VirtualHost
 -- line, where its global lines would belong to that host). Then:
---   prosodyctl check config && prosodyctl reload
+--   prosodyctl check config && systemctl restart prosody
+-- (a reload loads no new module, host, port or plugin folder).
 --
 -- It adds to your configuration and replaces none of its lists: the modules
 -- are enabled on the VirtualHost, which adds them to the global
