@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,14 +9,14 @@ import (
 	"durare.org/invitebot/internal/prosodytest"
 )
 
-// TestProsodyConfigPassesProsodysCheck: the printed configuration, merged
-// the way its comments say, passes `prosodyctl check config` of the
-// installed Prosody.
+// TestProsodyConfigPassesProsodysCheck: the printed configuration, saved
+// in conf.d beside Debian's stock prosody.cfg.lua as its comments say,
+// passes `prosodyctl check config` of the Prosody under test: as printed,
+// with mod_invitebot's lines uncommented, and for a minter account.
+// TestProsodyConfigInDebiansConfD starts Prosody with it.
 func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
-	prosodyctl, err := exec.LookPath("prosodyctl")
-	if err != nil {
-		t.Fatal("prosodyctl not found: apt-get install prosody")
-	}
+	prosodyctl := prosodyctlUnderTest(t)
+	stock := debianStockConfig(t)
 	path := writeConfig(t, goodConfig)
 	var out, errOut bytes.Buffer
 	if code := run([]string{"prosody-config", "-config", path, "-with-secret"}, &out, &errOut); code != 0 {
@@ -27,27 +24,24 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 	}
 	got := out.String()
 	for _, want := range []string{`VirtualHost "example.org"`, `admins = { "invites.example.org" }`,
-		`Component "invites.example.org"`, `component_secret = "s3cr3t-value-never-printed"`, `component_ports = { 5347 }`} {
+		`Component "invites.example.org"`, `component_secret = "s3cr3t-value-never-printed"`, `component_ports = { 5347 }`,
+		`"invites_register";`, "allow_registration = false", "registration_invite_only = true"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %s:\n%s", want, got)
 		}
 	}
+	// In a conf.d file a global list replaces the one prosody.cfg.lua
+	// set: the snippet sets none (plugin_paths only when uncommented).
+	global := got[:strings.Index(got, "\nVirtualHost ")]
+	for _, line := range strings.Split(global, "\n") {
+		if strings.HasPrefix(line, "modules_enabled") || strings.HasPrefix(line, "plugin_paths") || strings.HasPrefix(line, "admins") {
+			t.Errorf("global section sets a list that would replace Debian's: %s", line)
+		}
+	}
 
 	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "certs"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	merged := "run_as_root = true\npidfile = \"" + dir + "/p.pid\"\ndata_path = \"" + dir + "\"\nlog = {}\n" +
-		"certificates = \"" + dir + "/certs\"\n" +
-		strings.Replace(got, "-- ... your modules, plus:", `"tls"; "saslauth"; "disco";`, 1)
-	cfgFile := filepath.Join(dir, "prosody.cfg.lua")
-	if err := os.WriteFile(cfgFile, []byte(merged), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	check, err := exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
-	if err != nil {
-		t.Fatalf("prosodyctl check config: %v\n%s\n--- config ---\n%s", err, check, merged)
-	}
+	cfg := layDebianConfig(t, dir, stock, checkEnv(dir), got)
+	checkConfig(t, prosodyctl, cfg, "as printed")
 
 	// With mod_invitebot's lines uncommented, as the comments say, and
 	// plugin_paths pointing at this repository's copy.
@@ -55,21 +49,8 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	withModule := strings.NewReplacer(
-		`-- plugin_paths = { "/usr/share/invitebot/prosody" }`, `plugin_paths = { "`+moduleDir+`" }`,
-		`-- modules_enabled = { "invitebot" }`, `modules_enabled = { "invitebot" }`,
-		`-- invitebot_component = `, `invitebot_component = `,
-	).Replace(merged)
-	if withModule == merged || strings.Count(withModule, "invitebot_component = ") != 1 || !strings.Contains(withModule, "\nplugin_paths") {
-		t.Fatalf("the module's lines are not where the comments say:\n%s", got)
-	}
-	if err := os.WriteFile(cfgFile, []byte(withModule), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	check, err = exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
-	if err != nil {
-		t.Fatalf("prosodyctl check config with mod_invitebot: %v\n%s\n--- config ---\n%s", err, check, withModule)
-	}
+	layDebianConfig(t, dir, stock, checkEnv(dir), enableModule(t, got, moduleDir))
+	checkConfig(t, prosodyctl, cfg, "with mod_invitebot")
 
 	// Minting as an account: the role instead of the component in admins,
 	// and still a configuration Prosody accepts.
@@ -90,15 +71,8 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 	if strings.Contains(got, `admins = { "invites.example.org" }`) || strings.Contains(got, "m1nter-never-printed") {
 		t.Errorf("minter output grants the component admin or shows the password:\n%s", got)
 	}
-	withMinter := strings.Replace(merged[:strings.Index(merged, "-- Prosody configuration")]+got,
-		"-- ... your modules, plus:", `"tls"; "saslauth"; "disco";`, 1)
-	if err := os.WriteFile(cfgFile, []byte(withMinter), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	check, err = exec.Command(prosodyctl, "--config", cfgFile, "check", "config").CombinedOutput()
-	if err != nil {
-		t.Fatalf("prosodyctl check config (minter): %v\n%s\n--- config ---\n%s", err, check, withMinter)
-	}
+	layDebianConfig(t, dir, stock, checkEnv(dir), got)
+	checkConfig(t, prosodyctl, cfg, "minter")
 
 	// Without -with-secret the secret stays out.
 	out.Reset()
