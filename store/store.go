@@ -70,7 +70,9 @@ var (
 // serialises writers and lets readers run in parallel.
 //
 // Its methods are those of the tables it embeds, one per kind of record
-// (see each table's file); they all share one base.
+// (see each table's file); they all share one base. A method name must be
+// unique across the tables: two of the same name would be ambiguous on
+// Store, which the compiler reports only where one is called.
 type Store struct {
 	*base
 	inviteTable
