@@ -6,15 +6,31 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
+
+// auditLog is the append-only audit log and its audit_by_about index. The
+// writes inside other tables' transactions go through base.appendAudit,
+// which lives here with the checks it relies on.
+type auditLog struct{ *base }
+
+// AuditEntry is one line of the append-only audit log.
+type AuditEntry struct {
+	Seq     uint64    `json:"seq"` // assigned by the store
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`   // bare JID or "system"
+	Action  string    `json:"action"`  // e.g. "invite.create", "grant", "revoke", "invite.cancel"
+	Subject string    `json:"subject"` // invite id or JID acted upon
+	Detail  string    `json:"detail,omitempty"`
+}
 
 // AppendAudit appends entry to the audit log, for decisions that change no
 // other data (a refused invite, a pause). The store assigns Seq; a zero Time
 // becomes now. Actor and Action are required (ErrInvalid): a line that does
 // not say who did what answers no admin's question.
-func (s *Store) AppendAudit(ctx context.Context, entry AuditEntry) error {
+func (s auditLog) AppendAudit(ctx context.Context, entry AuditEntry) error {
 	if err := validateAudit(entry); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
@@ -35,7 +51,7 @@ func (s *Store) AppendAudit(ctx context.Context, entry AuditEntry) error {
 // the n entries, not of the log. n must be positive (ErrInvalid): the log
 // only grows, so an unbounded read is never what a chat reply wants. The
 // result is empty, not nil, when nothing matches.
-func (s *Store) Audit(ctx context.Context, about string, n int) ([]AuditEntry, error) {
+func (s auditLog) Audit(ctx context.Context, about string, n int) ([]AuditEntry, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("read audit: limit %d: %w", n, ErrInvalid)
 	}
@@ -101,7 +117,7 @@ func validateAudit(e AuditEntry) error {
 // appendAudit writes e inside tx and returns it as stored (Seq assigned,
 // Time filled and in UTC). The sequence comes from the bucket so numbers stay
 // unique and increasing even across deletions and restarts.
-func (s *Store) appendAudit(tx *bbolt.Tx, e AuditEntry) (AuditEntry, error) {
+func (s *base) appendAudit(tx *bbolt.Tx, e AuditEntry) (AuditEntry, error) {
 	b := tx.Bucket(bucketAudit)
 	b.FillPercent = appendFill
 	seq, err := b.NextSequence()

@@ -15,6 +15,9 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// backupWriter writes consistent copies of the whole file.
+type backupWriter struct{ *base }
+
 // Backup file names: a fixed prefix and the UTC time, so that names sort in
 // time order and pruning can tell backups from anything else in the folder.
 const (
@@ -29,7 +32,7 @@ const (
 // file appears under its final name only once complete (written beside it,
 // synced, renamed), owner-only like the database, since it holds live
 // tokens.
-func (s *Store) WriteBackup(ctx context.Context, dir string) (string, error) {
+func (s backupWriter) WriteBackup(ctx context.Context, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("backup: %w", err)
 	}

@@ -13,6 +13,10 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// eventTable is the events bucket: event links, their claimed uses, and
+// the invites each one handed out.
+type eventTable struct{ *base }
+
 // EventLink is a link that hands each visitor an invite of their own (a
 // workshop, a meetup), up to MaxUses of them and until Expires. It holds no
 // token: the invites it hands out are ordinary Invites whose Event field
@@ -48,7 +52,7 @@ var (
 // audit entry, in one transaction. entry.Subject defaults to the new id.
 // It returns ErrInvalid for a link without creator, times or a positive
 // cap.
-func (s *Store) AddEvent(ctx context.Context, ev EventLink, entry AuditEntry) (EventLink, error) {
+func (s eventTable) AddEvent(ctx context.Context, ev EventLink, entry AuditEntry) (EventLink, error) {
 	switch {
 	case ev.Creator == "" || strings.IndexByte(ev.Creator, 0) >= 0:
 		return EventLink{}, fmt.Errorf("add event: creator %q: %w", ev.Creator, ErrInvalid)
@@ -79,8 +83,8 @@ func (s *Store) AddEvent(ctx context.Context, ev EventLink, entry AuditEntry) (E
 }
 
 // Event returns the event link with that id, or ErrNotFound.
-func (s *Store) Event(ctx context.Context, id string) (EventLink, error) {
-	return readRecord[EventLink](ctx, s, bucketEvents, "event", id)
+func (s eventTable) Event(ctx context.Context, id string) (EventLink, error) {
+	return readRecord[EventLink](ctx, s.base, bucketEvents, "event", id)
 }
 
 // getEvent reads one event link inside tx.
@@ -92,7 +96,7 @@ func getEvent(tx *bbolt.Tx, id string) (EventLink, error) {
 // creator is empty, newest first. It scans the bucket: event links are
 // made by hand, a few a month, so an index would cost more than it saves.
 // The result is empty, not nil, when there are none.
-func (s *Store) Events(ctx context.Context, creator string) ([]EventLink, error) {
+func (s eventTable) Events(ctx context.Context, creator string) ([]EventLink, error) {
 	out := []EventLink{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketEvents).ForEach(func(k, v []byte) error {
@@ -124,7 +128,7 @@ func (s *Store) Events(ctx context.Context, creator string) ([]EventLink, error)
 // link as it stands after the claim, or ErrNotFound, ErrEventClosed,
 // ErrEventExpired or ErrEventFull (then nothing is written). A claim whose
 // invite could not be minted is given back with ReleaseEventUse.
-func (s *Store) ClaimEventUse(ctx context.Context, id string, now time.Time) (EventLink, error) {
+func (s eventTable) ClaimEventUse(ctx context.Context, id string, now time.Time) (EventLink, error) {
 	var ev EventLink
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
@@ -161,7 +165,7 @@ func eventOpen(ev EventLink, now time.Time) error {
 // invite was never handed out (minting failed, or the invite was dropped),
 // so that a failure does not shrink the link. Closed and expired links
 // take the use back too: their count then says what they handed out.
-func (s *Store) ReleaseEventUse(ctx context.Context, id string) error {
+func (s eventTable) ReleaseEventUse(ctx context.Context, id string) error {
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		ev, err := getEvent(tx, id)
 		if err != nil {
@@ -184,7 +188,7 @@ func (s *Store) ReleaseEventUse(ctx context.Context, id string) error {
 // as who closed it, and entry.Subject defaults to id. It returns the link
 // as closed, or ErrNotFound, or ErrEventClosed with the link as it stands
 // when it was closed already (nothing is written then).
-func (s *Store) CloseEvent(ctx context.Context, id string, entry AuditEntry) (EventLink, error) {
+func (s eventTable) CloseEvent(ctx context.Context, id string, entry AuditEntry) (EventLink, error) {
 	if err := validateAudit(entry); err != nil {
 		return EventLink{}, fmt.Errorf("close event %q: %w", id, err)
 	}
@@ -217,7 +221,7 @@ func (s *Store) CloseEvent(ctx context.Context, id string, entry AuditEntry) (Ev
 // InvitesOfEvent returns the invites event link id handed out, in the
 // order they were created. It reads the index of the link creator's event
 // link invites, not the whole file.
-func (s *Store) InvitesOfEvent(ctx context.Context, id string) ([]Invite, error) {
+func (s eventTable) InvitesOfEvent(ctx context.Context, id string) ([]Invite, error) {
 	out := []Invite{}
 	if id == "" {
 		return out, nil

@@ -10,6 +10,10 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// exporter walks every invite or audit entry in one read transaction, for
+// exporting a stopped bot's file or a backup.
+type exporter struct{ *base }
+
 // exportLockTimeout is how long OpenReadOnly waits for a running bot to let
 // go of the file: not at all, in effect. Exporting must fail at once with a
 // clear message, never hang behind a bot that runs for months.
@@ -30,7 +34,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, newID: newID, now: time.Now}
+	s := newStore(db, newID, time.Now)
 	v, err := s.SchemaVersion(ctx)
 	switch {
 	case err != nil:
@@ -48,7 +52,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 
 // EachInvite calls fn for every invite, in id order, inside one read
 // transaction (a consistent view), until fn returns an error.
-func (s *Store) EachInvite(ctx context.Context, fn func(Invite) error) error {
+func (s exporter) EachInvite(ctx context.Context, fn func(Invite) error) error {
 	return s.view(ctx, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketInvites).ForEach(func(k, v []byte) error {
 			var inv Invite
@@ -62,7 +66,7 @@ func (s *Store) EachInvite(ctx context.Context, fn func(Invite) error) error {
 
 // EachAuditEntry calls fn for every audit entry, oldest first, inside one
 // read transaction, until fn returns an error.
-func (s *Store) EachAuditEntry(ctx context.Context, fn func(AuditEntry) error) error {
+func (s exporter) EachAuditEntry(ctx context.Context, fn func(AuditEntry) error) error {
 	return s.view(ctx, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
 			var e AuditEntry

@@ -151,7 +151,7 @@ func Generate(ctx context.Context, path string, p Profile) (Sample, error) {
 	}
 	rng := rand.New(rand.NewPCG(p.Seed, 0x696e7669746562))
 	g := &generator{p: p, rng: rng}
-	g.s = &Store{db: db, newID: g.newID, now: func() time.Time { return p.Now }}
+	g.s = newStore(db, g.newID, func() time.Time { return p.Now })
 	err = g.s.migrate(ctx)
 	if err == nil {
 		err = g.run(ctx)

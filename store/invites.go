@@ -6,15 +6,70 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
 )
+
+// inviteTable is the invites bucket with its token, inviter, creation and
+// state indexes: recording an invite, reading it back, listing an
+// inviter's or the pending ones, and its moves out of pending (a final
+// state, the revocation of a cancelled token).
+type inviteTable struct{ *base }
+
+// State is the lifecycle state of an Invite.
+type State string
+
+// Invite states. Every invite starts pending and leaves that state at most
+// once; the store refuses any other transition (see SetInviteState).
+const (
+	StatePending   State = "pending"
+	StateCancelled State = "cancelled"
+	StateUsed      State = "used"
+	StateExpired   State = "expired"
+)
+
+// validState reports whether s is one of the known states, so garbage from a
+// caller never reaches the file.
+func validState(s State) bool {
+	switch s {
+	case StatePending, StateCancelled, StateUsed, StateExpired:
+		return true
+	}
+	return false
+}
+
+// Invite is one account invitation handed out by the bot.
+type Invite struct {
+	ID         string    `json:"id"`
+	Token      string    `json:"token"`
+	URI        string    `json:"uri"`
+	LandingURL string    `json:"landing_url,omitempty"`
+	Domain     string    `json:"domain"`
+	Inviter    string    `json:"inviter"` // bare JID
+	Created    time.Time `json:"created"`
+	Expires    time.Time `json:"expires"`
+	State      State     `json:"state"`
+	Note       string    `json:"note,omitempty"`
+	UsedBy     string    `json:"used_by,omitempty"` // account created with it, when known
+	Changed    time.Time `json:"changed,omitzero"`  // when State last changed
+	// Revoked records that the server was made to refuse the token of a
+	// cancelled invite. A cancelled invite without it still works at the
+	// server, and revocation is retried.
+	Revoked bool `json:"revoked,omitempty"`
+	// ResetFor, when set, makes this a password reset link for that
+	// account (bare JID) rather than an invite for a new account.
+	ResetFor string `json:"reset_for,omitempty"`
+	// Request, when set, is the account request whose approval minted
+	// this invite.
+	Request string `json:"request,omitempty"`
+	// Event, when set, is the id of the event link that handed this
+	// invite to one of its visitors.
+	Event string `json:"event,omitempty"`
+}
 
 // Invite ID shape: 10 random bytes (80 bits, unguessable) in lowercase
 // base32 without padding, which is 16 characters that survive URLs, chat
@@ -96,7 +151,7 @@ func inviterPrefix(inviter string) []byte {
 // It returns ErrExists if the token is already stored (the server minted a
 // token twice, or the caller recorded the same invite twice), and ErrInvalid
 // for an invite without token, inviter or creation time.
-func (s *Store) AddInvite(ctx context.Context, inv Invite, entry AuditEntry) (Invite, error) {
+func (s inviteTable) AddInvite(ctx context.Context, inv Invite, entry AuditEntry) (Invite, error) {
 	return s.addInvite(ctx, inv, entry, nil)
 }
 
@@ -104,7 +159,7 @@ func (s *Store) AddInvite(ctx context.Context, inv Invite, entry AuditEntry) (In
 // transaction with the invite as stored: an error from it undoes
 // everything, so a decision that the invite depends on (an account
 // request still open) is made together with recording it.
-func (s *Store) addInvite(ctx context.Context, inv Invite, entry AuditEntry, then func(*bbolt.Tx, Invite) error) (Invite, error) {
+func (s inviteTable) addInvite(ctx context.Context, inv Invite, entry AuditEntry, then func(*bbolt.Tx, Invite) error) (Invite, error) {
 	if inv.State == "" {
 		inv.State = StatePending
 	}
@@ -135,7 +190,7 @@ func (s *Store) addInvite(ctx context.Context, inv Invite, entry AuditEntry, the
 // addInviteTx is AddInvite inside tx, for callers that batch many writes in
 // one transaction (Generate) and for addInvite's hook. inv and entry are
 // already validated.
-func (s *Store) addInviteTx(tx *bbolt.Tx, inv Invite, entry AuditEntry) (Invite, error) {
+func (s inviteTable) addInviteTx(tx *bbolt.Tx, inv Invite, entry AuditEntry) (Invite, error) {
 	invites := tx.Bucket(bucketInvites)
 	byToken := tx.Bucket(bucketInvitesByToken)
 	// The token is a secret: name the invite holding it, never the token.
@@ -188,20 +243,9 @@ func validateInvite(inv Invite) error {
 	return err
 }
 
-// freshID draws IDs until one is unused in b.
-func (s *Store) freshID(b *bbolt.Bucket) (string, error) {
-	for range maxIDAttempts {
-		id := s.newID()
-		if b.Get([]byte(id)) == nil {
-			return id, nil
-		}
-	}
-	return "", fmt.Errorf("no unused id after %d attempts; random source broken?", maxIDAttempts)
-}
-
 // Invite returns the invite with the given ID, or ErrNotFound.
-func (s *Store) Invite(ctx context.Context, id string) (Invite, error) {
-	return readRecord[Invite](ctx, s, bucketInvites, "invite", id)
+func (s inviteTable) Invite(ctx context.Context, id string) (Invite, error) {
+	return readRecord[Invite](ctx, s.base, bucketInvites, "invite", id)
 }
 
 // getInvite reads one invite inside tx.
@@ -212,7 +256,7 @@ func getInvite(tx *bbolt.Tx, id string) (Invite, error) {
 // InvitesByInviter returns the invites handed out by inviter (a bare JID,
 // compared exactly), newest first. It returns an empty slice, not nil, when
 // there are none.
-func (s *Store) InvitesByInviter(ctx context.Context, inviter string) ([]Invite, error) {
+func (s inviteTable) InvitesByInviter(ctx context.Context, inviter string) ([]Invite, error) {
 	out := []Invite{}
 	if inviter == "" || strings.IndexByte(inviter, 0) >= 0 {
 		// Such an inviter cannot have been stored (AddInvite refuses it),
@@ -259,7 +303,7 @@ func (s *Store) InvitesByInviter(ctx context.Context, inviter string) ([]Invite,
 // pending index and the records it points at, nothing else; usage
 // tracking, which must not hold them all at once, pages through
 // PendingPage instead.
-func (s *Store) PendingInvites(ctx context.Context) ([]Invite, error) {
+func (s inviteTable) PendingInvites(ctx context.Context) ([]Invite, error) {
 	out := []Invite{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketInvitesPending).Cursor()
@@ -298,41 +342,6 @@ func indexedInvite(tx *bbolt.Tx, id []byte, index string) (Invite, error) {
 	return inv, nil
 }
 
-// PendingPage returns up to limit pending invites as usage tracking needs
-// them, soonest expiry first and unknown expiry last, starting after the
-// invite after names (from the beginning when after.ID is empty). Pass
-// the last of a page to get the next; a page shorter than limit is the
-// last. Invites settled in between simply no longer appear. limit must be
-// positive (ErrInvalid).
-func (s *Store) PendingPage(ctx context.Context, after PendingRef, limit int) ([]PendingRef, error) {
-	if limit <= 0 {
-		return nil, fmt.Errorf("page pending invites: limit %d: %w", limit, ErrInvalid)
-	}
-	out := []PendingRef{}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketInvitesPending).Cursor()
-		k, v := c.First()
-		if after.ID != "" {
-			from := expiryKey(after.Expires, after.ID)
-			if k, v = c.Seek(from); bytes.Equal(k, from) {
-				k, v = c.Next()
-			}
-		}
-		for ; k != nil && len(out) < limit; k, v = c.Next() {
-			ref, err := pendingRef(k, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, ref)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("page pending invites: %w", err)
-	}
-	return out, nil
-}
-
 // SetInviteState moves a pending invite to state to, records usedBy when it
 // is not empty, sets Changed to the audit entry's time and appends the entry,
 // all in one transaction. entry.Subject defaults to id and entry.Time to now.
@@ -342,7 +351,7 @@ func (s *Store) PendingPage(ctx context.Context, after PendingRef, limit int) ([
 // It returns ErrNotFound for an unknown id, ErrNotPending for an invite that
 // already left pending (nothing is written then, not even the audit entry),
 // and ErrInvalid when to is not a final state.
-func (s *Store) SetInviteState(ctx context.Context, id string, to State, usedBy string, entry AuditEntry) (Invite, error) {
+func (s inviteTable) SetInviteState(ctx context.Context, id string, to State, usedBy string, entry AuditEntry) (Invite, error) {
 	if !validState(to) || to == StatePending {
 		return Invite{}, fmt.Errorf("set invite %q state: target state %q: %w", id, to, ErrInvalid)
 	}
@@ -366,7 +375,7 @@ func (s *Store) SetInviteState(ctx context.Context, id string, to State, usedBy 
 
 // setInviteState is SetInviteState inside tx; to and entry are already
 // validated.
-func (s *Store) setInviteState(tx *bbolt.Tx, id string, to State, usedBy string, entry AuditEntry) (Invite, error) {
+func (s inviteTable) setInviteState(tx *bbolt.Tx, id string, to State, usedBy string, entry AuditEntry) (Invite, error) {
 	inv, err := getInvite(tx, id)
 	if err != nil {
 		return Invite{}, err
@@ -398,238 +407,11 @@ func (s *Store) setInviteState(tx *bbolt.Tx, id string, to State, usedBy string,
 	return inv, nil
 }
 
-// putJSON encodes v and stores it under key.
-func putJSON(b *bbolt.Bucket, key []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %q: %w", key, err)
-	}
-	return b.Put(key, raw)
-}
-
-// QuotaCounts is what the store counts against one inviter's limits.
-type QuotaCounts struct {
-	// Created counts the inviter's invites created at or after the time
-	// asked about.
-	Created int
-	// Pending counts the inviter's pending invites.
-	Pending int
-	// GlobalCreated counts everyone's invites created at or after that
-	// time, except those of the inviters excluded.
-	GlobalCreated int
-}
-
-// QuotaCounts counts inviter's invites created at or after since, inviter's
-// pending invites, and everyone's invites created at or after since except
-// those of the inviters in exclude (admins, whom the global limit does not
-// count). It reads a few index entries per inviter involved, however many
-// invites there are.
-func (s *Store) QuotaCounts(ctx context.Context, inviter string, since time.Time, exclude []string) (QuotaCounts, error) {
-	var q QuotaCounts
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		var err error
-		if q.Created, err = countOwnCreated(tx, inviter, since); err != nil {
-			return err
-		}
-		if raw := tx.Bucket(bucketPendingCounts).Get([]byte(inviter)); raw != nil && inviter != "" {
-			n, err := getUint64(raw)
-			if err != nil {
-				return fmt.Errorf("pending count of %q: %w", inviter, err)
-			}
-			q.Pending = int(n)
-		}
-		all, err := countFrom(tx.Bucket(bucketInvitesByCreated), nil, createdFrom(since))
-		if err != nil {
-			return err
-		}
-		for _, x := range dedup(exclude) {
-			// An excluded inviter's event link invites still count.
-			n, err := countOwnCreated(tx, x, since)
-			if err != nil {
-				return err
-			}
-			all -= n
-		}
-		q.GlobalCreated = all
-		return nil
-	})
-	if err != nil {
-		return QuotaCounts{}, fmt.Errorf("count invites of %q since %s: %w", inviter, since, err)
-	}
-	return q, nil
-}
-
-// createdFrom is the first key of invites_by_created at or after since.
-func createdFrom(since time.Time) []byte {
-	if since.Before(minCreated) {
-		since = minCreated
-	}
-	if since.After(maxCreated) {
-		// Nothing is created after maxCreated; an empty range.
-		return putUint64(math.MaxUint64)
-	}
-	return putUint64(uint64(since.UnixNano()))
-}
-
-// inviterFrom is the first key of inviter's entries in invites_by_inviter
-// at or after since.
-func inviterFrom(inviter string, since time.Time) []byte {
-	return append(inviterPrefix(inviter), createdFrom(since)...)
-}
-
-// validInviter says whether inviter can be in the inviter indexes; a prefix
-// scan with any other would match other inviters.
-func validInviter(inviter string) bool {
-	return inviter != "" && strings.IndexByte(inviter, 0) < 0
-}
-
-// countCreated counts inviter's invites created at or after since.
-func countCreated(tx *bbolt.Tx, inviter string, since time.Time) (int, error) {
-	if !validInviter(inviter) {
-		return 0, nil
-	}
-	return countFrom(tx.Bucket(bucketInvitesByInviter), inviterPrefix(inviter), inviterFrom(inviter, since))
-}
-
-// countOwnCreated counts inviter's invites created at or after since that
-// did not come from an event link: the ones the inviter's own quota and the
-// admins' exemption from the global limit apply to.
-func countOwnCreated(tx *bbolt.Tx, inviter string, since time.Time) (int, error) {
-	all, err := countCreated(tx, inviter, since)
-	if err != nil || all == 0 {
-		return all, err
-	}
-	ev, err := countFrom(tx.Bucket(bucketEventByInviter), inviterPrefix(inviter), inviterFrom(inviter, since))
-	if err != nil {
-		return 0, err
-	}
-	return all - ev, nil
-}
-
-// dedup drops repeated strings, so that an inviter excluded twice is not
-// subtracted twice.
-func dedup(list []string) []string {
-	seen := make(map[string]bool, len(list))
-	out := list[:0:0]
-	for _, x := range list {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// OldestCreatedSince returns the creation times of the n oldest invites
-// created at or after since, oldest first: inviter's own, or when inviter
-// is empty everyone's except those of the inviters in exclude. A quota
-// refusal needs them to say when the next invite is possible, so they are
-// only read then; it walks n entries (and the excluded ones among them).
-func (s *Store) OldestCreatedSince(ctx context.Context, inviter string, since time.Time, exclude []string, n int) ([]time.Time, error) {
-	out := []time.Time{}
-	skip := make(map[string]bool, len(exclude))
-	for _, x := range exclude {
-		skip[x] = true
-	}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		if inviter != "" {
-			if !validInviter(inviter) {
-				return nil
-			}
-			prefix := inviterPrefix(inviter)
-			c := tx.Bucket(bucketInvitesByInviter).Cursor()
-			for k, v := c.Seek(inviterFrom(inviter, since)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < n; k, v = c.Next() {
-				if len(k) < len(prefix)+8 || len(v) < 8 {
-					return fmt.Errorf("malformed inviter index entry %q", k)
-				}
-				if isEventEntry(v[8:]) {
-					continue // not on the inviter's own quota
-				}
-				out = append(out, time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):]))).UTC())
-			}
-			return nil
-		}
-		c := tx.Bucket(bucketInvitesByCreated).Cursor()
-		for k, v := c.Seek(createdFrom(since)); k != nil && len(out) < n; k, v = c.Next() {
-			if len(k) < 8 || len(v) < 8 {
-				return fmt.Errorf("malformed creation index entry %q", k)
-			}
-			if !isEventEntry(v[8:]) && skip[string(v[8:])] {
-				continue
-			}
-			out = append(out, time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC())
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("oldest invites of %q since %s: %w", inviter, since, err)
-	}
-	return out, nil
-}
-
-// NextPendingExpiry returns the earliest expiry after now among inviter's
-// pending invites, or the zero time when none has a known expiry after now.
-// It is when a slot under the pending limit frees up at the latest.
-func (s *Store) NextPendingExpiry(ctx context.Context, inviter string, now time.Time) (time.Time, error) {
-	var next time.Time
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		if !validInviter(inviter) {
-			return nil
-		}
-		prefix := inviterPrefix(inviter)
-		c := tx.Bucket(bucketPendingByInviter).Cursor()
-		for k, _ := c.Seek(append(bytes.Clone(prefix), expiryBytes(now.Add(1))...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if len(k) < len(prefix)+8 {
-				return fmt.Errorf("malformed pending inviter index key %q", k)
-			}
-			inv, err := indexedInvite(tx, k[len(prefix)+8:], "pending inviter index")
-			if err != nil {
-				return err
-			}
-			if inv.Event != "" {
-				continue // not on the inviter's pending limit
-			}
-			next = inv.Expires
-			return nil
-		}
-		return nil
-	})
-	if err != nil {
-		return time.Time{}, fmt.Errorf("next pending expiry of %q: %w", inviter, err)
-	}
-	return next, nil
-}
-
-// InvitesUsedBy returns the invites that created account (normally one).
-// It returns an empty slice, not nil, when there are none.
-func (s *Store) InvitesUsedBy(ctx context.Context, account string) ([]Invite, error) {
-	out := []Invite{}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		if account == "" {
-			return nil // no invite records an empty account
-		}
-		prefix := lenPrefix(account)
-		c := tx.Bucket(bucketInvitesByUsedBy).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			inv, err := indexedInvite(tx, k[len(prefix):], "account index")
-			if err != nil {
-				return err
-			}
-			out = append(out, inv)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("invites used by %s: %w", account, err)
-	}
-	return out, nil
-}
-
 // UnrevokedCancelled returns the cancelled invites whose token the server
 // may still accept at now: not revoked, and not expired by then (an expiry
 // the server did not tell counts as never). Cancelled invites that expired
 // unrevoked stay in the index but are not read again.
-func (s *Store) UnrevokedCancelled(ctx context.Context, now time.Time) ([]Invite, error) {
+func (s inviteTable) UnrevokedCancelled(ctx context.Context, now time.Time) ([]Invite, error) {
 	out := []Invite{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketInvitesUnrevoked).Cursor()
@@ -653,7 +435,7 @@ func (s *Store) UnrevokedCancelled(ctx context.Context, now time.Time) ([]Invite
 
 // MarkRevoked records that the server no longer accepts a cancelled
 // invite's token, with its audit entry.
-func (s *Store) MarkRevoked(ctx context.Context, id string, entry AuditEntry) error {
+func (s inviteTable) MarkRevoked(ctx context.Context, id string, entry AuditEntry) error {
 	if err := validateAudit(entry); err != nil {
 		return fmt.Errorf("mark %q revoked: %w", id, err)
 	}
@@ -667,7 +449,7 @@ func (s *Store) MarkRevoked(ctx context.Context, id string, entry AuditEntry) er
 }
 
 // markRevoked is MarkRevoked inside tx; entry is already validated.
-func (s *Store) markRevoked(tx *bbolt.Tx, id string, entry AuditEntry) error {
+func (s inviteTable) markRevoked(tx *bbolt.Tx, id string, entry AuditEntry) error {
 	inv, err := getInvite(tx, id)
 	if err != nil {
 		return err
@@ -686,60 +468,4 @@ func (s *Store) markRevoked(tx *bbolt.Tx, id string, entry AuditEntry) error {
 		return err
 	}
 	return indexState(tx, inv, true)
-}
-
-// readRecord is getRecord in a read transaction of its own, with the
-// error naming what was asked for.
-func readRecord[T any](ctx context.Context, s *Store, bucket []byte, kind, id string) (T, error) {
-	var rec T
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		var err error
-		rec, err = getRecord[T](tx, bucket, kind, id)
-		return err
-	})
-	if err != nil {
-		var zero T
-		return zero, fmt.Errorf("get %s %q: %w", kind, id, err)
-	}
-	return rec, nil
-}
-
-// addRecord stores a new record under a fresh id in b, together with its
-// audit entry (about the new record unless the entry names a subject),
-// and returns the id. withID gives the record to store once its id is
-// known. Event links and account requests share it; invites have indexes
-// of their own to write.
-func (s *Store) addRecord(tx *bbolt.Tx, b *bbolt.Bucket, entry AuditEntry, withID func(id string) any) (string, error) {
-	id, err := s.freshID(b)
-	if err != nil {
-		return "", err
-	}
-	if err := putJSON(b, []byte(id), withID(id)); err != nil {
-		return "", err
-	}
-	if entry.Subject == "" {
-		entry.Subject = id
-	}
-	if _, err := s.appendAudit(tx, entry); err != nil {
-		return "", err
-	}
-	return id, nil
-}
-
-// getRecord reads the JSON record id of kind from bucket inside tx, or
-// ErrNotFound. bbolt has no empty keys: an empty id is simply not found.
-func getRecord[T any](tx *bbolt.Tx, bucket []byte, kind, id string) (T, error) {
-	var rec T
-	if id == "" {
-		return rec, ErrNotFound
-	}
-	raw := tx.Bucket(bucket).Get([]byte(id))
-	if raw == nil {
-		return rec, ErrNotFound
-	}
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		var zero T
-		return zero, fmt.Errorf("decode %s %s: %w", kind, id, err)
-	}
-	return rec, nil
 }

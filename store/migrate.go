@@ -12,6 +12,10 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// migrator brings the file's schema to the version this program writes
+// and reports the version stored.
+type migrator struct{ *base }
+
 // migration upgrades the file by one schema version, in one of two ways.
 //
 // up runs inside the write transaction that Open uses for a run of pending
@@ -174,7 +178,7 @@ func setSchemaVersion(tx *bbolt.Tx, v int) error {
 
 // migrate brings the file to latestVersion. It checks in a read transaction
 // first so that a file that is current or too new is never written to.
-func (s *Store) migrate(ctx context.Context) error {
+func (s migrator) migrate(ctx context.Context) error {
 	var current int
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		var err error
@@ -205,7 +209,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // version from up to the next one that has to build in transactions of its
 // own, and records the version reached, which it returns. A build
 // migration's own build has already run; its up, if any, runs here.
-func (s *Store) migrateInOneTx(ctx context.Context, from int) (int, error) {
+func (s migrator) migrateInOneTx(ctx context.Context, from int) (int, error) {
 	latest := latestVersion()
 	to := from
 	err := s.update(ctx, func(tx *bbolt.Tx) error {

@@ -12,6 +12,14 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// requestTable is the requests bucket: account requests from the web page
+// and their answers. Approving one records an invite in the same
+// transaction, so it holds the invite table too.
+type requestTable struct {
+	*base
+	invites inviteTable
+}
+
 // RequestState is where an account request is in its life. Every request
 // starts open and leaves that state at most once.
 type RequestState string
@@ -66,7 +74,7 @@ func (r Request) live(now time.Time) bool {
 // returns ErrFull and writes nothing. Counting in the same transaction
 // keeps the cap exact however many requests arrive at once. State is
 // set to open; entry.Subject defaults to the new id.
-func (s *Store) AddRequest(ctx context.Context, r Request, maxOpen int, entry AuditEntry) (Request, error) {
+func (s requestTable) AddRequest(ctx context.Context, r Request, maxOpen int, entry AuditEntry) (Request, error) {
 	if err := validateAudit(entry); err != nil {
 		return Request{}, fmt.Errorf("add request: %w", err)
 	}
@@ -107,8 +115,8 @@ func (s *Store) AddRequest(ctx context.Context, r Request, maxOpen int, entry Au
 }
 
 // Request returns the request with that id, or ErrNotFound.
-func (s *Store) Request(ctx context.Context, id string) (Request, error) {
-	return readRecord[Request](ctx, s, bucketRequests, "request", id)
+func (s requestTable) Request(ctx context.Context, id string) (Request, error) {
+	return readRecord[Request](ctx, s.base, bucketRequests, "request", id)
 }
 
 // getRequest reads one request inside tx.
@@ -129,7 +137,7 @@ func eachRequest(b *bbolt.Bucket, fn func(Request) error) error {
 
 // OpenRequests returns the requests in state open, oldest first, including
 // those whose time ran out but that the sweep has not marked yet.
-func (s *Store) OpenRequests(ctx context.Context) ([]Request, error) {
+func (s requestTable) OpenRequests(ctx context.Context) ([]Request, error) {
 	out := []Request{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		return eachRequest(tx.Bucket(bucketRequests), func(r Request) error {
@@ -155,7 +163,7 @@ func (s *Store) OpenRequests(ctx context.Context) ([]Request, error) {
 // empty), and appends entry, in one transaction. A request no longer open
 // or live at entry.Time gives ErrNotOpen and writes nothing: the first
 // answer wins.
-func (s *Store) DenyRequest(ctx context.Context, id, by, reason string, entry AuditEntry) (Request, error) {
+func (s requestTable) DenyRequest(ctx context.Context, id, by, reason string, entry AuditEntry) (Request, error) {
 	if err := validateAudit(entry); err != nil {
 		return Request{}, fmt.Errorf("deny request %q: %w", id, err)
 	}
@@ -177,13 +185,13 @@ func (s *Store) DenyRequest(ctx context.Context, id, by, reason string, entry Au
 // reqEntry.Time gives ErrNotOpen and records neither: the first answer
 // wins, and an invite minted for a request someone else answered is never
 // stored, so never shown. reqEntry.Detail defaults to "invite <id>".
-func (s *Store) ApproveRequest(ctx context.Context, id string, inv Invite, invEntry, reqEntry AuditEntry) (Invite, Request, error) {
+func (s requestTable) ApproveRequest(ctx context.Context, id string, inv Invite, invEntry, reqEntry AuditEntry) (Invite, Request, error) {
 	if err := validateAudit(reqEntry); err != nil {
 		return Invite{}, Request{}, fmt.Errorf("approve request %q: %w", id, err)
 	}
 	inv.Request = id
 	var r Request
-	stored, err := s.addInvite(ctx, inv, invEntry, func(tx *bbolt.Tx, stored Invite) error {
+	stored, err := s.invites.addInvite(ctx, inv, invEntry, func(tx *bbolt.Tx, stored Invite) error {
 		if reqEntry.Detail == "" {
 			reqEntry.Detail = "invite " + stored.ID
 		}
@@ -198,7 +206,7 @@ func (s *Store) ApproveRequest(ctx context.Context, id string, inv Invite, invEn
 }
 
 // answerRequest moves an open, live request to state to inside tx.
-func (s *Store) answerRequest(tx *bbolt.Tx, id string, to RequestState, by, reason, invite string, entry AuditEntry) (Request, error) {
+func (s requestTable) answerRequest(tx *bbolt.Tx, id string, to RequestState, by, reason, invite string, entry AuditEntry) (Request, error) {
 	r, err := getRequest(tx, id)
 	if err != nil {
 		return Request{}, err
@@ -222,7 +230,7 @@ func (s *Store) answerRequest(tx *bbolt.Tx, id string, to RequestState, by, reas
 // ExpireRequests marks every open request whose time ran out by now as
 // expired, each with an audit entry by actor, in one transaction, and
 // returns them.
-func (s *Store) ExpireRequests(ctx context.Context, now time.Time, actor, action string) ([]Request, error) {
+func (s requestTable) ExpireRequests(ctx context.Context, now time.Time, actor, action string) ([]Request, error) {
 	if actor == "" || action == "" {
 		return nil, fmt.Errorf("expire requests: actor and action are required: %w", ErrInvalid)
 	}

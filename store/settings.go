@@ -4,12 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
 
+// settingsTable is the settings bucket, which holds the pause switch.
+type settingsTable struct{ *base }
+
+// Pause is the global pause switch: while Paused, nobody creates invites.
+type Pause struct {
+	Paused bool      `json:"paused"`
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
 // Pause returns the pause switch; the zero Pause when never set.
-func (s *Store) Pause(ctx context.Context) (Pause, error) {
+func (s settingsTable) Pause(ctx context.Context) (Pause, error) {
 	var p Pause
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		raw := tx.Bucket(bucketSettings).Get(keyPause)
@@ -25,7 +37,7 @@ func (s *Store) Pause(ctx context.Context) (Pause, error) {
 }
 
 // SetPause stores the pause switch and its audit entry in one transaction.
-func (s *Store) SetPause(ctx context.Context, p Pause, entry AuditEntry) error {
+func (s settingsTable) SetPause(ctx context.Context, p Pause, entry AuditEntry) error {
 	if err := validateAudit(entry); err != nil {
 		return fmt.Errorf("set pause: %w", err)
 	}

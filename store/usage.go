@@ -1,15 +1,21 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
 	"go.etcd.io/bbolt"
 )
 
+// usageTable is what usage tracking reads and writes: invites found by
+// the token or the account the server names, pending invites a page at a
+// time, and the record that an invite created an account.
+type usageTable struct{ *base }
+
 // InviteByToken returns the invite holding token, or ErrNotFound. The
 // server names the token when it reports which account an invite created.
-func (s *Store) InviteByToken(ctx context.Context, token string) (Invite, error) {
+func (s usageTable) InviteByToken(ctx context.Context, token string) (Invite, error) {
 	var inv Invite
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		if token == "" {
@@ -44,7 +50,7 @@ func (s *Store) InviteByToken(ctx context.Context, token string) (Invite, error)
 //
 // Nothing is written, and ErrNotPending returned, for a cancelled invite or
 // one that already names an account; ErrNotFound for an unknown id.
-func (s *Store) MarkUsedBy(ctx context.Context, id, account string, entry AuditEntry) (Invite, State, error) {
+func (s usageTable) MarkUsedBy(ctx context.Context, id, account string, entry AuditEntry) (Invite, State, error) {
 	if account == "" {
 		return Invite{}, "", fmt.Errorf("mark %q used: empty account: %w", id, ErrInvalid)
 	}
@@ -95,4 +101,64 @@ func (s *Store) MarkUsedBy(ctx context.Context, id, account string, entry AuditE
 		return Invite{}, "", fmt.Errorf("mark %q used by %s: %w", id, account, err)
 	}
 	return inv, prev, nil
+}
+
+// PendingPage returns up to limit pending invites as usage tracking needs
+// them, soonest expiry first and unknown expiry last, starting after the
+// invite after names (from the beginning when after.ID is empty). Pass
+// the last of a page to get the next; a page shorter than limit is the
+// last. Invites settled in between simply no longer appear. limit must be
+// positive (ErrInvalid).
+func (s usageTable) PendingPage(ctx context.Context, after PendingRef, limit int) ([]PendingRef, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("page pending invites: limit %d: %w", limit, ErrInvalid)
+	}
+	out := []PendingRef{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketInvitesPending).Cursor()
+		k, v := c.First()
+		if after.ID != "" {
+			from := expiryKey(after.Expires, after.ID)
+			if k, v = c.Seek(from); bytes.Equal(k, from) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			ref, err := pendingRef(k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, ref)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("page pending invites: %w", err)
+	}
+	return out, nil
+}
+
+// InvitesUsedBy returns the invites that created account (normally one).
+// It returns an empty slice, not nil, when there are none.
+func (s usageTable) InvitesUsedBy(ctx context.Context, account string) ([]Invite, error) {
+	out := []Invite{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		if account == "" {
+			return nil // no invite records an empty account
+		}
+		prefix := lenPrefix(account)
+		c := tx.Bucket(bucketInvitesByUsedBy).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			inv, err := indexedInvite(tx, k[len(prefix):], "account index")
+			if err != nil {
+				return err
+			}
+			out = append(out, inv)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("invites used by %s: %w", account, err)
+	}
+	return out, nil
 }
