@@ -26,9 +26,16 @@ type BackupOptions struct {
 	Keep int
 }
 
+// backups writes copies of the database, when an admin asks and on a
+// schedule.
+type backups struct {
+	*core
+	opts BackupOptions
+}
+
 // Backup writes a consistent copy of the database now, for an admin, and
 // returns its path.
-func (s *Service) Backup(ctx context.Context, a Actor) (string, error) {
+func (s *backups) Backup(ctx context.Context, a Actor) (string, error) {
 	if err := a.may(policy.TakeBackups); err != nil {
 		return "", err
 	}
@@ -41,15 +48,15 @@ func (s *Service) Backup(ctx context.Context, a Actor) (string, error) {
 }
 
 // writeBackup writes one backup and prunes the old ones.
-func (s *Service) writeBackup(ctx context.Context) (string, error) {
-	if s.backups.Dir == "" {
+func (s *backups) writeBackup(ctx context.Context) (string, error) {
+	if s.opts.Dir == "" {
 		return "", ErrNoBackupDir
 	}
-	path, err := s.store.WriteBackup(ctx, s.backups.Dir)
+	path, err := s.store.WriteBackup(ctx, s.opts.Dir)
 	if err != nil {
 		return "", err
 	}
-	removed, err := store.PruneBackups(s.backups.Dir, s.backups.Keep)
+	removed, err := store.PruneBackups(s.opts.Dir, s.opts.Keep)
 	if err != nil {
 		// The new backup is there; only the old ones pile up.
 		s.log.WarnContext(ctx, "old backups not removed", slog.Any("err", err))
@@ -60,7 +67,7 @@ func (s *Service) writeBackup(ctx context.Context) (string, error) {
 
 // RunBackups writes a backup every interval until ctx ends. A failed backup
 // is logged and tried again at the next tick.
-func (s *Service) RunBackups(ctx context.Context, interval time.Duration) {
+func (s *backups) RunBackups(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
 		if _, err := s.writeBackup(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "scheduled backup failed", slog.Any("err", fmt.Errorf("backup: %w", err)))

@@ -108,8 +108,19 @@ func (e EventLink) State(now time.Time) EventState {
 // Left is how many invites the link may still hand out.
 func (e EventLink) Left() int { return max(0, e.MaxUses-e.Uses) }
 
+// eventLinks makes, lists, closes and hands out event links. Their
+// invites are minted like any other (minter) but admitted under the
+// global limit only; closing one cancels its unused invites (canceller).
+type eventLinks struct {
+	*core
+	roles  *roles
+	gate   *quotaGate
+	minter *minter
+	cancel *canceller
+}
+
 // eventOf is the front ends' view of a stored event link.
-func (s *Service) eventOf(r store.EventLink) EventLink {
+func (s *eventLinks) eventOf(r store.EventLink) EventLink {
 	return EventLink{ID: r.ID, Creator: r.Creator, Domain: s.domain, Created: r.Created, Expires: r.Expires,
 		MaxUses: r.MaxUses, Uses: r.Uses, Note: r.Note, Closed: r.Closed, ClosedBy: r.ClosedBy}
 }
@@ -137,7 +148,7 @@ const (
 
 // observeEventUse tells the observer, if it listens, what came of a
 // visitor's request that ended in err.
-func (s *Service) observeEventUse(err error) {
+func (s *eventLinks) observeEventUse(err error) {
 	eo, ok := s.observer.(EventObserver)
 	if !ok {
 		return
@@ -178,7 +189,7 @@ type EventOptions struct {
 // configured maximum, inviters up to their grant's allowance (none unless
 // an admin gave one: grant … events N). While invites are paused no link is
 // made.
-func (s *Service) CreateEvent(ctx context.Context, a Actor, o EventOptions) (EventLink, error) {
+func (s *eventLinks) CreateEvent(ctx context.Context, a Actor, o EventOptions) (EventLink, error) {
 	if err := a.may(policy.CreateEvent); err != nil {
 		return EventLink{}, err
 	}
@@ -193,7 +204,7 @@ func (s *Service) CreateEvent(ctx context.Context, a Actor, o EventOptions) (Eve
 		}
 		allowance = g.Events
 	}
-	limit := policy.EventCap(a.role, allowance, s.DefaultLimits().EventMaxUses)
+	limit := policy.EventCap(a.role, allowance, s.roles.DefaultLimits().EventMaxUses)
 	switch {
 	case limit == 0:
 		return EventLink{}, ErrEventsNotAllowed
@@ -224,7 +235,7 @@ func (s *Service) CreateEvent(ctx context.Context, a Actor, o EventOptions) (Eve
 
 // Events returns the event links made by whose (a's own when empty),
 // newest first. Listing someone else's takes policy.ListAnyEvents.
-func (s *Service) Events(ctx context.Context, a Actor, whose string) ([]EventLink, error) {
+func (s *eventLinks) Events(ctx context.Context, a Actor, whose string) ([]EventLink, error) {
 	perm := policy.ListEvents
 	if whose == "" {
 		whose = a.jid
@@ -246,7 +257,7 @@ func (s *Service) Events(ctx context.Context, a Actor, whose string) ([]EventLin
 }
 
 // eventRecord reads the stored event link with that id.
-func (s *Service) eventRecord(ctx context.Context, id string) (store.EventLink, error) {
+func (s *eventLinks) eventRecord(ctx context.Context, id string) (store.EventLink, error) {
 	if !ValidID(id) {
 		return store.EventLink{}, ErrNoSuchEvent
 	}
@@ -276,7 +287,7 @@ type EventCloseResult struct {
 // cancels the invites it handed out that are still unused, at the server
 // too. Inviters may close their own links, admins any
 // (policy.CanCloseEvent).
-func (s *Service) CloseEvent(ctx context.Context, a Actor, id string) (EventCloseResult, error) {
+func (s *eventLinks) CloseEvent(ctx context.Context, a Actor, id string) (EventCloseResult, error) {
 	if err := a.may(policy.CloseEvent); err != nil {
 		return EventCloseResult{}, err
 	}
@@ -291,12 +302,13 @@ func (s *Service) CloseEvent(ctx context.Context, a Actor, id string) (EventClos
 	// half-way: a half-closed link leaves tokens working.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
-	// Under quotaMu, so that an invite of the link being minted right now
-	// is either stored before this (and cancelled below) or dropped by the
-	// check before it is stored (stillOpen).
-	s.quotaMu.Lock()
-	closed, err := s.store.CloseEvent(wctx, id, store.AuditEntry{Time: s.now().UTC(), Actor: a.jid, Action: ActionEventClose})
-	s.quotaMu.Unlock()
+	// Exclusive of admissions, so that an invite of the link being minted
+	// right now is either stored before this (and cancelled below) or
+	// dropped by the check before it is stored (stillOpen).
+	var closed store.EventLink
+	s.gate.exclusive(func() {
+		closed, err = s.store.CloseEvent(wctx, id, store.AuditEntry{Time: s.now().UTC(), Actor: a.jid, Action: ActionEventClose})
+	})
 	res := EventCloseResult{AlreadyClosed: errors.Is(err, store.ErrEventClosed)}
 	if err != nil && !res.AlreadyClosed {
 		return EventCloseResult{}, fmt.Errorf("close event: %w", err)
@@ -306,7 +318,7 @@ func (s *Service) CloseEvent(ctx context.Context, a Actor, id string) (EventClos
 	if err != nil {
 		return res, fmt.Errorf("close event: %w", err)
 	}
-	res.Cancelled, res.StillValid, err = s.cancelMany(ctx, a.jid, invs, s.cancelOfEvent, "close event")
+	res.Cancelled, res.StillValid, err = s.cancel.cancelMany(ctx, a.jid, invs, "event link closed", "close event")
 	if err != nil {
 		return res, err
 	}
@@ -315,22 +327,11 @@ func (s *Service) CloseEvent(ctx context.Context, a Actor, id string) (EventClos
 	return res, nil
 }
 
-// cancelOfEvent cancels one unused invite of a closed event link under the
-// invite's lock.
-func (s *Service) cancelOfEvent(ctx context.Context, checks *tokenChecks, actor, id string) (store.Invite, error) {
-	unlock, err := s.lockInvite(ctx, id)
-	if err != nil {
-		return store.Invite{}, err
-	}
-	defer unlock()
-	return s.cancelLocked(ctx, checks, actor, id, "event link closed")
-}
-
 // markEventsClosed closes the open event links of a revoked inviter; the
 // caller cancels their invites. A failure is logged, not returned: a
 // creator without a grant gets no more invites from any link anyway
 // (eventAvailable), this only makes the lists and the audit log say so.
-func (s *Service) markEventsClosed(ctx context.Context, actor, creator string) {
+func (s *eventLinks) markEventsClosed(ctx context.Context, actor, creator string) {
 	recs, err := s.store.Events(ctx, creator)
 	if err != nil {
 		s.log.ErrorContext(ctx, "revoke: could not list event links", slog.String("jid", creator), slog.Any("err", err))
@@ -352,7 +353,7 @@ func (s *Service) markEventsClosed(ctx context.Context, actor, creator string) {
 // nil, or the error ClaimEventInvite would give (ErrEventClosed,
 // ErrEventExpired, ErrEventUsedUp, *PausedError). An unknown id gives
 // ErrNoSuchEvent and no link. The id is the secret here: 80 random bits.
-func (s *Service) LookupEvent(ctx context.Context, id string) (EventLink, error) {
+func (s *eventLinks) LookupEvent(ctx context.Context, id string) (EventLink, error) {
 	rec, err := s.eventRecord(ctx, id)
 	if err != nil {
 		return EventLink{}, err
@@ -363,7 +364,7 @@ func (s *Service) LookupEvent(ctx context.Context, id string) (EventLink, error)
 
 // eventAvailable says whether rec may hand out an invite now and, if so,
 // returns its creator as the actor the invite is made for.
-func (s *Service) eventAvailable(ctx context.Context, rec store.EventLink) (Actor, error) {
+func (s *eventLinks) eventAvailable(ctx context.Context, rec store.EventLink) (Actor, error) {
 	switch s.eventOf(rec).State(s.now()) {
 	case EventClosed:
 		return Actor{}, ErrEventClosed
@@ -372,7 +373,7 @@ func (s *Service) eventAvailable(ctx context.Context, rec store.EventLink) (Acto
 	case EventUsedUp:
 		return Actor{}, ErrEventUsedUp
 	}
-	creator, err := s.Actor(ctx, rec.Creator)
+	creator, err := s.roles.Actor(ctx, rec.Creator)
 	if err != nil {
 		return Actor{}, fmt.Errorf("event link: %w", err)
 	}
@@ -397,13 +398,13 @@ func (s *Service) eventAvailable(ctx context.Context, rec store.EventLink) (Acto
 // ErrEventClosed, ErrEventExpired, ErrEventUsedUp, *PausedError, or
 // *QuotaError when the service's daily limit for all inviters is reached;
 // event invites count toward that limit, not toward the creator's own.
-func (s *Service) ClaimEventInvite(ctx context.Context, id string) (Invite, error) {
+func (s *eventLinks) ClaimEventInvite(ctx context.Context, id string) (Invite, error) {
 	inv, err := s.claimEventInvite(ctx, id)
 	s.observeEventUse(err)
 	return inv, err
 }
 
-func (s *Service) claimEventInvite(ctx context.Context, id string) (Invite, error) {
+func (s *eventLinks) claimEventInvite(ctx context.Context, id string) (Invite, error) {
 	rec, err := s.eventRecord(ctx, id)
 	if err != nil {
 		return Invite{}, err
@@ -413,12 +414,12 @@ func (s *Service) claimEventInvite(ctx context.Context, id string) (Invite, erro
 		return Invite{}, err
 	}
 	claimed := false
-	inv, err := s.mintAndRecord(ctx, creator, s.issuer.Mint, minting{
+	inv, err := s.minter.mintAndRecord(ctx, creator, minting{
 		action: ActionInviteCreate,
 		detail: "event " + id,
 		event:  id,
 		admit: func(ctx context.Context) (*reservation, error) {
-			held, err := s.admitEventUse(ctx, creator, id)
+			held, err := s.gate.admitEventUse(ctx, creator, id)
 			if err != nil {
 				return nil, err
 			}
@@ -469,10 +470,10 @@ func eventClaimError(err error) error {
 }
 
 // stillOpen is checked right before an event invite is stored, under
-// quotaMu: a link closed while the server minted hands out nothing, since
+// the gate's lock: a link closed while the server minted hands out nothing, since
 // closing cancelled only the invites stored by then. A link that expired
 // meanwhile still records it: the visitor came in time.
-func (s *Service) stillOpen(ctx context.Context, id string) error {
+func (s *eventLinks) stillOpen(ctx context.Context, id string) error {
 	rec, err := s.store.Event(ctx, id)
 	if err != nil {
 		return fmt.Errorf("event link: %w", err)
@@ -481,31 +482,4 @@ func (s *Service) stillOpen(ctx context.Context, id string) error {
 		return ErrEventClosed
 	}
 	return nil
-}
-
-// eventQuotaKey is the key under which invites being minted for event link
-// id are held in Service.inflight. It cannot be a JID (no JID holds a NUL),
-// so they count toward the global limit and never toward the creator's
-// own.
-func eventQuotaKey(id string) string { return "\x00event " + id }
-
-// admitEventUse applies the global limit to one visitor of event link id
-// made by creator. On success it holds a place for the invite being
-// minted, so that concurrent requests see it; the caller must settle it.
-func (s *Service) admitEventUse(ctx context.Context, creator Actor, id string) (*reservation, error) {
-	s.quotaMu.Lock()
-	defer s.quotaMu.Unlock()
-	now := s.now()
-	usage, lim, err := s.usage(ctx, creator.jid, now)
-	if err != nil {
-		return nil, err
-	}
-	if refusal, ok := policy.CheckEventUse(lim, usage, now); !ok {
-		s.refuse(ctx, creator.jid, "event link "+id+": quota "+string(refusal.Limit))
-		return nil, &QuotaError{refusal}
-	}
-	key := eventQuotaKey(id)
-	s.inflight[key]++
-	s.inflightGlobal++
-	return &reservation{s: s, actor: key, holds: true}, nil
 }

@@ -31,7 +31,7 @@ var ErrBadReport = errors.New("malformed usage report")
 // mod_invitebot while the server runs it, else the Issuer's own way
 // (consumption for Prosody). It is asked per revocation, so loading or
 // unloading the module changes it without a restart.
-func (s *Service) revocation() Revocation {
+func (s *serverModule) revocation() Revocation {
 	if s.modulePresent() {
 		return RevokeByDeletion
 	}
@@ -43,9 +43,9 @@ func (s *Service) revocation() Revocation {
 
 // deleteToken deletes token at the server: through mod_invitebot while it
 // is loaded, else through the Issuer when it can.
-func (s *Service) deleteToken(ctx context.Context, token string) error {
+func (s *serverModule) deleteToken(ctx context.Context, token string) error {
 	if s.modulePresent() {
-		return s.srvmod.m.Delete(ctx, token)
+		return s.m.Delete(ctx, token)
 	}
 	if d, ok := s.issuer.(Deleter); ok {
 		return d.Delete(ctx, token)
@@ -53,8 +53,12 @@ func (s *Service) deleteToken(ctx context.Context, token string) error {
 	return errors.New("the server cannot delete tokens (mod_invitebot gone?); the next try revokes it another way")
 }
 
-// serverModule is the service's use of mod_invitebot.
+// serverModule is the service's use of mod_invitebot, and so also how
+// tokens are revoked: the module deletes them while it is loaded, the
+// Issuer's own way applies otherwise.
 type serverModule struct {
+	*core
+	issuer Issuer
 	// m is nil when the bot never asks for the module (tests, other
 	// servers).
 	m ServerModule
@@ -66,28 +70,28 @@ type serverModule struct {
 	lastPoll time.Time // guarded by mu
 }
 
-func newServerModule(o Options) *serverModule {
-	return &serverModule{m: o.Module, introduce: o.Introduce}
+func newServerModule(c *core, o Options) *serverModule {
+	return &serverModule{core: c, issuer: o.Issuer, m: o.Module, introduce: o.Introduce}
 }
 
 // ServerModule says whether the server runs mod_invitebot, as far as the
 // bot knows.
-func (s *Service) ServerModule() ModuleState {
-	if s.srvmod.m == nil {
+func (s *serverModule) ServerModule() ModuleState {
+	if s.m == nil {
 		return ModuleAbsent
 	}
-	return s.srvmod.m.State()
+	return s.m.State()
 }
 
-func (s *Service) modulePresent() bool { return s.ServerModule() == ModulePresent }
+func (s *serverModule) modulePresent() bool { return s.ServerModule() == ModulePresent }
 
 // refreshModule asks the server again whether the module is loaded: an
 // admin may load or unload it with a reload that leaves the link up.
-func (s *Service) refreshModule(ctx context.Context) {
-	if s.srvmod.m == nil {
+func (s *serverModule) refreshModule(ctx context.Context) {
+	if s.m == nil {
 		return
 	}
-	if _, err := s.srvmod.m.Detect(ctx); err != nil {
+	if _, err := s.m.Detect(ctx); err != nil {
 		s.log.DebugContext(ctx, "could not ask for mod_invitebot", slog.Any("err", err))
 	}
 }
@@ -95,18 +99,17 @@ func (s *Service) refreshModule(ctx context.Context) {
 // pollDue reports whether this usage check should ask the server about
 // every pending token: always without the module, which is then the only
 // way to learn of usage, and every moduleSafetyNet with it.
-func (s *Service) pollDue() bool {
+func (s *serverModule) pollDue() bool {
 	if !s.modulePresent() {
 		return true
 	}
-	sm := s.srvmod
-	sm.mu.Lock()
-	defer sm.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.now()
-	if !sm.lastPoll.IsZero() && now.Sub(sm.lastPoll) < moduleSafetyNet {
+	if !s.lastPoll.IsZero() && now.Sub(s.lastPoll) < moduleSafetyNet {
 		return false
 	}
-	sm.lastPoll = now
+	s.lastPoll = now
 	return true
 }
 
@@ -127,7 +130,7 @@ type Report struct {
 // hand out are ignored. It returns ErrBadReport for a report that cannot be
 // right, and an error when it could not be recorded (the server then sends
 // it again).
-func (s *Service) RecordReport(ctx context.Context, r Report) error {
+func (s *useLedger) RecordReport(ctx context.Context, r Report) error {
 	account, err := jid.Parse(r.Account)
 	if err != nil || r.Token == "" || account.Localpart() == "" || account.Resourcepart() != "" ||
 		account.Domainpart() != s.domain {
@@ -190,7 +193,7 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 	}
 	s.log.InfoContext(ctx, "account registered with invite", slog.String("id", inv.ID),
 		slog.String("account", acct), slog.String("inviter", inv.Inviter), slog.String("reported_by", "server"))
-	s.announceUse(ctx, viewOf(used), acct)
+	s.module.announceUse(ctx, viewOf(used), acct)
 	return nil
 }
 
@@ -198,11 +201,11 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 // with invites.introduce, welcomes the new account naming its inviter;
 // with the module, the new account also asks the inviter to be a contact,
 // the inviter's request pre-approved.
-func (s *Service) announceUse(ctx context.Context, inv Invite, account string) {
+func (s *serverModule) announceUse(ctx context.Context, inv Invite, account string) {
 	// A password reset link "used" by its own account introduces nobody.
-	used := InviteUsed{Invite: inv, Account: account, Introduce: s.srvmod.introduce && inv.ResetFor == ""}
+	used := InviteUsed{Invite: inv, Account: account, Introduce: s.introduce && inv.ResetFor == ""}
 	if used.Introduce && s.modulePresent() {
-		if err := s.srvmod.m.Introduce(ctx, account, inv.Inviter); err != nil {
+		if err := s.m.Introduce(ctx, account, inv.Inviter); err != nil {
 			s.log.WarnContext(ctx, "the server could not add the inviter to the new account's contacts",
 				slog.String("account", account), slog.String("inviter", inv.Inviter), slog.Any("err", err))
 		} else {

@@ -30,7 +30,7 @@ const orphanTimeout = 20 * time.Second
 // so that usage tracking retries the revocation should the server be out
 // of reach now, and revokes the token; when the store cannot take even
 // that, it revokes the token without a record.
-func (s *Service) dropMinted(ctx context.Context, a Actor, inv store.Invite, why error) {
+func (s *revoker) dropMinted(ctx context.Context, a Actor, inv store.Invite, why error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orphanTimeout)
 	defer cancel()
 	if errors.Is(why, store.ErrExists) {
@@ -53,7 +53,7 @@ func (s *Service) dropMinted(ctx context.Context, a Actor, inv store.Invite, why
 			s.log.InfoContext(ctx, "minted token revoked: "+reason, slog.String("inviter", a.jid))
 			return
 		}
-		if s.revocation() == RevokeUnsupported {
+		if s.module.revocation() == RevokeUnsupported {
 			s.log.WarnContext(ctx, "minted token dropped ("+reason+"); the server cannot revoke it, so it stays valid until it expires",
 				slog.String("inviter", a.jid), slog.String("token", RedactToken(token)))
 			return
@@ -98,7 +98,7 @@ func dropReason(why error) string {
 // abandonCreated cancels a just-recorded invite whose request gave up
 // before the invite could be handed back, and revokes its token: nobody
 // holds the link, so nobody should be able to use it.
-func (s *Service) abandonCreated(ctx context.Context, inv store.Invite) {
+func (s *revoker) abandonCreated(ctx context.Context, inv store.Invite) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orphanTimeout)
 	defer cancel()
 	cancelled, err := s.store.SetInviteState(ctx, inv.ID, store.StateCancelled, "", store.AuditEntry{
@@ -117,10 +117,10 @@ func (s *Service) abandonCreated(ctx context.Context, inv store.Invite) {
 // revokeUnrecorded makes a token the ledger does not hold unusable at the
 // server, the way revokeToken does for a recorded one (by the module when
 // it is there, else as the Issuer offers).
-func (s *Service) revokeUnrecorded(ctx context.Context, token string) error {
-	switch s.revocation() {
+func (s *revoker) revokeUnrecorded(ctx context.Context, token string) error {
+	switch s.module.revocation() {
 	case RevokeByDeletion:
-		return s.deleteToken(ctx, token)
+		return s.module.deleteToken(ctx, token)
 	case RevokeByConsumption:
 		return s.consumeToken(ctx, store.Invite{ID: "(unrecorded)", Token: token})
 	}

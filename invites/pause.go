@@ -25,10 +25,15 @@ func (e *PausedError) Error() string { return "invites are paused: " + e.Reason 
 // Is makes errors.Is(err, ErrPaused) hold.
 func (e *PausedError) Is(target error) bool { return target == ErrPaused }
 
+// pauseSwitch is the admins' switch for invite creation. Its state is in
+// the store, since a pause must outlast a restart; every feature that hands
+// out invites reads it there.
+type pauseSwitch struct{ *core }
+
 // Pause switches invite creation off for everybody, admins included.
 // Pausing again updates the reason when one is given. It returns the state
 // now in force.
-func (s *Service) Pause(ctx context.Context, a Actor, reason string) (Pause, error) {
+func (s *pauseSwitch) Pause(ctx context.Context, a Actor, reason string) (Pause, error) {
 	if err := a.may(policy.PauseInvites); err != nil {
 		return Pause{}, err
 	}
@@ -54,7 +59,7 @@ func (s *Service) Pause(ctx context.Context, a Actor, reason string) (Pause, err
 }
 
 // Resume switches invite creation back on.
-func (s *Service) Resume(ctx context.Context, a Actor) error {
+func (s *pauseSwitch) Resume(ctx context.Context, a Actor) error {
 	if err := a.may(policy.PauseInvites); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"durare.org/invitebot/policy"
@@ -19,10 +20,39 @@ func (e *QuotaError) Error() string {
 	return fmt.Sprintf("quota %s reached: %d of %d", e.Limit, e.Count, e.Max)
 }
 
+// quotaGate admits invites under the pause switch and the limits, and
+// counts those being minted so that concurrent requests cannot overshoot a
+// limit. Whatever must not interleave with an invite being admitted and
+// stored (revoke, closing an event link) runs under its lock (exclusive).
+type quotaGate struct {
+	*core
+	roles *roles
+	// mu makes quota checks and reservations atomic; inflight counts
+	// invites being minted per inviter (and in all).
+	mu             sync.Mutex
+	inflight       map[string]int
+	inflightGlobal int
+	// refusals bounds the audit entries refused requests write.
+	refusals *refusalBudget
+}
+
+func newQuotaGate(c *core, r *roles) *quotaGate {
+	return &quotaGate{core: c, roles: r, inflight: make(map[string]int), refusals: newRefusalBudget(c.now)}
+}
+
+// exclusive runs fn while no invite is admitted or stored, so that an
+// invite being minted meanwhile is either stored before fn (and fn sees
+// it) or checked after it (stillAdmitted, stillOpen).
+func (g *quotaGate) exclusive(fn func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	fn()
+}
+
 // reservation is a place held under the quotas for one invite being
 // minted.
 type reservation struct {
-	s      *Service
+	g      *quotaGate
 	actor  string
 	holds  bool // false for admins, who are not counted
 	closed bool
@@ -38,21 +68,21 @@ func (r *reservation) settle(record func() error) error {
 		return record()
 	}
 	r.closed = true
-	r.s.quotaMu.Lock()
-	defer r.s.quotaMu.Unlock()
+	r.g.mu.Lock()
+	defer r.g.mu.Unlock()
 	err := record()
-	r.s.inflight[r.actor]--
-	if r.s.inflight[r.actor] == 0 {
-		delete(r.s.inflight, r.actor)
+	r.g.inflight[r.actor]--
+	if r.g.inflight[r.actor] == 0 {
+		delete(r.g.inflight, r.actor)
 	}
-	r.s.inflightGlobal--
+	r.g.inflightGlobal--
 	return err
 }
 
 // admitCreate applies the pause switch and the quotas to one invite
 // request. On success it holds a place for the invite being minted, so
 // that concurrent requests see it; the caller must settle it.
-func (s *Service) admitCreate(ctx context.Context, a Actor) (*reservation, error) {
+func (s *quotaGate) admitCreate(ctx context.Context, a Actor) (*reservation, error) {
 	pause, err := s.store.Pause(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read pause: %w", err)
@@ -62,11 +92,11 @@ func (s *Service) admitCreate(ctx context.Context, a Actor) (*reservation, error
 		return nil, &PausedError{Reason: pause.Reason}
 	}
 	if a.role == policy.Admin {
-		return &reservation{s: s, actor: a.jid}, nil
+		return &reservation{g: s, actor: a.jid}, nil
 	}
 
-	s.quotaMu.Lock()
-	defer s.quotaMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.now()
 	usage, lim, err := s.usage(ctx, a.jid, now)
 	if err != nil {
@@ -78,13 +108,13 @@ func (s *Service) admitCreate(ctx context.Context, a Actor) (*reservation, error
 	}
 	s.inflight[a.jid]++
 	s.inflightGlobal++
-	return &reservation{s: s, actor: a.jid, holds: true}, nil
+	return &reservation{g: s, actor: a.jid, holds: true}, nil
 }
 
 // stillAdmitted repeats the grant and pause checks right before a minted
 // invite is stored: either may have changed while the server minted. The
-// caller holds quotaMu.
-func (s *Service) stillAdmitted(ctx context.Context, a Actor) error {
+// caller holds the gate's lock.
+func (s *quotaGate) stillAdmitted(ctx context.Context, a Actor) error {
 	if a.role != policy.Admin {
 		_, err := s.store.Grant(ctx, a.jid)
 		if errors.Is(err, store.ErrNotFound) {
@@ -104,12 +134,12 @@ func (s *Service) stillAdmitted(ctx context.Context, a Actor) error {
 }
 
 // usage gathers what counts against actor's limits. The caller holds
-// quotaMu, so in-flight reservations are consistent with the store. It is
+// the gate's lock, so in-flight reservations are consistent with the store. It is
 // on the path of every inviter's request and runs under that lock, so it
 // asks the store for counts, which cost the same however long the history;
 // the few times a refusal reports are read only when a limit is reached.
-func (s *Service) usage(ctx context.Context, actor string, now time.Time) (policy.Usage, policy.Limits, error) {
-	lim := s.DefaultLimits()
+func (s *quotaGate) usage(ctx context.Context, actor string, now time.Time) (policy.Usage, policy.Limits, error) {
+	lim := s.roles.DefaultLimits()
 	if g, err := s.store.Grant(ctx, actor); err == nil {
 		lim = lim.WithOverrides(g.PerDay, g.MaxPending)
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -122,7 +152,7 @@ func (s *Service) usage(ctx context.Context, actor string, now time.Time) (polic
 	// admin made the link, since they go to strangers. The store's
 	// counters keep them apart that way (store.QuotaCounts).
 	since := now.Add(-policy.QuotaWindow + time.Nanosecond)
-	admins := s.adminList()
+	admins := s.roles.adminList()
 	c, err := s.store.QuotaCounts(ctx, actor, since, admins)
 	if err != nil {
 		return policy.Usage{}, lim, fmt.Errorf("count invites: %w", err)
@@ -155,7 +185,7 @@ func (s *Service) usage(ctx context.Context, actor string, now time.Time) (polic
 // oldest returns the n oldest creation times of the window from since on,
 // of inviter or (inviter empty) of everyone but exclude: stored invites
 // first, then in-flight ones, which count as created now.
-func (s *Service) oldest(ctx context.Context, inviter string, since time.Time, exclude []string, n int, now time.Time) ([]time.Time, error) {
+func (s *quotaGate) oldest(ctx context.Context, inviter string, since time.Time, exclude []string, n int, now time.Time) ([]time.Time, error) {
 	times, err := s.store.OldestCreatedSince(ctx, inviter, since, exclude, n)
 	if err != nil {
 		return nil, fmt.Errorf("oldest invites: %w", err)
@@ -166,15 +196,29 @@ func (s *Service) oldest(ctx context.Context, inviter string, since time.Time, e
 	return times, nil
 }
 
-// adminList lists the admins, whose invites (event link invites aside)
-// the global limit does not count.
-func (s *Service) adminList() []string {
-	admins := *s.admins.Load()
-	out := make([]string, 0, len(admins))
-	for jid, admin := range admins {
-		if admin {
-			out = append(out, jid)
-		}
+// eventQuotaKey is the key under which invites being minted for event link
+// id are held in quotaGate.inflight. It cannot be a JID (no JID holds a
+// NUL), so they count toward the global limit and never toward the
+// creator's own.
+func eventQuotaKey(id string) string { return "\x00event " + id }
+
+// admitEventUse applies the global limit to one visitor of event link id
+// made by creator. On success it holds a place for the invite being
+// minted, so that concurrent requests see it; the caller must settle it.
+func (s *quotaGate) admitEventUse(ctx context.Context, creator Actor, id string) (*reservation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	usage, lim, err := s.usage(ctx, creator.jid, now)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	if refusal, ok := policy.CheckEventUse(lim, usage, now); !ok {
+		s.refuse(ctx, creator.jid, "event link "+id+": quota "+string(refusal.Limit))
+		return nil, &QuotaError{refusal}
+	}
+	key := eventQuotaKey(id)
+	s.inflight[key]++
+	s.inflightGlobal++
+	return &reservation{g: s, actor: key, holds: true}, nil
 }

@@ -65,7 +65,7 @@ func (b *refusalBudget) take(actor string) (write bool, unwritten int) {
 
 // refuse counts and records an invite request the abuse controls turned
 // down, within the actor's refusal budget.
-func (s *Service) refuse(ctx context.Context, actor, why string) {
+func (s *quotaGate) refuse(ctx context.Context, actor, why string) {
 	s.observer.InviteDenied()
 	write, unwritten := s.refusals.take(actor)
 	if unwritten > 0 {

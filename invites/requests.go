@@ -211,14 +211,37 @@ type RequestObserver interface {
 	RequestExpired()
 }
 
+// requestDesk takes account requests from the web and has approvers answer
+// them; an approval mints through the minter like the approver's own
+// invite. Its options and the cached count of open requests are its own.
+type requestDesk struct {
+	*core
+	roles  *roles
+	minter *minter
+	// requests configure account requests; intake counts the open ones
+	// for the request page.
+	requests RequestOptions
+	intake   intakeCount
+}
+
+func newRequestDesk(c *core, r *roles, m *minter, o RequestOptions) *requestDesk {
+	if o.ExpireAfter <= 0 {
+		o.ExpireAfter = DefaultRequestExpiry
+	}
+	if o.MaxOpen <= 0 {
+		o.MaxOpen = DefaultMaxOpenRequests
+	}
+	return &requestDesk{core: c, roles: r, minter: m, requests: o}
+}
+
 // RequestsEnabled reports whether account requests are taken.
-func (s *Service) RequestsEnabled() bool { return s.requests.Enabled }
+func (s *requestDesk) RequestsEnabled() bool { return s.requests.Enabled }
 
 // RequestIntake says whether a new request would be taken now: nil, or
 // ErrRequestsOff, a *PausedError (the pause switch closes the request page
 // too) or ErrRequestsFull. The page asks before showing the form, so
 // nobody writes a request that cannot be sent.
-func (s *Service) RequestIntake(ctx context.Context) error {
+func (s *requestDesk) RequestIntake(ctx context.Context) error {
 	if !s.requests.Enabled {
 		return ErrRequestsOff
 	}
@@ -248,7 +271,7 @@ type intakeCount struct {
 
 // openCount returns the number of live open requests, counted at most
 // intakeCacheFor ago.
-func (s *Service) openCount(ctx context.Context) (int, error) {
+func (s *requestDesk) openCount(ctx context.Context) (int, error) {
 	c := &s.intake
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -266,7 +289,7 @@ func (s *Service) openCount(ctx context.Context) (int, error) {
 
 // forgetOpenCount makes the next intake count again, after a change it
 // would otherwise miss for a moment.
-func (s *Service) forgetOpenCount() {
+func (s *requestDesk) forgetOpenCount() {
 	s.intake.mu.Lock()
 	s.intake.when = time.Time{}
 	s.intake.mu.Unlock()
@@ -277,7 +300,7 @@ func (s *Service) forgetOpenCount() {
 // secret of which only a hash is stored. It refuses with the errors of
 // RequestIntake, and ErrRequestInvalid for a field that is missing, too
 // long, or (the contact) not a bare JID.
-func (s *Service) SubmitRequest(ctx context.Context, nr NewRequest) (string, error) {
+func (s *requestDesk) SubmitRequest(ctx context.Context, nr NewRequest) (string, error) {
 	if !s.requests.Enabled {
 		return "", ErrRequestsOff
 	}
@@ -387,7 +410,7 @@ func ValidRequestKey(s string) bool {
 
 // RequestStatus returns the request whose status page key is key. A key
 // that does not match, whatever part of it is wrong, is ErrNoSuchRequest.
-func (s *Service) RequestStatus(ctx context.Context, key string) (Request, error) {
+func (s *requestDesk) RequestStatus(ctx context.Context, key string) (Request, error) {
 	if !ValidRequestKey(key) {
 		return Request{}, ErrNoSuchRequest
 	}
@@ -405,7 +428,7 @@ func (s *Service) RequestStatus(ctx context.Context, key string) (Request, error
 }
 
 // Requests lists the open requests, oldest first, for an approver.
-func (s *Service) Requests(ctx context.Context, a Actor) ([]Request, error) {
+func (s *requestDesk) Requests(ctx context.Context, a Actor) ([]Request, error) {
 	if err := a.may(policy.AnswerRequests); err != nil {
 		return nil, err
 	}
@@ -421,7 +444,7 @@ func (s *Service) Requests(ctx context.Context, a Actor) ([]Request, error) {
 }
 
 // liveRequests reads the requests open and not lapsed now, oldest first.
-func (s *Service) liveRequests(ctx context.Context) ([]store.Request, error) {
+func (s *requestDesk) liveRequests(ctx context.Context) ([]store.Request, error) {
 	open, err := s.store.OpenRequests(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open requests: %w", err)
@@ -432,7 +455,7 @@ func (s *Service) liveRequests(ctx context.Context) ([]store.Request, error) {
 
 // openRequest reads request id for answering it: ErrNoSuchRequest, or
 // ErrRequestAnswered with the request as it stands.
-func (s *Service) openRequest(ctx context.Context, id string) (Request, error) {
+func (s *requestDesk) openRequest(ctx context.Context, id string) (Request, error) {
 	if !ValidID(id) {
 		return Request{}, ErrNoSuchRequest
 	}
@@ -457,7 +480,7 @@ func (s *Service) openRequest(ctx context.Context, id string) (Request, error) {
 // gives ErrRequestAnswered with the request as it stands (and the invite
 // minted meanwhile is never stored or shown). The requester, at the
 // address they gave, and the other approvers are told.
-func (s *Service) ApproveRequest(ctx context.Context, a Actor, id string) (Request, Invite, error) {
+func (s *requestDesk) ApproveRequest(ctx context.Context, a Actor, id string) (Request, Invite, error) {
 	if err := a.may(policy.AnswerRequests); err != nil {
 		return Request{}, Invite{}, err
 	}
@@ -474,7 +497,7 @@ func (s *Service) ApproveRequest(ctx context.Context, a Actor, id string) (Reque
 		answered = r
 		return stored, err
 	}
-	inv, err := s.mintAndRecord(ctx, a, s.issuer.Mint, minting{action: ActionInviteCreate, detail: "request " + id, record: record})
+	inv, err := s.minter.mintAndRecord(ctx, a, minting{action: ActionInviteCreate, detail: "request " + id, record: record})
 	if errors.Is(err, ErrRequestAnswered) {
 		r, err := s.answeredMeanwhile(ctx, id)
 		return r, Invite{}, err
@@ -494,7 +517,7 @@ func (s *Service) ApproveRequest(ctx context.Context, a Actor, id string) (Reque
 // DenyRequest declines request id for a, with reason (may be empty),
 // which the requester's status page shows. The first answer wins, as for
 // ApproveRequest, and the same people are told.
-func (s *Service) DenyRequest(ctx context.Context, a Actor, id, reason string) (Request, error) {
+func (s *requestDesk) DenyRequest(ctx context.Context, a Actor, id, reason string) (Request, error) {
 	if err := a.may(policy.AnswerRequests); err != nil {
 		return Request{}, err
 	}
@@ -520,7 +543,7 @@ func (s *Service) DenyRequest(ctx context.Context, a Actor, id, reason string) (
 // answeredMeanwhile reads request id after the store refused to answer it
 // because someone else did first (or its time ran out), and returns it with
 // ErrRequestAnswered.
-func (s *Service) answeredMeanwhile(ctx context.Context, id string) (Request, error) {
+func (s *requestDesk) answeredMeanwhile(ctx context.Context, id string) (Request, error) {
 	r, err := s.openRequest(ctx, id)
 	if err == nil {
 		err = fmt.Errorf("request %s: the store says answered, but it reads open", id)
@@ -530,7 +553,7 @@ func (s *Service) answeredMeanwhile(ctx context.Context, id string) (Request, er
 
 // tellAnswered tells the requester, if they gave an address, and the other
 // approvers how request r was answered.
-func (s *Service) tellAnswered(ctx context.Context, r Request) {
+func (s *requestDesk) tellAnswered(ctx context.Context, r Request) {
 	if r.Contact != "" {
 		s.notify(ctx, r.Contact, RequestDecided{Request: r, Domain: s.domain})
 	}
@@ -541,7 +564,7 @@ func (s *Service) tellAnswered(ctx context.Context, r Request) {
 // Usage tracking runs it on each sweep. Requesters are not told by chat:
 // the expiry is the one outcome a stranger alone decides, and the bot
 // sends no message that a stranger alone can cause; their page says it.
-func (s *Service) ExpireRequests(ctx context.Context) {
+func (s *requestDesk) ExpireRequests(ctx context.Context) {
 	expired, err := s.store.ExpireRequests(ctx, s.now(), systemActor, ActionRequestExpire)
 	if err != nil {
 		s.log.WarnContext(ctx, "expiring account requests failed; next sweep retries", slog.Any("err", err))
@@ -555,8 +578,8 @@ func (s *Service) ExpireRequests(ctx context.Context) {
 
 // approvers returns who may answer requests: the admins, and the holders
 // of a grant that says so.
-func (s *Service) approvers(ctx context.Context) ([]string, error) {
-	admins := *s.admins.Load()
+func (s *requestDesk) approvers(ctx context.Context) ([]string, error) {
+	admins := s.roles.adminSet()
 	var out []string
 	for a := range admins {
 		out = append(out, a)
@@ -575,7 +598,7 @@ func (s *Service) approvers(ctx context.Context) ([]string, error) {
 }
 
 // notifyApprovers sends ev to every approver but except.
-func (s *Service) notifyApprovers(ctx context.Context, except string, ev Event) {
+func (s *requestDesk) notifyApprovers(ctx context.Context, except string, ev Event) {
 	to, err := s.approvers(ctx)
 	if err != nil {
 		s.log.WarnContext(ctx, "approvers not told", slog.Any("err", err))
@@ -589,7 +612,7 @@ func (s *Service) notifyApprovers(ctx context.Context, except string, ev Event) 
 }
 
 // requestObserver is the observer's part that counts requests.
-func (s *Service) requestObserver() RequestObserver {
+func (s *requestDesk) requestObserver() RequestObserver {
 	if o, ok := s.observer.(RequestObserver); ok {
 		return o
 	}

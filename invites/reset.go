@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -39,11 +40,27 @@ type ResetCreated struct {
 
 func (ResetCreated) isEvent() {}
 
+// resetLinks makes password reset links, while the server offers them
+// (detected when the link comes up) and for whom the configuration allows.
+type resetLinks struct {
+	*core
+	issuer Issuer
+	minter *minter
+	// inviterResets: see Options.InviterResets; a reload may change it.
+	inviterResets atomic.Bool
+	// offered says whether the server offers password resets.
+	offered atomic.Bool
+}
+
+// SetInviterResets says whether inviters may make password reset links
+// for accounts their invites created, as on a configuration reload.
+func (s *resetLinks) SetInviterResets(on bool) { s.inviterResets.Store(on) }
+
 // DetectServerCommands asks the server which commands it offers and turns
 // password resets on or off accordingly. The bot calls it whenever its link
 // comes up: a server upgraded from 0.12 to 13 offers resets without a
 // change to the bot's configuration.
-func (s *Service) DetectServerCommands(ctx context.Context) {
+func (s *resetLinks) DetectServerCommands(ctx context.Context) {
 	issuer, ok := s.issuer.(ResetIssuer)
 	if !ok {
 		return
@@ -53,7 +70,7 @@ func (s *Service) DetectServerCommands(ctx context.Context) {
 		s.log.WarnContext(ctx, "could not list the server's commands; password resets stay as they were", slog.Any("err", err))
 		return
 	}
-	if s.resets.Swap(on) != on || !on {
+	if s.offered.Swap(on) != on || !on {
 		s.log.InfoContext(ctx, "password resets", slog.Bool("available", on),
 			slog.String("why", map[bool]string{true: "the server offers its password reset command", false: "the server offers no password reset command (Prosody 13 does)"}[on]))
 	}
@@ -61,7 +78,7 @@ func (s *Service) DetectServerCommands(ctx context.Context) {
 
 // ResetsAvailable reports whether the server offers password resets, as
 // last detected.
-func (s *Service) ResetsAvailable() bool { return s.resets.Load() }
+func (s *resetLinks) ResetsAvailable() bool { return s.offered.Load() }
 
 // Reset makes a password reset link for account. Admins may reset any
 // account of the domain; an inviter only one that an invite of theirs
@@ -69,7 +86,7 @@ func (s *Service) ResetsAvailable() bool { return s.resets.Load() }
 // reset token can also create a new account, so the link is an invite in
 // every respect: single use, counted in quotas, stored before it is
 // returned, listed, cancellable and tracked. The account is told.
-func (s *Service) Reset(ctx context.Context, a Actor, account string) (Invite, error) {
+func (s *resetLinks) Reset(ctx context.Context, a Actor, account string) (Invite, error) {
 	if err := a.may(policy.ResetPassword); err != nil {
 		return Invite{}, err
 	}
@@ -92,7 +109,7 @@ func (s *Service) Reset(ctx context.Context, a Actor, account string) (Invite, e
 		}
 	}
 	mint := func(ctx context.Context) (Minted, error) { return issuer.MintReset(ctx, target) }
-	inv, err := s.mintAndRecord(ctx, a, mint, minting{action: ActionResetCreate, resetFor: target.String()})
+	inv, err := s.minter.mintAndRecord(ctx, a, minting{mint: mint, action: ActionResetCreate, resetFor: target.String()})
 	if err != nil {
 		return Invite{}, err
 	}
@@ -102,7 +119,7 @@ func (s *Service) Reset(ctx context.Context, a Actor, account string) (Invite, e
 
 // invitedBy returns the inviters of the account invites that created
 // account (password resets of it do not count).
-func (s *Service) invitedBy(ctx context.Context, account string) ([]string, error) {
+func (s *resetLinks) invitedBy(ctx context.Context, account string) ([]string, error) {
 	invs, err := s.store.InvitesUsedBy(ctx, account)
 	if err != nil {
 		return nil, fmt.Errorf("reset: who invited %s: %w", account, err)

@@ -13,10 +13,19 @@ import (
 	"durare.org/invitebot/store"
 )
 
+// revoker makes the tokens of cancelled invites, and of minted tokens
+// nobody was handed (orphan.go), unusable at the server, in whichever way
+// the server offers right now (serverModule.revocation).
+type revoker struct {
+	*core
+	registrar Registrar
+	module    *serverModule
+}
+
 // revokeCancelled makes a just-cancelled invite's token unusable at the
 // server. A failure is logged and left to usage tracking to retry; the
 // returned invite's Revoked field tells the caller which happened.
-func (s *Service) revokeCancelled(ctx context.Context, actor string, inv store.Invite) store.Invite {
+func (s *revoker) revokeCancelled(ctx context.Context, actor string, inv store.Invite) store.Invite {
 	if err := s.revokeToken(ctx, actor, inv); err != nil {
 		s.log.WarnContext(ctx, "cancelled invite's token still valid at the server; will retry",
 			slog.String("id", inv.ID), slog.Any("err", err))
@@ -29,11 +38,11 @@ func (s *Service) revokeCancelled(ctx context.Context, actor string, inv store.I
 // revokeToken makes a cancelled invite's token unusable at the server and
 // records that it did. It returns nil when the server refuses the token
 // now.
-func (s *Service) revokeToken(ctx context.Context, actor string, inv store.Invite) error {
+func (s *revoker) revokeToken(ctx context.Context, actor string, inv store.Invite) error {
 	var err error
-	switch s.revocation() {
+	switch s.module.revocation() {
 	case RevokeByDeletion:
-		err = s.deleteToken(ctx, inv.Token)
+		err = s.module.deleteToken(ctx, inv.Token)
 	case RevokeByConsumption:
 		err = s.consumeToken(ctx, inv)
 	default:
@@ -50,7 +59,7 @@ func (s *Service) revokeToken(ctx context.Context, actor string, inv store.Invit
 // consumeToken uses a token up: it registers a throwaway account with it,
 // removes that account again, and confirms the server now refuses the
 // token.
-func (s *Service) consumeToken(ctx context.Context, inv store.Invite) error {
+func (s *revoker) consumeToken(ctx context.Context, inv store.Invite) error {
 	username := "revoked-" + randomHex(6)
 	password := randomHex(16)
 	account, err := s.registrar.Register(ctx, inv.Token, username, password)

@@ -74,6 +74,21 @@ func (c *checkSchedule) checked(id string, at time.Time) {
 	c.lastChecked[id] = at
 }
 
+// tracker is usage tracking: it learns what became of pending invites
+// (by the server's refusal of their token, or their expiry) and retries
+// revocations that failed. Each sweep also expires account requests, which
+// have no clock of their own.
+type tracker struct {
+	*core
+	registrar Registrar
+	// schedule orders the token checks.
+	schedule checkSchedule
+	uses     *useLedger
+	module   *serverModule
+	revoker  *revoker
+	desk     *requestDesk
+}
+
 // CheckPending is one sweep of usage tracking: pending invites past their
 // expiry become expired; those whose token the server no longer accepts
 // were used, and their inviter is told; cancelled invites whose token
@@ -81,10 +96,10 @@ func (c *checkSchedule) checked(id string, at time.Time) {
 // time are marked expired. Browser registrations the
 // store failed to record are recorded first. An invite someone holds
 // right now (a registration, a cancel) is left to the next sweep.
-func (s *Service) CheckPending(ctx context.Context) error {
-	s.ExpireRequests(ctx)
-	s.payDebts(ctx)
-	s.refreshModule(ctx)
+func (s *tracker) CheckPending(ctx context.Context) error {
+	s.desk.ExpireRequests(ctx)
+	s.uses.payDebts(ctx)
+	s.module.refreshModule(ctx)
 	now := s.now()
 	// The pending index comes soonest expiry first, a page at a time:
 	// expired invites are settled as their page is read, the others go
@@ -99,7 +114,7 @@ func (s *Service) CheckPending(ctx context.Context) error {
 		for _, ref := range page {
 			inv := pendingInvite(ref)
 			if !inv.Expires.IsZero() && !now.Before(inv.Expires) {
-				if unlock, ok := s.tryLockInvite(ctx, inv.ID); ok {
+				if unlock, ok := s.uses.tryLockInvite(ctx, inv.ID); ok {
 					s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
 					unlock()
 				}
@@ -112,12 +127,12 @@ func (s *Service) CheckPending(ctx context.Context) error {
 		}
 		after = page[len(page)-1]
 	}
-	if len(live) > 0 && s.pollDue() {
+	if len(live) > 0 && s.module.pollDue() {
 		if err := s.checkTokens(ctx, live); err != nil {
 			return err
 		}
 	}
-	if s.revocation() == RevokeUnsupported {
+	if s.module.revocation() == RevokeUnsupported {
 		return nil // nothing to retry with
 	}
 	// Only those not expired yet: the server drops the others by itself.
@@ -126,7 +141,7 @@ func (s *Service) CheckPending(ctx context.Context) error {
 		return fmt.Errorf("usage check: %w", err)
 	}
 	for _, inv := range unrevoked {
-		if err := s.revokeToken(ctx, systemActor, inv); err != nil {
+		if err := s.revoker.revokeToken(ctx, systemActor, inv); err != nil {
 			s.log.WarnContext(ctx, "revoking a cancelled invite's token failed; will retry",
 				slog.String("id", inv.ID), slog.Any("err", err))
 		}
@@ -149,7 +164,7 @@ const expiryMargin = 5 * time.Minute
 // recently checked first, on a c2s stream renewed before the server's
 // timeout, until all are checked or the sweep's time is up; it settles the
 // tokens the server refuses.
-func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
+func (s *tracker) checkTokens(ctx context.Context, invs []store.Invite) error {
 	s.schedule.order(invs)
 	// The sweep's clock and pace start with the first check: dialling is
 	// not checking, and the first check need not wait.
@@ -200,7 +215,7 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 		}
 		// A registration holding the invite records it, with the account;
 		// the check and what follows from it must not interleave with one.
-		unlock, ok := s.tryLockInvite(ctx, inv.ID)
+		unlock, ok := s.uses.tryLockInvite(ctx, inv.ID)
 		if !ok {
 			continue
 		}
@@ -221,7 +236,7 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 // settleRejected records a pending invite whose token the server refuses:
 // used when that happened well before its expiry, expired otherwise. With
 // no known expiry it cannot tell, and says so instead of notifying.
-func (s *Service) settleRejected(ctx context.Context, inv store.Invite) {
+func (s *tracker) settleRejected(ctx context.Context, inv store.Invite) {
 	switch {
 	case inv.Expires.IsZero():
 		s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "token no longer accepted; expiry unknown, so maybe used")
@@ -236,7 +251,7 @@ func (s *Service) settleRejected(ctx context.Context, inv store.Invite) {
 // one stream dialled on first use. Once the server cannot be asked, every
 // token counts as live: cancelling is then the safe choice.
 type tokenChecks struct {
-	s       *Service
+	t       *tracker
 	checker TokenChecker
 	down    bool
 }
@@ -249,9 +264,9 @@ func (tc *tokenChecks) settleIfSpent(ctx context.Context, inv store.Invite) bool
 		return false
 	}
 	if tc.checker == nil {
-		c, err := tc.s.registrar.DialChecker(ctx)
+		c, err := tc.t.registrar.DialChecker(ctx)
 		if err != nil {
-			tc.s.log.WarnContext(ctx, "cannot check tokens before cancelling", slog.Any("err", err))
+			tc.t.log.WarnContext(ctx, "cannot check tokens before cancelling", slog.Any("err", err))
 			tc.down = true
 			return false
 		}
@@ -260,10 +275,10 @@ func (tc *tokenChecks) settleIfSpent(ctx context.Context, inv store.Invite) bool
 	err := tc.checker.Check(ctx, inv.Token)
 	switch {
 	case errors.Is(err, ErrTokenRejected):
-		tc.s.settleRejected(ctx, inv)
+		tc.t.settleRejected(ctx, inv)
 		return true
 	case err != nil:
-		tc.s.log.WarnContext(ctx, "token check failed before cancelling", slog.Any("err", err))
+		tc.t.log.WarnContext(ctx, "token check failed before cancelling", slog.Any("err", err))
 		tc.down = true
 	}
 	return false
@@ -277,7 +292,7 @@ func (tc *tokenChecks) close() {
 }
 
 // settle moves a pending invite to its final state and tells the inviter.
-func (s *Service) settle(ctx context.Context, inv store.Invite, to store.State, action, detail string) {
+func (s *tracker) settle(ctx context.Context, inv store.Invite, to store.State, action, detail string) {
 	settled, err := s.store.SetInviteState(ctx, inv.ID, to, "", store.AuditEntry{
 		Time: s.now().UTC(), Actor: systemActor, Action: action, Subject: inv.ID, Detail: detail,
 	})
@@ -296,7 +311,7 @@ func (s *Service) settle(ctx context.Context, inv store.Invite, to store.State, 
 }
 
 // Track runs usage tracking every interval until ctx ends.
-func (s *Service) Track(ctx context.Context, interval time.Duration) {
+func (s *tracker) Track(ctx context.Context, interval time.Duration) {
 	s.schedule.mu.Lock()
 	s.schedule.budget = time.Duration(float64(interval) * sweepShare)
 	s.schedule.mu.Unlock()
