@@ -27,11 +27,11 @@ type canceller struct {
 // A browser registration with the invite under way finishes first: Cancel
 // waits for it (within ctx), then reports ErrNotPending with the invite
 // used, and by whom.
-func (s *canceller) Cancel(ctx context.Context, a Actor, id string) (Invite, error) {
+func (c *canceller) Cancel(ctx context.Context, a Actor, id string) (Invite, error) {
 	if err := a.may(policy.CancelInvite); err != nil {
 		return Invite{}, err
 	}
-	inv, err := s.record(ctx, id)
+	inv, err := c.record(ctx, id)
 	if err != nil {
 		return Invite{}, err
 	}
@@ -41,12 +41,12 @@ func (s *canceller) Cancel(ctx context.Context, a Actor, id string) (Invite, err
 	if inv.State != store.StatePending {
 		return viewOf(inv), ErrNotPending
 	}
-	unlock, err := s.uses.lockInvite(ctx, id)
+	unlock, err := c.uses.lockInvite(ctx, id)
 	if err != nil {
 		return Invite{}, fmt.Errorf("cancel invite: %w", err)
 	}
-	checks := &tokenChecks{t: s.tracker}
-	cancelled, err := s.cancelLocked(ctx, checks, a.jid, id, "")
+	checks := &tokenChecks{t: c.tracker}
+	cancelled, err := c.cancelLocked(ctx, checks, a.jid, id, "")
 	unlock()
 	checks.close()
 	if errors.Is(err, ErrNotPending) {
@@ -54,12 +54,12 @@ func (s *canceller) Cancel(ctx context.Context, a Actor, id string) (Invite, err
 	} else if err != nil {
 		return Invite{}, err
 	}
-	s.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", a.jid))
-	done := viewOf(s.revoker.revokeCancelled(ctx, a.jid, cancelled))
+	c.log.InfoContext(ctx, "invite cancelled", slog.String("id", id), slog.String("by", a.jid))
+	done := viewOf(c.revoker.revokeCancelled(ctx, a.jid, cancelled))
 	if cancelled.Inviter != a.jid {
 		// Someone else's invite: its inviter would otherwise find it
 		// cancelled with no word why.
-		s.notify(ctx, cancelled.Inviter, InviteCancelled{Invite: done, By: a.jid})
+		c.notify(ctx, cancelled.Inviter, InviteCancelled{Invite: done, By: a.jid})
 	}
 	return done, nil
 }
@@ -69,8 +69,8 @@ func (s *canceller) Cancel(ctx context.Context, a Actor, id string) (Invite, err
 // as used or expired: a used token is a used invite, not a cancelled one,
 // so the account it created is not hidden), gives ErrNotPending with the
 // invite as it now stands.
-func (s *canceller) cancelLocked(ctx context.Context, checks *tokenChecks, actor, id, detail string) (store.Invite, error) {
-	inv, err := s.record(ctx, id)
+func (c *canceller) cancelLocked(ctx context.Context, checks *tokenChecks, actor, id, detail string) (store.Invite, error) {
+	inv, err := c.record(ctx, id)
 	if err != nil {
 		return store.Invite{}, err
 	}
@@ -78,7 +78,7 @@ func (s *canceller) cancelLocked(ctx context.Context, checks *tokenChecks, actor
 		return inv, ErrNotPending
 	}
 	if checks.settleIfSpent(ctx, inv) {
-		if inv, err = s.record(ctx, id); err != nil {
+		if inv, err = c.record(ctx, id); err != nil {
 			return store.Invite{}, err
 		}
 		return inv, ErrNotPending
@@ -87,8 +87,8 @@ func (s *canceller) cancelLocked(ctx context.Context, checks *tokenChecks, actor
 	// request ran out of time meanwhile.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
-	cancelled, err := s.store.SetInviteState(wctx, id, store.StateCancelled, "", store.AuditEntry{
-		Time: s.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: id, Detail: detail,
+	cancelled, err := c.store.SetInviteState(wctx, id, store.StateCancelled, "", store.AuditEntry{
+		Time: c.now().UTC(), Actor: actor, Action: ActionInviteCancel, Subject: id, Detail: detail,
 	})
 	if err != nil {
 		return store.Invite{}, fmt.Errorf("cancel invite: %w", err)
@@ -102,8 +102,8 @@ func (s *canceller) cancelLocked(ctx context.Context, checks *tokenChecks, actor
 // unusable at the server as revokeBudget allows; usage tracking retries the
 // rest. It goes on past a failing invite, since every one left working is
 // a working token, and returns the first failure, named after what.
-func (s *canceller) cancelMany(ctx context.Context, actor string, invs []store.Invite, detail, what string) (cancelledN, stillValid int, err error) {
-	checks := &tokenChecks{t: s.tracker}
+func (c *canceller) cancelMany(ctx context.Context, actor string, invs []store.Invite, detail, what string) (cancelledN, stillValid int, err error) {
+	checks := &tokenChecks{t: c.tracker}
 	defer checks.close()
 	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
 	defer lcancel()
@@ -113,10 +113,10 @@ func (s *canceller) cancelMany(ctx context.Context, actor string, invs []store.I
 		if inv.State != store.StatePending {
 			continue
 		}
-		c, err := s.cancelOne(lctx, checks, actor, inv.ID, detail)
+		done, err := c.cancelOne(lctx, checks, actor, inv.ID, detail)
 		switch {
 		case err == nil:
-			cancelled = append(cancelled, c)
+			cancelled = append(cancelled, done)
 		case errors.Is(err, ErrNotPending):
 		case failed == nil:
 			failed = fmt.Errorf("%s: cancel %s: %w", what, inv.ID, err)
@@ -127,7 +127,7 @@ func (s *canceller) cancelMany(ctx context.Context, actor string, invs []store.I
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), revokeBudget)
 	defer rcancel()
 	for _, inv := range cancelled {
-		if rctx.Err() != nil || !s.revoker.revokeCancelled(rctx, actor, inv).Revoked {
+		if rctx.Err() != nil || !c.revoker.revokeCancelled(rctx, actor, inv).Revoked {
 			stillValid++
 		}
 	}
@@ -139,11 +139,11 @@ func (s *canceller) cancelMany(ctx context.Context, actor string, invs []store.I
 const revokeBudget = 20 * time.Second
 
 // cancelOne cancels one invite of many under its lock.
-func (s *canceller) cancelOne(ctx context.Context, checks *tokenChecks, actor, id, detail string) (store.Invite, error) {
-	unlock, err := s.uses.lockInvite(ctx, id)
+func (c *canceller) cancelOne(ctx context.Context, checks *tokenChecks, actor, id, detail string) (store.Invite, error) {
+	unlock, err := c.uses.lockInvite(ctx, id)
 	if err != nil {
 		return store.Invite{}, err
 	}
 	defer unlock()
-	return s.cancelLocked(ctx, checks, actor, id, detail)
+	return c.cancelLocked(ctx, checks, actor, id, detail)
 }

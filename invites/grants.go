@@ -45,11 +45,11 @@ type GrantOptions struct {
 // holds a grant updates it: limits and note given now replace the old ones
 // (a zero limit is the default again), those left out are kept. It returns
 // the grant now in force and whether one existed before.
-func (s *grants) Grant(ctx context.Context, a Actor, target string, o GrantOptions) (g Grant, updated bool, err error) {
+func (gr *grants) Grant(ctx context.Context, a Actor, target string, o GrantOptions) (g Grant, updated bool, err error) {
 	if err := a.may(policy.ManageGrants); err != nil {
 		return Grant{}, false, err
 	}
-	if s.roles.IsAdmin(target) {
+	if gr.roles.IsAdmin(target) {
 		return Grant{}, false, ErrTargetIsAdmin
 	}
 	// Front ends check what people type; a negative allowance here is a
@@ -65,14 +65,14 @@ func (s *grants) Grant(ctx context.Context, a Actor, target string, o GrantOptio
 		}
 	}
 	rec := store.Grant{JID: target}
-	old, err := s.store.Grant(ctx, target)
+	old, err := gr.store.Grant(ctx, target)
 	switch {
 	case err == nil:
 		rec, updated = old, true
 	case !errors.Is(err, store.ErrNotFound):
 		return Grant{}, false, fmt.Errorf("grant: %w", err)
 	}
-	now := s.now().UTC()
+	now := gr.now().UTC()
 	rec.GrantedBy, rec.GrantedAt = a.jid, now
 	if o.Note != "" {
 		rec.Note = o.Note
@@ -91,18 +91,18 @@ func (s *grants) Grant(ctx context.Context, a Actor, target string, o GrantOptio
 		newlyApprover = *o.Requests && !rec.Requests
 		rec.Requests = *o.Requests
 	}
-	err = s.store.PutGrant(ctx, rec,
+	err = gr.store.PutGrant(ctx, rec,
 		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionGrant, Subject: target, Detail: grantDetail(rec, updated, o.Requests != nil, o.Events != nil)})
 	if err != nil {
 		return Grant{}, false, fmt.Errorf("grant: %w", err)
 	}
-	s.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", a.jid),
+	gr.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", a.jid),
 		slog.Int("per_day", rec.PerDay), slog.Int("max_pending", rec.MaxPending), slog.Int("events", rec.Events), slog.Bool("updated", updated))
 	switch {
 	case !updated:
-		s.notify(ctx, target, GrantGiven{Domain: s.domain, Requests: rec.Requests})
+		gr.notify(ctx, target, GrantGiven{Domain: gr.domain, Requests: rec.Requests})
 	case newlyApprover:
-		s.notify(ctx, target, RequestsGranted{Domain: s.domain})
+		gr.notify(ctx, target, RequestsGranted{Domain: gr.domain})
 	}
 	return grantOf(rec), updated, nil
 }
@@ -151,12 +151,12 @@ type RevokeResult struct {
 // Revoke takes the right to invite away from target and cancels every
 // invite of theirs still pending, at the server too. Running it again for
 // someone already revoked cancels whatever is still pending.
-func (s *grants) Revoke(ctx context.Context, a Actor, target string) (RevokeResult, error) {
+func (gr *grants) Revoke(ctx context.Context, a Actor, target string) (RevokeResult, error) {
 	var res RevokeResult
 	if err := a.may(policy.ManageGrants); err != nil {
 		return res, err
 	}
-	if s.roles.IsAdmin(target) {
+	if gr.roles.IsAdmin(target) {
 		return res, ErrTargetIsAdmin
 	}
 	// Everything below must happen even if the request runs out of time
@@ -164,7 +164,7 @@ func (s *grants) Revoke(ctx context.Context, a Actor, target string) (RevokeResu
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
 
-	granted, invs, err := s.withdraw(wctx, a, target)
+	granted, invs, err := gr.withdraw(wctx, a, target)
 	if err != nil {
 		return res, err
 	}
@@ -180,14 +180,14 @@ func (s *grants) Revoke(ctx context.Context, a Actor, target string) (RevokeResu
 	// Tokens already used get recorded as used, with a notice, first. An
 	// invite a browser registration is using right now is waited for, so
 	// its account is recorded; the wait is bounded, as a registration is.
-	res.Cancelled, res.StillValid, err = s.cancel.cancelMany(ctx, a.jid, pending, "inviter revoked", "revoke")
+	res.Cancelled, res.StillValid, err = gr.cancel.cancelMany(ctx, a.jid, pending, "inviter revoked", "revoke")
 	if err != nil {
 		return res, err
 	}
-	s.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", a.jid),
+	gr.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", a.jid),
 		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid))
 	if granted {
-		s.notify(ctx, target, GrantRevoked{Domain: s.domain, Cancelled: res.Cancelled})
+		gr.notify(ctx, target, GrantRevoked{Domain: gr.domain, Cancelled: res.Cancelled})
 	}
 	return res, nil
 }
@@ -196,18 +196,18 @@ func (s *grants) Revoke(ctx context.Context, a Actor, target string) (RevokeResu
 // their invites, exclusive of admissions: an invite being minted for target
 // right now is either stored before this (and returned, to be cancelled) or
 // dropped (quotaGate.stillAdmitted). granted says a grant was deleted.
-func (s *grants) withdraw(ctx context.Context, a Actor, target string) (granted bool, invs []store.Invite, err error) {
-	s.gate.exclusive(func() {
-		err = s.store.DeleteGrant(ctx, target, store.AuditEntry{
-			Time: s.now().UTC(), Actor: a.jid, Action: ActionRevoke, Subject: target,
+func (gr *grants) withdraw(ctx context.Context, a Actor, target string) (granted bool, invs []store.Invite, err error) {
+	gr.gate.exclusive(func() {
+		err = gr.store.DeleteGrant(ctx, target, store.AuditEntry{
+			Time: gr.now().UTC(), Actor: a.jid, Action: ActionRevoke, Subject: target,
 		})
 		granted = err == nil
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("revoke: %w", err)
 			return
 		}
-		s.events.markEventsClosed(ctx, a.jid, target) // their invites are cancelled after
-		invs, err = s.store.InvitesByInviter(ctx, target)
+		gr.events.markEventsClosed(ctx, a.jid, target) // their invites are cancelled after
+		invs, err = gr.store.InvitesByInviter(ctx, target)
 		if err != nil {
 			err = fmt.Errorf("revoke: list invites: %w", err)
 		}

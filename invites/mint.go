@@ -27,12 +27,12 @@ type minter struct {
 // database does not hold. A token the server minted that is not handed
 // back (the request gave up, the inviter was revoked or invites paused
 // meanwhile, the store failed) is revoked at the server (orphan.go).
-func (s *minter) Create(ctx context.Context, a Actor) (Invite, error) {
+func (mt *minter) Create(ctx context.Context, a Actor) (Invite, error) {
 	if err := a.may(policy.CreateInvite); err != nil {
-		s.observer.InviteDenied()
+		mt.observer.InviteDenied()
 		return Invite{}, err
 	}
-	return s.mintAndRecord(ctx, a, minting{action: ActionInviteCreate})
+	return mt.mintAndRecord(ctx, a, minting{action: ActionInviteCreate})
 }
 
 // minting says what kind of invite mintAndRecord makes and how it is
@@ -66,19 +66,19 @@ type minting struct {
 // mintAndRecord admits one token for a under the pause switch and the
 // quotas, has m.mint make it at the server, and records it as an invite of
 // the kind m says, with its audit entry, before returning it.
-func (s *minter) mintAndRecord(ctx context.Context, a Actor, m minting) (Invite, error) {
+func (mt *minter) mintAndRecord(ctx context.Context, a Actor, m minting) (Invite, error) {
 	resetFor := m.resetFor
 	if m.mint == nil {
-		m.mint = s.issuer.Mint
+		m.mint = mt.issuer.Mint
 	}
 	if m.record == nil {
-		m.record = s.store.AddInvite
+		m.record = mt.store.AddInvite
 	}
 	if m.detail == "" {
 		m.detail = resetFor
 	}
 	if m.admit == nil {
-		m.admit = func(ctx context.Context) (*reservation, error) { return s.gate.admitCreate(ctx, a) }
+		m.admit = func(ctx context.Context) (*reservation, error) { return mt.gate.admitCreate(ctx, a) }
 	}
 	held, err := m.admit(ctx)
 	if err != nil {
@@ -97,12 +97,12 @@ func (s *minter) mintAndRecord(ctx context.Context, a Actor, m minting) (Invite,
 	// own time ran out while minting.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
-	now := s.now().UTC()
+	now := mt.now().UTC()
 	template := store.Invite{
 		Token:      minted.Token,
 		URI:        minted.URI,
 		LandingURL: minted.LandingURL,
-		Domain:     s.domain,
+		Domain:     mt.domain,
 		Inviter:    a.jid,
 		Created:    now,
 		Expires:    minted.Expires,
@@ -113,9 +113,9 @@ func (s *minter) mintAndRecord(ctx context.Context, a Actor, m minting) (Invite,
 	var inv store.Invite
 	err = held.settle(func() error {
 		// Revoke and pause may have happened while the server minted;
-		// both serialise with this under quotaMu. The token is then
-		// revoked instead of handed out.
-		if err := s.gate.stillAdmitted(wctx, a); err != nil {
+		// both serialise with this under the gate's lock. The token is
+		// then revoked instead of handed out.
+		if err := mt.gate.stillAdmitted(wctx, a); err != nil {
 			return err
 		}
 		var err error
@@ -125,7 +125,7 @@ func (s *minter) mintAndRecord(ctx context.Context, a Actor, m minting) (Invite,
 	if err != nil {
 		// Revoked, paused, answered by someone else, event link closed
 		// meanwhile, or the store failed: the token is revoked.
-		s.revoker.dropMinted(ctx, a, template, err)
+		mt.revoker.dropMinted(ctx, a, template, err)
 		var paused *PausedError
 		if errors.Is(err, ErrForbidden) || errors.As(err, &paused) || errors.Is(err, ErrRequestAnswered) || errors.Is(err, ErrEventClosed) {
 			return Invite{}, err
@@ -134,11 +134,11 @@ func (s *minter) mintAndRecord(ctx context.Context, a Actor, m minting) (Invite,
 	}
 	if err := ctx.Err(); err != nil {
 		// Nobody is waiting to hand the invite out any more.
-		s.revoker.abandonCreated(ctx, inv)
+		mt.revoker.abandonCreated(ctx, inv)
 		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
-	s.observer.InviteCreated()
-	s.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
+	mt.observer.InviteCreated()
+	mt.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
 		slog.Time("expires", inv.Expires), slog.String("reset_for", resetFor), slog.String("event", inv.Event))
 	return viewOf(inv), nil
 }

@@ -62,17 +62,17 @@ type registration struct {
 
 // begin marks invite id as in registration, unless it is already; end
 // unmarks it.
-func (s *registration) begin(id string) (end func(), ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.busy[id] {
+func (rg *registration) begin(id string) (end func(), ok bool) {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	if rg.busy[id] {
 		return nil, false
 	}
-	s.busy[id] = true
+	rg.busy[id] = true
 	return func() {
-		s.mu.Lock()
-		delete(s.busy, id)
-		s.mu.Unlock()
+		rg.mu.Lock()
+		delete(rg.busy, id)
+		rg.mu.Unlock()
 	}, true
 }
 
@@ -87,15 +87,15 @@ func (s *registration) begin(id string) (end func(), ok bool) {
 // used, and usage tracking leaves it alone meanwhile. A second
 // registration with the same invite fails at once with
 // ErrRegistrationInProgress rather than queueing behind the first.
-func (s *registration) RegisterAccount(ctx context.Context, id, username, password string) (jid.JID, error) {
-	if _, err := s.record(ctx, id); err != nil {
+func (rg *registration) RegisterAccount(ctx context.Context, id, username, password string) (jid.JID, error) {
+	if _, err := rg.record(ctx, id); err != nil {
 		return jid.JID{}, err
 	}
 	username, err := PrepareUsername(username)
 	if err != nil {
 		return jid.JID{}, fmt.Errorf("register account: %w", err)
 	}
-	end, ok := s.begin(id)
+	end, ok := rg.begin(id)
 	if !ok {
 		return jid.JID{}, ErrRegistrationInProgress
 	}
@@ -103,16 +103,16 @@ func (s *registration) RegisterAccount(ctx context.Context, id, username, passwo
 
 	// Wait out a cancel, revoke or usage check of this invite, then read it
 	// again: what they decided stands.
-	unlock, err := s.uses.lockInvite(ctx, id)
+	unlock, err := rg.uses.lockInvite(ctx, id)
 	if err != nil {
 		return jid.JID{}, fmt.Errorf("register account: %w", err)
 	}
 	defer unlock()
-	inv, err := s.record(ctx, id)
+	inv, err := rg.record(ctx, id)
 	if err != nil {
 		return jid.JID{}, err
 	}
-	if !viewOf(inv).Usable(s.now()) {
+	if !viewOf(inv).Usable(rg.now()) {
 		return jid.JID{}, ErrNotPending
 	}
 	if inv.ResetFor != "" {
@@ -125,7 +125,7 @@ func (s *registration) RegisterAccount(ctx context.Context, id, username, passwo
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registrationTimeout)
 	defer cancel()
-	requested, err := s.registrar.Register(rctx, inv.Token, username, password)
+	requested, err := rg.registrar.Register(rctx, inv.Token, username, password)
 	switch {
 	case errors.Is(err, ErrTokenRejected):
 		// Usage tracking will record what became of it; the visitor just
@@ -138,9 +138,9 @@ func (s *registration) RegisterAccount(ctx context.Context, id, username, passwo
 	case err != nil:
 		return jid.JID{}, fmt.Errorf("register account: %w", err)
 	}
-	account := s.createdAccount(rctx, requested, password)
-	s.uses.recordUse(ctx, inv, account)
-	s.log.InfoContext(ctx, "account registered with invite", slog.String("id", id),
+	account := rg.createdAccount(rctx, requested, password)
+	rg.uses.recordUse(ctx, inv, account)
+	rg.log.InfoContext(ctx, "account registered with invite", slog.String("id", id),
 		slog.String("account", account.String()), slog.String("inviter", inv.Inviter))
 	return account, nil
 }
@@ -150,15 +150,15 @@ func (s *registration) RegisterAccount(ctx context.Context, id, username, passwo
 // mirrors but cannot promise to match (another server, another Unicode
 // version). If the login fails, the address asked for is the best guess,
 // and the log says so.
-func (s *registration) createdAccount(ctx context.Context, requested jid.JID, password string) jid.JID {
-	bound, err := s.registrar.BoundJID(ctx, requested, password)
+func (rg *registration) createdAccount(ctx context.Context, requested jid.JID, password string) jid.JID {
+	bound, err := rg.registrar.BoundJID(ctx, requested, password)
 	if err != nil {
-		s.log.WarnContext(ctx, "account registered, but logging in to confirm its address failed; recording the address asked for",
+		rg.log.WarnContext(ctx, "account registered, but logging in to confirm its address failed; recording the address asked for",
 			slog.String("account", requested.String()), slog.Any("err", err))
 		return requested
 	}
 	if !bound.Equal(requested) {
-		s.log.InfoContext(ctx, "the server created the account under another address",
+		rg.log.InfoContext(ctx, "the server created the account under another address",
 			slog.String("requested", requested.String()), slog.String("account", bound.String()))
 	}
 	return bound

@@ -169,7 +169,7 @@ func (nopObserver) InviteDenied()  {}
 func (nopObserver) InviteUsed()    {}
 
 // Actor is someone the service acts for: a bare JID and the role it held
-// when the request began. Only Service.Actor makes one, so the role is
+// when the request began. Only Service.Actor (roles.Actor) makes one, so the role is
 // read once per request and a front end cannot claim a role it was not
 // given.
 type Actor struct {

@@ -50,76 +50,76 @@ type owedUse struct {
 // recordUse marks inv used by account. The caller holds inv's lock, so no
 // cancel or sweep can have settled it meanwhile. A store that keeps failing
 // leaves the use owed.
-func (s *useLedger) recordUse(ctx context.Context, inv store.Invite, account jid.JID) {
-	use := owedUse{inv: inv, account: account.String(), at: s.now().UTC()}
+func (u *useLedger) recordUse(ctx context.Context, inv store.Invite, account jid.JID) {
+	use := owedUse{inv: inv, account: account.String(), at: u.now().UTC()}
 	var err error
 	for attempt := range useRecordAttempts {
 		if attempt > 0 {
 			time.Sleep(useRetryDelay)
 		}
-		if err = s.markUsed(ctx, use); err == nil {
+		if err = u.markUsed(ctx, use); err == nil {
 			return
 		}
 	}
-	s.owedMu.Lock()
-	s.owed[inv.ID] = use
-	s.owedMu.Unlock()
-	s.log.ErrorContext(ctx, "account registered but its invite is not marked used yet; retrying with the next sweep",
+	u.owedMu.Lock()
+	u.owed[inv.ID] = use
+	u.owedMu.Unlock()
+	u.log.ErrorContext(ctx, "account registered but its invite is not marked used yet; retrying with the next sweep",
 		slog.String("id", inv.ID), slog.String("account", use.account), slog.Any("err", err))
 }
 
 // markUsed writes use to the store and tells the inviter.
-func (s *useLedger) markUsed(ctx context.Context, use owedUse) error {
+func (u *useLedger) markUsed(ctx context.Context, use owedUse) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
-	used, err := s.store.SetInviteState(wctx, use.inv.ID, store.StateUsed, use.account, store.AuditEntry{
+	used, err := u.store.SetInviteState(wctx, use.inv.ID, store.StateUsed, use.account, store.AuditEntry{
 		Time: use.at, Actor: use.account, Action: ActionInviteUse, Subject: use.inv.ID,
 		Detail: useDetail(use.inv),
 	})
 	if errors.Is(err, store.ErrNotPending) {
 		// Nothing settles an invite without its lock, which the
 		// registration held: this is a bug, and retrying cannot help.
-		s.log.ErrorContext(ctx, "invite settled by something else while its registration held it",
+		u.log.ErrorContext(ctx, "invite settled by something else while its registration held it",
 			slog.String("id", use.inv.ID), slog.String("account", use.account), slog.Any("err", err))
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("mark invite %s used: %w", use.inv.ID, err)
 	}
-	s.observer.InviteUsed()
-	s.module.announceUse(ctx, viewOf(used), use.account)
+	u.observer.InviteUsed()
+	u.module.announceUse(ctx, viewOf(used), use.account)
 	return nil
 }
 
 // payOwed writes the use owed to invite id, if there is one. The caller
 // holds id's lock.
-func (s *useLedger) payOwed(ctx context.Context, id string) error {
-	s.owedMu.Lock()
-	use, ok := s.owed[id]
-	s.owedMu.Unlock()
+func (u *useLedger) payOwed(ctx context.Context, id string) error {
+	u.owedMu.Lock()
+	use, ok := u.owed[id]
+	u.owedMu.Unlock()
 	if !ok {
 		return nil
 	}
-	if err := s.markUsed(ctx, use); err != nil {
+	if err := u.markUsed(ctx, use); err != nil {
 		return fmt.Errorf("record the registration of %s first: %w", use.account, err)
 	}
-	s.owedMu.Lock()
-	delete(s.owed, id)
-	s.owedMu.Unlock()
-	s.log.InfoContext(ctx, "owed invite use recorded", slog.String("id", id), slog.String("account", use.account))
+	u.owedMu.Lock()
+	delete(u.owed, id)
+	u.owedMu.Unlock()
+	u.log.InfoContext(ctx, "owed invite use recorded", slog.String("id", id), slog.String("account", use.account))
 	return nil
 }
 
 // payDebts tries every owed use whose invite nobody holds right now.
-func (s *useLedger) payDebts(ctx context.Context) {
-	s.owedMu.Lock()
-	ids := make([]string, 0, len(s.owed))
-	for id := range s.owed {
+func (u *useLedger) payDebts(ctx context.Context) {
+	u.owedMu.Lock()
+	ids := make([]string, 0, len(u.owed))
+	for id := range u.owed {
 		ids = append(ids, id)
 	}
-	s.owedMu.Unlock()
+	u.owedMu.Unlock()
 	for _, id := range ids {
-		if unlock, ok := s.tryLockInvite(ctx, id); ok {
+		if unlock, ok := u.tryLockInvite(ctx, id); ok {
 			unlock()
 		}
 	}
@@ -127,12 +127,12 @@ func (s *useLedger) payDebts(ctx context.Context) {
 
 // lockInvite takes invite id's lifecycle lock, waiting until ctx ends at
 // most, and first writes any use owed to it.
-func (s *useLedger) lockInvite(ctx context.Context, id string) (unlock func(), err error) {
-	unlock, err = s.locks.lock(ctx, id)
+func (u *useLedger) lockInvite(ctx context.Context, id string) (unlock func(), err error) {
+	unlock, err = u.locks.lock(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("wait for invite %s: %w", id, err)
 	}
-	if err := s.payOwed(ctx, id); err != nil {
+	if err := u.payOwed(ctx, id); err != nil {
 		unlock()
 		return nil, err
 	}
@@ -142,13 +142,13 @@ func (s *useLedger) lockInvite(ctx context.Context, id string) (unlock func(), e
 // tryLockInvite is lockInvite for background work, which skips an invite
 // someone holds: it takes the lock only if it is free right now (and the
 // owed use, if any, could be written).
-func (s *useLedger) tryLockInvite(ctx context.Context, id string) (unlock func(), ok bool) {
-	unlock, ok = s.locks.tryLock(id)
+func (u *useLedger) tryLockInvite(ctx context.Context, id string) (unlock func(), ok bool) {
+	unlock, ok = u.locks.tryLock(id)
 	if !ok {
 		return nil, false
 	}
-	if err := s.payOwed(ctx, id); err != nil {
-		s.log.WarnContext(ctx, "owed invite use still not recorded", slog.String("id", id), slog.Any("err", err))
+	if err := u.payOwed(ctx, id); err != nil {
+		u.log.WarnContext(ctx, "owed invite use still not recorded", slog.String("id", id), slog.Any("err", err))
 		unlock()
 		return nil, false
 	}
