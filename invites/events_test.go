@@ -35,15 +35,23 @@ type eventIssuer struct {
 	deleted []string
 }
 
-// mintGate holds mints at the server until the test releases them.
+// mintGate holds mints at the server until the test opens it.
 type mintGate struct {
 	started chan struct{} // one value per Mint begun
 	release chan struct{} // closed to let every Mint finish
+	once    sync.Once
 }
 
-func newMintGate(n int) *mintGate {
-	return &mintGate{started: make(chan struct{}, n), release: make(chan struct{})}
+// newMintGate returns a gate for up to n mints, opened when the test ends
+// at the latest, so that no visitor is left minting.
+func newMintGate(t *testing.T, n int) *mintGate {
+	g := &mintGate{started: make(chan struct{}, n), release: make(chan struct{})}
+	t.Cleanup(g.open)
+	return g
 }
+
+// open lets every mint held and to come finish.
+func (g *mintGate) open() { g.once.Do(func() { close(g.release) }) }
 
 // wait waits until n mints are under way.
 func (g *mintGate) wait(t *testing.T, n int) {
@@ -177,7 +185,7 @@ func (f *eventFixture) event(t *testing.T, who string, uses int, valid time.Dura
 // the creator's with the link, and the other seven hear it is used up.
 func TestEventCapHoldsUnderConcurrentVisitors(t *testing.T) {
 	f := newEventFixture(t, policy.Limits{})
-	gate := newMintGate(10)
+	gate := newMintGate(t, 10)
 	f.issuer.gate = gate
 	f.grant(t, 5)
 	ev := f.event(t, eventInviter, 3, time.Hour)
@@ -200,7 +208,7 @@ func TestEventCapHoldsUnderConcurrentVisitors(t *testing.T) {
 	// The three visitors who claimed a use are all minting at once before
 	// any of them finishes.
 	gate.wait(t, 3)
-	close(gate.release)
+	gate.open()
 	wg.Wait()
 	close(results)
 	close(ids)
@@ -482,7 +490,7 @@ func TestCloseEventCancelsUnusedInvites(t *testing.T) {
 func TestEventClosedWhileMinting(t *testing.T) {
 	ctx := context.Background()
 	f := newEventFixture(t, policy.Limits{})
-	gate := newMintGate(1)
+	gate := newMintGate(t, 1)
 	f.issuer.gate = gate
 	ev := f.event(t, eventAdmin, 3, time.Hour)
 	done := make(chan error, 1)
@@ -492,7 +500,7 @@ func TestEventClosedWhileMinting(t *testing.T) {
 	}()
 	gate.wait(t, 1) // the server is minting the visitor's token now
 	_, err := f.svc.CloseEvent(ctx, f.actor(t, eventAdmin), ev.ID)
-	close(gate.release)
+	gate.open()
 	if err != nil {
 		t.Fatal(err)
 	}
