@@ -67,19 +67,8 @@ type minting struct {
 // quotas, has m.mint make it at the server, and records it as an invite of
 // the kind m says, with its audit entry, before returning it.
 func (mt *minter) mintAndRecord(ctx context.Context, a Actor, m minting) (Invite, error) {
+	m = mt.defaults(a, m)
 	resetFor := m.resetFor
-	if m.mint == nil {
-		m.mint = mt.issuer.Mint
-	}
-	if m.record == nil {
-		m.record = mt.store.AddInvite
-	}
-	if m.detail == "" {
-		m.detail = resetFor
-	}
-	if m.admit == nil {
-		m.admit = func(ctx context.Context) (*reservation, error) { return mt.gate.admitCreate(ctx, a) }
-	}
 	held, err := m.admit(ctx)
 	if err != nil {
 		return Invite{}, err
@@ -141,4 +130,23 @@ func (mt *minter) mintAndRecord(ctx context.Context, a Actor, m minting) (Invite
 	mt.log.InfoContext(ctx, "invite created", slog.String("id", inv.ID), slog.String("inviter", a.jid),
 		slog.Time("expires", inv.Expires), slog.String("reset_for", resetFor), slog.String("event", inv.Event))
 	return viewOf(inv), nil
+}
+
+// defaults fills in what m leaves to the minter: an account invite for a,
+// minted by the Issuer, admitted under the pause switch and a's quotas,
+// stored as it is.
+func (mt *minter) defaults(a Actor, m minting) minting {
+	if m.mint == nil {
+		m.mint = mt.issuer.Mint
+	}
+	if m.record == nil {
+		m.record = mt.store.AddInvite
+	}
+	if m.detail == "" {
+		m.detail = m.resetFor
+	}
+	if m.admit == nil {
+		m.admit = func(ctx context.Context) (*reservation, error) { return mt.gate.admitCreate(ctx, a) }
+	}
+	return m
 }
