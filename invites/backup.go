@@ -26,44 +26,51 @@ type BackupOptions struct {
 	Keep int
 }
 
+// backups writes copies of the database, when an admin asks and on a
+// schedule.
+type backups struct {
+	*core
+	opts BackupOptions
+}
+
 // Backup writes a consistent copy of the database now, for an admin, and
 // returns its path.
-func (s *Service) Backup(ctx context.Context, a Actor) (string, error) {
+func (b *backups) Backup(ctx context.Context, a Actor) (string, error) {
 	if err := a.may(policy.TakeBackups); err != nil {
 		return "", err
 	}
-	path, err := s.writeBackup(ctx)
+	path, err := b.writeBackup(ctx)
 	if err != nil {
 		return "", err
 	}
-	s.audit(ctx, a.jid, ActionBackup, path, "")
+	b.audit(ctx, a.jid, ActionBackup, path, "")
 	return path, nil
 }
 
 // writeBackup writes one backup and prunes the old ones.
-func (s *Service) writeBackup(ctx context.Context) (string, error) {
-	if s.backups.Dir == "" {
+func (b *backups) writeBackup(ctx context.Context) (string, error) {
+	if b.opts.Dir == "" {
 		return "", ErrNoBackupDir
 	}
-	path, err := s.store.WriteBackup(ctx, s.backups.Dir)
+	path, err := b.store.WriteBackup(ctx, b.opts.Dir)
 	if err != nil {
 		return "", err
 	}
-	removed, err := store.PruneBackups(s.backups.Dir, s.backups.Keep)
+	removed, err := store.PruneBackups(b.opts.Dir, b.opts.Keep)
 	if err != nil {
 		// The new backup is there; only the old ones pile up.
-		s.log.WarnContext(ctx, "old backups not removed", slog.Any("err", err))
+		b.log.WarnContext(ctx, "old backups not removed", slog.Any("err", err))
 	}
-	s.log.InfoContext(ctx, "backup written", slog.String("path", path), slog.Int("pruned", len(removed)))
+	b.log.InfoContext(ctx, "backup written", slog.String("path", path), slog.Int("pruned", len(removed)))
 	return path, nil
 }
 
 // RunBackups writes a backup every interval until ctx ends. A failed backup
 // is logged and tried again at the next tick.
-func (s *Service) RunBackups(ctx context.Context, interval time.Duration) {
+func (b *backups) RunBackups(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
-		if _, err := s.writeBackup(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "scheduled backup failed", slog.Any("err", fmt.Errorf("backup: %w", err)))
+		if _, err := b.writeBackup(ctx); err != nil && ctx.Err() == nil {
+			b.log.ErrorContext(ctx, "scheduled backup failed", slog.Any("err", fmt.Errorf("backup: %w", err)))
 		}
 	})
 }

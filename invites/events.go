@@ -108,9 +108,20 @@ func (e EventLink) State(now time.Time) EventState {
 // Left is how many invites the link may still hand out.
 func (e EventLink) Left() int { return max(0, e.MaxUses-e.Uses) }
 
+// eventLinks makes, lists, closes and hands out event links. Their
+// invites are minted like any other (minter) but admitted under the
+// global limit only; closing one cancels its unused invites (canceller).
+type eventLinks struct {
+	*core
+	roles  *roles
+	gate   *quotaGate
+	minter *minter
+	cancel *canceller
+}
+
 // eventOf is the front ends' view of a stored event link.
-func (s *Service) eventOf(r store.EventLink) EventLink {
-	return EventLink{ID: r.ID, Creator: r.Creator, Domain: s.domain, Created: r.Created, Expires: r.Expires,
+func (el *eventLinks) eventOf(r store.EventLink) EventLink {
+	return EventLink{ID: r.ID, Creator: r.Creator, Domain: el.domain, Created: r.Created, Expires: r.Expires,
 		MaxUses: r.MaxUses, Uses: r.Uses, Note: r.Note, Closed: r.Closed, ClosedBy: r.ClosedBy}
 }
 
@@ -137,8 +148,8 @@ const (
 
 // observeEventUse tells the observer, if it listens, what came of a
 // visitor's request that ended in err.
-func (s *Service) observeEventUse(err error) {
-	eo, ok := s.observer.(EventObserver)
+func (el *eventLinks) observeEventUse(err error) {
+	eo, ok := el.observer.(EventObserver)
 	if !ok {
 		return
 	}
@@ -178,7 +189,7 @@ type EventOptions struct {
 // configured maximum, inviters up to their grant's allowance (none unless
 // an admin gave one: grant … events N). While invites are paused no link is
 // made.
-func (s *Service) CreateEvent(ctx context.Context, a Actor, o EventOptions) (EventLink, error) {
+func (el *eventLinks) CreateEvent(ctx context.Context, a Actor, o EventOptions) (EventLink, error) {
 	if err := a.may(policy.CreateEvent); err != nil {
 		return EventLink{}, err
 	}
@@ -187,44 +198,44 @@ func (s *Service) CreateEvent(ctx context.Context, a Actor, o EventOptions) (Eve
 	}
 	var allowance int
 	if a.role != policy.Admin {
-		g, err := s.store.Grant(ctx, a.jid)
+		g, err := el.store.Grant(ctx, a.jid)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return EventLink{}, fmt.Errorf("create event: %w", err)
 		}
 		allowance = g.Events
 	}
-	limit := policy.EventCap(a.role, allowance, s.DefaultLimits().EventMaxUses)
+	limit := policy.EventCap(a.role, allowance, el.roles.DefaultLimits().EventMaxUses)
 	switch {
 	case limit == 0:
 		return EventLink{}, ErrEventsNotAllowed
 	case o.Uses < 1 || o.Uses > limit:
 		return EventLink{}, &EventCapError{Asked: o.Uses, Max: limit}
 	}
-	pause, err := s.store.Pause(ctx)
+	pause, err := el.store.Pause(ctx)
 	if err != nil {
 		return EventLink{}, fmt.Errorf("create event: %w", err)
 	}
 	if pause.Paused {
 		return EventLink{}, &PausedError{Reason: pause.Reason}
 	}
-	now := s.now().UTC()
+	now := el.now().UTC()
 	detail := fmt.Sprintf("%d uses until %s", o.Uses, now.Add(o.Valid).Format(time.RFC3339))
 	if o.Note != "" {
 		detail += "; " + o.Note
 	}
-	rec, err := s.store.AddEvent(ctx, store.EventLink{Creator: a.jid, Created: now, Expires: now.Add(o.Valid), MaxUses: o.Uses, Note: o.Note},
+	rec, err := el.store.AddEvent(ctx, store.EventLink{Creator: a.jid, Created: now, Expires: now.Add(o.Valid), MaxUses: o.Uses, Note: o.Note},
 		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionEventCreate, Detail: detail})
 	if err != nil {
 		return EventLink{}, fmt.Errorf("create event: %w", err)
 	}
-	s.log.InfoContext(ctx, "event link created", slog.String("id", rec.ID), slog.String("creator", a.jid),
+	el.log.InfoContext(ctx, "event link created", slog.String("id", rec.ID), slog.String("creator", a.jid),
 		slog.Int("max_uses", rec.MaxUses), slog.Time("expires", rec.Expires))
-	return s.eventOf(rec), nil
+	return el.eventOf(rec), nil
 }
 
 // Events returns the event links made by whose (a's own when empty),
 // newest first. Listing someone else's takes policy.ListAnyEvents.
-func (s *Service) Events(ctx context.Context, a Actor, whose string) ([]EventLink, error) {
+func (el *eventLinks) Events(ctx context.Context, a Actor, whose string) ([]EventLink, error) {
 	perm := policy.ListEvents
 	if whose == "" {
 		whose = a.jid
@@ -234,23 +245,23 @@ func (s *Service) Events(ctx context.Context, a Actor, whose string) ([]EventLin
 	if err := a.may(perm); err != nil {
 		return nil, err
 	}
-	recs, err := s.store.Events(ctx, whose)
+	recs, err := el.store.Events(ctx, whose)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
 	out := make([]EventLink, len(recs))
 	for i, r := range recs {
-		out[i] = s.eventOf(r)
+		out[i] = el.eventOf(r)
 	}
 	return out, nil
 }
 
 // eventRecord reads the stored event link with that id.
-func (s *Service) eventRecord(ctx context.Context, id string) (store.EventLink, error) {
+func (el *eventLinks) eventRecord(ctx context.Context, id string) (store.EventLink, error) {
 	if !ValidID(id) {
 		return store.EventLink{}, ErrNoSuchEvent
 	}
-	rec, err := s.store.Event(ctx, id)
+	rec, err := el.store.Event(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.EventLink{}, ErrNoSuchEvent
 	} else if err != nil {
@@ -276,11 +287,11 @@ type EventCloseResult struct {
 // cancels the invites it handed out that are still unused, at the server
 // too. Inviters may close their own links, admins any
 // (policy.CanCloseEvent).
-func (s *Service) CloseEvent(ctx context.Context, a Actor, id string) (EventCloseResult, error) {
+func (el *eventLinks) CloseEvent(ctx context.Context, a Actor, id string) (EventCloseResult, error) {
 	if err := a.may(policy.CloseEvent); err != nil {
 		return EventCloseResult{}, err
 	}
-	rec, err := s.eventRecord(ctx, id)
+	rec, err := el.eventRecord(ctx, id)
 	if err != nil {
 		return EventCloseResult{}, err
 	}
@@ -291,58 +302,48 @@ func (s *Service) CloseEvent(ctx context.Context, a Actor, id string) (EventClos
 	// half-way: a half-closed link leaves tokens working.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
-	// Under quotaMu, so that an invite of the link being minted right now
-	// is either stored before this (and cancelled below) or dropped by the
-	// check before it is stored (stillOpen).
-	s.quotaMu.Lock()
-	closed, err := s.store.CloseEvent(wctx, id, store.AuditEntry{Time: s.now().UTC(), Actor: a.jid, Action: ActionEventClose})
-	s.quotaMu.Unlock()
+	// Exclusive of admissions, so that an invite of the link being minted
+	// right now is either stored before this (and cancelled below) or
+	// dropped by the check before it is stored (stillOpen).
+	var closed store.EventLink
+	el.gate.exclusive(func() {
+		closed, err = el.store.CloseEvent(wctx, id, store.AuditEntry{Time: el.now().UTC(), Actor: a.jid, Action: ActionEventClose})
+	})
 	res := EventCloseResult{AlreadyClosed: errors.Is(err, store.ErrEventClosed)}
 	if err != nil && !res.AlreadyClosed {
 		return EventCloseResult{}, fmt.Errorf("close event: %w", err)
 	}
-	res.Link = s.eventOf(closed)
-	invs, err := s.store.InvitesOfEvent(wctx, id)
+	res.Link = el.eventOf(closed)
+	invs, err := el.store.InvitesOfEvent(wctx, id)
 	if err != nil {
 		return res, fmt.Errorf("close event: %w", err)
 	}
-	res.Cancelled, res.StillValid, err = s.cancelMany(ctx, a.jid, invs, s.cancelOfEvent, "close event")
+	res.Cancelled, res.StillValid, err = el.cancel.cancelMany(ctx, a.jid, invs, "event link closed", "close event")
 	if err != nil {
 		return res, err
 	}
-	s.log.InfoContext(ctx, "event link closed", slog.String("id", id), slog.String("by", a.jid),
+	el.log.InfoContext(ctx, "event link closed", slog.String("id", id), slog.String("by", a.jid),
 		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid), slog.Bool("already_closed", res.AlreadyClosed))
 	return res, nil
-}
-
-// cancelOfEvent cancels one unused invite of a closed event link under the
-// invite's lock.
-func (s *Service) cancelOfEvent(ctx context.Context, checks *tokenChecks, actor, id string) (store.Invite, error) {
-	unlock, err := s.lockInvite(ctx, id)
-	if err != nil {
-		return store.Invite{}, err
-	}
-	defer unlock()
-	return s.cancelLocked(ctx, checks, actor, id, "event link closed")
 }
 
 // markEventsClosed closes the open event links of a revoked inviter; the
 // caller cancels their invites. A failure is logged, not returned: a
 // creator without a grant gets no more invites from any link anyway
 // (eventAvailable), this only makes the lists and the audit log say so.
-func (s *Service) markEventsClosed(ctx context.Context, actor, creator string) {
-	recs, err := s.store.Events(ctx, creator)
+func (el *eventLinks) markEventsClosed(ctx context.Context, actor, creator string) {
+	recs, err := el.store.Events(ctx, creator)
 	if err != nil {
-		s.log.ErrorContext(ctx, "revoke: could not list event links", slog.String("jid", creator), slog.Any("err", err))
+		el.log.ErrorContext(ctx, "revoke: could not list event links", slog.String("jid", creator), slog.Any("err", err))
 		return
 	}
 	for _, rec := range recs {
 		if !rec.Closed.IsZero() {
 			continue
 		}
-		_, err := s.store.CloseEvent(ctx, rec.ID, store.AuditEntry{Time: s.now().UTC(), Actor: actor, Action: ActionEventClose, Detail: "inviter revoked"})
+		_, err := el.store.CloseEvent(ctx, rec.ID, store.AuditEntry{Time: el.now().UTC(), Actor: actor, Action: ActionEventClose, Detail: "inviter revoked"})
 		if err != nil && !errors.Is(err, store.ErrEventClosed) {
-			s.log.ErrorContext(ctx, "revoke: could not close event link", slog.String("id", rec.ID), slog.Any("err", err))
+			el.log.ErrorContext(ctx, "revoke: could not close event link", slog.String("id", rec.ID), slog.Any("err", err))
 		}
 	}
 }
@@ -352,19 +353,19 @@ func (s *Service) markEventsClosed(ctx context.Context, actor, creator string) {
 // nil, or the error ClaimEventInvite would give (ErrEventClosed,
 // ErrEventExpired, ErrEventUsedUp, *PausedError). An unknown id gives
 // ErrNoSuchEvent and no link. The id is the secret here: 80 random bits.
-func (s *Service) LookupEvent(ctx context.Context, id string) (EventLink, error) {
-	rec, err := s.eventRecord(ctx, id)
+func (el *eventLinks) LookupEvent(ctx context.Context, id string) (EventLink, error) {
+	rec, err := el.eventRecord(ctx, id)
 	if err != nil {
 		return EventLink{}, err
 	}
-	_, err = s.eventAvailable(ctx, rec)
-	return s.eventOf(rec), err
+	_, err = el.eventAvailable(ctx, rec)
+	return el.eventOf(rec), err
 }
 
 // eventAvailable says whether rec may hand out an invite now and, if so,
 // returns its creator as the actor the invite is made for.
-func (s *Service) eventAvailable(ctx context.Context, rec store.EventLink) (Actor, error) {
-	switch s.eventOf(rec).State(s.now()) {
+func (el *eventLinks) eventAvailable(ctx context.Context, rec store.EventLink) (Actor, error) {
+	switch el.eventOf(rec).State(el.now()) {
 	case EventClosed:
 		return Actor{}, ErrEventClosed
 	case EventExpired:
@@ -372,7 +373,7 @@ func (s *Service) eventAvailable(ctx context.Context, rec store.EventLink) (Acto
 	case EventUsedUp:
 		return Actor{}, ErrEventUsedUp
 	}
-	creator, err := s.Actor(ctx, rec.Creator)
+	creator, err := el.roles.Actor(ctx, rec.Creator)
 	if err != nil {
 		return Actor{}, fmt.Errorf("event link: %w", err)
 	}
@@ -381,7 +382,7 @@ func (s *Service) eventAvailable(ctx context.Context, rec store.EventLink) (Acto
 	if !policy.Allows(creator.role, policy.CreateEvent) {
 		return Actor{}, ErrEventClosed
 	}
-	pause, err := s.store.Pause(ctx)
+	pause, err := el.store.Pause(ctx)
 	if err != nil {
 		return Actor{}, fmt.Errorf("read pause: %w", err)
 	}
@@ -397,34 +398,34 @@ func (s *Service) eventAvailable(ctx context.Context, rec store.EventLink) (Acto
 // ErrEventClosed, ErrEventExpired, ErrEventUsedUp, *PausedError, or
 // *QuotaError when the service's daily limit for all inviters is reached;
 // event invites count toward that limit, not toward the creator's own.
-func (s *Service) ClaimEventInvite(ctx context.Context, id string) (Invite, error) {
-	inv, err := s.claimEventInvite(ctx, id)
-	s.observeEventUse(err)
+func (el *eventLinks) ClaimEventInvite(ctx context.Context, id string) (Invite, error) {
+	inv, err := el.claimEventInvite(ctx, id)
+	el.observeEventUse(err)
 	return inv, err
 }
 
-func (s *Service) claimEventInvite(ctx context.Context, id string) (Invite, error) {
-	rec, err := s.eventRecord(ctx, id)
+func (el *eventLinks) claimEventInvite(ctx context.Context, id string) (Invite, error) {
+	rec, err := el.eventRecord(ctx, id)
 	if err != nil {
 		return Invite{}, err
 	}
-	creator, err := s.eventAvailable(ctx, rec)
+	creator, err := el.eventAvailable(ctx, rec)
 	if err != nil {
 		return Invite{}, err
 	}
 	claimed := false
-	inv, err := s.mintAndRecord(ctx, creator, s.issuer.Mint, minting{
+	inv, err := el.minter.mintAndRecord(ctx, creator, minting{
 		action: ActionInviteCreate,
 		detail: "event " + id,
 		event:  id,
 		admit: func(ctx context.Context) (*reservation, error) {
-			held, err := s.admitEventUse(ctx, creator, id)
+			held, err := el.gate.admitEventUse(ctx, creator, id)
 			if err != nil {
 				return nil, err
 			}
 			// The claim is one store transaction, which is what makes
 			// the cap exact however many visitors press at once.
-			if _, err := s.store.ClaimEventUse(ctx, id, s.now()); err != nil {
+			if _, err := el.store.ClaimEventUse(ctx, id, el.now()); err != nil {
 				_ = held.settle(func() error { return nil })
 				return nil, eventClaimError(err)
 			}
@@ -432,11 +433,11 @@ func (s *Service) claimEventInvite(ctx context.Context, id string) (Invite, erro
 			return held, nil
 		},
 		record: func(ctx context.Context, inv store.Invite, e store.AuditEntry) (store.Invite, error) {
-			if err := s.stillOpen(ctx, id); err != nil {
+			if err := el.stillOpen(ctx, id); err != nil {
 				return store.Invite{}, err
 			}
 			inv.Event = id
-			return s.store.AddInvite(ctx, inv, e)
+			return el.store.AddInvite(ctx, inv, e)
 		},
 	})
 	if err != nil {
@@ -445,13 +446,13 @@ func (s *Service) claimEventInvite(ctx context.Context, id string) (Invite, erro
 			// failure does not shrink the link.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 			defer cancel()
-			if rerr := s.store.ReleaseEventUse(rctx, id); rerr != nil {
-				s.log.ErrorContext(ctx, "event link: could not give back a use", slog.String("id", id), slog.Any("err", rerr))
+			if rerr := el.store.ReleaseEventUse(rctx, id); rerr != nil {
+				el.log.ErrorContext(ctx, "event link: could not give back a use", slog.String("id", id), slog.Any("err", rerr))
 			}
 		}
 		return Invite{}, err
 	}
-	s.log.InfoContext(ctx, "event link handed out an invite", slog.String("event", id), slog.String("invite", inv.ID))
+	el.log.InfoContext(ctx, "event link handed out an invite", slog.String("event", id), slog.String("invite", inv.ID))
 	return inv, nil
 }
 
@@ -468,12 +469,12 @@ func eventClaimError(err error) error {
 	return fmt.Errorf("event link: %w", err)
 }
 
-// stillOpen is checked right before an event invite is stored, under
-// quotaMu: a link closed while the server minted hands out nothing, since
-// closing cancelled only the invites stored by then. A link that expired
-// meanwhile still records it: the visitor came in time.
-func (s *Service) stillOpen(ctx context.Context, id string) error {
-	rec, err := s.store.Event(ctx, id)
+// stillOpen is checked right before an event invite is stored, under the
+// gate's lock: a link closed while the server minted hands out nothing,
+// since closing cancelled only the invites stored by then. A link that
+// expired meanwhile still records it: the visitor came in time.
+func (el *eventLinks) stillOpen(ctx context.Context, id string) error {
+	rec, err := el.store.Event(ctx, id)
 	if err != nil {
 		return fmt.Errorf("event link: %w", err)
 	}
@@ -481,31 +482,4 @@ func (s *Service) stillOpen(ctx context.Context, id string) error {
 		return ErrEventClosed
 	}
 	return nil
-}
-
-// eventQuotaKey is the key under which invites being minted for event link
-// id are held in Service.inflight. It cannot be a JID (no JID holds a NUL),
-// so they count toward the global limit and never toward the creator's
-// own.
-func eventQuotaKey(id string) string { return "\x00event " + id }
-
-// admitEventUse applies the global limit to one visitor of event link id
-// made by creator. On success it holds a place for the invite being
-// minted, so that concurrent requests see it; the caller must settle it.
-func (s *Service) admitEventUse(ctx context.Context, creator Actor, id string) (*reservation, error) {
-	s.quotaMu.Lock()
-	defer s.quotaMu.Unlock()
-	now := s.now()
-	usage, lim, err := s.usage(ctx, creator.jid, now)
-	if err != nil {
-		return nil, err
-	}
-	if refusal, ok := policy.CheckEventUse(lim, usage, now); !ok {
-		s.refuse(ctx, creator.jid, "event link "+id+": quota "+string(refusal.Limit))
-		return nil, &QuotaError{refusal}
-	}
-	key := eventQuotaKey(id)
-	s.inflight[key]++
-	s.inflightGlobal++
-	return &reservation{s: s, actor: key, holds: true}, nil
 }

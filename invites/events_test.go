@@ -23,18 +23,53 @@ const (
 	eventInviter = "carol@elsewhere.test"
 )
 
-// eventIssuer mints numbered tokens, after delay, or fails with err; it
-// deletes tokens like a server with a deletion command.
+// eventIssuer mints numbered tokens, or fails with err; it deletes tokens
+// like a server with a deletion command. With a gate, each Mint says on
+// started that the server is minting and waits for release, so that a test
+// can act while a token is being minted without guessing how long that is.
 type eventIssuer struct {
 	mu      sync.Mutex
 	minted  int
-	delay   time.Duration
+	gate    *mintGate
 	err     error
 	deleted []string
 }
 
+// mintGate holds mints at the server until the test opens it.
+type mintGate struct {
+	started chan struct{} // one value per Mint begun
+	release chan struct{} // closed to let every Mint finish
+	once    sync.Once
+}
+
+// newMintGate returns a gate for up to n mints, opened when the test ends
+// at the latest, so that no visitor is left minting.
+func newMintGate(t *testing.T, n int) *mintGate {
+	g := &mintGate{started: make(chan struct{}, n), release: make(chan struct{})}
+	t.Cleanup(g.open)
+	return g
+}
+
+// open lets every mint held and to come finish.
+func (g *mintGate) open() { g.once.Do(func() { close(g.release) }) }
+
+// wait waits until n mints are under way.
+func (g *mintGate) wait(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-g.started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the server was never asked to mint")
+		}
+	}
+}
+
 func (f *eventIssuer) Mint(ctx context.Context) (invites.Minted, error) {
-	time.Sleep(f.delay)
+	if g := f.gate; g != nil {
+		g.started <- struct{}{}
+		<-g.release
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -150,7 +185,8 @@ func (f *eventFixture) event(t *testing.T, who string, uses int, valid time.Dura
 // the creator's with the link, and the other seven hear it is used up.
 func TestEventCapHoldsUnderConcurrentVisitors(t *testing.T) {
 	f := newEventFixture(t, policy.Limits{})
-	f.issuer.delay = 20 * time.Millisecond // visitors overlap while minting
+	gate := newMintGate(t, 10)
+	f.issuer.gate = gate
 	f.grant(t, 5)
 	ev := f.event(t, eventInviter, 3, time.Hour)
 
@@ -169,6 +205,10 @@ func TestEventCapHoldsUnderConcurrentVisitors(t *testing.T) {
 			results <- err
 		}()
 	}
+	// The three visitors who claimed a use are all minting at once before
+	// any of them finishes.
+	gate.wait(t, 3)
+	gate.open()
 	wg.Wait()
 	close(results)
 	close(ids)
@@ -450,15 +490,18 @@ func TestCloseEventCancelsUnusedInvites(t *testing.T) {
 func TestEventClosedWhileMinting(t *testing.T) {
 	ctx := context.Background()
 	f := newEventFixture(t, policy.Limits{})
-	f.issuer.delay = 300 * time.Millisecond
+	gate := newMintGate(t, 1)
+	f.issuer.gate = gate
 	ev := f.event(t, eventAdmin, 3, time.Hour)
 	done := make(chan error, 1)
 	go func() {
 		_, err := f.svc.ClaimEventInvite(ctx, ev.ID)
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
-	if _, err := f.svc.CloseEvent(ctx, f.actor(t, eventAdmin), ev.ID); err != nil {
+	gate.wait(t, 1) // the server is minting the visitor's token now
+	_, err := f.svc.CloseEvent(ctx, f.actor(t, eventAdmin), ev.ID)
+	gate.open()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; !errors.Is(err, invites.ErrEventClosed) {

@@ -31,11 +31,11 @@ var ErrBadReport = errors.New("malformed usage report")
 // mod_invitebot while the server runs it, else the Issuer's own way
 // (consumption for Prosody). It is asked per revocation, so loading or
 // unloading the module changes it without a restart.
-func (s *Service) revocation() Revocation {
-	if s.modulePresent() {
+func (sm *serverModule) revocation() Revocation {
+	if sm.modulePresent() {
 		return RevokeByDeletion
 	}
-	if r, ok := s.issuer.(Revoker); ok {
+	if r, ok := sm.issuer.(Revoker); ok {
 		return r.Revocation()
 	}
 	return RevokeUnsupported
@@ -43,18 +43,22 @@ func (s *Service) revocation() Revocation {
 
 // deleteToken deletes token at the server: through mod_invitebot while it
 // is loaded, else through the Issuer when it can.
-func (s *Service) deleteToken(ctx context.Context, token string) error {
-	if s.modulePresent() {
-		return s.srvmod.m.Delete(ctx, token)
+func (sm *serverModule) deleteToken(ctx context.Context, token string) error {
+	if sm.modulePresent() {
+		return sm.m.Delete(ctx, token)
 	}
-	if d, ok := s.issuer.(Deleter); ok {
+	if d, ok := sm.issuer.(Deleter); ok {
 		return d.Delete(ctx, token)
 	}
 	return errors.New("the server cannot delete tokens (mod_invitebot gone?); the next try revokes it another way")
 }
 
-// serverModule is the service's use of mod_invitebot.
+// serverModule is the service's use of mod_invitebot, and so also how
+// tokens are revoked: the module deletes them while it is loaded, the
+// Issuer's own way applies otherwise.
 type serverModule struct {
+	*core
+	issuer Issuer
 	// m is nil when the bot never asks for the module (tests, other
 	// servers).
 	m ServerModule
@@ -66,43 +70,42 @@ type serverModule struct {
 	lastPoll time.Time // guarded by mu
 }
 
-func newServerModule(o Options) *serverModule {
-	return &serverModule{m: o.Module, introduce: o.Introduce}
+func newServerModule(c *core, o Options) *serverModule {
+	return &serverModule{core: c, issuer: o.Issuer, m: o.Module, introduce: o.Introduce}
 }
 
 // ServerModule says whether the server runs mod_invitebot, as far as the
 // bot knows.
-func (s *Service) ServerModule() ModuleState {
-	if s.srvmod.m == nil {
+func (sm *serverModule) ServerModule() ModuleState {
+	if sm.m == nil {
 		return ModuleAbsent
 	}
-	return s.srvmod.m.State()
+	return sm.m.State()
 }
 
-func (s *Service) modulePresent() bool { return s.ServerModule() == ModulePresent }
+func (sm *serverModule) modulePresent() bool { return sm.ServerModule() == ModulePresent }
 
 // refreshModule asks the server again whether the module is loaded: an
 // admin may load or unload it with a reload that leaves the link up.
-func (s *Service) refreshModule(ctx context.Context) {
-	if s.srvmod.m == nil {
+func (sm *serverModule) refreshModule(ctx context.Context) {
+	if sm.m == nil {
 		return
 	}
-	if _, err := s.srvmod.m.Detect(ctx); err != nil {
-		s.log.DebugContext(ctx, "could not ask for mod_invitebot", slog.Any("err", err))
+	if _, err := sm.m.Detect(ctx); err != nil {
+		sm.log.DebugContext(ctx, "could not ask for mod_invitebot", slog.Any("err", err))
 	}
 }
 
 // pollDue reports whether this usage check should ask the server about
 // every pending token: always without the module, which is then the only
 // way to learn of usage, and every moduleSafetyNet with it.
-func (s *Service) pollDue() bool {
-	if !s.modulePresent() {
+func (sm *serverModule) pollDue() bool {
+	if !sm.modulePresent() {
 		return true
 	}
-	sm := s.srvmod
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	now := s.now()
+	now := sm.now()
 	if !sm.lastPoll.IsZero() && now.Sub(sm.lastPoll) < moduleSafetyNet {
 		return false
 	}
@@ -127,17 +130,17 @@ type Report struct {
 // hand out are ignored. It returns ErrBadReport for a report that cannot be
 // right, and an error when it could not be recorded (the server then sends
 // it again).
-func (s *Service) RecordReport(ctx context.Context, r Report) error {
+func (u *useLedger) RecordReport(ctx context.Context, r Report) error {
 	account, err := jid.Parse(r.Account)
 	if err != nil || r.Token == "" || account.Localpart() == "" || account.Resourcepart() != "" ||
-		account.Domainpart() != s.domain {
-		return fmt.Errorf("%w: account %q on %s", ErrBadReport, r.Account, s.domain)
+		account.Domainpart() != u.domain {
+		return fmt.Errorf("%w: account %q on %s", ErrBadReport, r.Account, u.domain)
 	}
 	acct := account.String()
-	inv, err := s.store.InviteByToken(ctx, r.Token)
+	inv, err := u.store.InviteByToken(ctx, r.Token)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.log.DebugContext(ctx, "server reported a registration with a token the bot did not hand out",
+		u.log.DebugContext(ctx, "server reported a registration with a token the bot did not hand out",
 			slog.String("account", acct), slog.String("token", RedactToken(r.Token)))
 		return nil
 	case err != nil:
@@ -146,12 +149,12 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 	// A browser registration, cancel or usage check of this invite
 	// finishes first (a browser registration records this very account);
 	// then the invite is read again.
-	unlock, err := s.lockInvite(ctx, inv.ID)
+	unlock, err := u.lockInvite(ctx, inv.ID)
 	if err != nil {
 		return fmt.Errorf("record report: %w", err)
 	}
 	defer unlock()
-	if inv, err = s.store.Invite(ctx, inv.ID); err != nil {
+	if inv, err = u.store.Invite(ctx, inv.ID); err != nil {
 		return fmt.Errorf("record report: %w", err)
 	}
 	switch {
@@ -161,10 +164,10 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 		// The token worked after the invite was cancelled (before the server
 		// refused it), or twice (before the module was loaded). Say so
 		// where admins look.
-		s.log.WarnContext(ctx, "server reported an account created with an invite that is cancelled or already used",
+		u.log.WarnContext(ctx, "server reported an account created with an invite that is cancelled or already used",
 			slog.String("id", inv.ID), slog.String("state", string(inv.State)), slog.String("account", acct),
 			slog.String("inviter", inv.Inviter))
-		s.audit(ctx, acct, ActionInviteUse, inv.ID,
+		u.audit(ctx, acct, ActionInviteUse, inv.ID,
 			fmt.Sprintf("account created although the invite was %s (reported by the server); invited by %s", inv.State, inv.Inviter))
 		return nil
 	}
@@ -172,13 +175,13 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 	if inv.ResetFor != "" {
 		detail = "a new account made with the password reset link for " + inv.ResetFor + ", reported by the server; link made by " + inv.Inviter
 	}
-	used, prev, err := s.store.MarkUsedBy(ctx, inv.ID, acct, store.AuditEntry{
-		Time: s.now().UTC(), Actor: acct, Action: ActionInviteUse, Subject: inv.ID, Detail: detail,
+	used, prev, err := u.store.MarkUsedBy(ctx, inv.ID, acct, store.AuditEntry{
+		Time: u.now().UTC(), Actor: acct, Action: ActionInviteUse, Subject: inv.ID, Detail: detail,
 	})
 	if errors.Is(err, store.ErrNotPending) {
 		// Settled meanwhile without the invite's lock: a bug, but asking
 		// the server to send the report again would not help.
-		s.log.ErrorContext(ctx, "invite settled by something else while its report held it",
+		u.log.ErrorContext(ctx, "invite settled by something else while its report held it",
 			slog.String("id", inv.ID), slog.String("account", acct), slog.Any("err", err))
 		return nil
 	}
@@ -186,11 +189,11 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 		return fmt.Errorf("record report: %w", err)
 	}
 	if prev != store.StateUsed {
-		s.observer.InviteUsed()
+		u.observer.InviteUsed()
 	}
-	s.log.InfoContext(ctx, "account registered with invite", slog.String("id", inv.ID),
+	u.log.InfoContext(ctx, "account registered with invite", slog.String("id", inv.ID),
 		slog.String("account", acct), slog.String("inviter", inv.Inviter), slog.String("reported_by", "server"))
-	s.announceUse(ctx, viewOf(used), acct)
+	u.module.announceUse(ctx, viewOf(used), acct)
 	return nil
 }
 
@@ -198,19 +201,19 @@ func (s *Service) RecordReport(ctx context.Context, r Report) error {
 // with invites.introduce, welcomes the new account naming its inviter;
 // with the module, the new account also asks the inviter to be a contact,
 // the inviter's request pre-approved.
-func (s *Service) announceUse(ctx context.Context, inv Invite, account string) {
+func (sm *serverModule) announceUse(ctx context.Context, inv Invite, account string) {
 	// A password reset link "used" by its own account introduces nobody.
-	used := InviteUsed{Invite: inv, Account: account, Introduce: s.srvmod.introduce && inv.ResetFor == ""}
-	if used.Introduce && s.modulePresent() {
-		if err := s.srvmod.m.Introduce(ctx, account, inv.Inviter); err != nil {
-			s.log.WarnContext(ctx, "the server could not add the inviter to the new account's contacts",
+	used := InviteUsed{Invite: inv, Account: account, Introduce: sm.introduce && inv.ResetFor == ""}
+	if used.Introduce && sm.modulePresent() {
+		if err := sm.m.Introduce(ctx, account, inv.Inviter); err != nil {
+			sm.log.WarnContext(ctx, "the server could not add the inviter to the new account's contacts",
 				slog.String("account", account), slog.String("inviter", inv.Inviter), slog.Any("err", err))
 		} else {
 			used.Requested = true
 		}
 	}
-	s.notify(ctx, inv.Inviter, used)
+	sm.notify(ctx, inv.Inviter, used)
 	if used.Introduce && !strings.EqualFold(account, inv.Inviter) {
-		s.notify(ctx, account, Welcome{Domain: s.domain, Inviter: inv.Inviter, Requested: used.Requested})
+		sm.notify(ctx, account, Welcome{Domain: sm.domain, Inviter: inv.Inviter, Requested: used.Requested})
 	}
 }

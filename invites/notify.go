@@ -1,9 +1,6 @@
 package invites
 
-import (
-	"context"
-	"log/slog"
-)
+import "context"
 
 // Notifier tells people what became of something of theirs they did not
 // ask about right then: their invite was used, their grant given or taken.
@@ -74,14 +71,3 @@ func (InviteCancelled) isEvent() {}
 func (Welcome) isEvent()         {}
 func (GrantGiven) isEvent()      {}
 func (GrantRevoked) isEvent()    {}
-
-// notify sends ev to to; a failure is logged, not returned: news is best
-// effort and must not undo what it reports.
-func (s *Service) notify(ctx context.Context, to string, ev Event) {
-	if s.notifier == nil {
-		return
-	}
-	if err := s.notifier.Notify(ctx, to, ev); err != nil {
-		s.log.WarnContext(ctx, "notification not sent", slog.String("to", to), slog.Any("err", err))
-	}
-}

@@ -30,13 +30,13 @@ const orphanTimeout = 20 * time.Second
 // so that usage tracking retries the revocation should the server be out
 // of reach now, and revokes the token; when the store cannot take even
 // that, it revokes the token without a record.
-func (s *Service) dropMinted(ctx context.Context, a Actor, inv store.Invite, why error) {
+func (rv *revoker) dropMinted(ctx context.Context, a Actor, inv store.Invite, why error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orphanTimeout)
 	defer cancel()
 	if errors.Is(why, store.ErrExists) {
 		// The ledger holds this token for another invite already: it is no
 		// orphan, and revoking it would take that invite away.
-		s.log.ErrorContext(ctx, "server minted a token the ledger already holds; left alone",
+		rv.log.ErrorContext(ctx, "server minted a token the ledger already holds; left alone",
 			slog.String("inviter", a.jid), slog.String("token", RedactToken(inv.Token)))
 		return
 	}
@@ -48,34 +48,34 @@ func (s *Service) dropMinted(ctx context.Context, a Actor, inv store.Invite, why
 		// no record of it, and the token is revoked straight away. Only
 		// if that fails for now is it recorded (cancelled, outside the
 		// request and the link) so that usage tracking retries.
-		err := s.revokeUnrecorded(ctx, token)
+		err := rv.revokeUnrecorded(ctx, token)
 		if err == nil {
-			s.log.InfoContext(ctx, "minted token revoked: "+reason, slog.String("inviter", a.jid))
+			rv.log.InfoContext(ctx, "minted token revoked: "+reason, slog.String("inviter", a.jid))
 			return
 		}
-		if s.revocation() == RevokeUnsupported {
-			s.log.WarnContext(ctx, "minted token dropped ("+reason+"); the server cannot revoke it, so it stays valid until it expires",
+		if rv.module.revocation() == RevokeUnsupported {
+			rv.log.WarnContext(ctx, "minted token dropped ("+reason+"); the server cannot revoke it, so it stays valid until it expires",
 				slog.String("inviter", a.jid), slog.String("token", RedactToken(token)))
 			return
 		}
-		s.log.WarnContext(ctx, "revoking a dropped token failed; recording it for a retry",
+		rv.log.WarnContext(ctx, "revoking a dropped token failed; recording it for a retry",
 			slog.String("inviter", a.jid), slog.Any("err", err))
 		inv.Event, inv.Request = "", ""
 	}
 	inv.State = store.StateCancelled
-	inv, err := s.store.AddInvite(ctx, inv,
+	inv, err := rv.store.AddInvite(ctx, inv,
 		store.AuditEntry{Time: inv.Created, Actor: systemActor, Action: ActionInviteCancel, Detail: reason})
 	if err == nil {
-		s.log.InfoContext(ctx, "minted invite cancelled: "+reason, slog.String("id", inv.ID), slog.String("inviter", a.jid))
-		s.revokeCancelled(ctx, systemActor, inv) // logs a failure, which usage tracking retries
+		rv.log.InfoContext(ctx, "minted invite cancelled: "+reason, slog.String("id", inv.ID), slog.String("inviter", a.jid))
+		rv.revokeCancelled(ctx, systemActor, inv) // logs a failure, which usage tracking retries
 		return
 	}
-	if err := s.revokeUnrecorded(ctx, token); err != nil {
-		s.log.ErrorContext(ctx, "minted token neither recorded nor revoked; it stays valid at the server until it expires",
+	if err := rv.revokeUnrecorded(ctx, token); err != nil {
+		rv.log.ErrorContext(ctx, "minted token neither recorded nor revoked; it stays valid at the server until it expires",
 			slog.String("inviter", a.jid), slog.String("token", RedactToken(token)), slog.Any("err", err))
 		return
 	}
-	s.log.WarnContext(ctx, "minted token revoked at the server; the ledger could not record it",
+	rv.log.WarnContext(ctx, "minted token revoked at the server; the ledger could not record it",
 		slog.String("inviter", a.jid), slog.String("token", RedactToken(token)))
 }
 
@@ -98,31 +98,31 @@ func dropReason(why error) string {
 // abandonCreated cancels a just-recorded invite whose request gave up
 // before the invite could be handed back, and revokes its token: nobody
 // holds the link, so nobody should be able to use it.
-func (s *Service) abandonCreated(ctx context.Context, inv store.Invite) {
+func (rv *revoker) abandonCreated(ctx context.Context, inv store.Invite) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orphanTimeout)
 	defer cancel()
-	cancelled, err := s.store.SetInviteState(ctx, inv.ID, store.StateCancelled, "", store.AuditEntry{
-		Time: s.now().UTC(), Actor: systemActor, Action: ActionInviteCancel, Subject: inv.ID,
+	cancelled, err := rv.store.SetInviteState(ctx, inv.ID, store.StateCancelled, "", store.AuditEntry{
+		Time: rv.now().UTC(), Actor: systemActor, Action: ActionInviteCancel, Subject: inv.ID,
 		Detail: "not handed out: the request was abandoned",
 	})
 	if err != nil {
-		s.log.ErrorContext(ctx, "abandoned invite could not be cancelled; it stays pending until it expires",
+		rv.log.ErrorContext(ctx, "abandoned invite could not be cancelled; it stays pending until it expires",
 			slog.String("id", inv.ID), slog.Any("err", err))
 		return
 	}
-	s.log.InfoContext(ctx, "invite cancelled: the request was abandoned", slog.String("id", inv.ID), slog.String("inviter", inv.Inviter))
-	s.revokeCancelled(ctx, systemActor, cancelled) // logs a failure, which usage tracking retries
+	rv.log.InfoContext(ctx, "invite cancelled: the request was abandoned", slog.String("id", inv.ID), slog.String("inviter", inv.Inviter))
+	rv.revokeCancelled(ctx, systemActor, cancelled) // logs a failure, which usage tracking retries
 }
 
 // revokeUnrecorded makes a token the ledger does not hold unusable at the
 // server, the way revokeToken does for a recorded one (by the module when
 // it is there, else as the Issuer offers).
-func (s *Service) revokeUnrecorded(ctx context.Context, token string) error {
-	switch s.revocation() {
+func (rv *revoker) revokeUnrecorded(ctx context.Context, token string) error {
+	switch rv.module.revocation() {
 	case RevokeByDeletion:
-		return s.deleteToken(ctx, token)
+		return rv.module.deleteToken(ctx, token)
 	case RevokeByConsumption:
-		return s.consumeToken(ctx, store.Invite{ID: "(unrecorded)", Token: token})
+		return rv.consumeToken(ctx, store.Invite{ID: "(unrecorded)", Token: token})
 	}
 	return errors.New("the server offers no way to revoke a token")
 }

@@ -25,52 +25,57 @@ func (e *PausedError) Error() string { return "invites are paused: " + e.Reason 
 // Is makes errors.Is(err, ErrPaused) hold.
 func (e *PausedError) Is(target error) bool { return target == ErrPaused }
 
+// pauseSwitch is the admins' switch for invite creation. Its state is in
+// the store, since a pause must outlast a restart; every feature that hands
+// out invites reads it there.
+type pauseSwitch struct{ *core }
+
 // Pause switches invite creation off for everybody, admins included.
 // Pausing again updates the reason when one is given. It returns the state
 // now in force.
-func (s *Service) Pause(ctx context.Context, a Actor, reason string) (Pause, error) {
+func (p *pauseSwitch) Pause(ctx context.Context, a Actor, reason string) (Pause, error) {
 	if err := a.may(policy.PauseInvites); err != nil {
 		return Pause{}, err
 	}
-	cur, err := s.store.Pause(ctx)
+	cur, err := p.store.Pause(ctx)
 	if err != nil {
 		return Pause{}, fmt.Errorf("pause: %w", err)
 	}
 	if cur.Paused && (reason == "" || reason == cur.Reason) {
 		return pauseOf(cur), nil // nothing changes; nothing to record
 	}
-	now := s.now().UTC()
+	now := p.now().UTC()
 	next := store.Pause{Paused: true, Reason: reason, By: a.jid, Since: now}
 	if cur.Paused {
 		next.Since = cur.Since
 	}
-	err = s.store.SetPause(ctx, next,
+	err = p.store.SetPause(ctx, next,
 		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionPause, Subject: "invites", Detail: reason})
 	if err != nil {
 		return Pause{}, fmt.Errorf("pause: %w", err)
 	}
-	s.log.WarnContext(ctx, "invites paused", slog.String("by", a.jid), slog.String("reason", reason))
+	p.log.WarnContext(ctx, "invites paused", slog.String("by", a.jid), slog.String("reason", reason))
 	return pauseOf(next), nil
 }
 
 // Resume switches invite creation back on.
-func (s *Service) Resume(ctx context.Context, a Actor) error {
+func (p *pauseSwitch) Resume(ctx context.Context, a Actor) error {
 	if err := a.may(policy.PauseInvites); err != nil {
 		return err
 	}
-	cur, err := s.store.Pause(ctx)
+	cur, err := p.store.Pause(ctx)
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
 	if !cur.Paused {
 		return ErrNotPaused
 	}
-	now := s.now().UTC()
-	err = s.store.SetPause(ctx, store.Pause{},
+	now := p.now().UTC()
+	err = p.store.SetPause(ctx, store.Pause{},
 		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionResume, Subject: "invites"})
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	s.log.InfoContext(ctx, "invites resumed", slog.String("by", a.jid))
+	p.log.InfoContext(ctx, "invites resumed", slog.String("by", a.jid))
 	return nil
 }

@@ -65,14 +65,14 @@ func (b *refusalBudget) take(actor string) (write bool, unwritten int) {
 
 // refuse counts and records an invite request the abuse controls turned
 // down, within the actor's refusal budget.
-func (s *Service) refuse(ctx context.Context, actor, why string) {
-	s.observer.InviteDenied()
-	write, unwritten := s.refusals.take(actor)
+func (q *quotaGate) refuse(ctx context.Context, actor, why string) {
+	q.observer.InviteDenied()
+	write, unwritten := q.refusals.take(actor)
 	if unwritten > 0 {
-		s.audit(ctx, actor, ActionInviteRefuse, actor,
+		q.audit(ctx, actor, ActionInviteRefuse, actor,
 			fmt.Sprintf("%d more refusals not recorded one by one (flood)", unwritten))
 	}
 	if write {
-		s.audit(ctx, actor, ActionInviteRefuse, actor, why)
+		q.audit(ctx, actor, ActionInviteRefuse, actor, why)
 	}
 }

@@ -211,29 +211,52 @@ type RequestObserver interface {
 	RequestExpired()
 }
 
+// requestDesk takes account requests from the web and has approvers answer
+// them; an approval mints through the minter like the approver's own
+// invite. Its options and the cached count of open requests are its own.
+type requestDesk struct {
+	*core
+	roles  *roles
+	minter *minter
+	// requests configure account requests; intake counts the open ones
+	// for the request page.
+	requests RequestOptions
+	intake   intakeCount
+}
+
+func newRequestDesk(c *core, r *roles, m *minter, o RequestOptions) *requestDesk {
+	if o.ExpireAfter <= 0 {
+		o.ExpireAfter = DefaultRequestExpiry
+	}
+	if o.MaxOpen <= 0 {
+		o.MaxOpen = DefaultMaxOpenRequests
+	}
+	return &requestDesk{core: c, roles: r, minter: m, requests: o}
+}
+
 // RequestsEnabled reports whether account requests are taken.
-func (s *Service) RequestsEnabled() bool { return s.requests.Enabled }
+func (d *requestDesk) RequestsEnabled() bool { return d.requests.Enabled }
 
 // RequestIntake says whether a new request would be taken now: nil, or
 // ErrRequestsOff, a *PausedError (the pause switch closes the request page
 // too) or ErrRequestsFull. The page asks before showing the form, so
 // nobody writes a request that cannot be sent.
-func (s *Service) RequestIntake(ctx context.Context) error {
-	if !s.requests.Enabled {
+func (d *requestDesk) RequestIntake(ctx context.Context) error {
+	if !d.requests.Enabled {
 		return ErrRequestsOff
 	}
-	pause, err := s.store.Pause(ctx)
+	pause, err := d.store.Pause(ctx)
 	if err != nil {
 		return fmt.Errorf("read pause: %w", err)
 	}
 	if pause.Paused {
 		return &PausedError{Reason: pause.Reason}
 	}
-	open, err := s.openCount(ctx)
+	open, err := d.openCount(ctx)
 	if err != nil {
 		return err
 	}
-	if open >= s.requests.MaxOpen {
+	if open >= d.requests.MaxOpen {
 		return ErrRequestsFull
 	}
 	return nil
@@ -248,15 +271,15 @@ type intakeCount struct {
 
 // openCount returns the number of live open requests, counted at most
 // intakeCacheFor ago.
-func (s *Service) openCount(ctx context.Context) (int, error) {
-	c := &s.intake
+func (d *requestDesk) openCount(ctx context.Context) (int, error) {
+	c := &d.intake
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := s.now()
+	now := d.now()
 	if !c.when.IsZero() && now.Sub(c.when) < intakeCacheFor && !now.Before(c.when) {
 		return c.n, nil
 	}
-	open, err := s.liveRequests(ctx)
+	open, err := d.liveRequests(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -266,10 +289,10 @@ func (s *Service) openCount(ctx context.Context) (int, error) {
 
 // forgetOpenCount makes the next intake count again, after a change it
 // would otherwise miss for a moment.
-func (s *Service) forgetOpenCount() {
-	s.intake.mu.Lock()
-	s.intake.when = time.Time{}
-	s.intake.mu.Unlock()
+func (d *requestDesk) forgetOpenCount() {
+	d.intake.mu.Lock()
+	d.intake.when = time.Time{}
+	d.intake.mu.Unlock()
 }
 
 // SubmitRequest records a new account request, tells every approver about
@@ -277,15 +300,15 @@ func (s *Service) forgetOpenCount() {
 // secret of which only a hash is stored. It refuses with the errors of
 // RequestIntake, and ErrRequestInvalid for a field that is missing, too
 // long, or (the contact) not a bare JID.
-func (s *Service) SubmitRequest(ctx context.Context, nr NewRequest) (string, error) {
-	if !s.requests.Enabled {
+func (d *requestDesk) SubmitRequest(ctx context.Context, nr NewRequest) (string, error) {
+	if !d.requests.Enabled {
 		return "", ErrRequestsOff
 	}
 	nr, err := cleanRequest(nr)
 	if err != nil {
 		return "", err
 	}
-	pause, err := s.store.Pause(ctx)
+	pause, err := d.store.Pause(ctx)
 	if err != nil {
 		return "", fmt.Errorf("submit request: read pause: %w", err)
 	}
@@ -293,28 +316,28 @@ func (s *Service) SubmitRequest(ctx context.Context, nr NewRequest) (string, err
 		return "", &PausedError{Reason: pause.Reason}
 	}
 	secret := newRequestSecret()
-	now := s.now().UTC()
+	now := d.now().UTC()
 	// Once accepted, the request is recorded and its approvers told even
 	// if the browser gives up waiting: it was shown nothing yet, but the
 	// request exists.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
-	rec, err := s.store.AddRequest(wctx, store.Request{
+	rec, err := d.store.AddRequest(wctx, store.Request{
 		SecretHash: secretHash(secret), Name: nr.Name, Contact: nr.Contact, Message: nr.Message,
-		Created: now, Expires: now.Add(s.requests.ExpireAfter),
-	}, s.requests.MaxOpen, store.AuditEntry{Time: now, Actor: requesterActor, Action: ActionRequestReceive})
+		Created: now, Expires: now.Add(d.requests.ExpireAfter),
+	}, d.requests.MaxOpen, store.AuditEntry{Time: now, Actor: requesterActor, Action: ActionRequestReceive})
 	if errors.Is(err, store.ErrFull) {
 		return "", ErrRequestsFull
 	} else if err != nil {
 		return "", fmt.Errorf("submit request: %w", err)
 	}
-	s.forgetOpenCount()
-	s.requestObserver().RequestReceived()
-	s.log.InfoContext(ctx, "account request received", slog.String("request", rec.ID),
+	d.forgetOpenCount()
+	d.requestObserver().RequestReceived()
+	d.log.InfoContext(ctx, "account request received", slog.String("request", rec.ID),
 		slog.Bool("contact", rec.Contact != ""), slog.Time("expires", rec.Expires))
 	nctx, ncancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 	defer ncancel()
-	s.notifyApprovers(nctx, "", RequestReceived{Request: requestOf(rec), Domain: s.domain})
+	d.notifyApprovers(nctx, "", RequestReceived{Request: requestOf(rec), Domain: d.domain})
 	return rec.ID + secret, nil
 }
 
@@ -387,11 +410,11 @@ func ValidRequestKey(s string) bool {
 
 // RequestStatus returns the request whose status page key is key. A key
 // that does not match, whatever part of it is wrong, is ErrNoSuchRequest.
-func (s *Service) RequestStatus(ctx context.Context, key string) (Request, error) {
+func (d *requestDesk) RequestStatus(ctx context.Context, key string) (Request, error) {
 	if !ValidRequestKey(key) {
 		return Request{}, ErrNoSuchRequest
 	}
-	rec, err := s.store.Request(ctx, key[:16])
+	rec, err := d.store.Request(ctx, key[:16])
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return Request{}, ErrNoSuchRequest
@@ -405,11 +428,11 @@ func (s *Service) RequestStatus(ctx context.Context, key string) (Request, error
 }
 
 // Requests lists the open requests, oldest first, for an approver.
-func (s *Service) Requests(ctx context.Context, a Actor) ([]Request, error) {
+func (d *requestDesk) Requests(ctx context.Context, a Actor) ([]Request, error) {
 	if err := a.may(policy.AnswerRequests); err != nil {
 		return nil, err
 	}
-	open, err := s.liveRequests(ctx)
+	open, err := d.liveRequests(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -421,22 +444,22 @@ func (s *Service) Requests(ctx context.Context, a Actor) ([]Request, error) {
 }
 
 // liveRequests reads the requests open and not lapsed now, oldest first.
-func (s *Service) liveRequests(ctx context.Context) ([]store.Request, error) {
-	open, err := s.store.OpenRequests(ctx)
+func (d *requestDesk) liveRequests(ctx context.Context) ([]store.Request, error) {
+	open, err := d.store.OpenRequests(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open requests: %w", err)
 	}
-	now := s.now()
+	now := d.now()
 	return slices.DeleteFunc(open, func(r store.Request) bool { return !now.Before(r.Expires) }), nil
 }
 
 // openRequest reads request id for answering it: ErrNoSuchRequest, or
 // ErrRequestAnswered with the request as it stands.
-func (s *Service) openRequest(ctx context.Context, id string) (Request, error) {
+func (d *requestDesk) openRequest(ctx context.Context, id string) (Request, error) {
 	if !ValidID(id) {
 		return Request{}, ErrNoSuchRequest
 	}
-	rec, err := s.store.Request(ctx, id)
+	rec, err := d.store.Request(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return Request{}, ErrNoSuchRequest
@@ -444,7 +467,7 @@ func (s *Service) openRequest(ctx context.Context, id string) (Request, error) {
 		return Request{}, fmt.Errorf("read request: %w", err)
 	}
 	r := requestOf(rec)
-	if r.Outcome(s.now()) != RequestOpen {
+	if r.Outcome(d.now()) != RequestOpen {
 		return r, ErrRequestAnswered
 	}
 	return r, nil
@@ -457,16 +480,16 @@ func (s *Service) openRequest(ctx context.Context, id string) (Request, error) {
 // gives ErrRequestAnswered with the request as it stands (and the invite
 // minted meanwhile is never stored or shown). The requester, at the
 // address they gave, and the other approvers are told.
-func (s *Service) ApproveRequest(ctx context.Context, a Actor, id string) (Request, Invite, error) {
+func (d *requestDesk) ApproveRequest(ctx context.Context, a Actor, id string) (Request, Invite, error) {
 	if err := a.may(policy.AnswerRequests); err != nil {
 		return Request{}, Invite{}, err
 	}
-	if r, err := s.openRequest(ctx, id); err != nil {
+	if r, err := d.openRequest(ctx, id); err != nil {
 		return r, Invite{}, err
 	}
 	var answered store.Request
 	record := func(ctx context.Context, inv store.Invite, e store.AuditEntry) (store.Invite, error) {
-		stored, r, err := s.store.ApproveRequest(ctx, id, inv, e,
+		stored, r, err := d.store.ApproveRequest(ctx, id, inv, e,
 			store.AuditEntry{Time: e.Time, Actor: a.jid, Action: ActionRequestApprove, Subject: id})
 		if errors.Is(err, store.ErrNotOpen) {
 			return store.Invite{}, ErrRequestAnswered
@@ -474,54 +497,54 @@ func (s *Service) ApproveRequest(ctx context.Context, a Actor, id string) (Reque
 		answered = r
 		return stored, err
 	}
-	inv, err := s.mintAndRecord(ctx, a, s.issuer.Mint, minting{action: ActionInviteCreate, detail: "request " + id, record: record})
+	inv, err := d.minter.mintAndRecord(ctx, a, minting{action: ActionInviteCreate, detail: "request " + id, record: record})
 	if errors.Is(err, ErrRequestAnswered) {
-		r, err := s.answeredMeanwhile(ctx, id)
+		r, err := d.answeredMeanwhile(ctx, id)
 		return r, Invite{}, err
 	}
 	if err != nil {
 		return Request{}, Invite{}, err
 	}
 	r := requestOf(answered)
-	s.forgetOpenCount()
-	s.requestObserver().RequestApproved()
-	s.log.InfoContext(ctx, "account request approved", slog.String("request", id), slog.String("by", a.jid),
+	d.forgetOpenCount()
+	d.requestObserver().RequestApproved()
+	d.log.InfoContext(ctx, "account request approved", slog.String("request", id), slog.String("by", a.jid),
 		slog.String("invite", inv.ID))
-	s.tellAnswered(ctx, r)
+	d.tellAnswered(ctx, r)
 	return r, inv, nil
 }
 
 // DenyRequest declines request id for a, with reason (may be empty),
 // which the requester's status page shows. The first answer wins, as for
 // ApproveRequest, and the same people are told.
-func (s *Service) DenyRequest(ctx context.Context, a Actor, id, reason string) (Request, error) {
+func (d *requestDesk) DenyRequest(ctx context.Context, a Actor, id, reason string) (Request, error) {
 	if err := a.may(policy.AnswerRequests); err != nil {
 		return Request{}, err
 	}
-	if r, err := s.openRequest(ctx, id); err != nil {
+	if r, err := d.openRequest(ctx, id); err != nil {
 		return r, err
 	}
 	reason = plaintext.Line(reason)
-	rec, err := s.store.DenyRequest(ctx, id, a.jid, reason,
-		store.AuditEntry{Time: s.now().UTC(), Actor: a.jid, Action: ActionRequestDeny, Subject: id, Detail: reason})
+	rec, err := d.store.DenyRequest(ctx, id, a.jid, reason,
+		store.AuditEntry{Time: d.now().UTC(), Actor: a.jid, Action: ActionRequestDeny, Subject: id, Detail: reason})
 	if errors.Is(err, store.ErrNotOpen) {
-		return s.answeredMeanwhile(ctx, id)
+		return d.answeredMeanwhile(ctx, id)
 	} else if err != nil {
 		return Request{}, fmt.Errorf("deny request: %w", err)
 	}
 	r := requestOf(rec)
-	s.forgetOpenCount()
-	s.requestObserver().RequestDenied()
-	s.log.InfoContext(ctx, "account request declined", slog.String("request", id), slog.String("by", a.jid))
-	s.tellAnswered(ctx, r)
+	d.forgetOpenCount()
+	d.requestObserver().RequestDenied()
+	d.log.InfoContext(ctx, "account request declined", slog.String("request", id), slog.String("by", a.jid))
+	d.tellAnswered(ctx, r)
 	return r, nil
 }
 
 // answeredMeanwhile reads request id after the store refused to answer it
 // because someone else did first (or its time ran out), and returns it with
 // ErrRequestAnswered.
-func (s *Service) answeredMeanwhile(ctx context.Context, id string) (Request, error) {
-	r, err := s.openRequest(ctx, id)
+func (d *requestDesk) answeredMeanwhile(ctx context.Context, id string) (Request, error) {
+	r, err := d.openRequest(ctx, id)
 	if err == nil {
 		err = fmt.Errorf("request %s: the store says answered, but it reads open", id)
 	}
@@ -530,38 +553,38 @@ func (s *Service) answeredMeanwhile(ctx context.Context, id string) (Request, er
 
 // tellAnswered tells the requester, if they gave an address, and the other
 // approvers how request r was answered.
-func (s *Service) tellAnswered(ctx context.Context, r Request) {
+func (d *requestDesk) tellAnswered(ctx context.Context, r Request) {
 	if r.Contact != "" {
-		s.notify(ctx, r.Contact, RequestDecided{Request: r, Domain: s.domain})
+		d.notify(ctx, r.Contact, RequestDecided{Request: r, Domain: d.domain})
 	}
-	s.notifyApprovers(ctx, r.AnsweredBy, RequestAnswered{Request: r})
+	d.notifyApprovers(ctx, r.AnsweredBy, RequestAnswered{Request: r})
 }
 
 // ExpireRequests marks the requests nobody answered in time as expired.
 // Usage tracking runs it on each sweep. Requesters are not told by chat:
 // the expiry is the one outcome a stranger alone decides, and the bot
 // sends no message that a stranger alone can cause; their page says it.
-func (s *Service) ExpireRequests(ctx context.Context) {
-	expired, err := s.store.ExpireRequests(ctx, s.now(), systemActor, ActionRequestExpire)
+func (d *requestDesk) ExpireRequests(ctx context.Context) {
+	expired, err := d.store.ExpireRequests(ctx, d.now(), systemActor, ActionRequestExpire)
 	if err != nil {
-		s.log.WarnContext(ctx, "expiring account requests failed; next sweep retries", slog.Any("err", err))
+		d.log.WarnContext(ctx, "expiring account requests failed; next sweep retries", slog.Any("err", err))
 		return
 	}
 	for _, r := range expired {
-		s.requestObserver().RequestExpired()
-		s.log.InfoContext(ctx, "account request expired", slog.String("request", r.ID))
+		d.requestObserver().RequestExpired()
+		d.log.InfoContext(ctx, "account request expired", slog.String("request", r.ID))
 	}
 }
 
 // approvers returns who may answer requests: the admins, and the holders
 // of a grant that says so.
-func (s *Service) approvers(ctx context.Context) ([]string, error) {
-	admins := *s.admins.Load()
+func (d *requestDesk) approvers(ctx context.Context) ([]string, error) {
+	admins := d.roles.adminSet()
 	var out []string
 	for a := range admins {
 		out = append(out, a)
 	}
-	grants, err := s.store.Grants(ctx)
+	grants, err := d.store.Grants(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list approvers: %w", err)
 	}
@@ -575,22 +598,22 @@ func (s *Service) approvers(ctx context.Context) ([]string, error) {
 }
 
 // notifyApprovers sends ev to every approver but except.
-func (s *Service) notifyApprovers(ctx context.Context, except string, ev Event) {
-	to, err := s.approvers(ctx)
+func (d *requestDesk) notifyApprovers(ctx context.Context, except string, ev Event) {
+	to, err := d.approvers(ctx)
 	if err != nil {
-		s.log.WarnContext(ctx, "approvers not told", slog.Any("err", err))
+		d.log.WarnContext(ctx, "approvers not told", slog.Any("err", err))
 		return
 	}
 	for _, who := range to {
 		if who != except {
-			s.notify(ctx, who, ev)
+			d.notify(ctx, who, ev)
 		}
 	}
 }
 
 // requestObserver is the observer's part that counts requests.
-func (s *Service) requestObserver() RequestObserver {
-	if o, ok := s.observer.(RequestObserver); ok {
+func (d *requestDesk) requestObserver() RequestObserver {
+	if o, ok := d.observer.(RequestObserver); ok {
 		return o
 	}
 	return nopObserver{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -39,29 +40,45 @@ type ResetCreated struct {
 
 func (ResetCreated) isEvent() {}
 
+// resetLinks makes password reset links, while the server offers them
+// (detected when the link comes up) and for whom the configuration allows.
+type resetLinks struct {
+	*core
+	issuer Issuer
+	minter *minter
+	// inviterResets: see Options.InviterResets; a reload may change it.
+	inviterResets atomic.Bool
+	// offered says whether the server offers password resets.
+	offered atomic.Bool
+}
+
+// SetInviterResets says whether inviters may make password reset links
+// for accounts their invites created, as on a configuration reload.
+func (rl *resetLinks) SetInviterResets(on bool) { rl.inviterResets.Store(on) }
+
 // DetectServerCommands asks the server which commands it offers and turns
 // password resets on or off accordingly. The bot calls it whenever its link
 // comes up: a server upgraded from 0.12 to 13 offers resets without a
 // change to the bot's configuration.
-func (s *Service) DetectServerCommands(ctx context.Context) {
-	issuer, ok := s.issuer.(ResetIssuer)
+func (rl *resetLinks) DetectServerCommands(ctx context.Context) {
+	issuer, ok := rl.issuer.(ResetIssuer)
 	if !ok {
 		return
 	}
 	on, err := issuer.OffersResets(ctx)
 	if err != nil {
-		s.log.WarnContext(ctx, "could not list the server's commands; password resets stay as they were", slog.Any("err", err))
+		rl.log.WarnContext(ctx, "could not list the server's commands; password resets stay as they were", slog.Any("err", err))
 		return
 	}
-	if s.resets.Swap(on) != on || !on {
-		s.log.InfoContext(ctx, "password resets", slog.Bool("available", on),
+	if rl.offered.Swap(on) != on || !on {
+		rl.log.InfoContext(ctx, "password resets", slog.Bool("available", on),
 			slog.String("why", map[bool]string{true: "the server offers its password reset command", false: "the server offers no password reset command (Prosody 13 does)"}[on]))
 	}
 }
 
 // ResetsAvailable reports whether the server offers password resets, as
 // last detected.
-func (s *Service) ResetsAvailable() bool { return s.resets.Load() }
+func (rl *resetLinks) ResetsAvailable() bool { return rl.offered.Load() }
 
 // Reset makes a password reset link for account. Admins may reset any
 // account of the domain; an inviter only one that an invite of theirs
@@ -69,41 +86,41 @@ func (s *Service) ResetsAvailable() bool { return s.resets.Load() }
 // reset token can also create a new account, so the link is an invite in
 // every respect: single use, counted in quotas, stored before it is
 // returned, listed, cancellable and tracked. The account is told.
-func (s *Service) Reset(ctx context.Context, a Actor, account string) (Invite, error) {
+func (rl *resetLinks) Reset(ctx context.Context, a Actor, account string) (Invite, error) {
 	if err := a.may(policy.ResetPassword); err != nil {
 		return Invite{}, err
 	}
 	target, err := jid.Parse(account)
-	if err != nil || target.Domainpart() != s.domain || target.Localpart() == "" {
+	if err != nil || target.Domainpart() != rl.domain || target.Localpart() == "" {
 		return Invite{}, ErrNotLocalAccount
 	}
 	target = target.Bare()
-	issuer, ok := s.issuer.(ResetIssuer)
-	if !ok || !s.ResetsAvailable() {
+	issuer, ok := rl.issuer.(ResetIssuer)
+	if !ok || !rl.ResetsAvailable() {
 		return Invite{}, ErrResetUnsupported
 	}
 	if !policy.Allows(a.role, policy.ResetAnyAccount) {
-		invitedBy, err := s.invitedBy(ctx, target.String())
+		invitedBy, err := rl.invitedBy(ctx, target.String())
 		if err != nil {
 			return Invite{}, err
 		}
-		if !policy.CanReset(a.role, a.jid, invitedBy, s.inviterResets.Load()) {
+		if !policy.CanReset(a.role, a.jid, invitedBy, rl.inviterResets.Load()) {
 			return Invite{}, ErrNotYourAccount
 		}
 	}
 	mint := func(ctx context.Context) (Minted, error) { return issuer.MintReset(ctx, target) }
-	inv, err := s.mintAndRecord(ctx, a, mint, minting{action: ActionResetCreate, resetFor: target.String()})
+	inv, err := rl.minter.mintAndRecord(ctx, a, minting{mint: mint, action: ActionResetCreate, resetFor: target.String()})
 	if err != nil {
 		return Invite{}, err
 	}
-	s.notify(ctx, target.String(), ResetCreated{Account: target.String(), By: a.jid, At: inv.Created})
+	rl.notify(ctx, target.String(), ResetCreated{Account: target.String(), By: a.jid, At: inv.Created})
 	return inv, nil
 }
 
 // invitedBy returns the inviters of the account invites that created
 // account (password resets of it do not count).
-func (s *Service) invitedBy(ctx context.Context, account string) ([]string, error) {
-	invs, err := s.store.InvitesUsedBy(ctx, account)
+func (rl *resetLinks) invitedBy(ctx context.Context, account string) ([]string, error) {
+	invs, err := rl.store.InvitesUsedBy(ctx, account)
 	if err != nil {
 		return nil, fmt.Errorf("reset: who invited %s: %w", account, err)
 	}

@@ -74,6 +74,21 @@ func (c *checkSchedule) checked(id string, at time.Time) {
 	c.lastChecked[id] = at
 }
 
+// tracker is usage tracking: it learns what became of pending invites
+// (by the server's refusal of their token, or their expiry) and retries
+// revocations that failed. Each sweep also expires account requests, which
+// have no clock of their own.
+type tracker struct {
+	*core
+	registrar Registrar
+	// schedule orders the token checks.
+	schedule checkSchedule
+	uses     *useLedger
+	module   *serverModule
+	revoker  *revoker
+	desk     *requestDesk
+}
+
 // CheckPending is one sweep of usage tracking: pending invites past their
 // expiry become expired; those whose token the server no longer accepts
 // were used, and their inviter is told; cancelled invites whose token
@@ -81,26 +96,26 @@ func (c *checkSchedule) checked(id string, at time.Time) {
 // time are marked expired. Browser registrations the
 // store failed to record are recorded first. An invite someone holds
 // right now (a registration, a cancel) is left to the next sweep.
-func (s *Service) CheckPending(ctx context.Context) error {
-	s.ExpireRequests(ctx)
-	s.payDebts(ctx)
-	s.refreshModule(ctx)
-	now := s.now()
+func (t *tracker) CheckPending(ctx context.Context) error {
+	t.desk.ExpireRequests(ctx)
+	t.uses.payDebts(ctx)
+	t.module.refreshModule(ctx)
+	now := t.now()
 	// The pending index comes soonest expiry first, a page at a time:
 	// expired invites are settled as their page is read, the others go
 	// into the schedule of token checks as small references rather than
 	// whole records.
 	var live []store.Invite
 	for after := (store.PendingRef{}); ; {
-		page, err := s.store.PendingPage(ctx, after, sweepPage)
+		page, err := t.store.PendingPage(ctx, after, sweepPage)
 		if err != nil {
 			return fmt.Errorf("usage check: %w", err)
 		}
 		for _, ref := range page {
 			inv := pendingInvite(ref)
 			if !inv.Expires.IsZero() && !now.Before(inv.Expires) {
-				if unlock, ok := s.tryLockInvite(ctx, inv.ID); ok {
-					s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
+				if unlock, ok := t.uses.tryLockInvite(ctx, inv.ID); ok {
+					t.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
 					unlock()
 				}
 				continue
@@ -112,22 +127,22 @@ func (s *Service) CheckPending(ctx context.Context) error {
 		}
 		after = page[len(page)-1]
 	}
-	if len(live) > 0 && s.pollDue() {
-		if err := s.checkTokens(ctx, live); err != nil {
+	if len(live) > 0 && t.module.pollDue() {
+		if err := t.checkTokens(ctx, live); err != nil {
 			return err
 		}
 	}
-	if s.revocation() == RevokeUnsupported {
+	if t.module.revocation() == RevokeUnsupported {
 		return nil // nothing to retry with
 	}
 	// Only those not expired yet: the server drops the others by itself.
-	unrevoked, err := s.store.UnrevokedCancelled(ctx, now)
+	unrevoked, err := t.store.UnrevokedCancelled(ctx, now)
 	if err != nil {
 		return fmt.Errorf("usage check: %w", err)
 	}
 	for _, inv := range unrevoked {
-		if err := s.revokeToken(ctx, systemActor, inv); err != nil {
-			s.log.WarnContext(ctx, "revoking a cancelled invite's token failed; will retry",
+		if err := t.revoker.revokeToken(ctx, systemActor, inv); err != nil {
+			t.log.WarnContext(ctx, "revoking a cancelled invite's token failed; will retry",
 				slog.String("id", inv.ID), slog.Any("err", err))
 		}
 	}
@@ -149,8 +164,8 @@ const expiryMargin = 5 * time.Minute
 // recently checked first, on a c2s stream renewed before the server's
 // timeout, until all are checked or the sweep's time is up; it settles the
 // tokens the server refuses.
-func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
-	s.schedule.order(invs)
+func (t *tracker) checkTokens(ctx context.Context, invs []store.Invite) error {
+	t.schedule.order(invs)
 	// The sweep's clock and pace start with the first check: dialling is
 	// not checking, and the first check need not wait.
 	var start time.Time
@@ -164,9 +179,9 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 		}
 	}()
 	checked := 0
-	s.schedule.mu.Lock()
-	budget := s.schedule.budget
-	s.schedule.mu.Unlock()
+	t.schedule.mu.Lock()
+	budget := t.schedule.budget
+	t.schedule.mu.Unlock()
 	// The pace makes the budget a number of checks; the clock still
 	// stops a sweep that a slow server stretches.
 	limit := len(invs)
@@ -175,7 +190,7 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 	}
 	for _, inv := range invs {
 		if budget > 0 && (checked >= limit || (!start.IsZero() && time.Since(start) >= budget)) {
-			s.log.WarnContext(ctx, "usage tracking: not every pending invite fits in one interval; the rest go first next time",
+			t.log.WarnContext(ctx, "usage tracking: not every pending invite fits in one interval; the rest go first next time",
 				slog.Int("checked", checked), slog.Int("pending", len(invs)), slog.Duration("budget", budget))
 			return nil
 		}
@@ -183,7 +198,7 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 			if checker != nil {
 				checker.Close()
 			}
-			c, err := s.registrar.DialChecker(ctx)
+			c, err := t.registrar.DialChecker(ctx)
 			if err != nil {
 				return fmt.Errorf("usage check: %w", err)
 			}
@@ -200,19 +215,19 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 		}
 		// A registration holding the invite records it, with the account;
 		// the check and what follows from it must not interleave with one.
-		unlock, ok := s.tryLockInvite(ctx, inv.ID)
+		unlock, ok := t.uses.tryLockInvite(ctx, inv.ID)
 		if !ok {
 			continue
 		}
 		err := checker.Check(ctx, inv.Token)
 		if errors.Is(err, ErrTokenRejected) {
-			s.settleRejected(ctx, inv)
+			t.settleRejected(ctx, inv)
 		}
 		unlock()
 		if err != nil && !errors.Is(err, ErrTokenRejected) {
 			return fmt.Errorf("usage check of %s: %w", inv.ID, err)
 		}
-		s.schedule.checked(inv.ID, s.now())
+		t.schedule.checked(inv.ID, t.now())
 		checked++
 	}
 	return nil
@@ -221,14 +236,14 @@ func (s *Service) checkTokens(ctx context.Context, invs []store.Invite) error {
 // settleRejected records a pending invite whose token the server refuses:
 // used when that happened well before its expiry, expired otherwise. With
 // no known expiry it cannot tell, and says so instead of notifying.
-func (s *Service) settleRejected(ctx context.Context, inv store.Invite) {
+func (t *tracker) settleRejected(ctx context.Context, inv store.Invite) {
 	switch {
 	case inv.Expires.IsZero():
-		s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "token no longer accepted; expiry unknown, so maybe used")
-	case s.now().Add(expiryMargin).Before(inv.Expires):
-		s.settle(ctx, inv, store.StateUsed, ActionInviteUse, "detected by token check")
+		t.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "token no longer accepted; expiry unknown, so maybe used")
+	case t.now().Add(expiryMargin).Before(inv.Expires):
+		t.settle(ctx, inv, store.StateUsed, ActionInviteUse, "detected by token check")
 	default:
-		s.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "token refused at its expiry")
+		t.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "token refused at its expiry")
 	}
 }
 
@@ -236,7 +251,7 @@ func (s *Service) settleRejected(ctx context.Context, inv store.Invite) {
 // one stream dialled on first use. Once the server cannot be asked, every
 // token counts as live: cancelling is then the safe choice.
 type tokenChecks struct {
-	s       *Service
+	t       *tracker
 	checker TokenChecker
 	down    bool
 }
@@ -249,9 +264,9 @@ func (tc *tokenChecks) settleIfSpent(ctx context.Context, inv store.Invite) bool
 		return false
 	}
 	if tc.checker == nil {
-		c, err := tc.s.registrar.DialChecker(ctx)
+		c, err := tc.t.registrar.DialChecker(ctx)
 		if err != nil {
-			tc.s.log.WarnContext(ctx, "cannot check tokens before cancelling", slog.Any("err", err))
+			tc.t.log.WarnContext(ctx, "cannot check tokens before cancelling", slog.Any("err", err))
 			tc.down = true
 			return false
 		}
@@ -260,10 +275,10 @@ func (tc *tokenChecks) settleIfSpent(ctx context.Context, inv store.Invite) bool
 	err := tc.checker.Check(ctx, inv.Token)
 	switch {
 	case errors.Is(err, ErrTokenRejected):
-		tc.s.settleRejected(ctx, inv)
+		tc.t.settleRejected(ctx, inv)
 		return true
 	case err != nil:
-		tc.s.log.WarnContext(ctx, "token check failed before cancelling", slog.Any("err", err))
+		tc.t.log.WarnContext(ctx, "token check failed before cancelling", slog.Any("err", err))
 		tc.down = true
 	}
 	return false
@@ -277,32 +292,32 @@ func (tc *tokenChecks) close() {
 }
 
 // settle moves a pending invite to its final state and tells the inviter.
-func (s *Service) settle(ctx context.Context, inv store.Invite, to store.State, action, detail string) {
-	settled, err := s.store.SetInviteState(ctx, inv.ID, to, "", store.AuditEntry{
-		Time: s.now().UTC(), Actor: systemActor, Action: action, Subject: inv.ID, Detail: detail,
+func (t *tracker) settle(ctx context.Context, inv store.Invite, to store.State, action, detail string) {
+	settled, err := t.store.SetInviteState(ctx, inv.ID, to, "", store.AuditEntry{
+		Time: t.now().UTC(), Actor: systemActor, Action: action, Subject: inv.ID, Detail: detail,
 	})
 	if errors.Is(err, store.ErrNotPending) {
 		return // settled meanwhile by someone else
 	}
 	if err != nil {
-		s.log.ErrorContext(ctx, "usage check: state change failed", slog.String("id", inv.ID), slog.Any("err", err))
+		t.log.ErrorContext(ctx, "usage check: state change failed", slog.String("id", inv.ID), slog.Any("err", err))
 		return
 	}
-	s.log.InfoContext(ctx, "invite "+string(to), slog.String("id", inv.ID), slog.String("inviter", inv.Inviter))
+	t.log.InfoContext(ctx, "invite "+string(to), slog.String("id", inv.ID), slog.String("inviter", inv.Inviter))
 	if to == store.StateUsed {
-		s.observer.InviteUsed()
-		s.notify(ctx, inv.Inviter, InviteUsed{Invite: viewOf(settled)})
+		t.observer.InviteUsed()
+		t.notify(ctx, inv.Inviter, InviteUsed{Invite: viewOf(settled)})
 	}
 }
 
 // Track runs usage tracking every interval until ctx ends.
-func (s *Service) Track(ctx context.Context, interval time.Duration) {
-	s.schedule.mu.Lock()
-	s.schedule.budget = time.Duration(float64(interval) * sweepShare)
-	s.schedule.mu.Unlock()
+func (t *tracker) Track(ctx context.Context, interval time.Duration) {
+	t.schedule.mu.Lock()
+	t.schedule.budget = time.Duration(float64(interval) * sweepShare)
+	t.schedule.mu.Unlock()
 	every(ctx, interval, func() {
-		if err := s.CheckPending(ctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "usage check failed; next try in one interval", slog.Any("err", err))
+		if err := t.CheckPending(ctx); err != nil && ctx.Err() == nil {
+			t.log.WarnContext(ctx, "usage check failed; next try in one interval", slog.Any("err", err))
 		}
 	})
 }
