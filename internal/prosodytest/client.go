@@ -83,8 +83,13 @@ func Dial(ctx context.Context, srv *Server, user jid.JID, pass string) (*Client,
 	}
 	// Close on ctx end: mellium's own negotiation deadline handling can miss
 	// a blocked read (it sets a past deadline and clears it right away).
+	// For the same reason the session gets a context that never ends:
+	// mellium arms the connection's deadline from it and can fire that
+	// deadline after the handshake, when the caller's context is cancelled
+	// on return, under the session's first write (a chat message failed
+	// with "i/o timeout" that way on a busy machine).
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	sess, err := xmpp.NewClientSession(ctx, user.Bare(), conn,
+	sess, err := xmpp.NewClientSession(context.WithoutCancel(ctx), user.Bare(), conn,
 		xmpp.StartTLS(srv.TLSConfig(user.Domainpart())),
 		xmpp.SASL("", pass, sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1),
 		xmpp.BindResource(),
