@@ -15,16 +15,27 @@
 --   * Usage reports. When an account is registered with an invite, the
 --     component is told at once which token created which account.
 --   * Deletion and introductions. The component (and only it) may delete a
---     token, and may put a new account's inviter in its roster with a
---     subscription request sent and the inviter's own request pre-approved
---     (RFC 6121 3.4), so one tap on the inviter's side makes them mutual
---     contacts.
+--     token the bot minted, and may put an account that registered with one
+--     in its inviter's roster with a subscription request sent and the
+--     inviter's own request pre-approved (RFC 6121 3.4), so one tap on the
+--     inviter's side makes them mutual contacts.
+--
+-- The module gives the component no more than that: tokens an admin or a
+-- user minted otherwise (prosodyctl, the admin shell, their own ad-hoc
+-- commands) can be neither deleted by it nor reported to it, and accounts
+-- they created cannot be introduced.
 --
 -- Works with Prosody 0.12 and 13. Configuration, on the VirtualHost:
 --
 --   VirtualHost "example.org"
 --       modules_enabled = { "invitebot" }
 --       invitebot_component = "invites.example.org"
+--       -- only when the bot mints as an account (its xmpp.minter):
+--       invitebot_minter = "minter@example.org"
+--
+-- invitebot_component must name a Component of this same Prosody: anything
+-- else (a typo, a host elsewhere) is refused with an error in the log, and
+-- then nothing is reported to or accepted from anybody.
 --
 -- Protocol, namespace NS below (all IQs between this host and the
 -- component; the component's are refused with forbidden from anyone else):
@@ -71,10 +82,22 @@ local max_queued = 1000;
 local introduce_window = 7 * 86400;
 -- How long an introduction waits for the inviter's subscription request.
 local introduced_max_age = 90 * 86400;
+-- How often records that outlived the limits above are removed from storage.
+local sweep_interval = 86400;
+-- Of each kind of refusal, at most one per this many seconds is logged at
+-- its level; the others go to debug and are counted, and the next one
+-- logged at its level says how many there were. Anybody who can reach the
+-- host can provoke refusals, and must not be able to flood the log with them.
+local refusal_log_interval = 60;
 
 -- The same refusal Prosody gives a bad token at preauth: clients already
 -- know how to explain it, and it tells nobody whether the token existed.
 local bad_token_text = "The invite token is invalid or expired";
+
+-- The ad-hoc commands (mod_invites_adhoc) through which the bot mints: an
+-- account invite (0.12 and 13), a password reset link (13).
+local NODE_CREATE_ACCOUNT = "urn:xmpp:invite#create-account";
+local NODE_PASSWORD_RESET = "xmpp:prosody.im/mod_invites_adhoc#password-reset";
 
 -- Only the server itself has streams, registrations and a component link;
 -- prosodyctl has no use for any of this.
@@ -82,63 +105,81 @@ if prosody.process_type ~= "prosody" then
 	return;
 end
 
-local component = module:get_option_string("invitebot_component");
-if component then
-	component = jid_util.prep(component);
+local unpack = table.unpack or unpack; -- luacheck: ignore 143
+
+local invites = module:depends("invites");
+
+module:add_feature(NS);
+
+-- Logging refusals ------------------------------------------------------------
+
+-- A logger for one kind of refusal, rate-limited as refusal_log_interval
+-- says.
+local function refusal_logger(level)
+	local last, suppressed = nil, 0;
+	return function (fmt, ...)
+		local now = os.time();
+		if last and now - last < refusal_log_interval then
+			suppressed = suppressed + 1;
+			module:log("debug", fmt, ...);
+			return;
+		end
+		if suppressed > 0 then
+			local args, n = { ... }, select("#", ...);
+			args[n + 1], args[n + 2] = suppressed, now - last;
+			module:log(level, fmt .. " (and %d more like it in the last %d s, logged at debug level)", unpack(args, 1, n + 2));
+		else
+			module:log(level, fmt, ...);
+		end
+		last, suppressed = now, 0;
+	end
 end
-if not component then
+
+local log_refused_request = refusal_logger("warn");
+local log_refused_registration = refusal_logger("info");
+
+-- Who the bot is ----------------------------------------------------------------
+
+-- invitebot_component as configured (prepped), and the same once it is
+-- known to be a Component of this server: only then is anything sent to it
+-- or accepted from it. A misspelt name would otherwise send every report
+-- (token and new address) to whatever it names, off the server if s2s is on.
+local wanted_component = module:get_option_string("invitebot_component");
+local component;
+if wanted_component then
+	local prepped = jid_util.prep(wanted_component);
+	if not prepped or jid_util.node(prepped) or jid_util.resource(prepped) then
+		module:log("error", "invitebot_component = %q is not a host name: ignored", wanted_component);
+		prepped = nil;
+	end
+	wanted_component = prepped;
+end
+if not wanted_component then
 	module:log("error", "invitebot_component is not set (or not a valid JID): single use is enforced, "
 		.. "but no usage reports are sent and nobody may delete tokens. Add "
 		.. "invitebot_component = \"invites.%s\" (the bot's component JID) under this VirtualHost", module.host);
 end
 
-local invites = module:depends("invites");
-
-module:add_feature(NS);
-if component then
-	module:log("info", "Enforcing one account per invite, reporting registrations to %s", component);
+-- The account the bot mints as when it has one (its xmpp.minter), instead
+-- of the component.
+local minter = module:get_option_string("invitebot_minter");
+if minter then
+	local prepped = jid_util.prep(minter);
+	local node, host, resource;
+	if prepped then
+		node, host, resource = jid_util.split(prepped);
+	end
+	if not node or host ~= module.host or resource then
+		module:log("error", "invitebot_minter = %q is not an account of %s: ignored", minter, module.host);
+		prepped = nil;
+	end
+	minter = prepped;
 end
 
--- State kept across restarts: reports not yet acknowledged, accounts
--- recently registered with an invite (only those may be introduced), and
--- introductions waiting for the inviter's subscription request. One small
--- record: it changes once per registration at most.
-local store = module:open_store("invitebot");
-local state = store:get(nil) or {};
-state.reports = state.reports or {};
-state.recent = state.recent or {};
-state.introduced = state.introduced or {};
-
-local function prune(now)
-	local kept = {};
-	for _, r in ipairs(state.reports) do
-		if now - r.at < report_max_age then
-			table.insert(kept, r);
-		end
-	end
-	while #kept > max_queued do
-		module:log("warn", "Dropping the oldest unacknowledged usage report (for %s): the component has been away too long", kept[1].jid);
-		table.remove(kept, 1);
-	end
-	state.reports = kept;
-	for username, at in pairs(state.recent) do
-		if now - at >= introduce_window then
-			state.recent[username] = nil;
-		end
-	end
-	for username, intro in pairs(state.introduced) do
-		if now - intro.at >= introduced_max_age then
-			state.introduced[username] = nil;
-		end
-	end
-end
-
-local function save()
-	prune(os.time());
-	local ok, err = store:set(nil, state);
-	if not ok then
-		module:log("error", "Could not save invitebot state: %s", err);
-	end
+-- Whether jid (any resource) is the bot: the component or the minter.
+local function is_bot(jid)
+	local bare = jid and jid_util.bare(jid);
+	return bare ~= nil and (bare == component or bare == minter);
 end
 
 -- Only the configured component itself may use the component's IQs: every
@@ -148,8 +189,8 @@ local function from_component(stanza)
 end
 
 local function refuse_sender(event)
-	module:log("warn", "Refused invitebot request from %s: only %s may send it",
-		tostring(event.stanza.attr.from), tostring(component));
+	log_refused_request("Refused invitebot request from %s: only %s may send it",
+		tostring(event.stanza.attr.from), tostring(component or wanted_component));
 	event.origin.send(st.error_reply(event.stanza, "auth", "forbidden"));
 	return true;
 end
@@ -159,6 +200,237 @@ local function redact(token)
 	return (tostring(token):sub(1, 4)) .. "…";
 end
 
+-- The bot's tokens --------------------------------------------------------------
+
+-- The component may delete, hear about and introduce the accounts of only
+-- the invites the bot minted. What Prosody lets a module observe of that:
+--
+--   * create-account (0.12 and 13) stores the command's sender as
+--     additional_data.source in the invite itself;
+--   * the password reset command (13) stores nothing of the sort, and the
+--     "invite-created" event mod_invites fires carries the invite only,
+--     not who asked for it.
+--
+-- So while the component or the minter runs one of the two commands, its
+-- bare JID is remembered for the thread running the command (a wrapper
+-- around the ad-hoc IQ event), and "invite-created", which mod_invites
+-- fires in that same thread before it stores the invite, writes it into
+-- the invite as additional_data.invitebot_minter. The mark lives and dies
+-- with the token in Prosody's own invite store: nothing to keep in step
+-- here. Tokens minted before this module marked them still count by their
+-- source. Anything an admin mints with prosodyctl or the admin shell, or
+-- with the commands as themselves, has neither and is not the bot's.
+local minting_actor = setmetatable({}, { __mode = "k" });
+local main_thread = {}; -- Lua 5.1 has no coroutine object for the main thread
+
+local function current_thread()
+	return coroutine.running() or main_thread;
+end
+
+module:wrap_event("iq-set/host/http://jabber.org/protocol/commands:command", function (handlers, event_name, event)
+	local stanza = event.stanza;
+	local command = stanza.tags[1];
+	local node = command and command.attr.node;
+	if (node ~= NODE_CREATE_ACCOUNT and node ~= NODE_PASSWORD_RESET) or not is_bot(stanza.attr.from) then
+		return handlers(event_name, event);
+	end
+	local thread = current_thread();
+	minting_actor[thread] = jid_util.bare(stanza.attr.from);
+	-- pcall, so that a failing command leaves no actor behind for the
+	-- next invite this thread creates.
+	local ok, ret = pcall(handlers, event_name, event);
+	minting_actor[thread] = nil;
+	if not ok then
+		error(ret, 0);
+	end
+	return ret;
+end);
+
+module:hook("invite-created", function (invite)
+	local actor = minting_actor[current_thread()];
+	if not actor or invite.type ~= "register" then
+		return;
+	end
+	invite.additional_data = invite.additional_data or {};
+	invite.additional_data.invitebot_minter = actor;
+end, 10);
+
+-- Whether invite (as mod_invites returns it) is one the bot minted.
+local function minted_by_bot(invite)
+	local data = invite and invite.type == "register" and invite.additional_data;
+	if type(data) ~= "table" then
+		return false;
+	end
+	return is_bot(data.invitebot_minter) or is_bot(data.source);
+end
+
+-- State -------------------------------------------------------------------------
+
+-- Kept across restarts, one storage record per item, so that a change
+-- rewrites one small record however many are kept (with the internal
+-- storage, one file; with SQL, one row):
+--
+--   * reports not yet acknowledged, in invitebot_report under "r:" and the
+--     report's id (":" keeps it from ever being a username, whose records
+--     Prosody purges when the account is deleted);
+--   * accounts registered with one of the bot's invites lately (only those
+--     may be introduced), then introductions waiting for the inviter's
+--     subscription request, in invitebot_account under the username:
+--     { registered = time } or { introduced = { contact = jid, at = time } }.
+--
+-- Both are also held in memory, read once at start.
+local report_store = module:open_store("invitebot_report");
+local account_store = module:open_store("invitebot_account");
+
+local reports = {};  -- oldest first
+local accounts = {}; -- username -> record
+
+local function report_key(id)
+	return "r:" .. id;
+end
+
+local function save_report(r)
+	local ok, err = report_store:set(report_key(r.id), r);
+	if not ok then
+		module:log("error", "Could not save the usage report for %s: %s", r.jid, tostring(err));
+	end
+end
+
+local function forget_report(id)
+	local ok, err = report_store:set(report_key(id), nil);
+	if not ok then
+		module:log("error", "Could not remove an acknowledged usage report: %s", tostring(err));
+	end
+end
+
+local function save_account(username)
+	local ok, err = account_store:set(username, accounts[username]);
+	if not ok then
+		module:log("error", "Could not save the invitebot record of %s: %s", username, tostring(err));
+	end
+end
+
+local function account_expired(rec, now)
+	if rec.registered then
+		return now - rec.registered >= introduce_window;
+	end
+	if rec.introduced then
+		return now - (rec.introduced.at or 0) >= introduced_max_age;
+	end
+	return true;
+end
+
+-- Removes the reports at index i from memory and storage.
+local function remove_report_at(i)
+	local r = table.remove(reports, i);
+	forget_report(r.id);
+	return r;
+end
+
+local function add_report(r)
+	table.insert(reports, r);
+	save_report(r);
+	while #reports > max_queued do
+		local dropped = remove_report_at(1);
+		module:log("warn", "Dropping the oldest unacknowledged usage report (for %s): the component has been away too long", dropped.jid);
+	end
+end
+
+local function sweep()
+	local now = os.time();
+	for i = #reports, 1, -1 do
+		if now - reports[i].at >= report_max_age then
+			remove_report_at(i);
+		end
+	end
+	for username, rec in pairs(accounts) do
+		if account_expired(rec, now) then
+			accounts[username] = nil;
+			save_account(username);
+		end
+	end
+	return sweep_interval;
+end
+
+-- All keys of a store, or nil when its driver cannot list them.
+local function store_keys(store)
+	if not store.users then
+		return nil;
+	end
+	local keys = {};
+	for key in store:users() do
+		table.insert(keys, key);
+	end
+	return keys;
+end
+
+local function load_state()
+	local now = os.time();
+	local keys = store_keys(report_store);
+	for _, key in ipairs(keys or {}) do
+		local r = report_store:get(key);
+		if type(r) == "table" and r.id and report_key(r.id) == key and r.token and r.jid and r.at
+			and now - r.at < report_max_age then
+			table.insert(reports, r);
+		else
+			report_store:set(key, nil);
+		end
+	end
+	table.sort(reports, function (a, b)
+		if a.at ~= b.at then return a.at < b.at; end
+		return a.id < b.id;
+	end);
+	local users = store_keys(account_store);
+	for _, username in ipairs(users or {}) do
+		local rec = account_store:get(username);
+		if type(rec) == "table" and not account_expired(rec, now) then
+			accounts[username] = rec;
+		else
+			account_store:set(username, nil);
+		end
+	end
+	if not keys or not users then
+		module:log("warn", "This storage cannot list its records: usage reports and introductions from before this start are not restored");
+	end
+
+	-- COMPAT: before, all of it was one record, rewritten on every change,
+	-- and it also held reports and registrations of invites the bot had
+	-- not minted, which cannot be told apart any more. Pending
+	-- introductions (all the bot's) move over; the rest is dropped: the
+	-- bot also checks its tokens over c2s now and then, and finds those
+	-- registrations that way.
+	local old_store = module:open_store("invitebot");
+	local old = old_store:get(nil);
+	if type(old) == "table" then
+		local moved = 0;
+		for username, intro in pairs(old.introduced or {}) do
+			if type(intro) == "table" and not accounts[username] then
+				accounts[username] = { introduced = intro };
+				if account_expired(accounts[username], now) then
+					accounts[username] = nil;
+				else
+					save_account(username);
+					moved = moved + 1;
+				end
+			end
+		end
+		old_store:set(nil, nil);
+		module:log("info", "Converted the old invitebot state record: %d pending introduction(s) kept, %d queued report(s) dropped",
+			moved, #(old.reports or {}));
+	end
+end
+
+load_state();
+module:add_timer(sweep_interval, sweep);
+
+-- A deleted account keeps no record here (Prosody purges its storage).
+module:hook("user-deleted", function (event)
+	if accounts[event.username] then
+		accounts[event.username] = nil;
+		save_account(event.username);
+	end
+end);
+
 -- Single use -----------------------------------------------------------------
 
 local function refuse_registration(event, why)
@@ -166,7 +438,7 @@ local function refuse_registration(event, why)
 	event.error = { type = "cancel", condition = "forbidden", text = bad_token_text };
 	-- COMPAT: what mod_register_ibr read before util.error.
 	event.error_type, event.error_condition, event.reason = "cancel", "forbidden", bad_token_text;
-	module:log("info", "Refused registration of %s: %s", tostring(event.username), why);
+	log_refused_registration("Refused registration of %s: %s", tostring(event.username), why);
 end
 
 -- Before mod_invites_register (priority 0), which would let the stream
@@ -199,10 +471,9 @@ local retry_timer;
 local flush;
 
 local function drop_report(id)
-	for i, r in ipairs(state.reports) do
+	for i, r in ipairs(reports) do
 		if r.id == id then
-			table.remove(state.reports, i);
-			save();
+			remove_report_at(i);
 			return;
 		end
 	end
@@ -246,15 +517,23 @@ end
 
 function flush()
 	if not component then return; end
-	module:log("debug", "Flushing %d usage report(s)", #state.reports);
-	for _, r in ipairs(state.reports) do
+	local now = os.time();
+	for i = #reports, 1, -1 do
+		if now - reports[i].at >= report_max_age and not in_flight[reports[i].id] then
+			remove_report_at(i);
+		end
+	end
+	module:log("debug", "Flushing %d usage report(s)", #reports);
+	for _, r in ipairs(reports) do
 		if not in_flight[r.id] then
 			send_report(r);
 		end
 	end
 end
 
--- After mod_invites_register (priority 0) has used the invite.
+-- After mod_invites_register (priority 0) has used the invite. Only
+-- registrations with the bot's invites are recorded and reported: the
+-- component has no business knowing of the others.
 module:hook("user-registered", function (event)
 	local session = event.session;
 	local invite = event.validated_invite or (session and session.validated_invite);
@@ -264,16 +543,20 @@ module:hook("user-registered", function (event)
 	if session then
 		session.invitebot_registered = true;
 	end
+	if not minted_by_bot(invite) then
+		module:log("debug", "%s registered with an invite the bot did not mint: not reported", tostring(event.username));
+		return;
+	end
 	local now = os.time();
-	state.recent[event.username] = now;
+	accounts[event.username] = { registered = now };
+	save_account(event.username);
 	if component then
-		table.insert(state.reports, {
+		add_report({
 			id = new_id(), token = invite.token, at = now,
 			jid = jid_util.join(event.username, module.host),
 		});
+		flush();
 	end
-	save();
-	flush();
 end, -10);
 
 -- A password reset (Prosody 13) spends the stream's invite as well.
@@ -284,6 +567,51 @@ module:hook("user-password-reset", function (event)
 	end
 end, -10);
 
+-- The component -----------------------------------------------------------------
+
+-- invitebot_component counts once it names a Component of this server.
+-- Hosts later in the configuration are activated after this one, so at
+-- start the check waits for them: timers run only once start-up is over,
+-- and a component activated later (a configuration reload) is checked as
+-- it comes.
+local function check_component()
+	if component or not wanted_component then
+		return;
+	end
+	local host = prosody.hosts[wanted_component];
+	if not host or host.type ~= "component" then
+		module:log("error", "invitebot_component = %q is not a Component of this server (%s): nothing is reported to it "
+			.. "or accepted from it. Set it to the bot's component JID, the name of its Component section",
+			wanted_component, host and "it is a VirtualHost" or "no such host here");
+		return;
+	end
+	component = wanted_component;
+	module:log("info", "Enforcing one account per invite, reporting registrations to %s", component);
+	-- Deliver what waited while Prosody was down, once the component is back.
+	if #reports > 0 then
+		module:add_timer(retry_interval, function () flush(); end);
+	end
+end
+
+if wanted_component then
+	if prosody.hosts[wanted_component] then
+		check_component();
+	else
+		module:add_timer(0, check_component);
+	end
+	module:hook_global("host-activated", function (host)
+		if host == wanted_component then
+			check_component();
+		end
+	end);
+	module:hook_global("host-deactivated", function (host)
+		if host == component then
+			module:log("warn", "Component %s is gone: nothing is reported or accepted until it is back", host);
+			component = nil;
+		end
+	end);
+end
+
 -- Discovery ----------------------------------------------------------------------
 
 module:hook("iq-get/host/" .. NS .. ":status", function (event)
@@ -291,7 +619,7 @@ module:hook("iq-get/host/" .. NS .. ":status", function (event)
 		return refuse_sender(event);
 	end
 	event.origin.send(st.reply(event.stanza)
-		:tag("status", { xmlns = NS, version = VERSION, queued = tostring(#state.reports) }));
+		:tag("status", { xmlns = NS, version = VERSION, queued = tostring(#reports) }));
 	-- The component asks when its link comes up: the moment to deliver
 	-- what it missed.
 	module:add_timer(0, flush);
@@ -308,6 +636,21 @@ module:hook("iq-set/host/" .. NS .. ":delete", function (event)
 	local token = stanza.tags[1].attr.token;
 	if not token or token == "" then
 		origin.send(st.error_reply(stanza, "modify", "bad-request", "token missing"));
+		return true;
+	end
+	local info = invites.get_account_invite_info(token);
+	if not info then
+		-- Unknown, used or expired: nothing that registers an account is
+		-- left, and deleting is idempotent.
+		origin.send(st.reply(stanza));
+		return true;
+	end
+	if not minted_by_bot(info) then
+		-- forbidden, not item-not-found: the token exists (anybody can
+		-- find that out at preauth), and a component told it was not
+		-- found might conclude it is revoked while it stays valid.
+		log_refused_request("Refused to delete invite %s for %s: the bot did not mint it", redact(token), component);
+		origin.send(st.error_reply(stanza, "auth", "forbidden", "This invite was not minted by this component"));
 		return true;
 	end
 	local ok, err = invites.delete_account_invite(token);
@@ -342,10 +685,12 @@ module:hook("iq-set/host/" .. NS .. ":introduce", function (event)
 		origin.send(st.error_reply(stanza, "modify", "bad-request", "jid must be a local account, contact a bare JID"));
 		return true;
 	end
-	-- Only accounts that registered with an invite lately: the component
-	-- must not be able to edit the rosters of everyone else.
-	if not state.recent[username] or not usermanager.user_exists(username, host) then
-		origin.send(st.error_reply(stanza, "cancel", "item-not-found", "no recent registration with an invite"));
+	-- Only accounts that registered with one of the bot's invites lately:
+	-- the component must not be able to edit the rosters of everyone else.
+	local rec = accounts[username];
+	if not rec or not rec.registered or os.time() - rec.registered >= introduce_window
+		or not usermanager.user_exists(username, host) then
+		origin.send(st.error_reply(stanza, "cancel", "item-not-found", "no recent registration with an invite of this component"));
 		return true;
 	end
 	-- Pre-approve first, so that a client that answers the request below
@@ -357,9 +702,8 @@ module:hook("iq-set/host/" .. NS .. ":introduce", function (event)
 	end
 	rostermanager.roster_push(username, host, contact);
 	module:send(st.presence({ type = "subscribe", from = account, to = contact }));
-	state.recent[username] = nil;
-	state.introduced[username] = { contact = contact, at = os.time() };
-	save();
+	accounts[username] = { introduced = { contact = contact, at = os.time() } };
+	save_account(username);
 	module:log("info", "Introduced %s to %s: subscription requested, theirs pre-approved", account, contact);
 	origin.send(st.reply(stanza));
 	return true;
@@ -376,12 +720,13 @@ module:hook("presence/bare", function (event)
 	local to = jid_util.bare(stanza.attr.to);
 	local from = jid_util.bare(stanza.attr.from);
 	local username, host = jid_util.split(to);
-	local intro = username and host == module.host and state.introduced[username];
-	if not intro or intro.contact ~= from then
+	local rec = username and host == module.host and accounts[username];
+	local intro = rec and rec.introduced;
+	if not intro or intro.contact ~= from or account_expired(rec, os.time()) then
 		return;
 	end
-	state.introduced[username] = nil;
-	save();
+	accounts[username] = nil;
+	save_account(username);
 	if not rostermanager.is_contact_preapproved(username, host, from) then
 		return; -- the user took the pre-approval back; normal handling
 	end
@@ -409,8 +754,3 @@ module:hook("presence/bare", function (event)
 	module:log("debug", "Approved the pre-approved subscription of %s to %s", from, to);
 	return true;
 end, 2);
-
--- Deliver what waited while Prosody was down, once the component is back.
-if #state.reports > 0 then
-	module:add_timer(retry_interval, function () flush(); end);
-end

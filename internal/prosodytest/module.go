@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,6 +159,71 @@ func (s *Server) MintResetToken(account jid.JID) (string, error) {
 	m := preauthRE.FindStringSubmatch(out)
 	if m == nil {
 		return "", fmt.Errorf("no preauth token in prosodyctl output %q", out)
+	}
+	return m[1], nil
+}
+
+// moduleMinter is the localpart of the minter account of a server with
+// mod_invitebot.
+const moduleMinter = "invitebot-minter"
+
+// nodeCreateAccount is XEP-0401's command that mints an account invite.
+const nodeCreateAccount = "urn:xmpp:invite#create-account"
+
+// mintAsMinter logs in as the minter account and runs the server's
+// create-account command, the way a bot with xmpp.minter mints, and
+// returns the token of the invite URI in the result form.
+func (s *Server) mintAsMinter() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), regTimeout)
+	defer cancel()
+	c, err := Dial(ctx, s, s.minter, s.minterPass)
+	if err != nil {
+		return "", fmt.Errorf("%s: log in as the minter: %w", s.tag(), err)
+	}
+	defer c.Close()
+	token, err := RunMintCommand(ctx, c.Session(), jid.MustParse(s.Domain), nodeCreateAccount)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", s.tag(), err)
+	}
+	return token, nil
+}
+
+// RunMintCommand executes the one-stage ad-hoc command node at server
+// over sess and returns the preauth token in the URI it answers with. It
+// is how the bot mints (create-account), as the component or as an
+// account.
+func RunMintCommand(ctx context.Context, sess *xmpp.Session, server jid.JID, node string) (string, error) {
+	payload := xmlstream.Wrap(nil, xml.StartElement{
+		Name: xml.Name{Space: "http://jabber.org/protocol/commands", Local: "command"},
+		Attr: []xml.Attr{
+			{Name: xml.Name{Local: "node"}, Value: node},
+			{Name: xml.Name{Local: "action"}, Value: "execute"},
+		},
+	})
+	r, err := sess.SendIQElement(ctx, payload, stanza.IQ{Type: stanza.SetIQ, To: server})
+	if err != nil {
+		return "", fmt.Errorf("run %s: %w", node, err)
+	}
+	defer r.Close()
+	var text strings.Builder
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			break
+		}
+		switch tok := tok.(type) {
+		case xml.CharData:
+			text.Write(tok)
+			text.WriteByte(' ')
+		case xml.StartElement:
+			if tok.Name.Local == "error" {
+				return "", fmt.Errorf("run %s: error reply", node)
+			}
+		}
+	}
+	m := preauthRE.FindStringSubmatch(text.String())
+	if m == nil {
+		return "", fmt.Errorf("run %s: no preauth token in the answer %q", node, text.String())
 	}
 	return m[1], nil
 }

@@ -104,6 +104,12 @@ type Server struct {
 	certDir     string // the certificates directory Prosody reads
 	roots       *x509.CertPool
 
+	// minter is the account that MintToken mints as on a server with
+	// mod_invitebot (WithInvitebotModule), the way a bot with xmpp.minter
+	// does; zero without the module.
+	minter     jid.JID
+	minterPass string
+
 	mu   sync.Mutex
 	proc *process // nil when not running
 }
@@ -124,6 +130,7 @@ type options struct {
 	admins          []string
 	noNagle         bool
 	invitebotModule bool
+	moduleComponent string // invitebot_component when not Component
 	offline         bool
 	adminsNoRoles   []string
 	customRoles     []Role
@@ -163,8 +170,21 @@ func WithoutComponentAdmin() Option {
 // prosody/mod_invitebot.lua, on Domain the way docs/prosody-setup.md tells operators
 // to: its folder in plugin_paths, "invitebot" in the VirtualHost's
 // modules_enabled, and invitebot_component naming the component.
+//
+// The module serves only tokens the bot minted, so such a server also gets
+// a minter account (an admin of Domain, named in invitebot_minter) and
+// MintToken mints as it, through the server's create-account command, the
+// way a bot with xmpp.minter does. MintAdminToken mints as an admin at the
+// console instead.
 func WithInvitebotModule() Option {
 	return func(o *options) { o.invitebotModule = true }
+}
+
+// WithInvitebotComponent is WithInvitebotModule with invitebot_component
+// set to name instead of the component, to test how the module takes a
+// wrong one.
+func WithInvitebotComponent(name string) Option {
+	return func(o *options) { o.invitebotModule, o.moduleComponent = true, name }
 }
 
 // WithOfflineMessages loads mod_offline, so that messages to accounts
@@ -320,6 +340,10 @@ func prepare(dir, prosody, prosodyctl string, o options) (*Server, error) {
 		prosodyctl:      prosodyctl,
 		certDir:         filepath.Join(dir, "certs"),
 	}
+	if o.invitebotModule {
+		s.minter = jid.MustParse(moduleMinter + "@" + s.Domain)
+		s.minterPass = randomHex(16)
+	}
 	for _, d := range []string{s.DataDir, s.certDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return s, err
@@ -360,6 +384,11 @@ func (s *Server) launch(o options, logf func(format string, args ...any)) error 
 			}
 		}
 		err = s.start()
+		if err == nil && !s.minter.Equal(jid.JID{}) {
+			if _, err = s.Register(s.minter.Localpart(), s.Domain, s.minterPass); err != nil {
+				return fmt.Errorf("minter account: %w", err)
+			}
+		}
 		if err == nil {
 			logf("%s: started from %s, c2s %s, component %s", s.tag(), s.SourceDir, s.C2SAddr, s.ComponentAddr)
 			return nil
@@ -459,12 +488,27 @@ func (s *Server) UserRole(t testing.TB, j jid.JID) string {
 // preauthRE finds the token in the URI mod_invites returns.
 var preauthRE = regexp.MustCompile(`[?;]preauth=([^;&\s]+)`)
 
-// MintToken creates an account invitation on Domain the way an admin would
-// and returns its preauth token, so that registration can be tested without
-// the bot. It goes through the admin shell (prosodyctl shell invite
-// create_account), which both 0.12 and 13 have; 13 dropped the older
-// "prosodyctl mod_invites generate".
+// MintToken creates an account invitation on Domain and returns its
+// preauth token, so that registration can be tested without the bot. It
+// mints the way an admin would (MintAdminToken), except on a server with
+// mod_invitebot, where it mints as the bot would (mintAsMinter).
 func (s *Server) MintToken(t testing.TB) string {
+	t.Helper()
+	if !s.minter.Equal(jid.JID{}) {
+		token, err := s.mintAsMinter()
+		if err != nil {
+			s.fatalf(t, "mint token: %v", err)
+		}
+		return token
+	}
+	return s.MintAdminToken(t)
+}
+
+// MintAdminToken creates an account invitation on Domain the way an admin
+// would at the console and returns its preauth token. It goes through the
+// admin shell (prosodyctl shell invite create_account), which both 0.12
+// and 13 have; 13 dropped the older "prosodyctl mod_invites generate".
+func (s *Server) MintAdminToken(t testing.TB) string {
 	t.Helper()
 	out, err := s.ctl("shell", "invite", "create_account", s.Domain)
 	if err != nil {
@@ -652,6 +696,15 @@ func (s *Server) writeConfig(c2sPort, compPort int, o options) error {
 	if o.componentAdmin {
 		admins = append(admins, s.Component)
 	}
+	var minter string
+	if !s.minter.Equal(jid.JID{}) {
+		minter = s.minter.String()
+		admins = append(admins, minter)
+	}
+	moduleComponent := s.Component
+	if o.moduleComponent != "" {
+		moduleComponent = o.moduleComponent
+	}
 	admins = append(admins, o.admins...)
 	if s.Version != "" && !s.HasRoles() {
 		admins = append(admins, o.adminsNoRoles...)
@@ -667,6 +720,8 @@ func (s *Server) writeConfig(c2sPort, compPort int, o options) error {
 		"Domain":          s.Domain,
 		"OtherDomain":     s.OtherDomain,
 		"Component":       s.Component,
+		"ModuleComponent": moduleComponent,
+		"Minter":          minter,
 		"ComponentSecret": s.ComponentSecret,
 		"ComponentAdmin":  o.componentAdmin,
 		"Admins":          admins,
