@@ -303,15 +303,22 @@ func (c *commandRun) finish(ctx context.Context, sid string) commandOut {
 		out.Notes = []commandNote{{Type: "error", Text: text}}
 		return out
 	}
-	out.Form = res.form
 	switch {
+	case res.refused:
+		// XEP-0050 §4.6: a command that completes but fails carries an
+		// error note.
+		out.Notes = []commandNote{{Type: "error", Text: res.text}}
+		return out
 	case res.warn:
 		out.Notes = []commandNote{{Type: "warn", Text: res.text}}
-	case res.form == nil, res.form.Reported != nil:
-		// Console clients (profanity, poezio) show a reported table as an
-		// empty form: the same rows as text reach every client.
+	case res.form == nil:
 		out.Notes = []commandNote{{Type: "info", Text: res.text}}
 	}
+	// A result form says all the reply says, in its own fields (a list's
+	// rows as text lines): the same text as a note too would show twice in
+	// Gajim, and not at all in poezio, which shows a form's notes as
+	// fields without text.
+	out.Form = res.form
 	return out
 }
 

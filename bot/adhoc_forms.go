@@ -42,6 +42,19 @@ const (
 	fixedVarText  = "text" // numbered: text-1, text-2, …
 )
 
+// optionLabel labels a choice in a form list with its id and a few words
+// of ours. Never with text people typed (a note, a requester's name):
+// poezio draws a label that holds an emoji as nothing, so the choices
+// looked alike and the wrong event link was closed, and poezio cuts a
+// label at half the window, so the words stay few.
+func optionLabel(id, words string) string {
+	label := id + ", " + words
+	if columns(label) > maxLineColumns {
+		return id
+	}
+	return label
+}
+
 // formFields presents parameter p, pre-filled with value (going back with
 // prev keeps what was entered).
 func formFields(ctx context.Context, b *Bot, p param, r request, value string) ([]dataform.Field, error) {

@@ -25,7 +25,7 @@ const minEventDuration = time.Second
 func parseDuration(p param, raw string) (string, error) {
 	d, err := time.ParseDuration(raw)
 	if err != nil {
-		return "", fmt.Errorf("%s must be a duration like 3h or 90m, not %q", p.name, raw)
+		return "", fmt.Errorf("%s must be a duration like 3h or 90m, not %s", p.name, echo(raw))
 	}
 	if d < minEventDuration || d > policy.MaxEventDuration {
 		return "", fmt.Errorf("%s must be from 1s to %s, not %s", p.name, durationText(policy.MaxEventDuration), raw)
@@ -51,11 +51,11 @@ func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	var capErr *invites.EventCapError
 	switch {
 	case errors.Is(err, invites.ErrEventsNotAllowed):
-		return reply{text: "Your grant does not include event links. Ask an admin (grant <your jid> events N)."}, nil
+		return refusal("Your grant does not include event links. Ask an admin (grant <your jid> events N)."), nil
 	case errors.As(err, &capErr):
-		return reply{text: fmt.Sprintf("An event link of yours admits at most %d people; ask for %d or fewer.", capErr.Max, capErr.Max)}, nil
+		return refusal(fmt.Sprintf("An event link of yours admits at most %d people; ask for %d or fewer.", capErr.Max, capErr.Max)), nil
 	case errors.Is(err, invites.ErrEventDuration):
-		return reply{text: fmt.Sprintf("An event link stays open for at most %s.", durationText(policy.MaxEventDuration))}, nil
+		return refusal(fmt.Sprintf("An event link stays open for at most %s.", durationText(policy.MaxEventDuration))), nil
 	case err != nil:
 		return reply{}, err
 	}
@@ -142,11 +142,8 @@ func openEvents(ctx context.Context, b *Bot, req request) ([]dataform.Option, er
 		if ev.State(now) == invites.EventClosed {
 			continue
 		}
-		label := fmt.Sprintf("%s, %s, %d of %d handed out", ev.ID, eventStateText(ev, now), ev.Uses, ev.MaxUses)
-		if ev.Note != "" {
-			label += " (" + ev.Note + ")"
-		}
-		opts = append(opts, dataform.Option{Label: label, Value: ev.ID})
+		// Not the note: see optionLabel.
+		opts = append(opts, dataform.Option{Label: optionLabel(ev.ID, fmt.Sprintf("%d/%d handed out", ev.Uses, ev.MaxUses)), Value: ev.ID})
 	}
 	return opts, nil
 }
@@ -160,9 +157,9 @@ func runCloseEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	res, err := b.svc.CloseEvent(ctx, req.actor, id)
 	switch {
 	case errors.Is(err, invites.ErrNoSuchEvent) && policy.Allows(req.role(), policy.CloseAnyEvent):
-		return reply{text: "No such event link. Check the id in events <jid>."}, nil
+		return refusal("No such event link. Check the id in events <jid>."), nil
 	case errors.Is(err, invites.ErrNoSuchEvent):
-		return reply{text: "No such event link among yours. Send events to list them."}, nil
+		return refusal("No such event link among yours. Send events to list them."), nil
 	case err != nil && res.Link.ID == "":
 		return reply{}, err
 	}

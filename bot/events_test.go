@@ -129,7 +129,8 @@ func TestCloseEventFormOffersOpenLinks(t *testing.T) {
 		t.Fatalf("admin's form: %+v", out.Form.Fields)
 	}
 	opts := out.Form.Fields[0].Options
-	if len(opts) != 1 || opts[0].Value != evs[1].ID || !strings.Contains(opts[0].Label, "(party)") {
+	// The label holds the id and our words, never the note (issue 20).
+	if len(opts) != 1 || opts[0].Value != evs[1].ID || !strings.HasPrefix(opts[0].Label, evs[1].ID) || strings.Contains(opts[0].Label, "party") {
 		t.Errorf("options %+v, want only the open link", opts)
 	}
 }

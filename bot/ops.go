@@ -86,10 +86,17 @@ type reply struct {
 	// warn marks a reply that succeeded with a caveat (ad-hoc shows it
 	// as a warning note).
 	warn bool
+	// refused marks a reply that says no: nothing was done, and why.
+	// Chat sends the same words; ad-hoc ends the command with them as an
+	// error note (XEP-0050 §4.6), so that no client shows it as success.
+	refused bool
 	// plain marks a reply that repeats what a stranger wrote: its chat
 	// message asks clients not to style it (XEP-0393 unstyled).
 	plain bool
 }
+
+// refusal is the reply that says no with text.
+func refusal(text string) reply { return reply{text: text, refused: true} }
 
 // operations returns the table. It is a function, not a package variable,
 // because the entries refer to handlers that refer back to the table (help).

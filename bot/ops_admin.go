@@ -98,7 +98,7 @@ func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
 func runBackup(ctx context.Context, b *Bot, req request) (reply, error) {
 	path, err := b.svc.Backup(ctx, req.actor)
 	if errors.Is(err, invites.ErrNoBackupDir) {
-		return reply{text: "Backups are off: set store.backup_dir in the configuration and restart the bot."}, nil
+		return refusal("Backups are off: set store.backup_dir in the configuration and restart the bot."), nil
 	}
 	if err != nil {
 		return reply{}, err

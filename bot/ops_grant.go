@@ -24,7 +24,7 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	g, updated, err := b.svc.Grant(ctx, req.actor, target, opts)
 	if errors.Is(err, invites.ErrTargetIsAdmin) {
-		return reply{text: fmt.Sprintf("%s is an admin of this service: admins may always invite and need no grant.", target)}, nil
+		return refusal(fmt.Sprintf("%s is an admin of this service: admins may always invite and need no grant.", target)), nil
 	}
 	if err != nil {
 		return reply{}, err
@@ -132,9 +132,9 @@ func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 	res, err := b.svc.Revoke(ctx, req.actor, target)
 	switch {
 	case errors.Is(err, invites.ErrNotInviter):
-		return reply{text: fmt.Sprintf("%s is not an inviter.", target)}, nil
+		return refusal(fmt.Sprintf("%s is not an inviter.", target)), nil
 	case errors.Is(err, invites.ErrTargetIsAdmin):
-		return reply{text: fmt.Sprintf("%s is an admin of this service; admins are set in the configuration, not by grants, and keep their invites.", target)}, nil
+		return refusal(fmt.Sprintf("%s is an admin of this service; admins are set in the configuration, not by grants, and keep their invites.", target)), nil
 	case err != nil:
 		return reply{}, err
 	}

@@ -29,11 +29,11 @@ func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
 	inv, err := b.svc.Reset(ctx, req.actor, account)
 	switch {
 	case errors.Is(err, invites.ErrNotLocalAccount):
-		return reply{text: fmt.Sprintf("%s is not an account on %s.", account, b.svc.Domain())}, nil
+		return refusal(fmt.Sprintf("%s is not an account on %s.", account, b.svc.Domain())), nil
 	case errors.Is(err, invites.ErrNotYourAccount):
-		return reply{text: fmt.Sprintf("You may reset only accounts your own invites created, and %s is not one of them (as far as I know). Ask an admin.", account)}, nil
+		return refusal(fmt.Sprintf("You may reset only accounts your own invites created, and %s is not one of them (as far as I know). Ask an admin.", account)), nil
 	case errors.Is(err, invites.ErrResetUnsupported):
-		return reply{text: "Password resets need Prosody 13 or newer on the server; this server does not offer them."}, nil
+		return refusal("Password resets need Prosody 13 or newer on the server; this server does not offer them."), nil
 	case err != nil:
 		return reply{}, err
 	}
@@ -150,8 +150,8 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 		if inv.State != invites.StatePending {
 			continue
 		}
-		label := fmt.Sprintf("%s, created %s", inv.ID, formatTime(inv.Created))
-		opts = append(opts, dataform.Option{Label: label, Value: inv.ID})
+		// Ids and our own words only, short: see optionLabel.
+		opts = append(opts, dataform.Option{Label: optionLabel(inv.ID, "created "+inv.Created.UTC().Format(time.DateOnly)), Value: inv.ID})
 	}
 	return opts, nil
 }
@@ -169,9 +169,9 @@ func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 	inv, err := b.svc.Cancel(ctx, req.actor, req.args["id"])
 	if errors.Is(err, invites.ErrNotPending) {
 		if inv.State == invites.StateUsed && inv.UsedBy != "" {
-			return reply{text: fmt.Sprintf("Invite %s is already used by %s.", inv.ID, inv.UsedBy)}, nil
+			return refusal(fmt.Sprintf("Invite %s is already used by %s.", inv.ID, inv.UsedBy)), nil
 		}
-		return reply{text: fmt.Sprintf("Invite %s is already %s.", inv.ID, inv.State)}, nil
+		return refusal(fmt.Sprintf("Invite %s is already %s.", inv.ID, inv.State)), nil
 	}
 	if err != nil {
 		return reply{}, err

@@ -112,6 +112,16 @@ var paramKinds = [numParamKinds]kindSpec{
 // spec is what p's kind decides about it.
 func (p param) spec() kindSpec { return paramKinds[p.kind] }
 
+// maxEcho bounds how much of a refused value a refusal repeats: a form
+// can carry far more than a chat line, and a 100 KB value was sent back
+// twice (in the note and in the form's error field).
+const maxEcho = 40
+
+// echo quotes a refused value for the refusal, cut to maxEcho bytes.
+func echo(raw string) string {
+	return strconv.Quote(plaintext.Truncate(raw, maxEcho))
+}
+
 // parseParam validates one raw argument for p and returns its normal form.
 func parseParam(p param, raw string) (string, error) {
 	return p.spec().parse(p, raw)
@@ -128,7 +138,7 @@ func parseAccount(_ param, raw string) (string, error) {
 		// A localpart alone: check it the way a JID's is checked.
 		j, err := jid.New(raw, "localpart.invalid", "")
 		if err != nil || j.Localpart() == "" {
-			return "", fmt.Errorf("%q is not a username or a bare JID", raw)
+			return "", fmt.Errorf("%s is not a username or a bare JID", echo(raw))
 		}
 		return j.Localpart(), nil
 	}
@@ -138,7 +148,7 @@ func parseAccount(_ param, raw string) (string, error) {
 func parsePage(_ param, raw string) (string, error) {
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 1 || n > maxNumberParam {
-		return "", fmt.Errorf("page must be a number from 1 to %d, not %q", maxNumberParam, raw)
+		return "", fmt.Errorf("page must be a number from 1 to %d, not %s", maxNumberParam, echo(raw))
 	}
 	return strconv.Itoa(n), nil
 }
@@ -150,7 +160,7 @@ func idParser(notID string) func(param, string) (string, error) {
 	return func(_ param, raw string) (string, error) {
 		id := strings.ToLower(raw)
 		if !invites.ValidID(id) {
-			return "", fmt.Errorf("%q is not %s", raw, notID)
+			return "", fmt.Errorf("%s is not %s", echo(raw), notID)
 		}
 		return id, nil
 	}
@@ -164,13 +174,13 @@ func parseYesNo(p param, raw string) (string, error) {
 	case "no", "n", "false", "off", "0":
 		return "no", nil
 	}
-	return "", fmt.Errorf("%s must be yes or no, not %q", p.name, raw)
+	return "", fmt.Errorf("%s must be yes or no, not %s", p.name, echo(raw))
 }
 
 func parseNumber(p param, raw string) (string, error) {
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 1 || n > maxNumberParam {
-		return "", fmt.Errorf("%s must be a number from 1 to %d, not %q", p.name, maxNumberParam, raw)
+		return "", fmt.Errorf("%s must be a number from 1 to %d, not %s", p.name, maxNumberParam, echo(raw))
 	}
 	return strconv.Itoa(n), nil
 }
@@ -183,7 +193,7 @@ func parseAllowance(p param, raw string) (string, error) {
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 0 || n > maxNumberParam {
-		return "", fmt.Errorf("%s must be a number from 1 to %d, or none, not %q", p.name, maxNumberParam, raw)
+		return "", fmt.Errorf("%s must be a number from 1 to %d, or none, not %s", p.name, maxNumberParam, echo(raw))
 	}
 	return strconv.Itoa(n), nil
 }
@@ -200,7 +210,7 @@ func parseLimit(p param, raw string) (string, error) {
 	case err == nil && n == 0:
 		return "", fmt.Errorf("%s must be at least 1; for the configured default, write %s", p.name, keywordDefault)
 	case err != nil || n < 1 || n > maxNumberParam:
-		return "", fmt.Errorf("%s must be a number from 1 to %d, or %s, not %q", p.name, maxNumberParam, keywordDefault, raw)
+		return "", fmt.Errorf("%s must be a number from 1 to %d, or %s, not %s", p.name, maxNumberParam, keywordDefault, echo(raw))
 	}
 	return strconv.Itoa(n), nil
 }
@@ -216,7 +226,7 @@ func parseSubject(_ param, raw string) (string, error) {
 			return bare, nil
 		}
 	}
-	return "", fmt.Errorf("%q is neither a bare JID nor an invite id", raw)
+	return "", fmt.Errorf("%s is neither a bare JID nor an invite id", echo(raw))
 }
 
 // parseText reads free text. It comes back in lists and refusals: one
@@ -238,7 +248,7 @@ func parseBareJID(raw string) (string, error) {
 	}
 	j, err := jid.Parse(trimmed)
 	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
-		return "", fmt.Errorf("%q is not a bare JID like someone@example.org", raw)
+		return "", fmt.Errorf("%s is not a bare JID like someone@example.org", echo(raw))
 	}
 	return j.String(), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
@@ -39,7 +40,8 @@ func openRequests(ctx context.Context, b *Bot, req request) ([]dataform.Option, 
 	}
 	opts := make([]dataform.Option, 0, len(reqs))
 	for _, r := range reqs[:min(len(reqs), pageSize)] {
-		opts = append(opts, dataform.Option{Label: fmt.Sprintf("%s: %s", r.ID, requesterName(r)), Value: r.ID})
+		// Not the requester's name: see optionLabel.
+		opts = append(opts, dataform.Option{Label: optionLabel(r.ID, "asked "+r.Created.UTC().Format(time.DateOnly)), Value: r.ID})
 	}
 	return opts, nil
 }
@@ -125,9 +127,9 @@ func runDeny(ctx context.Context, b *Bot, req request) (reply, error) {
 func requestRefusal(id string, r invites.Request, err error) (reply, bool) {
 	switch {
 	case errors.Is(err, invites.ErrNoSuchRequest):
-		return reply{text: fmt.Sprintf("No account request %s. Send requests to list the open ones.", id)}, true
+		return refusal(fmt.Sprintf("No account request %s. Send requests to list the open ones.", id)), true
 	case errors.Is(err, invites.ErrRequestAnswered):
-		return reply{text: answeredText(r)}, true
+		return refusal(answeredText(r)), true
 	}
 	return reply{}, false
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/text/width"
+
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/internal/plaintext"
 	"durare.org/invitebot/invites"
@@ -174,40 +176,55 @@ func (p page) empty() bool { return p.from >= p.total && p.total > 0 }
 
 // beyond is the reply for a page past the end of the list.
 func (p page) beyond() reply {
-	return reply{text: fmt.Sprintf("There is no page %d: the list has %s.", p.number, count(p.pages(), "page", "pages"))}
+	return refusal(fmt.Sprintf("There is no page %d: the list has %s.", p.number, count(p.pages(), "page", "pages")))
 }
 
-// column is one column of a table reply: the form field's var and the
-// header clients show.
+// column is one column of a table reply: its name in the form's field
+// names and the label its facts carry in a form.
 type column struct{ name, label string }
 
 // table builds a reply that is a list: lines of chat text under a heading,
-// and the same rows as an XEP-0004 table for clients that show one.
+// and the same rows as a result form of short text lines, one fact each.
+//
+// The form has no <reported/> table: Gajim 1.7 (Debian 12) cannot show one
+// at all (nbxmpp's extend_form makes such a form a MultipleDataForm, which
+// has no iter_fields, and Gajim's FormGrid calls it: the command hangs at
+// "Executing…"), and console clients show none. Every client shows fixed
+// fields, so each line is one: named (fixedVarText-1, -2, …, for poezio's
+// sake, see fixedVarError), with one value (profanity shows only the
+// first, poezio none of several), and at most maxLineColumns wide (poezio
+// cuts a field's text at half the window).
 type table struct {
-	text strings.Builder
-	form *dataform.Form
+	text  strings.Builder
+	cols  []column
+	lines []string
+	form  *dataform.Form
 }
 
 // newTable starts a table titled title (the form's title) whose chat text
-// begins with heading.
+// and form begin with heading.
 func newTable(title, heading string, cols ...column) *table {
-	t := &table{form: &dataform.Form{Type: dataform.TypeResult, Title: title, Reported: &dataform.Reported{}}}
-	for _, c := range cols {
-		t.form.Reported.Fields = append(t.form.Reported.Fields, dataform.Field{Var: c.name, Label: c.label})
-	}
+	t := &table{cols: cols, form: &dataform.Form{Type: dataform.TypeResult, Title: title}}
 	t.text.WriteString(heading)
+	t.lines = append(t.lines, wrapLine(heading, "")...)
 	return t
 }
 
-// row adds one entry: line is its chat text, cells its form values in
-// column order. Both are cut to a bounded length.
+// row adds one entry: line is its chat text, cells its values in column
+// order. Both are cut to a bounded length. In the form the first cell
+// heads the entry and each other cell that is not empty is a fact of its
+// own, "label: value", wrapped into short lines.
 func (t *table) row(line string, cells ...string) {
 	t.text.WriteString("\n  " + plaintext.Truncate(line, len(cells)*maxCellBytes))
-	item := dataform.Item{Fields: make([]dataform.Field, len(cells))}
 	for i, v := range cells {
-		item.Fields[i] = dataform.Field{Var: t.form.Reported.Fields[i].Var, Values: []string{plaintext.Truncate(v, maxCellBytes)}}
+		v = plaintext.Truncate(v, maxCellBytes)
+		switch {
+		case i == 0:
+			t.lines = append(t.lines, wrapLine(v, "")...)
+		case v != "":
+			t.lines = append(t.lines, wrapLine(t.cols[i].label+": "+v, "  ")...)
+		}
 	}
-	t.form.Items = append(t.form.Items, item)
 }
 
 // paged ends a page of a longer list with where it is and how to see the
@@ -224,22 +241,71 @@ func (t *table) paged(p page, more string) {
 	t.form.Title += fmt.Sprintf(" (page %d of %d)", p.number, p.pages())
 }
 
-// footer ends the chat text with a line that is not a row.
+// footer ends the chat text and the form with a line that is not a row.
 func (t *table) footer(line string) {
 	t.text.WriteString("\n  " + line)
+	t.lines = append(t.lines, wrapLine(line, "")...)
 }
 
-// reply is the table as chat text and as a form. The form carries the text
-// too, as fixed fields, one per line: console clients show neither a
-// reported table nor a note, only fields, and of a fixed field with several
-// values profanity shows the first and poezio none. The fields are named
-// (fixedVarText-1, -2, …) for poezio's sake; see fixedVarError.
+// reply is the table as chat text and as a form of text lines.
 func (t *table) reply() reply {
-	text := t.text.String()
-	for i, line := range strings.Split(text, "\n") {
+	for i, line := range t.lines {
 		t.form.Fields = append(t.form.Fields, dataform.Field{Var: fmt.Sprintf("%s-%d", fixedVarText, i+1), Type: dataform.Fixed, Values: []string{line}})
 	}
-	return reply{text: text, form: t.form}
+	return reply{text: t.text.String(), form: t.form}
+}
+
+// wrapLine cuts s into lines of at most maxLineColumns, between words
+// where it can: the first line begins with indent, the others with two
+// more spaces.
+func wrapLine(s, indent string) []string {
+	var lines []string
+	line, prefix := indent, indent
+	empty := true
+	flush := func() {
+		lines = append(lines, line)
+		prefix = indent + "  "
+		line, empty = prefix, true
+	}
+	for _, word := range strings.Fields(s) {
+		for columns(prefix)+columns(word) > maxLineColumns {
+			// A word longer than a line: cut it.
+			if !empty {
+				flush()
+			}
+			head, rest := cutColumns(word, maxLineColumns-columns(prefix))
+			line += head
+			empty = false
+			flush()
+			word = rest
+		}
+		sep := " "
+		if empty {
+			sep = ""
+		}
+		if !empty && columns(line)+1+columns(word) > maxLineColumns {
+			flush()
+			sep = ""
+		}
+		line += sep + word
+		empty = false
+	}
+	if !empty || len(lines) == 0 {
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// cutColumns splits s after at most n columns (at least one character).
+func cutColumns(s string, n int) (string, string) {
+	w := 0
+	for i, r := range s {
+		w += columns(string(r))
+		if w > n && i > 0 {
+			return s[:i], s[i:]
+		}
+	}
+	return s, ""
 }
 
 // requestNotice tells an approver about a new account request. Each thing
@@ -354,4 +420,25 @@ func inert(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// maxLineColumns is the widest line a form shows: poezio gives each
+// field's text half of the window (40 columns of 80, the last not
+// written), and cuts the rest.
+const maxLineColumns = 38
+
+// columns is how many terminal columns s takes: wide characters (East
+// Asian, emoji) two, combining marks none.
+func columns(s string) int {
+	n := 0
+	for _, r := range s {
+		switch {
+		case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r):
+		case width.LookupRune(r).Kind() == width.EastAsianWide || width.LookupRune(r).Kind() == width.EastAsianFullwidth:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
 }
