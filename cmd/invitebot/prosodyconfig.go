@@ -83,6 +83,11 @@ VirtualHost {{lua .Domain}}
     -- mod_invitebot serves and trusts this component only; uncomment with
     -- plugin_paths:
     -- invitebot_component = {{lua .Component}}
+{{- if .Minter}}
+    -- The tokens the minter account mints are the bot's too: the module
+    -- deletes, reports and introduces only the bot's own.
+    -- invitebot_minter = {{lua .Minter}}
+{{- end}}
 
 Component {{lua .Component}}
 {{- if .Secret}}

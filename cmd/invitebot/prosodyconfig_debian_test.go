@@ -218,6 +218,7 @@ func enableModule(t *testing.T, snippet, moduleDir string) string {
 		`plugin_paths = { "/usr/local/lib/prosody/modules", `+luaString(moduleDir)+` }`,
 		`-- "invitebot";`, `"invitebot";   `,
 		`-- invitebot_component = `, `invitebot_component = `,
+		`-- invitebot_minter = `, `invitebot_minter = `,
 	).Replace(snippet)
 }
 

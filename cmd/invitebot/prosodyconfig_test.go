@@ -63,7 +63,7 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 	got = out.String()
 	for _, want := range []string{"    " + strings.ReplaceAll(prosody.MinterRoleLua, "\n", "\n    "),
 		"prosodyctl adduser invitebot@example.org", "prosodyctl shell user set_role invitebot@example.org invitebot:minter",
-		`--   admins = { "invitebot@example.org" }`} {
+		`--   admins = { "invitebot@example.org" }`, `-- invitebot_minter = "invitebot@example.org"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("minter output lacks %s:\n%s", want, got)
 		}
@@ -73,6 +73,8 @@ func TestProsodyConfigPassesProsodysCheck(t *testing.T) {
 	}
 	layDebianConfig(t, dir, stock, checkEnv(dir), got)
 	checkConfig(t, prosodyctl, cfg, "minter")
+	layDebianConfig(t, dir, stock, checkEnv(dir), enableModule(t, got, moduleDir))
+	checkConfig(t, prosodyctl, cfg, "minter with mod_invitebot")
 
 	// Without -with-secret the secret stays out.
 	out.Reset()
