@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"durare.org/invitebot/policy"
@@ -65,12 +66,69 @@ func (b *backups) writeBackup(ctx context.Context) (string, error) {
 	return path, nil
 }
 
-// RunBackups writes a backup every interval until ctx ends. A failed backup
-// is logged and tried again at the next tick.
+// backupRetry is how long the schedule waits after a failed backup before
+// it tries again (the interval, if that is shorter).
+const backupRetry = time.Hour
+
+// RunBackups writes a backup whenever the newest one in the folder is
+// interval old, until ctx ends. It counts from the newest backup on disk,
+// not from its own start, so a service restarted more often than interval
+// still backs up: with no backup in the folder, or only older ones, it
+// writes one at once; otherwise it waits for the rest of the interval. A
+// backup an admin asked for counts too. A failed backup is logged and tried
+// again after backupRetry, or interval if shorter. Without a folder or with
+// an interval that is not positive it does nothing.
 func (b *backups) RunBackups(ctx context.Context, interval time.Duration) {
-	every(ctx, interval, func() {
-		if _, err := b.writeBackup(ctx); err != nil && ctx.Err() == nil {
-			b.log.ErrorContext(ctx, "scheduled backup failed", slog.Any("err", fmt.Errorf("backup: %w", err)))
+	if b.opts.Dir == "" || interval <= 0 {
+		return
+	}
+	for {
+		wait := b.untilDue(ctx, interval)
+		if wait <= 0 {
+			_, err := b.writeBackup(ctx)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				b.log.ErrorContext(ctx, "scheduled backup failed", slog.Any("err", fmt.Errorf("backup: %w", err)))
+				wait = min(interval, backupRetry)
+			default:
+				wait = b.untilDue(ctx, interval)
+				if wait <= 0 {
+					// The new backup is not seen as the newest (the
+					// folder could not be listed): wait a whole
+					// interval rather than write one after another.
+					wait = interval
+				}
+			}
 		}
-	})
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// untilDue returns how long until the next scheduled backup: interval after
+// the newest backup in the folder, by the time in its name. Zero or less
+// means now: there is none, or the newest is interval old or older, or the
+// folder cannot be read (then writing a backup will say why). Backups dated
+// after now, by a clock that was ahead, do not count; they would put off
+// every backup for as long as that clock was ahead.
+func (b *backups) untilDue(ctx context.Context, interval time.Duration) time.Duration {
+	files, err := store.ListBackups(b.opts.Dir)
+	if err != nil {
+		b.log.WarnContext(ctx, "backups not listed; backing up now", slog.Any("err", err))
+		return 0
+	}
+	now := b.now()
+	for _, f := range slices.Backward(files) {
+		if !f.Time.After(now) {
+			return f.Time.Add(interval).Sub(now)
+		}
+	}
+	return 0
 }

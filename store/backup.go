@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,29 +105,61 @@ func copyTx(tx *bbolt.Tx, w *os.File) error {
 	return err
 }
 
-// PruneBackups removes all but the newest keep backups in dir and returns
-// the paths removed. Files that are not backups are left alone.
-func PruneBackups(dir string, keep int) ([]string, error) {
+// BackupFile is one backup in a folder: its path, and the time in its name,
+// when it was taken by the clock of the store that wrote it.
+type BackupFile struct {
+	Path string
+	Time time.Time
+}
+
+// ListBackups returns the backups in dir, oldest first by the time in their
+// names. Files that are not backups are left out; a dir that does not exist
+// holds none.
+func ListBackups(dir string) ([]BackupFile, error) {
+	backups, err := listBackups(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
+	}
+	return backups, nil
+}
+
+// listBackups returns the backups in dir, oldest first.
+func listBackups(dir string) ([]BackupFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("prune backups: %w", err)
+		return nil, err
 	}
-	var backups []string
+	var backups []BackupFile
 	for _, e := range entries {
 		name := e.Name()
 		if !e.Type().IsRegular() || !strings.HasPrefix(name, backupPrefix) || !strings.HasSuffix(name, backupSuffix) {
 			continue
 		}
 		stamp := strings.TrimSuffix(strings.TrimPrefix(name, backupPrefix), backupSuffix)
-		if _, err := time.Parse(backupLayout, stamp); err != nil {
+		at, err := time.Parse(backupLayout, stamp)
+		if err != nil {
 			continue
 		}
-		backups = append(backups, name)
+		backups = append(backups, BackupFile{Path: filepath.Join(dir, name), Time: at})
 	}
-	slices.Sort(backups) // oldest first: the names are times
+	// Oldest first: the names are times, in a layout that sorts.
+	slices.SortFunc(backups, func(a, b BackupFile) int { return strings.Compare(a.Path, b.Path) })
+	return backups, nil
+}
+
+// PruneBackups removes all but the newest keep backups in dir and returns
+// the paths removed. Files that are not backups are left alone.
+func PruneBackups(dir string, keep int) ([]string, error) {
+	backups, err := listBackups(dir)
+	if err != nil {
+		return nil, fmt.Errorf("prune backups: %w", err)
+	}
 	var removed []string
 	for len(backups) > max(keep, 0) {
-		path := filepath.Join(dir, backups[0])
+		path := backups[0].Path
 		if err := os.Remove(path); err != nil {
 			return removed, fmt.Errorf("prune backups: %w", err)
 		}

@@ -107,3 +107,39 @@ func TestPruneBackups(t *testing.T) {
 		t.Errorf("%d files left, want the two newest backups and the two other files", len(left))
 	}
 }
+
+// TestListBackups: the backups of a folder, oldest first, with the times
+// in their names; other files left out; a folder not made yet holds none.
+// The backup schedule counts from the newest.
+func TestListBackups(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{
+		"invitebot-20261103T000000.000Z.db", "notes.txt", "invitebot-garbage.db",
+		"invitebot-20261101T120000.250Z.db", ".partial-invitebot-20261104T000000.000Z.db-123",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ListBackups(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []BackupFile{
+		{Path: filepath.Join(dir, "invitebot-20261101T120000.250Z.db"), Time: time.Date(2026, 11, 1, 12, 0, 0, 250e6, time.UTC)},
+		{Path: filepath.Join(dir, "invitebot-20261103T000000.000Z.db"), Time: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ListBackups = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].Path != want[i].Path || !got[i].Time.Equal(want[i].Time) {
+			t.Errorf("backup %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+
+	none, err := ListBackups(filepath.Join(dir, "not-made-yet"))
+	if err != nil || len(none) != 0 {
+		t.Errorf("a folder that does not exist: %v, %v; want no backups and no error", none, err)
+	}
+}
