@@ -265,8 +265,8 @@ func (a *app) stopTrack(ctx context.Context) error {
 	return waitFor(ctx, a.trackDone, "usage tracking did not stop in time")
 }
 
-// startBackups writes a backup every store.backup_interval, when
-// store.backup_dir is set.
+// startBackups writes a backup every store.backup_interval, counted from
+// the newest backup on disk, when store.backup_dir is set.
 func (a *app) startBackups(ctx context.Context) error {
 	if a.cfg.Store.BackupDir == "" {
 		return nil
