@@ -28,6 +28,7 @@ import (
 	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 )
 
 // componentIssuer mints the way the bot does when the component itself
@@ -168,7 +169,7 @@ func TestModuleRefusesComponentElsewhere(t *testing.T) {
 			if l := logLines(t, srv, "Sending usage report"); len(l) > 0 {
 				t.Errorf("a usage report was sent to %s: %q", name, l)
 			}
-			waitFor(t, "the module logs that "+name+" is no component of this server", func() bool {
+			testwait.For(t, 10*time.Second, "the module logs that "+name+" is no component of this server", func() bool {
 				return len(logLines(t, srv, "\terror\t", `invitebot_component = "`+name+`" is not a Component of this server`)) > 0
 			})
 		})
