@@ -4,6 +4,8 @@
 //
 //	invitebot [-config FILE]               run the bot
 //	invitebot check-config [-config FILE]  validate and print the configuration
+//	invitebot check-config -online [-config FILE]
+//	                                       validate, then try it: server, domain, rights, database folder
 //	invitebot version                      print version, commit and Go version
 //	invitebot export [-with-tokens] DB     write a database or backup as JSON Lines
 //	invitebot prosody-config [-config FILE] print the matching Prosody configuration
@@ -52,8 +54,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("invitebot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.yaml", "configuration file")
+	online := new(bool)
+	if checkOnly {
+		online = fs.Bool("online", false, "also connect to the server and check the database folder, one line per check")
+	}
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: invitebot [check-config] [-config FILE] | invitebot version | invitebot export [-with-tokens] DB | invitebot prosody-config [-config FILE]")
+		fmt.Fprintln(stderr, "usage: invitebot [check-config [-online]] [-config FILE] | invitebot version | invitebot export [-with-tokens] DB | invitebot prosody-config [-config FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +74,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "invitebot: %v\n", err)
 		return 1
+	}
+	if checkOnly && *online {
+		return runOnlineCheck(context.Background(), cfg, *configPath, stdout)
 	}
 	if checkOnly {
 		if err := cfg.WriteYAML(stdout); err != nil {
