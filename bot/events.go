@@ -52,6 +52,8 @@ func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	switch {
 	case errors.Is(err, invites.ErrEventsNotAllowed):
 		return refusal("Your grant does not include event links. Ask an admin (grant <your jid> events N)."), nil
+	case errors.As(err, &capErr) && capErr.Shared:
+		return refusal(eventAllowanceText(capErr)), nil
 	case errors.As(err, &capErr):
 		return refusal(fmt.Sprintf("An event link of yours admits at most %d people; ask for %d or fewer.", capErr.Max, capErr.Max)), nil
 	case errors.Is(err, invites.ErrEventDuration):
@@ -76,6 +78,17 @@ func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 		{Var: "id", Type: dataform.TextSingle, Label: "Event link id", Values: []string{ev.ID}},
 	}}
 	return reply{text: strings.Join(t, "\n"), form: form, image: qr}, nil
+}
+
+// eventAllowanceText explains a link refused because the actor's event
+// links together have used or hold their allowance.
+func eventAllowanceText(e *invites.EventCapError) string {
+	used := fmt.Sprintf("Your event links may hand out %s per 24 hours, all of them together; %d handed out in the last 24 hours and %d held by open links leave %d.",
+		count(e.Allowance, "invite", "invites"), e.Usage.HandedOut, e.Usage.Held, e.Max)
+	if e.Max == 0 {
+		return used + " An invite frees up 24 hours after it was handed out; close-event frees what an open link has not handed out yet."
+	}
+	return used + fmt.Sprintf(" Ask for %d or fewer.", e.Max)
 }
 
 // eventStateText says where an event link is, for lists.

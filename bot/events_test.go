@@ -193,10 +193,17 @@ func TestGrantEventsByChat(t *testing.T) {
 	f := newFixture(t)
 	withEventPages(f)
 	grantInviter(t, f)
-	f.mustSay(t, admin, "grant "+inviter+" events 5")
+	// Her links share the allowance: 3 and 5 of 8, and no third.
+	f.mustSay(t, admin, "grant "+inviter+" events 8")
 	f.mustSay(t, inviter, "event 3 3h")
 	f.clock.advance(time.Minute)
+	if got := f.mustSay(t, inviter, "event 6 1h"); !strings.Contains(got, "may hand out 8 invites per 24 hours, all of them together; 0 handed out in the last 24 hours and 3 held by open links leave 5. Ask for 5 or fewer.") {
+		t.Errorf("a link beyond the allowance left: %q", got)
+	}
 	f.mustSay(t, inviter, "event 5 1h")
+	if got := f.mustSay(t, inviter, "event 1 1h"); !strings.Contains(got, "leave 0. An invite frees up 24 hours after it was handed out") {
+		t.Errorf("a link with nothing left: %q", got)
+	}
 	evs, err := f.store.Events(context.Background(), inviter)
 	if err != nil || len(evs) != 2 {
 		t.Fatalf("links %+v, %v", evs, err)
@@ -214,9 +221,9 @@ func TestGrantEventsByChat(t *testing.T) {
 		contains   string // or a part of it
 		wantEvents int    // the inviter's allowance afterwards
 	}{
-		{who: admin, line: "grant " + inviter, want: upd + " Event links of up to 5 people.", wantEvents: 5},
-		{who: admin, line: "grant " + inviter + " events -1", want: bad("-1"), wantEvents: 5},
-		{who: admin, line: "grant " + inviter + " events lots", want: bad("lots"), wantEvents: 5},
+		{who: admin, line: "grant " + inviter, want: upd + " Event links of up to 8 people.", wantEvents: 8},
+		{who: admin, line: "grant " + inviter + " events -1", want: bad("-1"), wantEvents: 8},
+		{who: admin, line: "grant " + inviter + " events lots", want: bad("lots"), wantEvents: 8},
 		{who: admin, line: "grant " + inviter + " events 4", wantEvents: 4, want: upd + " Event links of up to 4 people." +
 			" Their open event link " + newer + " stays open until it expires or fills up; close-event " + newer + " closes it and cancels its unused invites."},
 		{who: admin, line: "grant " + inviter + " events none", wantEvents: 0, want: upd + " No event links." +

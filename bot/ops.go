@@ -123,7 +123,7 @@ func operations() []operation {
 				{name: "requests", kind: kindYesNo, keyword: "requests", label: "May answer account requests (empty: unchanged; new grants: no)",
 					choices: yesNo},
 				{name: "events", kind: kindAllowance, keyword: "events",
-					label: "Event links: the most people one may admit, or none (empty: unchanged; new grants: none)"},
+					label: "Event links: people all links may admit per 24 hours, or none (empty: unchanged; new grants: none)"},
 				{name: "note", kind: kindText, label: "Note"},
 			}},
 		{name: "revoke", node: "revoke", title: "Revoke invite rights",

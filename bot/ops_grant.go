@@ -10,6 +10,7 @@ import (
 
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
+	"durare.org/invitebot/policy"
 )
 
 // The operations on grants: who may invite, with which limits.
@@ -41,7 +42,12 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 		text += " They may not answer account requests."
 	}
 	allowed := min(g.Events, def.EventMaxUses)
+	share := def.GlobalPerDay / policy.EventShareDivisor
 	switch {
+	case share < allowed:
+		// Their links together take at most half the service's day.
+		allowed = share
+		text += fmt.Sprintf(" Event links of up to %d people (half the service's daily limit, policy.global_per_day; the grant says %d).", allowed, g.Events)
 	case g.Events > allowed:
 		// Kept as given, so raising the configured most later takes effect.
 		text += fmt.Sprintf(" Event links of up to %d people (the configured most, policy.event_max_uses; the grant says %d).", allowed, g.Events)
@@ -175,7 +181,7 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		events := ""
 		if g.Events > 0 {
-			events = strconv.Itoa(min(g.Events, def.EventMaxUses))
+			events = strconv.Itoa(min(g.Events, def.EventMaxUses, def.GlobalPerDay/policy.EventShareDivisor))
 			line += ", event links up to " + events
 		}
 		if g.Note != "" {

@@ -44,13 +44,27 @@ var (
 	ErrEventDuration = errors.New("event link duration out of range")
 )
 
-// EventCapError means the cap asked for is more than the actor may set.
+// EventCapError means the cap asked for is more than the actor may set
+// now.
 type EventCapError struct {
-	// Asked is the cap asked for; Max the largest the actor may set.
+	// Asked is the cap asked for; Max the largest the actor may set now,
+	// zero when no new link is possible now.
 	Asked, Max int
+	// Shared says that Max is what the actor's allowance leaves beside
+	// their other links (policy.EventCapNow), below what one link of
+	// theirs may admit; Allowance is then that allowance, per
+	// policy.QuotaWindow for all their links together, and Usage what
+	// their links handed out and hold of it.
+	Shared    bool
+	Allowance int
+	Usage     policy.EventUsage
 }
 
 func (e *EventCapError) Error() string {
+	if e.Shared {
+		return fmt.Sprintf("event link cap %d above the %d left of an allowance of %d (%d handed out, %d held by open links)",
+			e.Asked, e.Max, e.Allowance, e.Usage.HandedOut, e.Usage.Held)
+	}
 	return fmt.Sprintf("event link cap %d above the allowed %d", e.Asked, e.Max)
 }
 
@@ -186,9 +200,13 @@ type EventOptions struct {
 }
 
 // CreateEvent makes an event link for a. Admins may set a cap up to the
-// configured maximum, inviters up to their grant's allowance (none unless
-// an admin gave one: grant … events N). While invites are paused no link is
-// made.
+// configured maximum, inviters up to what their grant's allowance leaves
+// (none unless an admin gave one: grant … events N): it bounds what all
+// their links hand out together per policy.QuotaWindow, and never exceeds
+// half the service's daily limit (policy.EventAllowance). What their links
+// handed out in the window counts, and so does what their open links may
+// still hand out, so a link can always give what it promised. While
+// invites are paused no link is made.
 func (el *eventLinks) CreateEvent(ctx context.Context, a Actor, o EventOptions) (EventLink, error) {
 	if err := a.may(policy.CreateEvent); err != nil {
 		return EventLink{}, err
@@ -196,20 +214,21 @@ func (el *eventLinks) CreateEvent(ctx context.Context, a Actor, o EventOptions) 
 	if o.Valid <= 0 || o.Valid > policy.MaxEventDuration {
 		return EventLink{}, ErrEventDuration
 	}
-	var allowance int
+	var grantEvents int
 	if a.role != policy.Admin {
 		g, err := el.store.Grant(ctx, a.jid)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return EventLink{}, fmt.Errorf("create event: %w", err)
 		}
-		allowance = g.Events
+		grantEvents = g.Events
 	}
-	limit := policy.EventCap(a.role, allowance, el.roles.DefaultLimits().EventMaxUses)
+	lim := el.roles.DefaultLimits()
+	perLink := policy.EventCap(a.role, grantEvents, lim.EventMaxUses)
 	switch {
-	case limit == 0:
+	case perLink == 0:
 		return EventLink{}, ErrEventsNotAllowed
-	case o.Uses < 1 || o.Uses > limit:
-		return EventLink{}, &EventCapError{Asked: o.Uses, Max: limit}
+	case o.Uses < 1 || o.Uses > perLink:
+		return EventLink{}, &EventCapError{Asked: o.Uses, Max: perLink}
 	}
 	pause, err := el.store.Pause(ctx)
 	if err != nil {
@@ -218,14 +237,38 @@ func (el *eventLinks) CreateEvent(ctx context.Context, a Actor, o EventOptions) 
 	if pause.Paused {
 		return EventLink{}, &PausedError{Reason: pause.Reason}
 	}
-	now := el.now().UTC()
-	detail := fmt.Sprintf("%d uses until %s", o.Uses, now.Add(o.Valid).Format(time.RFC3339))
-	if o.Note != "" {
-		detail += "; " + o.Note
+	add := func(now time.Time) (store.EventLink, error) {
+		detail := fmt.Sprintf("%d uses until %s", o.Uses, now.Add(o.Valid).Format(time.RFC3339))
+		if o.Note != "" {
+			detail += "; " + o.Note
+		}
+		return el.store.AddEvent(ctx, store.EventLink{Creator: a.jid, Created: now, Expires: now.Add(o.Valid), MaxUses: o.Uses, Note: o.Note},
+			store.AuditEntry{Time: now, Actor: a.jid, Action: ActionEventCreate, Detail: detail})
 	}
-	rec, err := el.store.AddEvent(ctx, store.EventLink{Creator: a.jid, Created: now, Expires: now.Add(o.Valid), MaxUses: o.Uses, Note: o.Note},
-		store.AuditEntry{Time: now, Actor: a.jid, Action: ActionEventCreate, Detail: detail})
-	if err != nil {
+	var rec store.EventLink
+	if allowance, limited := policy.EventAllowance(a.role, grantEvents, lim); !limited {
+		rec, err = add(el.now().UTC())
+	} else {
+		// What the actor's links hand out and hold is read, and the new
+		// link stored, under the gate's lock: links made at once cannot
+		// together pass the allowance.
+		el.gate.exclusive(func() {
+			now := el.now().UTC()
+			var u policy.EventUsage
+			if u, err = el.gate.eventUsage(ctx, a.jid, now); err != nil {
+				return
+			}
+			if most := policy.EventCapNow(a.role, grantEvents, lim, u); o.Uses > most {
+				err = &EventCapError{Asked: o.Uses, Max: most, Shared: true, Allowance: allowance, Usage: u}
+				return
+			}
+			rec, err = add(now)
+		})
+	}
+	var capErr *EventCapError
+	if errors.As(err, &capErr) {
+		return EventLink{}, err
+	} else if err != nil {
 		return EventLink{}, fmt.Errorf("create event: %w", err)
 	}
 	el.log.InfoContext(ctx, "event link created", slog.String("id", rec.ID), slog.String("creator", a.jid),

@@ -246,13 +246,14 @@ func TestEventCapHoldsUnderConcurrentVisitors(t *testing.T) {
 
 // TestEventUsesCountGloballyNotForTheCreator: event invites count toward
 // the global daily limit, admins' links included, but not toward the
-// creator's per-day or pending limits.
+// creator's per-day or pending limits. (Carol's links may take half the
+// global limit at most, policy.EventAllowance: 4 of 8.)
 func TestEventUsesCountGloballyNotForTheCreator(t *testing.T) {
 	ctx := context.Background()
-	f := newEventFixture(t, policy.Limits{PerDay: 1, MaxPending: 1, GlobalPerDay: 5})
+	f := newEventFixture(t, policy.Limits{PerDay: 1, MaxPending: 1, GlobalPerDay: 8})
 	f.grant(t, 10)
 	carol := f.actor(t, eventInviter)
-	ev := f.event(t, eventInviter, 10, time.Hour)
+	ev := f.event(t, eventInviter, 4, time.Hour)
 	for range 2 {
 		if _, err := f.svc.ClaimEventInvite(ctx, ev.ID); err != nil {
 			t.Fatal(err)
@@ -264,19 +265,21 @@ func TestEventUsesCountGloballyNotForTheCreator(t *testing.T) {
 		t.Fatalf("carol's own invite after two event invites: %v", err)
 	}
 	byAdmin := f.event(t, eventAdmin, 10, time.Hour)
-	if _, err := f.svc.ClaimEventInvite(ctx, byAdmin.ID); err != nil {
-		t.Fatal(err)
+	for range 4 {
+		if _, err := f.svc.ClaimEventInvite(ctx, byAdmin.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := f.svc.ClaimEventInvite(ctx, ev.ID); err != nil {
 		t.Fatal(err)
 	}
-	// Five today: carol's own, three from her link, one from the
+	// Eight today: carol's own, three from her link, four from the
 	// admin's. The next visitor of either link is refused.
 	for _, id := range []string{ev.ID, byAdmin.ID} {
 		_, err := f.svc.ClaimEventInvite(ctx, id)
 		var qe *invites.QuotaError
-		if !errors.As(err, &qe) || qe.Limit != policy.LimitGlobal || qe.Count != 5 {
-			t.Errorf("visitor past the global limit: %v, want the global limit with 5", err)
+		if !errors.As(err, &qe) || qe.Limit != policy.LimitGlobal || qe.Count != 8 {
+			t.Errorf("visitor past the global limit: %v, want the global limit with 8", err)
 		}
 	}
 	if got, _ := f.svc.LookupEvent(ctx, ev.ID); got.Uses != 3 {
@@ -468,7 +471,8 @@ func TestCloseEventCancelsUnusedInvites(t *testing.T) {
 	}
 
 	// Revoking carol closes her other link, and its invites go with hers.
-	other := f.event(t, eventInviter, 5, time.Hour)
+	// (Her first link handed out 2 of her allowance of 5.)
+	other := f.event(t, eventInviter, 3, time.Hour)
 	if _, err := f.svc.ClaimEventInvite(ctx, other.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -34,10 +34,11 @@ type GrantOptions struct {
 	// Requests, when set, says whether the grant lets its holder answer
 	// account requests; nil keeps what the grant said (no, for a new one).
 	Requests *bool
-	// Events, when set, is the largest cap the grantee may give an event
-	// link, zero taking the allowance away; nil keeps what the grant said
-	// (none, for a new one). Links already made are not touched: they
-	// close at their expiry, or with CloseEvent.
+	// Events, when set, is how many invites the grantee's event links may
+	// hand out together per policy.QuotaWindow (and so the largest cap of
+	// one; policy.EventAllowance), zero taking the allowance away; nil
+	// keeps what the grant said (none, for a new one). Links already made
+	// are not touched: they close at their expiry, or with CloseEvent.
 	Events *int
 }
 

@@ -148,10 +148,10 @@ func (q *quotaGate) usage(ctx context.Context, actor string, now time.Time) (pol
 	}
 	// The window is (now-QuotaWindow, now]; the store counts from since on.
 	// An event link's invites count against its own cap, which the
-	// creator's grant bounded, not toward the creator's per-day and
-	// pending limits; they count toward the global limit even when an
-	// admin made the link, since they go to strangers. The store's
-	// counters keep them apart that way (store.QuotaCounts).
+	// creator's event allowance bounded (eventUsage), not toward the
+	// creator's per-day and pending limits; they count toward the global
+	// limit even when an admin made the link, since they go to strangers.
+	// The store's counters keep them apart that way (store.QuotaCounts).
 	since := now.Add(-policy.QuotaWindow + time.Nanosecond)
 	admins := q.roles.adminList()
 	c, err := q.store.QuotaCounts(ctx, actor, since, admins)
@@ -222,4 +222,61 @@ func (q *quotaGate) admitEventUse(ctx context.Context, creator Actor, id string)
 	q.inflight[key]++
 	q.inflightGlobal++
 	return &reservation{g: q, actor: key, holds: true}, nil
+}
+
+// eventTail bounds how long after its link stopped an event invite can
+// still be recorded: a visitor who claimed a use in time is minted for
+// and recorded after the expiry (stillOpen). The Issuer bounds minting far
+// below it.
+const eventTail = time.Hour
+
+// eventUsage gathers what counts against creator's event allowance
+// (policy.EventUsage). The caller holds the gate's lock, so that checking
+// the allowance and storing a new link are one step. It reads creator's
+// links, a few a month, and only for a link made before the window whose
+// invites may still be in it (made a day or two ago), its invites.
+func (q *quotaGate) eventUsage(ctx context.Context, creator string, now time.Time) (policy.EventUsage, error) {
+	var u policy.EventUsage
+	recs, err := q.store.Events(ctx, creator)
+	if err != nil {
+		return u, fmt.Errorf("count event invites: %w", err)
+	}
+	// The window is (now-QuotaWindow, now], as for the quotas.
+	since := now.Add(-policy.QuotaWindow + time.Nanosecond)
+	for _, rec := range recs {
+		minting := q.inflight[eventQuotaKey(rec.ID)]
+		open := rec.Closed.IsZero() && now.Before(rec.Expires)
+		switch {
+		case !rec.Created.Before(since):
+			// Made in the window: everything it handed out was handed
+			// out in it. Uses counts a use from its claim on; an open
+			// link's cap (Held, below) covers the claims about to be
+			// made, but a claim made just before the link stopped may
+			// land after this read, so those being minted for a link
+			// that stopped count too (twice at worst, while they
+			// last).
+			u.HandedOut += rec.Uses
+			if !open {
+				u.HandedOut += minting
+			}
+		case (rec.Uses > 0 && !rec.Expires.Add(eventTail).Before(since)) || minting > 0:
+			// Made before the window, but it may have handed out
+			// invites in it: count them one by one, and those being
+			// minted as handed out now.
+			invs, err := q.store.InvitesOfEvent(ctx, rec.ID)
+			if err != nil {
+				return u, fmt.Errorf("count event invites: %w", err)
+			}
+			for _, inv := range invs {
+				if !inv.Created.Before(since) {
+					u.HandedOut++
+				}
+			}
+			u.HandedOut += minting
+		}
+		if open {
+			u.Held += max(0, rec.MaxUses-rec.Uses)
+		}
+	}
+	return u, nil
 }

@@ -168,10 +168,12 @@ func CanReset(r Role, actor string, invitedBy []string, inviterResets bool) bool
 // room someone is in today, not a standing door.
 const MaxEventDuration = 24 * time.Hour
 
-// EventCap is the largest cap an actor with role r may give an event link:
-// admins up to maxUses (the configured policy.event_max_uses), inviters up
-// to their grant's own allowance (grantEvents, none when zero) and never
-// above maxUses, everybody else none. Zero means no event links at all.
+// EventCap is the largest cap an actor with role r may give any one event
+// link: admins up to maxUses (the configured policy.event_max_uses),
+// inviters up to their grant's own allowance (grantEvents, none when zero)
+// and never above maxUses, everybody else none. Zero means no event links
+// at all. What an inviter's links already hand out lowers it further
+// (EventCapNow).
 func EventCap(r Role, grantEvents, maxUses int) int {
 	switch {
 	case r == Admin:
@@ -181,6 +183,50 @@ func EventCap(r Role, grantEvents, maxUses int) int {
 	default:
 		return 0
 	}
+}
+
+// EventShareDivisor bounds what one inviter's event links may take of the
+// service's daily limit: at most GlobalPerDay/EventShareDivisor invites
+// per QuotaWindow, whatever their grant says, so that one inviter cannot
+// lock everybody else out for a day.
+const EventShareDivisor = 2
+
+// EventAllowance is how many invites the event links of an actor with role
+// r may hand out together per QuotaWindow, and whether any such bound
+// applies: inviters their grant's allowance (grantEvents), never more than
+// lim.GlobalPerDay/EventShareDivisor; admins none (their links answer to
+// the global limit only, as their own invites answer to nothing).
+func EventAllowance(r Role, grantEvents int, lim Limits) (int, bool) {
+	if r == Admin {
+		return 0, false
+	}
+	if !Allows(r, CreateEvent) {
+		return 0, true
+	}
+	return max(0, min(grantEvents, lim.GlobalPerDay/EventShareDivisor)), true
+}
+
+// EventUsage is what counts against an inviter's event allowance,
+// gathered by the caller from their event links.
+type EventUsage struct {
+	// HandedOut counts the invites the inviter's event links handed out in
+	// the QuotaWindow ending now, those being minted included.
+	HandedOut int
+	// Held counts what the inviter's open event links may still hand out:
+	// their caps less what they handed out. It is held for them, so that
+	// links already made can always give what they promised.
+	Held int
+}
+
+// EventCapNow is the largest cap an actor with role r may give a new event
+// link now: EventCap, and for an inviter no more than their allowance
+// (EventAllowance) leaves after u. Zero means no new link now.
+func EventCapNow(r Role, grantEvents int, lim Limits, u EventUsage) int {
+	c := EventCap(r, grantEvents, lim.EventMaxUses)
+	if n, limited := EventAllowance(r, grantEvents, lim); limited {
+		c = min(c, max(0, n-u.HandedOut-u.Held))
+	}
+	return c
 }
 
 // CanCloseEvent reports whether actor, holding role r, may close an event

@@ -120,3 +120,58 @@ func TestCanCloseEvent(t *testing.T) {
 		}
 	}
 }
+
+func TestEventAllowance(t *testing.T) {
+	lim := Limits{GlobalPerDay: 100, EventMaxUses: 50}
+	tests := []struct {
+		role        Role
+		grantEvents int
+		lim         Limits
+		want        int
+		limited     bool
+	}{
+		{Admin, 0, lim, 0, false},
+		{Inviter, 0, lim, 0, true},
+		{Inviter, 2, lim, 2, true},
+		{Approver, 20, lim, 20, true},
+		// Never more than half the service's daily limit.
+		{Inviter, 80, lim, 50, true},
+		{Inviter, 10, Limits{GlobalPerDay: 7}, 3, true},
+		{Inviter, 10, Limits{GlobalPerDay: 1}, 0, true},
+		{Stranger, 20, lim, 0, true},
+	}
+	for _, tc := range tests {
+		got, limited := EventAllowance(tc.role, tc.grantEvents, tc.lim)
+		if got != tc.want || limited != tc.limited {
+			t.Errorf("EventAllowance(%v, %d, %+v) = %d, %v; want %d, %v", tc.role, tc.grantEvents, tc.lim, got, limited, tc.want, tc.limited)
+		}
+	}
+}
+
+func TestEventCapNow(t *testing.T) {
+	lim := Limits{GlobalPerDay: 100, EventMaxUses: 50}
+	tests := []struct {
+		name        string
+		role        Role
+		grantEvents int
+		lim         Limits
+		u           EventUsage
+		want        int
+	}{
+		{"admin, however much their links hand out", Admin, 0, lim, EventUsage{HandedOut: 500, Held: 500}, 50},
+		{"inviter, nothing used", Inviter, 2, lim, EventUsage{}, 2},
+		{"inviter, one held by an open link", Inviter, 2, lim, EventUsage{Held: 1}, 1},
+		{"inviter, one handed out and one held", Inviter, 2, lim, EventUsage{HandedOut: 1, Held: 1}, 0},
+		{"inviter, more handed out than allowed (lowered since)", Inviter, 2, lim, EventUsage{HandedOut: 5}, 0},
+		{"inviter, the configured most per link", Inviter, 80, lim, EventUsage{HandedOut: 10}, 40},
+		{"inviter, per link below what is left", Inviter, 40, Limits{GlobalPerDay: 100, EventMaxUses: 10}, EventUsage{HandedOut: 5}, 10},
+		{"inviter, half the daily limit", Inviter, 10, Limits{GlobalPerDay: 6, EventMaxUses: 50}, EventUsage{HandedOut: 1}, 2},
+		{"inviter without an allowance", Inviter, 0, lim, EventUsage{}, 0},
+		{"stranger", Stranger, 10, lim, EventUsage{}, 0},
+	}
+	for _, tc := range tests {
+		if got := EventCapNow(tc.role, tc.grantEvents, tc.lim, tc.u); got != tc.want {
+			t.Errorf("%s: EventCapNow = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

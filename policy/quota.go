@@ -109,9 +109,10 @@ func CheckQuota(role Role, lim Limits, u Usage, now time.Time) (Refusal, bool) {
 
 // CheckEventUse decides whether one more visitor of an event link may get
 // an invite. Only the global limit applies: the link's own cap, which its
-// creator's grant bounded (EventCap), stands in for the creator's per-day
-// and pending limits, and it applies whoever made the link, admins too,
-// because the visitors are strangers whoever vouched for the link.
+// creator's event allowance bounded when the link was made (EventCapNow),
+// stands in for the creator's per-day and pending limits, and it applies
+// whoever made the link, admins too, because the visitors are strangers
+// whoever vouched for the link.
 func CheckEventUse(lim Limits, u Usage, now time.Time) (Refusal, bool) {
 	if u.GlobalCreated >= lim.GlobalPerDay {
 		return windowRefusal(LimitGlobal, lim.GlobalPerDay, u.GlobalCreated, u.GlobalOldest), false
