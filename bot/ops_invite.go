@@ -34,6 +34,13 @@ func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
 		return refusal(fmt.Sprintf("You may reset only accounts your own invites created, and %s is not one of them (as far as I know). Ask an admin.", account)), nil
 	case errors.Is(err, invites.ErrResetUnsupported):
 		return refusal("Password resets need Prosody 13 or newer on the server; this server does not offer them."), nil
+	case errors.Is(err, invites.ErrNoSuchAccount):
+		return refusal(fmt.Sprintf("The server says there is no account %s, so there is nothing to reset (a reset link would create it). No link was made; send invite for a new account.", account)), nil
+	case errors.Is(err, invites.ErrAccountUnknown):
+		if errors.Is(err, invites.ErrIssuerForbidden) {
+			b.logIssuerRefused(ctx, err)
+		}
+		return refusal(fmt.Sprintf("I could not find out from the server whether %s exists, so I made no reset link (it would create the account if it does not). Try again later; if this keeps happening, the bot's log says why.", account)), nil
 	case err != nil:
 		return reply{}, err
 	}

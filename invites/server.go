@@ -45,6 +45,16 @@ type ResetIssuer interface {
 	MintReset(ctx context.Context, account jid.JID) (Minted, error)
 }
 
+// AccountChecker is implemented by Issuers whose server can say whether an
+// account exists. A password reset link for an account that does not exist
+// would create it, untracked, so the service makes none unless the server
+// said the account exists.
+type AccountChecker interface {
+	// AccountExists reports whether account (a bare JID of the domain)
+	// exists at the server. An error means the server did not say.
+	AccountExists(ctx context.Context, account jid.JID) (bool, error)
+}
+
 // Revocation is how an Issuer makes a token unusable at the server.
 type Revocation int
 

@@ -142,7 +142,7 @@ func NewService(o Options) *Service {
 	tr := &tracker{core: c, registrar: o.Registrar, uses: uses, module: module, revoker: rv, desk: desk}
 	cn := &canceller{core: c, uses: uses, tracker: tr, revoker: rv}
 	ev := &eventLinks{core: c, roles: rl, gate: gate, minter: mt, cancel: cn}
-	rs := &resetLinks{core: c, issuer: o.Issuer, minter: mt}
+	rs := &resetLinks{core: c, issuer: o.Issuer, minter: mt, cancel: cn}
 	rs.SetInviterResets(o.InviterResets)
 	return &Service{
 		core:         c,

@@ -66,6 +66,42 @@ func (a Issuer) Mint(ctx context.Context) (invites.Minted, error) {
 // Run executes the command node, has fill complete each stage's form (the
 // server's defaults already in it), and reads the XEP-0401 result form.
 func (a Issuer) Run(ctx context.Context, node string, fill func(*dataform.Form)) (invites.Minted, error) {
+	res, err := a.Complete(ctx, node, fill)
+	if err != nil {
+		return invites.Minted{}, err
+	}
+	return mintedFromForm(res.Form)
+}
+
+// Completed is what a command that completed answered: its result form
+// (nil when it sent none) and its notes.
+type Completed struct {
+	Form  *dataform.Form
+	Notes []Note
+}
+
+// Note is one note of a command's answer (XEP-0050): its type (info,
+// warn, error) and text.
+type Note struct {
+	Type string
+	Text string
+}
+
+// ErrorNote returns the text of the first error note, "" when there is
+// none: a command that failed in its own terms completes with one.
+func (c Completed) ErrorNote() string {
+	for _, n := range c.Notes {
+		if n.Type == "error" {
+			return n.Text
+		}
+	}
+	return ""
+}
+
+// Complete executes the command node, has fill complete each stage's form
+// (the server's defaults already in it), and returns what the command
+// answered when it completed. Refusals and errors are classified as Run's.
+func (a Issuer) Complete(ctx context.Context, node string, fill func(*dataform.Form)) (Completed, error) {
 	ctx, cancel := context.WithTimeout(ctx, issuerTimeout)
 	defer cancel()
 
@@ -73,11 +109,15 @@ func (a Issuer) Run(ctx context.Context, node string, fill func(*dataform.Form))
 	for stage := 0; stage < maxCommandStages; stage++ {
 		resp, err := a.execute(ctx, req)
 		if err != nil {
-			return invites.Minted{}, err
+			return Completed{}, err
 		}
 		switch resp.Status {
 		case "completed":
-			return mintedFromForm(resp.Form)
+			res := Completed{Form: resp.Form}
+			for _, n := range resp.Notes {
+				res.Notes = append(res.Notes, Note{Type: n.Type, Text: strings.TrimSpace(n.Text)})
+			}
+			return res, nil
 		case "executing":
 			form := resp.Form.Submission()
 			if form == nil {
@@ -86,10 +126,10 @@ func (a Issuer) Run(ctx context.Context, node string, fill func(*dataform.Form))
 			fill(form)
 			req = commandRequest{Node: node, SessionID: resp.SessionID, Action: "complete", Form: form}
 		default:
-			return invites.Minted{}, fmt.Errorf("mint invite: command ended with status %q%s", resp.Status, resp.notes())
+			return Completed{}, fmt.Errorf("run %s: command ended with status %q%s", node, resp.Status, resp.notes())
 		}
 	}
-	return invites.Minted{}, fmt.Errorf("mint invite: server asked for more than %d stages", maxCommandStages)
+	return Completed{}, fmt.Errorf("run %s: server asked for more than %d stages", node, maxCommandStages)
 }
 
 func (a Issuer) execute(ctx context.Context, req commandRequest) (commandResponse, error) {

@@ -174,3 +174,30 @@ func TestIssuerRefusalNamesWhoAndWhat(t *testing.T) {
 		})
 	}
 }
+
+// TestCompleteReadsNotes: a command that completes with an error note (as
+// Prosody's admin commands do for a user that does not exist) hands the
+// note back instead of failing, and a completed result form comes back as
+// it is.
+func TestCompleteReadsNotes(t *testing.T) {
+	stage := `<iq type='result' id='1' from='durare.test'><command xmlns='http://jabber.org/protocol/commands' node='n' status='executing' sessionid='s1'>
+<x xmlns='jabber:x:data' type='form'><field var='accountjid' type='jid-single'/></x></command></iq>`
+	missing := `<iq type='result' id='2' from='durare.test'><command xmlns='http://jabber.org/protocol/commands' node='n' status='completed' sessionid='s1'>
+<note type='error'> User does not exist </note></command></iq>`
+	found := `<iq type='result' id='2' from='durare.test'><command xmlns='http://jabber.org/protocol/commands' node='n' status='completed' sessionid='s1'>
+<x xmlns='jabber:x:data' type='result'><field var='rostersize'><value>3</value></field></x></command></iq>`
+	srv := &scriptedServer{replies: []string{stage, missing, stage, found}}
+	iss := Issuer{Server: jid.MustParse("durare.test"), From: jid.MustParse("invites.durare.test"), Link: srv}
+	fill := func(f *dataform.Form) { f.Set("accountjid", "ghost@durare.test") }
+	res, err := iss.Complete(context.Background(), "n", fill)
+	if err != nil || res.ErrorNote() != "User does not exist" || res.Form != nil {
+		t.Errorf("Complete = %+v, %v; want the error note and no form", res, err)
+	}
+	if !strings.Contains(srv.sent[1], "ghost@durare.test") {
+		t.Errorf("second stage sent %s, want the account filled in", srv.sent[1])
+	}
+	res, err = iss.Complete(context.Background(), "n", fill)
+	if err != nil || res.ErrorNote() != "" || res.Form.Value("rostersize") != "3" {
+		t.Errorf("Complete = %+v, %v; want the result form", res, err)
+	}
+}

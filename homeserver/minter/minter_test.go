@@ -43,7 +43,7 @@ const minterPassword = "m1nter-pass-quux"
 var minterRole = prosodytest.Role{
 	Name:     prosody.MinterRole,
 	Inherits: []string{"prosody:registered"},
-	Allow:    []string{"adhoc:" + invites.NodeCreateAccount, "adhoc:" + prosody.NodePasswordReset},
+	Allow:    []string{"adhoc:" + invites.NodeCreateAccount, "adhoc:" + prosody.NodePasswordReset, "adhoc:" + prosody.NodeUserStats},
 }
 
 // deleteUserNode is XEP-0133's delete-user: an admin command outside the
@@ -203,7 +203,7 @@ func TestMinterWithoutRightsSaysWhatToAdd(t *testing.T) {
 	srv, account := minterServer(t, false)
 	m, logs, _ := startMinter(t, srv, account, minterPassword, true)
 	wantFix := []string{
-		`prosody_13="VirtualHost \"durare.test\": custom_roles = { { name = \"invitebot:minter\"; inherits = { \"prosody:registered\" }; allow = { \"adhoc:urn:xmpp:invite#create-account\"; \"adhoc:xmpp:prosody.im/mod_invites_adhoc#password-reset\"; }; }; }"`,
+		`prosody_13="VirtualHost \"durare.test\": custom_roles = { { name = \"invitebot:minter\"; inherits = { \"prosody:registered\" }; allow = { \"adhoc:urn:xmpp:invite#create-account\"; \"adhoc:xmpp:prosody.im/mod_invites_adhoc#password-reset\"; \"adhoc:http://jabber.org/protocol/admin#user-stats\"; }; }; }"`,
 		`prosody_13_account="prosodyctl shell user set_role minter@durare.test invitebot:minter"`,
 		`prosody_0_12="VirtualHost \"durare.test\": admins = { \"minter@durare.test\" }"`,
 	}

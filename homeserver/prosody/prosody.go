@@ -24,20 +24,33 @@ import (
 // link for a local account (mod_invites_adhoc). Prosody 0.12 has none.
 const NodePasswordReset = "xmpp:prosody.im/mod_invites_adhoc#password-reset"
 
+// NodeUserStats is XEP-0133's Get User Statistics command
+// (mod_admin_adhoc, Prosody 0.12 and 13). The bot runs it only to learn
+// whether an account exists: Prosody answers "User does not exist" for an
+// account it does not have, and statistics for one it has. Nothing else
+// Prosody offers a component or an account tells the two apart: disco#info
+// and the other IQs to an account's bare JID get service-unavailable from
+// a stranger either way, and ping gets a result either way.
+const NodeUserStats = "http://jabber.org/protocol/admin#user-stats"
+
 // MinterRole is the Prosody 13 role the minter account needs: the name in
 // MinterRoleLua.
 const MinterRole = "invitebot:minter"
 
 // MinterRoleLua is the Prosody 13 configuration that defines MinterRole:
-// a registered user's rights plus the two commands the bot runs, account
-// invites and password resets, and nothing else (no user deletion, no
-// module loading). It goes in the domain's VirtualHost section.
+// a registered user's rights plus the commands the bot runs, account
+// invites, password resets and the account check before a reset (user
+// statistics: it reads an account's roster size, online resources and
+// their IP addresses, and changes nothing), and nothing else (no user
+// deletion, no module loading). It goes in the domain's VirtualHost
+// section.
 const MinterRoleLua = `custom_roles = {
     { name = "invitebot:minter";
       inherits = { "prosody:registered" };
       allow = {
         "adhoc:urn:xmpp:invite#create-account";
         "adhoc:xmpp:prosody.im/mod_invites_adhoc#password-reset";
+        "adhoc:http://jabber.org/protocol/admin#user-stats";
       };
     };
 }`
@@ -68,6 +81,32 @@ func (p Issuer) Mint(ctx context.Context) (invites.Minted, error) {
 func (p Issuer) MintReset(ctx context.Context, account jid.JID) (invites.Minted, error) {
 	m, err := p.Run(ctx, NodePasswordReset, func(f *dataform.Form) { f.Set("accountjid", account.String()) })
 	return m, p.withFix(err)
+}
+
+// noSuchUser is the note Prosody's user statistics command completes with
+// for an account it does not have (mod_admin_adhoc, 0.12 and 13).
+const noSuchUser = "User does not exist"
+
+// AccountExists asks Prosody whether account exists, by running its user
+// statistics command (NodeUserStats) for it as From: the component, an
+// admin, may; the minter account needs the command in its role
+// (MinterRoleLua), and a refusal says so. Only an answer that says either
+// way counts: anything else is an error.
+func (p Issuer) AccountExists(ctx context.Context, account jid.JID) (bool, error) {
+	res, err := p.Complete(ctx, NodeUserStats, func(f *dataform.Form) { f.Set("accountjid", account.Bare().String()) })
+	if err != nil {
+		return false, fmt.Errorf("does %s exist: %w", account.Bare(), p.withFix(err))
+	}
+	switch note := res.ErrorNote(); {
+	case note == noSuchUser:
+		return false, nil
+	case note != "":
+		return false, fmt.Errorf("does %s exist: the server said %q", account.Bare(), note)
+	case res.Form != nil && res.Form.Has("rostersize"):
+		return true, nil
+	default:
+		return false, fmt.Errorf("does %s exist: the server's answer says neither", account.Bare())
+	}
 }
 
 // OffersResets asks Prosody whether it offers the reset command to From
