@@ -49,6 +49,8 @@ type Bot struct {
 	// refused ones from flooding the log too.
 	sched   *scheduler
 	dropLog *replyLimiter
+	// busy answers the chat messages the scheduler could not take.
+	busy *busyAnswers
 
 	// Strangers are answered sparingly: refusals once per
 	// policy.RefusalInterval, help once per helpInterval, and only so many
@@ -112,6 +114,7 @@ func New(cfg Config) *Bot {
 		sessions:    newSessionTable(now),
 		sched:       newScheduler(cfg.Log),
 		dropLog:     newReplyLimiter(dropLogInterval, now),
+		busy:        newBusyAnswers(now),
 		refusals:    newReplyLimiter(policy.RefusalInterval, now),
 		helpReplies: newReplyLimiter(helpInterval, now),
 		strangerLog: newAuditBudget(now),

@@ -74,7 +74,7 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 		return // chat states, receipts and the like
 	}
 	from, to, typ, body := m.From, m.To, m.Type, m.Body[0]
-	ok := b.spawn(from.Bare().String(), func(ctx context.Context) {
+	run := func(ctx context.Context) {
 		res, ok := b.serveChat(ctx, from.Bare().String(), body)
 		if !ok {
 			return
@@ -84,10 +84,14 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 			b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: res.image,
 				OOB: &oobData{URL: res.image}})
 		}
-	})
-	if !ok && b.dropLog.allow(from.Bare().String()) {
-		b.log.Warn("messages dropped: shutting down, busy, or this sender has too many requests in flight",
-			slog.String("from", from.Bare().String()))
+	}
+	// A request that waited too long for a worker was not run: say so,
+	// or the sender waits for a reply that never comes.
+	timedOut := func(ctx context.Context) {
+		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: msgBusyTimedOut})
+	}
+	if !b.spawnOr(from.Bare().String(), run, timedOut) {
+		b.chatDropped(from, to, typ)
 	}
 }
 

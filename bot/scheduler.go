@@ -22,6 +22,10 @@ const (
 	// that one sender's flood cannot fill the queue: a burst of dozens
 	// (an inviter minting for a workshop) still waits its turn.
 	maxPerSender = 64
+	// maxPerAdmin is maxPerSender for an admin: an admin's burst (a
+	// hundred grants pasted at once) is queued whole, and admins are few
+	// and trusted.
+	maxPerAdmin = 1024
 	// maxRunningPerSender bounds one bare JID's requests holding workers
 	// at once, so that its burst cannot keep others waiting for a worker.
 	maxRunningPerSender = 4
@@ -138,7 +142,11 @@ func (s *scheduler) admit(sender string, admin bool) *senderShare {
 	s.gate.Lock()
 	defer s.gate.Unlock()
 	share := s.perSender[sender]
-	if s.closing || (share != nil && share.queued >= maxPerSender) {
+	limit := maxPerSender
+	if admin {
+		limit = maxPerAdmin
+	}
+	if s.closing || (share != nil && share.queued >= limit) {
 		return nil
 	}
 	if !admin {
