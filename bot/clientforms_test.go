@@ -30,6 +30,9 @@ type resettingIssuer struct{ *fakeIssuer }
 
 func (resettingIssuer) OffersResets(context.Context) (bool, error) { return true, nil }
 
+// AccountExists says every account exists: the reset is the form under test.
+func (resettingIssuer) AccountExists(context.Context, jid.JID) (bool, error) { return true, nil }
+
 func (r resettingIssuer) MintReset(ctx context.Context, _ jid.JID) (invites.Minted, error) {
 	return r.Mint(ctx)
 }
