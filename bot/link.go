@@ -110,7 +110,14 @@ type Link struct {
 	pending   map[string]*pendingIQ
 
 	reconnects atomic.Uint64
+	// heard is when the last stanza arrived (Unix nanoseconds): any
+	// stanza proves the link alive, so the keepalive pings only a quiet
+	// link and never drops one whose server is merely slow.
+	heard atomic.Int64
 }
+
+// lastHeard is when the last stanza arrived from the server.
+func (l *Link) lastHeard() time.Time { return time.Unix(0, l.heard.Load()) }
 
 // linkSession is one established component session and its writer.
 type linkSession struct {
@@ -248,11 +255,12 @@ func (l *Link) session(ctx context.Context, h xmpp.Handler, again bool) error {
 	}
 
 	keep := reconnect.Keepalive{
-		Log:      l.log,
-		What:     "component link",
-		Interval: l.cfg.PingInterval,
-		Ping:     l.ping,
-		Broken:   st.broken,
+		Log:       l.log,
+		What:      "component link",
+		Interval:  l.cfg.PingInterval,
+		Ping:      l.ping,
+		LastHeard: l.lastHeard,
+		Broken:    st.broken,
 		Failure: func() error {
 			if werr := st.failure(); werr != nil {
 				return fmt.Errorf("%w: %w", errWriteFailed, werr)
@@ -458,6 +466,7 @@ func (l *Link) writeOne(st *linkSession, data []byte) (err error) {
 // for the caller to read it.
 func (l *Link) route(h xmpp.Handler) xmpp.Handler {
 	return xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		l.heard.Store(time.Now().UnixNano())
 		p := l.claimAnswer(start)
 		if p == nil {
 			return h.HandleXMPP(t, start)

@@ -32,6 +32,11 @@ type Keepalive struct {
 	// reports something: it is that failure, reported as such.
 	Broken  <-chan struct{}
 	Failure func() error
+	// LastHeard, when not nil, says when the last stanza came from the
+	// server. Any stanza is proof of life: no ping goes out while stanzas
+	// arrive, and a ping that times out while others still arrive means a
+	// slow server, not a dead one, so the connection stays.
+	LastHeard func() time.Time
 }
 
 // Serve serves sess with h until the session ends, and returns why it did:
@@ -68,7 +73,7 @@ func (k Keepalive) Serve(ctx context.Context, conn net.Conn, sess *xmpp.Session,
 			k.Log.Info(k.What + " closed")
 			return ctx.Err()
 		case <-ticker.C:
-			if err := k.Ping(ctx); err != nil && k.failure() == nil {
+			if err := k.check(ctx); err != nil && k.failure() == nil {
 				// Closing the connection makes Serve return; the select
 				// then reports the drop. (A ping that failed because of a
 				// Failure is reported as that by the next round.)
@@ -77,6 +82,22 @@ func (k Keepalive) Serve(ctx context.Context, conn net.Conn, sess *xmpp.Session,
 			}
 		}
 	}
+}
+
+// check proves the session alive: by a stanza heard within the interval,
+// else by a ping, whose failure counts only if nothing at all was heard
+// while it waited.
+func (k Keepalive) check(ctx context.Context) error {
+	if k.LastHeard != nil && time.Since(k.LastHeard()) < k.Interval {
+		return nil
+	}
+	sent := time.Now()
+	err := k.Ping(ctx)
+	if err != nil && k.LastHeard != nil && !k.LastHeard().Before(sent) {
+		k.Log.DebugContext(ctx, k.What+" ping unanswered, but the server is still sending: slow, not gone", slog.Any("err", err))
+		return nil
+	}
+	return err
 }
 
 func (k Keepalive) failure() error {

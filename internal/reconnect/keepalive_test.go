@@ -140,3 +140,61 @@ func TestKeepaliveBroken(t *testing.T) {
 		t.Errorf("Serve = %v, want the failure", err)
 	}
 }
+
+// TestKeepaliveSlowServerIsNotDead: a ping that goes unanswered while the
+// server still sends other stanzas does not cut the connection (issue 22:
+// a loaded server lost its link and every request in flight).
+func TestKeepaliveSlowServerIsNotDead(t *testing.T) {
+	conn, sess := pipeSession(t)
+	var logs syncBuffer
+	var mu sync.Mutex
+	heard := time.Now()
+	lastHeard := func() time.Time { mu.Lock(); defer mu.Unlock(); return heard }
+	pinged := make(chan struct{}, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	k := Keepalive{Log: slog.New(slog.NewTextHandler(&logs, nil)), What: "test link", Interval: time.Millisecond,
+		LastHeard: lastHeard,
+		Ping: func(context.Context) error {
+			// Something else arrives while the ping waits; the ping's
+			// own answer never does.
+			mu.Lock()
+			heard = time.Now()
+			mu.Unlock()
+			pinged <- struct{}{}
+			return errors.New("no answer in time")
+		}}
+	done := make(chan error, 1)
+	go func() { done <- k.Serve(ctx, conn, sess, nil) }()
+	for range 3 {
+		select {
+		case <-pinged:
+		case err := <-done:
+			cancel()
+			t.Fatalf("Serve ended while the server was still sending: %v\n%s", err, logs.String())
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Serve = %v, want it to end only by ctx", err)
+	}
+	if strings.Contains(logs.String(), "keepalive failed") {
+		t.Errorf("a slow server was taken for a dead one:\n%s", logs.String())
+	}
+}
+
+// TestKeepaliveQuietServerIsPinged: nothing heard, the ping fails: the
+// connection is cut as before.
+func TestKeepaliveQuietServerIsPinged(t *testing.T) {
+	conn, sess := pipeSession(t)
+	var logs syncBuffer
+	long := time.Now().Add(-time.Hour)
+	k := Keepalive{Log: slog.New(slog.NewTextHandler(&logs, nil)), What: "test link", Interval: time.Millisecond,
+		LastHeard: func() time.Time { return long },
+		Ping:      func(context.Context) error { return errors.New("no answer") }}
+	if err := k.Serve(context.Background(), conn, sess, nil); err == nil || errors.Is(err, ErrStreamClosed) {
+		t.Errorf("Serve = %v, want the cut connection's error", err)
+	}
+	if !strings.Contains(logs.String(), "keepalive failed") {
+		t.Errorf("log lacks the failed keepalive:\n%s", logs.String())
+	}
+}
