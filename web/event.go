@@ -210,6 +210,9 @@ func (h *eventPages) renderEvent(w http.ResponseWriter, r *http.Request, status 
 		Expiry:   fmt.Sprintf(h.text.EventOpenUntil, h.text.timeLeft(ev.Expires.Sub(h.now())), h.text.date(ev.Expires.UTC())),
 		Left:     h.text.EventLeft.format(h.text.Lang, ev.Left()),
 		Domain:   domain,
+		// The page's own address as a QR code: GET, so showing it hands
+		// out nothing (eventQR).
+		QRPNG: h.eventPath(ev.ID) + "/qr.png",
 		Form: formData{
 			CSRF:  h.csrf.token(h.csrf.cookieValue(w, r), eventCSRFPrefix+ev.ID),
 			Error: msg,

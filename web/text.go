@@ -155,6 +155,10 @@ type Text struct {
 	PausedBody         string
 	DailyLimitTitle    string
 	DailyLimitBody     string
+	// The QR code of the event page's own address, for a projector.
+	EventQRTitle string
+	EventQRAlt   string
+	EventQRHint  string
 }
 
 // English is the default and, for now, only text.
@@ -302,6 +306,9 @@ var English = Text{
 	PausedBody:         "This service is not handing out invitations right now. Please try again later.",
 	DailyLimitTitle:    "No more invitations today",
 	DailyLimitBody:     "This service has handed out as many invitations as it may today. Please try again later.",
+	EventQRTitle:       "Scan to get an invitation",
+	EventQRAlt:         "QR code of this page",
+	EventQRHint:        "The code opens this page. Show it on a projector or a screen so that everyone in the room can get an invitation of their own; showing it hands out none.",
 }
 
 // Client is a recommended XMPP app.
