@@ -159,6 +159,9 @@ type Text struct {
 	EventQRTitle string
 	EventQRAlt   string
 	EventQRHint  string
+
+	// The heading of the reset page's form.
+	ResetFormTitle string
 }
 
 // English is the default and, for now, only text.
@@ -309,6 +312,8 @@ var English = Text{
 	EventQRTitle:       "Scan to get an invitation",
 	EventQRAlt:         "QR code of this page",
 	EventQRHint:        "The code opens this page. Show it on a projector or a screen so that everyone in the room can get an invitation of their own; showing it hands out none.",
+
+	ResetFormTitle: "Your new password",
 }
 
 // Client is a recommended XMPP app.
