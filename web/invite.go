@@ -148,11 +148,17 @@ func (h *invitePages) registrationForm(w http.ResponseWriter, r *http.Request, i
 // that coming back to the used invitation says so instead of "gone".
 func (h *invitePages) registered(w http.ResponseWriter, r *http.Request, inv invites.Invite, account jid.JID) {
 	h.csrf.setRegistered(w, inv.ID, account.String())
+	h.renderSuccess(w, r, inv, account.String())
+}
+
+// renderSuccess shows account as what inv made: a new account, or a new
+// password for the account of a reset link.
+func (h *invitePages) renderSuccess(w http.ResponseWriter, r *http.Request, inv invites.Invite, account string) {
 	title := h.text.SuccessTitle
 	if inv.ResetFor != "" {
 		title = h.text.ResetDoneTitle
 	}
-	h.render(w, r, http.StatusOK, "success", pageData{Title: title, JID: account.String(), ResetFor: inv.ResetFor})
+	h.render(w, r, http.StatusOK, "success", pageData{Title: title, JID: account, ResetFor: inv.ResetFor})
 }
 
 // registerFailed answers a registration the service refused with err: the
