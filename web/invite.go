@@ -46,7 +46,7 @@ func (h *invitePages) lookup(w http.ResponseWriter, r *http.Request) (invites.In
 		if h.welcomeBack(w, r, inv) {
 			return invites.Invite{}, false
 		}
-		h.gone(w, r, h.text.GoneBody)
+		h.goneInvite(w, r, inv, false)
 		return invites.Invite{}, false
 	case !strings.HasPrefix(inv.URI, "xmpp:"):
 		// The URI becomes a link and a header: anything else is corrupt data.
@@ -55,6 +55,27 @@ func (h *invitePages) lookup(w http.ResponseWriter, r *http.Request) (invites.In
 		return invites.Invite{}, false
 	}
 	return inv, true
+}
+
+// goneInvite answers 410 for inv, which can no longer be used, or whose
+// token the server refused (tokenRejected). A reset link is called a
+// link, and its holder is sent to whoever looks after the service rather
+// than to an inviter.
+func (h *invitePages) goneInvite(w http.ResponseWriter, r *http.Request, inv invites.Invite, tokenRejected bool) {
+	t := h.text
+	if inv.ResetFor == "" {
+		body := t.GoneBody
+		if tokenRejected {
+			body = t.TokenUsedBody
+		}
+		h.gone(w, r, body)
+		return
+	}
+	body := t.ResetGoneBody
+	if tokenRejected {
+		body = t.ResetTokenUsedBody
+	}
+	h.renderError(w, r, http.StatusGone, t.ResetGoneTitle, body, t.ResetAskAgain)
 }
 
 // landing serves GET /i/{id}.
@@ -169,13 +190,16 @@ func (h *invitePages) registerFailed(w http.ResponseWriter, r *http.Request, log
 		h.notFound(w, r)
 	case errors.Is(err, invites.ErrTokenRejected):
 		log.InfoContext(r.Context(), "browser registration: token rejected by the server")
-		h.gone(w, r, h.text.TokenUsedBody)
+		h.goneInvite(w, r, inv, true)
 	case errors.Is(err, invites.ErrNotPending):
-		h.gone(w, r, h.text.GoneBody)
+		h.goneInvite(w, r, inv, false)
 	case errors.Is(err, invites.ErrRegistrationInProgress):
 		// A double click, or two people with the same link: the other
 		// attempt decides; this one may retry once it is over.
 		f.Error = h.text.ErrInProgress
+		if inv.ResetFor != "" {
+			f.Error = h.text.ResetErrInProgress
+		}
 		h.renderLanding(w, r, http.StatusConflict, inv, f)
 	case errors.Is(err, invites.ErrUsernameTaken):
 		f.Error = h.text.ErrUsernameTaken

@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"durare.org/invitebot/invites"
 )
 
 // TestResetLinkPage: a password reset link's page names the account, asks
@@ -76,6 +79,67 @@ func TestResetDoneOnReload(t *testing.T) {
 					t.Errorf("%s: the page does not name the account", again.how)
 				}
 			}
+		})
+	}
+}
+
+// mainOf is the page's own content, without the footer every page shares.
+func mainOf(body string) string {
+	_, after, _ := strings.Cut(body, "<main>")
+	content, _, _ := strings.Cut(after, "</main>")
+	return content
+}
+
+// TestResetPagesSayLink: a reset link's pages call it a link, not an
+// invitation: its landing page, the form sent while it is in use, and
+// the pages once it no longer works.
+func TestResetPagesSayLink(t *testing.T) {
+	invitation := map[string]string{"en": "invitation", "de": "einladung"}
+	for _, lang := range []string{"en", "de"} {
+		t.Run(lang, func(t *testing.T) {
+			e := newEnv(t, nil)
+			for _, id := range []string{idPending, idUsed, idExpired} {
+				inv := e.inv.invites[id]
+				inv.ResetFor = "alice@" + testDomain
+				e.inv.invites[id] = inv
+			}
+			v := e.serve(t)
+			v.lang = lang
+			check := func(what string, resp *http.Response, body string, status int) {
+				t.Helper()
+				if resp.StatusCode != status {
+					t.Errorf("%s: %d, want %d", what, resp.StatusCode, status)
+				}
+				if strings.Contains(strings.ToLower(mainOf(body)), invitation[lang]) {
+					t.Errorf("%s calls the reset link an invitation:\n%s", what, mainOf(body))
+				}
+			}
+			resp, body := v.get("/i/" + idPending)
+			check("reset page", resp, body, http.StatusOK)
+			token := v.token(body)
+
+			setRegErr := func(err error) { e.inv.mu.Lock(); e.inv.regErr = err; e.inv.mu.Unlock() }
+			setRegErr(invites.ErrRegistrationInProgress)
+			resp, body = v.post("/i/"+idPending, formValues(token, "alice", testPass, testPass))
+			check("reset page while in use", resp, body, http.StatusConflict)
+			setRegErr(invites.ErrTokenRejected)
+			resp, body = v.post("/i/"+idPending, formValues(token, "alice", testPass, testPass))
+			check("reset link the server refused", resp, body, http.StatusGone)
+			setRegErr(nil)
+
+			resp, body = v.get("/i/" + idUsed)
+			check("used reset link", resp, body, http.StatusGone)
+			resp, body = v.get("/i/" + idExpired)
+			check("expired reset link", resp, body, http.StatusGone)
+
+			// Without an expiry the page says how often the link works.
+			e.inv.mu.Lock()
+			inv := e.inv.invites[idPending]
+			inv.Expires = time.Time{}
+			e.inv.invites[idPending] = inv
+			e.inv.mu.Unlock()
+			resp, body = v.get("/i/" + idPending)
+			check("reset page without expiry", resp, body, http.StatusOK)
 		})
 	}
 }

@@ -192,12 +192,16 @@ func (s *site) renderLanding(w http.ResponseWriter, r *http.Request, status int,
 	default:
 		d.Headline = withAddrs(s.text.InvitedAnon, domain)
 	}
+	noExpiry, expiresAt := s.text.NoExpiry, s.text.ExpiresAt
+	if inv.ResetFor != "" {
+		noExpiry, expiresAt = s.text.ResetNoExpiry, s.text.ResetExpiresAt
+	}
 	if inv.Expires.IsZero() {
-		d.Expiry = s.text.NoExpiry
+		d.Expiry = noExpiry
 	} else {
 		// lookup let only unexpired invites through, so the time left is
 		// positive.
-		d.Expiry = fmt.Sprintf(s.text.ExpiresAt, s.text.timeLeft(inv.Expires.Sub(s.now())), s.text.date(inv.Expires.UTC()))
+		d.Expiry = fmt.Sprintf(expiresAt, s.text.timeLeft(inv.Expires.Sub(s.now())), s.text.date(inv.Expires.UTC()))
 	}
 	for _, x := range extra {
 		x(&d)

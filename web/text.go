@@ -162,6 +162,17 @@ type Text struct {
 
 	// The heading of the reset page's form.
 	ResetFormTitle string
+	// What a reset link's pages say where an invitation's say
+	// ExpiresAt, NoExpiry, ErrInProgress, GoneTitle, GoneBody,
+	// TokenUsedBody and AskInviterAgain: a reset link is a link, not an
+	// invitation.
+	ResetExpiresAt     string // %[1]s time left (one of TimeLeft*), %[2]s date and time (UTC)
+	ResetNoExpiry      string
+	ResetErrInProgress string
+	ResetGoneTitle     string
+	ResetGoneBody      string
+	ResetTokenUsedBody string
+	ResetAskAgain      string
 }
 
 // English is the default and, for now, only text.
@@ -313,7 +324,14 @@ var English = Text{
 	EventQRAlt:         "QR code of this page",
 	EventQRHint:        "The code opens this page. Show it on a projector or a screen so that everyone in the room can get an invitation of their own; showing it hands out none.",
 
-	ResetFormTitle: "Your new password",
+	ResetFormTitle:     "Your new password",
+	ResetExpiresAt:     "This link works for %[1]s, until %[2]s.",
+	ResetNoExpiry:      "This link works once.",
+	ResetErrInProgress: "This link is being used right now. Wait a moment, then reload the page.",
+	ResetGoneTitle:     "This link can no longer be used",
+	ResetGoneBody:      "It was already used, cancelled, or it expired.",
+	ResetTokenUsedBody: "The server no longer accepts this link: it was already used or it expired.",
+	ResetAskAgain:      "Ask the person who looks after this service for a new link.",
 }
 
 // Client is a recommended XMPP app.
