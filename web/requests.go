@@ -295,8 +295,9 @@ func (h *requestPages) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // approvedStatus shows an approved request's invitation: the landing page
-// of its invite, right here, while the invite can be used; once it cannot,
-// the invite's own page, which knows the browser that used it.
+// of its invite, right here, while the invite can be used; once it made
+// the account, that the account exists, in any browser; otherwise
+// (cancelled, lapsed) the invite's own page, which says so.
 func (h *requestPages) approvedStatus(w http.ResponseWriter, r *http.Request, req invites.Request) {
 	inv, err := h.inv.Lookup(r.Context(), req.Invite)
 	if err != nil {
@@ -306,6 +307,14 @@ func (h *requestPages) approvedStatus(w http.ResponseWriter, r *http.Request, re
 		return
 	}
 	invitePage := h.base + "/i/" + url.PathEscape(inv.ID)
+	if inv.State == invites.StateUsed {
+		d := pageData{Title: h.text.StatusCreatedTitle, Message: h.text.StatusCreatedAnon, Hint: h.text.StatusCreatedHint}
+		if inv.UsedBy != "" {
+			d.Message = fmt.Sprintf(h.text.StatusCreatedBody, inv.UsedBy)
+		}
+		h.render(w, r, http.StatusOK, "status", d)
+		return
+	}
 	if !inv.Usable(h.now()) || !strings.HasPrefix(inv.URI, "xmpp:") {
 		http.Redirect(w, r, invitePage, http.StatusSeeOther)
 		return

@@ -173,6 +173,13 @@ type Text struct {
 	ResetGoneBody      string
 	ResetTokenUsedBody string
 	ResetAskAgain      string
+
+	// The status page of an approved request whose invitation created the
+	// account.
+	StatusCreatedTitle string
+	StatusCreatedBody  string // %[1]s the account's address
+	StatusCreatedAnon  string // when the address is not known
+	StatusCreatedHint  string
 }
 
 // English is the default and, for now, only text.
@@ -332,6 +339,11 @@ var English = Text{
 	ResetGoneBody:      "It was already used, cancelled, or it expired.",
 	ResetTokenUsedBody: "The server no longer accepts this link: it was already used or it expired.",
 	ResetAskAgain:      "Ask the person who looks after this service for a new link.",
+
+	StatusCreatedTitle: "Your account was created",
+	StatusCreatedBody:  "Your request was approved, and the account %[1]s was created with it.",
+	StatusCreatedAnon:  "Your request was approved, and an account was created with it.",
+	StatusCreatedHint:  "Sign in to it in your chat app, with the password chosen when it was created.",
 }
 
 // Client is a recommended XMPP app.
