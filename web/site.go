@@ -138,6 +138,15 @@ func (s *site) notFound(w http.ResponseWriter, r *http.Request) {
 	s.renderError(w, r, http.StatusNotFound, s.text.NotFoundTitle, s.text.NotFoundBody, "")
 }
 
+// methodNotAllowed answers a method the path does not take, naming the
+// ones it does (allow, as the Allow header lists them).
+func methodNotAllowed(allow string) func(*site, http.ResponseWriter, *http.Request) {
+	return func(s *site, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.renderError(w, r, http.StatusMethodNotAllowed, s.text.MethodNotAllowedTitle, s.text.MethodNotAllowedBody, "")
+	}
+}
+
 func (s *site) gone(w http.ResponseWriter, r *http.Request, body string) {
 	s.renderError(w, r, http.StatusGone, s.text.GoneTitle, body, s.text.AskInviterAgain)
 }

@@ -180,6 +180,11 @@ type Text struct {
 	StatusCreatedBody  string // %[1]s the account's address
 	StatusCreatedAnon  string // when the address is not known
 	StatusCreatedHint  string
+
+	// The page for a request with a method the address does not take
+	// (405): a program's mistake more than a person's.
+	MethodNotAllowedTitle string
+	MethodNotAllowedBody  string
 }
 
 // English is the default and, for now, only text.
@@ -344,6 +349,9 @@ var English = Text{
 	StatusCreatedBody:  "Your request was approved, and the account %[1]s was created with it.",
 	StatusCreatedAnon:  "Your request was approved, and an account was created with it.",
 	StatusCreatedHint:  "Sign in to it in your chat app, with the password chosen when it was created.",
+
+	MethodNotAllowedTitle: "This page cannot do that",
+	MethodNotAllowedBody:  "It does not take this kind of request. Open its address in a web browser.",
 }
 
 // Client is a recommended XMPP app.

@@ -179,6 +179,23 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	if m != nil {
 		mux.Handle("GET /metrics", m.Handler())
 	}
+	// Any other method on those paths is answered 405 with the methods
+	// they take; a pattern without a method is less specific than one
+	// with, and more specific than "/". (GET patterns take HEAD too.)
+	const getOnly, getPost = "GET, HEAD", "GET, HEAD, POST"
+	paths := map[string]string{
+		"/i/{id}": getPost, "/i/{id}/qr.png": getOnly, "/i/{id}/qr.svg": getOnly,
+		"/request": getPost, "/r/{key}": getOnly, "/static/style.css": getOnly, "/healthz": getOnly,
+	}
+	if cfg.Events != nil {
+		paths["/e/{id}"], paths["/e/{id}/qr.png"], paths["/e/{id}/qr.svg"] = getPost, getOnly, getOnly
+	}
+	if m != nil {
+		paths["/metrics"] = getOnly
+	}
+	for path, allow := range paths {
+		mux.HandleFunc(path, localized(&s, methodNotAllowed(allow)))
+	}
 	mux.HandleFunc("/", localized(&s, (*site).notFound))
 	return h.instrument(h.securityHeaders(mux))
 }
