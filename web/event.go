@@ -178,12 +178,13 @@ func (h *eventPages) eventUnavailable(w http.ResponseWriter, r *http.Request, ev
 		h.renderError(w, r, http.StatusGone, h.text.EventClosedTitle, h.text.EventClosedBody, h.text.EventAskAgain)
 	case errors.Is(err, invites.ErrPaused):
 		// The admin's reason is for the inviters, not for the public.
-		h.renderError(w, r, http.StatusServiceUnavailable, h.text.PausedTitle, h.text.PausedBody, "")
+		h.unavailable(w, r, retryUnknown, h.text.PausedTitle, h.text.PausedBody)
 	case errors.As(err, &quota):
+		wait := retryUnknown
 		if !quota.Next.IsZero() {
-			w.Header().Set("Retry-After", strconv.Itoa(int(quota.Next.Sub(h.now())/time.Second)+1))
+			wait = quota.Next.Sub(h.now())
 		}
-		h.renderError(w, r, http.StatusServiceUnavailable, h.text.DailyLimitTitle, h.text.DailyLimitBody, "")
+		h.unavailable(w, r, wait, h.text.DailyLimitTitle, h.text.DailyLimitBody)
 	case ev.ID == "":
 		h.log.ErrorContext(r.Context(), "event link", slog.String("event", r.PathValue("id")), slog.Any("err", err))
 		h.internal(w, r)

@@ -95,9 +95,9 @@ func (h *requestPages) requestClosed(w http.ResponseWriter, r *http.Request, err
 	case errors.Is(err, invites.ErrPaused):
 		// The pause reason is for inviters; the public learns only that
 		// it is paused.
-		h.renderError(w, r, http.StatusServiceUnavailable, h.text.RequestClosedTitle, h.text.RequestClosedPaused, "")
+		h.unavailable(w, r, retryUnknown, h.text.RequestClosedTitle, h.text.RequestClosedPaused)
 	case errors.Is(err, invites.ErrRequestsFull):
-		h.renderError(w, r, http.StatusServiceUnavailable, h.text.RequestClosedTitle, h.text.RequestClosedFull, "")
+		h.unavailable(w, r, retryUnknown, h.text.RequestClosedTitle, h.text.RequestClosedFull)
 	case errors.Is(err, invites.ErrRequestsOff):
 		h.notFound(w, r)
 	default:

@@ -155,6 +155,19 @@ func (s *site) internal(w http.ResponseWriter, r *http.Request) {
 	s.renderError(w, r, http.StatusInternalServerError, s.text.InternalTitle, s.text.ErrInternal, "")
 }
 
+// unavailable answers 503: the service hands out nothing now, and the
+// client may try again after wait.
+func (s *site) unavailable(w http.ResponseWriter, r *http.Request, wait time.Duration, title, msg string) {
+	w.Header().Set("Retry-After", retryAfter(wait))
+	s.renderError(w, r, http.StatusServiceUnavailable, title, msg, "")
+}
+
+// retryAfter is wait as a Retry-After value: whole seconds, rounded up to
+// the next second as tooMany does, at least one.
+func retryAfter(wait time.Duration) string {
+	return strconv.Itoa(max(1, int(wait/time.Second)+1))
+}
+
 // tooMany answers a client over its limit, saying when it may try again
 // (wait, rounded up to the next second).
 func (s *site) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, msg string) {

@@ -39,6 +39,13 @@ const (
 	healthTimeout = 2 * time.Second
 	// staticMaxAge is how long browsers may cache the stylesheet.
 	staticMaxAge = time.Hour
+	// retryUnknown is the Retry-After of a 503 whose end nobody knows
+	// (a pause, a full request queue): long enough that clients do not
+	// hammer, short enough to notice a resume the same day.
+	retryUnknown = time.Hour
+	// healthRetry is the Retry-After of /healthz when down: the link
+	// reconnects on its own within seconds.
+	healthRetry = 30 * time.Second
 )
 
 // Invites is what the web pages need from the invites service.
@@ -335,6 +342,7 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 		module = "prosody module mod_invitebot: " + m.ServerModule()
 	}
 	if len(problems) > 0 {
+		w.Header().Set("Retry-After", retryAfter(healthRetry))
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = fmt.Fprintln(w, strings.Join(problems, "\n"))
 	} else {
