@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,5 +101,41 @@ func TestARIAReferencesExist(t *testing.T) {
 			}
 			checkARIARefs(t, p.name+" ("+lang+")", body)
 		}
+	}
+}
+
+// inputTag is the start tag of the form field with id, or "".
+func inputTag(body, id string) string {
+	m := regexp.MustCompile(`<(?:input|textarea)\b[^>]*\bid="` + regexp.QuoteMeta(id) + `"[^>]*>`).FindString(body)
+	return m
+}
+
+// describedBy is the list of ids the form field id names in
+// aria-describedby.
+func describedBy(body, id string) []string {
+	m := regexp.MustCompile(`\baria-describedby="([^"]*)"`).FindStringSubmatch(inputTag(body, id))
+	if m == nil {
+		return nil
+	}
+	return strings.Fields(m[1])
+}
+
+// TestUsernameRulesUpFront: the registration form says what a username
+// may hold under the field, before anything went wrong, and the field
+// names that hint as its description.
+func TestUsernameRulesUpFront(t *testing.T) {
+	e := newEnv(t, nil)
+	v := e.serve(t)
+	for _, text := range languages {
+		v.lang = text.Lang
+		_, body := v.get("/i/" + idPending)
+		hint := regexp.MustCompile(`<p class="hint" id="username-hint">([^<]*)</p>`).FindStringSubmatch(body)
+		if want := htmlEscape(text.UsernameHint); hint == nil || hint[1] != want {
+			t.Errorf("%s: username hint %q, want %q", text.Lang, hint, want)
+		}
+		if refs := describedBy(body, "username"); !slices.Contains(refs, "username-hint") {
+			t.Errorf("%s: the username field is described by %q, want the hint", text.Lang, refs)
+		}
+		checkARIARefs(t, "landing page ("+text.Lang+")", body)
 	}
 }

@@ -43,7 +43,7 @@ type Text struct {
 	FormTitle      string
 	FormIntro      string // %[1]s domain
 	Username       string
-	UsernameHint   string // %[1]s domain
+	UsernameHint   string // the rules, shown under the field before anything went wrong
 	Password       string
 	PasswordHint   string // %[1]d minimum length: always MinPasswordLen, so no Plural
 	PasswordRepeat string
@@ -215,7 +215,7 @@ var English = Text{
 	FormTitle:      "Create your account here",
 	FormIntro:      "Works with any app. Your address will be name@%[1]s.",
 	Username:       "Username",
-	UsernameHint:   "Letters, digits, dots, dashes. Your address: username@%[1]s",
+	UsernameHint:   "Letters, digits, dots and dashes, no spaces; capitals become small letters.",
 	Password:       "Password",
 	PasswordHint:   "At least %[1]d characters.",
 	PasswordRepeat: "Password again",
