@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -138,4 +139,92 @@ func TestUsernameRulesUpFront(t *testing.T) {
 		}
 		checkARIARefs(t, "landing page ("+text.Lang+")", body)
 	}
+}
+
+// TestFormErrorsTiedToTheirField: a form sent back with an error about one
+// field marks that field aria-invalid and names the error in its
+// aria-describedby (with its hint, if it has one), so a screen reader on
+// the field reads what is wrong; no other field is marked. An error about
+// no field (an expired form) marks none. Over a real HTTP server.
+func TestFormErrorsTiedToTheirField(t *testing.T) {
+	type sent struct {
+		name   string
+		vals   url.Values
+		regErr error
+		field  string // "" for none
+	}
+	check := func(t *testing.T, s sent, body string, fields []string) {
+		t.Helper()
+		if !strings.Contains(body, `id="form-error"`) {
+			t.Fatalf("%s: no error on the page\n%s", s.name, body)
+		}
+		checkARIARefs(t, s.name, body)
+		for _, f := range fields {
+			tag := inputTag(body, f)
+			if tag == "" {
+				t.Fatalf("%s: no field %q", s.name, f)
+			}
+			invalid := strings.Contains(tag, `aria-invalid="true"`)
+			described := slices.Contains(describedBy(body, f), "form-error")
+			switch {
+			case f == s.field && (!invalid || !described):
+				t.Errorf("%s: the error is about %s, whose field is %s", s.name, f, tag)
+			case f != s.field && (invalid || described):
+				t.Errorf("%s: field %s is marked, but the error is about %q: %s", s.name, f, s.field, tag)
+			}
+		}
+	}
+	regFields := []string{"username", "password", "password2"}
+	t.Run("registration", func(t *testing.T) {
+		for _, s := range []sent{
+			{"empty username", formValues("", "", testPass, testPass), nil, "username"},
+			{"invalid username", formValues("", "a b", testPass, testPass), nil, "username"},
+			{"taken username", formValues("", "alice", testPass, testPass), invites.ErrUsernameTaken, "username"},
+			{"short password", formValues("", "alice", "short", "short"), nil, "password"},
+			{"passwords differ", formValues("", "alice", testPass, testPass+"x"), nil, "password2"},
+			{"expired form", formValues("stale", "alice", testPass, testPass), nil, ""},
+		} {
+			e := newEnv(t, nil)
+			e.inv.regErr = s.regErr
+			v := e.serve(t)
+			_, body := v.get("/i/" + idPending)
+			if s.vals.Get("csrf") == "" {
+				s.vals.Set("csrf", v.token(body))
+			}
+			_, body = v.post("/i/"+idPending, s.vals)
+			check(t, s, body, regFields)
+		}
+	})
+	t.Run("reset", func(t *testing.T) {
+		for _, s := range []sent{
+			{"reset: short password", formValues("", "alice", "short", "short"), nil, "password"},
+			{"reset: passwords differ", formValues("", "alice", testPass, testPass+"x"), nil, "password2"},
+		} {
+			e := newEnv(t, nil)
+			inv := e.inv.invites[idPending]
+			inv.ResetFor = "alice@" + testDomain
+			e.inv.invites[idPending] = inv
+			v := e.serve(t)
+			_, body := v.get("/i/" + idPending)
+			s.vals.Set("csrf", v.token(body))
+			_, body = v.post("/i/"+idPending, s.vals)
+			check(t, s, body, []string{"password", "password2"})
+		}
+	})
+	t.Run("account request", func(t *testing.T) {
+		for _, s := range []sent{
+			{"no name", requestValues("", "", "", "hi"), nil, "name"},
+			{"name too long", requestValues("", strings.Repeat("a", invites.MaxRequestName+1), "", "hi"), nil, "name"},
+			{"bad contact", requestValues("", "Anna", "not an address", "hi"), nil, "contact"},
+			{"no message", requestValues("", "Anna", "", ""), nil, "message"},
+			{"message too long", requestValues("", "Anna", "", strings.Repeat("a", invites.MaxRequestMessage+1)), nil, "message"},
+		} {
+			e, _ := newRequestEnv(t)
+			v := e.serve(t)
+			_, body := v.get("/request")
+			s.vals.Set("csrf", v.token(body))
+			_, body = v.post("/request", s.vals)
+			check(t, s, body, []string{"name", "contact", "message"})
+		}
+	})
 }

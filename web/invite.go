@@ -156,9 +156,9 @@ func (h *invitePages) registrationForm(w http.ResponseWriter, r *http.Request, i
 		h.renderLanding(w, r, http.StatusForbidden, inv, f)
 		return f, "", false
 	}
-	username, msg := h.checkForm(f.Username, r.PostFormValue("password"), r.PostFormValue("password2"), h.domainOf(inv))
+	username, msg, field := h.checkForm(f.Username, r.PostFormValue("password"), r.PostFormValue("password2"), h.domainOf(inv))
 	if msg != "" {
-		f.Error = msg
+		f.Error, f.Field = msg, field
 		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
 		return f, "", false
 	}
@@ -202,13 +202,13 @@ func (h *invitePages) registerFailed(w http.ResponseWriter, r *http.Request, log
 		}
 		h.renderLanding(w, r, http.StatusConflict, inv, f)
 	case errors.Is(err, invites.ErrUsernameTaken):
-		f.Error = h.text.ErrUsernameTaken
+		f.Error, f.Field = h.text.ErrUsernameTaken, "username"
 		h.renderLanding(w, r, http.StatusConflict, inv, f)
 	case errors.Is(err, invites.ErrUsernameInvalid), errors.Is(err, invites.ErrUsernameTooLong),
 		errors.Is(err, invites.ErrUsernameConfusable):
 		// checkForm applies the same rules; this is for a service whose
 		// rules grew stricter than the form's.
-		f.Error = h.usernameError(err)
+		f.Error, f.Field = h.usernameError(err), "username"
 		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
 	case errors.Is(err, invites.ErrUsernameRefused):
 		// The server said no (a name it cannot store, say): the user can
@@ -224,30 +224,31 @@ func (h *invitePages) registerFailed(w http.ResponseWriter, r *http.Request, log
 }
 
 // checkForm validates the form before the server is bothered, returning
-// the username as the server will create it or the message to show.
+// the username as the server will create it, or the message to show and
+// the field it is about.
 // Someone typing their whole future address (name@domain) gets the name
 // taken from it.
-func (h *invitePages) checkForm(username, password, password2, domain string) (string, string) {
+func (h *invitePages) checkForm(username, password, password2, domain string) (prepared, msg, field string) {
 	if local, dom, ok := strings.Cut(username, "@"); ok && strings.EqualFold(dom, domain) {
 		username = local
 	}
 	if username == "" {
-		return "", h.text.ErrUsernameEmpty
+		return "", h.text.ErrUsernameEmpty, "username"
 	}
 	// The service's rules: the server's own mapping ("Alice" and "straße"
 	// become the "alice" and "strasse" it creates), a length every server
 	// can store, and no names that pass for others.
 	prepared, err := invites.PrepareUsername(username)
 	if err != nil {
-		return "", h.usernameError(err)
+		return "", h.usernameError(err), "username"
 	}
 	switch {
 	case utf8.RuneCountInString(password) < MinPasswordLen:
-		return "", fmt.Sprintf(h.text.ErrPasswordShort, MinPasswordLen)
+		return "", fmt.Sprintf(h.text.ErrPasswordShort, MinPasswordLen), "password"
 	case len(password) > maxPasswordLen:
-		return "", h.text.ErrPasswordLong
+		return "", h.text.ErrPasswordLong, "password"
 	case password != password2:
-		return "", h.text.ErrPasswordMatch
+		return "", h.text.ErrPasswordMatch, "password2"
 	}
-	return prepared, ""
+	return prepared, "", ""
 }

@@ -68,6 +68,9 @@ type requestPages struct {
 // requestForm is the request form's state, as typed (once normalised).
 type requestForm struct {
 	CSRF, Name, Contact, Message, Error string
+	// Field is the id of the field Error is about ("name", "contact",
+	// "message"); empty when it is about none.
+	Field string
 	// The length limits, for the fields' maxlength.
 	MaxName, MaxContact, MaxMessage int
 }
@@ -174,7 +177,7 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f = h.cleanRequestForm(f)
-	if f.Error = h.checkRequestForm(f); f.Error != "" {
+	if f.Error, f.Field = h.checkRequestForm(f); f.Error != "" {
 		h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
@@ -195,7 +198,7 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, invites.ErrRequestInvalid):
 		// checkRequestForm applies the same rules; this is for a service
 		// whose rules grew stricter than the form's.
-		f.Error = h.text.ErrRequestContact
+		f.Error, f.Field = h.text.ErrRequestContact, "contact"
 		h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
 	case errors.Is(err, invites.ErrRequestsOff):
 		h.notFound(w, r)
@@ -214,27 +217,27 @@ func (h *requestPages) cleanRequestForm(f requestForm) requestForm {
 }
 
 // checkRequestForm returns the message for the first field that cannot
-// be sent, or "".
-func (h *requestPages) checkRequestForm(f requestForm) string {
+// be sent and that field's id, or "" and "".
+func (h *requestPages) checkRequestForm(f requestForm) (msg, field string) {
 	switch {
 	case f.Name == "":
-		return h.text.ErrRequestName
+		return h.text.ErrRequestName, "name"
 	case utf8.RuneCountInString(f.Name) > invites.MaxRequestName:
-		return fmt.Sprintf(h.text.ErrRequestNameLong, invites.MaxRequestName)
+		return fmt.Sprintf(h.text.ErrRequestNameLong, invites.MaxRequestName), "name"
 	case f.Contact != "" && utf8.RuneCountInString(f.Contact) > invites.MaxRequestContact:
-		return h.text.ErrRequestContact
+		return h.text.ErrRequestContact, "contact"
 	case f.Contact != "":
 		if _, err := invites.ParseContact(f.Contact); err != nil {
-			return h.text.ErrRequestContact
+			return h.text.ErrRequestContact, "contact"
 		}
 	}
 	switch {
 	case f.Message == "":
-		return h.text.ErrRequestMessage
+		return h.text.ErrRequestMessage, "message"
 	case utf8.RuneCountInString(f.Message) > invites.MaxRequestMessage:
-		return fmt.Sprintf(h.text.ErrRequestMessageLong, invites.MaxRequestMessage)
+		return fmt.Sprintf(h.text.ErrRequestMessageLong, invites.MaxRequestMessage), "message"
 	}
-	return ""
+	return "", ""
 }
 
 // decoyEncoding writes decoy keys in the alphabet of real ones.

@@ -107,6 +107,32 @@ type formData struct {
 	CSRF     string
 	Username string
 	Error    string
+	// Field is the id of the field Error is about ("username",
+	// "password", "password2"); empty when it is about none.
+	Field string
+}
+
+// fieldARIA is the aria attributes of form field id: aria-describedby
+// naming its hint (if it has one) and, when the form's error is about
+// this field (errField), the error as well, with aria-invalid, so that a
+// screen reader on the field says what is wrong with it.
+func fieldARIA(id, errField, hint string) template.HTMLAttr {
+	var refs []string
+	if hint != "" {
+		refs = append(refs, hint)
+	}
+	invalid := id != "" && id == errField
+	if invalid {
+		refs = append(refs, "form-error")
+	}
+	var b strings.Builder
+	if len(refs) > 0 {
+		b.WriteString(`aria-describedby="` + template.HTMLEscapeString(strings.Join(refs, " ")) + `"`)
+	}
+	if invalid {
+		b.WriteString(` aria-invalid="true"`)
+	}
+	return template.HTMLAttr(b.String()) // ids escaped above
 }
 
 // render writes page with status, or a plain 500 if the template fails:

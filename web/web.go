@@ -125,6 +125,7 @@ var pageNames = []string{"landing", "success", "error", "request", "status", "ev
 var templateFuncs = template.FuncMap{
 	"addr":     breakable,
 	"withAddr": withAddrs,
+	"aria":     fieldARIA,
 }
 
 // parseTemplates builds one template set per page, since every page defines
