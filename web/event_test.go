@@ -515,7 +515,8 @@ func TestEventPageQR(t *testing.T) {
 }
 
 // TestEventPageQROnAPhone: in Chromium on a phone the event page's QR code
-// loads, the page fits the screen, and loading both spends no use.
+// loads, the page fits the screen, and loading both spends no use; on a
+// wide screen the code stands large beside the button.
 func TestEventPageQROnAPhone(t *testing.T) {
 	e, ev := newEventEnv(t)
 	b, base := e.phoneTab(t)
@@ -531,6 +532,24 @@ func TestEventPageQROnAPhone(t *testing.T) {
 		t.Error("the event page shows no QR code")
 	}
 	fitsPhone(t, b, "event page")
+
+	// On a wide screen (a projector) the code stands beside the button,
+	// large, and the headline keeps the width of the page.
+	if err := chromedp.Do(b, chromedp.EmulateViewport(1280, 800), chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("claim-button"))); err != nil {
+		t.Fatal(err)
+	}
+	box, err := chromedp.Run(b, chromedp.Evaluate[map[string]float64](`(() => {
+		const r = s => document.querySelector(s).getBoundingClientRect();
+		const img = r(".qr img"), btn = r("#claim-button"), h1 = r("h1"), main = r("main");
+		return {img: img.width, imgLeft: img.left, imgTop: img.top, btnRight: btn.right, btnBottom: btn.bottom,
+			h1: h1.width, main: main.width};
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if box["img"] < 240 || box["imgLeft"] < box["btnRight"] || box["imgTop"] > box["btnBottom"] || box["h1"] < box["main"]/2 {
+		t.Errorf("on a wide screen the QR code is not large beside the button under a full-width headline: %v", box)
+	}
 	if n := ev.claimCount(); n != 0 {
 		t.Errorf("opening the page handed out %d invitations, want none", n)
 	}
