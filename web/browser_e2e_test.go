@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,8 +30,6 @@ import (
 
 // Browser test tunables.
 const (
-	// chromiumPath is where Debian's chromium package puts the browser.
-	chromiumPath = "/usr/bin/chromium"
 	// browserTimeout bounds the whole browser session: start-up, two
 	// registrations (each a c2s connection to Prosody) and the checks.
 	browserTimeout = 2 * time.Minute
@@ -41,51 +37,12 @@ const (
 	linkUpTimeout = 20 * time.Second
 )
 
-// chromium returns the browser's path. A missing browser fails the test in
-// CI (a skipped browser test there is a test that never runs) and skips it
-// on a developer's machine.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err == nil {
-		return chromiumPath
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	// Like Prosody, a missing browser fails the test: a skipped browser
-	// test would pass CI without ever checking the page. go test -short
-	// is the explicit way to leave it out.
-	t.Fatal("chromium not found: apt-get install chromium (or run go test -short)")
-	return ""
-}
+// chromium and browser are the package's own browser helpers
+// (browser_test.go), shared with these tests.
+func chromium(t *testing.T) string { return web.ChromiumForTest(t) }
 
-// browser starts a headless Chromium with a fresh profile and returns a
-// chromedp context for one tab; both end in t.Cleanup.
 func browser(t *testing.T, ctx context.Context, exe string) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox, // root in CI containers
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	bctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		t.Fatalf("start chromium: %v", err)
-	}
-	return bctx
+	return web.BrowserForTest(t, ctx, exe)
 }
 
 // health is the Health the real program wires: the link and the store.

@@ -178,12 +178,13 @@ func (h *eventPages) eventUnavailable(w http.ResponseWriter, r *http.Request, ev
 		h.renderError(w, r, http.StatusGone, h.text.EventClosedTitle, h.text.EventClosedBody, h.text.EventAskAgain)
 	case errors.Is(err, invites.ErrPaused):
 		// The admin's reason is for the inviters, not for the public.
-		h.renderError(w, r, http.StatusServiceUnavailable, h.text.PausedTitle, h.text.PausedBody, "")
+		h.unavailable(w, r, retryUnknown, h.text.PausedTitle, h.text.PausedBody)
 	case errors.As(err, &quota):
+		wait := retryUnknown
 		if !quota.Next.IsZero() {
-			w.Header().Set("Retry-After", strconv.Itoa(int(quota.Next.Sub(h.now())/time.Second)+1))
+			wait = quota.Next.Sub(h.now())
 		}
-		h.renderError(w, r, http.StatusServiceUnavailable, h.text.DailyLimitTitle, h.text.DailyLimitBody, "")
+		h.unavailable(w, r, wait, h.text.DailyLimitTitle, h.text.DailyLimitBody)
 	case ev.ID == "":
 		h.log.ErrorContext(r.Context(), "event link", slog.String("event", r.PathValue("id")), slog.Any("err", err))
 		h.internal(w, r)
@@ -210,6 +211,9 @@ func (h *eventPages) renderEvent(w http.ResponseWriter, r *http.Request, status 
 		Expiry:   fmt.Sprintf(h.text.EventOpenUntil, h.text.timeLeft(ev.Expires.Sub(h.now())), h.text.date(ev.Expires.UTC())),
 		Left:     h.text.EventLeft.format(h.text.Lang, ev.Left()),
 		Domain:   domain,
+		// The page's own address as a QR code: GET, so showing it hands
+		// out nothing (eventQR).
+		QRPNG: h.eventPath(ev.ID) + "/qr.png",
 		Form: formData{
 			CSRF:  h.csrf.token(h.csrf.cookieValue(w, r), eventCSRFPrefix+ev.ID),
 			Error: msg,

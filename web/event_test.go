@@ -1,9 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image/png"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
@@ -453,5 +458,99 @@ func TestEventMetrics(t *testing.T) {
 		if got := counterValue(t, m, "invitebot_event_uses_total", map[string]string{"outcome": outcome}); got != want {
 			t.Errorf("event uses %s = %v, want %v", outcome, got, want)
 		}
+	}
+}
+
+// TestEventPageQR: the event page shows the QR code of its own address, to
+// put on a projector, and neither the page nor the image hands out an
+// invitation: only a visitor's press does. Over a real HTTP server.
+func TestEventPageQR(t *testing.T) {
+	e, ev := newEventEnv(t)
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	get := func(path string) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	for range 3 { // a projector's browser reloads
+		resp, body := get("/e/" + evOpen)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /e/%s = %d", evOpen, resp.StatusCode)
+		}
+		for _, want := range []string{`<img src="/e/` + evOpen + `/qr.png"`, `alt="` + English.EventQRAlt + `"`, English.EventQRTitle} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("event page lacks %q", want)
+			}
+		}
+		resp, img := get("/e/" + evOpen + "/qr.png")
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/png" {
+			t.Fatalf("GET qr.png = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		decoded, err := png.Decode(bytes.NewReader(img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The content, read from the pixels as drawn: gozxing's finder
+		// search (decodeQR) trips over this one code's pattern at this
+		// size, which decodes at other sizes and is a valid code.
+		if got, want := decodePureQR(t, decoded), EventURL("https://invites.durare.test", evOpen); got != want {
+			t.Errorf("the QR code says %q, want the page's address %q", got, want)
+		}
+	}
+	if n := ev.claimCount(); n != 0 {
+		t.Errorf("showing the page and its QR code handed out %d invitations, want none", n)
+	}
+	if left := ev.links[evOpen].Left(); left != 3 {
+		t.Errorf("%d uses left after showing the page, want 3", left)
+	}
+}
+
+// TestEventPageQROnAPhone: in Chromium on a phone the event page's QR code
+// loads, the page fits the screen, and loading both spends no use; on a
+// wide screen the code stands large beside the button.
+func TestEventPageQROnAPhone(t *testing.T) {
+	e, ev := newEventEnv(t)
+	b, base := e.phoneTab(t)
+	if err := chromedp.Do(b, chromedp.Navigate(base+"/e/"+evOpen), chromedp.WaitVisible(chromedp.ID("claim-button"))); err != nil {
+		t.Fatal(err)
+	}
+	// naturalWidth stays 0 for an image that did not load.
+	w, err := chromedp.Run(b, chromedp.Evaluate[int](`(document.querySelector(".qr img") || {}).naturalWidth || 0`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w == 0 {
+		t.Error("the event page shows no QR code")
+	}
+	fitsPhone(t, b, "event page")
+
+	// On a wide screen (a projector) the code stands beside the button,
+	// large, and the headline keeps the width of the page.
+	if err := chromedp.Do(b, chromedp.EmulateViewport(1280, 800), chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("claim-button"))); err != nil {
+		t.Fatal(err)
+	}
+	box, err := chromedp.Run(b, chromedp.Evaluate[map[string]float64](`(() => {
+		const r = s => document.querySelector(s).getBoundingClientRect();
+		const img = r(".qr img"), btn = r("#claim-button"), h1 = r("h1"), main = r("main");
+		return {img: img.width, imgLeft: img.left, imgTop: img.top, btnRight: btn.right, btnBottom: btn.bottom,
+			h1: h1.width, main: main.width};
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if box["img"] < 240 || box["imgLeft"] < box["btnRight"] || box["imgTop"] > box["btnBottom"] || box["h1"] < box["main"]/2 {
+		t.Errorf("on a wide screen the QR code is not large beside the button under a full-width headline: %v", box)
+	}
+	if n := ev.claimCount(); n != 0 {
+		t.Errorf("opening the page handed out %d invitations, want none", n)
 	}
 }

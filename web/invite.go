@@ -46,7 +46,7 @@ func (h *invitePages) lookup(w http.ResponseWriter, r *http.Request) (invites.In
 		if h.welcomeBack(w, r, inv) {
 			return invites.Invite{}, false
 		}
-		h.gone(w, r, h.text.GoneBody)
+		h.goneInvite(w, r, inv, false)
 		return invites.Invite{}, false
 	case !strings.HasPrefix(inv.URI, "xmpp:"):
 		// The URI becomes a link and a header: anything else is corrupt data.
@@ -55,6 +55,27 @@ func (h *invitePages) lookup(w http.ResponseWriter, r *http.Request) (invites.In
 		return invites.Invite{}, false
 	}
 	return inv, true
+}
+
+// goneInvite answers 410 for inv, which can no longer be used, or whose
+// token the server refused (tokenRejected). A reset link is called a
+// link, and its holder is sent to whoever looks after the service rather
+// than to an inviter.
+func (h *invitePages) goneInvite(w http.ResponseWriter, r *http.Request, inv invites.Invite, tokenRejected bool) {
+	t := h.text
+	if inv.ResetFor == "" {
+		body := t.GoneBody
+		if tokenRejected {
+			body = t.TokenUsedBody
+		}
+		h.gone(w, r, body)
+		return
+	}
+	body := t.ResetGoneBody
+	if tokenRejected {
+		body = t.ResetTokenUsedBody
+	}
+	h.renderError(w, r, http.StatusGone, t.ResetGoneTitle, body, t.ResetAskAgain)
 }
 
 // landing serves GET /i/{id}.
@@ -135,9 +156,9 @@ func (h *invitePages) registrationForm(w http.ResponseWriter, r *http.Request, i
 		h.renderLanding(w, r, http.StatusForbidden, inv, f)
 		return f, "", false
 	}
-	username, msg := h.checkForm(f.Username, r.PostFormValue("password"), r.PostFormValue("password2"), h.domainOf(inv))
+	username, msg, field := h.checkForm(f.Username, r.PostFormValue("password"), r.PostFormValue("password2"), h.domainOf(inv))
 	if msg != "" {
-		f.Error = msg
+		f.Error, f.Field = msg, field
 		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
 		return f, "", false
 	}
@@ -148,11 +169,17 @@ func (h *invitePages) registrationForm(w http.ResponseWriter, r *http.Request, i
 // that coming back to the used invitation says so instead of "gone".
 func (h *invitePages) registered(w http.ResponseWriter, r *http.Request, inv invites.Invite, account jid.JID) {
 	h.csrf.setRegistered(w, inv.ID, account.String())
+	h.renderSuccess(w, r, inv, account.String())
+}
+
+// renderSuccess shows account as what inv made: a new account, or a new
+// password for the account of a reset link.
+func (h *invitePages) renderSuccess(w http.ResponseWriter, r *http.Request, inv invites.Invite, account string) {
 	title := h.text.SuccessTitle
 	if inv.ResetFor != "" {
 		title = h.text.ResetDoneTitle
 	}
-	h.render(w, r, http.StatusOK, "success", pageData{Title: title, JID: account.String(), ResetFor: inv.ResetFor})
+	h.render(w, r, http.StatusOK, "success", pageData{Title: title, JID: account, ResetFor: inv.ResetFor})
 }
 
 // registerFailed answers a registration the service refused with err: the
@@ -163,22 +190,25 @@ func (h *invitePages) registerFailed(w http.ResponseWriter, r *http.Request, log
 		h.notFound(w, r)
 	case errors.Is(err, invites.ErrTokenRejected):
 		log.InfoContext(r.Context(), "browser registration: token rejected by the server")
-		h.gone(w, r, h.text.TokenUsedBody)
+		h.goneInvite(w, r, inv, true)
 	case errors.Is(err, invites.ErrNotPending):
-		h.gone(w, r, h.text.GoneBody)
+		h.goneInvite(w, r, inv, false)
 	case errors.Is(err, invites.ErrRegistrationInProgress):
 		// A double click, or two people with the same link: the other
 		// attempt decides; this one may retry once it is over.
 		f.Error = h.text.ErrInProgress
+		if inv.ResetFor != "" {
+			f.Error = h.text.ResetErrInProgress
+		}
 		h.renderLanding(w, r, http.StatusConflict, inv, f)
 	case errors.Is(err, invites.ErrUsernameTaken):
-		f.Error = h.text.ErrUsernameTaken
+		f.Error, f.Field = h.text.ErrUsernameTaken, "username"
 		h.renderLanding(w, r, http.StatusConflict, inv, f)
 	case errors.Is(err, invites.ErrUsernameInvalid), errors.Is(err, invites.ErrUsernameTooLong),
 		errors.Is(err, invites.ErrUsernameConfusable):
 		// checkForm applies the same rules; this is for a service whose
 		// rules grew stricter than the form's.
-		f.Error = h.usernameError(err)
+		f.Error, f.Field = h.usernameError(err), "username"
 		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
 	case errors.Is(err, invites.ErrUsernameRefused):
 		// The server said no (a name it cannot store, say): the user can
@@ -194,30 +224,31 @@ func (h *invitePages) registerFailed(w http.ResponseWriter, r *http.Request, log
 }
 
 // checkForm validates the form before the server is bothered, returning
-// the username as the server will create it or the message to show.
+// the username as the server will create it, or the message to show and
+// the field it is about.
 // Someone typing their whole future address (name@domain) gets the name
 // taken from it.
-func (h *invitePages) checkForm(username, password, password2, domain string) (string, string) {
+func (h *invitePages) checkForm(username, password, password2, domain string) (prepared, msg, field string) {
 	if local, dom, ok := strings.Cut(username, "@"); ok && strings.EqualFold(dom, domain) {
 		username = local
 	}
 	if username == "" {
-		return "", h.text.ErrUsernameEmpty
+		return "", h.text.ErrUsernameEmpty, "username"
 	}
 	// The service's rules: the server's own mapping ("Alice" and "straße"
 	// become the "alice" and "strasse" it creates), a length every server
 	// can store, and no names that pass for others.
 	prepared, err := invites.PrepareUsername(username)
 	if err != nil {
-		return "", h.usernameError(err)
+		return "", h.usernameError(err), "username"
 	}
 	switch {
 	case utf8.RuneCountInString(password) < MinPasswordLen:
-		return "", fmt.Sprintf(h.text.ErrPasswordShort, MinPasswordLen)
+		return "", fmt.Sprintf(h.text.ErrPasswordShort, MinPasswordLen), "password"
 	case len(password) > maxPasswordLen:
-		return "", h.text.ErrPasswordLong
+		return "", h.text.ErrPasswordLong, "password"
 	case password != password2:
-		return "", h.text.ErrPasswordMatch
+		return "", h.text.ErrPasswordMatch, "password2"
 	}
-	return prepared, ""
+	return prepared, "", ""
 }

@@ -33,6 +33,24 @@ func decodeQR(t *testing.T, img image.Image) string {
 	return res.GetText()
 }
 
+// decodePureQR reads the QR code img is, quiet zone and all, without
+// searching the image for it: a check of the content, not of how well a
+// camera finds it.
+func decodePureQR(t *testing.T, img image.Image) string {
+	t.Helper()
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatalf("bitmap: %v", err)
+	}
+	res, err := zxqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{
+		gozxing.DecodeHintType_PURE_BARCODE: true,
+	})
+	if err != nil {
+		t.Fatalf("decode QR: %v", err)
+	}
+	return res.GetText()
+}
+
 // svgToImage rasterises the SVG subset qrSVG writes (a white rect and one
 // path of "M x y h w v1 h-w z" runs), checking that it is that subset, so a
 // wrong offset or run length in the writer shows up as a decode failure.

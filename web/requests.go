@@ -68,6 +68,9 @@ type requestPages struct {
 // requestForm is the request form's state, as typed (once normalised).
 type requestForm struct {
 	CSRF, Name, Contact, Message, Error string
+	// Field is the id of the field Error is about ("name", "contact",
+	// "message"); empty when it is about none.
+	Field string
 	// The length limits, for the fields' maxlength.
 	MaxName, MaxContact, MaxMessage int
 }
@@ -95,9 +98,9 @@ func (h *requestPages) requestClosed(w http.ResponseWriter, r *http.Request, err
 	case errors.Is(err, invites.ErrPaused):
 		// The pause reason is for inviters; the public learns only that
 		// it is paused.
-		h.renderError(w, r, http.StatusServiceUnavailable, h.text.RequestClosedTitle, h.text.RequestClosedPaused, "")
+		h.unavailable(w, r, retryUnknown, h.text.RequestClosedTitle, h.text.RequestClosedPaused)
 	case errors.Is(err, invites.ErrRequestsFull):
-		h.renderError(w, r, http.StatusServiceUnavailable, h.text.RequestClosedTitle, h.text.RequestClosedFull, "")
+		h.unavailable(w, r, retryUnknown, h.text.RequestClosedTitle, h.text.RequestClosedFull)
 	case errors.Is(err, invites.ErrRequestsOff):
 		h.notFound(w, r)
 	default:
@@ -174,7 +177,7 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f = h.cleanRequestForm(f)
-	if f.Error = h.checkRequestForm(f); f.Error != "" {
+	if f.Error, f.Field = h.checkRequestForm(f); f.Error != "" {
 		h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
@@ -195,7 +198,7 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, invites.ErrRequestInvalid):
 		// checkRequestForm applies the same rules; this is for a service
 		// whose rules grew stricter than the form's.
-		f.Error = h.text.ErrRequestContact
+		f.Error, f.Field = h.text.ErrRequestContact, "contact"
 		h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
 	case errors.Is(err, invites.ErrRequestsOff):
 		h.notFound(w, r)
@@ -214,27 +217,27 @@ func (h *requestPages) cleanRequestForm(f requestForm) requestForm {
 }
 
 // checkRequestForm returns the message for the first field that cannot
-// be sent, or "".
-func (h *requestPages) checkRequestForm(f requestForm) string {
+// be sent and that field's id, or "" and "".
+func (h *requestPages) checkRequestForm(f requestForm) (msg, field string) {
 	switch {
 	case f.Name == "":
-		return h.text.ErrRequestName
+		return h.text.ErrRequestName, "name"
 	case utf8.RuneCountInString(f.Name) > invites.MaxRequestName:
-		return fmt.Sprintf(h.text.ErrRequestNameLong, invites.MaxRequestName)
+		return fmt.Sprintf(h.text.ErrRequestNameLong, invites.MaxRequestName), "name"
 	case f.Contact != "" && utf8.RuneCountInString(f.Contact) > invites.MaxRequestContact:
-		return h.text.ErrRequestContact
+		return h.text.ErrRequestContact, "contact"
 	case f.Contact != "":
 		if _, err := invites.ParseContact(f.Contact); err != nil {
-			return h.text.ErrRequestContact
+			return h.text.ErrRequestContact, "contact"
 		}
 	}
 	switch {
 	case f.Message == "":
-		return h.text.ErrRequestMessage
+		return h.text.ErrRequestMessage, "message"
 	case utf8.RuneCountInString(f.Message) > invites.MaxRequestMessage:
-		return fmt.Sprintf(h.text.ErrRequestMessageLong, invites.MaxRequestMessage)
+		return fmt.Sprintf(h.text.ErrRequestMessageLong, invites.MaxRequestMessage), "message"
 	}
-	return ""
+	return "", ""
 }
 
 // decoyEncoding writes decoy keys in the alphabet of real ones.
@@ -295,8 +298,9 @@ func (h *requestPages) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // approvedStatus shows an approved request's invitation: the landing page
-// of its invite, right here, while the invite can be used; once it cannot,
-// the invite's own page, which knows the browser that used it.
+// of its invite, right here, while the invite can be used; once it made
+// the account, that the account exists, in any browser; otherwise
+// (cancelled, lapsed) the invite's own page, which says so.
 func (h *requestPages) approvedStatus(w http.ResponseWriter, r *http.Request, req invites.Request) {
 	inv, err := h.inv.Lookup(r.Context(), req.Invite)
 	if err != nil {
@@ -306,6 +310,14 @@ func (h *requestPages) approvedStatus(w http.ResponseWriter, r *http.Request, re
 		return
 	}
 	invitePage := h.base + "/i/" + url.PathEscape(inv.ID)
+	if inv.State == invites.StateUsed {
+		d := pageData{Title: h.text.StatusCreatedTitle, Message: h.text.StatusCreatedAnon, Hint: h.text.StatusCreatedHint}
+		if inv.UsedBy != "" {
+			d.Message = fmt.Sprintf(h.text.StatusCreatedBody, inv.UsedBy)
+		}
+		h.render(w, r, http.StatusOK, "status", d)
+		return
+	}
 	if !inv.Usable(h.now()) || !strings.HasPrefix(inv.URI, "xmpp:") {
 		http.Redirect(w, r, invitePage, http.StatusSeeOther)
 		return

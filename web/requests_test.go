@@ -363,10 +363,16 @@ func TestStatusPage(t *testing.T) {
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "anna@durare.test") {
 		t.Fatalf("registering from the status page: %d\n%s", w.Code, w.Body)
 	}
-	// Used now: the status page hands over to the invite's own page.
+	// Used now: the status page says the account exists.
+	w = e.get("/r/" + key)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), English.StatusCreatedTitle) {
+		t.Errorf("approved and used: %d\n%s", w.Code, w.Body)
+	}
+	// Cancelled: the status page hands over to the invite's own page.
+	e.inv.invites[idPending] = invites.Invite{ID: idPending, URI: uriOf(idPending), State: invites.StateCancelled}
 	w = e.get("/r/" + key)
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/i/"+idPending {
-		t.Errorf("approved and used: %d to %q", w.Code, w.Header().Get("Location"))
+		t.Errorf("approved and cancelled: %d to %q", w.Code, w.Header().Get("Location"))
 	}
 
 	for _, bad := range []string{key[:16], key + "x", strings.Repeat("a", 42)} {
@@ -425,5 +431,52 @@ func TestRequestMetricsObserve(t *testing.T) {
 		if got := counterValue(t, m, "invitebot_account_requests_total", map[string]string{"event": event}); got != want {
 			t.Errorf("%s = %v, want %v", event, got, want)
 		}
+	}
+}
+
+// TestStatusPageAfterRegistration: the status page of an approved request
+// whose invitation created the account says that the account exists, and
+// which, in any browser (the one that registered and others); it does not
+// send the requester to "the person who invited you".
+func TestStatusPageAfterRegistration(t *testing.T) {
+	for _, lang := range []string{"en", "de"} {
+		t.Run(lang, func(t *testing.T) {
+			e, reqs := newRequestEnv(t)
+			key, err := reqs.SubmitRequest(context.Background(), invites.NewRequest{Name: "Anna", Message: "hi"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqs.set(key, func(r *invites.Request) { r.State, r.Invite = invites.RequestApproved, idPending })
+			var text *Text
+			for _, l := range languages {
+				if l.Lang == lang {
+					text = l
+				}
+			}
+			registered, other := e.serve(t), e.serve(t)
+			registered.lang, other.lang = lang, lang
+			_, body := registered.get("/r/" + key)
+			if resp, body := registered.post("/i/"+idPending, formValues(registered.token(body), "anna", testPass, testPass)); resp.StatusCode != http.StatusOK {
+				t.Fatalf("registering: %d\n%s", resp.StatusCode, body)
+			}
+			for name, v := range map[string]*visitor{"the browser that registered": registered, "another browser": other} {
+				resp, body := v.get("/r/" + key)
+				if resp.StatusCode != http.StatusOK || !strings.Contains(body, text.StatusCreatedTitle) ||
+					!strings.Contains(body, "anna@"+testDomain) || strings.Contains(body, text.AskInviterAgain) {
+					t.Errorf("%s: %d %s, want the account named as created\n%s", name, resp.StatusCode, resp.Header.Get("Location"), body)
+				}
+			}
+
+			// Should the store not name the account, the page still says
+			// one was created.
+			e.inv.mu.Lock()
+			inv := e.inv.invites[idPending]
+			inv.UsedBy = ""
+			e.inv.invites[idPending] = inv
+			e.inv.mu.Unlock()
+			if resp, body := other.get("/r/" + key); resp.StatusCode != http.StatusOK || !strings.Contains(body, text.StatusCreatedAnon) {
+				t.Errorf("without the account's name: %d\n%s", resp.StatusCode, body)
+			}
+		})
 	}
 }

@@ -107,6 +107,32 @@ type formData struct {
 	CSRF     string
 	Username string
 	Error    string
+	// Field is the id of the field Error is about ("username",
+	// "password", "password2"); empty when it is about none.
+	Field string
+}
+
+// fieldARIA is the aria attributes of form field id: aria-describedby
+// naming its hint (if it has one) and, when the form's error is about
+// this field (errField), the error as well, with aria-invalid, so that a
+// screen reader on the field says what is wrong with it.
+func fieldARIA(id, errField, hint string) template.HTMLAttr {
+	var refs []string
+	if hint != "" {
+		refs = append(refs, hint)
+	}
+	invalid := id != "" && id == errField
+	if invalid {
+		refs = append(refs, "form-error")
+	}
+	var b strings.Builder
+	if len(refs) > 0 {
+		b.WriteString(`aria-describedby="` + template.HTMLEscapeString(strings.Join(refs, " ")) + `"`)
+	}
+	if invalid {
+		b.WriteString(` aria-invalid="true"`)
+	}
+	return template.HTMLAttr(b.String()) // ids escaped above
 }
 
 // render writes page with status, or a plain 500 if the template fails:
@@ -138,12 +164,34 @@ func (s *site) notFound(w http.ResponseWriter, r *http.Request) {
 	s.renderError(w, r, http.StatusNotFound, s.text.NotFoundTitle, s.text.NotFoundBody, "")
 }
 
+// methodNotAllowed answers a method the path does not take, naming the
+// ones it does (allow, as the Allow header lists them).
+func methodNotAllowed(allow string) func(*site, http.ResponseWriter, *http.Request) {
+	return func(s *site, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.renderError(w, r, http.StatusMethodNotAllowed, s.text.MethodNotAllowedTitle, s.text.MethodNotAllowedBody, "")
+	}
+}
+
 func (s *site) gone(w http.ResponseWriter, r *http.Request, body string) {
 	s.renderError(w, r, http.StatusGone, s.text.GoneTitle, body, s.text.AskInviterAgain)
 }
 
 func (s *site) internal(w http.ResponseWriter, r *http.Request) {
 	s.renderError(w, r, http.StatusInternalServerError, s.text.InternalTitle, s.text.ErrInternal, "")
+}
+
+// unavailable answers 503: the service hands out nothing now, and the
+// client may try again after wait.
+func (s *site) unavailable(w http.ResponseWriter, r *http.Request, wait time.Duration, title, msg string) {
+	w.Header().Set("Retry-After", retryAfter(wait))
+	s.renderError(w, r, http.StatusServiceUnavailable, title, msg, "")
+}
+
+// retryAfter is wait as a Retry-After value: whole seconds, rounded up to
+// the next second as tooMany does, at least one.
+func retryAfter(wait time.Duration) string {
+	return strconv.Itoa(max(1, int(wait/time.Second)+1))
 }
 
 // tooMany answers a client over its limit, saying when it may try again
@@ -192,12 +240,16 @@ func (s *site) renderLanding(w http.ResponseWriter, r *http.Request, status int,
 	default:
 		d.Headline = withAddrs(s.text.InvitedAnon, domain)
 	}
+	noExpiry, expiresAt := s.text.NoExpiry, s.text.ExpiresAt
+	if inv.ResetFor != "" {
+		noExpiry, expiresAt = s.text.ResetNoExpiry, s.text.ResetExpiresAt
+	}
 	if inv.Expires.IsZero() {
-		d.Expiry = s.text.NoExpiry
+		d.Expiry = noExpiry
 	} else {
 		// lookup let only unexpired invites through, so the time left is
 		// positive.
-		d.Expiry = fmt.Sprintf(s.text.ExpiresAt, s.text.timeLeft(inv.Expires.Sub(s.now())), s.text.date(inv.Expires.UTC()))
+		d.Expiry = fmt.Sprintf(expiresAt, s.text.timeLeft(inv.Expires.Sub(s.now())), s.text.date(inv.Expires.UTC()))
 	}
 	for _, x := range extra {
 		x(&d)

@@ -43,7 +43,7 @@ type Text struct {
 	FormTitle      string
 	FormIntro      string // %[1]s domain
 	Username       string
-	UsernameHint   string // %[1]s domain
+	UsernameHint   string // the rules, shown under the field before anything went wrong
 	Password       string
 	PasswordHint   string // %[1]d minimum length: always MinPasswordLen, so no Plural
 	PasswordRepeat string
@@ -155,6 +155,36 @@ type Text struct {
 	PausedBody         string
 	DailyLimitTitle    string
 	DailyLimitBody     string
+	// The QR code of the event page's own address, for a projector.
+	EventQRTitle string
+	EventQRAlt   string
+	EventQRHint  string
+
+	// The heading of the reset page's form.
+	ResetFormTitle string
+	// What a reset link's pages say where an invitation's say
+	// ExpiresAt, NoExpiry, ErrInProgress, GoneTitle, GoneBody,
+	// TokenUsedBody and AskInviterAgain: a reset link is a link, not an
+	// invitation.
+	ResetExpiresAt     string // %[1]s time left (one of TimeLeft*), %[2]s date and time (UTC)
+	ResetNoExpiry      string
+	ResetErrInProgress string
+	ResetGoneTitle     string
+	ResetGoneBody      string
+	ResetTokenUsedBody string
+	ResetAskAgain      string
+
+	// The status page of an approved request whose invitation created the
+	// account.
+	StatusCreatedTitle string
+	StatusCreatedBody  string // %[1]s the account's address
+	StatusCreatedAnon  string // when the address is not known
+	StatusCreatedHint  string
+
+	// The page for a request with a method the address does not take
+	// (405): a program's mistake more than a person's.
+	MethodNotAllowedTitle string
+	MethodNotAllowedBody  string
 }
 
 // English is the default and, for now, only text.
@@ -185,7 +215,7 @@ var English = Text{
 	FormTitle:      "Create your account here",
 	FormIntro:      "Works with any app. Your address will be name@%[1]s.",
 	Username:       "Username",
-	UsernameHint:   "Letters, digits, dots, dashes. Your address: username@%[1]s",
+	UsernameHint:   "Letters, digits, dots and dashes, no spaces; capitals become small letters.",
 	Password:       "Password",
 	PasswordHint:   "At least %[1]d characters.",
 	PasswordRepeat: "Password again",
@@ -302,6 +332,26 @@ var English = Text{
 	PausedBody:         "This service is not handing out invitations right now. Please try again later.",
 	DailyLimitTitle:    "No more invitations today",
 	DailyLimitBody:     "This service has handed out as many invitations as it may today. Please try again later.",
+	EventQRTitle:       "Scan to get an invitation",
+	EventQRAlt:         "QR code of this page",
+	EventQRHint:        "The code opens this page. Show it on a projector or a screen so that everyone in the room can get an invitation of their own; showing it hands out none.",
+
+	ResetFormTitle:     "Your new password",
+	ResetExpiresAt:     "This link works for %[1]s, until %[2]s.",
+	ResetNoExpiry:      "This link works once.",
+	ResetErrInProgress: "This link is being used right now. Wait a moment, then reload the page.",
+	ResetGoneTitle:     "This link can no longer be used",
+	ResetGoneBody:      "It was already used, cancelled, or it expired.",
+	ResetTokenUsedBody: "The server no longer accepts this link: it was already used or it expired.",
+	ResetAskAgain:      "Ask the person who looks after this service for a new link.",
+
+	StatusCreatedTitle: "Your account was created",
+	StatusCreatedBody:  "Your request was approved, and the account %[1]s was created with it.",
+	StatusCreatedAnon:  "Your request was approved, and an account was created with it.",
+	StatusCreatedHint:  "Sign in to it in your chat app, with the password chosen when it was created.",
+
+	MethodNotAllowedTitle: "This page cannot do that",
+	MethodNotAllowedBody:  "It does not take this kind of request. Open its address in a web browser.",
 }
 
 // Client is a recommended XMPP app.

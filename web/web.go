@@ -39,6 +39,13 @@ const (
 	healthTimeout = 2 * time.Second
 	// staticMaxAge is how long browsers may cache the stylesheet.
 	staticMaxAge = time.Hour
+	// retryUnknown is the Retry-After of a 503 whose end nobody knows
+	// (a pause, a full request queue): long enough that clients do not
+	// hammer, short enough to notice a resume the same day.
+	retryUnknown = time.Hour
+	// healthRetry is the Retry-After of /healthz when down: the link
+	// reconnects on its own within seconds.
+	healthRetry = 30 * time.Second
 )
 
 // Invites is what the web pages need from the invites service.
@@ -118,6 +125,7 @@ var pageNames = []string{"landing", "success", "error", "request", "status", "ev
 var templateFuncs = template.FuncMap{
 	"addr":     breakable,
 	"withAddr": withAddrs,
+	"aria":     fieldARIA,
 }
 
 // parseTemplates builds one template set per page, since every page defines
@@ -178,6 +186,23 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	mux.HandleFunc("GET /healthz", h.healthz)
 	if m != nil {
 		mux.Handle("GET /metrics", m.Handler())
+	}
+	// Any other method on those paths is answered 405 with the methods
+	// they take; a pattern without a method is less specific than one
+	// with, and more specific than "/". (GET patterns take HEAD too.)
+	const getOnly, getPost = "GET, HEAD", "GET, HEAD, POST"
+	paths := map[string]string{
+		"/i/{id}": getPost, "/i/{id}/qr.png": getOnly, "/i/{id}/qr.svg": getOnly,
+		"/request": getPost, "/r/{key}": getOnly, "/static/style.css": getOnly, "/healthz": getOnly,
+	}
+	if cfg.Events != nil {
+		paths["/e/{id}"], paths["/e/{id}/qr.png"], paths["/e/{id}/qr.svg"] = getPost, getOnly, getOnly
+	}
+	if m != nil {
+		paths["/metrics"] = getOnly
+	}
+	for path, allow := range paths {
+		mux.HandleFunc(path, localized(&s, methodNotAllowed(allow)))
 	}
 	mux.HandleFunc("/", localized(&s, (*site).notFound))
 	return h.instrument(h.securityHeaders(mux))
@@ -318,6 +343,7 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 		module = "prosody module mod_invitebot: " + m.ServerModule()
 	}
 	if len(problems) > 0 {
+		w.Header().Set("Retry-After", retryAfter(healthRetry))
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = fmt.Fprintln(w, strings.Join(problems, "\n"))
 	} else {

@@ -98,7 +98,7 @@ func (h *invitePages) welcomeBack(w http.ResponseWriter, r *http.Request, inv in
 	if !ok || (inv.UsedBy != "" && inv.UsedBy != account) {
 		return false
 	}
-	h.render(w, r, http.StatusOK, "success", pageData{Title: h.text.SuccessTitle, JID: account})
+	h.renderSuccess(w, r, inv, account)
 	return true
 }
 
