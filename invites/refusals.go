@@ -11,13 +11,16 @@ import (
 // Bounds on recording refused invite requests. The audit log is
 // append-only, and an inviter over quota can send a refused request as fast
 // as the bot answers: each one is counted, only the first few per window
-// are written one by one, and the rest become one summary entry.
+// are written one by one (to the audit log and the log alike), and the rest
+// become one summary entry.
 const (
 	refusalWindow           = time.Hour
 	refusalsAuditedPerActor = 5
 )
 
-// refusalBudget decides which refusals of one actor reach the audit log.
+// refusalBudget decides which refusals of one actor reach the audit log and
+// the log; it also bounds other lines others can cause (useLedger's about
+// unknown tokens).
 type refusalBudget struct {
 	mu     sync.Mutex
 	now    func() time.Time
