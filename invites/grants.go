@@ -97,8 +97,11 @@ func (gr *grants) Grant(ctx context.Context, a Actor, target string, o GrantOpti
 	if err != nil {
 		return Grant{}, false, fmt.Errorf("grant: %w", err)
 	}
+	def := gr.roles.DefaultLimits()
 	gr.log.InfoContext(ctx, "grant", slog.String("jid", target), slog.String("by", a.jid),
-		slog.Int("per_day", rec.PerDay), slog.Int("max_pending", rec.MaxPending), slog.Int("events", rec.Events), slog.Bool("updated", updated))
+		slog.String("per_day", effectiveLimit(rec.PerDay, def.PerDay)),
+		slog.String("max_pending", effectiveLimit(rec.MaxPending, def.MaxPending)),
+		slog.String("events", eventsLimit(rec.Events)), slog.Bool("requests", rec.Requests), slog.Bool("updated", updated))
 	switch {
 	case !updated:
 		gr.notify(ctx, target, GrantGiven{Domain: gr.domain, Requests: rec.Requests})
@@ -130,6 +133,25 @@ func grantDetail(g store.Grant, updated, requestsSet, eventsSet bool) string {
 		detail += "; " + g.Note
 	}
 	return detail
+}
+
+// effectiveLimit is a grant's limit for the log: its own, or the default
+// in force now, named as such ("default (10)"), so a line never shows the
+// zero that stands for the default.
+func effectiveLimit(own, def int) string {
+	if own == 0 {
+		return fmt.Sprintf("default (%d)", def)
+	}
+	return strconv.Itoa(own)
+}
+
+// eventsLimit is a grant's event allowance for the log; zero is none (there
+// is no default allowance).
+func eventsLimit(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return strconv.Itoa(n)
 }
 
 // limitDetail records a grant's own limit, or that the default applies.

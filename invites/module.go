@@ -140,8 +140,17 @@ func (u *useLedger) RecordReport(ctx context.Context, r Report) error {
 	inv, err := u.store.InviteByToken(ctx, r.Token)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		u.log.DebugContext(ctx, "server reported a registration with a token the bot did not hand out",
-			slog.String("account", acct), slog.String("token", RedactToken(r.Token)))
+		// An account made on the server outside the bot (an admin's or a
+		// user's own invite): admins want to see it, a few an hour.
+		write, unwritten := u.unknownTokens.take("unknown token")
+		if unwritten > 0 {
+			u.log.InfoContext(ctx, "more registrations with tokens the bot did not hand out were not logged one by one",
+				slog.Int("count", unwritten))
+		}
+		if write {
+			u.log.InfoContext(ctx, "server reported a registration with a token the bot did not hand out",
+				slog.String("account", acct), slog.String("token", RedactToken(r.Token)))
+		}
 		return nil
 	case err != nil:
 		return fmt.Errorf("record report: %w", err)

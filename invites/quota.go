@@ -88,7 +88,7 @@ func (q *quotaGate) admitCreate(ctx context.Context, a Actor) (*reservation, err
 		return nil, fmt.Errorf("read pause: %w", err)
 	}
 	if pause.Paused {
-		q.refuse(ctx, a.jid, "paused: "+pause.Reason)
+		q.refuse(ctx, a.jid, ActionInviteCreate, "paused: "+pause.Reason)
 		return nil, &PausedError{Reason: pause.Reason}
 	}
 	if a.role == policy.Admin {
@@ -103,7 +103,7 @@ func (q *quotaGate) admitCreate(ctx context.Context, a Actor) (*reservation, err
 		return nil, err
 	}
 	if refusal, ok := policy.CheckQuota(a.role, lim, usage, now); !ok {
-		q.refuse(ctx, a.jid, "quota "+string(refusal.Limit))
+		q.refuse(ctx, a.jid, ActionInviteCreate, "quota "+string(refusal.Limit))
 		return nil, &QuotaError{refusal}
 	}
 	q.inflight[a.jid]++
@@ -215,7 +215,7 @@ func (q *quotaGate) admitEventUse(ctx context.Context, creator Actor, id string)
 		return nil, err
 	}
 	if refusal, ok := policy.CheckEventUse(lim, usage, now); !ok {
-		q.refuse(ctx, creator.jid, "event link "+id+": quota "+string(refusal.Limit))
+		q.refuse(ctx, creator.jid, "event.use", "event link "+id+": quota "+string(refusal.Limit))
 		return nil, &QuotaError{refusal}
 	}
 	key := eventQuotaKey(id)

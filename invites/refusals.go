@@ -3,6 +3,7 @@ package invites
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -10,13 +11,16 @@ import (
 // Bounds on recording refused invite requests. The audit log is
 // append-only, and an inviter over quota can send a refused request as fast
 // as the bot answers: each one is counted, only the first few per window
-// are written one by one, and the rest become one summary entry.
+// are written one by one (to the audit log and the log alike), and the rest
+// become one summary entry.
 const (
 	refusalWindow           = time.Hour
 	refusalsAuditedPerActor = 5
 )
 
-// refusalBudget decides which refusals of one actor reach the audit log.
+// refusalBudget decides which refusals of one actor reach the audit log and
+// the log; it also bounds other lines others can cause (useLedger's about
+// unknown tokens).
 type refusalBudget struct {
 	mu     sync.Mutex
 	now    func() time.Time
@@ -63,16 +67,27 @@ func (b *refusalBudget) take(actor string) (write bool, unwritten int) {
 	return false, unwritten
 }
 
-// refuse counts and records an invite request the abuse controls turned
-// down, within the actor's refusal budget.
-func (q *quotaGate) refuse(ctx context.Context, actor, why string) {
+// refuse counts, logs and records a request for operation op the abuse
+// controls turned down, within the actor's refusal budget: the log and the
+// audit log get the same lines, so a flood fills neither.
+func (q *quotaGate) refuse(ctx context.Context, actor, op, why string) {
 	q.observer.InviteDenied()
 	write, unwritten := q.refusals.take(actor)
 	if unwritten > 0 {
-		q.audit(ctx, actor, ActionInviteRefuse, actor,
-			fmt.Sprintf("%d more refusals not recorded one by one (flood)", unwritten))
+		detail := fmt.Sprintf("%d more refusals not recorded one by one (flood)", unwritten)
+		q.logRefusal(ctx, actor, op, detail)
+		q.audit(ctx, actor, ActionInviteRefuse, actor, detail)
 	}
 	if write {
+		q.logRefusal(ctx, actor, op, why)
 		q.audit(ctx, actor, ActionInviteRefuse, actor, why)
 	}
+}
+
+// logRefusal is the log line of one refusal: who asked, for what, and why
+// not. Callers bound how often it is written (refusalBudget, or the front
+// end's budget for strangers).
+func (c *core) logRefusal(ctx context.Context, actor, op, why string) {
+	c.log.InfoContext(ctx, "refused", slog.String("actor", actor), slog.String("operation", op),
+		slog.String("reason", why))
 }

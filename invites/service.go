@@ -274,9 +274,12 @@ func (s *Service) WhoInvited(ctx context.Context, a Actor, account string) ([]In
 	return viewsOf(invs), nil
 }
 
-// RecordRefusal writes a refused request to the audit log. Front ends call
-// it only when they actually answer the refusal, which they rate-limit, so a
-// stranger flooding the bot cannot grow the log without bound.
+// RecordRefusal writes a refused request to the log and the audit log.
+// Front ends call it only when they actually answer the refusal, which they
+// rate-limit, so a stranger flooding the bot cannot grow either log without
+// bound. why names the command refused (the front end knows it; "no rights
+// for grant").
 func (s *Service) RecordRefusal(ctx context.Context, actor, why string) {
+	s.logRefusal(ctx, actor, "command", why)
 	s.audit(ctx, actor, ActionInviteRefuse, actor, why)
 }

@@ -29,10 +29,14 @@ type useLedger struct {
 	// the store failed, by invite id (see owedUse).
 	owedMu sync.Mutex
 	owed   map[string]owedUse
+	// unknownTokens bounds the log lines about accounts the server made
+	// with tokens the bot did not hand out: whoever holds such tokens
+	// decides how many there are.
+	unknownTokens *refusalBudget
 }
 
 func newUseLedger(c *core, m *serverModule) *useLedger {
-	return &useLedger{core: c, module: m, owed: make(map[string]owedUse)}
+	return &useLedger{core: c, module: m, owed: make(map[string]owedUse), unknownTokens: newRefusalBudget(c.now)}
 }
 
 // owedUse is a browser registration whose use of an invite is not in the

@@ -152,7 +152,7 @@ func Generate(ctx context.Context, path string, p Profile) (Sample, error) {
 	rng := rand.New(rand.NewPCG(p.Seed, 0x696e7669746562))
 	g := &generator{p: p, rng: rng}
 	g.s = newStore(db, g.newID, func() time.Time { return p.Now })
-	err = g.s.migrate(ctx)
+	_, err = g.s.migrate(ctx)
 	if err == nil {
 		err = g.run(ctx)
 	}

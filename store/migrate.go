@@ -176,9 +176,10 @@ func setSchemaVersion(tx *bbolt.Tx, v int) error {
 	return meta.Put(keySchemaVersion, []byte(strconv.Itoa(v)))
 }
 
-// migrate brings the file to latestVersion. It checks in a read transaction
-// first so that a file that is current or too new is never written to.
-func (s migrator) migrate(ctx context.Context) error {
+// migrate brings the file to latestVersion and says what it did. It checks
+// in a read transaction first so that a file that is current or too new is
+// never written to.
+func (s migrator) migrate(ctx context.Context) (Upgrade, error) {
 	var current int
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		var err error
@@ -186,23 +187,37 @@ func (s migrator) migrate(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return Upgrade{}, err
 	}
 	latest := latestVersion()
 	if current > latest {
-		return fmt.Errorf("%w: file has version %d, this program knows up to %d", ErrSchemaTooNew, current, latest)
+		return Upgrade{}, fmt.Errorf("%w: file has version %d, this program knows up to %d", ErrSchemaTooNew, current, latest)
 	}
+	up := Upgrade{From: current, To: current}
+	start := time.Now()
 	for current < latest {
 		if m := migrations[current]; m.build != nil {
 			if err := m.build(ctx, s.db); err != nil {
-				return fmt.Errorf("migrate schema v%d to v%d (%s): %w", current, current+1, m.name, err)
+				return Upgrade{}, fmt.Errorf("migrate schema v%d to v%d (%s): %w", current, current+1, m.name, err)
 			}
 		}
 		if current, err = s.migrateInOneTx(ctx, current); err != nil {
-			return err
+			return Upgrade{}, err
 		}
 	}
-	return nil
+	up.To, up.Took = current, time.Since(start)
+	if up.From > 0 && up.To > up.From {
+		// Counted only after an upgrade, which read every record already,
+		// and only for the log: the upgrade is done, so neither a
+		// cancelled ctx nor a failure here may fail the Open (the counts
+		// then stay zero).
+		_ = s.view(context.WithoutCancel(ctx), func(tx *bbolt.Tx) error {
+			up.Invites = tx.Bucket(bucketInvites).Stats().KeyN
+			up.AuditEntries = tx.Bucket(bucketAudit).Stats().KeyN
+			return nil
+		})
+	}
+	return up, nil
 }
 
 // migrateInOneTx runs, in one write transaction, the migrations from

@@ -528,3 +528,42 @@ func TestOpenBadFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenReportsUpgrade: Open says from which schema version to which it
+// upgraded the file, with its record counts, so the bot can log it; a
+// current file reports no upgrade, a new one an upgrade from 0.
+func TestOpenReportsUpgrade(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	src, err := os.ReadFile(v1FixturePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := s.Upgrade()
+	if up.From != 1 || up.To != latestVersion() || up.Invites == 0 || up.AuditEntries == 0 || up.Took <= 0 {
+		t.Errorf("upgrade of the v1 fixture: %+v", up)
+	}
+	s.Close()
+	if s, err = Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	if up := s.Upgrade(); up.From != up.To || up.To != latestVersion() {
+		t.Errorf("current file: %+v", up)
+	}
+	s.Close()
+	s, err = Open(ctx, filepath.Join(t.TempDir(), "new.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if up := s.Upgrade(); up.From != 0 || up.To != latestVersion() || up.Invites != 0 {
+		t.Errorf("new file: %+v", up)
+	}
+}

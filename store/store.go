@@ -86,6 +86,9 @@ type Store struct {
 	backupWriter
 	exporter
 	migrator
+
+	// upgrade is what Open did to the schema (Upgrade).
+	upgrade Upgrade
 }
 
 // newStore wraps an open db. Every table shares one base, so a test that
@@ -130,14 +133,31 @@ func openStore(ctx context.Context, path string, timeout time.Duration) (*Store,
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := newStore(db, newID, time.Now)
-	if err := s.migrate(ctx); err != nil {
+	up, err := s.migrate(ctx)
+	if err != nil {
 		// Close error is secondary: the migration error is what the
 		// operator needs to see.
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	s.upgrade = up
 	return s, nil
 }
+
+// Upgrade says what Open did to the file's schema, for the log.
+type Upgrade struct {
+	// From and To are the schema versions before and after; equal when
+	// the file was current. From is 0 for a file Open created.
+	From, To int
+	// Took is how long the migrations ran.
+	Took time.Duration
+	// Invites and AuditEntries count the records of an upgraded file
+	// (zero when nothing was upgraded, or the file was new).
+	Invites, AuditEntries int
+}
+
+// Upgrade reports what Open did to the file's schema.
+func (s *Store) Upgrade() Upgrade { return s.upgrade }
 
 // Close releases the file and its lock. It waits for running transactions.
 func (s *Store) Close() error {

@@ -147,6 +147,14 @@ func (a *app) openStore(ctx context.Context) error {
 		return err // it names the file already
 	}
 	a.store = st
+	switch up := st.Upgrade(); {
+	case up.From == 0:
+		a.log.Info("database created", slog.String("path", a.cfg.Store.Path), slog.Int("schema", up.To))
+	case up.To > up.From:
+		a.log.Info("database schema upgraded", slog.String("path", a.cfg.Store.Path),
+			slog.Int("from", up.From), slog.Int("to", up.To), slog.Int("invites", up.Invites),
+			slog.Int("audit_entries", up.AuditEntries), slog.Duration("took", up.Took.Round(time.Millisecond)))
+	}
 	return nil
 }
 

@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
+
+	berrors "go.etcd.io/bbolt/errors"
 
 	"durare.org/invitebot/store"
 )
@@ -91,7 +96,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	st, err := store.OpenReadOnly(ctx, fs.Arg(0))
 	if err != nil {
-		fmt.Fprintf(stderr, "invitebot export: %v\n", err)
+		fmt.Fprintf(stderr, "invitebot export: %v\n", notADatabase(fs.Arg(0), err))
 		return 1
 	}
 	defer st.Close()
@@ -152,4 +157,31 @@ func export(ctx context.Context, st *store.Store, enc *json.Encoder, withTokens 
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
+}
+
+// notADatabase rewrites the error of opening path when the file is no bbolt
+// database at all: bbolt's own words ("invalid database", "file size too
+// small 17") do not say that the file is the wrong one. Other errors (a
+// lock, a missing file, an older schema) are returned as they are.
+func notADatabase(path string, err error) error {
+	fi, serr := os.Stat(path)
+	if serr != nil || !fi.Mode().IsRegular() {
+		return err
+	}
+	detail := ""
+	switch {
+	case fi.Size() == 0:
+		detail = "the file is empty"
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum),
+		strings.Contains(err.Error(), "file size too small"):
+		// The store names the file; bbolt's error is what it wraps.
+		inner := err
+		for u := errors.Unwrap(inner); u != nil; u = errors.Unwrap(inner) {
+			inner = u
+		}
+		detail = inner.Error()
+	default:
+		return err
+	}
+	return fmt.Errorf("%s is not an invitebot database (bbolt): %s", path, detail)
 }

@@ -10,6 +10,9 @@
 //	invitebot export [-with-tokens] DB     write a database or backup as JSON Lines
 //	invitebot prosody-config [-config FILE] print the matching Prosody configuration
 //
+// Without -config the configuration is ./config.yaml, or where there is
+// none, /etc/invitebot/config.yaml (the Debian package's).
+//
 // While running, SIGHUP re-reads the configuration file and applies the
 // admins, the policy limits and the log level; other changes wait for a
 // restart, and the log says which.
@@ -19,9 +22,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -53,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("invitebot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "config.yaml", "configuration file")
+	configPath := fs.String("config", "", configFlagUsage)
 	online := new(bool)
 	if checkOnly {
 		online = fs.Bool("online", false, "also connect to the server and check the database folder, one line per check")
@@ -70,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg, err := config.Load(*configPath)
+	cfg, err := loadConfig(configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "invitebot: %v\n", err)
 		return 1
@@ -110,10 +115,57 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// Where the configuration is read from without -config: the working
+// directory's config.yaml, else the one the Debian package installs.
+// systemConfigPath is a variable for tests.
+const localConfigPath = "config.yaml"
+
+var systemConfigPath = "/etc/invitebot/config.yaml"
+
+const configFlagUsage = "configuration file (default ./config.yaml, or /etc/invitebot/config.yaml when there is none here)"
+
+// loadConfig loads the file -config names, or without it the default one,
+// and sets *path to the file read.
+func loadConfig(path *string) (*config.Config, error) {
+	if *path == "" {
+		p, err := defaultConfigPath()
+		if err != nil {
+			return nil, err
+		}
+		*path = p
+	}
+	return config.Load(*path)
+}
+
+// defaultConfigPath is ./config.yaml when it exists, else
+// /etc/invitebot/config.yaml when that does: an installed bot is checked
+// with `invitebot check-config` from any folder.
+func defaultConfigPath() (string, error) {
+	if _, err := os.Stat(localConfigPath); err == nil {
+		return localConfigPath, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if _, err := os.Stat(systemConfigPath); err == nil {
+		return systemConfigPath, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	return "", fmt.Errorf("no configuration: neither %s (in the working directory) nor %s exists; name one with -config FILE",
+		localConfigPath, systemConfigPath)
+}
+
+// newLogger logs to w in the format log.format names. The text format
+// becomes the journal's when w is the stream systemd connects to journald
+// (JOURNAL_STREAM), so journald sees each line's priority and the journal
+// shows one time, not two.
 func newLogger(cfg *config.Config, level slog.Leveler, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
+	switch {
+	case cfg.Log.Format == "json":
 		return slog.New(slog.NewJSONHandler(w, opts))
+	case cfg.Log.Format == "journal", underJournal(w):
+		return slog.New(newJournalHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }

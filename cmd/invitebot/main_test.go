@@ -102,3 +102,45 @@ func TestBrokenStoreNamedOnce(t *testing.T) {
 		t.Errorf("the file is named %d times:\n%s", n, errOut.String())
 	}
 }
+
+// TestDefaultConfigPath: without -config, config.yaml in the working
+// directory is read; where there is none, the packaged
+// /etc/invitebot/config.yaml is, so `invitebot check-config` works on an
+// installed system.
+func TestDefaultConfigPath(t *testing.T) {
+	etc := writeConfig(t, goodConfig)
+	orig := systemConfigPath
+	systemConfigPath = etc
+	t.Cleanup(func() { systemConfigPath = orig })
+
+	t.Chdir(t.TempDir())
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check-config"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "invites.example.org") {
+		t.Errorf("no ./config.yaml: exit %d, stderr %s", code, errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"prosody-config"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "invites.example.org") {
+		t.Errorf("prosody-config, no ./config.yaml: exit %d, stderr %s", code, errOut.String())
+	}
+
+	// One in the working directory wins.
+	local := strings.Replace(goodConfig, "invites.example.org", "bot.example.org", 1)
+	if err := os.WriteFile("config.yaml", []byte(local), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := run([]string{"check-config"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "bot.example.org") {
+		t.Errorf("./config.yaml: exit %d, stdout %s, stderr %s", code, out.String(), errOut.String())
+	}
+
+	// Neither: the error names both places.
+	if err := os.Remove("config.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	systemConfigPath = filepath.Join(t.TempDir(), "absent.yaml")
+	errOut.Reset()
+	if code := run([]string{"check-config"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "config.yaml") ||
+		!strings.Contains(errOut.String(), systemConfigPath) {
+		t.Errorf("no config anywhere: exit %d, stderr %s", code, errOut.String())
+	}
+}

@@ -104,7 +104,7 @@ Component {{lua .Component}}
 func runProsodyConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("invitebot prosody-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "config.yaml", "configuration file")
+	configPath := fs.String("config", "", configFlagUsage)
 	withSecret := fs.Bool("with-secret", false, "print the component secret into the output (it is a password: mind where the output goes)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -113,7 +113,7 @@ func runProsodyConfig(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	cfg, err := config.Load(*configPath)
+	cfg, err := loadConfig(configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "invitebot: %v\n", err)
 		return 1

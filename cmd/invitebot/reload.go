@@ -2,7 +2,7 @@ package main
 
 import (
 	"log/slog"
-	"reflect"
+	"strings"
 
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/policy"
@@ -35,35 +35,19 @@ func (a *app) reload() {
 	a.cfg = &running
 	a.log.Info("configuration reloaded", slog.Any("applied", applied), slog.Int("admins", len(next.Admins)))
 	if len(restart) > 0 {
-		a.log.Warn("reload: these changed settings take effect only after a restart", slog.Any("keys", restart))
+		a.log.Warn("reload: "+strings.Join(restart, ", ")+" changed; restart to apply", slog.Any("keys", restart))
 	}
 }
 
-// reloadChanges compares two configurations: applied names the changed
-// settings a reload applies, restart those it cannot.
+// reloadChanges compares two configurations key by key: applied names the
+// changed keys a reload applies (admins, policy.*, log.level), restart
+// those it cannot, such as xmpp.server.
 func reloadChanges(old, next *config.Config) (applied, restart []string) {
-	for _, c := range []struct {
-		name string
-		a, b any
-		live bool
-	}{
-		{"admins", old.Admins, next.Admins, true},
-		{"policy", old.Policy, next.Policy, true},
-		{"log.level", old.Log.Level, next.Log.Level, true},
-		{"log.format", old.Log.Format, next.Log.Format, false},
-		{"xmpp", old.XMPP, next.XMPP, false},
-		{"store", old.Store, next.Store, false},
-		{"http", old.HTTP, next.HTTP, false},
-		{"invites", old.Invites, next.Invites, false},
-		{"requests", old.Requests, next.Requests, false},
-	} {
-		if reflect.DeepEqual(c.a, c.b) {
-			continue
-		}
-		if c.live {
-			applied = append(applied, c.name)
+	for _, key := range config.ChangedKeys(old, next) {
+		if key == "admins" || key == "log.level" || strings.HasPrefix(key, "policy.") {
+			applied = append(applied, key)
 		} else {
-			restart = append(restart, c.name)
+			restart = append(restart, key)
 		}
 	}
 	return applied, restart

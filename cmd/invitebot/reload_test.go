@@ -23,8 +23,9 @@ func TestReloadChanges(t *testing.T) {
 	next.Admins = []string{"admin@durare.test", "carol@elsewhere.test"}
 	next.Policy.InvitesPerDay = 2
 	next.XMPP.Server = "10.0.0.1:5347"
+	next.Store.BackupKeep = 3
 	applied, restart := reloadChanges(&old, &next)
-	if strings.Join(applied, ",") != "admins,policy" || strings.Join(restart, ",") != "xmpp" {
+	if strings.Join(applied, ",") != "admins,policy.invites_per_day" || strings.Join(restart, ",") != "xmpp.server,store.backup_keep" {
 		t.Errorf("applied %v, restart %v", applied, restart)
 	}
 	if a, r := reloadChanges(&old, &old); len(a)+len(r) != 0 {
@@ -109,7 +110,7 @@ func TestReloadAppliesAdminsAndLimits(t *testing.T) {
 	})
 	expectContains(t, carol.Chat(t, w.component, "inviters"), "Nobody holds a grant")
 	expectContains(t, admin.Chat(t, w.component, "grant dave@"+w.srv.OtherDomain), "per-day 2 (default)")
-	expectContains(t, w.logs.String(), "take effect only after a restart", "keys=[xmpp]")
+	expectContains(t, w.logs.String(), "reload: xmpp.server changed; restart to apply", "keys=[xmpp.server]")
 
 	// A broken file changes nothing.
 	if err := os.WriteFile(path, []byte("xmpp: [not, a, map"), 0o600); err != nil {

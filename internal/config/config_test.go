@@ -299,6 +299,8 @@ func TestLoadEnv(t *testing.T) {
 			env: map[string]string{"INVITEBOT_XMPP_SECRET": "x", "INVITEBOT_STORE_PATH": "/srv/bot.db",
 				"INVITEBOT_LOG_FORMAT": "JSON"},
 			check: func(c *Config) bool { return c.Store.Path == "/srv/bot.db" && c.Log.Format == "json" }},
+		{name: "journal format", yaml: validYAML, env: map[string]string{"INVITEBOT_LOG_FORMAT": "Journal"},
+			check: func(c *Config) bool { return c.Log.Format == "journal" }},
 		{name: "env supplies everything", yaml: "",
 			env: map[string]string{"INVITEBOT_XMPP_COMPONENT": "invites.example.org", "INVITEBOT_XMPP_DOMAIN": "example.org",
 				"INVITEBOT_XMPP_SECRET": "x", "INVITEBOT_ADMINS": "a@example.org"},
@@ -651,5 +653,26 @@ func TestEventMaxUses(t *testing.T) {
 	c, err = Load(writeFile(t, dir, "env.yaml", validYAML+"policy:\n  event_max_uses: 30\n"))
 	if err != nil || c.Policy.EventMaxUses != 20 {
 		t.Errorf("event_max_uses from the environment: %+v, %v", c.Policy, err)
+	}
+}
+
+// TestChangedKeys: a change is named by its full key, each one once, in
+// the order of the configuration.
+func TestChangedKeys(t *testing.T) {
+	a := Defaults()
+	a.Admins = []string{"admin@example.org"}
+	if got := ChangedKeys(&a, &a); len(got) != 0 {
+		t.Errorf("no change: %v", got)
+	}
+	b := a
+	b.Admins = []string{"admin@example.org", "other@example.net"}
+	b.XMPP.Server = "10.0.0.1:5347"
+	b.XMPP.Secret = "new"
+	b.XMPP.C2STLS.CAFile = "/etc/ca.pem"
+	b.Policy.InvitesPerDay = 2
+	b.Store.BackupInterval = time.Hour
+	got := strings.Join(ChangedKeys(&a, &b), ",")
+	if want := "xmpp.server,xmpp.secret,xmpp.c2s_tls.ca_file,admins,store.backup_interval,policy.invites_per_day"; got != want {
+		t.Errorf("ChangedKeys = %s, want %s", got, want)
 	}
 }

@@ -106,3 +106,20 @@ func unknownKeys(settings map[string]any, t reflect.Type, prefix string) []strin
 	sort.Strings(out)
 	return out
 }
+
+// ChangedKeys returns, in struct order, the dotted keys whose values differ
+// between a and b: what a reload names, key by key. Secrets are compared
+// like any value, and only their keys are returned.
+func ChangedKeys(a, b *Config) []string {
+	bv := map[string]reflect.Value{}
+	for key, f := range leaves(reflect.ValueOf(*b), "") {
+		bv[key] = f.Value
+	}
+	var out []string
+	for key, f := range leaves(reflect.ValueOf(*a), "") {
+		if !reflect.DeepEqual(f.Interface(), bv[key].Interface()) {
+			out = append(out, key)
+		}
+	}
+	return out
+}

@@ -17,7 +17,10 @@ const (
 type LogConfig struct {
 	// Level is debug, info, warn or error.
 	Level string `mapstructure:"level"`
-	// Format is text or json.
+	// Format is text, json or journal: text with each line's syslog
+	// priority in front ("<6>") and no time, for journald (sd-daemon(3)).
+	// Under systemd, with standard error going to the journal, text is
+	// written as journal.
 	Format string `mapstructure:"format"`
 }
 
@@ -30,7 +33,7 @@ var logLevels = map[string]slog.Level{
 }
 
 // logFormats lists the accepted log.format values.
-var logFormats = []string{"text", "json"}
+var logFormats = []string{"text", "json", "journal"}
 
 func (l *LogConfig) validate() []error {
 	var errs []error

@@ -53,6 +53,9 @@ const (
 	SecretPath = ConfigDir + "/component-secret"
 	ShareDir   = "/usr/share/invitebot"
 	DocDir     = "/usr/share/doc/invitebot"
+	ManPath    = "/usr/share/man/man1/invitebot.1.gz"
+	// LintianOverrides says which lintian tags are deliberate.
+	LintianOverrides = "/usr/share/lintian/overrides/invitebot"
 )
 
 // Options says what to package.
@@ -116,7 +119,8 @@ func Info(o Options) (*nfpm.Info, error) {
 
 // contents lists what the package installs: the binary, the unit, the
 // configuration derived from config.yaml (written to o.Work, with the
-// changelog), the docs and the Prosody module.
+// changelog and the man page), the copyright file, the docs and the
+// Prosody module.
 func contents(o Options) (files.Contents, error) {
 	example, err := os.ReadFile(filepath.Join(o.Root, "config.yaml"))
 	if err != nil {
@@ -139,6 +143,19 @@ func contents(o Options) (files.Contents, error) {
 		return nil, fmt.Errorf("write changelog: %w", err)
 	}
 
+	manSrc, err := os.ReadFile(filepath.Join(o.Root, "packaging", "invitebot.1"))
+	if err != nil {
+		return nil, fmt.Errorf("read man page: %w", err)
+	}
+	man, err := ManPage(manSrc, o.Version, o.MTime)
+	if err != nil {
+		return nil, err
+	}
+	manPath := filepath.Join(o.Work, "invitebot.1.gz")
+	if err := os.WriteFile(manPath, man, 0o600); err != nil {
+		return nil, fmt.Errorf("write man page: %w", err)
+	}
+
 	pkg := func(name string) string { return filepath.Join(o.Root, "packaging", name) }
 	file := func(src, dst string, mode os.FileMode) *files.Content {
 		return &files.Content{Source: src, Destination: dst, Type: files.TypeFile,
@@ -157,6 +174,9 @@ func contents(o Options) (files.Contents, error) {
 		file(pkg("prosody-example.cfg.lua"), ShareDir+"/prosody-example.cfg.lua", 0o644),
 		file(filepath.Join(o.Root, "README.md"), DocDir+"/README.md", 0o644),
 		file(changelogPath, DocDir+"/changelog.gz", 0o644),
+		file(pkg("copyright"), DocDir+"/copyright", 0o644),
+		file(manPath, ManPath, 0o644),
+		file(pkg("lintian-overrides"), LintianOverrides, 0o644),
 	}
 	// The README links into docs/: ship the pages and the screenshots they
 	// show, so the installed README leads somewhere.
@@ -180,6 +200,34 @@ func contents(o Options) (files.Contents, error) {
 	return list, nil
 }
 
+// ManPage is the gzipped man page from its troff source in packaging/,
+// its header given the date of the build and the version. Like the
+// changelog, the gzip header holds no name or time.
+func ManPage(src []byte, version string, at time.Time) ([]byte, error) {
+	const th = `.TH INVITEBOT 1 "" "invitebot" "User Commands"`
+	if !bytes.Contains(src, []byte(th+"\n")) {
+		return nil, fmt.Errorf("man page: no line %s to date", th)
+	}
+	dated := fmt.Sprintf(`.TH INVITEBOT 1 "%s" "invitebot %s" "User Commands"`, at.UTC().Format("2006-01-02"), version)
+	return gzipped(bytes.Replace(src, []byte(th), []byte(dated), 1))
+}
+
+// gzipped compresses b at the best level, with an empty header.
+func gzipped(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // Changelog is the gzipped Debian changelog of a package built from commit:
 // one entry, since the project's history lives in git. The gzip header holds
 // no name or time, so the same inputs give the same bytes.
@@ -190,18 +238,7 @@ func Changelog(version, commit string, at time.Time) ([]byte, error) {
 	}
 	text := fmt.Sprintf("%s (%s) unstable; urgency=medium\n\n  * %s\n\n -- %s  %s\n",
 		Name, version, from, maintainer, at.UTC().Format(time.RFC1123Z))
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write([]byte(text)); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return gzipped([]byte(text))
 }
 
 // Build writes the .deb for o into dir and returns its path.

@@ -2,6 +2,8 @@ package packaging
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,6 +171,9 @@ func TestInfoAndBuild(t *testing.T) {
 		DocDir + "/README.md":                 {files.TypeFile, 0o644},
 		DocDir + "/docs/commands.md":          {files.TypeFile, 0o644},
 		DocDir + "/changelog.gz":              {files.TypeFile, 0o644},
+		DocDir + "/copyright":                 {files.TypeFile, 0o644},
+		ManPath:                               {files.TypeFile, 0o644},
+		LintianOverrides:                      {files.TypeFile, 0o644},
 	}
 	for _, c := range info.Contents {
 		w, ok := want[c.Destination]
@@ -235,5 +240,39 @@ func TestPackagingFilesAgree(t *testing.T) {
 		if !strings.Contains(postrm, p) {
 			t.Errorf("postrm does not name %s", p)
 		}
+	}
+}
+
+// TestManPage: the man page ships gzipped, dated, with the version, and the
+// same inputs give the same bytes.
+func TestManPage(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(repoRoot, "packaging", "invitebot.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	gz, err := ManPage(src, "1.2.3", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := ManPage(src, "1.2.3", at)
+	if !bytes.Equal(gz, again) {
+		t.Error("the man page is not reproducible")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`.TH INVITEBOT 1 "2026-11-26" "invitebot 1.2.3"`, "/etc/invitebot/config.yaml", ".SH EXIT STATUS", "check\\-config"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("man page lacks %q", want)
+		}
+	}
+	if _, err := ManPage([]byte("no header"), "1", at); err == nil {
+		t.Error("a source without its .TH line was accepted")
 	}
 }
