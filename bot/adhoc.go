@@ -128,7 +128,7 @@ func newCommandRun(b *Bot, req iqRequest, actor invites.Actor) (*commandRun, *co
 		return nil, cmdErr("modify", stanza.BadRequest, "malformed-action", "")
 	}
 	return &commandRun{bot: b, op: op, cmd: cmd, owner: req.iq.From.String(),
-		req: request{actor: actor, args: map[string]string{}}}, nil
+		req: request{actor: actor, args: map[string]string{}, form: true}}, nil
 }
 
 // start begins the command: one that asks nothing runs at once, others
@@ -237,7 +237,7 @@ func (c *commandRun) formAgain(ctx context.Context, s *adhocSession, form *dataf
 		// The note is where XEP-0050 puts it; profanity and poezio show no
 		// note on a form that is still open, so the form's first field
 		// says it too.
-		text := sentence(mistake.Error())
+		text := mistakeText(mistake, true)
 		out.Notes = []commandNote{{Type: "error", Text: text}}
 		out.Form.Fields = append([]dataform.Field{{Var: fixedVarError, Type: dataform.Fixed, Values: []string{text}}}, out.Form.Fields...)
 	}
@@ -299,7 +299,7 @@ func (c *commandRun) finish(ctx context.Context, sid string) commandOut {
 	b.countCommand(op)
 	res, err := op.run(ctx, b, c.req)
 	if err != nil {
-		text := b.userMessage(ctx, op, c.req.actor, err)
+		text := b.userMessage(ctx, op, c.req, err)
 		out.Notes = []commandNote{{Type: "error", Text: text}}
 		return out
 	}

@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"fmt"
 
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/internal/plaintext"
@@ -111,7 +110,7 @@ func paramsFromForm(op operation, role policy.Role, form *dataform.Form) (map[st
 		}
 		if raw == "" || (p.spec().keepsUnchanged && raw == valueUnchanged) {
 			if p.required {
-				return nil, fmt.Errorf("%s is required", p.label)
+				return nil, &missingError{p: p, choose: p.choices != nil, typed: p.offersTyping(role)}
 			}
 			continue
 		}

@@ -183,15 +183,17 @@ const (
 
 // userMessage turns an operation error into a reply and logs what an admin
 // needs to know.
-func (b *Bot) userMessage(ctx context.Context, op operation, who invites.Actor, err error) string {
-	actor := who.JID()
+func (b *Bot) userMessage(ctx context.Context, op operation, req request, err error) string {
+	actor := req.actor.JID()
 	switch {
 	case errors.Is(err, invites.ErrForbidden):
-		return "Sorry, you may not use " + op.name + " here."
-	case errors.Is(err, invites.ErrNoSuchInvite) && policy.Allows(who.Role(), policy.CancelAnyInvite):
-		return "No such invite. Check the id in audit or invites <jid>."
+		return "Sorry, you may not use " + req.say(op.name, "“"+op.title+"”") + " here."
+	case errors.Is(err, invites.ErrNoSuchInvite) && policy.Allows(req.role(), policy.CancelAnyInvite):
+		return req.say("No such invite. Check the id in audit or invites <jid>.",
+			"No such invite. Check the id in "+formCommand("audit")+" or "+formCommand("invites")+".")
 	case errors.Is(err, invites.ErrNoSuchInvite):
-		return "No such invite among yours. Send invites to list them."
+		return req.say("No such invite among yours. Send invites to list them.",
+			"No such invite among yours. Run "+formCommand("invites")+" to see them.")
 	case errors.As(err, new(*invites.PausedError)):
 		var pe *invites.PausedError
 		errors.As(err, &pe)

@@ -154,9 +154,10 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 		return reply{text: fmt.Sprintf("%s\nUsage: %s", sentence(err.Error()), op.usage(role))}, true
 	}
 	b.countCommand(op)
-	res, err := op.run(ctx, b, request{actor: who, args: args})
+	req := request{actor: who, args: args}
+	res, err := op.run(ctx, b, req)
 	if err != nil {
-		return reply{text: b.userMessage(ctx, op, who, err)}, true
+		return reply{text: b.userMessage(ctx, op, req, err)}, true
 	}
 	return res, true
 }
@@ -252,7 +253,7 @@ func bindArgs(op operation, role policy.Role, rest string) (map[string]string, e
 	for i, p := range positional {
 		if next >= len(words) {
 			if p.required {
-				return nil, fmt.Errorf("missing %s", p.name)
+				return nil, &missingError{p: p}
 			}
 			continue
 		}
@@ -260,7 +261,7 @@ func bindArgs(op operation, role policy.Role, rest string) (map[string]string, e
 		last := i == len(positional)-1
 		takesRest := last && p.spec().restOfLine
 		if takesRest {
-			raw = strings.Join(words[next:], " ")
+			raw = dropLabel(p, strings.Join(words[next:], " "))
 		}
 		v, err := parseParam(p, raw)
 		if err != nil {
@@ -282,6 +283,21 @@ func bindArgs(op operation, role policy.Role, rest string) (map[string]string, e
 		return nil, errors.New("too many arguments")
 	}
 	return args, nil
+}
+
+// dropLabel drops the parameter's own name and a colon from the start of
+// free text, in any case and with spaces around: people write "grant bob
+// note: met at FOSDEM" or "pause reason: spam", and the label is not part
+// of the note.
+func dropLabel(p param, text string) string {
+	head := strings.TrimLeft(text, " \t")
+	if len(head) <= len(p.name) || !strings.EqualFold(head[:len(p.name)], p.name) {
+		return text
+	}
+	if rest, ok := strings.CutPrefix(strings.TrimLeft(head[len(p.name):], " \t"), ":"); ok {
+		return strings.TrimLeft(rest, " \t")
+	}
+	return text
 }
 
 func truncate(s string, n int) string {

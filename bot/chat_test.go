@@ -191,7 +191,8 @@ func TestBindArgs(t *testing.T) {
 	}{
 		{op: "grant", rest: "Bob@Example.ORG", want: map[string]string{"jid": "bob@example.org"}},
 		{op: "grant", rest: "bob@example.org met at FOSDEM", want: map[string]string{"jid": "bob@example.org", "note": "met at FOSDEM"}},
-		{op: "grant", rest: "", wantErr: "missing jid"},
+		{op: "grant", rest: "", wantErr: "missing <jid>: JID to grant"},
+		{op: "grant", rest: "bob@example.org Note :  met at FOSDEM", want: map[string]string{"jid": "bob@example.org", "note": "met at FOSDEM"}},
 		{op: "grant", rest: "bob@example.org/phone", wantErr: "not a bare JID"},
 		{op: "grant", rest: "example.org", wantErr: "not a bare JID"},
 		{op: "grant", rest: "bob@example.org " + strings.Repeat("x", maxTextParam+1), wantErr: "longer than"},

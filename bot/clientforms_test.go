@@ -25,7 +25,8 @@ import (
 // keeps every answer; the tests below check the answers, and
 // TestClientsShowEveryForm hands them to the client libraries.
 
-// resettingIssuer is a fakeIssuer on a server that offers password resets.
+// resettingIssuer is a fakeIssuer on a server that offers password resets
+// and says that every account exists.
 type resettingIssuer struct{ *fakeIssuer }
 
 func (resettingIssuer) OffersResets(context.Context) (bool, error) { return true, nil }

@@ -25,10 +25,10 @@ const minEventDuration = time.Second
 func parseDuration(p param, raw string) (string, error) {
 	d, err := time.ParseDuration(raw)
 	if err != nil {
-		return "", fmt.Errorf("%s must be a duration like 3h or 90m, not %s", p.name, echo(raw))
+		return "", refused(p, "must be a duration like 3h or 90m, not %s", echo(raw))
 	}
 	if d < minEventDuration || d > policy.MaxEventDuration {
-		return "", fmt.Errorf("%s must be from 1s to %s, not %s", p.name, durationText(policy.MaxEventDuration), raw)
+		return "", refused(p, "must be from 1s to %s, not %s", durationText(policy.MaxEventDuration), echo(raw))
 	}
 	return d.Truncate(time.Second).String(), nil
 }
@@ -51,11 +51,21 @@ func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	var capErr *invites.EventCapError
 	switch {
 	case errors.Is(err, invites.ErrEventsNotAllowed):
-		return refusal("Your grant does not include event links. Ask an admin (grant <your jid> events N)."), nil
+		return refusal(req.say("Your grant does not include event links. Ask an admin (grant <your jid> events N).",
+			"Your grant does not include event links. Ask an admin to allow you some in your grant.")), nil
 	case errors.As(err, &capErr) && capErr.Shared:
-		return refusal(eventAllowanceText(capErr)), nil
+		return refusal(eventAllowanceText(req, capErr)), nil
+	case errors.As(err, &capErr) && capErr.Max >= b.svc.DefaultLimits().EventMaxUses:
+		// The configured most, the same for everyone; admins are told
+		// where it is set.
+		where := ""
+		if req.role() == policy.Admin {
+			where = " (policy.event_max_uses)"
+		}
+		return refusal(fmt.Sprintf("An event link admits at most %d people here%s; ask for %d or fewer.", capErr.Max, where, capErr.Max)), nil
 	case errors.As(err, &capErr):
-		return refusal(fmt.Sprintf("An event link of yours admits at most %d people; ask for %d or fewer.", capErr.Max, capErr.Max)), nil
+		// Less than the configured most: what this inviter's grant allows.
+		return refusal(fmt.Sprintf("Your grant lets an event link of yours admit at most %d people; ask for %d or fewer.", capErr.Max, capErr.Max)), nil
 	case errors.Is(err, invites.ErrEventDuration):
 		return refusal(fmt.Sprintf("An event link stays open for at most %s.", durationText(policy.MaxEventDuration))), nil
 	case err != nil:
@@ -74,7 +84,7 @@ func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	form := &dataform.Form{Type: dataform.TypeResult, Title: "Event link", Fields: []dataform.Field{
 		{Var: "url", Type: dataform.TextSingle, Label: "Event page", Values: []string{page}},
 		{Var: "uses", Type: dataform.TextSingle, Label: "People at most", Values: []string{strconv.Itoa(ev.MaxUses)}},
-		{Var: "expire", Type: dataform.TextSingle, Label: "Open until", Values: []string{ev.Expires.UTC().Format(time.RFC3339)}},
+		{Var: "expire", Type: dataform.TextSingle, Label: "Open until", Values: []string{formatTime(ev.Expires)}},
 		{Var: "id", Type: dataform.TextSingle, Label: "Event link id", Values: []string{ev.ID}},
 	}}
 	return reply{text: strings.Join(t, "\n"), form: form, image: qr}, nil
@@ -82,11 +92,12 @@ func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 
 // eventAllowanceText explains a link refused because the actor's event
 // links together have used or hold their allowance.
-func eventAllowanceText(e *invites.EventCapError) string {
+func eventAllowanceText(req request, e *invites.EventCapError) string {
 	used := fmt.Sprintf("Your event links may hand out %s per 24 hours, all of them together; %d handed out in the last 24 hours and %d held by open links leave %d.",
 		count(e.Allowance, "invite", "invites"), e.Usage.HandedOut, e.Usage.Held, e.Max)
 	if e.Max == 0 {
-		return used + " An invite frees up 24 hours after it was handed out; close-event frees what an open link has not handed out yet."
+		return used + " An invite frees up 24 hours after it was handed out; " +
+			req.say("close-event frees", "closing a link ("+formCommand("close-event")+") frees") + " what an open link has not handed out yet."
 	}
 	return used + fmt.Sprintf(" Ask for %d or fewer.", e.Max)
 }
@@ -114,7 +125,8 @@ func runListEvents(ctx context.Context, b *Bot, req request) (reply, error) {
 	mine := whose == "" || whose == req.actor.JID()
 	if len(evs) == 0 {
 		if mine {
-			return reply{text: "You have no event links. Send event <uses> <valid> to make one, e.g. event 20 3h."}, nil
+			return reply{text: req.say("You have no event links. Send event <uses> <valid> to make one, e.g. event 20 3h.",
+				"You have no event links. Run "+formCommand("event")+" to make one.")}, nil
 		}
 		return reply{text: whose + " has no event links."}, nil
 	}
@@ -138,7 +150,7 @@ func runListEvents(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		tbl.row(line, ev.ID, string(ev.State(now)), uses, formatTime(ev.Created), formatTime(ev.Expires), ev.Note)
 	}
-	tbl.paged(pg, more)
+	tbl.paged(req, pg, more)
 	return tbl.reply(), nil
 }
 
@@ -170,9 +182,11 @@ func runCloseEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	res, err := b.svc.CloseEvent(ctx, req.actor, id)
 	switch {
 	case errors.Is(err, invites.ErrNoSuchEvent) && policy.Allows(req.role(), policy.CloseAnyEvent):
-		return refusal("No such event link. Check the id in events <jid>."), nil
+		return refusal(req.say("No such event link. Check the id in events <jid>.",
+			"No such event link. Check the id in "+formCommand("events")+".")), nil
 	case errors.Is(err, invites.ErrNoSuchEvent):
-		return refusal("No such event link among yours. Send events to list them."), nil
+		return refusal(req.say("No such event link among yours. Send events to list them.",
+			"No such event link among yours. Run "+formCommand("events")+" to see them.")), nil
 	case err != nil && res.Link.ID == "":
 		return reply{}, err
 	}
@@ -192,7 +206,7 @@ func runCloseEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 		if res.StillValid > 0 {
 			text += fmt.Sprintf(", of which the server still accepts %d for now; I will keep trying to revoke them.", res.StillValid)
 		} else {
-			text += "; some could not be cancelled (see the log): send close-event " + id + " again."
+			text += "; some could not be cancelled (see the log): " + req.say("send close-event "+id, "run "+formCommand("close-event")+" on it") + " again."
 		}
 		return reply{text: text, warn: true}, nil
 	}

@@ -42,8 +42,8 @@ func TestEventCommands(t *testing.T) {
 		"event 6 3h":     "at most 5 people",
 		"event 3 25h":    "must be from 1s to 24h",
 		"event 3 soon":   "must be a duration like 3h",
-		"event 3":        "Missing valid",
-		"event three 3h": "Uses must be a number",
+		"event 3":        "Missing <valid>: how long it stays open",
+		"event three 3h": "Uses must be a whole number",
 	} {
 		if got := f.mustSay(t, inviter, line); !strings.Contains(got, want) {
 			t.Errorf("%q: %q, want %q", line, got, want)
@@ -274,8 +274,8 @@ func TestGrantEventsByForm(t *testing.T) {
 		{value: "7", wantNote: "Event links of up to 7 people.", wantEvents: 7},
 		{value: "0", wantNote: "No event links.", wantEvents: 0},
 		{value: "3", wantNote: "Event links of up to 3 people.", wantEvents: 3},
-		{value: "lots", wantNote: `Events must be a number from 1 to 1000, or none, not "lots"`, wantErr: true, wantEvents: 3},
-		{value: "-1", wantNote: `Events must be a number from 1 to 1000, or none, not "-1"`, wantErr: true, wantEvents: 3},
+		{value: "lots", wantNote: `“People their event links may admit per 24 hours” must be a number from 1 to 1000, or none, not "lots"`, wantErr: true, wantEvents: 3},
+		{value: "-1", wantNote: `“People their event links may admit per 24 hours” must be a number from 1 to 1000, or none, not "-1"`, wantErr: true, wantEvents: 3},
 	}
 	for _, tc := range tests {
 		out, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionExecute})
@@ -288,7 +288,7 @@ func TestGrantEventsByForm(t *testing.T) {
 				label = fl.Label
 			}
 		}
-		if !strings.Contains(label, "or none (empty: unchanged; new grants: none)") {
+		if !strings.Contains(label, "or none; empty: unchanged; new grants: none)") {
 			t.Errorf("events field label %q", label)
 		}
 		done, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionComplete, SessionID: out.SessionID,

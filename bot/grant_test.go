@@ -92,15 +92,15 @@ func TestGrantLimitsByForm(t *testing.T) {
 		{wantNote: "per-day 3, pending 7.", wantPerDay: 3, wantPend: 7},
 		{perDay: "default", wantNote: fmt.Sprintf("per-day %d (default), pending 7.", def.PerDay), wantPend: 7},
 		{perDay: "4", pending: "Default", wantNote: fmt.Sprintf("per-day 4, pending %d (default).", def.MaxPending), wantPerDay: 4},
-		{perDay: "0", wantNote: "Per-day must be at least 1; for the configured default, write default.", wantErr: true, wantPerDay: 4},
-		{pending: "0", wantNote: "Pending must be at least 1; for the configured default, write default.", wantErr: true, wantPerDay: 4},
-		{perDay: "lots", wantNote: `Per-day must be a number from 1 to 1000, or default, not "lots"`, wantErr: true, wantPerDay: 4},
+		{perDay: "0", wantNote: "“Invites per day” must be at least 1; for the configured default, write default.", wantErr: true, wantPerDay: 4},
+		{pending: "0", wantNote: "“Pending invites at most” must be at least 1; for the configured default, write default.", wantErr: true, wantPerDay: 4},
+		{perDay: "lots", wantNote: `“Invites per day” must be a number from 1 to 1000, or default, not "lots"`, wantErr: true, wantPerDay: 4},
 		{pending: "3", wantNote: "per-day 4, pending 3.", wantPerDay: 4, wantPend: 3},
 		{perDay: "default", pending: "default", wantNote: fmt.Sprintf("per-day %d (default), pending %d (default).", def.PerDay, def.MaxPending)},
 	}
 	labels := map[string]string{
-		"per-day": "Invites per day, or default (empty: unchanged; new grants: default)",
-		"pending": "Pending invites at most, or default (empty: unchanged; new grants: default)",
+		"per-day": "Invites per day (a number, or default; empty: unchanged; new grants: default)",
+		"pending": "Pending invites at most (a number, or default; empty: unchanged; new grants: default)",
 	}
 	for _, tc := range tests {
 		out, cerr := f.adhoc(t, admin, commandIn{Node: "grant", Action: actionExecute})

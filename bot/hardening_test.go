@@ -272,7 +272,7 @@ func TestFormMistakeShowsTheFormAgain(t *testing.T) {
 	again, cerr := f.adhoc(t, admin, commandIn{Node: "grant", SessionID: out.SessionID,
 		Forms: submit(field("jid", inviter), field("per-day", "abc"))})
 	if cerr != nil || again.Status != statusExecuting || len(again.Notes) != 1 || again.Notes[0].Type != "error" ||
-		!strings.Contains(again.Notes[0].Text, "Per-day must be a number") {
+		!strings.Contains(again.Notes[0].Text, "“Invites per day” must be a number") {
 		t.Fatalf("after a mistake: %+v, %+v", again, cerr)
 	}
 	if again.Form.Value("jid") != inviter {

@@ -49,8 +49,12 @@ type operation struct {
 	node    string // XEP-0050 node; empty for chat-only operations
 	title   string // name shown in clients' command lists
 	summary string
-	perm    policy.Permission
-	params  []param
+	// wider, when set, is the summary for the roles that hold its
+	// permission: an operation that reaches further for them (an admin
+	// cancels anyone's invites) says so in their help, and only in theirs.
+	wider  *roleSummary
+	perm   policy.Permission
+	params []param
 	// confirm, when set, adds a confirmation stage to the ad-hoc command
 	// and returns the question it asks. Chat commands are explicit enough.
 	confirm func(ctx context.Context, b *Bot, req request) (string, error)
@@ -62,6 +66,20 @@ type operation struct {
 	unavailable string
 }
 
+// roleSummary is the summary of an operation for the roles holding perm.
+type roleSummary struct {
+	perm    policy.Permission
+	summary string
+}
+
+// summaryFor is what op does for role, as help says it.
+func (op operation) summaryFor(role policy.Role) string {
+	if op.wider != nil && policy.Allows(role, op.wider.perm) {
+		return op.wider.summary
+	}
+	return op.summary
+}
+
 // available reports whether op can be run here now.
 func (op operation) available(b *Bot) bool {
 	return op.offered == nil || op.offered(b)
@@ -71,6 +89,30 @@ func (op operation) available(b *Bot) bool {
 type request struct {
 	actor invites.Actor
 	args  map[string]string
+	// form says the request came as an ad-hoc command: its answer names
+	// form commands where chat's names chat commands (see say).
+	form bool
+}
+
+// say picks the words for the view the request came from: chat tells
+// people what to send, a form which form command to run.
+func (r request) say(chat, form string) string {
+	if r.form {
+		return form
+	}
+	return chat
+}
+
+// formCommand names, for a form, the ad-hoc command of the chat command
+// name: its title in quotes, as clients list it (TestFormCommandsExist
+// checks every name the bot passes).
+func formCommand(name string) string {
+	for _, op := range operations() {
+		if op.name == name && op.node != "" {
+			return "“" + op.title + "”"
+		}
+	}
+	return name
 }
 
 // role is what the requester is to the bot.
@@ -106,24 +148,26 @@ func operations() []operation {
 		{name: "invite", node: invites.NodeCreateAccount, title: "Create account invite",
 			summary: "create a single-use account invite", perm: policy.CreateInvite, run: runInvite},
 		{name: "invites", node: "list-invites", title: "List invites",
-			summary: "list your invites", perm: policy.ListInvites, run: runListInvites,
+			summary: "list your invites", perm: policy.ListInvites,
+			wider: &roleSummary{policy.ListAnyInvites, "list your invites, or someone else's"}, run: runListInvites,
 			params: []param{{name: "jid", kind: kindJID, label: "Inviter (empty: yourself)", perm: policy.ListAnyInvites}, pageParam}},
 		{name: "cancel", node: "cancel-invite", title: "Cancel invite",
-			summary: "cancel a pending invite", perm: policy.CancelInvite, run: runCancel, confirm: confirmCancel,
+			summary: "cancel a pending invite of yours", perm: policy.CancelInvite,
+			wider: &roleSummary{policy.CancelAnyInvite, "cancel a pending invite, yours or anyone's"}, run: runCancel, confirm: confirmCancel,
 			params: []param{{name: "id", kind: kindInviteID, required: true, label: "Invite", choices: pendingInvites,
 				typed: true, typedPerm: policy.CancelAnyInvite}}},
 		{name: "grant", node: "grant", title: "Grant invite rights",
 			summary: "let a JID create invites (optionally with its own limits)", perm: policy.ManageGrants, run: runGrant,
 			params: []param{
-				{name: "jid", kind: kindJID, required: true, label: "JID"},
+				{name: "jid", kind: kindJID, required: true, label: "JID to grant"},
 				{name: "per-day", kind: kindLimit, keyword: "per-day",
-					label: "Invites per day, or default (empty: unchanged; new grants: default)"},
+					label: "Invites per day (a number, or default; empty: unchanged; new grants: default)"},
 				{name: "pending", kind: kindLimit, keyword: "pending",
-					label: "Pending invites at most, or default (empty: unchanged; new grants: default)"},
+					label: "Pending invites at most (a number, or default; empty: unchanged; new grants: default)"},
 				{name: "requests", kind: kindYesNo, keyword: "requests", label: "May answer account requests (empty: unchanged; new grants: no)",
 					choices: yesNo},
 				{name: "events", kind: kindAllowance, keyword: "events",
-					label: "Event links: people all links may admit per 24 hours, or none (empty: unchanged; new grants: none)"},
+					label: "People their event links may admit per 24 hours (all links together: a number, or none; empty: unchanged; new grants: none)"},
 				{name: "note", kind: kindText, label: "Note"},
 			}},
 		{name: "revoke", node: "revoke", title: "Revoke invite rights",
@@ -146,7 +190,8 @@ func operations() []operation {
 				pageParam,
 			}},
 		{name: "reset", node: "reset-password", title: "Password reset link",
-			summary: "make a password reset link for an account (yours to reset: ones your invites created)",
+			summary: "make a password reset link for an account your invites created",
+			wider:   &roleSummary{policy.ResetAnyAccount, "make a password reset link for any account of the domain"},
 			perm:    policy.ResetPassword, run: runReset,
 			offered:     func(b *Bot) bool { return b.svc.ResetsAvailable() },
 			unavailable: "Password resets need Prosody 13 or newer on the server; this server does not offer them.",
@@ -162,7 +207,7 @@ func operations() []operation {
 			params: []param{{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true}}},
 		{name: "deny", node: "deny-request", title: "Decline account request",
 			summary: "decline an account request; the requester's page shows the reason, if you give one",
-			perm:    policy.AnswerRequests, run: runDeny, offered: requestsOn, unavailable: msgRequestsOff,
+			perm:    policy.AnswerRequests, run: runDeny, confirm: confirmDeny, offered: requestsOn, unavailable: msgRequestsOff,
 			params: []param{
 				{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true},
 				{name: "reason", kind: kindText, label: "Reason (shown on the requester's page; optional)"},
@@ -176,15 +221,17 @@ func operations() []operation {
 			offered:     func(b *Bot) bool { return b.eventLinks != nil },
 			unavailable: "Event links need the bot's web page: set http.listen and http.public_url in the configuration.",
 			params: []param{
-				{name: "uses", kind: kindNumber, required: true, label: "How many people at most"},
-				{name: "valid", kind: kindDuration, required: true, label: "Open for (e.g. 3h or 90m; at most 24h)"},
+				{name: "uses", kind: kindCap, required: true, label: "How many people at most"},
+				{name: "valid", kind: kindDuration, required: true, label: "How long it stays open (e.g. 3h or 90m; at most 24h)"},
 				{name: "note", kind: kindText, label: "Note (for your list)"},
 			}},
 		{name: "events", node: "list-events", title: "List event links",
-			summary: "list your event links", perm: policy.ListEvents, run: runListEvents,
+			summary: "list your event links", perm: policy.ListEvents,
+			wider: &roleSummary{policy.ListAnyEvents, "list your event links, or someone else's"}, run: runListEvents,
 			params: []param{{name: "jid", kind: kindJID, label: "Creator (empty: yourself)", perm: policy.ListAnyEvents}, pageParam}},
 		{name: "close-event", node: "close-event", title: "Close event link",
-			summary: "close an event link and cancel its unused invites", perm: policy.CloseEvent, run: runCloseEvent, confirm: confirmCloseEvent,
+			summary: "close an event link of yours and cancel its unused invites", perm: policy.CloseEvent,
+			wider: &roleSummary{policy.CloseAnyEvent, "close an event link, yours or anyone's, and cancel its unused invites"}, run: runCloseEvent, confirm: confirmCloseEvent,
 			params: []param{{name: "id", kind: kindEventID, required: true, label: "Event link", choices: openEvents,
 				typed: true, typedPerm: policy.CloseAnyEvent}}},
 	}

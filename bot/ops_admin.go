@@ -18,7 +18,8 @@ func runPause(ctx context.Context, b *Bot, req request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	return reply{text: fmt.Sprintf("Invites are paused for everybody (reason: %s). Invites already handed out still work; revoke an inviter to stop theirs. Send resume to allow invites again.", pauseReason(p.Reason))}, nil
+	return reply{text: fmt.Sprintf("Invites are paused for everybody (reason: %s). Invites already handed out still work; revoke an inviter to stop theirs. %s",
+		pauseReason(p.Reason), req.say("Send resume to allow invites again.", "Run "+formCommand("resume")+" to allow invites again."))}, nil
 }
 
 func runResume(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -62,7 +63,7 @@ func runAudit(ctx context.Context, b *Bot, req request) (reply, error) {
 		tbl.row(line, formatTime(e.Time), e.Actor, e.Action, e.Subject, e.Detail)
 	}
 	more := strings.Join(strings.Fields("audit "+req.args["about"]+" "+req.args["n"]), " ")
-	tbl.paged(pg, more)
+	tbl.paged(req, pg, more)
 	return tbl.reply(), nil
 }
 

@@ -72,7 +72,8 @@ func (b *Bot) eventsBeyond(ctx context.Context, req request, target string, allo
 	if err != nil {
 		// The grant is changed already; only the note is missing.
 		b.log.ErrorContext(ctx, "grant: could not list event links", slog.String("jid", target), slog.Any("err", err))
-		return " Event links they already made stay open until they expire or fill up; events " + target + " lists them."
+		return " Event links they already made stay open until they expire or fill up; " +
+			req.say("events "+target+" lists them.", formCommand("events")+" lists them.")
 	}
 	now := b.now()
 	var ids []string
@@ -85,10 +86,11 @@ func (b *Bot) eventsBeyond(ctx context.Context, req request, target string, allo
 	case 0:
 		return ""
 	case 1:
-		return fmt.Sprintf(" Their open event link %s stays open until it expires or fills up; close-event %s closes it and cancels its unused invites.", ids[0], ids[0])
+		return fmt.Sprintf(" Their open event link %s stays open until it expires or fills up; %s closes it and cancels its unused invites.",
+			ids[0], req.say("close-event "+ids[0], formCommand("close-event")))
 	}
-	return fmt.Sprintf(" Their %d open event links (%s) stay open until they expire or fill up; close-event <id> closes one and cancels its unused invites.",
-		len(ids), strings.Join(ids, ", "))
+	return fmt.Sprintf(" Their %d open event links (%s) stay open until they expire or fill up; %s closes one and cancels its unused invites.",
+		len(ids), strings.Join(ids, ", "), req.say("close-event <id>", formCommand("close-event")))
 }
 
 // countOption reads a kindLimit or kindAllowance argument for
@@ -162,7 +164,8 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{}, err
 	}
 	if len(grants) == 0 {
-		return reply{text: "Nobody holds a grant. Use grant <jid> to add an inviter."}, nil
+		return reply{text: req.say("Nobody holds a grant. Use grant <jid> to add an inviter.",
+			"Nobody holds a grant. Run "+formCommand("grant")+" to add an inviter.")}, nil
 	}
 	def := b.svc.DefaultLimits()
 	pg := pageOf(req.args["page"], len(grants))
@@ -190,6 +193,6 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note,
 			map[bool]string{true: "yes", false: "no"}[g.Requests], events)
 	}
-	tbl.paged(pg, "inviters")
+	tbl.paged(req, pg, "inviters")
 	return tbl.reply(), nil
 }

@@ -39,7 +39,7 @@ func runHelp(_ context.Context, bot *Bot, req request) (reply, error) {
 	b.WriteString("Commands:")
 	for _, op := range operations() {
 		if policy.Allows(req.role(), op.perm) && op.available(bot) {
-			fmt.Fprintf(&b, "\n  %s: %s", op.usage(req.role()), op.summary)
+			fmt.Fprintf(&b, "\n  %s: %s", op.usage(req.role()), op.summaryFor(req.role()))
 		}
 	}
 	if req.role() == policy.Stranger {

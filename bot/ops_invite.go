@@ -35,18 +35,37 @@ func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
 	case errors.Is(err, invites.ErrResetUnsupported):
 		return refusal("Password resets need Prosody 13 or newer on the server; this server does not offer them."), nil
 	case errors.Is(err, invites.ErrNoSuchAccount):
-		return refusal(fmt.Sprintf("The server says there is no account %s, so there is nothing to reset (a reset link would create it). No link was made; send invite for a new account.", account)), nil
+		return refusal(fmt.Sprintf("The server says there is no account %s, so there is nothing to reset%s. No link was made; %s for a new account.",
+			account, b.resetCreates(" (a reset link would create it)"), req.say("send invite", "run "+formCommand("invite")))), nil
 	case errors.Is(err, invites.ErrAccountUnknown):
 		if errors.Is(err, invites.ErrIssuerForbidden) {
 			b.logIssuerRefused(ctx, err)
 		}
-		return refusal(fmt.Sprintf("I could not find out from the server whether %s exists, so I made no reset link (it would create the account if it does not). Try again later; if this keeps happening, the bot's log says why.", account)), nil
+		return refusal(fmt.Sprintf("I could not find out from the server whether %s exists, so I made no reset link%s. Try again later; if this keeps happening, the bot's log says why.",
+			account, b.resetCreates(" (it would create the account if it does not)"))), nil
 	case err != nil:
 		return reply{}, err
 	}
 	r := b.inviteReply(inv, fmt.Sprintf("Password reset link %s for %s", inv.ID, inv.ResetFor))
-	r.text += "\nWhoever opens it sets a new password for " + inv.ResetFor + " (it could also create a new account, so hand it only to its owner). The account was told."
+	if b.svc.ServerModule() == invites.ModulePresent {
+		// mod_invitebot binds the token to its account (as Prosody
+		// 13.0.8 does).
+		r.text += "\nWhoever opens it sets a new password for " + inv.ResetFor + "; it works for " + inv.ResetFor + " only. Hand it only to its owner. The account was told."
+	} else {
+		r.text += "\nWhoever opens it sets a new password for " + inv.ResetFor + " (it could also create a new account, so hand it only to its owner). The account was told."
+	}
 	return r, nil
+}
+
+// resetCreates is why, said in a refusal, a reset link for a missing
+// account is not made: without mod_invitebot the server's reset token
+// could create the account. With the module it cannot, and the refusal
+// says nothing of it.
+func (b *Bot) resetCreates(why string) string {
+	if b.svc.ServerModule() == invites.ModulePresent {
+		return ""
+	}
+	return why
 }
 
 // inviteReply renders a new invite or reset link: the URI on a line of its
@@ -86,7 +105,12 @@ func (b *Bot) inviteReply(inv invites.Invite, title string) reply {
 		form.Fields = append(form.Fields, dataform.Field{Var: "landing-url", Type: dataform.TextSingle, Label: "Landing page", Values: []string{landing}})
 	}
 	if !inv.Expires.IsZero() {
-		form.Fields = append(form.Fields, dataform.Field{Var: "expire", Type: dataform.TextSingle, Label: "Expires", Values: []string{inv.Expires.UTC().Format(time.RFC3339)}})
+		// XEP-0401's expire is for clients to read (an XEP-0082 date and
+		// time, as Prosody's own command gives it), so it stays hidden;
+		// people read expires, in the bot's one time format.
+		form.Fields = append(form.Fields,
+			dataform.Field{Var: "expire", Type: dataform.Hidden, Values: []string{inv.Expires.UTC().Format(time.RFC3339)}},
+			dataform.Field{Var: "expires", Type: dataform.TextSingle, Label: "Expires", Values: []string{formatTime(inv.Expires)}})
 	}
 	form.Fields = append(form.Fields, dataform.Field{Var: "id", Type: dataform.TextSingle, Label: "Invite id", Values: []string{inv.ID}})
 	return reply{text: t.String(), form: form, image: qr}
@@ -101,7 +125,8 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 	mine := whose == "" || whose == req.actor.JID()
 	if len(invs) == 0 {
 		if mine {
-			return reply{text: "You have no invites yet. Send invite to create one."}, nil
+			return reply{text: req.say("You have no invites yet. Send invite to create one.",
+				"You have no invites yet. Run "+formCommand("invite")+" to make one.")}, nil
 		}
 		return reply{text: whose + " has no invites."}, nil
 	}
@@ -142,7 +167,7 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		tbl.row(line, inv.ID, string(inv.State), formatTime(inv.Created), expires, inv.UsedBy)
 	}
-	tbl.paged(pg, more)
+	tbl.paged(req, pg, more)
 	return tbl.reply(), nil
 }
 
@@ -158,7 +183,7 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 			continue
 		}
 		// Ids and our own words only, short: see optionLabel.
-		opts = append(opts, dataform.Option{Label: optionLabel(inv.ID, "created "+inv.Created.UTC().Format(time.DateOnly)), Value: inv.ID})
+		opts = append(opts, dataform.Option{Label: optionLabel(inv.ID, "created "+formatDay(inv.Created)), Value: inv.ID})
 	}
 	return opts, nil
 }

@@ -1,9 +1,12 @@
 package bot
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"mellium.im/xmpp/jid"
 
@@ -48,6 +51,11 @@ const (
 	// limits, which fall back to a default. Its normal form for none is
 	// "0".
 	kindAllowance
+	// kindCap is a positive whole number that the service bounds for each
+	// person (the people an event link admits: an inviter's grant says how
+	// many): its parser names no bound, since the one every number has is
+	// not this person's, and the service's refusal names theirs.
+	kindCap
 	// kindLimit is a positive whole number, or default: a grant's own
 	// limit, which an update can put back on the configured default. 0 is
 	// refused rather than read as default, since "per-day 0" reads like
@@ -101,16 +109,115 @@ var paramKinds = [numParamKinds]kindSpec{
 	kindSubject:   {parse: parseSubject, field: dataform.TextSingle},
 	kindAccount:   {parse: parseAccount, field: dataform.TextSingle},
 	kindPage:      {parse: parsePage, field: dataform.TextSingle},
-	kindRequestID: {parse: idParser("a request id; send requests to list them"), field: dataform.TextSingle},
+	kindRequestID: {parse: requestIDParser, field: dataform.TextSingle},
 	kindYesNo:     {parse: parseYesNo, field: dataform.TextSingle, keywordValue: "yes|no", keepsUnchanged: true},
 	kindDuration:  {parse: parseDuration, field: dataform.TextSingle},
 	kindEventID:   {parse: idParser("an event link id"), field: dataform.TextSingle},
 	kindAllowance: {parse: parseAllowance, field: dataform.TextSingle, keywordValue: "N|none"},
 	kindLimit:     {parse: parseLimit, field: dataform.TextSingle, keywordValue: "N|" + keywordDefault},
+	kindCap:       {parse: parseCap, field: dataform.TextSingle},
 }
 
 // spec is what p's kind decides about it.
 func (p param) spec() kindSpec { return paramKinds[p.kind] }
+
+// Mistakes in parameters are said in the words of the view they were
+// typed in: chat names a parameter as its usage line does ("uses", "<jid>"),
+// a form by its field's label ("How many people at most").
+
+// formWorded is an error that a form says in words of its own.
+type formWorded interface {
+	error
+	inForm() string
+}
+
+// mistakeText is err as a sentence for chat, or for a form when form is
+// set.
+func mistakeText(err error, form bool) string {
+	var fw formWorded
+	if form && errors.As(err, &fw) {
+		return sentence(fw.inForm())
+	}
+	return sentence(err.Error())
+}
+
+// paramError is a value refused for parameter p: what is wrong with it,
+// said after the parameter's name.
+type paramError struct {
+	p    param
+	what string
+}
+
+// refused makes a paramError; what is a format for fmt.Sprintf.
+func refused(p param, what string, args ...any) error {
+	return &paramError{p: p, what: fmt.Sprintf(what, args...)}
+}
+
+func (e *paramError) Error() string  { return e.p.name + " " + e.what }
+func (e *paramError) inForm() string { return e.p.fieldName() + " " + e.what }
+
+// missingError is a required parameter left out.
+type missingError struct {
+	p param
+	// choose and typed say what the form offers for p: a list, and a
+	// field to type a value that is not in it.
+	choose, typed bool
+}
+
+func (e *missingError) Error() string {
+	return fmt.Sprintf("missing <%s>: %s", e.p.name, lowerFirst(e.p.label))
+}
+
+func (e *missingError) inForm() string {
+	head, hint := e.p.labelParts()
+	text := "“" + head + "” is missing"
+	switch {
+	case e.typed:
+		text += ": choose one or type it"
+	case e.choose:
+		text += ": choose one"
+	}
+	if hint != "" {
+		text += " (" + hint + ")"
+	}
+	return text
+}
+
+// viewError is a mistake whose words differ in chat and in a form (a form
+// offers a list where chat names a command).
+type viewError struct{ chat, form string }
+
+func (e viewError) Error() string  { return e.chat }
+func (e viewError) inForm() string { return e.form }
+
+// labelParts splits p's label into the field's name and the hint in
+// brackets after it: "Open for (e.g. 3h)" is "Open for" and "e.g. 3h".
+func (p param) labelParts() (head, hint string) {
+	head, hint, ok := strings.Cut(p.label, " (")
+	if !ok {
+		return p.label, ""
+	}
+	return head, strings.TrimSuffix(hint, ")")
+}
+
+// fieldName is how a form's mistake names p: its label without the hint,
+// in quotes.
+func (p param) fieldName() string {
+	head, _ := p.labelParts()
+	return "“" + head + "”"
+}
+
+// lowerFirst lowers the first letter of s, unless its first word is an
+// abbreviation (JID).
+func lowerFirst(s string) string {
+	word, _, _ := strings.Cut(s, " ")
+	if word == "" || strings.ToUpper(word) == word {
+		return s
+	}
+	r := []rune(s)
+	r[0] = unicode.ToLower(r[0])
+	return string(r)
+}
 
 // maxEcho bounds how much of a refused value a refusal repeats: a form
 // can carry far more than a chat line, and a 100 KB value was sent back
@@ -145,10 +252,10 @@ func parseAccount(_ param, raw string) (string, error) {
 	return parseBareJID(raw)
 }
 
-func parsePage(_ param, raw string) (string, error) {
+func parsePage(p param, raw string) (string, error) {
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 1 || n > maxNumberParam {
-		return "", fmt.Errorf("page must be a number from 1 to %d, not %s", maxNumberParam, echo(raw))
+		return "", refused(p, "must be a number from 1 to %d, not %s", maxNumberParam, echo(raw))
 	}
 	return strconv.Itoa(n), nil
 }
@@ -166,6 +273,17 @@ func idParser(notID string) func(param, string) (string, error) {
 	}
 }
 
+// requestIDParser reads an account request id; its refusal points to the
+// list of open requests the way the view it was typed in offers it.
+func requestIDParser(_ param, raw string) (string, error) {
+	id := strings.ToLower(raw)
+	if !invites.ValidID(id) {
+		return "", viewError{chat: echo(raw) + " is not a request id; send requests to list them",
+			form: echo(raw) + " is not a request id; choose one from the list"}
+	}
+	return id, nil
+}
+
 // parseYesNo accepts the ways people and clients write a boolean.
 func parseYesNo(p param, raw string) (string, error) {
 	switch strings.ToLower(raw) {
@@ -174,15 +292,28 @@ func parseYesNo(p param, raw string) (string, error) {
 	case "no", "n", "false", "off", "0":
 		return "no", nil
 	}
-	return "", fmt.Errorf("%s must be yes or no, not %s", p.name, echo(raw))
+	return "", refused(p, "must be yes or no, not %s", echo(raw))
 }
 
 func parseNumber(p param, raw string) (string, error) {
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 1 || n > maxNumberParam {
-		return "", fmt.Errorf("%s must be a number from 1 to %d, not %s", p.name, maxNumberParam, echo(raw))
+		return "", refused(p, "must be a number from 1 to %d, not %s", maxNumberParam, echo(raw))
 	}
 	return strconv.Itoa(n), nil
+}
+
+// parseCap reads a kindCap value. A number too large for an int is kept as
+// the largest one, for the service to refuse with the bound that applies.
+func parseCap(p param, raw string) (string, error) {
+	n, err := strconv.Atoi(raw)
+	if errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(raw, "-") {
+		n, err = math.MaxInt32, nil
+	}
+	if err != nil || n < 1 {
+		return "", refused(p, "must be a whole number, such as 20, not %s", echo(raw))
+	}
+	return strconv.Itoa(min(n, math.MaxInt32)), nil
 }
 
 // parseAllowance reads a kindAllowance value; none and 0 both take the
@@ -193,7 +324,7 @@ func parseAllowance(p param, raw string) (string, error) {
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 0 || n > maxNumberParam {
-		return "", fmt.Errorf("%s must be a number from 1 to %d, or none, not %s", p.name, maxNumberParam, echo(raw))
+		return "", refused(p, "must be a number from 1 to %d, or none, not %s", maxNumberParam, echo(raw))
 	}
 	return strconv.Itoa(n), nil
 }
@@ -208,9 +339,9 @@ func parseLimit(p param, raw string) (string, error) {
 	n, err := strconv.Atoi(raw)
 	switch {
 	case err == nil && n == 0:
-		return "", fmt.Errorf("%s must be at least 1; for the configured default, write %s", p.name, keywordDefault)
+		return "", refused(p, "must be at least 1; for the configured default, write %s", keywordDefault)
 	case err != nil || n < 1 || n > maxNumberParam:
-		return "", fmt.Errorf("%s must be a number from 1 to %d, or %s, not %s", p.name, maxNumberParam, keywordDefault, echo(raw))
+		return "", refused(p, "must be a number from 1 to %d, or %s, not %s", maxNumberParam, keywordDefault, echo(raw))
 	}
 	return strconv.Itoa(n), nil
 }
@@ -234,7 +365,7 @@ func parseSubject(_ param, raw string) (string, error) {
 func parseText(p param, raw string) (string, error) {
 	text := plaintext.Line(raw)
 	if len(text) > maxTextParam {
-		return "", fmt.Errorf("%s is longer than %d bytes", p.name, maxTextParam)
+		return "", refused(p, "is longer than %d bytes", maxTextParam)
 	}
 	return text, nil
 }

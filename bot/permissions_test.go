@@ -25,12 +25,16 @@ func exampleArg(p param) string {
 		return "abcdefghijklmnop"
 	case kindYesNo:
 		return "yes"
-	case kindNumber, kindAllowance, kindLimit:
+	case kindNumber, kindAllowance, kindLimit, kindCap:
 		return "3"
 	case kindSubject:
 		return "bob@x.org"
 	case kindDuration:
 		return "3h"
+	case kindPage:
+		return "1"
+	case kindAccount:
+		return "newbie"
 	case kindEventID:
 		return "abcdefghijklmnop"
 	default:

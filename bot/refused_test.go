@@ -22,7 +22,7 @@ func TestRefusalLogsTheServersFix(t *testing.T) {
 	refused := &invites.RefusedError{Node: invites.NodeCreateAccount, As: jid.MustParse("minter@durare.test"),
 		Condition: "forbidden", Err: fmt.Errorf("forbidden"),
 		Fix: invites.Remedy{Message: "add the role", Attrs: []slog.Attr{slog.String("prosody_13", "custom_roles = {...}")}}}
-	got := b.userMessage(context.Background(), operation{name: "invite"}, invites.Actor{}, fmt.Errorf("create invite: %w", refused))
+	got := b.userMessage(context.Background(), operation{name: "invite"}, request{}, fmt.Errorf("create invite: %w", refused))
 	if got != msgIssuerRefuse {
 		t.Errorf("reply %q, want %q", got, msgIssuerRefuse)
 	}
@@ -39,7 +39,7 @@ func TestRefusalLogsTheServersFix(t *testing.T) {
 func TestUnreachableServerAnswersUnavailable(t *testing.T) {
 	b := &Bot{log: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	err := fmt.Errorf("create invite: %w", fmt.Errorf("minter session is down: %w", invites.ErrServerUnreachable))
-	if got := b.userMessage(context.Background(), operation{name: "invite"}, invites.Actor{}, err); got != msgUnavailable {
+	if got := b.userMessage(context.Background(), operation{name: "invite"}, request{}, err); got != msgUnavailable {
 		t.Errorf("reply %q, want %q", got, msgUnavailable)
 	}
 }

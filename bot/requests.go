@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
@@ -41,7 +40,7 @@ func openRequests(ctx context.Context, b *Bot, req request) ([]dataform.Option, 
 	opts := make([]dataform.Option, 0, len(reqs))
 	for _, r := range reqs[:min(len(reqs), pageSize)] {
 		// Not the requester's name: see optionLabel.
-		opts = append(opts, dataform.Option{Label: optionLabel(r.ID, "asked "+r.Created.UTC().Format(time.DateOnly)), Value: r.ID})
+		opts = append(opts, dataform.Option{Label: optionLabel(r.ID, "asked "+formatDay(r.Created)), Value: r.ID})
 	}
 	return opts, nil
 }
@@ -66,8 +65,9 @@ func runRequests(ctx context.Context, b *Bot, req request) (reply, error) {
 			requesterContact(r), inert(r.Message))
 		tbl.row(line, r.ID, formatTime(r.Created), formatTime(r.Expires), inert(r.Name), inert(r.Contact), inert(r.Message))
 	}
-	tbl.paged(pg, "requests")
-	tbl.footer("To answer: approve <id>, or deny <id> [reason]")
+	tbl.paged(req, pg, "requests")
+	tbl.footer(req.say("To answer: approve <id>, or deny <id> [reason]",
+		"To answer, run "+formCommand("approve")+" or "+formCommand("deny")+"."))
 	res := tbl.reply()
 	res.plain = true
 	return res, nil
@@ -87,9 +87,28 @@ func confirmApprove(ctx context.Context, b *Bot, req request) (string, error) {
 	return fmt.Sprintf("Approve request %s? An invite in your name, counted in your quota, appears on the requester's page.", req.args["id"]), nil
 }
 
+func confirmDeny(ctx context.Context, b *Bot, req request) (string, error) {
+	reqs, err := b.svc.Requests(ctx, req.actor)
+	if err != nil {
+		return "", err
+	}
+	// Short: some clients (poezio) cut the question at one line.
+	tail := " Their page says it was declined"
+	if req.args["reason"] != "" {
+		tail += ", with your reason"
+	}
+	tail += "."
+	for _, r := range reqs {
+		if r.ID == req.args["id"] {
+			return fmt.Sprintf("Decline request %s by %s?%s", r.ID, requesterName(r), tail), nil
+		}
+	}
+	return fmt.Sprintf("Decline request %s?%s", req.args["id"], tail), nil
+}
+
 func runApprove(ctx context.Context, b *Bot, req request) (reply, error) {
 	r, inv, err := b.svc.ApproveRequest(ctx, req.actor, req.args["id"])
-	if res, ok := requestRefusal(req.args["id"], r, err); ok {
+	if res, ok := requestRefusal(req, r, err); ok {
 		return res, nil
 	}
 	if err != nil {
@@ -99,13 +118,13 @@ func runApprove(ctx context.Context, b *Bot, req request) (reply, error) {
 	if r.Contact != "" {
 		text += " They were told at " + inert(r.Contact) + " too."
 	}
-	text += " To take it back: cancel " + inv.ID
+	text += req.say(" To take it back: cancel "+inv.ID, " To take it back, run "+formCommand("cancel")+" on invite "+inv.ID+".")
 	return reply{text: text, plain: true}, nil
 }
 
 func runDeny(ctx context.Context, b *Bot, req request) (reply, error) {
 	r, err := b.svc.DenyRequest(ctx, req.actor, req.args["id"], req.args["reason"])
-	if res, ok := requestRefusal(req.args["id"], r, err); ok {
+	if res, ok := requestRefusal(req, r, err); ok {
 		return res, nil
 	}
 	if err != nil {
@@ -124,10 +143,11 @@ func runDeny(ctx context.Context, b *Bot, req request) (reply, error) {
 
 // requestRefusal answers an approval or denial that found no open
 // request, saying who answered first; ok is false for other outcomes.
-func requestRefusal(id string, r invites.Request, err error) (reply, bool) {
+func requestRefusal(req request, r invites.Request, err error) (reply, bool) {
 	switch {
 	case errors.Is(err, invites.ErrNoSuchRequest):
-		return refusal(fmt.Sprintf("No account request %s. Send requests to list the open ones.", id)), true
+		return refusal(fmt.Sprintf("No account request %s. %s", req.args["id"],
+			req.say("Send requests to list the open ones.", "Run "+formCommand("requests")+" to see the open ones."))), true
 	case errors.Is(err, invites.ErrRequestAnswered):
 		return refusal(answeredText(r)), true
 	}

@@ -317,8 +317,10 @@ func TestRequestCommandsAdhoc(t *testing.T) {
 	}
 
 	deny := run("deny-request", actionExecute, "")
-	done = run("deny-request", actionComplete, deny.SessionID,
+	confirm = run("deny-request", actionNext, deny.SessionID,
 		dataform.Field{Var: "id", Values: []string{ben}}, dataform.Field{Var: "reason", Values: []string{"no one knows you"}})
+	checkNoLinks(t, confirm.Form.Fields[0].Values[0])
+	done = run("deny-request", actionComplete, confirm.SessionID)
 	if len(done.Notes) != 1 || !strings.Contains(done.Notes[0].Text, "Declined request "+ben) {
 		t.Fatalf("denial %+v", done)
 	}

@@ -22,10 +22,19 @@ import (
 
 // formatTime shows times in UTC to the minute: inviters and invitees are in
 // any time zone, and UTC is the one everybody can convert from. It is the
-// one time format of the bot's replies.
+// one time format of the bot's replies, in chat and in forms alike.
 func formatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02 15:04 UTC")
+	return t.UTC().Format(timeLayout)
 }
+
+// formatDay shows the day of t in UTC, as formatTime writes it, where a
+// form has room for no more (a choice's label).
+func formatDay(t time.Time) string {
+	return t.UTC().Format(time.DateOnly)
+}
+
+// timeLayout is formatTime's layout.
+const timeLayout = time.DateOnly + " 15:04 UTC"
 
 // count writes n things: "1 invite", "3 invites".
 func count(n int, singular, plural string) string {
@@ -228,14 +237,16 @@ func (t *table) row(line string, cells ...string) {
 }
 
 // paged ends a page of a longer list with where it is and how to see the
-// next: more is the chat command for the next page, without "page N".
-func (t *table) paged(p page, more string) {
+// next: more is the chat command for the next page, without "page N"; a
+// form says to run the form again.
+func (t *table) paged(req request, p page, more string) {
 	if p.from == 0 && p.to == p.total {
 		return
 	}
 	line := fmt.Sprintf("Showing %d–%d of %d.", p.from+1, p.to, p.total)
 	if p.to < p.total {
-		line += fmt.Sprintf(" For more, send: %s page %d (in a form: page %d)", more, p.number+1, p.number+1)
+		line += req.say(fmt.Sprintf(" For more, send: %s page %d (in a form: page %d)", more, p.number+1, p.number+1),
+			fmt.Sprintf(" For more, run this command again with page %d.", p.number+1))
 	}
 	t.footer(line)
 	t.form.Title += fmt.Sprintf(" (page %d of %d)", p.number, p.pages())

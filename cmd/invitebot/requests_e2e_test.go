@@ -306,8 +306,9 @@ func TestAccountRequestAdhocAndLimits(t *testing.T) {
 	// Decline the second, with a reason the requester reads.
 	deny := commands.Command{JID: w.component, Node: "deny-request"}
 	form := execute(t, admin, deny, nil)
-	done = execute(t, admin, form.Complete(), &dataform.Form{Type: dataform.TypeSubmit, Fields: []dataform.Field{
+	confirm = execute(t, admin, form.Next(), &dataform.Form{Type: dataform.TypeSubmit, Fields: []dataform.Field{
 		{Var: "id", Values: []string{ids[1]}}, {Var: "reason", Values: []string{"Nobody here could place you."}}}})
+	done = execute(t, admin, confirm.Complete(), nil)
 	if len(done.Notes) != 1 || !strings.Contains(done.Notes[0], "Declined request "+ids[1]) {
 		t.Fatalf("denial: %+v", done)
 	}
