@@ -234,11 +234,12 @@ func TestAccountRequestApprovedInChat(t *testing.T) {
 	expectContains(t, admin.Chat(t, w.component, "whoinvited anna"), "anna@"+domain+" was invited by "+doraJID)
 	expectContains(t, dora.Chat(t, w.component, "invites"), "answers request "+id, "created account anna@"+domain)
 	expectContains(t, admin.Chat(t, w.component, "audit "+id), "request.approve", doraJID, "request.receive")
-	// The status page now hands over to the used invite's page.
-	resp, _ = b.do(t, http.MethodGet, statusPage, nil)
-	if !strings.HasPrefix(resp.Request.URL.Path, "/i/") {
-		t.Errorf("the used invitation's status page ends at %s", resp.Request.URL)
+	// The status page now says the account was created, naming it.
+	resp, body = b.do(t, http.MethodGet, statusPage, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the used invitation's status page answers %d at %s", resp.StatusCode, resp.Request.URL)
 	}
+	expectContains(t, body, web.English.StatusCreatedTitle, "anna@"+domain)
 	for sample, want := range map[string]string{
 		`invitebot_account_requests_total{event="received"}`: "1",
 		`invitebot_account_requests_total{event="approved"}`: "1",
