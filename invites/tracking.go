@@ -304,9 +304,26 @@ func (t *tracker) settle(ctx context.Context, inv store.Invite, to store.State, 
 		return
 	}
 	t.log.InfoContext(ctx, "invite "+string(to), slog.String("id", inv.ID), slog.String("inviter", inv.Inviter))
+	if to == store.StateExpired {
+		t.forgetExpired(ctx, inv)
+	}
 	if to == store.StateUsed {
 		t.observer.InviteUsed()
 		t.notify(ctx, inv.Inviter, InviteUsed{Invite: viewOf(settled)})
+	}
+}
+
+// forgetExpired deletes an expired invite's token at the server where the
+// server can delete tokens: Prosody keeps expired tokens in its storage,
+// and its cost of minting grows with every token it holds. Where it
+// cannot, the token stays until the server purges it; a failure is only
+// logged, since the token no longer works anyway.
+func (t *tracker) forgetExpired(ctx context.Context, inv store.Invite) {
+	if t.module.revocation() != RevokeByDeletion {
+		return
+	}
+	if err := t.module.deleteToken(ctx, inv.Token); err != nil {
+		t.log.DebugContext(ctx, "expired token not deleted at the server", slog.String("id", inv.ID), slog.Any("err", err))
 	}
 }
 
