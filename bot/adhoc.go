@@ -39,8 +39,8 @@ type commandIn struct {
 type commandOut struct {
 	XMLName   xml.Name       `xml:"http://jabber.org/protocol/commands command"`
 	Node      string         `xml:"node,attr"`
-	SessionID string         `xml:"sessionid,attr"`
-	Status    string         `xml:"status,attr"`
+	SessionID string         `xml:"sessionid,attr,omitempty"`
+	Status    string         `xml:"status,attr,omitempty"`
 	Actions   *actions       `xml:"actions,omitempty"`
 	Notes     []commandNote  `xml:"note"`
 	Form      *dataform.Form `xml:"jabber:x:data x,omitempty"`
@@ -74,11 +74,23 @@ func cmdErr(typ string, cond stanza.Condition, app, text string) *commandError {
 // executeCommand serves one XEP-0050 request (§4) for actor.
 func (b *Bot) executeCommand(ctx context.Context, reply *iqReply, req iqRequest, actor invites.Actor) {
 	out, cerr := b.runCommand(ctx, req, actor)
-	if cerr != nil {
-		reply.fail(cerr.stanzaError)
+	answerCommand(reply, req.command, out, cerr)
+}
+
+// answerCommand makes reply the answer to cmd: out, or the stanza error
+// cerr. An error carries a <command/> naming the command and the session
+// the request named (XEP-0050 §4.6 shows errors so): slixmpp, and so
+// poezio, finds the session an answer belongs to by that sessionid, and
+// drops an error without one, so the person would see nothing at all.
+func answerCommand(reply *iqReply, cmd commandIn, out commandOut, cerr *commandError) {
+	if cerr == nil {
+		reply.Payload = out
 		return
 	}
-	reply.Payload = out
+	reply.fail(cerr.stanzaError)
+	if cmd.Node != "" {
+		reply.Payload = commandOut{Node: cmd.Node, SessionID: cmd.SessionID}
+	}
 }
 
 // runCommand serves one XEP-0050 request for actor: it starts the command,
@@ -138,7 +150,15 @@ func (c *commandRun) start(ctx context.Context) (commandOut, *commandError) {
 		return commandOut{}, cmdErr("modify", stanza.BadRequest, "bad-sessionid", "no session to "+c.cmd.Action)
 	}
 	if len(visibleParams(c.op, c.req.role())) == 0 && c.op.confirm == nil {
-		return c.finish(ctx, newSessionID()), nil
+		return c.finish(ctx, newSessionID())
+	}
+	none, err := c.nothingToChoose(ctx)
+	if err != nil {
+		return commandOut{}, c.failure(ctx, err)
+	}
+	if none != "" {
+		return commandOut{Node: c.op.node, SessionID: newSessionID(), Status: statusCompleted,
+			Notes: []commandNote{{Type: "info", Text: none}}}, nil
 	}
 	s, err := c.bot.sessions.open(c.owner, c.op.node)
 	if err != nil {
@@ -173,7 +193,29 @@ func (c *commandRun) resume(ctx context.Context) (commandOut, *commandError) {
 	if s.stage == stageForm {
 		return c.submitForm(ctx, s, form)
 	}
-	return c.finish(ctx, s.id), nil
+	return c.finish(ctx, s.id)
+}
+
+// nothingToChoose is what the command answers at once, instead of its
+// form, when a required list offers nothing and the person can type no
+// value beyond it: a form whose only answer is refused ("Invite is
+// required.") would be a dead end. Empty when the form has something to
+// choose.
+func (c *commandRun) nothingToChoose(ctx context.Context) (string, error) {
+	role := c.req.role()
+	for _, p := range visibleParams(c.op, role) {
+		if p.choices == nil || !p.required || p.none == "" || p.typesBeyondList(role) {
+			continue
+		}
+		opts, err := p.choices(ctx, c.bot, c.req)
+		if err != nil {
+			return "", err
+		}
+		if len(opts) == 0 {
+			return p.none, nil
+		}
+	}
+	return "", nil
 }
 
 // back returns from the confirmation to the form, which keeps what was
@@ -224,7 +266,7 @@ func (c *commandRun) submitForm(ctx context.Context, s *adhocSession, form *data
 		s.stage = stageConfirm
 		return c.nextStage(ctx, s)
 	}
-	return c.finish(ctx, s.id), nil
+	return c.finish(ctx, s.id)
 }
 
 // formAgain shows the form again with what was typed and what is wrong,
@@ -234,12 +276,11 @@ func (c *commandRun) formAgain(ctx context.Context, s *adhocSession, form *dataf
 	s.args = typedValues(c.op, c.req.role(), form)
 	out, cerr := c.nextStage(ctx, s)
 	if cerr == nil {
-		// The note is where XEP-0050 puts it; profanity and poezio show no
-		// note on a form that is still open, so the form's first field
-		// says it too.
-		text := mistakeText(mistake, true)
-		out.Notes = []commandNote{{Type: "error", Text: text}}
-		out.Form.Fields = append([]dataform.Field{{Var: fixedVarError, Type: dataform.Fixed, Values: []string{text}}}, out.Form.Fields...)
+		// Said once, in the form's first lines: profanity and poezio show
+		// no note on a form that is still open, and Gajim showed a note
+		// as well as the lines, the same words twice.
+		lines := wrapLine(mistakeText(mistake, true), "")
+		out.Form.Fields = append(textFields(fixedVarError, lines), out.Form.Fields...)
 	}
 	return out, cerr
 }
@@ -277,7 +318,7 @@ func (c *commandRun) stageOutput(ctx context.Context, s *adhocSession) (commandO
 			return commandOut{}, c.failure(ctx, err)
 		}
 		out.Form = &dataform.Form{Type: dataform.TypeForm, Title: c.op.title,
-			Fields: []dataform.Field{{Type: dataform.Fixed, Values: []string{question}}}}
+			Fields: textFields(fixedVarText, wrapLine(question, ""))}
 		return out, nil
 	}
 	form := &dataform.Form{Type: dataform.TypeForm, Title: c.op.title}
@@ -292,23 +333,20 @@ func (c *commandRun) stageOutput(ctx context.Context, s *adhocSession) (commandO
 	return out, nil
 }
 
-// finish runs the operation and renders its result as a completed command.
-func (c *commandRun) finish(ctx context.Context, sid string) commandOut {
+// finish runs the operation and renders its result as a completed
+// command, or its refusal as a stanza error; either ends the session.
+func (c *commandRun) finish(ctx context.Context, sid string) (commandOut, *commandError) {
 	b, op := c.bot, c.op
 	out := commandOut{Node: op.node, SessionID: sid, Status: statusCompleted}
 	b.countCommand(op)
 	res, err := op.run(ctx, b, c.req)
 	if err != nil {
-		text := b.userMessage(ctx, op, c.req, err)
-		out.Notes = []commandNote{{Type: "error", Text: text}}
-		return out
+		cond, text := b.failureText(ctx, op, c.req, err)
+		return commandOut{}, refusalError(cond, text)
 	}
 	switch {
-	case res.refused:
-		// XEP-0050 §4.6: a command that completes but fails carries an
-		// error note.
-		out.Notes = []commandNote{{Type: "error", Text: res.text}}
-		return out
+	case res.refused != "":
+		return commandOut{}, refusalError(res.refused, res.text)
 	case res.warn:
 		out.Notes = []commandNote{{Type: "warn", Text: res.text}}
 	case res.form == nil:
@@ -319,7 +357,32 @@ func (c *commandRun) finish(ctx context.Context, sid string) commandOut {
 	// Gajim, and not at all in poezio, which shows a form's notes as
 	// fields without text.
 	out.Form = res.form
-	return out
+	return out, nil
+}
+
+// refusalError is the answer to a command that was refused, or failed:
+// a stanza error with the words chat says (XEP-0050 §4.6 lets a responder
+// answer a failed execution so). A completed command with an error note
+// says the same in XEP-0050's words, but no client shows it as a failure:
+// Gajim draws "✓ Completed" over it, poezio says "Info: completed", and
+// profanity "completed"; an error each shows as one.
+func refusalError(cond stanza.Condition, text string) *commandError {
+	return cmdErr(errorType(cond), cond, "", text)
+}
+
+// errorType is the error type (RFC 6120 §8.3.2) that goes with a
+// condition the bot answers with.
+func errorType(cond stanza.Condition) string {
+	switch cond {
+	case stanza.Forbidden:
+		return "auth"
+	case stanza.ResourceConstraint, stanza.RemoteServerTimeout, stanza.InternalServerError:
+		return "wait"
+	case stanza.NotAcceptable, stanza.BadRequest:
+		return "modify"
+	default:
+		return "cancel"
+	}
 }
 
 // failure turns an error met while preparing a stage into a stanza error.

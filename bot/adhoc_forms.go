@@ -31,27 +31,50 @@ func visibleParams(op operation, role policy.Role) []param {
 	return ps
 }
 
-// Names of the fixed fields that repeat a note's text in a form. XEP-0004
+// Names of a form's text lines (see textFields), numbered: error-1, … for
+// what is wrong with a form shown again, text-1, … for the rest. XEP-0004
 // lets a fixed field go without a name, but poezio turns every note into a
 // nameless fixed field of its own, with the text as a label it does not
 // show, and slixmpp keeps a form's fields by name: the note's empty field
 // then takes the place of a nameless one of ours, and the text is gone.
 const (
 	fixedVarError = "error"
-	fixedVarText  = "text" // numbered: text-1, text-2, …
+	fixedVarText  = "text"
 )
 
 // optionLabel labels a choice in a form list with its id and a few words
 // of ours. Never with text people typed (a note, a requester's name):
 // poezio draws a label that holds an emoji as nothing, so the choices
-// looked alike and the wrong event link was closed, and poezio cuts a
-// label at half the window, so the words stay few.
+// looked alike and the wrong event link was closed, and it draws one
+// wider than maxOptionColumns as nothing too, so the words stay few.
 func optionLabel(id, words string) string {
 	label := id + ", " + words
-	if columns(label) > maxLineColumns {
-		return id
+	if columns(label) > maxOptionColumns {
+		return shortLabel(id)
 	}
 	return label
+}
+
+// shortLabel is s as a choice's label: whole when it fits in
+// maxOptionColumns, else its start and its end around "...", where a JID
+// differs most from its neighbours. ASCII dots: an ellipsis is one column
+// or two, as the terminal pleases.
+func shortLabel(s string) string {
+	if columns(s) <= maxOptionColumns {
+		return s
+	}
+	const dots = "..."
+	r := []rune(s)
+	room := maxOptionColumns - len(dots)
+	head, tail := room/2, room-room/2
+	for columns(string(r[:head]))+columns(string(r[len(r)-tail:])) > room {
+		if head > tail {
+			head--
+		} else {
+			tail--
+		}
+	}
+	return string(r[:head]) + dots + string(r[len(r)-tail:])
 }
 
 // formFields presents parameter p, pre-filled with value (going back with

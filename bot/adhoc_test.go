@@ -128,8 +128,8 @@ func TestRunCommandNotes(t *testing.T) {
 		t.Errorf("cancel with the token still valid: %+v, %v; want a warn note", out, cerr)
 	}
 	f.issuer.err = errors.New("server on fire")
-	out = run(invites.NodeCreateAccount)
-	if len(out.Notes) != 1 || out.Notes[0].Type != "error" || out.Status != statusCompleted {
-		t.Errorf("failed mint: %+v, want a completed command with an error note", out)
+	req = iqRequest{iq: stanza.IQ{From: from}, command: commandIn{Node: invites.NodeCreateAccount, Action: actionExecute}}
+	if _, cerr := f.bot.runCommand(context.Background(), req, f.actor(t, admin)); cerr == nil || cerr.Text == nil || cerr.Text.Text != msgInternal {
+		t.Errorf("failed mint: %+v, want a stanza error saying %q", cerr, msgInternal)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
@@ -184,36 +185,43 @@ const (
 // userMessage turns an operation error into a reply and logs what an admin
 // needs to know.
 func (b *Bot) userMessage(ctx context.Context, op operation, req request, err error) string {
+	_, text := b.failureText(ctx, op, req, err)
+	return text
+}
+
+// failureText is userMessage with the stanza error condition an ad-hoc
+// command answers with (see refusal).
+func (b *Bot) failureText(ctx context.Context, op operation, req request, err error) (stanza.Condition, string) {
 	actor := req.actor.JID()
 	switch {
 	case errors.Is(err, invites.ErrForbidden):
-		return "Sorry, you may not use " + req.say(op.name, "“"+op.title+"”") + " here."
+		return stanza.Forbidden, "Sorry, you may not use " + req.say(op.name, "“"+op.title+"”") + " here."
 	case errors.Is(err, invites.ErrNoSuchInvite) && policy.Allows(req.role(), policy.CancelAnyInvite):
-		return req.say("No such invite. Check the id in audit or invites <jid>.",
+		return stanza.ItemNotFound, req.say("No such invite. Check the id in audit or invites <jid>.",
 			"No such invite. Check the id in "+formCommand("audit")+" or "+formCommand("invites")+".")
 	case errors.Is(err, invites.ErrNoSuchInvite):
-		return req.say("No such invite among yours. Send invites to list them.",
+		return stanza.ItemNotFound, req.say("No such invite among yours. Send invites to list them.",
 			"No such invite among yours. Run "+formCommand("invites")+" to see them.")
 	case errors.As(err, new(*invites.PausedError)):
 		var pe *invites.PausedError
 		errors.As(err, &pe)
-		return "Invites are paused: " + pauseReason(pe.Reason)
+		return stanza.NotAllowed, "Invites are paused: " + pauseReason(pe.Reason)
 	case errors.As(err, new(*invites.QuotaError)):
 		var qe *invites.QuotaError
 		errors.As(err, &qe)
-		return "No invite: " + quotaText(qe.Refusal) + "."
+		return stanza.ResourceConstraint, "No invite: " + quotaText(qe.Refusal) + "."
 	case errors.Is(err, invites.ErrIssuerForbidden):
 		b.logIssuerRefused(ctx, err)
-		return msgIssuerRefuse
+		return stanza.ServiceUnavailable, msgIssuerRefuse
 	case errors.Is(err, invites.ErrIssuerUnsupported):
 		b.log.ErrorContext(ctx, "the server has no invite command: enable the invites and invites_adhoc modules on the domain",
 			slog.String("domain", b.svc.Domain()), slog.Any("err", err))
-		return msgIssuerRefuse
+		return stanza.ServiceUnavailable, msgIssuerRefuse
 	case errors.Is(err, ErrLinkDown), errors.Is(err, invites.ErrServerUnreachable), errors.Is(err, context.DeadlineExceeded):
 		b.log.WarnContext(ctx, "request failed: server unreachable", slog.String("op", op.name), slog.Any("err", err))
-		return msgUnavailable
+		return stanza.RemoteServerTimeout, msgUnavailable
 	default:
 		b.log.ErrorContext(ctx, "request failed", slog.String("op", op.name), slog.String("actor", actor), slog.Any("err", err))
-		return msgInternal
+		return stanza.InternalServerError, msgInternal
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"mellium.im/xmpp/stanza"
+
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
@@ -51,10 +53,10 @@ func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	var capErr *invites.EventCapError
 	switch {
 	case errors.Is(err, invites.ErrEventsNotAllowed):
-		return refusal(req.say("Your grant does not include event links. Ask an admin (grant <your jid> events N).",
+		return refusal(stanza.NotAllowed, req.say("Your grant does not include event links. Ask an admin (grant <your jid> events N).",
 			"Your grant does not include event links. Ask an admin to allow you some in your grant.")), nil
 	case errors.As(err, &capErr) && capErr.Shared:
-		return refusal(eventAllowanceText(req, capErr)), nil
+		return refusal(stanza.ResourceConstraint, eventAllowanceText(req, capErr)), nil
 	case errors.As(err, &capErr) && capErr.Max >= b.svc.DefaultLimits().EventMaxUses:
 		// The configured most, the same for everyone; admins are told
 		// where it is set.
@@ -62,12 +64,12 @@ func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 		if req.role() == policy.Admin {
 			where = " (policy.event_max_uses)"
 		}
-		return refusal(fmt.Sprintf("An event link admits at most %d people here%s; ask for %d or fewer.", capErr.Max, where, capErr.Max)), nil
+		return refusal(stanza.NotAcceptable, fmt.Sprintf("An event link admits at most %d people here%s; ask for %d or fewer.", capErr.Max, where, capErr.Max)), nil
 	case errors.As(err, &capErr):
 		// Less than the configured most: what this inviter's grant allows.
-		return refusal(fmt.Sprintf("Your grant lets an event link of yours admit at most %d people; ask for %d or fewer.", capErr.Max, capErr.Max)), nil
+		return refusal(stanza.NotAcceptable, fmt.Sprintf("Your grant lets an event link of yours admit at most %d people; ask for %d or fewer.", capErr.Max, capErr.Max)), nil
 	case errors.Is(err, invites.ErrEventDuration):
-		return refusal(fmt.Sprintf("An event link stays open for at most %s.", durationText(policy.MaxEventDuration))), nil
+		return refusal(stanza.NotAcceptable, fmt.Sprintf("An event link stays open for at most %s.", durationText(policy.MaxEventDuration))), nil
 	case err != nil:
 		return reply{}, err
 	}
@@ -130,10 +132,6 @@ func runListEvents(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		return reply{text: whose + " has no event links."}, nil
 	}
-	pg := pageOf(req.args["page"], len(evs))
-	if pg.empty() {
-		return pg.beyond(), nil
-	}
 	owner, more := "Your event links", "events"
 	if !mine {
 		owner, more = "Event links of "+whose, "events "+whose
@@ -142,7 +140,7 @@ func runListEvents(ctx context.Context, b *Bot, req request) (reply, error) {
 	tbl := newTable(owner, fmt.Sprintf("%s (%d, newest first):", owner, len(evs)),
 		column{"id", "Id"}, column{"state", "State"}, column{"uses", "Handed out"}, column{"created", "Created"},
 		column{"expires", "Open until"}, column{"note", "Note"})
-	for _, ev := range evs[pg.from:pg.to] {
+	for _, ev := range evs {
 		uses := fmt.Sprintf("%d of %d", ev.Uses, ev.MaxUses)
 		line := fmt.Sprintf("%s  %s, %s handed out", ev.ID, eventStateText(ev, now), uses)
 		if ev.Note != "" {
@@ -150,8 +148,7 @@ func runListEvents(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		tbl.row(line, ev.ID, string(ev.State(now)), uses, formatTime(ev.Created), formatTime(ev.Expires), ev.Note)
 	}
-	tbl.paged(req, pg, more)
-	return tbl.reply(), nil
+	return tbl.reply(req, more, ""), nil
 }
 
 // openEvents offers the actor's event links that are not closed yet (an
@@ -168,7 +165,7 @@ func openEvents(ctx context.Context, b *Bot, req request) ([]dataform.Option, er
 			continue
 		}
 		// Not the note: see optionLabel.
-		opts = append(opts, dataform.Option{Label: optionLabel(ev.ID, fmt.Sprintf("%d/%d handed out", ev.Uses, ev.MaxUses)), Value: ev.ID})
+		opts = append(opts, dataform.Option{Label: optionLabel(ev.ID, fmt.Sprintf("%d/%d used", ev.Uses, ev.MaxUses)), Value: ev.ID})
 	}
 	return opts, nil
 }
@@ -182,10 +179,10 @@ func runCloseEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	res, err := b.svc.CloseEvent(ctx, req.actor, id)
 	switch {
 	case errors.Is(err, invites.ErrNoSuchEvent) && policy.Allows(req.role(), policy.CloseAnyEvent):
-		return refusal(req.say("No such event link. Check the id in events <jid>.",
+		return refusal(stanza.ItemNotFound, req.say("No such event link. Check the id in events <jid>.",
 			"No such event link. Check the id in "+formCommand("events")+".")), nil
 	case errors.Is(err, invites.ErrNoSuchEvent):
-		return refusal(req.say("No such event link among yours. Send events to list them.",
+		return refusal(stanza.ItemNotFound, req.say("No such event link among yours. Send events to list them.",
 			"No such event link among yours. Run "+formCommand("events")+" to see them.")), nil
 	case err != nil && res.Link.ID == "":
 		return reply{}, err

@@ -170,7 +170,7 @@ func TestCreateEventForm(t *testing.T) {
 	}
 	// A bad value shows the form again with what is wrong.
 	again, cerr := submit("2 days")
-	if cerr != nil || again.Status != statusExecuting || len(again.Notes) != 1 || !strings.Contains(again.Notes[0].Text, "must be a duration") {
+	if cerr != nil || again.Status != statusExecuting || !strings.Contains(formMistake(again), "must be a duration") {
 		t.Errorf("a bad duration: %+v, %+v", again, cerr)
 	}
 	done, cerr := submit("2h")
@@ -296,10 +296,10 @@ func TestGrantEventsByForm(t *testing.T) {
 		switch {
 		case cerr != nil:
 			t.Errorf("events %q: %v", tc.value, cerr)
-		case len(done.Notes) != 1 || !strings.Contains(done.Notes[0].Text, tc.wantNote):
-			t.Errorf("events %q: notes %+v, want %q", tc.value, done.Notes, tc.wantNote)
-		case tc.wantErr != (done.Status == statusExecuting && done.Notes[0].Type == "error"):
-			t.Errorf("events %q: status %s, note %+v", tc.value, done.Status, done.Notes[0])
+		case tc.wantErr && (done.Status != statusExecuting || !strings.Contains(formMistake(done), tc.wantNote)):
+			t.Errorf("events %q: %s, error lines %q, want the form again saying %q", tc.value, done.Status, formMistake(done), tc.wantNote)
+		case !tc.wantErr && (done.Status != statusCompleted || len(done.Notes) != 1 || !strings.Contains(done.Notes[0].Text, tc.wantNote)):
+			t.Errorf("events %q: %s, notes %+v, want %q", tc.value, done.Status, done.Notes, tc.wantNote)
 		}
 		if g, err := f.store.Grant(context.Background(), inviter); err != nil || g.Events != tc.wantEvents {
 			t.Errorf("after events %q the grant is %+v, %v; want events %d", tc.value, g, err, tc.wantEvents)

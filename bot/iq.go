@@ -87,6 +87,9 @@ type element struct {
 }
 
 type errorText struct {
+	// Lang is "en": the bot speaks English. nbxmpp (Gajim) looks for the
+	// text in the client's language, then in "en".
+	Lang string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
 	Text string `xml:",chardata"`
 }
 
@@ -98,7 +101,7 @@ func newError(typ string, cond stanza.Condition, app, text string) *stanzaError 
 		e.App = &element{xml.Name{Space: nsCommands, Local: app}}
 	}
 	if text != "" {
-		e.Text = &errorText{Text: text}
+		e.Text = &errorText{Lang: "en", Text: text}
 	}
 	return e
 }

@@ -3,6 +3,8 @@ package bot
 import (
 	"context"
 
+	"mellium.im/xmpp/stanza"
+
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
@@ -28,6 +30,10 @@ type param struct {
 	// keyword, when set, makes this an optional chat parameter written as
 	// "keyword value" anywhere after the positional ones.
 	keyword string
+	// none, for a required parameter with choices, is what a form answers
+	// at once, instead of itself, when the list is empty and the person
+	// can type nothing beyond it (see commandRun.nothingToChoose).
+	none string
 }
 
 // visible reports whether role may see and set p.
@@ -39,6 +45,15 @@ func (p param) visible(role policy.Role) bool {
 // p's list of choices.
 func (p param) offersTyping(role policy.Role) bool {
 	return p.typed && policy.Allows(role, p.typedPerm)
+}
+
+// typesBeyondList reports whether role's free-text field next to p's list
+// reaches values the list never offers them (anyone's invite, for an
+// admin; typedPerm says who), rather than only those past the length of a
+// list that holds them all: an empty list then still leaves something to
+// do.
+func (p param) typesBeyondList(role policy.Role) bool {
+	return p.offersTyping(role) && p.typedPerm != policy.ReadHelp
 }
 
 // operation is one thing the bot can do. The table of operations is the
@@ -128,17 +143,23 @@ type reply struct {
 	// warn marks a reply that succeeded with a caveat (ad-hoc shows it
 	// as a warning note).
 	warn bool
-	// refused marks a reply that says no: nothing was done, and why.
-	// Chat sends the same words; ad-hoc ends the command with them as an
-	// error note (XEP-0050 §4.6), so that no client shows it as success.
-	refused bool
+	// refused, when set, marks a reply that says no: nothing was done,
+	// and text says why. Chat sends the words; ad-hoc answers the command
+	// with a stanza error of this condition carrying them (see
+	// commandRun.refuse), the one answer that no client shows as success.
+	refused stanza.Condition
 	// plain marks a reply that repeats what a stranger wrote: its chat
 	// message asks clients not to style it (XEP-0393 unstyled).
 	plain bool
 }
 
-// refusal is the reply that says no with text.
-func refusal(text string) reply { return reply{text: text, refused: true} }
+// refusal is the reply that says no with text; cond is what kind of no,
+// as a stanza error condition (RFC 6120 §8.3.3): not-allowed for what
+// this person or this service does not do, resource-constraint for a
+// limit reached, item-not-found for an unknown id or account, conflict
+// for what is done already, not-acceptable for a value the service
+// refuses, feature-not-implemented for what this server does not offer.
+func refusal(cond stanza.Condition, text string) reply { return reply{text: text, refused: cond} }
 
 // operations returns the table. It is a function, not a package variable,
 // because the entries refer to handlers that refer back to the table (help).
@@ -155,7 +176,7 @@ func operations() []operation {
 			summary: "cancel a pending invite of yours", perm: policy.CancelInvite,
 			wider: &roleSummary{policy.CancelAnyInvite, "cancel a pending invite, yours or anyone's"}, run: runCancel, confirm: confirmCancel,
 			params: []param{{name: "id", kind: kindInviteID, required: true, label: "Invite", choices: pendingInvites,
-				typed: true, typedPerm: policy.CancelAnyInvite}}},
+				typed: true, typedPerm: policy.CancelAnyInvite, none: "You have no pending invites to cancel."}}},
 		{name: "grant", node: "grant", title: "Grant invite rights",
 			summary: "let a JID create invites (optionally with its own limits)", perm: policy.ManageGrants, run: runGrant,
 			params: []param{
@@ -173,7 +194,8 @@ func operations() []operation {
 		{name: "revoke", node: "revoke", title: "Revoke invite rights",
 			summary: "take the right to invite away and cancel their pending invites", perm: policy.ManageGrants,
 			run: runRevoke, confirm: confirmRevoke,
-			params: []param{{name: "jid", kind: kindJID, required: true, label: "Inviter", choices: currentInviters, typed: true}}},
+			params: []param{{name: "jid", kind: kindJID, required: true, label: "Inviter", choices: currentInviters, typed: true,
+				none: "Nobody holds a grant: there is no one to revoke."}}},
 		{name: "inviters", node: "list-inviters", title: "List inviters",
 			summary: "list who may invite", perm: policy.ListInviters, run: runInviters,
 			params: []param{pageParam}},
@@ -204,12 +226,14 @@ func operations() []operation {
 		{name: "approve", node: "approve-request", title: "Approve account request",
 			summary: "approve an account request: an invite in your name (counted in your quota) appears on the requester's page",
 			perm:    policy.AnswerRequests, run: runApprove, confirm: confirmApprove, offered: requestsOn, unavailable: msgRequestsOff,
-			params: []param{{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true}}},
+			params: []param{{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true,
+				none: "There are no open account requests to approve."}}},
 		{name: "deny", node: "deny-request", title: "Decline account request",
 			summary: "decline an account request; the requester's page shows the reason, if you give one",
 			perm:    policy.AnswerRequests, run: runDeny, confirm: confirmDeny, offered: requestsOn, unavailable: msgRequestsOff,
 			params: []param{
-				{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true},
+				{name: "id", kind: kindRequestID, required: true, label: "Request", choices: openRequests, typed: true,
+					none: "There are no open account requests to decline."},
 				{name: "reason", kind: kindText, label: "Reason (shown on the requester's page; optional)"},
 			}},
 		{name: "whoinvited", node: "whoinvited", title: "Who invited an account",
@@ -233,7 +257,7 @@ func operations() []operation {
 			summary: "close an event link of yours and cancel its unused invites", perm: policy.CloseEvent,
 			wider: &roleSummary{policy.CloseAnyEvent, "close an event link, yours or anyone's, and cancel its unused invites"}, run: runCloseEvent, confirm: confirmCloseEvent,
 			params: []param{{name: "id", kind: kindEventID, required: true, label: "Event link", choices: openEvents,
-				typed: true, typedPerm: policy.CloseAnyEvent}}},
+				typed: true, typedPerm: policy.CloseAnyEvent, none: "You have no open event links to close."}}},
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"mellium.im/xmpp/stanza"
+
 	"durare.org/invitebot/invites"
 )
 
@@ -48,14 +50,10 @@ func runAudit(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(entries) == 0 {
 		return reply{text: "No audit entries."}, nil
 	}
-	pg := pageOf(req.args["page"], len(entries))
-	if pg.empty() {
-		return pg.beyond(), nil
-	}
 	tbl := newTable("Audit log", fmt.Sprintf("Audit log, newest first (%d):", len(entries)),
 		column{"time", "Time"}, column{"actor", "Actor"}, column{"action", "Action"},
 		column{"subject", "Subject"}, column{"detail", "Detail"})
-	for _, e := range entries[pg.from:pg.to] {
+	for _, e := range entries {
 		line := fmt.Sprintf("%s  %s  %s  %s", formatTime(e.Time), e.Actor, e.Action, e.Subject)
 		if e.Detail != "" {
 			line += "  (" + e.Detail + ")"
@@ -63,8 +61,7 @@ func runAudit(ctx context.Context, b *Bot, req request) (reply, error) {
 		tbl.row(line, formatTime(e.Time), e.Actor, e.Action, e.Subject, e.Detail)
 	}
 	more := strings.Join(strings.Fields("audit "+req.args["about"]+" "+req.args["n"]), " ")
-	tbl.paged(req, pg, more)
-	return tbl.reply(), nil
+	return tbl.reply(req, more, ""), nil
 }
 
 func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -99,7 +96,7 @@ func runWhoInvited(ctx context.Context, b *Bot, req request) (reply, error) {
 func runBackup(ctx context.Context, b *Bot, req request) (reply, error) {
 	path, err := b.svc.Backup(ctx, req.actor)
 	if errors.Is(err, invites.ErrNoBackupDir) {
-		return refusal("Backups are off: set store.backup_dir in the configuration and restart the bot."), nil
+		return refusal(stanza.FeatureNotImplemented, "Backups are off: set store.backup_dir in the configuration and restart the bot."), nil
 	}
 	if err != nil {
 		return reply{}, err

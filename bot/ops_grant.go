@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"mellium.im/xmpp/stanza"
+
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/policy"
@@ -25,7 +27,7 @@ func runGrant(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	g, updated, err := b.svc.Grant(ctx, req.actor, target, opts)
 	if errors.Is(err, invites.ErrTargetIsAdmin) {
-		return refusal(fmt.Sprintf("%s is an admin of this service: admins may always invite and need no grant.", target)), nil
+		return refusal(stanza.NotAllowed, fmt.Sprintf("%s is an admin of this service: admins may always invite and need no grant.", target)), nil
 	}
 	if err != nil {
 		return reply{}, err
@@ -126,7 +128,7 @@ func currentInviters(ctx context.Context, b *Bot, req request) ([]dataform.Optio
 	opts := make([]dataform.Option, 0, len(grants))
 	for _, g := range grants {
 		// Some clients (poezio) show only labels.
-		opts = append(opts, dataform.Option{Label: g.JID, Value: g.JID})
+		opts = append(opts, dataform.Option{Label: shortLabel(g.JID), Value: g.JID})
 	}
 	return opts, nil
 }
@@ -140,9 +142,9 @@ func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 	res, err := b.svc.Revoke(ctx, req.actor, target)
 	switch {
 	case errors.Is(err, invites.ErrNotInviter):
-		return refusal(fmt.Sprintf("%s is not an inviter.", target)), nil
+		return refusal(stanza.ItemNotFound, fmt.Sprintf("%s is not an inviter.", target)), nil
 	case errors.Is(err, invites.ErrTargetIsAdmin):
-		return refusal(fmt.Sprintf("%s is an admin of this service; admins are set in the configuration, not by grants, and keep their invites.", target)), nil
+		return refusal(stanza.NotAllowed, fmt.Sprintf("%s is an admin of this service; admins are set in the configuration, not by grants, and keep their invites.", target)), nil
 	case err != nil:
 		return reply{}, err
 	}
@@ -168,15 +170,11 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 			"Nobody holds a grant. Run "+formCommand("grant")+" to add an inviter.")}, nil
 	}
 	def := b.svc.DefaultLimits()
-	pg := pageOf(req.args["page"], len(grants))
-	if pg.empty() {
-		return pg.beyond(), nil
-	}
 	tbl := newTable("Inviters", fmt.Sprintf("Inviters (%d):", len(grants)),
 		column{"jid", "JID"}, column{"granted_by", "Granted by"}, column{"granted_at", "Granted"},
 		column{"per_day", "Per day"}, column{"pending", "Pending"}, column{"note", "Note"},
 		column{"requests", "Answers requests"}, column{"events", "Event links up to"})
-	for _, g := range grants[pg.from:pg.to] {
+	for _, g := range grants {
 		line := fmt.Sprintf("%s  granted by %s on %s, per-day %s, pending %s", g.JID, g.GrantedBy, formatTime(g.GrantedAt),
 			orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending))
 		if g.Requests {
@@ -193,6 +191,5 @@ func runInviters(ctx context.Context, b *Bot, req request) (reply, error) {
 		tbl.row(line, g.JID, g.GrantedBy, formatTime(g.GrantedAt), orDefault(g.PerDay, def.PerDay), orDefault(g.MaxPending, def.MaxPending), g.Note,
 			map[bool]string{true: "yes", false: "no"}[g.Requests], events)
 	}
-	tbl.paged(req, pg, "inviters")
-	return tbl.reply(), nil
+	return tbl.reply(req, "inviters", ""), nil
 }

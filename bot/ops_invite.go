@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"mellium.im/xmpp/stanza"
+
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
 )
@@ -29,19 +31,19 @@ func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
 	inv, err := b.svc.Reset(ctx, req.actor, account)
 	switch {
 	case errors.Is(err, invites.ErrNotLocalAccount):
-		return refusal(fmt.Sprintf("%s is not an account on %s.", account, b.svc.Domain())), nil
+		return refusal(stanza.ItemNotFound, fmt.Sprintf("%s is not an account on %s.", account, b.svc.Domain())), nil
 	case errors.Is(err, invites.ErrNotYourAccount):
-		return refusal(fmt.Sprintf("You may reset only accounts your own invites created, and %s is not one of them (as far as I know). Ask an admin.", account)), nil
+		return refusal(stanza.NotAllowed, fmt.Sprintf("You may reset only accounts your own invites created, and %s is not one of them (as far as I know). Ask an admin.", account)), nil
 	case errors.Is(err, invites.ErrResetUnsupported):
-		return refusal("Password resets need Prosody 13 or newer on the server; this server does not offer them."), nil
+		return refusal(stanza.FeatureNotImplemented, "Password resets need Prosody 13 or newer on the server; this server does not offer them."), nil
 	case errors.Is(err, invites.ErrNoSuchAccount):
-		return refusal(fmt.Sprintf("The server says there is no account %s, so there is nothing to reset%s. No link was made; %s for a new account.",
+		return refusal(stanza.ItemNotFound, fmt.Sprintf("The server says there is no account %s, so there is nothing to reset%s. No link was made; %s for a new account.",
 			account, b.resetCreates(" (a reset link would create it)"), req.say("send invite", "run "+formCommand("invite")))), nil
 	case errors.Is(err, invites.ErrAccountUnknown):
 		if errors.Is(err, invites.ErrIssuerForbidden) {
 			b.logIssuerRefused(ctx, err)
 		}
-		return refusal(fmt.Sprintf("I could not find out from the server whether %s exists, so I made no reset link%s. Try again later; if this keeps happening, the bot's log says why.",
+		return refusal(stanza.RemoteServerTimeout, fmt.Sprintf("I could not find out from the server whether %s exists, so I made no reset link%s. Try again later; if this keeps happening, the bot's log says why.",
 			account, b.resetCreates(" (it would create the account if it does not)"))), nil
 	case err != nil:
 		return reply{}, err
@@ -130,10 +132,6 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		return reply{text: whose + " has no invites."}, nil
 	}
-	pg := pageOf(req.args["page"], len(invs))
-	if pg.empty() {
-		return pg.beyond(), nil
-	}
 	owner, more := "Your invites", "invites"
 	if !mine {
 		owner, more = "Invites of "+whose, "invites "+whose
@@ -141,7 +139,7 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 	tbl := newTable(owner, fmt.Sprintf("%s (%d, newest first):", owner, len(invs)),
 		column{"id", "Id"}, column{"state", "State"}, column{"created", "Created"}, column{"expires", "Expires"},
 		column{"account", "Account created"})
-	for _, inv := range invs[pg.from:pg.to] {
+	for _, inv := range invs {
 		expires := ""
 		if inv.State == invites.StatePending && !inv.Expires.IsZero() {
 			expires = formatTime(inv.Expires)
@@ -167,8 +165,7 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		}
 		tbl.row(line, inv.ID, string(inv.State), formatTime(inv.Created), expires, inv.UsedBy)
 	}
-	tbl.paged(req, pg, more)
-	return tbl.reply(), nil
+	return tbl.reply(req, more, ""), nil
 }
 
 // pendingInvites offers the actor's pending invites to choose from.
@@ -183,7 +180,7 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 			continue
 		}
 		// Ids and our own words only, short: see optionLabel.
-		opts = append(opts, dataform.Option{Label: optionLabel(inv.ID, "created "+formatDay(inv.Created)), Value: inv.ID})
+		opts = append(opts, dataform.Option{Label: optionLabel(inv.ID, formatDay(inv.Created)), Value: inv.ID})
 	}
 	return opts, nil
 }
@@ -201,9 +198,9 @@ func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 	inv, err := b.svc.Cancel(ctx, req.actor, req.args["id"])
 	if errors.Is(err, invites.ErrNotPending) {
 		if inv.State == invites.StateUsed && inv.UsedBy != "" {
-			return refusal(fmt.Sprintf("Invite %s is already used by %s.", inv.ID, inv.UsedBy)), nil
+			return refusal(stanza.Conflict, fmt.Sprintf("Invite %s is already used by %s.", inv.ID, inv.UsedBy)), nil
 		}
-		return refusal(fmt.Sprintf("Invite %s is already %s.", inv.ID, inv.State)), nil
+		return refusal(stanza.Conflict, fmt.Sprintf("Invite %s is already %s.", inv.ID, inv.State)), nil
 	}
 	if err != nil {
 		return reply{}, err

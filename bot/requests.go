@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"mellium.im/xmpp/stanza"
+
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/invites"
 )
@@ -40,7 +42,7 @@ func openRequests(ctx context.Context, b *Bot, req request) ([]dataform.Option, 
 	opts := make([]dataform.Option, 0, len(reqs))
 	for _, r := range reqs[:min(len(reqs), pageSize)] {
 		// Not the requester's name: see optionLabel.
-		opts = append(opts, dataform.Option{Label: optionLabel(r.ID, "asked "+formatDay(r.Created)), Value: r.ID})
+		opts = append(opts, dataform.Option{Label: optionLabel(r.ID, formatDay(r.Created)), Value: r.ID})
 	}
 	return opts, nil
 }
@@ -53,22 +55,16 @@ func runRequests(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(reqs) == 0 {
 		return reply{text: "No open account requests."}, nil
 	}
-	pg := pageOf(req.args["page"], len(reqs))
-	if pg.empty() {
-		return pg.beyond(), nil
-	}
 	tbl := newTable("Account requests", fmt.Sprintf("Open account requests (%d, oldest first):", len(reqs)),
 		column{"id", "Id"}, column{"asked", "Asked"}, column{"until", "Open until"}, column{"name", "Name"},
 		column{"contact", "Contact (not verified)"}, column{"message", "Message"})
-	for _, r := range reqs[pg.from:pg.to] {
+	for _, r := range reqs {
 		line := fmt.Sprintf("%s  asked %s by %s, contact %s: %s", r.ID, formatTime(r.Created), requesterName(r),
 			requesterContact(r), inert(r.Message))
 		tbl.row(line, r.ID, formatTime(r.Created), formatTime(r.Expires), inert(r.Name), inert(r.Contact), inert(r.Message))
 	}
-	tbl.paged(req, pg, "requests")
-	tbl.footer(req.say("To answer: approve <id>, or deny <id> [reason]",
+	res := tbl.reply(req, "requests", req.say("To answer: approve <id>, or deny <id> [reason]",
 		"To answer, run "+formCommand("approve")+" or "+formCommand("deny")+"."))
-	res := tbl.reply()
 	res.plain = true
 	return res, nil
 }
@@ -146,10 +142,10 @@ func runDeny(ctx context.Context, b *Bot, req request) (reply, error) {
 func requestRefusal(req request, r invites.Request, err error) (reply, bool) {
 	switch {
 	case errors.Is(err, invites.ErrNoSuchRequest):
-		return refusal(fmt.Sprintf("No account request %s. %s", req.args["id"],
+		return refusal(stanza.ItemNotFound, fmt.Sprintf("No account request %s. %s", req.args["id"],
 			req.say("Send requests to list the open ones.", "Run "+formCommand("requests")+" to see the open ones."))), true
 	case errors.Is(err, invites.ErrRequestAnswered):
-		return refusal(answeredText(r)), true
+		return refusal(stanza.Conflict, answeredText(r)), true
 	}
 	return reply{}, false
 }

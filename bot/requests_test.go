@@ -307,10 +307,10 @@ func TestRequestCommandsAdhoc(t *testing.T) {
 	}
 	checkNoLinks(t, form.Form.Fields[0].Options[0].Label)
 	confirm := run("approve-request", actionNext, form.SessionID, dataform.Field{Var: "id", Values: []string{anna}})
-	if confirm.Status != statusExecuting || !strings.Contains(confirm.Form.Fields[0].Values[0], "Approve request "+anna) {
+	if confirm.Status != statusExecuting || !strings.Contains(formText(confirm.Form), "Approve request "+anna) {
 		t.Fatalf("confirmation %+v", confirm)
 	}
-	checkNoLinks(t, confirm.Form.Fields[0].Values[0])
+	checkNoLinks(t, formText(confirm.Form))
 	done := run("approve-request", actionComplete, confirm.SessionID)
 	if done.Status != statusCompleted || len(done.Notes) != 1 || !strings.Contains(done.Notes[0].Text, "Approved request "+anna) {
 		t.Fatalf("approval %+v", done)
@@ -324,12 +324,21 @@ func TestRequestCommandsAdhoc(t *testing.T) {
 	if len(done.Notes) != 1 || !strings.Contains(done.Notes[0].Text, "Declined request "+ben) {
 		t.Fatalf("denial %+v", done)
 	}
-	// A second approval through the form learns who answered first.
+	// With no open request left, approving has nothing to choose.
+	if none := run("approve-request", actionExecute, ""); none.Status != statusCompleted || len(none.Notes) != 1 ||
+		none.Notes[0].Text != "There are no open account requests to approve." {
+		t.Fatalf("approve with no open requests: %+v", none)
+	}
+	// A second approval through the form learns who answered first, as
+	// the command's error.
+	f.submit(t, invites.NewRequest{Name: "Cleo", Message: "hello"})
 	form = run("approve-request", actionExecute, "")
 	confirm = run("approve-request", actionNext, form.SessionID, dataform.Field{Var: "id-other", Values: []string{ben}})
-	done = run("approve-request", actionComplete, confirm.SessionID)
-	if len(done.Notes) != 1 || !strings.Contains(done.Notes[0].Text, "already declined by "+approver) {
-		t.Fatalf("late approval %+v", done)
+	_, cerr := f.bot.runCommand(context.Background(), iqRequest{iq: stanza.IQ{From: from},
+		command: commandIn{Node: "approve-request", Action: actionComplete, SessionID: confirm.SessionID}}, f.actor(t, approver))
+	if cerr == nil || cerr.Cond.XMLName.Local != string(stanza.Conflict) || cerr.Text == nil ||
+		!strings.Contains(cerr.Text.Text, "already declined by "+approver) {
+		t.Fatalf("late approval %+v", cerr)
 	}
 }
 

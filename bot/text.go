@@ -3,12 +3,14 @@ package bot
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	"golang.org/x/text/width"
+	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/internal/dataform"
 	"durare.org/invitebot/internal/plaintext"
@@ -161,31 +163,44 @@ const (
 	maxCellBytes = 160
 )
 
+// formLines is the most text lines a form's page of a list holds: poezio
+// shows a form in the rows of its window less four (title, help lines and
+// the tab bar), 20 of a 24-line terminal, and cannot scroll a form that has
+// only text lines (it scrolls from one input field to the next), so a line
+// past the bottom could never be read.
+const formLines = 20
+
 // page is the part of a long list one reply shows.
 type page struct {
 	number, from, to, total int
+	// count is how many pages the list has.
+	count int
 }
 
-// pageOf picks page n (1-based, from a "page" argument; empty means 1) of a
-// list of total rows.
-func pageOf(arg string, total int) page {
+// pageNumber reads a "page" argument (1-based; empty means 1).
+func pageNumber(arg string) int {
 	n, err := strconv.Atoi(arg)
 	if err != nil || n < 1 {
-		n = 1
+		return 1
 	}
-	from := min((n-1)*pageSize, total)
-	return page{number: n, from: from, to: min(from+pageSize, total), total: total}
+	return n
 }
 
-// pages is how many pages the list has.
-func (p page) pages() int { return max(1, (p.total+pageSize-1)/pageSize) }
+// pageOf picks page n (from a "page" argument) of a list of total rows,
+// pageSize rows a page.
+func pageOf(arg string, total int) page {
+	n := pageNumber(arg)
+	from := min((n-1)*pageSize, total)
+	return page{number: n, from: from, to: min(from+pageSize, total), total: total,
+		count: max(1, (total+pageSize-1)/pageSize)}
+}
 
 // empty reports whether the page asked for lies past the end.
 func (p page) empty() bool { return p.from >= p.total && p.total > 0 }
 
 // beyond is the reply for a page past the end of the list.
 func (p page) beyond() reply {
-	return refusal(fmt.Sprintf("There is no page %d: the list has %s.", p.number, count(p.pages(), "page", "pages")))
+	return refusal(stanza.ItemNotFound, fmt.Sprintf("There is no page %d: the list has %s.", p.number, count(p.count, "page", "pages")))
 }
 
 // column is one column of a table reply: its name in the form's field
@@ -193,30 +208,31 @@ func (p page) beyond() reply {
 type column struct{ name, label string }
 
 // table builds a reply that is a list: lines of chat text under a heading,
-// and the same rows as a result form of short text lines, one fact each.
+// or, for a form, the same rows as a result form of short text lines, one
+// fact each.
 //
 // The form has no <reported/> table: Gajim 1.7 (Debian 12) cannot show one
 // at all (nbxmpp's extend_form makes such a form a MultipleDataForm, which
 // has no iter_fields, and Gajim's FormGrid calls it: the command hangs at
 // "Executing…"), and console clients show none. Every client shows fixed
-// fields, so each line is one: named (fixedVarText-1, -2, …, for poezio's
-// sake, see fixedVarError), with one value (profanity shows only the
-// first, poezio none of several), and at most maxLineColumns wide (poezio
-// cuts a field's text at half the window).
+// fields, so each line is one (see textFields). A form's page holds as
+// many whole rows as fit in formLines, fewer than chat's pageSize.
 type table struct {
-	text  strings.Builder
-	cols  []column
+	title, heading string
+	cols           []column
+	rows           []tableRow
+}
+
+// tableRow is one entry: its chat line and its form lines.
+type tableRow struct {
+	chat  string
 	lines []string
-	form  *dataform.Form
 }
 
 // newTable starts a table titled title (the form's title) whose chat text
 // and form begin with heading.
 func newTable(title, heading string, cols ...column) *table {
-	t := &table{cols: cols, form: &dataform.Form{Type: dataform.TypeResult, Title: title}}
-	t.text.WriteString(heading)
-	t.lines = append(t.lines, wrapLine(heading, "")...)
-	return t
+	return &table{title: title, heading: heading, cols: cols}
 }
 
 // row adds one entry: line is its chat text, cells its values in column
@@ -224,52 +240,143 @@ func newTable(title, heading string, cols ...column) *table {
 // heads the entry and each other cell that is not empty is a fact of its
 // own, "label: value", wrapped into short lines.
 func (t *table) row(line string, cells ...string) {
-	t.text.WriteString("\n  " + plaintext.Truncate(line, len(cells)*maxCellBytes))
+	r := tableRow{chat: plaintext.Truncate(line, len(cells)*maxCellBytes)}
 	for i, v := range cells {
 		v = plaintext.Truncate(v, maxCellBytes)
 		switch {
 		case i == 0:
-			t.lines = append(t.lines, wrapLine(v, "")...)
+			r.lines = append(r.lines, wrapLine(v, "")...)
 		case v != "":
-			t.lines = append(t.lines, wrapLine(t.cols[i].label+": "+v, "  ")...)
+			r.lines = append(r.lines, wrapLine(t.cols[i].label+": "+v, "  ")...)
 		}
 	}
+	t.rows = append(t.rows, r)
 }
 
-// paged ends a page of a longer list with where it is and how to see the
-// next: more is the chat command for the next page, without "page N"; a
-// form says to run the form again.
-func (t *table) paged(req request, p page, more string) {
+// reply is the page the request asks for ("page" argument), as chat text
+// or, for a form, as a form of text lines. more is the chat command for
+// the next page, without "page N"; footer is said after the rows (how to
+// answer them). A page past the end is refused.
+func (t *table) reply(req request, more, footer string) reply {
+	if req.form {
+		return t.formPage(req, footer)
+	}
+	p := pageOf(req.args["page"], len(t.rows))
+	if p.empty() {
+		return p.beyond()
+	}
+	var text strings.Builder
+	text.WriteString(t.heading)
+	for _, r := range t.rows[p.from:p.to] {
+		text.WriteString("\n  " + r.chat)
+	}
+	if line := p.where(); line != "" {
+		if p.to < p.total {
+			line += fmt.Sprintf(" For more, send: %s page %d", more, p.number+1)
+		}
+		text.WriteString("\n  " + line)
+	}
+	if footer != "" {
+		text.WriteString("\n  " + footer)
+	}
+	return reply{text: text.String()}
+}
+
+// where says which rows a page of a longer list shows, or nothing for a
+// list of one page.
+func (p page) where() string {
 	if p.from == 0 && p.to == p.total {
-		return
+		return ""
 	}
-	line := fmt.Sprintf("Showing %d–%d of %d.", p.from+1, p.to, p.total)
-	if p.to < p.total {
-		line += req.say(fmt.Sprintf(" For more, send: %s page %d (in a form: page %d)", more, p.number+1, p.number+1),
-			fmt.Sprintf(" For more, run this command again with page %d.", p.number+1))
-	}
-	t.footer(line)
-	t.form.Title += fmt.Sprintf(" (page %d of %d)", p.number, p.pages())
+	return fmt.Sprintf("Showing %d–%d of %d.", p.from+1, p.to, p.total)
 }
 
-// footer ends the chat text and the form with a line that is not a row.
-func (t *table) footer(line string) {
-	t.text.WriteString("\n  " + line)
-	t.lines = append(t.lines, wrapLine(line, "")...)
+// formMore is what a form's page says to show the next one.
+func formMore(next int) string {
+	return fmt.Sprintf(" For more, run it again with page %d.", next)
 }
 
-// reply is the table as chat text and as a form of text lines.
-func (t *table) reply() reply {
-	for i, line := range t.lines {
-		t.form.Fields = append(t.form.Fields, dataform.Field{Var: fmt.Sprintf("%s-%d", fixedVarText, i+1), Type: dataform.Fixed, Values: []string{line}})
+// formPage is a page of the table as a result form of at most formLines
+// text lines: the heading, as many whole rows as fit, where the page is in
+// the list with how to see the next, and the footer. A row too long for a
+// page of its own is cut.
+func (t *table) formPage(req request, footer string) reply {
+	head := wrapLine(t.heading, "")
+	var foot []string
+	if footer != "" {
+		foot = wrapLine(footer, "")
 	}
-	return reply{text: t.text.String(), form: t.form}
+	// Room for the rows, less the longest paging line the list can need.
+	total := len(t.rows)
+	worst := len(wrapLine(page{from: total - 1, to: total, total: total}.where()+formMore(total+1), ""))
+	room := max(1, formLines-len(head)-len(foot)-worst)
+	var pages []page
+	for from := 0; from < total; {
+		to, used := from, 0
+		for to < total && (to == from || used+len(t.rows[to].lines) <= room) {
+			used += len(t.rows[to].lines)
+			to++
+		}
+		pages = append(pages, page{number: len(pages) + 1, from: from, to: to, total: total})
+		from = to
+	}
+	n := pageNumber(req.args["page"])
+	if n > len(pages) {
+		return page{number: n, count: len(pages)}.beyond()
+	}
+	p := pages[n-1]
+	lines := head
+	for _, r := range t.rows[p.from:p.to] {
+		rl := r.lines
+		if len(rl) > room {
+			rl = append(slices.Clip(rl[:room-1]), "  …")
+		}
+		lines = append(lines, rl...)
+	}
+	if line := p.where(); line != "" {
+		if p.to < p.total {
+			line += formMore(p.number + 1)
+		}
+		lines = append(lines, wrapLine(line, "")...)
+	}
+	lines = append(lines, foot...)
+	form := &dataform.Form{Type: dataform.TypeResult, Title: t.title, Fields: textFields(fixedVarText, lines)}
+	if len(pages) > 1 {
+		form.Title += fmt.Sprintf(" (page %d of %d)", p.number, len(pages))
+	}
+	return reply{text: t.heading, form: form}
 }
 
-// wrapLine cuts s into lines of at most maxLineColumns, between words
-// where it can: the first line begins with indent, the others with two
-// more spaces.
+// textFields makes lines, each at most maxLineColumns wide (see wrapLine),
+// the text lines of a form: fixed fields named name-1, name-2, … (for
+// poezio's sake, see fixedVarError), with one value each (profanity shows
+// only the first, poezio none of several).
+func textFields(name string, lines []string) []dataform.Field {
+	fields := make([]dataform.Field, 0, len(lines))
+	for i, line := range lines {
+		fields = append(fields, dataform.Field{Var: fmt.Sprintf("%s-%d", name, i+1), Type: dataform.Fixed, Values: []string{line}})
+	}
+	return fields
+}
+
+// markupLookalikes replaces the characters that make text Pango markup
+// with ones that look alike: Gajim shows a fixed field's value (and a
+// form's instructions) as markup, unescaped. A line with "<id>" or "&" in
+// it failed to show at all (Gajim showed the field's name instead), and
+// "<big>" in a note someone typed was taken as markup. Escaping them would
+// show "&lt;" in every other client, which reads the text as it is.
+var markupLookalikes = strings.NewReplacer("<", "‹", ">", "›", "&", "＆")
+
+// markupSafe is s as a form's text line shows it: see markupLookalikes.
+func markupSafe(s string) string { return markupLookalikes.Replace(s) }
+
+// wrapLine cuts s into a form's text lines of at most maxLineColumns,
+// between words where it can: the first line begins with indent, the others
+// with two more spaces. It is where every text line of a form is made, so
+// it also makes the text safe for clients that read it as markup
+// (markupSafe).
 func wrapLine(s, indent string) []string {
+	s = markupSafe(s)
 	var lines []string
 	line, prefix := indent, indent
 	empty := true
@@ -433,10 +540,16 @@ func inert(s string) string {
 	return b.String()
 }
 
-// maxLineColumns is the widest line a form shows: poezio gives each
-// field's text half of the window (40 columns of 80, the last not
-// written), and cuts the rest.
-const maxLineColumns = 38
+// maxLineColumns is the widest text line a form shows: poezio gives each
+// field's text half of its window, which its vertical tab list narrows by
+// 20 columns: 30 columns of 80, the last one not written, and it cuts the
+// rest.
+const maxLineColumns = 29
+
+// maxOptionColumns is the widest choice of a form's list: poezio draws it
+// centred in the field's 30 columns, between an arrow in the first column
+// and one in the last, and one wider than the field as nothing at all.
+const maxOptionColumns = 28
 
 // columns is how many terminal columns s takes: wide characters (East
 // Asian, emoji) two, combining marks none.

@@ -250,6 +250,19 @@ func TestAccountRequestApprovedInChat(t *testing.T) {
 	}
 }
 
+// formWords is what a form's text lines say, wrapped lines joined.
+func formWords(f *dataform.Form) string {
+	var words []string
+	for _, fl := range f.Fields {
+		if fl.Type == dataform.Fixed {
+			for _, v := range fl.Values {
+				words = append(words, strings.Fields(v)...)
+			}
+		}
+	}
+	return strings.Join(words, " ")
+}
+
 // TestAccountRequestAdhocAndLimits: approval and denial from ad-hoc
 // forms, the reason on the declined requester's page; the cap on open
 // requests, the honeypot, the per-address limit and the pause, each
@@ -297,7 +310,7 @@ func TestAccountRequestAdhocAndLimits(t *testing.T) {
 	}
 	confirm := execute(t, admin, first.Next(), &dataform.Form{Type: dataform.TypeSubmit,
 		Fields: []dataform.Field{{Var: "id", Values: []string{ids[0]}}}})
-	if confirm.Status != "executing" || !strings.Contains(confirm.Form.Fields[0].Values[0], "Approve request "+ids[0]+" by “One”") {
+	if confirm.Status != "executing" || !strings.Contains(formWords(confirm.Form), "Approve request "+ids[0]+" by “One”") {
 		t.Fatalf("confirmation: %+v", confirm)
 	}
 	done := execute(t, admin, confirm.Complete(), nil)
