@@ -168,7 +168,7 @@ func (b *Bot) handleIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	case iq.Type == stanza.GetIQ && (req.payload == nameDiscoInfo || req.payload == nameDiscoItems):
 		b.dispatchIQ(t, req)
 		return
-	case iq.Type == stanza.SetIQ && b.isReport(child):
+	case iq.Type == stanza.SetIQ && isReport(b.reports, child):
 		b.handleReport(t, req, child)
 		return
 	case iq.Type == stanza.SetIQ && req.payload == nameCommand:

@@ -38,13 +38,13 @@ func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
 		return refusal(stanza.FeatureNotImplemented, "Password resets need Prosody 13 or newer on the server; this server does not offer them."), nil
 	case errors.Is(err, invites.ErrNoSuchAccount):
 		return refusal(stanza.ItemNotFound, fmt.Sprintf("The server says there is no account %s, so there is nothing to reset%s. No link was made; %s for a new account.",
-			account, b.resetCreates(" (a reset link would create it)"), req.say("send invite", "run "+formCommand("invite")))), nil
+			account, resetCreates(b.svc.ServerModule(), " (a reset link would create it)"), req.say("send invite", "run "+formCommand("invite")))), nil
 	case errors.Is(err, invites.ErrAccountUnknown):
 		if errors.Is(err, invites.ErrIssuerForbidden) {
 			b.logIssuerRefused(ctx, err)
 		}
 		return refusal(stanza.RemoteServerTimeout, fmt.Sprintf("I could not find out from the server whether %s exists, so I made no reset link%s. Try again later; if this keeps happening, the bot's log says why.",
-			account, b.resetCreates(" (it would create the account if it does not)"))), nil
+			account, resetCreates(b.svc.ServerModule(), " (it would create the account if it does not)"))), nil
 	case err != nil:
 		return reply{}, err
 	}
@@ -63,8 +63,8 @@ func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
 // account is not made: without mod_invitebot the server's reset token
 // could create the account. With the module it cannot, and the refusal
 // says nothing of it.
-func (b *Bot) resetCreates(why string) string {
-	if b.svc.ServerModule() == invites.ModulePresent {
+func resetCreates(module invites.ModuleState, why string) string {
+	if module == invites.ModulePresent {
 		return ""
 	}
 	return why

@@ -21,12 +21,13 @@ type ReportReader interface {
 	ReadReport(payload xml.StartElement) (invites.Report, bool)
 }
 
-// isReport says whether an IQ set's payload is a usage report.
-func (b *Bot) isReport(payload xml.StartElement) bool {
-	if b.reports == nil {
+// isReport says whether an IQ set's payload is a usage report r reads (a
+// nil r reads none).
+func isReport(r ReportReader, payload xml.StartElement) bool {
+	if r == nil {
 		return false
 	}
-	_, ok := b.reports.ReadReport(payload)
+	_, ok := r.ReadReport(payload)
 	return ok
 }
 
