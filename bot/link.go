@@ -303,16 +303,7 @@ func explainHandshake(err error) error {
 // ping proves the link carries stanzas both ways. Any answer counts, an
 // error IQ included: only silence means the link is dead.
 func (l *Link) ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.PingTimeout)
-	defer cancel()
-	payload := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}})
-	resp, err := l.SendIQElement(ctx, payload, stanza.IQ{
-		Type: stanza.GetIQ, From: l.cfg.Component, To: l.cfg.PingTarget,
-	})
-	if err != nil {
-		return err
-	}
-	return resp.Close()
+	return reconnect.Ping(ctx, l, stanza.IQ{From: l.cfg.Component, To: l.cfg.PingTarget}, l.cfg.PingTimeout)
 }
 
 func (l *Link) current() (*linkSession, error) {

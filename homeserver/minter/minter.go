@@ -278,14 +278,7 @@ func saslCondition(err error) string {
 
 // ping proves the session carries stanzas both ways: any answer counts.
 func (m *Session) ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.PingTimeout)
-	defer cancel()
-	payload := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "urn:xmpp:ping", Local: "ping"}})
-	resp, err := m.SendIQElement(ctx, payload, stanza.IQ{Type: stanza.GetIQ, To: m.cfg.Account.Domain()})
-	if err != nil {
-		return err
-	}
-	return resp.Close()
+	return reconnect.Ping(ctx, m, stanza.IQ{To: m.cfg.Account.Domain()}, m.cfg.PingTimeout)
 }
 
 func (m *Session) current() (*loginSession, error) {
