@@ -152,6 +152,15 @@ func (c *commandRun) start(ctx context.Context) (commandOut, *commandError) {
 	if len(visibleParams(c.op, c.req.role())) == 0 && c.op.confirm == nil {
 		return c.finish(ctx, newSessionID())
 	}
+	if c.op.precheck != nil {
+		res, err := c.op.precheck(ctx, c.bot, c.req)
+		if err != nil {
+			return commandOut{}, c.failure(ctx, err)
+		}
+		if res.refused != "" {
+			return commandOut{}, refusalError(res.refused, res.text)
+		}
+	}
 	none, err := c.nothingToChoose(ctx)
 	if err != nil {
 		return commandOut{}, c.failure(ctx, err)

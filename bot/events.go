@@ -46,6 +46,22 @@ func durationText(d time.Duration) string {
 	return s
 }
 
+// noEventLinks is the refusal to someone whose grant has no event links.
+func noEventLinks(req request) reply {
+	return refusal(stanza.NotAllowed, req.say("Your grant does not include event links. Ask an admin (grant <your jid> events N).",
+		"Your grant does not include event links. Ask an admin to allow you some in your grant."))
+}
+
+// eventsAllowed refuses the event form at once to someone whose grant has
+// no event links, before they fill it in.
+func eventsAllowed(ctx context.Context, b *Bot, req request) (reply, error) {
+	err := b.svc.MayCreateEvents(ctx, req.actor)
+	if errors.Is(err, invites.ErrEventsNotAllowed) {
+		return noEventLinks(req), nil
+	}
+	return reply{}, err
+}
+
 func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	uses, _ := strconv.Atoi(req.args["uses"])
 	valid, _ := time.ParseDuration(req.args["valid"])
@@ -53,8 +69,7 @@ func runEvent(ctx context.Context, b *Bot, req request) (reply, error) {
 	var capErr *invites.EventCapError
 	switch {
 	case errors.Is(err, invites.ErrEventsNotAllowed):
-		return refusal(stanza.NotAllowed, req.say("Your grant does not include event links. Ask an admin (grant <your jid> events N).",
-			"Your grant does not include event links. Ask an admin to allow you some in your grant.")), nil
+		return noEventLinks(req), nil
 	case errors.As(err, &capErr) && capErr.Shared:
 		return refusal(stanza.ResourceConstraint, eventAllowanceText(req, capErr)), nil
 	case errors.As(err, &capErr) && capErr.Max >= b.svc.DefaultLimits().EventMaxUses:

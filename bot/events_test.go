@@ -306,3 +306,23 @@ func TestGrantEventsByForm(t *testing.T) {
 		}
 	}
 }
+
+// TestEventFormRefusedBeforeItIsFilled: someone whose grant has no event
+// links is told at once, not after filling the form in (a real-client
+// pass: the form came, then a number complaint, and only then the refusal).
+func TestEventFormRefusedBeforeItIsFilled(t *testing.T) {
+	f := newFixture(t)
+	withEventPages(f)
+	f.mustSay(t, admin, "grant "+inviter)
+	out, cerr := f.adhoc(t, inviter, commandIn{Node: "create-event", Action: actionExecute})
+	if cerr == nil {
+		t.Fatalf("create-event without an allowance showed %+v, want a refusal at once", out)
+	}
+	if cerr.Cond.XMLName.Local != "not-allowed" || cerr.Text == nil || !strings.Contains(cerr.Text.Text, "does not include event links") {
+		t.Errorf("refusal %+v, want not-allowed saying the grant has no event links", cerr.stanzaError)
+	}
+	f.mustSay(t, admin, "grant "+inviter+" events 5")
+	if out, cerr := f.adhoc(t, inviter, commandIn{Node: "create-event", Action: actionExecute}); cerr != nil || out.Form == nil {
+		t.Errorf("create-event with an allowance: %+v, %v; want its form", out, cerr)
+	}
+}

@@ -79,6 +79,11 @@ type operation struct {
 	offered func(b *Bot) bool
 	// unavailable is the answer to a request when offered says no.
 	unavailable string
+	// precheck, when set, is asked before a form is shown: a refusal it
+	// returns is the answer at once, so nobody fills a form that would be
+	// refused whatever they enter (an inviter whose grant has no event
+	// links). A zero reply lets the form show.
+	precheck func(ctx context.Context, b *Bot, req request) (reply, error)
 }
 
 // roleSummary is the summary of an operation for the roles holding perm.
@@ -241,7 +246,7 @@ func operations() []operation {
 			params: []param{{name: "jid", kind: kindAccount, required: true, label: "Account (user@domain, or just user on this domain)"}}},
 		{name: "event", node: "create-event", title: "Create event link",
 			summary: "a link for a workshop or meetup: each visitor gets an invite of their own, up to a cap, for a few hours",
-			perm:    policy.CreateEvent, run: runEvent,
+			perm:    policy.CreateEvent, run: runEvent, precheck: eventsAllowed,
 			offered:     func(b *Bot) bool { return b.eventLinks != nil },
 			unavailable: "Event links need the bot's web page: set http.listen and http.public_url in the configuration.",
 			params: []param{

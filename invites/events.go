@@ -199,6 +199,50 @@ type EventOptions struct {
 	Note string
 }
 
+// MayCreateEvents reports whether a may make event links at all: nil, or
+// ErrForbidden or ErrEventsNotAllowed, the refusals CreateEvent would give
+// whatever a asks for. Front ends ask before they show a form to fill.
+func (el *eventLinks) MayCreateEvents(ctx context.Context, a Actor) error {
+	if err := a.may(policy.CreateEvent); err != nil {
+		return err
+	}
+	t, err := el.termsOf(ctx, a)
+	if err != nil {
+		return err
+	}
+	if t.perLink() == 0 {
+		return ErrEventsNotAllowed
+	}
+	return nil
+}
+
+// eventTerms is what decides how many people an actor's event links may
+// admit: the role, the grant's allowance and the configured limits.
+type eventTerms struct {
+	role        policy.Role
+	grantEvents int
+	limits      policy.Limits
+}
+
+// perLink is the most people one link may admit; 0 means no links at all.
+func (t eventTerms) perLink() int {
+	return policy.EventCap(t.role, t.grantEvents, t.limits.EventMaxUses)
+}
+
+// termsOf reads a's event terms: admins are bound by the configuration
+// only, inviters by their grant too.
+func (el *eventLinks) termsOf(ctx context.Context, a Actor) (eventTerms, error) {
+	t := eventTerms{role: a.role, limits: el.roles.DefaultLimits()}
+	if a.role != policy.Admin {
+		g, err := el.store.Grant(ctx, a.jid)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return eventTerms{}, fmt.Errorf("create event: %w", err)
+		}
+		t.grantEvents = g.Events
+	}
+	return t, nil
+}
+
 // CreateEvent makes an event link for a. Admins may set a cap up to the
 // configured maximum, inviters up to what their grant's allowance leaves
 // (none unless an admin gave one: grant … events N): it bounds what all
@@ -214,17 +258,12 @@ func (el *eventLinks) CreateEvent(ctx context.Context, a Actor, o EventOptions) 
 	if o.Valid <= 0 || o.Valid > policy.MaxEventDuration {
 		return EventLink{}, ErrEventDuration
 	}
-	var grantEvents int
-	if a.role != policy.Admin {
-		g, err := el.store.Grant(ctx, a.jid)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return EventLink{}, fmt.Errorf("create event: %w", err)
-		}
-		grantEvents = g.Events
+	terms, err := el.termsOf(ctx, a)
+	if err != nil {
+		return EventLink{}, err
 	}
-	lim := el.roles.DefaultLimits()
-	perLink := policy.EventCap(a.role, grantEvents, lim.EventMaxUses)
-	switch {
+	grantEvents, lim := terms.grantEvents, terms.limits
+	switch perLink := terms.perLink(); {
 	case perLink == 0:
 		return EventLink{}, ErrEventsNotAllowed
 	case o.Uses < 1 || o.Uses > perLink:
