@@ -135,7 +135,10 @@ func TestResetSafetyMinter(t *testing.T) {
 			role := prosodytest.Role{Name: prosody.MinterRole, Inherits: []string{"prosody:registered"}, Allow: allow}
 			srv := prosodytest.Start(t, prosodytest.WithoutComponentAdmin(), prosodytest.WithCustomRoles(role))
 			if !srv.HasRoles() {
-				t.Skipf("Prosody %s has no roles, so no minter role; resets on 0.12 are covered by TestResetSafety", srv.Version)
+				// 0.12 has no roles and no reset command: a minter bot
+				// must say so instead of making a link.
+				resetsRefusedWithoutRoles(t, srv)
+				return
 			}
 			account := srv.AddUserWithRole(t, "minter", srv.Domain, minterPass, prosody.MinterRole)
 			srv.AddUser(t, "alice", srv.Domain, "alice password")
@@ -184,4 +187,22 @@ func minterRoleAllows(t *testing.T) []string {
 		}
 	}
 	return allow
+}
+
+// resetsRefusedWithoutRoles: on a Prosody without roles (0.12) a bot
+// minting through a minter account offers no resets and refuses one.
+func resetsRefusedWithoutRoles(t *testing.T, srv *prosodytest.Server) {
+	t.Helper()
+	account := srv.AddUser(t, "minter", srv.Domain, minterPass)
+	srv.AddUser(t, "alice", srv.Domain, "alice password")
+	w := &world{srv: srv, component: jid.MustParse(srv.Component),
+		dbPath: filepath.Join(t.TempDir(), "invitebot.db"), logs: &syncBuffer{}}
+	ups := make(chan struct{}, 16)
+	w.bot = w.startMinterBot(t, account, ups)
+	awaitSignal(t, ups, "minter session up")
+	admin := w.user(t, "admin", srv.Domain)
+	if strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>") {
+		t.Errorf("Prosody %s offers no resets, but help lists reset", srv.Version)
+	}
+	expectContains(t, admin.Chat(t, w.component, "reset alice@"+srv.Domain), "need Prosody 13")
 }
