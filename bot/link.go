@@ -316,8 +316,9 @@ func (l *Link) current() (*linkSession, error) {
 }
 
 // SendIQElement sends an IQ on the current session and waits for the
-// answer until ctx ends. It satisfies invites.IQSender. The IQ gets an id
-// when it has none, and the component as from when it has none.
+// answer until ctx ends: the IQ sender the server's packages mint with
+// (adhoc.IQSender). The IQ gets an id when it has none, and the component
+// as from when it has none.
 func (l *Link) SendIQElement(ctx context.Context, payload xml.TokenReader, iq stanza.IQ) (xmlstream.TokenReadCloser, error) {
 	if iq.ID == "" {
 		iq.ID = randomID()

@@ -89,7 +89,7 @@ type Config struct {
 // component Link keeps its link: it dials, pings, and logs in again with
 // exponential backoff and jitter after any drop, and gives up only when
 // the server refuses the account's credentials. Through SendIQElement it
-// is the IQSender an invites.AdhocIssuer mints with, so the server's
+// is the IQ sender the server's Issuer mints with, so the server's
 // commands run with the account's rights and the component needs none.
 type Session struct {
 	cfg Config
@@ -291,7 +291,7 @@ func (m *Session) current() (*loginSession, error) {
 }
 
 // SendIQElement sends an IQ as the minter account and waits for the
-// answer until ctx ends. It satisfies invites.IQSender. The IQ's from is
+// answer until ctx ends. It is an adhoc.IQSender. The IQ's from is
 // dropped: the server stamps a client's stanzas with the session's JID.
 func (m *Session) SendIQElement(ctx context.Context, payload xml.TokenReader, iq stanza.IQ) (xmlstream.TokenReadCloser, error) {
 	st, err := m.current()

@@ -392,7 +392,7 @@ func TestMinterDownAtOnce(t *testing.T) {
 	}
 }
 
-// TestMinterRoleLuaMatchesHarness: the role the README and the log tell
+// TestMinterRoleLuaMatchesHarness: the role docs/prosody-setup.md and the log tell
 // operators to add is the one the tests run against.
 func TestMinterRoleLuaMatchesHarness(t *testing.T) {
 	for _, want := range append([]string{minterRole.Name}, append(minterRole.Inherits, minterRole.Allow...)...) {

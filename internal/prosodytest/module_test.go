@@ -3,7 +3,7 @@ package prosodytest_test
 // Tests of prosody/mod_invitebot.lua against the real Prosody, without the
 // bot: raw client streams and a raw component session, so that what the
 // module promises is pinned at the wire. The same tests without the module
-// show the server's own behaviour, the known limits the README names.
+// show the server's own behaviour, the known limits docs/security.md names.
 
 import (
 	"context"
