@@ -432,6 +432,20 @@ func mintingFix(cfg *config.Config) string {
 		cfg.XMPP.Domain, cfg.XMPP.Component)
 }
 
+// minterLoginError says in one line why the minter account could not log
+// in, and what to change.
+func minterLoginError(cfg *config.Config, err error) error {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, minter.ErrRefused):
+		return fmt.Errorf("the server refused the minter account's login: check xmpp.minter_password (or xmpp.minter_password_file), and that the account exists (prosodyctl adduser %s)", cfg.XMPP.Minter)
+	case errors.As(err, &op) && op.Op == "dial":
+		return fmt.Errorf("cannot connect to %s: %v: set xmpp.c2s to the host:port of Prosody's c2s_ports", cfg.XMPP.C2S, op.Err)
+	default:
+		return fmt.Errorf("the minter account could not log in: %v", err)
+	}
+}
+
 // loginMinter logs the minter account in the way the bot does (its own
 // session code: STARTTLS, SCRAM only) and returns the session once it is
 // up, with a function that logs it out. A refusal or a connection that
@@ -442,7 +456,7 @@ func loginMinter(ctx context.Context, cfg *config.Config) (*minter.Session, func
 		return nil, nil, err
 	}
 	up := make(chan struct{}, 1)
-	capture := &downCapture{downs: make(chan error, 1)}
+	downs := make(chan error, 1)
 	ms := minter.New(minter.Config{
 		Account:  cfg.MinterJID(),
 		Password: cfg.XMPP.MinterPassword,
@@ -454,7 +468,13 @@ func loginMinter(ctx context.Context, cfg *config.Config) (*minter.Session, func
 			default:
 			}
 		},
-	}, slog.New(capture))
+		OnDown: func(err error) {
+			select {
+			case downs <- err:
+			default:
+			}
+		},
+	}, slog.New(slog.DiscardHandler))
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- ms.Run(mctx) }()
@@ -469,59 +489,15 @@ func loginMinter(ctx context.Context, cfg *config.Config) (*minter.Session, func
 		return ms, stop, nil
 	case err := <-done:
 		cancel()
-		if errors.Is(err, minter.ErrRefused) {
-			return nil, nil, fmt.Errorf("the server refused the minter account's login: check xmpp.minter_password (or xmpp.minter_password_file), and that the account exists (prosodyctl adduser %s)", cfg.XMPP.Minter)
-		}
-		return nil, nil, fmt.Errorf("the minter account could not log in: %v", err)
-	case err := <-capture.downs:
+		return nil, nil, minterLoginError(cfg, err)
+	case err := <-downs:
 		stop()
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return nil, nil, fmt.Errorf("cannot connect to %s: %v: set xmpp.c2s to the host:port of Prosody's c2s_ports", cfg.XMPP.C2S, op.Err)
-		}
-		return nil, nil, fmt.Errorf("the minter account could not log in: %v", err)
+		return nil, nil, minterLoginError(cfg, err)
 	case <-timer.C:
 		stop()
 		return nil, nil, fmt.Errorf("the minter account did not log in within %s", onlineStepTimeout)
 	}
 }
-
-// downCapture is the minter session's logger during the check: it keeps
-// nothing but the first "minter session down" warning's error, which
-// reconnect.Loop logs before it would dial again.
-type downCapture struct {
-	downs chan error
-}
-
-func (h *downCapture) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *downCapture) Handle(_ context.Context, rec slog.Record) error {
-	if rec.Level < slog.LevelWarn || !strings.HasSuffix(rec.Message, " down") {
-		return nil
-	}
-	var err error
-	rec.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			if e, ok := a.Value.Any().(error); ok {
-				err = e
-			} else {
-				err = errors.New(a.Value.String())
-			}
-			return false
-		}
-		return true
-	})
-	if err != nil {
-		select {
-		case h.downs <- err:
-		default:
-		}
-	}
-	return nil
-}
-
-func (h *downCapture) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *downCapture) WithGroup(string) slog.Handler      { return h }
 
 // checkModule asks the domain whether it runs mod_invitebot (optional).
 func checkModule(ctx context.Context, r *checkReport, cfg *config.Config, link *checkLink, linkDown string) {

@@ -83,6 +83,10 @@ type Config struct {
 	// OnUp, when set, is called after each successful login (what the
 	// server offers is detected again then; tests).
 	OnUp func()
+	// OnDown, when set, is called with what ended each login attempt or
+	// session that failed, before Run waits to try again (a check that
+	// must stop at the first failure instead of retrying).
+	OnDown func(error)
 }
 
 // Session keeps a c2s session logged in as the minter account, the way the
@@ -148,7 +152,13 @@ func (m *Session) Run(ctx context.Context) error {
 		Attrs:     []slog.Attr{slog.String("minter", m.cfg.Account.String())},
 		Permanent: func(err error) bool { return errors.Is(err, ErrRefused) },
 	}
-	return loop.Run(ctx, m.session)
+	return loop.Run(ctx, func(ctx context.Context, again bool) error {
+		err := m.session(ctx, again)
+		if err != nil && ctx.Err() == nil && m.cfg.OnDown != nil {
+			m.cfg.OnDown(err)
+		}
+		return err
+	})
 }
 
 // session runs one session from login to drop.
