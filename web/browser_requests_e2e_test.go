@@ -6,16 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/chromedp"
-	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
-	"durare.org/invitebot/bot"
-	"durare.org/invitebot/homeserver"
-	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/store"
@@ -37,29 +32,9 @@ func TestBrowserAccountRequest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
 	defer cancel()
 
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "invitebot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	component, domain := jid.MustParse(srv.Component), jid.MustParse(srv.Domain)
-	link := bot.NewLink(bot.LinkConfig{Component: component, Server: srv.ComponentAddr,
-		Secret: []byte(srv.ComponentSecret), PingTarget: domain}, log.With(slog.String("room", "link")))
-	linkCtx, stopLink := context.WithCancel(ctx)
-	linkDone := make(chan error, 1)
-	go func() { linkDone <- link.Run(linkCtx, xmpp.HandlerFunc(ignoreStanzas)) }()
-	t.Cleanup(func() {
-		stopLink()
-		if err := <-linkDone; err != nil {
-			t.Errorf("link: %v", err)
-		}
-	})
-	waitFor(t, linkUpTimeout, link.Up, "component link up")
-
-	const admin = "carol@" + prosodytest.DefaultOtherDomain
-	svc := invites.NewService(invites.Options{Store: st, Issuer: prosody.NewIssuer(domain, component, link),
-		Domain: srv.Domain, Admins: map[string]bool{admin: true}, Registrar: homeserver.Registrar{C2S: srv.IBRConfig()},
-		Requests: invites.RequestOptions{Enabled: true}, Log: log.With(slog.String("room", "invites"))})
+	l := startLive(t, ctx, srv, log, func(o *invites.Options) { o.Requests = invites.RequestOptions{Enabled: true} })
+	st, link, svc := l.st, l.link, l.svc
+	const admin = liveAdmin
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
