@@ -77,6 +77,13 @@ type ModuleHealth interface {
 	ServerModule() string
 }
 
+// ServerHealth is optionally implemented by a Health: /healthz then also
+// names the server program the bot talks to ("Prosody 13.0.8"), as
+// information for whoever reads it.
+type ServerHealth interface {
+	ServerSoftware() string
+}
+
 // Config configures the web handler.
 type Config struct {
 	// PublicURL is how people reach the server, e.g.
@@ -338,9 +345,12 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	var module string
+	var info []string
+	if s, ok := h.health.(ServerHealth); ok {
+		info = append(info, "server: "+s.ServerSoftware())
+	}
 	if m, ok := h.health.(ModuleHealth); ok {
-		module = "prosody module mod_invitebot: " + m.ServerModule()
+		info = append(info, "prosody module mod_invitebot: "+m.ServerModule())
 	}
 	if len(problems) > 0 {
 		w.Header().Set("Retry-After", retryAfter(healthRetry))
@@ -349,8 +359,8 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		_, _ = fmt.Fprintln(w, "ok")
 	}
-	if module != "" {
-		_, _ = fmt.Fprintln(w, module)
+	for _, line := range info {
+		_, _ = fmt.Fprintln(w, line)
 	}
 }
 

@@ -47,13 +47,15 @@ type app struct {
 	reloads    <-chan os.Signal
 	level      *slog.LevelVar
 
-	store   *store.Store
-	link    *bot.Link
-	minter  *minter.Session // nil when the component mints
-	module  *prosody.Module
-	metrics *web.Metrics
-	svc     *invites.Service
-	bot     *bot.Bot
+	store  *store.Store
+	link   *bot.Link
+	minter *minter.Session // nil when the component mints
+	module *prosody.Module
+	// software is the server program the link talks to, once asked.
+	software serverSoftware
+	metrics  *web.Metrics
+	svc      *invites.Service
+	bot      *bot.Bot
 
 	closeLink, stopTracking, stopWeb, stopBackups context.CancelFunc
 	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
@@ -192,6 +194,7 @@ func (a *app) wire(context.Context) error {
 			go a.svc.DetectServerCommands(context.Background())
 		}
 		go a.detectModule()
+		go a.identifyServer()
 	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
 	a.module = prosody.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
@@ -334,7 +337,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		Requests:        a.svc,
 		RequestForm:     a.cfg.HTTP.Requests,
 		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
-	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter}, a.metrics)
+	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter, software: &a.software}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
 	a.webDone = a.lc.goRun("web server", func() error {
@@ -387,6 +390,8 @@ type health struct {
 	store  *store.Store
 	svc    *invites.Service
 	minter *minter.Session // nil when the component mints
+	// software: see app.software.
+	software *serverSoftware
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }
