@@ -66,8 +66,8 @@ type FragmentConfig struct {
 }
 
 // Fragment returns the ejabberd.yml text the bot needs, as top-level keys
-// an operator merges into the configuration (listen, acl, access_rules,
-// host_config, api_permissions, modules, registration_timeout). It gives
+// an operator merges into the configuration (listen, acl, host_config,
+// api_permissions, modules, registration_timeout). It gives
 // the minter account the least ejabberd allows:
 //
 //   - mod_invites's access_create_account names the minter only, so that
@@ -143,19 +143,18 @@ acl:
   {{.MinterACL}}:
     user: {{.Minter}}
 
-access_rules:
-  {{.CreateRule}}:
-    allow: {{.MinterACL}}
-
 # The API commands take the domain as an argument, and ejabberd requires
-# the configure rule on that host for them: the minter gets it here only.
-# host_config's access_rules replace the global ones for this host, so
-# the host's other rules are repeated.
+# the configure rule on that host for them: the minter gets it here only,
+# with the rule mod_invites asks before minting. host_config's
+# access_rules replace the global ones for this host, so the host's other
+# rules are repeated.
 host_config:
   {{.Domain}}:
     access_rules:
       configure:
         - allow: {{.AdminACL}}
+        - allow: {{.MinterACL}}
+      {{.CreateRule}}:
         - allow: {{.MinterACL}}
 {{- if .HostRules}}
 {{.HostRules}}
