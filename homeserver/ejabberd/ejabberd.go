@@ -146,10 +146,11 @@ func (e *Issuer) API(ctx context.Context, name string, args ...string) (*datafor
 }
 
 // mintedFromInvite reads the "invite" result of generate_reset_token,
-// "URI : LANDING" (LANDING empty without a landing page).
+// "URI : LANDING", or "URI :" without a landing page (the form's value
+// loses its trailing space). The URI holds no space, so the first " :"
+// ends it.
 func mintedFromInvite(v string) (invites.Minted, error) {
-	uri, landing, _ := strings.Cut(v, " : ")
-	uri = strings.TrimSpace(uri)
+	uri, landing, _ := strings.Cut(strings.TrimSpace(v), " :")
 	p, err := invites.ParseURI(uri)
 	if err != nil {
 		return invites.Minted{}, fmt.Errorf("reset link: %w", err)
