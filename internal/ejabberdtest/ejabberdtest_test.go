@@ -54,3 +54,80 @@ func TestConfigHoldsFragment(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingEjabberdFails checks that a missing ejabberdctl is a clear
+// error naming the way to fix it, not a skip.
+func TestMissingEjabberdFails(t *testing.T) {
+	t.Setenv(EnvPrefix, t.TempDir())
+	if _, err := ejabberdctl(); err == nil || !strings.Contains(err.Error(), EnvPrefix) {
+		t.Errorf("empty prefix: got %v, want an error naming %s", err, EnvPrefix)
+	}
+	t.Setenv(EnvPrefix, "")
+	t.Setenv("PATH", t.TempDir())
+	if _, err := ejabberdctl(); err == nil || !strings.Contains(err.Error(), "ejabberdctl not found") {
+		t.Errorf("nothing on PATH: got %v, want ejabberdctl not found", err)
+	}
+}
+
+// TestVersionPin checks that a server of another version than
+// INVITEBOT_EJABBERD_VERSION pins fails the start, naming both.
+func TestVersionPin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ejabberd")
+	}
+	ctl, err := ejabberdctl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvVersion, "0.0.")
+	s, err := prepare(t.TempDir(), ctl, options{secret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.launch(t.Logf)
+	if stopErr := s.stop(); stopErr != nil {
+		t.Errorf("stop: %v", stopErr)
+	}
+	if err == nil || !strings.Contains(err.Error(), EnvVersion+"=0.0.") {
+		t.Fatalf("start against a pinned other version: got %v", err)
+	}
+}
+
+// TestLifelineKillsServer checks the protection against orphans: when
+// the lifeline closes, as it does when the test binary dies, the whole
+// ejabberd goes away, the Erlang VM included (its listener stops).
+func TestLifelineKillsServer(t *testing.T) {
+	s := Start(t)
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	p.lifeline.Close()
+	select {
+	case <-p.gone:
+	case <-time.After(stopTimeout):
+		t.Fatalf("%s: ejabberd still running %v after its lifeline closed", s.tag(), stopTimeout)
+	}
+	_ = p.cmd.Wait()
+	if accepts(s.C2SAddr) {
+		t.Fatalf("%s: something still accepts on %s", s.tag(), s.C2SAddr)
+	}
+}
+
+func TestMerge(t *testing.T) {
+	a := map[string]any{"listen": []any{1}, "modules": map[string]any{"m1": 1}, "x": 1}
+	b := map[string]any{"listen": []any{2}, "modules": map[string]any{"m2": 2}, "y": 2}
+	got, err := merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := got["listen"].([]any); len(l) != 2 || len(got["modules"].(map[string]any)) != 2 || got["y"] != 2 {
+		t.Errorf("merge: %+v", got)
+	}
+	if _, err := merge(a, map[string]any{"x": 2}); err == nil {
+		t.Error("a scalar set twice: no error")
+	}
+	if _, err := merge(a, map[string]any{"modules": []any{}}); err == nil {
+		t.Error("a map against a list: no error")
+	}
+}
