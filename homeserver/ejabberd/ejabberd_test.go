@@ -173,16 +173,12 @@ func TestDeleteStopsToken(t *testing.T) {
 		t.Fatalf("mint: %v", err)
 	}
 	reg := registrar(s)
-	// A stream per check: ejabberd ends a stream that sends preauth again
-	// after one passed (not-authorized).
-	check := func() error {
-		c, err := reg.DialChecker(ctx)
-		if err != nil {
-			t.Fatalf("dial checker: %v", err)
-		}
-		defer c.Close()
-		return c.Check(ctx, m.Token)
+	c, err := reg.DialChecker(ctx)
+	if err != nil {
+		t.Fatalf("dial checker: %v", err)
 	}
+	defer c.Close()
+	check := func() error { return c.Check(ctx, m.Token) }
 	if err := check(); err != nil {
 		t.Fatalf("fresh token: %v", err)
 	}
@@ -289,5 +285,73 @@ func TestLocalRosterInviteCreatesAccount(t *testing.T) {
 	}
 	if _, err := registrar(s).Register(ctx, m[1], "mallory", "mallory-secret"); err != nil {
 		t.Fatalf("register with %s's roster invite: %v (if ejabberd now refuses, update docs/ejabberd-setup.md)", alice, err)
+	}
+}
+
+// TestCheckerSurvivesValidTokens checks tokens the way usage tracking
+// does, many over one checker: ejabberd ends a stream at the second
+// preauth after one passed, which the plain checker shows and the
+// ejabberd Registrar's checker survives.
+func TestCheckerSurvivesValidTokens(t *testing.T) {
+	s, iss, ctx := setup(t)
+	var tokens []string
+	for range 2 {
+		m, err := iss.Mint(ctx)
+		if err != nil {
+			t.Fatalf("mint: %v", err)
+		}
+		tokens = append(tokens, m.Token)
+	}
+
+	plain, err := ibr.DialChecker(ctx, s.IBRConfig())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer plain.Close()
+	if err := plain.Check(ctx, tokens[0]); err != nil {
+		t.Fatalf("plain checker, first token: %v", err)
+	}
+	if err := plain.Check(ctx, tokens[1]); err == nil {
+		t.Fatalf("plain checker, second valid token on the same stream passed: ejabberd no longer ends the stream, and Registrar.DialChecker's new stream per valid token can go")
+	}
+
+	c, err := registrar(s).DialChecker(ctx)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	for i, step := range []struct {
+		token string
+		valid bool
+	}{{tokens[0], true}, {"no-such-token", false}, {"another-one", false}, {tokens[1], true}, {tokens[0], true}} {
+		err := c.Check(ctx, step.token)
+		if step.valid && err != nil || !step.valid && !errors.Is(err, invites.ErrTokenRejected) {
+			t.Fatalf("check %d (valid %v): %v", i, step.valid, err)
+		}
+	}
+}
+
+// TestConsumptionRevokes checks the revocation the service falls back to
+// when ejabberd refuses deletion: a throwaway account uses the token up
+// and is removed again.
+func TestConsumptionRevokes(t *testing.T) {
+	s, iss, ctx := setup(t, ejabberdtest.WithoutAPIPermissions())
+	m, err := iss.Mint(ctx)
+	if err != nil {
+		t.Fatalf("mint: %v", err)
+	}
+	reg := registrar(s)
+	throwaway, err := reg.Register(ctx, m.Token, "throwaway-1", "throwaway-secret")
+	if err != nil {
+		t.Fatalf("use the token up: %v", err)
+	}
+	if err := reg.Remove(ctx, throwaway, "throwaway-secret"); err != nil {
+		t.Fatalf("remove the throwaway account: %v", err)
+	}
+	if _, err := reg.BoundJID(ctx, throwaway, "throwaway-secret"); !errors.Is(err, ibr.ErrAuthFailed) {
+		t.Fatalf("log in as the removed account: got %v, want ErrAuthFailed", err)
+	}
+	if _, err := reg.Register(ctx, m.Token, "someone", "someone-secret"); !errors.Is(err, invites.ErrTokenRejected) {
+		t.Fatalf("register with the used token: got %v, want ErrTokenRejected", err)
 	}
 }
