@@ -355,3 +355,60 @@ func TestConsumptionRevokes(t *testing.T) {
 		t.Fatalf("register with the used token: got %v, want ErrTokenRejected", err)
 	}
 }
+
+// recorder is a slog handler that hands every record to a channel.
+type recorder struct{ ch chan slog.Record }
+
+func (r recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r recorder) Handle(_ context.Context, rec slog.Record) error {
+	select {
+	case r.ch <- rec.Clone():
+	default: // a test that stopped reading loses nothing it waits for
+	}
+	return nil
+}
+func (r recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r recorder) WithGroup(string) slog.Handler      { return r }
+
+// TestCheckRightsAfterLogin runs the minter session the way the bot does,
+// with ejabberd's rights check: with the fragment it reports everything
+// allowed, without api_permissions a warning that names the fix.
+func TestCheckRightsAfterLogin(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		opts  []ejabberdtest.Option
+		level slog.Level
+		msg   string
+	}{
+		{"full", nil, slog.LevelInfo, "the minter account may create invites"},
+		{"without api_permissions", []ejabberdtest.Option{ejabberdtest.WithoutAPIPermissions()}, slog.LevelWarn, "ejabberd refuses the minter account some API commands"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := ejabberdtest.Start(t, tt.opts...)
+			rec := recorder{ch: make(chan slog.Record, 64)}
+			m := minter.New(minter.Config{
+				Account: s.Minter, Password: s.MinterPassword, Addr: s.C2SAddr, TLS: s.TLSConfig(s.Domain),
+				CheckRights: ejabberd.CheckRights,
+			}, slog.New(rec))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = m.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			deadline := time.After(testTimeout)
+			for {
+				select {
+				case r := <-rec.ch:
+					if !strings.HasPrefix(r.Message, "the minter account may") && !strings.HasPrefix(r.Message, "ejabberd ") {
+						continue
+					}
+					if r.Level != tt.level || !strings.HasPrefix(r.Message, tt.msg) {
+						t.Fatalf("rights check logged %v %q, want %v %q", r.Level, r.Message, tt.level, tt.msg)
+					}
+					return
+				case <-deadline:
+					t.Fatalf("no rights check logged after %v", testTimeout)
+				}
+			}
+		})
+	}
+}

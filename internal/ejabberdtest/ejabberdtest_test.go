@@ -2,6 +2,7 @@ package ejabberdtest
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,25 @@ func TestMerge(t *testing.T) {
 	}
 	if _, err := merge(a, map[string]any{"modules": []any{}}); err == nil {
 		t.Error("a map against a list: no error")
+	}
+}
+
+// TestMintRegisterLogin runs the helpers the way a test of the bot would:
+// mint as the minter, register with the token, log in; the token then
+// refuses a second account.
+func TestMintRegisterLogin(t *testing.T) {
+	s := Start(t)
+	m := s.MintAsMinter(t)
+	hank := s.RegisterWithToken(t, m.Token, "hank", "hank-secret")
+	if ok, err := s.CanLogin(hank, "hank-secret"); err != nil || !ok {
+		t.Fatalf("%s: log in as %s: %v, %v", s.tag(), hank, ok, err)
+	}
+	if ok, err := s.CanLogin(hank, "wrong"); err != nil || ok {
+		t.Fatalf("%s: log in as %s with a wrong password: %v, %v", s.tag(), hank, ok, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if _, err := ibr.Register(ctx, s.IBRConfig(), m.Token, "ivan", "ivan-secret"); !errors.Is(err, ibr.ErrTokenRejected) {
+		t.Fatalf("%s: second account with one token: got %v, want ErrTokenRejected", s.tag(), err)
 	}
 }
