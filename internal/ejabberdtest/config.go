@@ -119,7 +119,7 @@ func (s *Server) writeCtlConfig() error {
 		"ERL_DIST_PORT=" + strconv.Itoa(s.distPort) + "\n" +
 		"ERL_OPTIONS=" + shellQuote("-env ERL_CRASH_DUMP_BYTES 0 -setcookie "+s.cookie+
 		" -kernel inet_dist_use_interface {127,0,0,1}") + "\n" +
-		"EJABBERD_PID_PATH=" + shellQuote(filepath.Join(s.Dir, "ejabberd.pid")) + "\n" +
+		"EJABBERD_PID_PATH=" + shellQuote(s.pidPath()) + "\n" +
 		"EXEC_CMD=as_current_user\n"
 	if err := os.WriteFile(filepath.Join(s.Dir, "ejabberdctl.cfg"), []byte(cfg), 0o600); err != nil {
 		return err
