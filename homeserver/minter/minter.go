@@ -87,6 +87,12 @@ type Config struct {
 	// session that failed, before Run waits to try again (a check that
 	// must stop at the first failure instead of retrying).
 	OnDown func(error)
+
+	// CheckRights, when set, is run after each login instead of the
+	// Prosody check: it asks the server what the account may run, over
+	// link, and logs what the operator must change. Each server's package
+	// provides one (ejabberd.CheckRights); nil is Prosody's.
+	CheckRights func(ctx context.Context, log *slog.Logger, account jid.JID, link adhoc.IQSender)
 }
 
 // Session keeps a c2s session logged in as the minter account, the way the
@@ -349,10 +355,14 @@ func (m *Session) SendIQElement(ctx context.Context, payload xml.TokenReader, iq
 // checkRights asks the server which commands it offers the account and,
 // when account invites are not among them, logs what to add to its
 // configuration: the operator learns it at start, not from the first
-// inviter turned away.
+// inviter turned away. Config.CheckRights replaces the Prosody check.
 func (m *Session) checkRights(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, minterCheckTimeout)
 	defer cancel()
+	if m.cfg.CheckRights != nil {
+		m.cfg.CheckRights(ctx, m.log, m.cfg.Account, m)
+		return
+	}
 	iss := adhoc.Issuer{Server: m.cfg.Account.Domain(), From: m.cfg.Account, Link: m}
 	nodes, err := iss.Commands(ctx)
 	if err != nil {
