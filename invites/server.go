@@ -93,6 +93,11 @@ type TokenUsage struct {
 	Account jid.JID
 }
 
+// ErrNotOffered is what a method of an optional ability returns when the
+// implementation has the ability only for some servers (one that serves
+// whichever server it finds) and the current one lacks it.
+var ErrNotOffered = errors.New("the server does not offer this")
+
 // UsageLister is implemented by Issuers whose server lists its tokens
 // with the account each one created (ejabberd's list_invites), so that
 // usage tracking learns who used a token without a server module.

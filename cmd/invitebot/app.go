@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"durare.org/invitebot/bot"
-	"durare.org/invitebot/homeserver"
+	"durare.org/invitebot/homeserver/auto"
 	"durare.org/invitebot/homeserver/minter"
 	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/config"
@@ -53,9 +53,11 @@ type app struct {
 	module *prosody.Module
 	// software is the server program the link talks to, once asked.
 	software serverSoftware
-	metrics  *web.Metrics
-	svc      *invites.Service
-	bot      *bot.Bot
+	// hs is the home server as the service uses it (Prosody or ejabberd).
+	hs      *auto.Server
+	metrics *web.Metrics
+	svc     *invites.Service
+	bot     *bot.Bot
 
 	closeLink, stopTracking, stopWeb, stopBackups context.CancelFunc
 	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
@@ -199,10 +201,11 @@ func (a *app) wire(context.Context) error {
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
 	a.module = prosody.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
+	hs := a.server(c2s)
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
-		Issuer: a.issuer(c2s.TLS),
-		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), Registrar: homeserver.Registrar{C2S: c2s},
+		Issuer: hs,
+		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), Registrar: hs,
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
 			EventMaxUses: cfg.Policy.EventMaxUses,

@@ -28,6 +28,7 @@ func (a *app) identifyServer() {
 		a.log.Warn("could not ask the server which program it runs", slog.Any("err", err))
 		return
 	}
+	a.hs.Set(sw)
 	if prev := a.software.Swap(&sw); prev == nil || *prev != sw {
 		a.log.Info("the server is "+sw.String(),
 			slog.String("server", sw.Name), slog.String("server_version", sw.Version))

@@ -96,7 +96,15 @@ func (e *Issuer) Capabilities() (Capabilities, bool) {
 // (minter.Config.CheckRights): it detects what the account may do, and
 // logs what ejabberd.yml lacks when it is not everything.
 func CheckRights(ctx context.Context, log *slog.Logger, account jid.JID, link adhoc.IQSender) {
-	c, err := NewIssuer(account, link).Detect(ctx)
+	NewIssuer(account, link).CheckRights(ctx, log)
+}
+
+// CheckRights detects what the Issuer's account may run, remembers it
+// (Revocation and the capabilities depend on it) and logs what
+// ejabberd.yml lacks when it is not everything.
+func (e *Issuer) CheckRights(ctx context.Context, log *slog.Logger) {
+	account := e.From
+	c, err := e.Detect(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.WarnContext(ctx, "could not ask ejabberd what the minter account may run", slog.Any("err", err))
