@@ -72,7 +72,8 @@ type Health interface {
 
 // ModuleHealth is optionally implemented by a Health: /healthz then also
 // names the state of the server's mod_invitebot ("loaded", "not loaded",
-// "unknown"). It is information, not a failure: the bot works without it.
+// "unknown"; "" leaves it out: the server is not Prosody). It is
+// information, not a failure: the bot works without it.
 type ModuleHealth interface {
 	ServerModule() string
 }
@@ -349,7 +350,7 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	if s, ok := h.health.(ServerHealth); ok {
 		info = append(info, "server: "+s.ServerSoftware())
 	}
-	if m, ok := h.health.(ModuleHealth); ok {
+	if m, ok := h.health.(ModuleHealth); ok && m.ServerModule() != "" {
 		info = append(info, "prosody module mod_invitebot: "+m.ServerModule())
 	}
 	if len(problems) > 0 {

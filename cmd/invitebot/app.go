@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"durare.org/invitebot/bot"
+	"durare.org/invitebot/homeserver"
 	"durare.org/invitebot/homeserver/auto"
 	"durare.org/invitebot/homeserver/minter"
 	"durare.org/invitebot/homeserver/prosody"
@@ -195,8 +196,11 @@ func (a *app) wire(context.Context) error {
 		if a.minter == nil { // else the minter's login does it
 			go a.svc.DetectServerCommands(context.Background())
 		}
-		go a.detectModule()
-		go a.identifyServer()
+		go func() {
+			// Who the server is decides whether there is a module to ask for.
+			a.identifyServer()
+			a.detectModule()
+		}()
 	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
 	a.module = prosody.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
@@ -215,7 +219,7 @@ func (a *app) wire(context.Context) error {
 		Backups:       invites.BackupOptions{Dir: cfg.Store.BackupDir, Keep: cfg.Store.BackupKeep},
 		InviterResets: cfg.Policy.InviterResets,
 		Log:           a.log.With(slog.String("room", "invites")),
-		Module:        a.module,
+		Module:        hs.ProsodyModule(a.module),
 		Introduce:     cfg.Invites.Introduce,
 		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
 			MaxOpen: cfg.Requests.MaxOpen},
@@ -340,7 +344,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		Requests:        a.svc,
 		RequestForm:     a.cfg.HTTP.Requests,
 		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
-	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter, software: &a.software}, a.metrics)
+	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter, software: &a.software, hs: a.hs}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
 	a.webDone = a.lc.goRun("web server", func() error {
@@ -375,6 +379,9 @@ func waitFor(ctx context.Context, done <-chan struct{}, late string) error {
 // detectModule asks the server whether it runs mod_invitebot; the module
 // logs what it found. A failure is retried by the next usage check.
 func (a *app) detectModule() {
+	if a.hs.Kind() == homeserver.Ejabberd {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), moduleDetectTimeout)
 	defer cancel()
 	if _, err := a.module.Detect(ctx); err != nil {
@@ -395,9 +402,18 @@ type health struct {
 	minter *minter.Session // nil when the component mints
 	// software: see app.software.
 	software *serverSoftware
+	hs       *auto.Server
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }
 func (h health) MinterUp() bool                      { return h.minter == nil || h.minter.Up() }
 func (h health) PingStore(ctx context.Context) error { return h.store.Ping(ctx) }
-func (h health) ServerModule() string                { return h.svc.ServerModule().String() }
+
+// ServerModule names mod_invitebot's state, or nothing on ejabberd,
+// which has no such module.
+func (h health) ServerModule() string {
+	if h.hs.Kind() == homeserver.Ejabberd {
+		return ""
+	}
+	return h.svc.ServerModule().String()
+}
