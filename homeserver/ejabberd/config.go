@@ -38,6 +38,23 @@ const (
 	PermissionName = "invitebot minter"
 )
 
+// DebianHostRules are the access rules of Debian's ejabberd.yml other
+// than configure (which Fragment writes itself), to repeat in the
+// domain's host_config where an operator's file still has Debian's.
+const DebianHostRules = `local:
+  allow: local
+c2s:
+  deny: blocked
+  allow: all
+announce:
+  allow: admin
+muc_create:
+  allow: local
+pubsub_createnode:
+  allow: local
+trusted_network:
+  allow: loopback`
+
 // FragmentConfig says what Fragment writes the configuration for.
 type FragmentConfig struct {
 	// Minter is the minter account, a bare JID of the domain invites
