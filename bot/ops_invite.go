@@ -224,7 +224,11 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 func confirmCancel(ctx context.Context, b *Bot, req request) (string, error) {
 	id := req.args["id"]
 	// Short: some clients (poezio) cut the question at one line.
-	if inv, err := b.svc.Lookup(ctx, id); err == nil && inv.Inviter != req.actor.JID() {
+	inv, err := b.svc.Lookup(ctx, id)
+	switch {
+	case err == nil && inv.ResetFor != "" && b.svc.ResetsUncancellable():
+		return fmt.Sprintf("Cancel reset link %s? The server cannot stop it: it works until %s.", id, formatTime(inv.Expires)), nil
+	case err == nil && inv.Inviter != req.actor.JID():
 		return fmt.Sprintf("Cancel %s's invite %s? Its link stops working.", inv.Inviter, id), nil
 	}
 	return fmt.Sprintf("Cancel invite %s? Its link stops working.", id), nil

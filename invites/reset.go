@@ -145,11 +145,12 @@ func (rl *resetLinks) Reset(ctx context.Context, a Actor, account string) (Invit
 }
 
 // ResetsUncancellable reports whether a reset link made now could not be
-// cancelled at the server: the server refused, since the bot started, to
-// let a reset token be used up (it binds the token to its account, as
-// Prosody 13.0.8 does) and it cannot delete tokens (no mod_invitebot).
-// Such a link works until it expires, whatever is cancelled here. Until a
-// cancel has been tried, the bot does not know, and it says false.
+// cancelled at the server: the server refused to let a reset token be used
+// up (it binds the token to its account, as Prosody 13.0.8 does; learnt
+// at a cancel, or after a restart at the first usage check while such a
+// link lives) and it cannot delete tokens (no mod_invitebot). Such a link
+// works until it expires, whatever is cancelled here. Until then the bot
+// does not know, and it says false.
 func (rl *resetLinks) ResetsUncancellable() bool {
 	return rl.cancel.revoker.boundTokensUnrevocable()
 }

@@ -3,6 +3,7 @@ package invites_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -120,6 +121,16 @@ func TestCancelBoundReset(t *testing.T) {
 	}
 	if got := reg.tries(rec.Token); got != tries {
 		t.Errorf("usage tracking tried to consume the unrevocable token again: %d tries, want %d", got, tries)
+	}
+	// A restarted bot learns it again from its records at the first usage
+	// check, without asking the server.
+	restarted := invites.NewService(invites.Options{Store: f.st, Issuer: consumingServer{f.server}, Domain: "durare.test",
+		Admins: map[string]bool{resetAdmin: true}, Registrar: reg, Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err := restarted.CheckPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !restarted.ResetsUncancellable() || reg.tries(rec.Token) != tries {
+		t.Errorf("after a restart and a usage check: uncancellable %v, %d tries; want true, %d", restarted.ResetsUncancellable(), reg.tries(rec.Token), tries)
 	}
 
 	second, err := f.svc.Reset(ctx, admin, "alice@durare.test")

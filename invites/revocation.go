@@ -36,8 +36,9 @@ type revoker struct {
 	module    *serverModule
 	// boundTokens says that the server refused, since the bot started, to
 	// let a token be used up because the token is bound to its account
-	// (ErrTokenBound). It is learnt from the server's answer, not from a
-	// version number.
+	// (ErrTokenBound), or that usage tracking found a live link recorded so
+	// earlier. It is learnt from the server's answer, not from a version
+	// number.
 	boundTokens atomic.Bool
 }
 
@@ -73,6 +74,10 @@ func (rv *revoker) revokeToken(ctx context.Context, actor string, inv store.Invi
 func (rv *revoker) revoke(ctx context.Context, actor string, inv store.Invite) (store.Invite, error) {
 	how := rv.module.revocation()
 	if inv.Unrevocable && how != RevokeByDeletion {
+		// Usage tracking passes these by while they live: after a restart,
+		// that is how the bot learns again that reset links cannot be
+		// cancelled here.
+		rv.boundTokens.Store(true)
 		return inv, nil
 	}
 	var err error
