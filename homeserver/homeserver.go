@@ -76,6 +76,8 @@ func meaning(err error) error {
 	switch {
 	case errors.Is(err, ibr.ErrTokenRejected):
 		return fmt.Errorf("%w: %w", invites.ErrTokenRejected, err)
+	case errors.Is(err, ibr.ErrTokenBound):
+		return fmt.Errorf("%w: %w: %w", invites.ErrTokenBound, invites.ErrUsernameRefused, err)
 	case errors.Is(err, ibr.ErrConflict):
 		return fmt.Errorf("%w: %w", invites.ErrUsernameTaken, err)
 	case errors.Is(err, ibr.ErrNotAcceptable):

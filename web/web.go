@@ -23,9 +23,10 @@ const (
 	// MinPasswordLen is the shortest password the form accepts, in
 	// characters. Exported so the bot's texts can quote it.
 	MinPasswordLen = 8
-	// maxPasswordLen bounds the password in bytes: enough for any
-	// passphrase, and it keeps hashing cost on the server bounded.
-	maxPasswordLen = 1024
+	// maxPasswordLen bounds the password in bytes: what the server's
+	// SASLprep accepts (invites.CheckPassword, which the form applies as
+	// well: a password can also grow past it when prepared).
+	maxPasswordLen = invites.MaxPasswordBytes
 	// maxUsernameLen is the longest localpart XMPP allows (RFC 7622), in
 	// bytes.
 	maxUsernameLen = 1023
