@@ -363,7 +363,18 @@ func prepare(dir string, in installation, o options) (*Server, error) {
 	if s.adminSocket, s.socketDir, err = adminSocketPath(dir); err != nil {
 		return s, err
 	}
-	for _, d := range []string{dir, filepath.Dir(s.adminSocket)} {
+	visible := []string{dir, filepath.Dir(s.adminSocket)}
+	if s.Root != "" {
+		// Tests hand Prosody files of the checkout (mod_invitebot, the
+		// package's example configuration) even without
+		// WithInvitebotModule: a checkout not mounted into the root fails
+		// here, with how to mount it, instead of as a module that did
+		// not load.
+		if m, err := ModuleDir(); err == nil {
+			visible = append(visible, m)
+		}
+	}
+	for _, d := range visible {
 		if err := visibleInRoot(s.Root, d); err != nil {
 			return s, err
 		}
