@@ -10,9 +10,15 @@
 // runs.
 //
 // The harness works with Prosody 0.12 and 13 alike; CI runs the packages
-// that use it against both (see .ci/run). INVITEBOT_PROSODY_PREFIX selects
-// an installation other than the one on PATH and INVITEBOT_PROSODY_VERSION
-// pins the version a run must get.
+// that use it against 0.12.3 (Debian 12), 13.0.x (bookworm-backports),
+// 13.0.1 (Debian 13) and 13.0.8 (trixie-backports) (see .ci/run).
+// INVITEBOT_PROSODY_PREFIX selects an installation other than the one on
+// PATH, INVITEBOT_PROSODY_VERSION pins the version a run must get, and
+// every failure names the version and the Debian release and suite it
+// comes from. A prefix made by scripts/debian13-root runs Prosody inside a
+// Debian 13 root through chroot wrappers; the harness then checks that the
+// files it hands Prosody are visible inside, and HostPath maps the paths
+// Prosody reports back to this machine.
 package prosodytest
 
 import (
