@@ -483,7 +483,18 @@ func (s *Server) HasRoles() bool { return !strings.HasPrefix(s.Version, "0.") }
 // reset"), so that nobody can use one up with another account: 13.0.8
 // does, 13.0.1 does not (the versions between were not tried). Tests use
 // it to say what they expect; the bot itself reads the server's answer.
-func (s *Server) BindsResetTokens() bool {
+func (s *Server) BindsResetTokens() bool { return s.atLeast13_0_8() }
+
+// OneAccountPerToken reports whether this Prosody itself lets a token
+// create one account only: 13.0.8 refuses a second registration on the
+// stream that used the token, and registration on another stream that
+// passed preauth before the token was used; 13.0.1 and 0.12 allow both
+// (the hole mod_invitebot closes). Tests use it to say what they expect.
+func (s *Server) OneAccountPerToken() bool { return s.atLeast13_0_8() }
+
+// atLeast13_0_8 reports whether the version is 13.0.8 or newer (the
+// versions between 13.0.1 and 13.0.8 were not tried).
+func (s *Server) atLeast13_0_8() bool {
 	var major, minor, patch int
 	if _, err := fmt.Sscanf(s.Version, "%d.%d.%d", &major, &minor, &patch); err != nil {
 		return false
