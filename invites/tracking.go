@@ -127,7 +127,8 @@ func (t *tracker) CheckPending(ctx context.Context) error {
 		}
 		after = page[len(page)-1]
 	}
-	if len(live) > 0 && t.module.pollDue() {
+	// A server that lists its tokens answers for all of them at once.
+	if !t.listUsage(ctx) && len(live) > 0 && t.module.pollDue() {
 		if err := t.checkTokens(ctx, live); err != nil {
 			return err
 		}
