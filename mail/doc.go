@@ -1,7 +1,7 @@
 // Package mail sends the bot's few mails through an SMTP server: the
 // confirmation of an address given on the account request page, and a
 // password reset link. It owns the SMTP client (github.com/wneessen/go-mail,
-// always over STARTTLS or TLS, with credentials from the configuration) and
+// always over STARTTLS, with credentials from the configuration) and
 // the words of the mails with their translations.
 //
 // It implements what invites names as a Confirmer and a RecoveryMailer, so

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -36,9 +37,6 @@ type Config struct {
 	ServerName string
 	// CAFile is an extra CA or self-signed certificate (PEM) to trust.
 	CAFile string
-	// ImplicitTLS speaks TLS from the first byte (port 465) instead of
-	// STARTTLS.
-	ImplicitTLS bool
 	// Domain names the XMPP domain in the mails' subjects.
 	Domain string
 }
@@ -128,13 +126,15 @@ func (s *Sender) send(ctx context.Context, to, lang, subject, body string) error
 		gomail.WithTLSConfig(s.tls),
 		gomail.WithTLSPolicy(gomail.TLSMandatory),
 	}
-	if s.cfg.ImplicitTLS {
-		opts = append(opts, gomail.WithSSL())
-	}
 	if s.cfg.Username != "" || s.cfg.Password != "" {
 		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthPlain),
 			gomail.WithUsername(s.cfg.Username), gomail.WithPassword(s.cfg.Password))
 	}
+	// go-mail leaves the connection open when STARTTLS or the login
+	// fails; the dialler keeps hold of it, so that it is closed anyway.
+	var conns connections
+	defer conns.closeAll()
+	opts = append(opts, gomail.WithDialContextFunc(conns.dial))
 	c, err := gomail.NewClient(s.host, opts...)
 	if err != nil {
 		return fmt.Errorf("mail: client: %w", err)
@@ -170,4 +170,31 @@ func redact(err error, password string) error {
 		return err
 	}
 	return errors.New("(message withheld: it contained the SMTP password)")
+}
+
+// connections dials the SMTP server and remembers what it dialled.
+type connections struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (c *connections) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err == nil {
+		c.mu.Lock()
+		c.conns = append(c.conns, conn)
+		c.mu.Unlock()
+	}
+	return conn, err
+}
+
+// closeAll closes every connection; those closed already say so, which
+// does not matter.
+func (c *connections) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		_ = conn.Close()
+	}
 }
