@@ -100,6 +100,8 @@ type pageData struct {
 	AskAgain  string
 	// event: how many invitations the link may still hand out.
 	Left string
+	// confirm: the form that takes the code from the mail (signup.go).
+	Code codeForm
 }
 
 // formData is the registration form's state. It never holds a password.

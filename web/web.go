@@ -110,6 +110,13 @@ type Config struct {
 	// Events, when set, serves the event link pages (/e/{id}); without
 	// it they are not found.
 	Events Events
+	// Signup, when set, confirms the mail addresses of account requests
+	// (requests.verify: email; signup.go).
+	Signup Signup
+	// Recovery offers, on the request page, to keep the confirmed
+	// address for password recovery, and opens the recovery page
+	// (http.recovery).
+	Recovery bool
 }
 
 //go:embed templates/*.html
@@ -119,7 +126,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that are whole pages (each with base.html).
-var pageNames = []string{"landing", "success", "error", "request", "status", "event"}
+var pageNames = []string{"landing", "success", "error", "request", "status", "event", "confirm"}
 
 // templateFuncs are the helpers the templates may call.
 var templateFuncs = template.FuncMap{
@@ -163,7 +170,7 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	if perHour <= 0 {
 		perHour = DefaultRequestsPerHour
 	}
-	rp := &requestPages{site: s, inv: inv, reqs: cfg.Requests, metrics: m,
+	rp := &requestPages{site: s, inv: inv, reqs: cfg.Requests, signup: cfg.Signup, metrics: m,
 		reqLimit: newLimiterOf(perHour, time.Hour, s.now)}
 
 	mux := http.NewServeMux()
@@ -175,6 +182,8 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	mux.HandleFunc("GET /request", localized(rp, (*requestPages).requestPage))
 	mux.HandleFunc("POST /request", localized(rp, (*requestPages).submitRequest))
 	mux.HandleFunc("GET /r/{key}", localized(rp, (*requestPages).status))
+	mux.HandleFunc("POST /r/{key}/confirm", localized(rp, (*requestPages).confirm))
+	mux.HandleFunc("GET /r/{key}/confirm/{code}", localized(rp, (*requestPages).confirmLink))
 	if cfg.Events != nil {
 		ep := &eventPages{site: s, events: cfg.Events, eventLimit: newLimiterOf(eventAttempts, rateWindow, s.now)}
 		mux.HandleFunc("GET /e/{id}", localized(ep, (*eventPages).eventPage))
@@ -193,7 +202,7 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	const getOnly, getPost = "GET, HEAD", "GET, HEAD, POST"
 	paths := map[string]string{
 		"/i/{id}": getPost, "/i/{id}/qr.png": getOnly, "/i/{id}/qr.svg": getOnly,
-		"/request": getPost, "/r/{key}": getOnly, "/static/style.css": getOnly, "/healthz": getOnly,
+		"/request": getPost, "/r/{key}": getOnly, "/r/{key}/confirm": "POST", "/r/{key}/confirm/{code}": getOnly, "/static/style.css": getOnly, "/healthz": getOnly,
 	}
 	if cfg.Events != nil {
 		paths["/e/{id}"], paths["/e/{id}/qr.png"], paths["/e/{id}/qr.svg"] = getPost, getOnly, getOnly
