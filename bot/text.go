@@ -434,6 +434,9 @@ func requestNotice(r invites.Request, domain string) string {
 	fmt.Fprintf(&t, "New account request %s for %s, open until %s:\n", r.ID, domain, formatTime(r.Expires))
 	fmt.Fprintf(&t, "  Name: %s\n", requesterName(r))
 	fmt.Fprintf(&t, "  Contact: %s\n", requesterContact(r))
+	if !r.MailConfirmed.IsZero() {
+		t.WriteString("  Mail: email confirmed\n")
+	}
 	fmt.Fprintf(&t, "  Says: %s\n", inert(r.Message))
 	fmt.Fprintf(&t, "To answer: approve %s, or deny %s [reason]", r.ID, r.ID)
 	return t.String()
@@ -441,6 +444,10 @@ func requestNotice(r invites.Request, domain string) string {
 
 // answeredNotice tells the other approvers who answered a request.
 func answeredNotice(r invites.Request) string {
+	if r.State == invites.RequestApproved && r.AnsweredBy == invites.SignupActor {
+		return fmt.Sprintf("Account request %s by %s was approved automatically: email confirmed, within requests.auto_approve (invite %s).",
+			r.ID, requesterName(r), r.Invite)
+	}
 	if r.State == invites.RequestApproved {
 		return fmt.Sprintf("Account request %s by %s was approved by %s (invite %s).", r.ID, requesterName(r), r.AnsweredBy, r.Invite)
 	}

@@ -15,6 +15,7 @@ import (
 	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/invites"
+	"durare.org/invitebot/mail"
 	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
 	"durare.org/invitebot/web"
@@ -54,6 +55,7 @@ type app struct {
 	metrics *web.Metrics
 	svc     *invites.Service
 	bot     *bot.Bot
+	mailer  *mail.Sender // nil without mail
 
 	closeLink, stopTracking, stopWeb, stopBackups context.CancelFunc
 	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
@@ -196,6 +198,11 @@ func (a *app) wire(context.Context) error {
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
 	a.module = prosody.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
+	signup, sender, err := signupOptions(cfg, a.log.With(slog.String("room", "mail")))
+	if err != nil {
+		return err
+	}
+	a.mailer = sender
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
 		Issuer: a.issuer(c2s.TLS),
@@ -213,6 +220,7 @@ func (a *app) wire(context.Context) error {
 		Introduce:     cfg.Invites.Introduce,
 		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
 			MaxOpen: cfg.Requests.MaxOpen},
+		Signup: signup,
 	})
 	var links, eventLinks func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
@@ -334,6 +342,8 @@ func (a *app) startWeb(ctx context.Context) error {
 		Requests:        a.svc,
 		RequestForm:     a.cfg.HTTP.Requests,
 		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
+		Signup:          a.svc,
+		Recovery:        a.cfg.HTTP.Recovery,
 	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
