@@ -129,8 +129,14 @@ func eventText(ev invites.Event) string {
 	case invites.RequestDecided:
 		return decidedNotice(ev.Request, ev.Domain)
 	case invites.ResetCreated:
+		if ev.Mailed {
+			return fmt.Sprintf("A password reset link for your account %s was mailed at %s to the address you confirmed, because someone asked on the recovery page. If it was not you, ignore the mail; the link can be cancelled by an admin of this service, whom you reach by replying here.",
+				ev.Account, formatTime(ev.At))
+		}
 		return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service by replying here or to %s; the link can be cancelled.",
 			ev.Account, ev.By, formatTime(ev.At), ev.By)
+	case invites.RecoveryAsked:
+		return recoveryNotice(ev)
 	case invites.GrantRevoked:
 		if ev.Cancelled == 0 {
 			return fmt.Sprintf("Your right to create invites for %s was revoked; none of your invites was still pending.", ev.Domain)
@@ -572,4 +578,15 @@ func columns(s string) int {
 		}
 	}
 	return n
+}
+
+// recoveryNotice asks an inviter or an admin to make a reset link for an
+// account that has no confirmed address to mail one to.
+func recoveryNotice(ev invites.RecoveryAsked) string {
+	who := "An account of this service"
+	if ev.Inviter {
+		who = "An account you invited"
+	}
+	return fmt.Sprintf("%s, %s, asks for a password reset on the recovery page; answer reset %s. Anyone can type a name there: make sure it is them before you hand the link over.",
+		who, ev.Account, ev.Account)
 }

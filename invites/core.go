@@ -54,8 +54,8 @@ func (c *core) audit(ctx context.Context, actor, action, subject, detail string)
 // notify sends ev to to; a failure is logged, not returned: news is best
 // effort and must not undo what it reports.
 func (c *core) notify(ctx context.Context, to string, ev Event) {
-	if c.notifier == nil || to == SignupActor {
-		// SignupActor is nobody: news of its invites has no one to go to.
+	if c.notifier == nil || to == SignupActor || to == RecoveryActor {
+		// They are nobody: news of their invites has no one to go to.
 		return
 	}
 	if err := c.notifier.Notify(ctx, to, ev); err != nil {

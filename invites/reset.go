@@ -46,6 +46,10 @@ type ResetCreated struct {
 	By string
 	// At is when.
 	At time.Time
+	// Mailed says the link was mailed to the account's confirmed
+	// address, after someone asked on the recovery page (By is then
+	// RecoveryActor).
+	Mailed bool
 }
 
 func (ResetCreated) isEvent() {}
@@ -133,7 +137,8 @@ func (rl *resetLinks) Reset(ctx context.Context, a Actor, account string) (Invit
 	if err != nil {
 		return Invite{}, err
 	}
-	rl.notify(ctx, target.String(), ResetCreated{Account: target.String(), By: a.jid, At: inv.Created})
+	rl.notify(ctx, target.String(), ResetCreated{Account: target.String(), By: a.jid, At: inv.Created,
+		Mailed: a.jid == RecoveryActor})
 	rl.replaceEarlier(ctx, a, inv, cn)
 	return inv, nil
 }

@@ -98,6 +98,8 @@ type Options struct {
 	Requests RequestOptions
 	// Signup configures account requests confirmed by mail (signup.go).
 	Signup SignupOptions
+	// Recovery configures password recovery by mail (recovery.go).
+	Recovery RecoveryOptions
 }
 
 // Service carries out invite operations on behalf of Actors. It is the
@@ -113,6 +115,7 @@ type Service struct {
 	*eventLinks
 	*requestDesk
 	*mailVerifier
+	*recovery
 	*resetLinks
 	*backups
 	*registration
@@ -158,6 +161,7 @@ func NewService(o Options) *Service {
 		eventLinks:   ev,
 		requestDesk:  desk,
 		mailVerifier: desk.verify,
+		recovery:     newRecovery(c, rl, rs, desk.verify, o.Recovery),
 		resetLinks:   rs,
 		backups:      &backups{core: c, opts: o.Backups},
 		registration: &registration{core: c, registrar: o.Registrar, uses: uses, busy: make(map[string]bool)},

@@ -102,6 +102,8 @@ type pageData struct {
 	Left string
 	// confirm: the form that takes the code from the mail (signup.go).
 	Code codeForm
+	// recover: the password recovery form (recover.go).
+	Recover recoverForm
 }
 
 // formData is the registration form's state. It never holds a password.

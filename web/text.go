@@ -208,6 +208,20 @@ type Text struct {
 	ConfirmUsedUpTitle    string
 	ConfirmUsedUpBody     string
 	StatusConfirmedNotice string
+
+	// The password recovery page (http.recovery), whose answer is the
+	// same whatever the name.
+	RecoverTitle        string
+	RecoverIntro        string // %[1]s domain
+	RecoverUsername     string
+	RecoverUsernameHint string // %[1]s domain
+	RecoverSubmit       string
+	RecoverSentTitle    string
+	RecoverSentBody     string
+	RecoverSentHint     string
+	RecoverClosedTitle  string
+	ErrRecoverName      string
+	ErrRecoverTooMany   string
 }
 
 // English is the default and, for now, only text.
@@ -395,6 +409,17 @@ var English = Text{
 	ConfirmUsedUpTitle:    "This code no longer works",
 	ConfirmUsedUpBody:     "It was typed wrong too often, or its time ran out. You may ask again.",
 	StatusConfirmedNotice: "Your address is confirmed.",
+	RecoverTitle:          "Forgot your password?",
+	RecoverIntro:          "Type the name of your account on %[1]s. If you confirmed a mail address for this, we mail you a link to choose a new password. If not, we ask the person who invited you, and the people who look after the service, to help you.",
+	RecoverUsername:       "Your account",
+	RecoverUsernameHint:   "The name before @%[1]s.",
+	RecoverSubmit:         "Ask for a new password",
+	RecoverSentTitle:      "Your request is on its way",
+	RecoverSentBody:       "If the account has a confirmed mail address, a link to choose a new password is on its way there; otherwise the person who invited it is asked to help.",
+	RecoverSentHint:       "The link works once and for a day. Nothing changes until it is used.",
+	RecoverClosedTitle:    "Password recovery is closed for now",
+	ErrRecoverName:        "Please type the name of your account.",
+	ErrRecoverTooMany:     "Too many tries from your network. Please try again in an hour.",
 }
 
 // Client is a recommended XMPP app.

@@ -115,8 +115,9 @@ type Config struct {
 	Signup Signup
 	// Recovery offers, on the request page, to keep the confirmed
 	// address for password recovery, and opens the recovery page
-	// (http.recovery).
-	Recovery bool
+	// (http.recovery) with Recoverer.
+	Recovery  bool
+	Recoverer Recoverer
 }
 
 //go:embed templates/*.html
@@ -126,7 +127,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that are whole pages (each with base.html).
-var pageNames = []string{"landing", "success", "error", "request", "status", "event", "confirm"}
+var pageNames = []string{"landing", "success", "error", "request", "status", "event", "confirm", "recover"}
 
 // templateFuncs are the helpers the templates may call.
 var templateFuncs = template.FuncMap{
@@ -191,6 +192,11 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 		mux.HandleFunc("GET /e/{id}/qr.png", localized(ep, eventQR("image/png", qrPNG)))
 		mux.HandleFunc("GET /e/{id}/qr.svg", localized(ep, eventQR("image/svg+xml", qrSVG)))
 	}
+	if cfg.Recovery && cfg.Recoverer != nil {
+		rc := &recoverPages{site: s, rec: cfg.Recoverer, limit: newLimiterOf(recoverPerHour, time.Hour, s.now)}
+		mux.HandleFunc("GET /recover", localized(rc, (*recoverPages).page))
+		mux.HandleFunc("POST /recover", localized(rc, (*recoverPages).submit))
+	}
 	mux.HandleFunc("GET /static/style.css", h.static("static/style.css"))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	if m != nil {
@@ -203,6 +209,9 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	paths := map[string]string{
 		"/i/{id}": getPost, "/i/{id}/qr.png": getOnly, "/i/{id}/qr.svg": getOnly,
 		"/request": getPost, "/r/{key}": getOnly, "/r/{key}/confirm": "POST", "/r/{key}/confirm/{code}": getOnly, "/static/style.css": getOnly, "/healthz": getOnly,
+	}
+	if cfg.Recovery && cfg.Recoverer != nil {
+		paths["/recover"] = getPost
 	}
 	if cfg.Events != nil {
 		paths["/e/{id}"], paths["/e/{id}/qr.png"], paths["/e/{id}/qr.svg"] = getPost, getOnly, getOnly

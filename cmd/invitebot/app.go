@@ -220,7 +220,8 @@ func (a *app) wire(context.Context) error {
 		Introduce:     cfg.Invites.Introduce,
 		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
 			MaxOpen: cfg.Requests.MaxOpen},
-		Signup: signup,
+		Signup:   signup,
+		Recovery: recoveryOptions(cfg, sender),
 	})
 	var links, eventLinks func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
@@ -344,6 +345,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
 		Signup:          a.svc,
 		Recovery:        a.cfg.HTTP.Recovery,
+		Recoverer:       a.svc,
 	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
@@ -362,7 +364,10 @@ func (a *app) stopWebServer(ctx context.Context) error {
 		return nil // no web server configured
 	}
 	a.stopWeb()
-	return waitFor(ctx, a.webDone, "web server did not stop in time")
+	err := waitFor(ctx, a.webDone, "web server did not stop in time")
+	// Recovery requests the pages took finish their work before the
+	// database closes.
+	return errors.Join(err, a.svc.WaitRecoveries(ctx))
 }
 
 // waitFor waits until done is closed, or returns an error saying what did

@@ -38,3 +38,14 @@ func signupOptions(cfg *config.Config, log *slog.Logger) (invites.SignupOptions,
 		ConfirmLink:       func(key, code string) string { return web.ConfirmURL(publicURL, key, code) },
 	}, sender, nil
 }
+
+// recoveryOptions wires password recovery (http.recovery): the sender
+// mails reset links to the landing page of their invite.
+func recoveryOptions(cfg *config.Config, sender *mail.Sender) invites.RecoveryOptions {
+	if sender == nil || !cfg.HTTP.Recovery {
+		return invites.RecoveryOptions{}
+	}
+	publicURL := cfg.HTTP.PublicURL
+	return invites.RecoveryOptions{Enabled: true, Mailer: sender,
+		ResetLink: func(id string) string { return web.LandingURL(publicURL, id) }}
+}
