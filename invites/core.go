@@ -54,7 +54,7 @@ func (c *core) audit(ctx context.Context, actor, action, subject, detail string)
 // notify sends ev to to; a failure is logged, not returned: news is best
 // effort and must not undo what it reports.
 func (c *core) notify(ctx context.Context, to string, ev Event) {
-	if c.notifier == nil || to == SignupActor || to == RecoveryActor {
+	if c.notifier == nil || isNobody(to) {
 		// They are nobody: news of their invites has no one to go to.
 		return
 	}

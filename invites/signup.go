@@ -37,6 +37,10 @@ const (
 // no account can hold it; its invites count toward policy.global_per_day.
 const SignupActor = "auto-approval"
 
+// isNobody reports whether j is one of the service's own actors
+// (SignupActor, RecoveryActor), which no message can reach.
+func isNobody(j string) bool { return j == SignupActor || j == RecoveryActor }
+
 // VerifyEmail is the value of requests.verify that asks for a mail
 // address and confirms it.
 const VerifyEmail = "email"

@@ -20,10 +20,6 @@ import (
 const (
 	// recoverCSRFID binds the recovery form's CSRF token to this form.
 	recoverCSRFID = "recover-password"
-	// recoverPerHour is how many recovery requests one client address
-	// may send per hour: a person asks once or twice; trying names is
-	// what a script does.
-	recoverPerHour = 5
 	// maxRecoverName bounds what the name field takes, in bytes.
 	maxRecoverName = 1100
 )

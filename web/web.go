@@ -104,8 +104,9 @@ type Config struct {
 	Requests Requests
 	// RequestForm opens the request page (http.requests).
 	RequestForm bool
-	// RequestsPerHour bounds the requests one client address may send
-	// per hour; zero means DefaultRequestsPerHour.
+	// RequestsPerHour bounds the account requests, and the recovery
+	// requests, one client address may send per hour; zero means
+	// DefaultRequestsPerHour.
 	RequestsPerHour int
 	// Events, when set, serves the event link pages (/e/{id}); without
 	// it they are not found.
@@ -193,7 +194,7 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 		mux.HandleFunc("GET /e/{id}/qr.svg", localized(ep, eventQR("image/svg+xml", qrSVG)))
 	}
 	if cfg.Recovery && cfg.Recoverer != nil {
-		rc := &recoverPages{site: s, rec: cfg.Recoverer, limit: newLimiterOf(recoverPerHour, time.Hour, s.now)}
+		rc := &recoverPages{site: s, rec: cfg.Recoverer, limit: newLimiterOf(perHour, time.Hour, s.now)}
 		mux.HandleFunc("GET /recover", localized(rc, (*recoverPages).page))
 		mux.HandleFunc("POST /recover", localized(rc, (*recoverPages).submit))
 	}
