@@ -174,6 +174,12 @@ func (rc *recovery) recoverAccount(ctx context.Context, username, lang string) {
 		return
 	}
 	exists, err := rc.accountExists(ctx, account)
+	if err == nil && !exists {
+		// An account that is gone takes its addresses with it.
+		if _, err := rc.mail.forgetMail(ctx, RecoveryActor, account); err != nil {
+			rc.log.WarnContext(ctx, "password recovery: forgetting a deleted account's addresses failed", slog.Any("err", err))
+		}
+	}
 	if err != nil || !exists {
 		rc.log.InfoContext(ctx, "password recovery: no such account, or the server did not say",
 			slog.String("account", account), slog.Any("err", err))

@@ -606,6 +606,7 @@ func (d *requestDesk) ExpireRequests(ctx context.Context) {
 		d.requestObserver().RequestExpired()
 		d.log.InfoContext(ctx, "account request expired", slog.String("request", r.ID))
 	}
+	d.verify.purgeAddresses(ctx)
 }
 
 // approvers returns who may answer requests: the admins, and the holders

@@ -81,6 +81,10 @@ type Confirmation struct {
 	Code, Link string
 	// Expires is when the code stops working.
 	Expires time.Time
+	// Account, when set, is the account that asked to keep the address
+	// (by chat): the code goes back to the bot there, and there is no
+	// link.
+	Account string
 }
 
 // SignupOptions configure sign-ups confirmed by mail.
@@ -178,6 +182,10 @@ func newMailVerifier(c *core, desk *requestDesk, mt *minter, gate *quotaGate, o 
 func (v *mailVerifier) VerifiesMail() bool {
 	return v != nil && v.opts.Verify == VerifyEmail && v.opts.Confirmer != nil
 }
+
+// MailsCodes reports whether the service can mail confirmation codes at
+// all (mail is configured), which an account keeping an address needs.
+func (v *mailVerifier) MailsCodes() bool { return v != nil && v.opts.Confirmer != nil }
 
 func (v *mailVerifier) observer() SignupObserver {
 	if o, ok := v.core.observer.(SignupObserver); ok {

@@ -90,6 +90,10 @@ func New(cfg Config, log *slog.Logger) (*Sender, error) {
 func (s *Sender) SendConfirmation(ctx context.Context, to, lang string, c invites.Confirmation) error {
 	t := textFor(lang)
 	expires := c.Expires.UTC().Format(t.DateLayout)
+	if c.Account != "" {
+		return s.send(ctx, to, lang, fmt.Sprintf(t.AccountSubject, s.cfg.Domain),
+			fmt.Sprintf(t.AccountBody, c.Account, c.Code, expires))
+	}
 	return s.send(ctx, to, lang, fmt.Sprintf(t.ConfirmSubject, s.cfg.Domain),
 		fmt.Sprintf(t.ConfirmBody, s.cfg.Domain, c.Link, c.Code, expires))
 }

@@ -12,6 +12,10 @@ type text struct {
 	ConfirmSubject string
 	// ConfirmBody takes the domain, the link, the code and the expiry.
 	ConfirmBody string
+	// AccountSubject takes the domain.
+	AccountSubject string
+	// AccountBody takes the account, the code and the expiry.
+	AccountBody string
 	// ResetSubject takes the domain.
 	ResetSubject string
 	// ResetBody takes the account, the link and the expiry.
@@ -32,6 +36,16 @@ Or type this code on the page where you asked: %[3]s
 
 The code works until %[4]s. If it was not you, ignore this mail:
 nothing happens without the code.
+`,
+	AccountSubject: "Confirm your address for password resets on %[1]s",
+	AccountBody: `Your account %[1]s asked to keep this address, so that a
+forgotten password can be reset by mail. To confirm, send this to the
+bot in your chat app:
+
+email confirm %[2]s
+
+The code works until %[3]s. If it was not you, ignore this mail:
+nothing is kept without the code.
 `,
 	ResetSubject: "Password reset for %[1]s",
 	ResetBody: `Someone asked to reset the password of %[1]s.
@@ -57,6 +71,16 @@ Oder gib auf der Seite, auf der du angefragt hast, diesen Code ein: %[3]s
 
 Der Code gilt bis %[4]s. Warst du es nicht, ignoriere diese Mail:
 Ohne den Code passiert nichts.
+`,
+	AccountSubject: "Bestätige deine Adresse zum Zurücksetzen von Passwörtern auf %[1]s",
+	AccountBody: `Dein Konto %[1]s möchte diese Adresse behalten, damit ein vergessenes
+Passwort per Mail zurückgesetzt werden kann. Zum Bestätigen schick dies
+dem Bot in deiner Chat-App:
+
+email confirm %[2]s
+
+Der Code gilt bis %[3]s. Warst du es nicht, ignoriere diese Mail:
+Ohne den Code wird nichts behalten.
 `,
 	ResetSubject: "Passwort zurücksetzen für %[1]s",
 	ResetBody: `Jemand möchte das Passwort von %[1]s zurücksetzen.

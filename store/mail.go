@@ -454,3 +454,70 @@ func (s mailTable) EachMailAddress(ctx context.Context, fn func(MailAddress) err
 		})
 	})
 }
+
+// PurgeMailAddresses drops what is no longer needed of the addresses at
+// now: the address of an answered request unless its owner kept it for
+// recovery (the hashed key stays, for "one account per address"), the
+// whole record of a request declined or lapsed, and an account's own
+// address whose code lapsed unconfirmed. It returns how many records
+// changed.
+func (s mailTable) PurgeMailAddresses(ctx context.Context, now time.Time) (int, error) {
+	n := 0
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketMailAddresses)
+		type change struct {
+			key  string
+			keep *MailAddress
+		}
+		var changes []change
+		err := b.ForEach(func(k, v []byte) error {
+			var a MailAddress
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("decode mail address %s: %w", k, err)
+			}
+			if a.Request == "" {
+				if a.CodeHash != "" && a.Confirmed.IsZero() && !now.Before(a.CodeExpires) {
+					changes = append(changes, change{key: a.Key})
+				}
+				return nil
+			}
+			r, err := getRequest(tx, a.Request)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				changes = append(changes, change{key: a.Key})
+			case err != nil:
+				return err
+			case r.live(now):
+			case r.State == RequestApproved:
+				if !a.Recovery && (a.Address != "" || a.CodeHash != "") {
+					a.Address, a.Lang, a.CodeHash = "", "", ""
+					changes = append(changes, change{key: a.Key, keep: &a})
+				}
+			default:
+				changes = append(changes, change{key: a.Key})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// Written after the walk: bbolt forbids changing a bucket while
+		// iterating over it.
+		for _, c := range changes {
+			if c.keep == nil {
+				err = b.Delete([]byte(c.key))
+			} else {
+				err = putJSON(b, []byte(c.key), *c.keep)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		n = len(changes)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge mail addresses: %w", err)
+	}
+	return n, nil
+}

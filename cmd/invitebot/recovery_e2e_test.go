@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -152,4 +153,51 @@ func TestPasswordRecovery(t *testing.T) {
 			t.Errorf("recovering %q while paused: %d\n%s", name, resp.StatusCode, body)
 		}
 	}
+}
+
+// TestAccountKeepsMailByChat: an account of the domain keeps a mail
+// address by chat (a code mailed there and sent back), sees it masked,
+// gets a recovery mail there, and has it forgotten on request; wrong
+// codes count, disposable domains are refused, and accounts elsewhere
+// cannot use the command.
+func TestAccountKeepsMailByChat(t *testing.T) {
+	w, mta := signupWorld(t, func(c *config.Config) { c.HTTP.Recovery = true })
+	domain := w.srv.Domain
+	resets := !strings.HasPrefix(w.srv.Version, "0.12")
+	admin := w.user(t, "admin", domain)
+	gusJID := w.srv.AddUser(t, "gus", domain, "gus password 1")
+	gus := prosodytest.Login(t, w.srv, gusJID, "gus password 1")
+	other := w.user(t, "olga", w.srv.OtherDomain)
+	if resets {
+		testwait.For(t, e2eTimeout, "reset to be offered on Prosody 13", func() bool {
+			return strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>")
+		})
+	}
+
+	expectContains(t, gus.Chat(t, w.component, "email"), "keeps no mail address")
+	expectContains(t, gus.Chat(t, w.component, "email gus@mailinator.com"), "disposable")
+	expectContains(t, other.Chat(t, w.component, "email olga@example.org"), "Only accounts on "+domain)
+	expectContains(t, gus.Chat(t, w.component, "email Gus@Example.net"), "A code is on its way")
+	m := mta.Wait(t, "Gus@example.net")
+	code := regexp.MustCompile(`email confirm ([0-9]{6})`).FindStringSubmatch(m.Body)
+	if code == nil {
+		t.Fatalf("the mail holds no code:\n%s", m.Body)
+	}
+	wrong := fmt.Sprintf("%06d", (mustAtoi(t, code[1])+1)%1000000)
+	expectContains(t, gus.Chat(t, w.component, "email confirm "+wrong), "Tries left: 4")
+	expectContains(t, gus.Chat(t, w.component, "email confirm "+code[1]), "Confirmed")
+	expectContains(t, gus.Chat(t, w.component, "email"), "keeps G•••@example.net")
+
+	b := newBrowserless(t, "http://"+w.httpListen)
+	if resets {
+		b.recoverAs(t, "gus")
+		m = mta.Wait(t, "Gus@example.net")
+		expectContains(t, m.Subject, "Password reset")
+		expectNotice(t, gus, "was mailed")
+	}
+	expectContains(t, gus.Chat(t, w.component, "email remove"), "Done")
+	expectContains(t, gus.Chat(t, w.component, "email"), "keeps no mail address")
+	// Without an address, the admins are asked.
+	b.recoverAs(t, "gus")
+	expectNotice(t, admin, gusJID.String()+", asks for a password reset")
 }
