@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/invites"
 	"durare.org/invitebot/mail"
 	"durare.org/invitebot/policy"
+	"durare.org/invitebot/store"
 	"durare.org/invitebot/web"
 )
 
@@ -48,4 +53,39 @@ func recoveryOptions(cfg *config.Config, sender *mail.Sender) invites.RecoveryOp
 	publicURL := cfg.HTTP.PublicURL
 	return invites.RecoveryOptions{Enabled: true, Mailer: sender,
 		ResetLink: func(id string) string { return web.LandingURL(publicURL, id) }}
+}
+
+// exportMailAddress is the JSON Lines record of a mail address, written by
+// invitebot export -with-mail only.
+type exportMailAddress struct {
+	Type      string    `json:"type"` // "mail"
+	Account   string    `json:"account,omitempty"`
+	Request   string    `json:"request,omitempty"`
+	Address   string    `json:"address,omitempty"`
+	Domain    string    `json:"domain"`
+	Confirmed time.Time `json:"confirmed,omitzero"`
+	Recovery  bool      `json:"recovery,omitempty"`
+}
+
+// exportMail writes the mail addresses kept.
+func exportMail(ctx context.Context, st *store.Store, enc *json.Encoder) error {
+	err := st.EachMailAddress(ctx, func(a store.MailAddress) error {
+		return enc.Encode(exportMailAddress{Type: "mail", Account: a.Account, Request: a.Request, Address: a.Address,
+			Domain: a.Domain, Confirmed: a.Confirmed, Recovery: a.Recovery})
+	})
+	if err != nil {
+		return fmt.Errorf("mail addresses: %w", err)
+	}
+	return nil
+}
+
+// withoutMail is an audit entry's detail without a mail address: the
+// automatic approvals name the confirmed address, which an export leaves
+// out unless asked for.
+func withoutMail(e store.AuditEntry) string {
+	const prefix = "confirmed address "
+	if e.Action == invites.ActionRequestAutoApprove && strings.HasPrefix(e.Detail, prefix) {
+		return prefix + "(left out: export -with-mail)"
+	}
+	return e.Detail
 }
