@@ -91,6 +91,16 @@ type MailUsage struct {
 // ensureMailBuckets creates the mail table's buckets in a file that lacks
 // them.
 func ensureMailBuckets(db *bbolt.DB) error {
+	// Look first: most opens find them, and a write would cost pages and
+	// an fsync at every start.
+	present := false
+	_ = db.View(func(tx *bbolt.Tx) error {
+		present = tx.Bucket(bucketMailAddresses) != nil && tx.Bucket(bucketMailSends) != nil
+		return nil
+	})
+	if present {
+		return nil
+	}
 	return db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range [][]byte{bucketMailAddresses, bucketMailSends} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -460,50 +470,26 @@ func (s mailTable) EachMailAddress(ctx context.Context, fn func(MailAddress) err
 // recovery (the hashed key stays, for "one account per address"), the
 // whole record of a request declined or lapsed, and an account's own
 // address whose code lapsed unconfirmed. It returns how many records
-// changed.
+// changed. Most sweeps find nothing: it looks first, so that they cost no
+// write.
 func (s mailTable) PurgeMailAddresses(ctx context.Context, now time.Time) (int, error) {
+	var due []mailChange
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		due, err = purgeDue(tx, now)
+		return err
+	})
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
 	n := 0
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketMailAddresses)
-		type change struct {
-			key  string
-			keep *MailAddress
-		}
-		var changes []change
-		err := b.ForEach(func(k, v []byte) error {
-			var a MailAddress
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("decode mail address %s: %w", k, err)
-			}
-			if a.Request == "" {
-				if a.CodeHash != "" && a.Confirmed.IsZero() && !now.Before(a.CodeExpires) {
-					changes = append(changes, change{key: a.Key})
-				}
-				return nil
-			}
-			r, err := getRequest(tx, a.Request)
-			switch {
-			case errors.Is(err, ErrNotFound):
-				changes = append(changes, change{key: a.Key})
-			case err != nil:
-				return err
-			case r.live(now):
-			case r.State == RequestApproved:
-				if !a.Recovery && (a.Address != "" || a.CodeHash != "") {
-					a.Address, a.Lang, a.CodeHash = "", "", ""
-					changes = append(changes, change{key: a.Key, keep: &a})
-				}
-			default:
-				changes = append(changes, change{key: a.Key})
-			}
-			return nil
-		})
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
+		due, err := purgeDue(tx, now) // again: requests may have changed
 		if err != nil {
 			return err
 		}
-		// Written after the walk: bbolt forbids changing a bucket while
-		// iterating over it.
-		for _, c := range changes {
+		b := tx.Bucket(bucketMailAddresses)
+		for _, c := range due {
 			if c.keep == nil {
 				err = b.Delete([]byte(c.key))
 			} else {
@@ -513,11 +499,55 @@ func (s mailTable) PurgeMailAddresses(ctx context.Context, now time.Time) (int, 
 				return err
 			}
 		}
-		n = len(changes)
+		n = len(due)
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("purge mail addresses: %w", err)
 	}
 	return n, nil
+}
+
+// mailChange is one record a purge deletes (keep nil) or rewrites.
+type mailChange struct {
+	key  string
+	keep *MailAddress
+}
+
+// purgeDue lists what PurgeMailAddresses changes at now, inside tx.
+func purgeDue(tx *bbolt.Tx, now time.Time) ([]mailChange, error) {
+	b := tx.Bucket(bucketMailAddresses)
+	if b == nil {
+		return nil, nil
+	}
+	var changes []mailChange
+	err := b.ForEach(func(k, v []byte) error {
+		var a MailAddress
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("decode mail address %s: %w", k, err)
+		}
+		if a.Request == "" {
+			if a.CodeHash != "" && a.Confirmed.IsZero() && !now.Before(a.CodeExpires) {
+				changes = append(changes, mailChange{key: a.Key})
+			}
+			return nil
+		}
+		r, err := getRequest(tx, a.Request)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			changes = append(changes, mailChange{key: a.Key})
+		case err != nil:
+			return err
+		case r.live(now):
+		case r.State == RequestApproved:
+			if !a.Recovery && (a.Address != "" || a.CodeHash != "") {
+				a.Address, a.Lang, a.CodeHash = "", "", ""
+				changes = append(changes, mailChange{key: a.Key, keep: &a})
+			}
+		default:
+			changes = append(changes, mailChange{key: a.Key})
+		}
+		return nil
+	})
+	return changes, err
 }
