@@ -540,7 +540,17 @@ func purgeDue(tx *bbolt.Tx, now time.Time) ([]mailChange, error) {
 			return err
 		case r.live(now):
 		case r.State == RequestApproved:
-			if !a.Recovery && (a.Address != "" || a.CodeHash != "") {
+			keep := a.Recovery
+			if keep && a.Account == "" && r.Invite != "" {
+				// Kept for recovery, but its invite can no longer make an
+				// account the bot knows of: recovery could never find it.
+				inv, err := getInvite(tx, r.Invite)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return err
+				}
+				keep = err == nil && (inv.State == StatePending || inv.UsedBy != "")
+			}
+			if !keep && (a.Address != "" || a.CodeHash != "") {
 				a.Address, a.Lang, a.CodeHash = "", "", ""
 				changes = append(changes, mailChange{key: a.Key, keep: &a})
 			}

@@ -77,4 +77,38 @@ func TestMailRequestConfirmAndPurge(t *testing.T) {
 	if sent != 2 {
 		t.Errorf("%d mails counted for the domain, want 2", sent)
 	}
+
+	// Approved, kept for recovery, its invite used by a known account:
+	// the address stays; without consent, only the hashed key stays.
+	for _, c := range []struct {
+		key      string
+		recovery bool
+		want     string
+	}{{"k3", true, "hans@example.net"}, {"k4", false, ""}} {
+		r, err := s.AddMailRequest(ctx, Request{SecretHash: "h", Name: "n", Created: now, Expires: now.Add(24 * time.Hour)},
+			MailAddress{Key: c.key, Address: "hans@example.net", Domain: "example.net", CodeHash: "right", CodeExpires: now.Add(24 * time.Hour),
+				Recovery: c.recovery}, 10, func(MailUsage) error { return nil }, AuditEntry{Time: now, Actor: "web", Action: "request.receive"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.ConfirmMail(ctx, r.ID, matches, 2, now.Add(48*time.Hour), entry); err != nil {
+			t.Fatal(err)
+		}
+		inv, _, err := s.ApproveRequest(ctx, r.ID, Invite{Token: "t-" + c.key, Domain: "example.org", Inviter: "auto-approval",
+			Created: now, Expires: now.Add(time.Hour), State: StatePending}, AuditEntry{Time: now, Actor: "auto-approval", Action: "invite.create"},
+			AuditEntry{Time: now, Actor: "auto-approval", Action: "request.auto-approve"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetInviteState(ctx, inv.ID, StateUsed, "hans@example.org", AuditEntry{Time: now, Actor: "hans@example.org", Action: "invite.use"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PurgeMailAddresses(ctx, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		a, err := s.MailAddress(ctx, c.key)
+		if err != nil || a.Address != c.want || a.Account != "hans@example.org" {
+			t.Errorf("recovery %v: %+v, %v; want the address %q kept for hans@example.org", c.recovery, a, err, c.want)
+		}
+	}
 }
