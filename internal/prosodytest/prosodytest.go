@@ -442,6 +442,19 @@ func (s *Server) Register(user, host, pass string) (jid.JID, error) {
 // custom_roles: 13 does, 0.12 (whose only distinction is admins) does not.
 func (s *Server) HasRoles() bool { return !strings.HasPrefix(s.Version, "0.") }
 
+// BindsResetTokens reports whether this Prosody accepts a password reset
+// token only for the username it resets ("Incorrect username for password
+// reset"), so that nobody can use one up with another account: 13.0.8
+// does, 13.0.1 does not (the versions between were not tried). Tests use
+// it to say what they expect; the bot itself reads the server's answer.
+func (s *Server) BindsResetTokens() bool {
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(s.Version, "%d.%d.%d", &major, &minor, &patch); err != nil {
+		return false
+	}
+	return major > 13 || major == 13 && (minor > 0 || patch >= 8)
+}
+
 // AddUserWithRole creates user@host with pass and gives it role as its
 // primary role, Prosody 13 only: prosodyctl register, then prosodyctl
 // shell user set_role, the commands docs/prosody-setup.md and the bot's log give
