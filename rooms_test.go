@@ -57,6 +57,10 @@ func roomRules(pkg, imp string) string {
 		return "homeserver speaks to the server for invites: it knows no front end, the store or policy"
 	case in("homeserver/ibr") && inModule && !is("internal"):
 		return "the registration client is a leaf: it knows no room"
+	case in("mail") && inModule && !is("invites") && !is("internal"):
+		return "mail sends mail for invites: it knows no front end, the store, policy or the server"
+	case !in("mail") && !in("cmd") && (is("mail") || strings.HasPrefix(imp, "github.com/wneessen/go-mail")):
+		return "only the mail room speaks SMTP; invites names what it needs as interfaces and cmd wires mail"
 	}
 	return ""
 }
@@ -86,6 +90,13 @@ func TestRoomRulesCatchForbiddenImports(t *testing.T) {
 		{"invites", module + "/homeserver/ejabberd", false},
 		{"homeserver/minter", module + "/bot", false},
 		{"homeserver/adhoc", module + "/store", false},
+		{"mail", module + "/invites", true},
+		{"mail", module + "/store", false},
+		{"mail", module + "/web", false},
+		{"invites", module + "/mail", false},
+		{"web", module + "/mail", false},
+		{"invites", "github.com/wneessen/go-mail", false},
+		{"cmd/invitebot", module + "/mail", true},
 		{"homeserver/ibr", module + "/invites", false},
 		{"cmd/invitebot", module + "/homeserver/prosody", true},
 		{"bot", module + "/invites", true},

@@ -142,6 +142,11 @@ func (b *Bot) serveChat(ctx context.Context, actor, body string) (reply, bool) {
 	if op.perm == policy.ReadHelp && role == policy.Stranger && !b.helpReplies.allow(actor) {
 		return reply{}, false
 	}
+	if op.perm == policy.KeepOwnMail && role == policy.Stranger && !strings.HasSuffix(actor, "@"+b.svc.Domain()) {
+		// Open to every account of the domain, so a stranger from
+		// elsewhere is refused like any stranger: once an hour.
+		return refuse("Only accounts on "+b.svc.Domain()+" can keep a mail address here.", "no account for "+op.name)
+	}
 	if !policy.Allows(role, op.perm) {
 		return refuse("Sorry, you may not use "+op.name+" here. Send help to see what you can do.",
 			"no rights for "+op.name)

@@ -59,8 +59,8 @@ func runRequests(ctx context.Context, b *Bot, req request) (reply, error) {
 		column{"id", "Id"}, column{"asked", "Asked"}, column{"until", "Open until"}, column{"name", "Name"},
 		column{"contact", "Contact (not verified)"}, column{"message", "Message"})
 	for _, r := range reqs {
-		line := fmt.Sprintf("%s  asked %s by %s, contact %s: %s", r.ID, formatTime(r.Created), requesterName(r),
-			requesterContact(r), inert(r.Message))
+		line := fmt.Sprintf("%s  asked %s by %s, contact %s%s: %s", r.ID, formatTime(r.Created), requesterName(r),
+			requesterContact(r), mailMark(r), inert(r.Message))
 		tbl.row(line, r.ID, formatTime(r.Created), formatTime(r.Expires), inert(r.Name), inert(r.Contact), inert(r.Message))
 	}
 	res := tbl.reply(req, "requests", req.say("To answer: approve <id>, or deny <id> [reason]",
@@ -148,4 +148,12 @@ func requestRefusal(req request, r invites.Request, err error) (reply, bool) {
 		return refusal(stanza.Conflict, answeredText(r)), true
 	}
 	return reply{}, false
+}
+
+// mailMark marks a request whose mail address was confirmed.
+func mailMark(r invites.Request) string {
+	if r.MailConfirmed.IsZero() {
+		return ""
+	}
+	return ", email confirmed"
 }

@@ -129,12 +129,18 @@ func eventText(ev invites.Event) string {
 	case invites.RequestDecided:
 		return decidedNotice(ev.Request, ev.Domain)
 	case invites.ResetCreated:
+		if ev.Mailed {
+			return fmt.Sprintf("A password reset link for your account %s was mailed at %s to the address you confirmed, because someone asked on the recovery page. If it was not you, ignore the mail; the link can be cancelled by an admin of this service, whom you reach by replying here.",
+				ev.Account, formatTime(ev.At))
+		}
 		if ev.Uncancellable {
 			return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service at once by replying here or to %s: this server cannot cancel the link, which works until %s.",
 				ev.Account, ev.By, formatTime(ev.At), ev.By, formatTime(ev.Expires))
 		}
 		return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service by replying here or to %s; the link can be cancelled.",
 			ev.Account, ev.By, formatTime(ev.At), ev.By)
+	case invites.RecoveryAsked:
+		return recoveryNotice(ev)
 	case invites.GrantRevoked:
 		if ev.Cancelled == 0 {
 			return fmt.Sprintf("Your right to create invites for %s was revoked; none of your invites was still pending.", ev.Domain)
@@ -448,6 +454,9 @@ func requestNotice(r invites.Request, domain string) string {
 	fmt.Fprintf(&t, "New account request %s for %s, open until %s:\n", r.ID, domain, formatTime(r.Expires))
 	fmt.Fprintf(&t, "  Name: %s\n", requesterName(r))
 	fmt.Fprintf(&t, "  Contact: %s\n", requesterContact(r))
+	if !r.MailConfirmed.IsZero() {
+		t.WriteString("  Mail: email confirmed\n")
+	}
 	fmt.Fprintf(&t, "  Says: %s\n", inert(r.Message))
 	fmt.Fprintf(&t, "To answer: approve %s, or deny %s [reason]", r.ID, r.ID)
 	return t.String()
@@ -455,6 +464,10 @@ func requestNotice(r invites.Request, domain string) string {
 
 // answeredNotice tells the other approvers who answered a request.
 func answeredNotice(r invites.Request) string {
+	if r.State == invites.RequestApproved && r.AnsweredBy == invites.SignupActor {
+		return fmt.Sprintf("Account request %s by %s was approved automatically: email confirmed, within requests.auto_approve (invite %s).",
+			r.ID, requesterName(r), r.Invite)
+	}
 	if r.State == invites.RequestApproved {
 		return fmt.Sprintf("Account request %s by %s was approved by %s (invite %s).", r.ID, requesterName(r), r.AnsweredBy, r.Invite)
 	}
@@ -579,4 +592,15 @@ func columns(s string) int {
 		}
 	}
 	return n
+}
+
+// recoveryNotice asks an inviter or an admin to make a reset link for an
+// account that has no confirmed address to mail one to.
+func recoveryNotice(ev invites.RecoveryAsked) string {
+	who := "An account of this service"
+	if ev.Inviter {
+		who = "An account you invited"
+	}
+	return fmt.Sprintf("%s, %s, asks for a password reset on the recovery page; answer reset %s. Anyone can type a name there: make sure it is them before you hand the link over.",
+		who, ev.Account, ev.Account)
 }

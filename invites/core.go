@@ -54,7 +54,8 @@ func (c *core) audit(ctx context.Context, actor, action, subject, detail string)
 // notify sends ev to to; a failure is logged, not returned: news is best
 // effort and must not undo what it reports.
 func (c *core) notify(ctx context.Context, to string, ev Event) {
-	if c.notifier == nil {
+	if c.notifier == nil || isNobody(to) {
+		// They are nobody: news of their invites has no one to go to.
 		return
 	}
 	if err := c.notifier.Notify(ctx, to, ev); err != nil {

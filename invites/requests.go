@@ -138,6 +138,10 @@ type Request struct {
 	Reason string
 	// Invite is the invite an approval made.
 	Invite string
+	// Unconfirmed says the request's mail address waits to be
+	// confirmed; MailConfirmed is when it was, if it was.
+	Unconfirmed   bool
+	MailConfirmed time.Time
 }
 
 // Outcome is the request's state at now: an open request whose time ran
@@ -152,7 +156,7 @@ func (r Request) Outcome(now time.Time) RequestState {
 func requestOf(r store.Request) Request {
 	return Request{ID: r.ID, Name: r.Name, Contact: r.Contact, Message: r.Message, Created: r.Created,
 		Expires: r.Expires, State: RequestState(r.State), AnsweredBy: r.AnsweredBy, Answered: r.Answered,
-		Reason: r.Reason, Invite: r.Invite}
+		Reason: r.Reason, Invite: r.Invite, Unconfirmed: r.Unconfirmed, MailConfirmed: r.MailConfirmed}
 }
 
 // NewRequest is what a requester typed into the form.
@@ -163,6 +167,15 @@ type NewRequest struct {
 	Contact string
 	// Message says who they know here or why they ask; required.
 	Message string
+	// Email is a mail address to confirm; required with requests.verify
+	// email, ignored otherwise.
+	Email string
+	// Recovery says the requester agrees to keep Email for password
+	// recovery.
+	Recovery bool
+	// Lang is the language the requester saw the page in (BCP 47), for
+	// the mails.
+	Lang string
 }
 
 // RequestReceived tells an approver about a new request.
@@ -222,6 +235,8 @@ type requestDesk struct {
 	// for the request page.
 	requests RequestOptions
 	intake   intakeCount
+	// verify confirms mail addresses (signup.go); nil or off without.
+	verify *mailVerifier
 }
 
 func newRequestDesk(c *core, r *roles, m *minter, o RequestOptions) *requestDesk {
@@ -314,6 +329,9 @@ func (d *requestDesk) SubmitRequest(ctx context.Context, nr NewRequest) (string,
 	}
 	if pause.Paused {
 		return "", &PausedError{Reason: pause.Reason}
+	}
+	if d.verify.VerifiesMail() {
+		return d.verify.submit(ctx, nr)
 	}
 	secret := newRequestSecret()
 	now := d.now().UTC()
@@ -432,7 +450,7 @@ func (d *requestDesk) Requests(ctx context.Context, a Actor) ([]Request, error) 
 	if err := a.may(policy.AnswerRequests); err != nil {
 		return nil, err
 	}
-	open, err := d.liveRequests(ctx)
+	open, err := d.confirmedRequests(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -453,6 +471,16 @@ func (d *requestDesk) liveRequests(ctx context.Context) ([]store.Request, error)
 	return slices.DeleteFunc(open, func(r store.Request) bool { return !now.Before(r.Expires) }), nil
 }
 
+// confirmedRequests is liveRequests without those whose address waits to
+// be confirmed: approvers do not see them.
+func (d *requestDesk) confirmedRequests(ctx context.Context) ([]store.Request, error) {
+	open, err := d.liveRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(open, func(r store.Request) bool { return r.Unconfirmed }), nil
+}
+
 // openRequest reads request id for answering it: ErrNoSuchRequest, or
 // ErrRequestAnswered with the request as it stands.
 func (d *requestDesk) openRequest(ctx context.Context, id string) (Request, error) {
@@ -465,6 +493,10 @@ func (d *requestDesk) openRequest(ctx context.Context, id string) (Request, erro
 		return Request{}, ErrNoSuchRequest
 	case err != nil:
 		return Request{}, fmt.Errorf("read request: %w", err)
+	}
+	if rec.Unconfirmed {
+		// Not to be answered before its address is confirmed.
+		return Request{}, ErrNoSuchRequest
 	}
 	r := requestOf(rec)
 	if r.Outcome(d.now()) != RequestOpen {
@@ -574,6 +606,7 @@ func (d *requestDesk) ExpireRequests(ctx context.Context) {
 		d.requestObserver().RequestExpired()
 		d.log.InfoContext(ctx, "account request expired", slog.String("request", r.ID))
 	}
+	d.verify.purgeAddresses(ctx)
 }
 
 // approvers returns who may answer requests: the admins, and the holders

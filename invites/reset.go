@@ -51,6 +51,10 @@ type ResetCreated struct {
 	// Uncancellable says that the server cannot cancel the link: it works
 	// until Expires (see ResetsUncancellable).
 	Uncancellable bool
+	// Mailed says the link was mailed to the account's confirmed
+	// address, after someone asked on the recovery page (By is then
+	// RecoveryActor).
+	Mailed bool
 }
 
 func (ResetCreated) isEvent() {}
@@ -139,7 +143,7 @@ func (rl *resetLinks) Reset(ctx context.Context, a Actor, account string) (Invit
 		return Invite{}, err
 	}
 	rl.notify(ctx, target.String(), ResetCreated{Account: target.String(), By: a.jid, At: inv.Created,
-		Expires: inv.Expires, Uncancellable: rl.ResetsUncancellable()})
+		Expires: inv.Expires, Uncancellable: rl.ResetsUncancellable(), Mailed: a.jid == RecoveryActor})
 	inv.Replaced = rl.replaceEarlier(ctx, a, inv, cn)
 	return inv, nil
 }

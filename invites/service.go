@@ -96,6 +96,10 @@ type Options struct {
 	// Requests configure account requests; zero limits take the
 	// defaults.
 	Requests RequestOptions
+	// Signup configures account requests confirmed by mail (signup.go).
+	Signup SignupOptions
+	// Recovery configures password recovery by mail (recovery.go).
+	Recovery RecoveryOptions
 }
 
 // Service carries out invite operations on behalf of Actors. It is the
@@ -110,6 +114,8 @@ type Service struct {
 	*grants
 	*eventLinks
 	*requestDesk
+	*mailVerifier
+	*recovery
 	*resetLinks
 	*backups
 	*registration
@@ -139,6 +145,7 @@ func NewService(o Options) *Service {
 	gate := newQuotaGate(c, rl)
 	mt := &minter{core: c, issuer: o.Issuer, gate: gate, revoker: rv}
 	desk := newRequestDesk(c, rl, mt, o.Requests)
+	desk.verify = newMailVerifier(c, desk, mt, gate, o.Signup)
 	tr := &tracker{core: c, registrar: o.Registrar, uses: uses, module: module, revoker: rv, desk: desk}
 	cn := &canceller{core: c, uses: uses, tracker: tr, revoker: rv}
 	ev := &eventLinks{core: c, roles: rl, gate: gate, minter: mt, cancel: cn}
@@ -153,6 +160,8 @@ func NewService(o Options) *Service {
 		grants:       &grants{core: c, roles: rl, gate: gate, events: ev, cancel: cn},
 		eventLinks:   ev,
 		requestDesk:  desk,
+		mailVerifier: desk.verify,
+		recovery:     newRecovery(c, rl, rs, desk.verify, o.Recovery),
 		resetLinks:   rs,
 		backups:      &backups{core: c, opts: o.Backups},
 		registration: &registration{core: c, registrar: o.Registrar, uses: uses, busy: make(map[string]bool)},

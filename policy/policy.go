@@ -98,6 +98,10 @@ const (
 	CloseEvent
 	// CloseAnyEvent closes event links whoever made them.
 	CloseAnyEvent
+	// KeepOwnMail keeps, shows and forgets a mail address for the
+	// sender's own account, for password recovery. Anyone may ask; the
+	// service allows only accounts of the domain.
+	KeepOwnMail
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
@@ -123,6 +127,7 @@ var minimumRole = map[Permission]Role{
 	ListAnyEvents:   Admin,
 	CloseEvent:      Inviter,
 	CloseAnyEvent:   Admin,
+	KeepOwnMail:     Stranger,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are

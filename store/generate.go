@@ -154,6 +154,10 @@ func Generate(ctx context.Context, path string, p Profile) (Sample, error) {
 	g.s = newStore(db, g.newID, func() time.Time { return p.Now })
 	_, err = g.s.migrate(ctx)
 	if err == nil {
+		// The layout Open makes, so that opening the file writes nothing.
+		err = ensureMailBuckets(db)
+	}
+	if err == nil {
 		err = g.run(ctx)
 	}
 	if err == nil {

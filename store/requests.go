@@ -53,6 +53,14 @@ type Request struct {
 	Reason     string    `json:"reason,omitempty"`
 	// Invite is the invite an approval minted.
 	Invite string `json:"invite,omitempty"`
+	// MailKey names the mail address given with the request (its
+	// MailAddress record); empty when none was asked for.
+	MailKey string `json:"mail_key,omitempty"`
+	// Unconfirmed says the request waits for its address to be
+	// confirmed: approvers neither hear of it nor see it until then.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
+	// MailConfirmed is when the address was confirmed.
+	MailConfirmed time.Time `json:"mail_confirmed,omitzero"`
 }
 
 // Errors of account requests.

@@ -82,6 +82,7 @@ type Store struct {
 	auditLog
 	eventTable
 	requestTable
+	mailTable
 	settingsTable
 	backupWriter
 	exporter
@@ -104,6 +105,7 @@ func newStore(db *bbolt.DB, newID func() string, now func() time.Time) *Store {
 		auditLog:      auditLog{b},
 		eventTable:    eventTable{b},
 		requestTable:  requestTable{base: b, invites: inviteTable{b}},
+		mailTable:     mailTable{b},
 		settingsTable: settingsTable{b},
 		backupWriter:  backupWriter{b},
 		exporter:      exporter{b},
@@ -137,6 +139,10 @@ func openStore(ctx context.Context, path string, timeout time.Duration) (*Store,
 	if err != nil {
 		// Close error is secondary: the migration error is what the
 		// operator needs to see.
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := ensureMailBuckets(db); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}

@@ -108,7 +108,7 @@ func TestOpenNewFile(t *testing.T) {
 	}
 	want := []string{"audit", "audit_by_about", "event_invites_by_inviter", "events", "grants", "invites", "invites_by_created",
 		"invites_by_inviter", "invites_by_token", "invites_by_used_by", "invites_pending", "invites_pending_by_inviter",
-		"invites_unrevoked", "meta", "pending_counts", "requests", "settings"}
+		"invites_unrevoked", "mail_addresses", "mail_sends", "meta", "pending_counts", "requests", "settings"}
 	if got := bucketNames(t, path); !reflect.DeepEqual(got, want) {
 		t.Errorf("buckets = %q, want %q", got, want)
 	}

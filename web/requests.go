@@ -63,6 +63,8 @@ type requestPages struct {
 	// reqs and reqLimit serve account requests; reqs is nil without them.
 	reqs     Requests
 	reqLimit *limiter
+	// signup confirms mail addresses; nil without (signup.go).
+	signup Signup
 }
 
 // requestForm is the request form's state, as typed (once normalised).
@@ -73,6 +75,12 @@ type requestForm struct {
 	Field string
 	// The length limits, for the fields' maxlength.
 	MaxName, MaxContact, MaxMessage int
+	// Email is the mail address, asked for when AskEmail
+	// (requests.verify: email); Recovery the consent to keep it for
+	// password recovery, offered when AskRecovery.
+	Email                 string
+	Recovery              bool
+	AskEmail, AskRecovery bool
 }
 
 // requestsOpen answers the request page itself, and reports false, when
@@ -121,6 +129,7 @@ func (h *requestPages) requestPage(w http.ResponseWriter, r *http.Request) {
 func (h *requestPages) renderRequest(w http.ResponseWriter, r *http.Request, status int, f requestForm) {
 	f.CSRF = h.csrf.token(h.csrf.cookieValue(w, r), requestCSRFID)
 	f.MaxName, f.MaxContact, f.MaxMessage = invites.MaxRequestName, invites.MaxRequestContact, invites.MaxRequestMessage
+	f.AskEmail, f.AskRecovery = h.asksMail(), h.asksMail() && h.cfg.Recovery
 	domain := h.cfg.Domain
 	h.render(w, r, status, "request", pageData{
 		Title:    fmt.Sprintf(h.text.RequestTitle, domain),
@@ -155,7 +164,8 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 	if !h.readForm(w, r) {
 		return
 	}
-	f := requestForm{Name: r.PostFormValue("name"), Contact: r.PostFormValue("contact"), Message: r.PostFormValue("message")}
+	f := requestForm{Name: r.PostFormValue("name"), Contact: r.PostFormValue("contact"), Message: r.PostFormValue("message"),
+		Email: r.PostFormValue("email"), Recovery: r.PostFormValue("recovery") != ""}
 	if err := h.origin.Check(r); err != nil {
 		h.log.InfoContext(r.Context(), "cross-origin account request refused", slog.Any("err", err))
 		f.Error = h.text.ErrFormExpired
@@ -183,7 +193,29 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), submitTimeout)
 	defer cancel()
-	key, err := h.reqs.SubmitRequest(ctx, invites.NewRequest{Name: f.Name, Contact: f.Contact, Message: f.Message})
+	nr := invites.NewRequest{Name: f.Name, Contact: f.Contact, Message: f.Message}
+	if h.asksMail() {
+		// The mails are written in the language of this page.
+		nr.Email, nr.Recovery, nr.Lang = f.Email, f.Recovery && h.cfg.Recovery, h.text.Lang
+	}
+	key, err := h.reqs.SubmitRequest(ctx, nr)
+	if msg, ok := h.mailRefusal(err); ok {
+		f.Error, f.Field = msg, "email"
+		h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
+		return
+	}
+	switch {
+	case errors.Is(err, invites.ErrMailNotSent):
+		f.Error = h.text.ErrMailNotSent
+		h.renderRequest(w, r, http.StatusBadGateway, f)
+		return
+	case errors.Is(err, invites.ErrRequestInvalid) && h.asksMail():
+		if _, aerr := invites.NormalizeAddress(f.Email); aerr != nil {
+			f.Error, f.Field = h.text.ErrRequestEmail, "email"
+			h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
+			return
+		}
+	}
 	switch {
 	case err == nil:
 		counted = true
@@ -213,6 +245,7 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 // as, so the form shown again holds exactly what would be sent.
 func (h *requestPages) cleanRequestForm(f requestForm) requestForm {
 	f.Name, f.Contact, f.Message = plaintext.Line(f.Name), plaintext.Line(f.Contact), plaintext.Line(f.Message)
+	f.Email = plaintext.Line(f.Email)
 	return f
 }
 
@@ -236,6 +269,11 @@ func (h *requestPages) checkRequestForm(f requestForm) (msg, field string) {
 		return h.text.ErrRequestMessage, "message"
 	case utf8.RuneCountInString(f.Message) > invites.MaxRequestMessage:
 		return fmt.Sprintf(h.text.ErrRequestMessageLong, invites.MaxRequestMessage), "message"
+	}
+	if h.asksMail() {
+		if _, err := invites.NormalizeAddress(f.Email); err != nil {
+			return h.text.ErrRequestEmail, "email"
+		}
 	}
 	return "", ""
 }
@@ -271,6 +309,10 @@ func (h *requestPages) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	domain := h.cfg.Domain
+	if req.Unconfirmed && req.Outcome(h.now()) == invites.RequestOpen {
+		h.confirmPage(w, r, http.StatusOK, req, codeForm{Key: key})
+		return
+	}
 	d := pageData{}
 	switch req.Outcome(h.now()) {
 	case invites.RequestApproved:

@@ -100,6 +100,10 @@ type pageData struct {
 	AskAgain  string
 	// event: how many invitations the link may still hand out.
 	Left string
+	// confirm: the form that takes the code from the mail (signup.go).
+	Code codeForm
+	// recover: the password recovery form (recover.go).
+	Recover recoverForm
 }
 
 // formData is the registration form's state. It never holds a password.

@@ -186,6 +186,43 @@ type Text struct {
 	// (405): a program's mistake more than a person's.
 	MethodNotAllowedTitle string
 	MethodNotAllowedBody  string
+	// Sign-up confirmed by mail (requests.verify: email): the address on
+	// the request page, the status page that waits for the code, and the
+	// page a link in the mail opens.
+	RequestEmail          string
+	RequestEmailHint      string
+	RequestRecovery       string
+	ErrRequestEmail       string
+	ErrMailBlocked        string
+	ErrMailTaken          string
+	ErrMailPerAddress     string
+	ErrMailPerDomain      string
+	ErrMailNotSent        string
+	ConfirmTitle          string
+	ConfirmBody           string // %[1]s the name they gave
+	ConfirmCode           string
+	ConfirmCodeHint       string
+	ConfirmSubmit         string
+	ConfirmLinkBody       string
+	ErrConfirmWrong       string // %[1]d tries left
+	ErrConfirmMalformed   string
+	ConfirmUsedUpTitle    string
+	ConfirmUsedUpBody     string
+	StatusConfirmedNotice string
+
+	// The password recovery page (http.recovery), whose answer is the
+	// same whatever the name.
+	RecoverTitle        string
+	RecoverIntro        string // %[1]s domain
+	RecoverUsername     string
+	RecoverUsernameHint string // %[1]s domain
+	RecoverSubmit       string
+	RecoverSentTitle    string
+	RecoverSentBody     string
+	RecoverSentHint     string
+	RecoverClosedTitle  string
+	ErrRecoverName      string
+	ErrRecoverTooMany   string
 }
 
 // English is the default and, for now, only text.
@@ -354,6 +391,37 @@ var English = Text{
 
 	MethodNotAllowedTitle: "This page cannot do that",
 	MethodNotAllowedBody:  "It does not take this kind of request. Open its address in a web browser.",
+	RequestEmail:          "Your mail address",
+	RequestEmailHint:      "We send a code there to make sure you can read it. Nobody hears of your request before you type it in.",
+	RequestRecovery:       "Keep my address so that I can reset a forgotten password by mail",
+	ErrRequestEmail:       "That is not a mail address like name@example.org.",
+	ErrMailBlocked:        "Addresses of disposable mail services are not accepted. Please use an address you keep.",
+	ErrMailTaken:          "This address cannot ask for an account now.",
+	ErrMailPerAddress:     "This address got enough mail from us today. Please try again tomorrow.",
+	ErrMailPerDomain:      "Too many requests from your mail provider today. Please try again tomorrow.",
+	ErrMailNotSent:        "We could not send you a mail just now. Please try again later.",
+	ConfirmTitle:          "Check your mail",
+	ConfirmBody:           "Thank you, %[1]s. We sent a mail with a link and a code to the address you gave. Open the link, or type the code here.",
+	ConfirmCode:           "Code from the mail",
+	ConfirmCodeHint:       "Six digits.",
+	ConfirmSubmit:         "Confirm my address",
+	ConfirmLinkBody:       "Press the button to confirm your address and send your request.",
+	ErrConfirmWrong:       "That code is not right. Tries left: %[1]d.",
+	ErrConfirmMalformed:   "The code is the six digits in the mail.",
+	ConfirmUsedUpTitle:    "This code no longer works",
+	ConfirmUsedUpBody:     "It was typed wrong too often, or its time ran out. You may ask again.",
+	StatusConfirmedNotice: "Your address is confirmed.",
+	RecoverTitle:          "Forgot your password?",
+	RecoverIntro:          "Type the name of your account on %[1]s. If you confirmed a mail address for this, we mail you a link to choose a new password. If not, we ask the person who invited you, and the people who look after the service, to help you.",
+	RecoverUsername:       "Your account",
+	RecoverUsernameHint:   "The name before @%[1]s.",
+	RecoverSubmit:         "Ask for a new password",
+	RecoverSentTitle:      "Your request is on its way",
+	RecoverSentBody:       "If the account has a confirmed mail address, a link to choose a new password is on its way there; otherwise the person who invited it is asked to help.",
+	RecoverSentHint:       "The link works once and for a day. Nothing changes until it is used.",
+	RecoverClosedTitle:    "Password recovery is closed for now",
+	ErrRecoverName:        "Please type the name of your account.",
+	ErrRecoverTooMany:     "Too many tries from your network. Please try again in an hour.",
 }
 
 // Client is a recommended XMPP app.

@@ -113,12 +113,21 @@ type Config struct {
 	Requests Requests
 	// RequestForm opens the request page (http.requests).
 	RequestForm bool
-	// RequestsPerHour bounds the requests one client address may send
-	// per hour; zero means DefaultRequestsPerHour.
+	// RequestsPerHour bounds the account requests, and the recovery
+	// requests, one client address may send per hour; zero means
+	// DefaultRequestsPerHour.
 	RequestsPerHour int
 	// Events, when set, serves the event link pages (/e/{id}); without
 	// it they are not found.
 	Events Events
+	// Signup, when set, confirms the mail addresses of account requests
+	// (requests.verify: email; signup.go).
+	Signup Signup
+	// Recovery offers, on the request page, to keep the confirmed
+	// address for password recovery, and opens the recovery page
+	// (http.recovery) with Recoverer.
+	Recovery  bool
+	Recoverer Recoverer
 }
 
 //go:embed templates/*.html
@@ -128,7 +137,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that are whole pages (each with base.html).
-var pageNames = []string{"landing", "success", "error", "request", "status", "event"}
+var pageNames = []string{"landing", "success", "error", "request", "status", "event", "confirm", "recover"}
 
 // templateFuncs are the helpers the templates may call.
 var templateFuncs = template.FuncMap{
@@ -172,7 +181,7 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	if perHour <= 0 {
 		perHour = DefaultRequestsPerHour
 	}
-	rp := &requestPages{site: s, inv: inv, reqs: cfg.Requests, metrics: m,
+	rp := &requestPages{site: s, inv: inv, reqs: cfg.Requests, signup: cfg.Signup, metrics: m,
 		reqLimit: newLimiterOf(perHour, time.Hour, s.now)}
 
 	mux := http.NewServeMux()
@@ -184,12 +193,19 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	mux.HandleFunc("GET /request", localized(rp, (*requestPages).requestPage))
 	mux.HandleFunc("POST /request", localized(rp, (*requestPages).submitRequest))
 	mux.HandleFunc("GET /r/{key}", localized(rp, (*requestPages).status))
+	mux.HandleFunc("POST /r/{key}/confirm", localized(rp, (*requestPages).confirm))
+	mux.HandleFunc("GET /r/{key}/confirm/{code}", localized(rp, (*requestPages).confirmLink))
 	if cfg.Events != nil {
 		ep := &eventPages{site: s, events: cfg.Events, eventLimit: newLimiterOf(eventAttempts, rateWindow, s.now)}
 		mux.HandleFunc("GET /e/{id}", localized(ep, (*eventPages).eventPage))
 		mux.HandleFunc("POST /e/{id}", localized(ep, (*eventPages).eventClaim))
 		mux.HandleFunc("GET /e/{id}/qr.png", localized(ep, eventQR("image/png", qrPNG)))
 		mux.HandleFunc("GET /e/{id}/qr.svg", localized(ep, eventQR("image/svg+xml", qrSVG)))
+	}
+	if cfg.Recovery && cfg.Recoverer != nil {
+		rc := &recoverPages{site: s, rec: cfg.Recoverer, limit: newLimiterOf(perHour, time.Hour, s.now)}
+		mux.HandleFunc("GET /recover", localized(rc, (*recoverPages).page))
+		mux.HandleFunc("POST /recover", localized(rc, (*recoverPages).submit))
 	}
 	mux.HandleFunc("GET /static/style.css", h.static("static/style.css"))
 	mux.HandleFunc("GET /healthz", h.healthz)
@@ -202,7 +218,10 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	const getOnly, getPost = "GET, HEAD", "GET, HEAD, POST"
 	paths := map[string]string{
 		"/i/{id}": getPost, "/i/{id}/qr.png": getOnly, "/i/{id}/qr.svg": getOnly,
-		"/request": getPost, "/r/{key}": getOnly, "/static/style.css": getOnly, "/healthz": getOnly,
+		"/request": getPost, "/r/{key}": getOnly, "/r/{key}/confirm": "POST", "/r/{key}/confirm/{code}": getOnly, "/static/style.css": getOnly, "/healthz": getOnly,
+	}
+	if cfg.Recovery && cfg.Recoverer != nil {
+		paths["/recover"] = getPost
 	}
 	if cfg.Events != nil {
 		paths["/e/{id}"], paths["/e/{id}/qr.png"], paths["/e/{id}/qr.svg"] = getPost, getOnly, getOnly

@@ -16,6 +16,7 @@ import (
 	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/invites"
+	"durare.org/invitebot/mail"
 	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
 	"durare.org/invitebot/web"
@@ -59,6 +60,7 @@ type app struct {
 	metrics *web.Metrics
 	svc     *invites.Service
 	bot     *bot.Bot
+	mailer  *mail.Sender // nil without mail
 
 	closeLink, stopTracking, stopWeb, stopBackups context.CancelFunc
 	linkDone, trackDone, webDone, backupsDone     <-chan struct{}
@@ -206,6 +208,11 @@ func (a *app) wire(context.Context) error {
 	a.module = prosody.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
 	hs := a.server(c2s)
+	signup, sender, err := signupOptions(cfg, a.log.With(slog.String("room", "mail")))
+	if err != nil {
+		return err
+	}
+	a.mailer = sender
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
 		Issuer: hs,
@@ -223,6 +230,8 @@ func (a *app) wire(context.Context) error {
 		Introduce:     cfg.Invites.Introduce,
 		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
 			MaxOpen: cfg.Requests.MaxOpen},
+		Signup:   signup,
+		Recovery: recoveryOptions(cfg, sender),
 	})
 	var links, eventLinks func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {
@@ -344,6 +353,9 @@ func (a *app) startWeb(ctx context.Context) error {
 		Requests:        a.svc,
 		RequestForm:     a.cfg.HTTP.Requests,
 		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
+		Signup:          a.svc,
+		Recovery:        a.cfg.HTTP.Recovery,
+		Recoverer:       a.svc,
 	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter, software: &a.software, hs: a.hs}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
@@ -362,7 +374,10 @@ func (a *app) stopWebServer(ctx context.Context) error {
 		return nil // no web server configured
 	}
 	a.stopWeb()
-	return waitFor(ctx, a.webDone, "web server did not stop in time")
+	err := waitFor(ctx, a.webDone, "web server did not stop in time")
+	// Recovery requests the pages took finish their work before the
+	// database closes.
+	return errors.Join(err, a.svc.WaitRecoveries(ctx))
 }
 
 // waitFor waits until done is closed, or returns an error saying what did

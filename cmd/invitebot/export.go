@@ -82,8 +82,9 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("invitebot export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	withTokens := fs.Bool("with-tokens", false, "include the tokens and URIs of pending invites (they still create accounts)")
+	withMail := fs.Bool("with-mail", false, "include the mail addresses kept (and those in the audit log of automatic approvals)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: invitebot export [-with-tokens] DATABASE   (a stopped bot's database or a backup)")
+		fmt.Fprintln(stderr, "usage: invitebot export [-with-tokens] [-with-mail] DATABASE   (a stopped bot's database or a backup)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -101,7 +102,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	}
 	defer st.Close()
 	w := bufio.NewWriter(stdout)
-	if err := export(ctx, st, json.NewEncoder(w), *withTokens); err != nil {
+	if err := export(ctx, st, json.NewEncoder(w), exportOptions{withTokens: *withTokens, withMail: *withMail}); err != nil {
 		fmt.Fprintf(stderr, "invitebot export: %v\n", err)
 		return 1
 	}
@@ -112,9 +113,18 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// exportOptions say what export includes beyond the default.
+type exportOptions struct {
+	// withTokens includes the tokens of pending invites.
+	withTokens bool
+	// withMail includes mail addresses (mail.go).
+	withMail bool
+}
+
 // export writes every record: invites, then grants, then event links, then
-// the audit log.
-func export(ctx context.Context, st *store.Store, enc *json.Encoder, withTokens bool) error {
+// the audit log, then (withMail) the mail addresses kept.
+func export(ctx context.Context, st *store.Store, enc *json.Encoder, o exportOptions) error {
+	withTokens := o.withTokens
 	err := st.EachInvite(ctx, func(inv store.Invite) error {
 		rec := exportInvite{Type: "invite", ID: inv.ID, Inviter: inv.Inviter, Domain: inv.Domain, State: string(inv.State),
 			Created: inv.Created, Expires: inv.Expires, Changed: inv.Changed, UsedBy: inv.UsedBy, Revoked: inv.Revoked,
@@ -150,11 +160,17 @@ func export(ctx context.Context, st *store.Store, enc *json.Encoder, withTokens 
 		}
 	}
 	err = st.EachAuditEntry(ctx, func(e store.AuditEntry) error {
+		if !o.withMail {
+			e.Detail = withoutMail(e)
+		}
 		return enc.Encode(exportAudit{Type: "audit", Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action,
 			Subject: e.Subject, Detail: e.Detail})
 	})
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
+	}
+	if o.withMail {
+		return exportMail(ctx, st, enc)
 	}
 	return nil
 }

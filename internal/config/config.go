@@ -33,6 +33,9 @@ type Config struct {
 
 	// Requests bounds account requests from the web page.
 	Requests RequestsConfig `mapstructure:"requests"`
+
+	// Mail says how the bot sends mail (mail.go).
+	Mail MailConfig `mapstructure:"mail"`
 }
 
 // Defaults returns a Config holding every default value: what Load uses for
@@ -53,6 +56,7 @@ func Defaults() Config {
 	c.Invites.Introduce = DefaultIntroduce
 	c.Requests = RequestsConfig{ExpireAfter: DefaultRequestExpiry, PerAddressPerHour: DefaultRequestsPerHour,
 		MaxOpen: DefaultMaxOpenRequests}
+	c.Mail.PerAddressPerDay, c.Mail.PerDomainPerDay = DefaultMailPerAddressPerDay, DefaultMailPerDomainPerDay
 	return c
 }
 
@@ -77,5 +81,7 @@ func (c *Config) validate(checkSecret bool) []error {
 	errs = append(errs, c.Policy.validate()...)
 	errs = append(errs, c.Invites.validate()...)
 	errs = append(errs, c.Requests.validate(c.HTTP)...)
+	errs = append(errs, c.Mail.validate()...)
+	errs = append(errs, c.validateSignup()...)
 	return errs
 }

@@ -77,10 +77,13 @@ func TestKeys(t *testing.T) {
 		"xmpp.c2s", "xmpp.c2s_tls.server_name", "xmpp.c2s_tls.ca_file", "xmpp.c2s_tls.insecure_skip_verify",
 		"xmpp.minter", "xmpp.minter_password", "xmpp.minter_password_file",
 		"admins", "store.path", "store.backup_dir", "store.backup_interval", "store.backup_keep", "log.level", "log.format",
-		"http.listen", "http.public_url", "http.trust_proxy", "http.requests",
+		"http.listen", "http.public_url", "http.trust_proxy", "http.requests", "http.recovery",
 		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets", "policy.event_max_uses",
 		"invites.check_interval", "invites.introduce",
 		"requests.expire_after", "requests.per_address_per_hour", "requests.max_open",
+		"requests.verify", "requests.auto_approve",
+		"mail.smtp", "mail.from", "mail.username", "mail.password", "mail.password_file", "mail.server_name",
+		"mail.ca_file", "mail.per_address_per_day", "mail.per_domain_per_day", "mail.block_domains",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() = %q, want %q", got, want)

@@ -22,6 +22,11 @@ type HTTPConfig struct {
 	// Requests opens the request page (/request), where people who know
 	// nobody with invite rights ask for an account; see RequestsConfig.
 	Requests bool `mapstructure:"requests"`
+	// Recovery opens the password recovery page (/recover): a reset
+	// link mailed to an account's confirmed address, or its inviter and
+	// the admins asked in chat. Needs mail and a server that makes
+	// reset links.
+	Recovery bool `mapstructure:"recovery"`
 }
 
 func (h *HTTPConfig) validate() []error {

@@ -63,7 +63,7 @@ func Load(path string) (*Config, error) {
 	}
 
 	secretErr := c.XMPP.readSecretFile()
-	errs = append(errs, secretErr, c.XMPP.readMinterPasswordFile())
+	errs = append(errs, secretErr, c.XMPP.readMinterPasswordFile(), c.Mail.readPasswordFile())
 	// A secret_file that could not be read already explains why the secret
 	// is missing; do not report it twice.
 	errs = append(errs, c.validate(secretErr == nil)...)

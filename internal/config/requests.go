@@ -27,6 +27,12 @@ type RequestsConfig struct {
 	// MaxOpen caps the requests waiting for an answer; past it the page
 	// says requests are closed for now.
 	MaxOpen int `mapstructure:"max_open"`
+	// Verify is "email" to ask for a mail address on the request page
+	// and confirm it before anyone hears of the request; "" for none.
+	Verify string `mapstructure:"verify"`
+	// AutoApprove approves that many confirmed requests per rolling day
+	// without an approver; 0 is off.
+	AutoApprove int `mapstructure:"auto_approve"`
 }
 
 func (r *RequestsConfig) validate(h HTTPConfig) []error {
