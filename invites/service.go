@@ -116,6 +116,8 @@ type Service struct {
 	*useLedger
 	*tracker
 	*serverModule
+	*brancher
+	*suspensions
 }
 
 // NewService returns a Service.
@@ -144,13 +146,15 @@ func NewService(o Options) *Service {
 	ev := &eventLinks{core: c, roles: rl, gate: gate, minter: mt, cancel: cn}
 	rs := &resetLinks{core: c, issuer: o.Issuer, minter: mt, cancel: cn}
 	rs.SetInviterResets(o.InviterResets)
+	gr := &grants{core: c, roles: rl, gate: gate, events: ev, cancel: cn}
+	br := &brancher{core: c, roles: rl}
 	return &Service{
 		core:         c,
 		roles:        rl,
 		pauseSwitch:  &pauseSwitch{core: c},
 		minter:       mt,
 		canceller:    cn,
-		grants:       &grants{core: c, roles: rl, gate: gate, events: ev, cancel: cn},
+		grants:       gr,
 		eventLinks:   ev,
 		requestDesk:  desk,
 		resetLinks:   rs,
@@ -159,6 +163,8 @@ func NewService(o Options) *Service {
 		useLedger:    uses,
 		tracker:      tr,
 		serverModule: module,
+		brancher:     br,
+		suspensions:  newSuspensions(c, rl, gr, br, module),
 	}
 }
 

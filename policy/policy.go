@@ -98,6 +98,13 @@ const (
 	CloseEvent
 	// CloseAnyEvent closes event links whoever made them.
 	CloseAnyEvent
+	// ReadBranch shows the sender's own branch: who invited them, and
+	// every account their invites created, and those accounts' in turn.
+	ReadBranch
+	// ReadAnyBranch shows anyone's branch.
+	ReadAnyBranch
+	// SuspendAccounts suspends an inviter's branch, and lifts it again.
+	SuspendAccounts
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
@@ -123,6 +130,9 @@ var minimumRole = map[Permission]Role{
 	ListAnyEvents:   Admin,
 	CloseEvent:      Inviter,
 	CloseAnyEvent:   Admin,
+	ReadBranch:      Inviter,
+	ReadAnyBranch:   Admin,
+	SuspendAccounts: Admin,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are
