@@ -1,0 +1,123 @@
+package main
+
+// End-to-end tests of the tree and of suspending a branch, against the
+// real Prosody with mod_invitebot (0.12, and 13 with
+// INVITEBOT_PROSODY_PREFIX): a branch of three levels built from real
+// registrations, the tree both ways, a suspend previewed and confirmed,
+// the suspended accounts refused at login and their sessions ended, and
+// unsuspend giving everything back.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/internal/prosodytest"
+)
+
+// registerWith registers local with the invite in inviter's reply to
+// invite, as an app does, waits for the inviter's notice, and logs the new
+// account in, taking its welcome.
+func (w *world) registerWith(t *testing.T, inviter *prosodytest.Client, local string) (jid.JID, *prosodytest.Client) {
+	t.Helper()
+	uri := inviteURI(t, w.invite(t, inviter))
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	acct, err := ibr.Register(ctx, w.srv.IBRConfig(), uri.Token, local, password)
+	if err != nil {
+		t.Fatalf("register %s: %v", local, err)
+	}
+	expectNotice(t, inviter, "was used: "+acct.String()+" joined.")
+	c := prosodytest.Login(t, w.srv, acct, password)
+	expectNotice(t, c, "Welcome to "+w.srv.Domain)
+	return acct, c
+}
+
+// loginFails reports the error of logging in as acct, nil if it worked.
+func (w *world) loginFails(acct jid.JID) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	c, err := prosodytest.Dial(ctx, w.srv, acct, password)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+func TestTreeSuspendUnsuspend(t *testing.T) {
+	w := newModuleWorld(t, true)
+	admin, carol := w.grantedInviter(t)
+	carolJID := "carol@" + w.srv.OtherDomain
+
+	// carol -> lvl1 -> lvl2 -> lvl3, each inviter granted by the admin.
+	lvl1, c1 := w.registerWith(t, carol, "lvl1")
+	expectContains(t, admin.Chat(t, w.component, "grant "+lvl1.String()), "may now create invites")
+	expectNotice(t, c1, "You may now create account invites")
+	lvl2, c2 := w.registerWith(t, c1, "lvl2")
+	expectContains(t, admin.Chat(t, w.component, "grant lvl2@"+w.srv.Domain), "may now create invites")
+	expectNotice(t, c2, "You may now create account invites")
+	lvl3, _ := w.registerWith(t, c2, "lvl3")
+
+	// Down from carol, and up from lvl3.
+	down := admin.Chat(t, w.component, "tree "+carolJID)
+	expectContains(t, down, "Tree of "+carolJID+" (inviter: granted)", "3 accounts in 3 levels (1, 1, 1)",
+		"└ "+lvl1.String(), "  └ "+lvl2.String(), "    └ "+lvl3.String(), "invited 1 (2 below)")
+	up := admin.Chat(t, w.component, "tree lvl3")
+	expectContains(t, up, carolJID+" invited "+lvl1.String(), lvl1.String()+" invited "+lvl2.String(),
+		lvl2.String()+" invited "+lvl3.String(), "account: active")
+	// An inviter sees their own branch only.
+	expectContains(t, c1.Chat(t, w.component, "tree lvl3"), lvl3.String())
+	expectContains(t, c1.Chat(t, w.component, "tree "+carolJID), "is not in your branch")
+
+	// Admins are never suspended.
+	expectContains(t, admin.Chat(t, w.component, "suspend admin@"+w.srv.Domain), "admins cannot be suspended")
+	expectContains(t, admin.Chat(t, w.component, "yes"), "no suspension waiting")
+
+	// Preview: nothing happens until yes.
+	preview := admin.Chat(t, w.component, "suspend "+carolJID+" deep bot wave")
+	expectContains(t, preview, "This suspends 3 accounts: "+lvl1.String()+", "+lvl2.String()+", "+lvl3.String(),
+		"It revokes "+carolJID+", "+lvl1.String()+", "+lvl2.String(), "Answer yes")
+	if err := w.loginFails(lvl3); err != nil {
+		t.Fatalf("lvl3 cannot log in after the preview alone: %v", err)
+	}
+	done := admin.Chat(t, w.component, "yes")
+	expectContains(t, done, "Suspended the branch of "+carolJID, "3 accounts suspended at the server", "unsuspend "+carolJID)
+	expectNotice(t, carol, "revoked")
+
+	// The open session of lvl2 ends; nobody of the branch logs in.
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	if _, err := c2.Receive(ctx, func(prosodytest.Message) bool { return false }); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("lvl2's open session did not end: %v", err)
+	}
+	for _, acct := range []jid.JID{lvl1, lvl2, lvl3} {
+		if err := w.loginFails(acct); err == nil {
+			t.Errorf("suspended %s logged in", acct)
+		}
+	}
+	if err := w.loginFails(jid.MustParse("admin@" + w.srv.Domain)); err != nil {
+		t.Errorf("the admin cannot log in: %v", err)
+	}
+	expectContains(t, admin.Chat(t, w.component, "tree "+carolJID), "inviter: revoked", "3 suspended")
+	expectContains(t, admin.Chat(t, w.component, "invite"), "xmpp:") // the bot still works for others
+	admin.Next(t)                                                   // its QR image
+
+	// Undo: grants back as they were, logins restored.
+	undo := admin.Chat(t, w.component, "unsuspend "+carolJID)
+	expectContains(t, undo, "Lifted the suspension of "+carolJID, "3 accounts can log in again")
+	for _, acct := range []jid.JID{lvl1, lvl2, lvl3} {
+		if err := w.loginFails(acct); err != nil {
+			t.Errorf("%s cannot log in after unsuspend: %v", acct, err)
+		}
+	}
+	expectContains(t, admin.Chat(t, w.component, "inviters"), carolJID, lvl1.String(), lvl2.String())
+	audit := admin.Chat(t, w.component, "audit "+carolJID)
+	expectContains(t, audit, "suspend  "+carolJID, "unsuspend  "+carolJID)
+	if !strings.Contains(admin.Chat(t, w.component, "audit "+lvl3.String()), "account.suspend") {
+		t.Errorf("the audit log does not name lvl3's suspension")
+	}
+}
