@@ -142,6 +142,8 @@ func eventText(ev invites.Event) string {
 			ev.Domain, ev.Cancelled)
 	case invites.InviteCancelled:
 		return fmt.Sprintf("Your invite %s from %s was cancelled by %s; its link no longer works.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.By)
+	case invites.Alarm:
+		return alarmText(ev)
 	default:
 		return ""
 	}

@@ -96,6 +96,9 @@ type Options struct {
 	// Requests configure account requests; zero limits take the
 	// defaults.
 	Requests RequestOptions
+	// Alarms are the thresholds of the abuse alarms (alerts); zero values
+	// take the defaults.
+	Alarms AlarmOptions
 }
 
 // Service carries out invite operations on behalf of Actors. It is the
@@ -148,6 +151,7 @@ func NewService(o Options) *Service {
 	rs.SetInviterResets(o.InviterResets)
 	gr := &grants{core: c, roles: rl, gate: gate, events: ev, cancel: cn}
 	br := &brancher{core: c, roles: rl}
+	c.watch = newAlarmWatcher(c, rl, gr, o.Alarms)
 	return &Service{
 		core:         c,
 		roles:        rl,

@@ -213,6 +213,7 @@ func (a *app) wire(context.Context) error {
 		Introduce:     cfg.Invites.Introduce,
 		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
 			MaxOpen: cfg.Requests.MaxOpen},
+		Alarms: cfg.Alerts.AlarmOptions(),
 	})
 	var links, eventLinks func(id string) (string, string)
 	if cfg.HTTP.Listen != "" {

@@ -33,6 +33,9 @@ type Config struct {
 
 	// Requests bounds account requests from the web page.
 	Requests RequestsConfig `mapstructure:"requests"`
+
+	// Alerts are the thresholds of the abuse alarms (alerts.go).
+	Alerts AlertsConfig `mapstructure:"alerts"`
 }
 
 // Defaults returns a Config holding every default value: what Load uses for
@@ -53,6 +56,7 @@ func Defaults() Config {
 	c.Invites.Introduce = DefaultIntroduce
 	c.Requests = RequestsConfig{ExpireAfter: DefaultRequestExpiry, PerAddressPerHour: DefaultRequestsPerHour,
 		MaxOpen: DefaultMaxOpenRequests}
+	c.Alerts = DefaultAlerts()
 	return c
 }
 
@@ -77,5 +81,6 @@ func (c *Config) validate(checkSecret bool) []error {
 	errs = append(errs, c.Policy.validate()...)
 	errs = append(errs, c.Invites.validate()...)
 	errs = append(errs, c.Requests.validate(c.HTTP)...)
+	errs = append(errs, c.Alerts.validate()...)
 	return errs
 }

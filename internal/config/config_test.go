@@ -81,6 +81,9 @@ func TestKeys(t *testing.T) {
 		"policy.invites_per_day", "policy.max_pending", "policy.global_per_day", "policy.inviter_resets", "policy.event_max_uses",
 		"invites.check_interval", "invites.introduce",
 		"requests.expire_after", "requests.per_address_per_hour", "requests.max_open",
+		"alerts.enabled", "alerts.window", "alerts.cooldown", "alerts.fast_use_within", "alerts.fast_uses",
+		"alerts.chain_within", "alerts.chain_links", "alerts.event_window", "alerts.event_uses", "alerts.request_uses",
+		"alerts.refusals", "alerts.refusals_window", "alerts.suspend",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() = %q, want %q", got, want)
