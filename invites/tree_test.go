@@ -68,6 +68,12 @@ type treeFixture struct {
 
 func newTreeFixture(t *testing.T, module bool) *treeFixture {
 	t.Helper()
+	return newTreeFixtureWith(t, module, nil)
+}
+
+// newTreeFixtureWith is newTreeFixture with tune changing the options.
+func newTreeFixtureWith(t *testing.T, module bool, tune func(*Options)) *treeFixture {
+	t.Helper()
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "invitebot.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +86,9 @@ func newTreeFixture(t *testing.T, module bool) *treeFixture {
 		Log: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	if module {
 		o.Module = f.mod
+	}
+	if tune != nil {
+		tune(&o)
 	}
 	f.svc = NewService(o)
 	f.grant(t, treeAlice)
