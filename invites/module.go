@@ -213,7 +213,6 @@ func (u *useLedger) RecordReport(ctx context.Context, r Report) error {
 func (sm *serverModule) announceUse(ctx context.Context, inv Invite, account string) {
 	// A password reset link "used" by its own account introduces nobody.
 	used := InviteUsed{Invite: inv, Account: account, Introduce: sm.introduce && inv.ResetFor == ""}
-	sm.watch.used(ctx, inv, account)
 	if used.Introduce && sm.modulePresent() {
 		if err := sm.m.Introduce(ctx, account, inv.Inviter); err != nil {
 			sm.log.WarnContext(ctx, "the server could not add the inviter to the new account's contacts",
@@ -226,4 +225,7 @@ func (sm *serverModule) announceUse(ctx context.Context, inv Invite, account str
 	if used.Introduce && !strings.EqualFold(account, inv.Inviter) {
 		sm.notify(ctx, account, Welcome{Domain: sm.domain, Inviter: inv.Inviter, Requested: used.Requested})
 	}
+	// Last, so that an alarm's news (alerts.suspend revokes the inviter)
+	// follows the news of the use that raised it.
+	sm.watch.used(ctx, inv, account)
 }

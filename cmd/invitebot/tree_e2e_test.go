@@ -10,12 +10,18 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/internal/prosodytest"
 )
 
@@ -120,4 +126,61 @@ func TestTreeSuspendUnsuspend(t *testing.T) {
 	if !strings.Contains(admin.Chat(t, w.component, "audit "+lvl3.String()), "account.suspend") {
 		t.Errorf("the audit log does not name lvl3's suspension")
 	}
+}
+
+// TestAlarmOnBotWave: a scripted wave of registrations with one inviter's
+// invites, each used at once, reaches the admin as an alarm while it
+// happens, with the evidence and the commands; with alerts.suspend the
+// inviter loses the right to invite at once, and unsuspend gives it back.
+func TestAlarmOnBotWave(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.WithOfflineMessages(), prosodytest.WithInvitebotModule())
+	w := &world{srv: srv, component: jid.MustParse(srv.Component),
+		dbPath: filepath.Join(t.TempDir(), "invitebot.db"), logs: &syncBuffer{}, httpListen: freeAddr(t),
+		tune: func(c *config.Config) {
+			c.Alerts.FastUses = 3
+			c.Alerts.Suspend = true
+		}}
+	w.bot = w.startBot(t)
+	w.awaitLog(t, "prosody module mod_invitebot loaded")
+	admin, carol := w.grantedInviter(t)
+	carolJID := "carol@" + w.srv.OtherDomain
+
+	start := time.Now()
+	var wave []string
+	for i := range 3 {
+		uri := inviteURI(t, w.invite(t, carol))
+		ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+		acct, err := ibr.Register(ctx, w.srv.IBRConfig(), uri.Token, fmt.Sprintf("wave%d", i), password)
+		cancel()
+		if err != nil {
+			t.Fatalf("wave registration %d: %v", i, err)
+		}
+		wave = append(wave, acct.String())
+		expectNotice(t, carol, "was used: "+acct.String())
+	}
+	alarm := admin.Next(t)
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("the alarm came %v after the wave began, want within a minute", took)
+	}
+	expectContains(t, alarm.Body, "Alarm: 3 invites of "+carolJID+" were used within minutes of being made",
+		"by "+wave[2], "lost the right to invite at once", "tree "+carolJID, "unsuspend "+carolJID)
+	expectNotice(t, carol, "revoked")
+	expectContains(t, carol.Chat(t, w.component, "invite"), "may not use invite")
+	expectContains(t, admin.Chat(t, w.component, "audit "+carolJID), "alarm", "suspend")
+	expectContains(t, w.metrics(t), `invitebot_alarms_total{kind="fast-uses"} 1`)
+
+	expectContains(t, admin.Chat(t, w.component, "unsuspend "+carolJID), carolJID+" may invite again")
+	expectNotice(t, carol, "You may now create account invites")
+}
+
+// metrics returns the body of /metrics.
+func (w *world) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + w.httpListen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }
