@@ -121,6 +121,7 @@ type Service struct {
 	*serverModule
 	*brancher
 	*suspensions
+	*treeLinks
 }
 
 // NewService returns a Service.
@@ -169,6 +170,7 @@ func NewService(o Options) *Service {
 		serverModule: module,
 		brancher:     br,
 		suspensions:  newSuspensions(c, rl, gr, br, module),
+		treeLinks:    newTreeLinks(c, rl, br),
 	}
 }
 

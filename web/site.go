@@ -100,6 +100,8 @@ type pageData struct {
 	AskAgain  string
 	// event: how many invitations the link may still hand out.
 	Left string
+	// tree: the branch drawn (tree.go).
+	Tree *treeView
 }
 
 // formData is the registration form's state. It never holds a password.

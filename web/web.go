@@ -110,6 +110,9 @@ type Config struct {
 	// Events, when set, serves the event link pages (/e/{id}); without
 	// it they are not found.
 	Events Events
+	// Trees, when set, serves the tree pages (/t/{token}); without it
+	// they are not found.
+	Trees Trees
 }
 
 //go:embed templates/*.html
@@ -119,7 +122,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that are whole pages (each with base.html).
-var pageNames = []string{"landing", "success", "error", "request", "status", "event"}
+var pageNames = []string{"landing", "success", "error", "request", "status", "event", "tree"}
 
 // templateFuncs are the helpers the templates may call.
 var templateFuncs = template.FuncMap{
@@ -182,6 +185,10 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 		mux.HandleFunc("GET /e/{id}/qr.png", localized(ep, eventQR("image/png", qrPNG)))
 		mux.HandleFunc("GET /e/{id}/qr.svg", localized(ep, eventQR("image/svg+xml", qrSVG)))
 	}
+	if cfg.Trees != nil {
+		tp := &treePages{site: s, trees: cfg.Trees}
+		mux.HandleFunc("GET /t/{token}", localized(tp, (*treePages).treePage))
+	}
 	mux.HandleFunc("GET /static/style.css", h.static("static/style.css"))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	if m != nil {
@@ -200,6 +207,9 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	}
 	if m != nil {
 		paths["/metrics"] = getOnly
+	}
+	if cfg.Trees != nil {
+		paths["/t/{token}"] = getOnly
 	}
 	for path, allow := range paths {
 		mux.HandleFunc(path, localized(&s, methodNotAllowed(allow)))

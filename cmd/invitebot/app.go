@@ -216,7 +216,15 @@ func (a *app) wire(context.Context) error {
 		Alarms: cfg.Alerts.AlarmOptions(),
 	})
 	var links, eventLinks func(id string) (string, string)
+	var treePages func(context.Context, invites.Actor, string) (string, error)
 	if cfg.HTTP.Listen != "" {
+		treePages = func(ctx context.Context, actor invites.Actor, who string) (string, error) {
+			token, err := a.svc.TreeLink(ctx, actor, who)
+			if err != nil {
+				return "", err
+			}
+			return web.TreeURL(cfg.HTTP.PublicURL, token), nil
+		}
 		links = func(id string) (string, string) {
 			return web.LandingURL(cfg.HTTP.PublicURL, id), web.QRURL(cfg.HTTP.PublicURL, id)
 		}
@@ -233,6 +241,7 @@ func (a *app) wire(context.Context) error {
 		EventLinks: eventLinks,
 		Observer:   a.metrics,
 		Reports:    a.module,
+		TreePages:  treePages,
 	})
 	return nil
 }
@@ -330,6 +339,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
 		Events:     a.svc,
+		Trees:      a.svc,
 		// Status pages stay served with the request page off, so that
 		// requests approved before it closed stay invitations.
 		Requests:        a.svc,

@@ -110,7 +110,7 @@ func TestTreeSuspendUnsuspend(t *testing.T) {
 	}
 	expectContains(t, admin.Chat(t, w.component, "tree "+carolJID), "inviter: revoked", "3 suspended")
 	expectContains(t, admin.Chat(t, w.component, "invite"), "xmpp:") // the bot still works for others
-	admin.Next(t)                                                   // its QR image
+	admin.Next(t)                                                    // its QR image
 
 	// Undo: grants back as they were, logins restored.
 	undo := admin.Chat(t, w.component, "unsuspend "+carolJID)
