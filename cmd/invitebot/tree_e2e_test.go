@@ -13,11 +13,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/homeserver/ibr"
@@ -183,4 +187,122 @@ func (w *world) metrics(t *testing.T) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+// treeLinkIn finds the picture link in a tree reply.
+func treeLinkIn(t *testing.T, reply string) string {
+	t.Helper()
+	m := regexp.MustCompile(`http://\S+/t/[A-Z2-7]+`).FindString(reply)
+	if m == "" {
+		t.Fatalf("tree reply has no picture link:\n%s", reply)
+	}
+	return m
+}
+
+// TestTreePageInChromium: the link in tree's reply draws the branch in a
+// browser, on a phone without sideways scrolling and on a desktop; it
+// opens once; an inviter's link for their own branch stops working once
+// they are revoked.
+func TestTreePageInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test needs a full run")
+	}
+	exe := chromiumForTest(t)
+	w := newModuleWorld(t, true)
+	admin, carol := w.grantedInviter(t)
+	carolJID := "carol@" + w.srv.OtherDomain
+	lvl1, c1 := w.registerWith(t, carol, "lvl1")
+	expectContains(t, admin.Chat(t, w.component, "grant "+lvl1.String()), "may now create invites")
+	expectNotice(t, c1, "You may now create account invites")
+	lvl2, _ := w.registerWith(t, c1, "lvl2")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := browserForTest(t, ctx, exe)
+	must := func(step string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("browser, %s: %v", step, err)
+		}
+	}
+	for _, size := range []struct {
+		name          string
+		width, height int64
+		opts          []chromedp.EmulateViewportOption
+	}{
+		{"phone", 360, 740, []chromedp.EmulateViewportOption{chromedp.EmulateScale(3), chromedp.EmulateMobile}},
+		{"desktop", 1280, 800, nil},
+	} {
+		link := treeLinkIn(t, admin.Chat(t, w.component, "tree "+carolJID))
+		must(size.name+" viewport", chromedp.Do(b, chromedp.EmulateViewport(size.width, size.height, size.opts...)))
+		resp, err := chromedp.RunResponse(b, chromedp.Navigate(link))
+		must("open "+size.name, err)
+		if resp.Status != http.StatusOK {
+			t.Fatalf("%s: tree page answered %d", size.name, resp.Status)
+		}
+		title, err := chromedp.Run(b, chromedp.Text(chromedp.ID("tree-title")))
+		must("title", err)
+		if !strings.Contains(title, carolJID) {
+			t.Errorf("%s: title %q", size.name, title)
+		}
+		tree, err := chromedp.Run(b, chromedp.Text(chromedp.ID("tree")))
+		must("tree", err)
+		expectContains(t, tree, lvl1.String(), lvl2.String(), "may invite", "active")
+		ok, err := chromedp.Run(b, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= document.documentElement.clientWidth`))
+		must("measure", err)
+		if !ok {
+			t.Errorf("the tree page scrolls sideways on a %s", size.name)
+		}
+		// Once only.
+		resp, err = chromedp.RunResponse(b, chromedp.Navigate(link))
+		must("open again", err)
+		if resp.Status != http.StatusGone {
+			t.Errorf("%s: the link opened a second time answered %d, want 410", size.name, resp.Status)
+		}
+	}
+
+	// An inviter's own link works for them only while they may see it.
+	link := treeLinkIn(t, c1.Chat(t, w.component, "tree"))
+	expectContains(t, admin.Chat(t, w.component, "revoke "+lvl1.String()), "may no longer create invites")
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a revoked inviter's link answered %d, want 403", resp.StatusCode)
+	}
+}
+
+// chromiumForTest returns Debian's chromium; a missing browser fails the
+// test (go test -short leaves browser tests out). As web's test helper of
+// the same name, which other packages cannot import.
+func chromiumForTest(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Fatal("chromium not found: apt-get install chromium (or run go test -short)")
+	return ""
+}
+
+// browserForTest starts a headless Chromium with a fresh profile and
+// returns a context for one tab; both end in t.Cleanup.
+func browserForTest(t *testing.T, ctx context.Context, exe string) context.Context {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true))
+	bctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return bctx
 }
