@@ -380,3 +380,51 @@ func TestSuspendDeepAndManual(t *testing.T) {
 		t.Errorf("unsuspend one account: %+v, %v", u, err)
 	}
 }
+
+// TestTreeLinks: a link opens once, for 15 minutes, with the rights its
+// owner holds when it is opened: an admin removed meanwhile gets nothing.
+func TestTreeLinks(t *testing.T) {
+	f := newTreeFixture(t, true)
+	f.threeLevels(t)
+	ctx := t.Context()
+	admin := f.actor(t, treeAdmin)
+
+	tok, err := f.svc.TreeLink(ctx, admin, treeAlice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := f.svc.OpenTreeLink(ctx, tok); err != nil || len(b.Accounts) != 4 {
+		t.Fatalf("first open: %d accounts, %v", len(b.Accounts), err)
+	}
+	if _, err := f.svc.OpenTreeLink(ctx, tok); !errors.Is(err, ErrTreeLinkGone) {
+		t.Errorf("second open: %v, want ErrTreeLinkGone", err)
+	}
+	if _, err := f.svc.OpenTreeLink(ctx, "AAAA"); !errors.Is(err, ErrNoSuchTreeLink) {
+		t.Errorf("unknown token: %v", err)
+	}
+
+	late, err := f.svc.TreeLink(ctx, admin, treeAlice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(treeLinkTTL + time.Second)
+	if _, err := f.svc.OpenTreeLink(ctx, late); !errors.Is(err, ErrTreeLinkGone) {
+		t.Errorf("open after 15 minutes: %v, want ErrTreeLinkGone", err)
+	}
+
+	// Made for one admin, who is no admin any more when it is opened.
+	other := "other@durare.org"
+	f.svc.SetAdmins(map[string]bool{treeAdmin: true, other: true})
+	tok, err = f.svc.TreeLink(ctx, f.actor(t, other), treeAlice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.SetAdmins(map[string]bool{treeAdmin: true})
+	if _, err := f.svc.OpenTreeLink(ctx, tok); !errors.Is(err, ErrForbidden) {
+		t.Errorf("a removed admin's link: %v, want ErrForbidden", err)
+	}
+	// Nobody gets a link to a branch they may not see.
+	if _, err := f.svc.TreeLink(ctx, f.actor(t, "a1@durare.org"), "a2@durare.org"); !errors.Is(err, ErrNotInBranch) {
+		t.Errorf("an inviter's link to another branch: %v", err)
+	}
+}
