@@ -54,6 +54,14 @@ func runTree(ctx context.Context, b *Bot, req request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	// Only the server knows which accounts were deleted since: ask about
+	// the rows this reply shows.
+	if req.form {
+		b.svc.CheckAccounts(ctx, &br, 0, pageNumber(req.args["page"])*formLines)
+	} else {
+		p := pageOf(req.args["page"], len(br.Accounts))
+		b.svc.CheckAccounts(ctx, &br, p.from, p.to)
+	}
 	heading := treeHeading(br)
 	tbl := newTable("Tree of "+who, heading,
 		column{"account", "Account"}, column{"when", "Created"}, column{"invite", "Invite"},

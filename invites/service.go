@@ -152,6 +152,7 @@ func NewService(o Options) *Service {
 	rs.SetInviterResets(o.InviterResets)
 	gr := &grants{core: c, roles: rl, gate: gate, events: ev, cancel: cn}
 	br := &brancher{core: c, roles: rl}
+	br.checker, _ = o.Issuer.(AccountChecker)
 	c.watch = newAlarmWatcher(c, rl, gr, o.Alarms)
 	return &Service{
 		core:         c,

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/policy"
 	"durare.org/invitebot/store"
@@ -128,6 +132,9 @@ func (b Branch) Suspended() int {
 type brancher struct {
 	*core
 	roles *roles
+	// checker asks the server whether an account exists; nil when the
+	// Issuer cannot.
+	checker AccountChecker
 }
 
 // Branch returns who's branch: the chain above them and every account
@@ -262,4 +269,44 @@ func (br *brancher) inviterState(ctx context.Context, who string, invited bool) 
 		return InviterRevoked, nil
 	}
 	return InviterNone, nil
+}
+
+// Bounds of asking the server which accounts of a branch still exist: one
+// request per account, so only the accounts a reply shows.
+const (
+	treeCheckMax      = 50
+	treeCheckParallel = 4
+	treeCheckTimeout  = 5 * time.Second
+)
+
+// CheckAccounts asks the server whether the accounts b.Accounts[from:to]
+// (at most treeCheckMax of them) still exist and marks those it says are
+// gone as deleted. A server that cannot say, or does not answer in time,
+// leaves the states as they were: this only adds what the bot cannot
+// know by itself.
+func (br *brancher) CheckAccounts(ctx context.Context, b *Branch, from, to int) {
+	if br.checker == nil {
+		return
+	}
+	from, to = max(0, from), min(len(b.Accounts), to, from+treeCheckMax)
+	ctx, cancel := context.WithTimeout(ctx, treeCheckTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, treeCheckParallel)
+	for i := from; i < to; i++ {
+		acc := &b.Accounts[i]
+		j, err := jid.Parse(acc.Account)
+		if err != nil || j.Domainpart() != br.domain {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if ok, err := br.checker.AccountExists(ctx, j); err == nil && !ok {
+				acc.State = AccountDeleted // each goroutine writes its own element
+			}
+		}()
+	}
+	wg.Wait()
 }

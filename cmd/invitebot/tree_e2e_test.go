@@ -125,6 +125,21 @@ func TestTreeSuspendUnsuspend(t *testing.T) {
 		}
 	}
 	expectContains(t, admin.Chat(t, w.component, "inviters"), carolJID, lvl1.String(), lvl2.String())
+	// An account deleted at the server shows as deleted: only the server
+	// knows, and the tree asks it about the rows it shows.
+	rctx, rcancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer rcancel()
+	if err := ibr.Remove(rctx, w.srv.IBRConfig(), lvl3, password); err != nil {
+		t.Fatalf("remove lvl3: %v", err)
+	}
+	for _, line := range strings.Split(admin.Chat(t, w.component, "tree "+carolJID), "\n") {
+		switch {
+		case strings.Contains(line, "└ "+lvl3.String()) && !strings.Contains(line, "  deleted"):
+			t.Errorf("deleted lvl3 shows as %q", line)
+		case strings.Contains(line, "└ "+lvl2.String()) && !strings.Contains(line, "  active"):
+			t.Errorf("lvl2 shows as %q", line)
+		}
+	}
 	audit := admin.Chat(t, w.component, "audit "+carolJID)
 	expectContains(t, audit, "suspend  "+carolJID, "unsuspend  "+carolJID)
 	if !strings.Contains(admin.Chat(t, w.component, "audit "+lvl3.String()), "account.suspend") {
