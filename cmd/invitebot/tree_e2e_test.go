@@ -321,3 +321,80 @@ func browserForTest(t *testing.T, ctx context.Context, exe string) context.Conte
 	}
 	return bctx
 }
+
+// prosodyctl is the prosodyctl of the Prosody under test, as prosodytest
+// finds it.
+func prosodyctl(t *testing.T) string {
+	t.Helper()
+	if prefix := os.Getenv(prosodytest.EnvPrefix); prefix != "" {
+		return filepath.Join(prefix, "bin", "prosodyctl")
+	}
+	p, err := exec.LookPath("prosodyctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// runListed runs, through sh, the commands the bot listed for the Prosody
+// under test (the part of its reply after label, up to the next ". "), with
+// prosodyctl pointed at the test server's configuration.
+func (w *world) runListed(t *testing.T, reply, label string) {
+	t.Helper()
+	_, rest, ok := strings.Cut(reply, label)
+	if !ok {
+		t.Fatalf("reply lists no commands for %q:\n%s", label, reply)
+	}
+	cmds, _, _ := strings.Cut(rest, ". ")
+	for _, c := range strings.Split(cmds, "; ") {
+		c = strings.ReplaceAll(c, "prosodyctl ", prosodyctl(t)+" --config "+w.srv.ConfigPath+" ")
+		out, err := exec.Command("sh", "-c", c).CombinedOutput()
+		if err != nil {
+			t.Fatalf("listed command %q: %v\n%s", c, err, out)
+		}
+		t.Logf("ran %q: %s", c, strings.TrimSpace(string(out)))
+	}
+}
+
+// TestSuspendWithoutModule: without mod_invitebot the bot records the
+// suspension and lists the exact server commands; they work when an admin
+// runs them (Prosody 13 disables the account; 0.12 gets a new password and
+// its sessions closed).
+func TestSuspendWithoutModule(t *testing.T) {
+	w := newModuleWorld(t, false)
+	admin, carol := w.grantedInviter(t)
+	carolJID := "carol@" + w.srv.OtherDomain
+	reply := w.invite(t, carol)
+	w.registerInBrowser(t, cancelID(t, reply), "webby")
+	webby := jid.MustParse("webby@" + w.srv.Domain)
+	expectNotice(t, carol, "was used: "+webby.String())
+
+	expectContains(t, admin.Chat(t, w.component, "suspend "+carolJID), "This suspends 1 account: "+webby.String())
+	done := admin.Chat(t, w.component, "yes")
+	expectContains(t, done, "no mod_invitebot", "prosodyctl shell user disable "+webby.String(),
+		"ejabberdctl ban_account webby "+w.srv.Domain)
+	if err := w.loginFails(webby); err != nil {
+		t.Fatalf("webby cannot log in before an admin ran anything: %v", err)
+	}
+	expectContains(t, admin.Chat(t, w.component, "tree "+carolJID), "suspended")
+
+	v13 := !strings.HasPrefix(w.srv.Version, "0.")
+	if v13 {
+		w.runListed(t, done, "Prosody 13: ")
+	} else {
+		w.runListed(t, done, "Prosody 0.12 (no account disabling: a new password locks them out): ")
+	}
+	if err := w.loginFails(webby); err == nil {
+		t.Fatal("webby logs in after the listed commands ran")
+	}
+
+	undo := admin.Chat(t, w.component, "unsuspend "+carolJID)
+	expectContains(t, undo, "Lift it by hand on the server", "prosodyctl shell user enable "+webby.String(),
+		"ejabberdctl unban_account webby "+w.srv.Domain)
+	if v13 {
+		w.runListed(t, undo, "Prosody 13: ")
+		if err := w.loginFails(webby); err != nil {
+			t.Errorf("webby cannot log in after the listed enable: %v", err)
+		}
+	}
+}
