@@ -53,7 +53,8 @@ type Suspension struct {
 	Cancelled int `json:"cancelled,omitempty"`
 }
 
-// PutSuspendedAccount records a suspended account with its audit entry.
+// PutSuspendedAccount records a suspended account with its audit entry
+// (about the account unless it names a subject).
 func (s suspensionTable) PutSuspendedAccount(ctx context.Context, a SuspendedAccount, entry AuditEntry) error {
 	if a.Account == "" {
 		return fmt.Errorf("record suspension: empty account: %w", ErrInvalid)
@@ -69,6 +70,9 @@ func (s suspensionTable) PutSuspendedAccount(ctx context.Context, a SuspendedAcc
 		}
 		if err := putJSON(b, []byte(a.Account), a); err != nil {
 			return err
+		}
+		if entry.Subject == "" {
+			entry.Subject = a.Account
 		}
 		_, err = s.appendAudit(tx, entry)
 		return err
@@ -132,6 +136,9 @@ func (s suspensionTable) DeleteSuspendedAccount(ctx context.Context, account str
 		if err := b.Delete([]byte(account)); err != nil {
 			return err
 		}
+		if entry.Subject == "" {
+			entry.Subject = account
+		}
 		_, err := s.appendAudit(tx, entry)
 		return err
 	})
@@ -159,6 +166,9 @@ func (s suspensionTable) PutSuspension(ctx context.Context, sp Suspension, entry
 		}
 		if err := putJSON(b, []byte(sp.Target), sp); err != nil {
 			return err
+		}
+		if entry.Subject == "" {
+			entry.Subject = sp.Target
 		}
 		_, err = s.appendAudit(tx, entry)
 		return err
@@ -194,6 +204,9 @@ func (s suspensionTable) DeleteSuspension(ctx context.Context, target string, en
 		}
 		if err := b.Delete([]byte(target)); err != nil {
 			return err
+		}
+		if entry.Subject == "" {
+			entry.Subject = target
 		}
 		_, err := s.appendAudit(tx, entry)
 		return err
