@@ -42,7 +42,9 @@ func TestModuleSuspendsAndRestoresLogin(t *testing.T) {
 		t.Errorf("the suspended account's session did not end: %v", err)
 	}
 	// A new login is refused.
-	if c, err := prosodytest.Dial(ctx, srv, user, modulePass); err == nil {
+	dctx, dcancel := context.WithTimeout(context.Background(), sessionEndWait)
+	defer dcancel()
+	if c, err := prosodytest.Dial(dctx, srv, user, modulePass); err == nil {
 		c.Close()
 		t.Fatalf("a suspended account logged in")
 	} else {
