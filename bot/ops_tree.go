@@ -180,14 +180,20 @@ const (
 
 func confirmSuspend(ctx context.Context, b *Bot, req request) (string, error) {
 	p, err := b.svc.PlanSuspend(ctx, req.actor, req.args["jid"], req.args["depth"] == depthDeep, req.args["reason"])
+	if r, ok := suspendRefusal(req, err); ok {
+		return "", refusedConfirm{r}
+	}
 	if err != nil {
-		if r, ok := suspendRefusal(req, err); ok {
-			return r.text, nil
-		}
 		return "", err
 	}
 	return previewText(p, "Suspend?"), nil
 }
+
+// refusedConfirm is a confirmation stage's "no": what it would confirm
+// cannot be done, and the reply says why (a stanza error, as any refusal).
+type refusedConfirm struct{ reply }
+
+func (r refusedConfirm) Error() string { return r.text }
 
 func runSuspend(ctx context.Context, b *Bot, req request) (reply, error) {
 	if req.form {
