@@ -178,8 +178,8 @@ func newAlarmWatcher(c *core, rl *roles, gr *grants, o AlarmOptions) *alarmWatch
 }
 
 // used looks at one invite's use: fast uses, chains, event and request
-// rushes. It runs in the path that recorded the use, so it only counts;
-// an alarm is sent from a goroutine of its own.
+// rushes. It runs in the path that recorded the use, after the use's own
+// news went out.
 func (w *alarmWatcher) used(ctx context.Context, inv Invite, account string) {
 	if w == nil || w.opts.Off || inv.ResetFor != "" {
 		return
@@ -251,8 +251,17 @@ func (w *alarmWatcher) count(ctx context.Context, kind AlarmKind, subject, invit
 			Evidence: slices.Clone(win.evidence)}
 	}
 	w.mu.Unlock()
-	if fire {
+	switch {
+	case !fire:
+	case w.opts.Suspend:
+		// Revoking takes the quota gate's lock, which a refusal is
+		// counted under, and the locks of the inviter's invites: it
+		// runs, and the admins hear of it, once this path let go.
 		go w.fire(context.WithoutCancel(ctx), a)
+	default:
+		// Told at once, in the path that saw it: nothing is left running
+		// behind the request that raised it.
+		w.fire(ctx, a)
 	}
 }
 

@@ -156,6 +156,7 @@ func TestAlarmOnBotWave(t *testing.T) {
 	w := &world{srv: srv, component: jid.MustParse(srv.Component),
 		dbPath: filepath.Join(t.TempDir(), "invitebot.db"), logs: &syncBuffer{}, httpListen: freeAddr(t),
 		tune: func(c *config.Config) {
+			c.Alerts.Enabled = true
 			c.Alerts.FastUses = 3
 			c.Alerts.Suspend = true
 		}}
