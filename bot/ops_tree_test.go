@@ -8,6 +8,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"durare.org/invitebot/invites"
 	"durare.org/invitebot/store"
 )
 
@@ -117,5 +118,24 @@ func TestSuspendForm(t *testing.T) {
 	}
 	if _, err := f.store.Grant(context.Background(), inviter); err == nil {
 		t.Error("the grant survived the suspend")
+	}
+}
+
+// TestAlarmText: every alarm names what was seen, the evidence and the
+// commands to act.
+func TestAlarmText(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ev := []invites.AlarmEvidence{{Invite: "abcdabcdabcdabcd", Made: at, At: at.Add(time.Minute), Account: "bot1@durare.test", By: "x@durare.test"}}
+	for _, kind := range []invites.AlarmKind{invites.AlarmFastUses, invites.AlarmChain, invites.AlarmEventRush,
+		invites.AlarmRequestRush, invites.AlarmRefusalBurst} {
+		text := eventText(invites.Alarm{Kind: kind, Subject: inviter, Inviter: inviter, Count: 5, Window: time.Hour, Evidence: ev})
+		for _, want := range []string{"Alarm:", "suspend " + inviter, "tree " + inviter} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s: lacks %q:\n%s", kind, want, text)
+			}
+		}
+		if kind != invites.AlarmRefusalBurst && !strings.Contains(text, "by bot1@durare.test") {
+			t.Errorf("%s: no evidence:\n%s", kind, text)
+		}
 	}
 }

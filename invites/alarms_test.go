@@ -156,3 +156,33 @@ func TestAlarmRefusals(t *testing.T) {
 		t.Errorf("alarm = %+v", a)
 	}
 }
+
+// TestAlarmEventAndRequestRush: an event link, or one approver's approved
+// requests, used fast.
+func TestAlarmEventAndRequestRush(t *testing.T) {
+	f, in, _ := newAlarmFixture(t, AlarmOptions{EventUses: 3, RequestUses: 2, FastUses: 100})
+	add := func(event, request string) store.Invite {
+		t.Helper()
+		f.n++
+		f.now = f.now.Add(time.Minute)
+		inv, err := f.st.AddInvite(t.Context(), store.Invite{Token: fmt.Sprintf("e%d", f.n), URI: "xmpp:durare.org?register;preauth=x",
+			Domain: "durare.org", Inviter: treeAlice, Created: f.now, Expires: f.now.Add(time.Hour), Event: event, Request: request},
+			store.AuditEntry{Actor: treeAlice, Action: ActionInviteCreate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv
+	}
+	for i := range 3 {
+		f.report(t, add("eventlinkid00001", ""), fmt.Sprintf("visitor%d@durare.org", i), time.Minute)
+	}
+	if a := in.awaitAlarm(t); a.Kind != AlarmEventRush || a.Subject != "eventlinkid00001" || a.Inviter != treeAlice {
+		t.Errorf("event alarm = %+v", a)
+	}
+	for i := range 2 {
+		f.report(t, add("", fmt.Sprintf("request%08d", i)), fmt.Sprintf("asker%d@durare.org", i), time.Minute)
+	}
+	if a := in.awaitAlarm(t); a.Kind != AlarmRequestRush || a.Subject != treeAlice {
+		t.Errorf("request alarm = %+v", a)
+	}
+}
