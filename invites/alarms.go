@@ -167,9 +167,9 @@ type alarmWatcher struct {
 	*core
 	roles  *roles
 	grants *grants
-	opts   AlarmOptions
 
 	mu      sync.Mutex
+	opts    AlarmOptions       // guarded by mu: a reload replaces them
 	windows map[string]*window // by kind and subject; guarded by mu
 }
 
@@ -177,50 +177,73 @@ func newAlarmWatcher(c *core, rl *roles, gr *grants, o AlarmOptions) *alarmWatch
 	return &alarmWatcher{core: c, roles: rl, grants: gr, opts: o.withDefaults(), windows: make(map[string]*window)}
 }
 
+// SetAlarmOptions replaces the thresholds, as on a configuration reload;
+// what was counted so far stays.
+func (w *alarmWatcher) SetAlarmOptions(o AlarmOptions) {
+	w.mu.Lock()
+	w.opts = o.withDefaults()
+	w.mu.Unlock()
+}
+
+// options are the thresholds now in force.
+func (w *alarmWatcher) options() AlarmOptions {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.opts
+}
+
 // used looks at one invite's use: fast uses, chains, event and request
 // rushes. It runs in the path that recorded the use, after the use's own
 // news went out.
 func (w *alarmWatcher) used(ctx context.Context, inv Invite, account string) {
-	if w == nil || w.opts.Off || inv.ResetFor != "" {
+	if w == nil || inv.ResetFor != "" {
+		return
+	}
+	o := w.options()
+	if o.Off {
 		return
 	}
 	now := w.now()
 	ev := AlarmEvidence{Invite: inv.ID, Made: inv.Created, At: now, Account: account}
-	if now.Sub(inv.Created) <= w.opts.FastUseWithin {
-		w.count(ctx, AlarmFastUses, inv.Inviter, inv.Inviter, w.opts.Window, w.opts.FastUses, ev)
+	if now.Sub(inv.Created) <= o.FastUseWithin {
+		w.count(ctx, AlarmFastUses, inv.Inviter, inv.Inviter, o.Window, o.FastUses, ev)
 	}
 	if inv.Event != "" {
-		w.count(ctx, AlarmEventRush, inv.Event, inv.Inviter, w.opts.EventWindow, w.opts.EventUses, ev)
+		w.count(ctx, AlarmEventRush, inv.Event, inv.Inviter, o.EventWindow, o.EventUses, ev)
 	}
 	if inv.Request != "" {
-		w.count(ctx, AlarmRequestRush, inv.Inviter, inv.Inviter, w.opts.EventWindow, w.opts.RequestUses, ev)
+		w.count(ctx, AlarmRequestRush, inv.Inviter, inv.Inviter, o.EventWindow, o.RequestUses, ev)
 	}
-	w.chain(ctx, inv, ev)
+	w.chain(ctx, o, inv, ev)
 }
 
 // chain counts inv as a chain link when its inviter's own account was
 // created by an invite shortly before inv was made; links count toward
 // the top of the branch.
-func (w *alarmWatcher) chain(ctx context.Context, inv Invite, ev AlarmEvidence) {
+func (w *alarmWatcher) chain(ctx context.Context, o AlarmOptions, inv Invite, ev AlarmEvidence) {
 	up, err := w.store.ChainUp(ctx, inv.Inviter, treeMaxUp)
 	if err != nil || len(up) == 0 {
 		return
 	}
 	created := up[0].Changed
-	if created.IsZero() || inv.Created.Sub(created) > w.opts.ChainWithin {
+	if created.IsZero() || inv.Created.Sub(created) > o.ChainWithin {
 		return
 	}
 	top := up[len(up)-1].Inviter
 	ev.By = inv.Inviter
-	w.count(ctx, AlarmChain, top, top, w.opts.Window, w.opts.ChainLinks, ev)
+	w.count(ctx, AlarmChain, top, top, o.Window, o.ChainLinks, ev)
 }
 
 // refused counts a refusal for actor; only inviters' count.
 func (w *alarmWatcher) refused(ctx context.Context, actor, why string) {
-	if w == nil || w.opts.Off {
+	if w == nil {
 		return
 	}
-	w.count(ctx, AlarmRefusalBurst, actor, actor, w.opts.RefusalsWindow, w.opts.RefusalsBurst,
+	o := w.options()
+	if o.Off {
+		return
+	}
+	w.count(ctx, AlarmRefusalBurst, actor, actor, o.RefusalsWindow, o.RefusalsBurst,
 		AlarmEvidence{At: w.now(), Account: why})
 }
 
@@ -244,6 +267,7 @@ func (w *alarmWatcher) count(ctx context.Context, kind AlarmKind, subject, invit
 		win.evidence = win.evidence[len(win.evidence)-alarmEvidence:]
 	}
 	fire := len(win.times) >= threshold && (win.fired.IsZero() || now.Sub(win.fired) >= w.opts.Cooldown)
+	suspend := w.opts.Suspend
 	var a Alarm
 	if fire {
 		win.fired = now
@@ -253,7 +277,7 @@ func (w *alarmWatcher) count(ctx context.Context, kind AlarmKind, subject, invit
 	w.mu.Unlock()
 	switch {
 	case !fire:
-	case w.opts.Suspend:
+	case suspend:
 		// Revoking takes the quota gate's lock, which a refusal is
 		// counted under, and the locks of the inviter's invites: it
 		// runs, and the admins hear of it, once this path let go.
@@ -296,7 +320,7 @@ func (w *alarmWatcher) fire(ctx context.Context, a Alarm) {
 	if a.Kind == AlarmRefusalBurst && !w.holdsGrant(ctx, a.Inviter) {
 		return // strangers' refusals are bounded elsewhere; only inviters matter here
 	}
-	if w.opts.Suspend && a.Inviter != "" && !w.roles.IsAdmin(a.Inviter) {
+	if w.options().Suspend && a.Inviter != "" && !w.roles.IsAdmin(a.Inviter) {
 		a.Suspended = w.suspendInviter(ctx, a)
 	}
 	if o, ok := w.observer.(AlarmObserver); ok {

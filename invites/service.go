@@ -122,6 +122,7 @@ type Service struct {
 	*brancher
 	*suspensions
 	*treeLinks
+	*alarmWatcher
 }
 
 // NewService returns a Service.
@@ -172,6 +173,7 @@ func NewService(o Options) *Service {
 		brancher:     br,
 		suspensions:  newSuspensions(c, rl, gr, br, module),
 		treeLinks:    newTreeLinks(c, rl, br),
+		alarmWatcher: c.watch,
 	}
 }
 
