@@ -89,6 +89,8 @@ func quotaText(r policy.Refusal) string {
 // eventText is the chat message that tells someone about ev.
 func eventText(ev invites.Event) string {
 	switch ev := ev.(type) {
+	case invites.Alarm:
+		return alarmText(ev) // bot/alarms.go
 	case invites.InviteUsed:
 		if ev.Invite.ResetFor != "" {
 			return fmt.Sprintf("Your password reset link %s for %s was used.", ev.Invite.ID, ev.Invite.ResetFor)
@@ -142,8 +144,6 @@ func eventText(ev invites.Event) string {
 			ev.Domain, ev.Cancelled)
 	case invites.InviteCancelled:
 		return fmt.Sprintf("Your invite %s from %s was cancelled by %s; its link no longer works.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.By)
-	case invites.Alarm:
-		return alarmText(ev)
 	default:
 		return ""
 	}
