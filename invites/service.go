@@ -99,6 +99,10 @@ type Options struct {
 	// Alarms are the thresholds of the abuse alarms (alerts); zero values
 	// take the defaults.
 	Alarms AlarmOptions
+	// ModuleSuspender, when set, suspends accounts through the server's
+	// module (mod_invitebot's verbs); it is used while Module says the
+	// module is loaded. Given apart from Module, which may be wrapped.
+	ModuleSuspender Suspender
 }
 
 // Service carries out invite operations on behalf of Actors. It is the
@@ -171,7 +175,7 @@ func NewService(o Options) *Service {
 		tracker:      tr,
 		serverModule: module,
 		brancher:     br,
-		suspensions:  newSuspensions(c, rl, gr, br, module),
+		suspensions:  newSuspensions(c, rl, gr, br, module, o.ModuleSuspender),
 		treeLinks:    newTreeLinks(c, rl, br),
 		alarmWatcher: c.watch,
 	}

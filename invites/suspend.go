@@ -104,23 +104,27 @@ type suspensions struct {
 	grants *grants
 	branch *brancher
 	module *serverModule
+	// viaModule suspends through mod_invitebot; nil without it.
+	viaModule Suspender
 
 	mu    sync.Mutex
 	plans map[string]SuspendPlan // by admin; guarded by mu
 }
 
-func newSuspensions(c *core, rl *roles, gr *grants, br *brancher, m *serverModule) *suspensions {
-	return &suspensions{core: c, roles: rl, grants: gr, branch: br, module: m, plans: make(map[string]SuspendPlan)}
+func newSuspensions(c *core, rl *roles, gr *grants, br *brancher, m *serverModule, viaModule Suspender) *suspensions {
+	if viaModule == nil {
+		viaModule, _ = m.m.(Suspender)
+	}
+	return &suspensions{core: c, roles: rl, grants: gr, branch: br, module: m, viaModule: viaModule,
+		plans: make(map[string]SuspendPlan)}
 }
 
 // suspender is how accounts are suspended right now: mod_invitebot while
 // the server runs it, else the Issuer when its server can (ejabberd's
 // API), else nothing (the bot lists the commands).
 func (s *suspensions) suspender() Suspender {
-	if s.module.modulePresent() {
-		if sp, ok := s.module.m.(Suspender); ok {
-			return sp
-		}
+	if s.viaModule != nil && s.module.modulePresent() {
+		return s.viaModule
 	}
 	if sp, ok := s.module.issuer.(Suspender); ok {
 		return sp

@@ -214,6 +214,8 @@ func (a *app) wire(context.Context) error {
 		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
 			MaxOpen: cfg.Requests.MaxOpen},
 		Alarms: cfg.Alerts.AlarmOptions(),
+		// mod_invitebot's suspension verbs, used while it is loaded.
+		ModuleSuspender: a.module,
 	})
 	var links, eventLinks func(id string) (string, string)
 	var treePages func(context.Context, invites.Actor, string) (string, error)
