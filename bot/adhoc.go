@@ -323,6 +323,11 @@ func (c *commandRun) stageOutput(ctx context.Context, s *adhocSession) (commandO
 	out := commandOut{Node: c.op.node, SessionID: s.id, Status: statusExecuting, Actions: &acts}
 	if s.stage == stageConfirm {
 		question, err := c.op.confirm(ctx, c.bot, c.req)
+		var no refusedConfirm
+		if errors.As(err, &no) {
+			// Nothing to confirm: the answer is the refusal itself.
+			return commandOut{}, refusalError(no.refused, no.text)
+		}
 		if err != nil {
 			return commandOut{}, c.failure(ctx, err)
 		}

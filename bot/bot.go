@@ -40,9 +40,12 @@ type Bot struct {
 	// eventLinks gives an event link's page and QR image; nil without a
 	// web server, and then no event links can be made.
 	eventLinks func(id string) (page, qr string)
-	observer   CommandObserver
-	ops        map[string]operation // by chat command word
-	nodes      map[string]operation // by XEP-0050 node
+	// treePages makes a one-time link to the picture of who's branch for
+	// actor; nil without a web server.
+	treePages func(ctx context.Context, actor invites.Actor, who string) (string, error)
+	observer  CommandObserver
+	ops       map[string]operation // by chat command word
+	nodes     map[string]operation // by XEP-0050 node
 
 	sessions *sessionTable
 
@@ -84,6 +87,9 @@ type Config struct {
 	// Reports, when set, recognises the usage reports the server's module
 	// sends (the server package's); nil takes none.
 	Reports ReportReader
+	// TreePages, when set, makes a one-time link to the picture of a
+	// branch (the web room's); nil when no web server is configured.
+	TreePages func(ctx context.Context, actor invites.Actor, who string) (string, error)
 }
 
 // New returns a Bot; give it to Link.Run as the stanza handler.
@@ -109,6 +115,7 @@ func New(cfg Config) *Bot {
 		out:         cfg.Out,
 		links:       cfg.Links,
 		eventLinks:  cfg.EventLinks,
+		treePages:   cfg.TreePages,
 		observer:    cfg.Observer,
 		ops:         ops,
 		nodes:       nodes,

@@ -266,6 +266,24 @@ func operations() []operation {
 			wider: &roleSummary{policy.CloseAnyEvent, "close an event link, yours or anyone's, and cancel its unused invites"}, run: runCloseEvent, confirm: confirmCloseEvent,
 			params: []param{{name: "id", kind: kindEventID, required: true, label: "Event link", choices: openEvents,
 				typed: true, typedPerm: policy.CloseAnyEvent, none: "You have no open event links to close."}}},
+		{name: "tree", node: "tree", title: "Tree of who invited whom",
+			summary: "your branch: who invited you, and every account your invites created, and theirs",
+			wider:   &roleSummary{policy.ReadAnyBranch, "someone's branch: who invited them, and every account their invites created, and theirs"},
+			perm:    policy.ReadBranch, run: runTree,
+			params: []param{{name: "jid", kind: kindAccount, label: "Inviter or account (user@domain, or just user on this domain; empty: yourself)"}, pageParam}},
+		{name: "suspend", node: "suspend", title: "Suspend a branch",
+			summary: "revoke an inviter and suspend the accounts their invites created (deep: the whole branch), after a preview; unsuspend undoes it",
+			perm:    policy.SuspendAccounts, run: runSuspend, confirm: confirmSuspend,
+			params: []param{
+				{name: "jid", kind: kindJID, required: true, label: "Inviter or account"},
+				{name: "depth", kind: kindDepth, label: "Which accounts", choices: depthChoices},
+				{name: "reason", kind: kindText, label: "Reason (for the audit log)"},
+			}},
+		{name: "yes", title: "Confirm", summary: "carry out the suspension you were just shown",
+			perm: policy.SuspendAccounts, run: runYes},
+		{name: "unsuspend", node: "unsuspend", title: "Lift a suspension",
+			summary: "undo a suspend: grants back, accounts can log in again", perm: policy.SuspendAccounts, run: runUnsuspend,
+			params: []param{{name: "jid", kind: kindAccount, required: true, label: "JID that was suspended"}}},
 	}
 }
 

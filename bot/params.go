@@ -62,6 +62,11 @@ const (
 	// "no invites". Its normal form for default is "default", so a value
 	// shown again in a form parses again.
 	kindLimit
+	// kindDepth is how much of a branch suspend takes: "deep" for all of
+	// it, "direct" (the default) for the accounts the inviter's own
+	// invites created. A word that is neither is left to the next
+	// parameter, the reason.
+	kindDepth
 
 	// numParamKinds is how many kinds there are, not a kind: paramKinds
 	// has this length, so a kind without an entry shows as a zero spec.
@@ -116,6 +121,16 @@ var paramKinds = [numParamKinds]kindSpec{
 	kindAllowance: {parse: parseAllowance, field: dataform.TextSingle, keywordValue: "N|none"},
 	kindLimit:     {parse: parseLimit, field: dataform.TextSingle, keywordValue: "N|" + keywordDefault},
 	kindCap:       {parse: parseCap, field: dataform.TextSingle},
+	kindDepth:     {parse: parseDepth, field: dataform.TextSingle},
+}
+
+// parseDepth reads deep or direct.
+func parseDepth(_ param, raw string) (string, error) {
+	switch v := strings.ToLower(raw); v {
+	case depthDeep, depthDirect:
+		return v, nil
+	}
+	return "", fmt.Errorf("%s is not deep or direct", echo(raw))
 }
 
 // spec is what p's kind decides about it.

@@ -89,6 +89,8 @@ func quotaText(r policy.Refusal) string {
 // eventText is the chat message that tells someone about ev.
 func eventText(ev invites.Event) string {
 	switch ev := ev.(type) {
+	case invites.Alarm:
+		return alarmText(ev) // bot/alarms.go
 	case invites.InviteUsed:
 		if ev.Invite.ResetFor != "" {
 			return fmt.Sprintf("Your password reset link %s for %s was used.", ev.Invite.ID, ev.Invite.ResetFor)

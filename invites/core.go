@@ -21,6 +21,9 @@ type core struct {
 	log      *slog.Logger
 	observer Observer
 	notifier Notifier
+	// watch counts what alarms look at (alarms.go); nil until the
+	// service is composed, and its methods do nothing on nil.
+	watch *alarmWatcher
 }
 
 // Domain is the XMPP domain the invites create accounts on.

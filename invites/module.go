@@ -226,4 +226,7 @@ func (sm *serverModule) announceUse(ctx context.Context, inv Invite, account str
 	if used.Introduce && !strings.EqualFold(account, inv.Inviter) {
 		sm.notify(ctx, account, Welcome{Domain: sm.domain, Inviter: inv.Inviter, Requested: used.Requested})
 	}
+	// Last, so that an alarm's news (alerts.suspend revokes the inviter)
+	// follows the news of the use that raised it.
+	sm.watch.used(ctx, inv, account)
 }

@@ -72,6 +72,7 @@ func (b *refusalBudget) take(actor string) (write bool, unwritten int) {
 // audit log get the same lines, so a flood fills neither.
 func (q *quotaGate) refuse(ctx context.Context, actor, op, why string) {
 	q.observer.InviteDenied()
+	q.watch.refused(ctx, actor, why)
 	write, unwritten := q.refusals.take(actor)
 	if unwritten > 0 {
 		detail := fmt.Sprintf("%d more refusals not recorded one by one (flood)", unwritten)

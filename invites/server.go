@@ -250,3 +250,39 @@ func (noRegistrar) BoundJID(context.Context, jid.JID, string) (jid.JID, error) {
 func (noRegistrar) Remove(context.Context, jid.JID, string) error { return errNoRegistrar }
 
 func (noRegistrar) DialChecker(context.Context) (TokenChecker, error) { return nil, errNoRegistrar }
+
+// Suspender is implemented by what can suspend accounts at the server
+// (mod_invitebot on Prosody; ejabberd's ban_account and unban_account
+// through its API): a suspended account cannot log in and its sessions
+// end, but nothing of it is deleted. The service asks the server module
+// first, then the Issuer; without either it lists the accounts with the
+// server commands an admin can run (ManualSuspension).
+type Suspender interface {
+	// Suspend suspends account (a bare JID of the domain) and says how.
+	// An error wrapping ErrSuspendRefused means the server will not, and
+	// asking again does not help.
+	Suspend(ctx context.Context, account jid.JID, reason string) (SuspendHow, error)
+	// Unsuspend lifts a suspension Suspend made; an account it did not
+	// suspend is left as it is.
+	Unsuspend(ctx context.Context, account jid.JID) error
+}
+
+// SuspendHow says how the server keeps a suspended account out.
+type SuspendHow string
+
+// How a suspension is carried out.
+const (
+	// SuspendDisabled: the server's own account disabling (Prosody 13,
+	// ejabberd's ban): refused at login.
+	SuspendDisabled SuspendHow = "disabled"
+	// SuspendBlocked: mod_invitebot refuses the account a resource
+	// (Prosody 0.12).
+	SuspendBlocked SuspendHow = "blocked"
+	// SuspendManual: the server could not be asked; an admin runs the
+	// commands the bot lists.
+	SuspendManual SuspendHow = "manual"
+)
+
+// ErrSuspendRefused means the server refused to suspend or unsuspend an
+// account (an admin of the server, another domain, no such account).
+var ErrSuspendRefused = errors.New("the server refused to suspend the account")

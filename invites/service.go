@@ -100,6 +100,13 @@ type Options struct {
 	Signup SignupOptions
 	// Recovery configures password recovery by mail (recovery.go).
 	Recovery RecoveryOptions
+	// Alarms are the thresholds of the abuse alarms (alerts); zero values
+	// take the defaults.
+	Alarms AlarmOptions
+	// ModuleSuspender, when set, suspends accounts through the server's
+	// module (mod_invitebot's verbs); it is used while Module says the
+	// module is loaded. Given apart from Module, which may be wrapped.
+	ModuleSuspender Suspender
 }
 
 // Service carries out invite operations on behalf of Actors. It is the
@@ -122,6 +129,10 @@ type Service struct {
 	*useLedger
 	*tracker
 	*serverModule
+	*brancher
+	*suspensions
+	*treeLinks
+	*alarmWatcher
 }
 
 // NewService returns a Service.
@@ -151,13 +162,17 @@ func NewService(o Options) *Service {
 	ev := &eventLinks{core: c, roles: rl, gate: gate, minter: mt, cancel: cn}
 	rs := &resetLinks{core: c, issuer: o.Issuer, minter: mt, cancel: cn}
 	rs.SetInviterResets(o.InviterResets)
+	gr := &grants{core: c, roles: rl, gate: gate, events: ev, cancel: cn}
+	br := &brancher{core: c, roles: rl}
+	br.checker, _ = o.Issuer.(AccountChecker)
+	c.watch = newAlarmWatcher(c, rl, gr, o.Alarms)
 	return &Service{
 		core:         c,
 		roles:        rl,
 		pauseSwitch:  &pauseSwitch{core: c},
 		minter:       mt,
 		canceller:    cn,
-		grants:       &grants{core: c, roles: rl, gate: gate, events: ev, cancel: cn},
+		grants:       gr,
 		eventLinks:   ev,
 		requestDesk:  desk,
 		mailVerifier: desk.verify,
@@ -168,6 +183,10 @@ func NewService(o Options) *Service {
 		useLedger:    uses,
 		tracker:      tr,
 		serverModule: module,
+		brancher:     br,
+		suspensions:  newSuspensions(c, rl, gr, br, module, o.ModuleSuspender),
+		treeLinks:    newTreeLinks(c, rl, br),
+		alarmWatcher: c.watch,
 	}
 }
 

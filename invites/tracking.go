@@ -311,6 +311,7 @@ func (t *tracker) settle(ctx context.Context, inv store.Invite, to store.State, 
 	if to == store.StateUsed {
 		t.observer.InviteUsed()
 		t.notify(ctx, inv.Inviter, InviteUsed{Invite: viewOf(settled)})
+		t.watch.used(ctx, viewOf(settled), "")
 	}
 }
 

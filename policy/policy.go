@@ -102,6 +102,13 @@ const (
 	// sender's own account, for password recovery. Anyone may ask; the
 	// service allows only accounts of the domain.
 	KeepOwnMail
+	// ReadBranch shows the sender's own branch: who invited them, and
+	// every account their invites created, and those accounts' in turn.
+	ReadBranch
+	// ReadAnyBranch shows anyone's branch.
+	ReadAnyBranch
+	// SuspendAccounts suspends an inviter's branch, and lifts it again.
+	SuspendAccounts
 )
 
 // minimumRole is the least trusted role holding each permission. A table,
@@ -128,6 +135,9 @@ var minimumRole = map[Permission]Role{
 	CloseEvent:      Inviter,
 	CloseAnyEvent:   Admin,
 	KeepOwnMail:     Stranger,
+	ReadBranch:      Inviter,
+	ReadAnyBranch:   Admin,
+	SuspendAccounts: Admin,
 }
 
 // Allows reports whether role r holds permission p. Unknown permissions are

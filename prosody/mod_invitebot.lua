@@ -47,6 +47,10 @@
 --   component -> host  <iq type='set'><delete xmlns=NS token='T'/></iq>
 --   component -> host  <iq type='set'><introduce xmlns=NS jid='user@host'
 --                          contact='inviter@anywhere'/></iq>
+--   component -> host  <iq type='set'><suspend xmlns=NS jid='user@host'
+--                          reason='R'/></iq>
+--                      result: <suspended xmlns=NS how='disabled|blocked'/>
+--   component -> host  <iq type='set'><unsuspend xmlns=NS jid='user@host'/></iq>
 --
 -- The host also lists NS as a disco#info feature.
 
@@ -754,3 +758,166 @@ module:hook("presence/bare", function (event)
 	module:log("debug", "Approved the pre-approved subscription of %s to %s", from, to);
 	return true;
 end, 2);
+
+-- Suspension ---------------------------------------------------------------------
+--
+-- The component may suspend an account of this host, and lift the
+-- suspension again: the account cannot log in, its sessions end, and
+-- nothing of it is deleted. Where Prosody can disable accounts itself
+-- (13, with an auth provider that supports it) that is used, so the
+-- refusal happens at SASL and survives unloading this module; otherwise
+-- (0.12) this module keeps the list and refuses the suspended accounts
+-- their resource at bind, which no client gets past. The list is kept
+-- either way, so that an unsuspend undoes what its suspend did and nothing
+-- else (an account an admin disabled by hand stays disabled).
+--
+-- The component is refused accounts of other hosts, accounts that do not
+-- exist and the host's admins: which accounts its invites created is for
+-- the bot to know, who the admins are is for this server.
+
+-- username -> { at = time, reason = text, disabled = true when Prosody's
+-- own disabling was used }. Prosody purges it with the account.
+local suspended_store = module:open_store("invitebot_suspended");
+
+local suspension_text = "This account is suspended";
+
+-- The suspension record of username, or nil.
+local function suspension_of(username)
+	local rec = suspended_store:get(username);
+	if type(rec) == "table" then
+		return rec;
+	end
+	return nil;
+end
+
+-- Whether the local account is an admin of this host, on 0.12 (is_admin)
+-- and 13 (roles; is_admin there only warns).
+local function account_is_admin(username)
+	if usermanager.get_user_role then
+		local role = usermanager.get_user_role(username, module.host);
+		if role and (role.name == "prosody:admin" or role.name == "prosody:operator") then
+			return true;
+		end
+		return false;
+	end
+	return usermanager.is_admin(jid_util.join(username, module.host), module.host);
+end
+
+-- The username of a suspend or unsuspend request, or nil and the error to
+-- send.
+local function suspension_target(stanza)
+	local account = jid_util.prep(stanza.tags[1].attr.jid);
+	local username, host, resource;
+	if account then
+		username, host, resource = jid_util.split(account);
+	end
+	if not username or host ~= module.host or resource then
+		return nil, st.error_reply(stanza, "modify", "bad-request", "jid must be an account of " .. module.host);
+	end
+	if is_bot(account) then
+		return nil, st.error_reply(stanza, "auth", "forbidden", "The bot's own account cannot be suspended");
+	end
+	if account_is_admin(username) then
+		log_refused_request("Refused to suspend %s for %s: an admin of this host", account, tostring(component));
+		return nil, st.error_reply(stanza, "auth", "forbidden", "An admin of this host cannot be suspended");
+	end
+	return username;
+end
+
+-- Ends every session of username: a suspension takes effect at once.
+local function end_sessions(username)
+	local user = prosody.hosts[module.host].sessions[username];
+	if not user or not user.sessions then
+		return 0;
+	end
+	local n = 0;
+	for _, session in pairs(user.sessions) do
+		session:close({ condition = "not-authorized", text = suspension_text });
+		n = n + 1;
+	end
+	return n;
+end
+
+module:hook("iq-set/host/" .. NS .. ":suspend", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	if not from_component(stanza) then
+		return refuse_sender(event);
+	end
+	local username, err_reply = suspension_target(stanza);
+	if not username then
+		origin.send(err_reply);
+		return true;
+	end
+	if not usermanager.user_exists(username, module.host) then
+		origin.send(st.error_reply(stanza, "cancel", "item-not-found", "No such account"));
+		return true;
+	end
+	local rec = suspension_of(username);
+	if not rec then
+		rec = { at = os.time(), reason = stanza.tags[1].attr.reason };
+		if usermanager.disable_user then
+			local ok = usermanager.disable_user(username, module.host, { reason = rec.reason, by = component });
+			rec.disabled = ok and true or nil;
+		end
+		local ok, err = suspended_store:set(username, rec);
+		if not ok then
+			if rec.disabled then
+				usermanager.enable_user(username, module.host);
+			end
+			module:log("error", "Could not record the suspension of %s: %s", username, tostring(err));
+			origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+			return true;
+		end
+	end
+	local ended = end_sessions(username);
+	module:log("info", "Suspended %s@%s at the request of %s (%s; %d session(s) ended)", username, module.host,
+		component, rec.disabled and "account disabled" or "login refused by this module", ended);
+	origin.send(st.reply(stanza):tag("suspended", { xmlns = NS, how = rec.disabled and "disabled" or "blocked" }));
+	return true;
+end);
+
+module:hook("iq-set/host/" .. NS .. ":unsuspend", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	if not from_component(stanza) then
+		return refuse_sender(event);
+	end
+	local username, err_reply = suspension_target(stanza);
+	if not username then
+		origin.send(err_reply);
+		return true;
+	end
+	local rec = suspension_of(username);
+	if not rec then
+		-- Not suspended by the bot (or lifted already): nothing to undo,
+		-- and an account disabled by an admin stays disabled.
+		origin.send(st.reply(stanza));
+		return true;
+	end
+	if rec.disabled and usermanager.enable_user then
+		local ok, err = usermanager.enable_user(username, module.host);
+		if not ok then
+			module:log("error", "Could not enable %s again: %s", username, tostring(err));
+			origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+			return true;
+		end
+	end
+	suspended_store:set(username, nil);
+	module:log("info", "Lifted the suspension of %s@%s at the request of %s", username, module.host, component);
+	origin.send(st.reply(stanza));
+	return true;
+end);
+
+-- A suspended account gets no resource: without one a client can do
+-- nothing, and the stream is closed right after the refusal.
+module:hook("pre-resource-bind", function (event)
+	local session = event.session;
+	if not session.username or not suspension_of(session.username) then
+		return;
+	end
+	event.error = { type = "auth", condition = "not-authorized", text = suspension_text };
+	module:log("info", "Refused a login of suspended account %s@%s", session.username, module.host);
+	module:add_timer(0, function ()
+		session:close({ condition = "not-authorized", text = suspension_text });
+	end);
+	return false;
+end, 100);

@@ -87,6 +87,8 @@ type Store struct {
 	backupWriter
 	exporter
 	migrator
+	branchReader
+	suspensionTable
 
 	// upgrade is what Open did to the schema (Upgrade).
 	upgrade Upgrade
@@ -97,19 +99,21 @@ type Store struct {
 func newStore(db *bbolt.DB, newID func() string, now func() time.Time) *Store {
 	b := &base{db: db, newID: newID, now: now}
 	return &Store{
-		base:          b,
-		inviteTable:   inviteTable{b},
-		quotaIndex:    quotaIndex{b},
-		usageTable:    usageTable{b},
-		grantTable:    grantTable{b},
-		auditLog:      auditLog{b},
-		eventTable:    eventTable{b},
-		requestTable:  requestTable{base: b, invites: inviteTable{b}},
-		mailTable:     mailTable{b},
-		settingsTable: settingsTable{b},
-		backupWriter:  backupWriter{b},
-		exporter:      exporter{b},
-		migrator:      migrator{b},
+		base:            b,
+		inviteTable:     inviteTable{b},
+		quotaIndex:      quotaIndex{b},
+		usageTable:      usageTable{b},
+		grantTable:      grantTable{b},
+		auditLog:        auditLog{b},
+		eventTable:      eventTable{b},
+		requestTable:    requestTable{base: b, invites: inviteTable{b}},
+		mailTable:       mailTable{b},
+		settingsTable:   settingsTable{b},
+		backupWriter:    backupWriter{b},
+		exporter:        exporter{b},
+		migrator:        migrator{b},
+		branchReader:    branchReader{b},
+		suspensionTable: suspensionTable{b},
 	}
 }
 

@@ -38,6 +38,8 @@ type Metrics struct {
 	// Account requests: what became of them, and those the page refused.
 	accountRequests *prometheus.CounterVec
 	refused         *prometheus.CounterVec
+	// alarms counts the abuse alarms raised, by kind (metrics_alarms.go).
+	alarms *prometheus.CounterVec
 
 	mu           sync.Mutex
 	commandNames map[string]bool
@@ -85,6 +87,7 @@ func NewMetrics(reconnects func() uint64) *Metrics {
 			Name: "invitebot_account_requests_refused_total",
 			Help: "Account requests the web page refused, by limit: per_address, max_open, honeypot, paused.",
 		}, []string{"limit"}),
+		alarms:       newAlarmCounter(),
 		commandNames: make(map[string]bool),
 	}
 	// Every label value exists from the start, so a dashboard sees zeros
@@ -99,7 +102,7 @@ func NewMetrics(reconnects func() uint64) *Metrics {
 		m.events.WithLabelValues(string(o))
 	}
 	m.reg.MustRegister(
-		m.created, m.denied, m.used, m.commands, m.requests, m.accountRequests, m.refused, m.events,
+		m.created, m.denied, m.used, m.commands, m.requests, m.accountRequests, m.refused, m.events, m.alarms,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "invitebot_link_reconnects_total",
 			Help: "Component link sessions established after the first one.",

@@ -104,6 +104,8 @@ type pageData struct {
 	Code codeForm
 	// recover: the password recovery form (recover.go).
 	Recover recoverForm
+	// tree: the branch drawn (tree.go).
+	Tree *treeView
 }
 
 // formData is the registration form's state. It never holds a password.

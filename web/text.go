@@ -223,6 +223,33 @@ type Text struct {
 	RecoverClosedTitle  string
 	ErrRecoverName      string
 	ErrRecoverTooMany   string
+
+	// The tree page: who invited whom in one branch, reached by a
+	// one-time link the bot sends an admin (or an inviter, for their own
+	// branch) over XMPP.
+	TreeTitle       string // %[1]s the person the branch is about
+	TreeSummary     string // %[1]d accounts below, %[2]d levels, %[3]d suspended
+	TreeAbove       string
+	TreeInvitedBy   string // %[1]s inviter, %[2]s account, %[3]s date
+	TreeBelowTitle  string
+	TreeNone        string
+	TreeCreated     string // %[1]s date
+	TreeInvite      string // %[1]s invite id
+	TreeEvent       string // %[1]s event link id
+	TreeRequest     string // %[1]s account request id
+	TreeBelow       string // %[1]d direct, %[2]d in all
+	TreeMore        string // %[1]d accounts not drawn
+	TreeMoreHere    string // %[1]d accounts not drawn under one account
+	TreeTruncated   string
+	TreeActive      string
+	TreeSuspended   string
+	TreeDeleted     string
+	TreeGranted     string
+	TreeRevoked     string
+	TreeAdmin       string
+	TreeLinkGone    string
+	TreeLinkUnknown string
+	TreeForbidden   string
 }
 
 // English is the default and, for now, only text.
@@ -422,6 +449,30 @@ var English = Text{
 	RecoverClosedTitle:    "Password recovery is closed for now",
 	ErrRecoverName:        "Please type the name of your account.",
 	ErrRecoverTooMany:     "Too many tries from your network. Please try again in an hour.",
+
+	TreeTitle:       "Who invited whom: %[1]s",
+	TreeSummary:     "Accounts below: %[1]d. Levels: %[2]d. Suspended: %[3]d.",
+	TreeAbove:       "Above",
+	TreeInvitedBy:   "%[1]s invited %[2]s on %[3]s",
+	TreeBelowTitle:  "Below",
+	TreeNone:        "No account was created from their invites yet.",
+	TreeCreated:     "joined %[1]s",
+	TreeInvite:      "invite %[1]s",
+	TreeEvent:       "event link %[1]s",
+	TreeRequest:     "request %[1]s",
+	TreeBelow:       "invited %[1]d, %[2]d below in all",
+	TreeMore:        "… and %[1]d more accounts not drawn here: send tree in chat for the full list.",
+	TreeMoreHere:    "… and %[1]d more below, not drawn",
+	TreeTruncated:   "The branch is larger than the bot reads at once; only its first accounts are shown.",
+	TreeActive:      "active",
+	TreeSuspended:   "suspended",
+	TreeDeleted:     "deleted",
+	TreeGranted:     "may invite",
+	TreeRevoked:     "invite right revoked",
+	TreeAdmin:       "admin",
+	TreeLinkGone:    "This link was opened already or is older than 15 minutes. Ask the bot for the tree again.",
+	TreeLinkUnknown: "There is no such link, or the bot restarted since it was made. Ask the bot for the tree again.",
+	TreeForbidden:   "This link was made for someone who may no longer see this branch.",
 }
 
 // Client is a recommended XMPP app.

@@ -128,6 +128,9 @@ type Config struct {
 	// (http.recovery) with Recoverer.
 	Recovery  bool
 	Recoverer Recoverer
+	// Trees, when set, serves the tree pages (/t/{token}); without it
+	// they are not found.
+	Trees Trees
 }
 
 //go:embed templates/*.html
@@ -137,7 +140,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that are whole pages (each with base.html).
-var pageNames = []string{"landing", "success", "error", "request", "status", "event", "confirm", "recover"}
+var pageNames = []string{"landing", "success", "error", "request", "status", "event", "confirm", "recover", "tree"}
 
 // templateFuncs are the helpers the templates may call.
 var templateFuncs = template.FuncMap{
@@ -207,6 +210,10 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 		mux.HandleFunc("GET /recover", localized(rc, (*recoverPages).page))
 		mux.HandleFunc("POST /recover", localized(rc, (*recoverPages).submit))
 	}
+	if cfg.Trees != nil {
+		tp := &treePages{site: s, trees: cfg.Trees}
+		mux.HandleFunc("GET /t/{token}", localized(tp, (*treePages).treePage))
+	}
 	mux.HandleFunc("GET /static/style.css", h.static("static/style.css"))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	if m != nil {
@@ -228,6 +235,9 @@ func New(cfg Config, inv Invites, health Health, m *Metrics) http.Handler {
 	}
 	if m != nil {
 		paths["/metrics"] = getOnly
+	}
+	if cfg.Trees != nil {
+		paths["/t/{token}"] = getOnly
 	}
 	for path, allow := range paths {
 		mux.HandleFunc(path, localized(&s, methodNotAllowed(allow)))

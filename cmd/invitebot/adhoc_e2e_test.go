@@ -188,8 +188,8 @@ func TestAdhocDiscoveryByRole(t *testing.T) {
 		{mallory, ""},
 		// Without a web server there are no event links to make
 		// (create-event), but listing and closing old ones still works.
-		{carol, "cancel-invite close-event list-events list-invites" + reset + " " + invites.NodeCreateAccount},
-		{admin, "audit backup cancel-invite close-event grant list-events list-inviters list-invites pause" + reset + " resume revoke " + invites.NodeCreateAccount + " whoinvited"},
+		{carol, "cancel-invite close-event list-events list-invites" + reset + " tree " + invites.NodeCreateAccount},
+		{admin, "audit backup cancel-invite close-event grant list-events list-inviters list-invites pause" + reset + " resume revoke suspend tree unsuspend " + invites.NodeCreateAccount + " whoinvited"},
 	}
 	for _, tc := range tests {
 		if got := strings.Join(commandNodes(t, tc.who, w.component), " "); got != tc.want {

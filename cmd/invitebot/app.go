@@ -232,9 +232,20 @@ func (a *app) wire(context.Context) error {
 			MaxOpen: cfg.Requests.MaxOpen},
 		Signup:   signup,
 		Recovery: recoveryOptions(cfg, sender),
+		Alarms:   cfg.Alerts.AlarmOptions(),
+		// mod_invitebot's suspension verbs, used while it is loaded.
+		ModuleSuspender: a.module,
 	})
 	var links, eventLinks func(id string) (string, string)
+	var treePages func(context.Context, invites.Actor, string) (string, error)
 	if cfg.HTTP.Listen != "" {
+		treePages = func(ctx context.Context, actor invites.Actor, who string) (string, error) {
+			token, err := a.svc.TreeLink(ctx, actor, who)
+			if err != nil {
+				return "", err
+			}
+			return web.TreeURL(cfg.HTTP.PublicURL, token), nil
+		}
 		links = func(id string) (string, string) {
 			return web.LandingURL(cfg.HTTP.PublicURL, id), web.QRURL(cfg.HTTP.PublicURL, id)
 		}
@@ -251,6 +262,7 @@ func (a *app) wire(context.Context) error {
 		EventLinks: eventLinks,
 		Observer:   a.metrics,
 		Reports:    a.module,
+		TreePages:  treePages,
 	})
 	return nil
 }
@@ -348,6 +360,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		TrustProxy: a.cfg.HTTP.TrustProxy,
 		Log:        log,
 		Events:     a.svc,
+		Trees:      a.svc,
 		// Status pages stay served with the request page off, so that
 		// requests approved before it closed stay invitations.
 		Requests:        a.svc,

@@ -103,6 +103,9 @@ func (w *world) config(t *testing.T) *config.Config {
 		// within a test's patience.
 		cfg.Invites.CheckInterval = w.checkInterval
 	}
+	// Alarms message the admins on their own, between a command and its
+	// reply; the tests that want them turn them on (tree_e2e_test.go).
+	cfg.Alerts.Enabled = false
 	if w.tune != nil {
 		w.tune(cfg)
 	}

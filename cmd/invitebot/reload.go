@@ -25,13 +25,14 @@ func (a *app) reload() {
 		EventMaxUses: next.Policy.EventMaxUses,
 	})
 	a.svc.SetInviterResets(next.Policy.InviterResets)
+	a.svc.SetAlarmOptions(next.Alerts.AlarmOptions())
 	if a.level != nil {
 		a.level.Set(next.SlogLevel())
 	}
 	// The running configuration takes the applied parts only, so the
 	// next reload still sees what waits for a restart.
 	running := *a.cfg
-	running.Admins, running.Policy, running.Log.Level = next.Admins, next.Policy, next.Log.Level
+	running.Admins, running.Policy, running.Log.Level, running.Alerts = next.Admins, next.Policy, next.Log.Level, next.Alerts
 	a.cfg = &running
 	a.log.Info("configuration reloaded", slog.Any("applied", applied), slog.Int("admins", len(next.Admins)))
 	if len(restart) > 0 {
@@ -40,11 +41,11 @@ func (a *app) reload() {
 }
 
 // reloadChanges compares two configurations key by key: applied names the
-// changed keys a reload applies (admins, policy.*, log.level), restart
+// changed keys a reload applies (admins, policy.*, alerts.*, log.level), restart
 // those it cannot, such as xmpp.server.
 func reloadChanges(old, next *config.Config) (applied, restart []string) {
 	for _, key := range config.ChangedKeys(old, next) {
-		if key == "admins" || key == "log.level" || strings.HasPrefix(key, "policy.") {
+		if key == "admins" || key == "log.level" || strings.HasPrefix(key, "policy.") || strings.HasPrefix(key, "alerts.") {
 			applied = append(applied, key)
 		} else {
 			restart = append(restart, key)

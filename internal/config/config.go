@@ -36,6 +36,8 @@ type Config struct {
 
 	// Mail says how the bot sends mail (mail.go).
 	Mail MailConfig `mapstructure:"mail"`
+	// Alerts are the thresholds of the abuse alarms (alerts.go).
+	Alerts AlertsConfig `mapstructure:"alerts"`
 }
 
 // Defaults returns a Config holding every default value: what Load uses for
@@ -57,6 +59,7 @@ func Defaults() Config {
 	c.Requests = RequestsConfig{ExpireAfter: DefaultRequestExpiry, PerAddressPerHour: DefaultRequestsPerHour,
 		MaxOpen: DefaultMaxOpenRequests}
 	c.Mail.PerAddressPerDay, c.Mail.PerDomainPerDay = DefaultMailPerAddressPerDay, DefaultMailPerDomainPerDay
+	c.Alerts = DefaultAlerts()
 	return c
 }
 
@@ -83,5 +86,6 @@ func (c *Config) validate(checkSecret bool) []error {
 	errs = append(errs, c.Requests.validate(c.HTTP)...)
 	errs = append(errs, c.Mail.validate()...)
 	errs = append(errs, c.validateSignup()...)
+	errs = append(errs, c.Alerts.validate()...)
 	return errs
 }

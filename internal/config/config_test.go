@@ -84,6 +84,9 @@ func TestKeys(t *testing.T) {
 		"requests.verify", "requests.auto_approve",
 		"mail.smtp", "mail.from", "mail.username", "mail.password", "mail.password_file", "mail.server_name",
 		"mail.ca_file", "mail.per_address_per_day", "mail.per_domain_per_day", "mail.block_domains",
+		"alerts.enabled", "alerts.window", "alerts.cooldown", "alerts.fast_use_within", "alerts.fast_uses",
+		"alerts.chain_within", "alerts.chain_links", "alerts.event_window", "alerts.event_uses", "alerts.request_uses",
+		"alerts.refusals", "alerts.refusals_window", "alerts.suspend",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() = %q, want %q", got, want)
