@@ -126,10 +126,18 @@ func (s *suspensions) suspender() Suspender {
 	if s.viaModule != nil && s.module.modulePresent() {
 		return s.viaModule
 	}
-	if sp, ok := s.module.issuer.(Suspender); ok {
+	if sp, ok := s.module.issuer.(Suspender); ok && offersSuspend(sp) {
 		return sp
 	}
 	return nil
+}
+
+// offersSuspend reports whether sp suspends for the server the bot talks
+// to now: one that serves several kinds of server says so with an
+// OffersSuspend method; anything else always does.
+func offersSuspend(sp Suspender) bool {
+	o, ok := sp.(interface{ OffersSuspend() bool })
+	return !ok || o.OffersSuspend()
 }
 
 // PlanSuspend works out what suspending target would do and keeps it for

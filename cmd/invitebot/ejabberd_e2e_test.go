@@ -72,7 +72,8 @@ func (w *ejWorld) user(t *testing.T, local, host string) *prosodytest.Client {
 // TestEjabberd is the bot's promise on ejabberd: an inviter of another
 // domain gets invites by chat and by form, a token makes one account, the
 // inviter learns which, cancel deletes the token at the server, and
-// password reset links work for accounts that exist and only for them.
+// password reset links work for accounts that exist and only for them,
+// and suspending the inviter's branch bans the account her invite made.
 func TestEjabberd(t *testing.T) {
 	w := newEjabberdWorld(t, time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*e2eTimeout)
@@ -120,6 +121,23 @@ func TestEjabberd(t *testing.T) {
 	})
 
 	w.checkResets(ctx, t, admin, newbie)
+	w.checkSuspend(ctx, t, admin, newbie)
+}
+
+// checkSuspend: suspending carol's branch bans the account her invite
+// created (ejabberd's ban_account), and unsuspend lets it in again.
+func (w *ejWorld) checkSuspend(ctx context.Context, t *testing.T, admin *prosodytest.Client, account jid.JID) {
+	t.Helper()
+	carolJID := "carol@" + w.srv.OtherDomain
+	expectContains(t, admin.Chat(t, w.component, "suspend "+carolJID), "This suspends 1 account: "+account.String())
+	expectContains(t, admin.Chat(t, w.component, "yes"), "Suspended the branch of "+carolJID, "1 account suspended at the server")
+	if _, err := ibr.BoundJID(ctx, w.srv.IBRConfig(), account, "new password 2"); err == nil {
+		t.Errorf("%s: the suspended %s logs in", w.tag(), account)
+	}
+	admin.Chat(t, w.component, "unsuspend "+carolJID)
+	if _, err := ibr.BoundJID(ctx, w.srv.IBRConfig(), account, "new password 2"); err != nil {
+		t.Errorf("%s: %s cannot log in after unsuspend: %v", w.tag(), account, err)
+	}
 }
 
 // checkResets: a reset link for an existing account sets a new password;

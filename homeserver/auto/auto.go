@@ -186,3 +186,34 @@ func (s *Server) ListUsage(ctx context.Context) ([]invites.TokenUsage, error) {
 	}
 	return nil, fmt.Errorf("list tokens: %w", invites.ErrNotOffered)
 }
+
+// OffersSuspend reports whether Suspend works: on ejabberd, through the
+// minter's API. On Prosody, mod_invitebot suspends, which the service
+// asks itself.
+func (s *Server) OffersSuspend() bool {
+	return s.Kind() == homeserver.Ejabberd && s.cfg.Ejabberd != nil
+}
+
+// Suspend implements invites.Suspender: ejabberd's ban_account.
+func (s *Server) Suspend(ctx context.Context, account jid.JID, reason string) (invites.SuspendHow, error) {
+	e, err := s.ejabberd(ctx)
+	switch {
+	case err != nil:
+		return "", err
+	case e == nil:
+		return "", fmt.Errorf("suspend: %w", invites.ErrNotOffered)
+	}
+	return e.Suspend(ctx, account, reason)
+}
+
+// Unsuspend implements invites.Suspender: ejabberd's unban_account.
+func (s *Server) Unsuspend(ctx context.Context, account jid.JID) error {
+	e, err := s.ejabberd(ctx)
+	switch {
+	case err != nil:
+		return err
+	case e == nil:
+		return fmt.Errorf("unsuspend: %w", invites.ErrNotOffered)
+	}
+	return e.Unsuspend(ctx, account)
+}

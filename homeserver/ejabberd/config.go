@@ -19,12 +19,14 @@ const (
 	CmdListInvites = "list_invites"
 	CmdDelete      = "delete_invite_by_token"
 	CmdCheck       = "check_account"
+	CmdBan         = "ban_account"
+	CmdUnban       = "unban_account"
 )
 
 // APICommands are the API commands the minter account needs, in the order
 // Fragment lists them. Minting itself is the XEP-0401 command, which
 // access_create_account allows, not an API command.
-var APICommands = []string{CmdResetToken, CmdListInvites, CmdDelete, CmdCheck}
+var APICommands = []string{CmdResetToken, CmdListInvites, CmdDelete, CmdCheck, CmdBan, CmdUnban}
 
 // Names Fragment gives what it defines, so that an operator finds them in
 // ejabberd.yml and the bot's log can point at them.

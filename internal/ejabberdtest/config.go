@@ -54,6 +54,9 @@ func (s *Server) writeConfig(c2sPort, compPort int) error {
 			"mod_disco":  map[string]any{},
 			"mod_roster": map[string]any{},
 			"mod_ping":   map[string]any{},
+			// As in Debian's ejabberd.yml; ban_account needs both.
+			"mod_private": map[string]any{},
+			"mod_last":    map[string]any{},
 		},
 	}
 	var fragMap map[string]any
