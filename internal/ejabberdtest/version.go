@@ -63,7 +63,26 @@ func (s *Server) tag() string {
 	if s.Version == "" {
 		return "ejabberdtest" + wantedVersion()
 	}
+	if d := distro(); d != "" {
+		return "ejabberdtest (ejabberd " + s.Version + ", " + d + ")"
+	}
 	return "ejabberdtest (ejabberd " + s.Version + ")"
+}
+
+// distro names the Debian release of the ejabberd under test, from the
+// distro file scripts/debian13-root writes beside EnvPrefix's bin ("Debian
+// 13, trixie-backports"); empty when there is none.
+func distro() string {
+	prefix := os.Getenv(EnvPrefix)
+	if prefix == "" {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(prefix, "distro"))
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(line)
 }
 
 // fatalf fails the test with a message naming the ejabberd version.
