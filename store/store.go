@@ -83,6 +83,7 @@ type Store struct {
 	eventTable
 	requestTable
 	settingsTable
+	onceTable
 	backupWriter
 	exporter
 	migrator
@@ -105,6 +106,7 @@ func newStore(db *bbolt.DB, newID func() string, now func() time.Time) *Store {
 		eventTable:    eventTable{b},
 		requestTable:  requestTable{base: b, invites: inviteTable{b}},
 		settingsTable: settingsTable{b},
+		onceTable:     onceTable{b},
 		backupWriter:  backupWriter{b},
 		exporter:      exporter{b},
 		migrator:      migrator{b},
@@ -141,6 +143,11 @@ func openStore(ctx context.Context, path string, timeout time.Duration) (*Store,
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s.upgrade = up
+	// Not cancelled halfway: the file is migrated by now.
+	if err := s.makeSchedule(context.WithoutCancel(ctx)); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	return s, nil
 }
 
