@@ -107,6 +107,9 @@ func newTrackingFixture(t testing.TB, pending int, now time.Time, interval, cost
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	if _, err := st.FillSchedule(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	f := &trackingFixture{st: st, clock: &fakeClock{t: now}, interval: interval}
 	f.server = &slowServer{clock: f.clock, cost: cost, used: map[string]bool{}}
 	f.svc = NewService(Options{Store: st, Issuer: &countingIssuer{now: time.Now}, Domain: "durare.org",
@@ -123,25 +126,31 @@ func newTrackingFixture(t testing.TB, pending int, now time.Time, interval, cost
 func (f *trackingFixture) overdue(t testing.TB, before time.Time) {
 	t.Helper()
 	ctx := context.Background()
-	for {
-		page, err := f.st.DueChecks(ctx, before.Add(time.Hour), store.Check{}, 1000)
+	moved := 0
+	for after := (store.Check{}); ; {
+		page, err := f.st.DueChecks(ctx, before.Add(time.Hour), after, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		moved := 0
-		for i, c := range page {
+		var next []store.Check
+		for _, c := range page {
 			if c.Tier == store.TierFill {
-				next := nextCheck(c, before, f.interval)
-				page[i].Tier, page[i].Due = next.Tier, before.Add(-time.Duration(i)*time.Second)
+				n := nextCheck(c, before, f.interval)
+				n.Due = before.Add(-time.Duration(moved) * time.Second)
+				next = append(next, n)
 				moved++
 			}
 		}
-		if moved == 0 {
-			return
-		}
-		if err := f.st.Reschedule(ctx, page); err != nil {
+		if err := f.st.Reschedule(ctx, next); err != nil {
 			t.Fatal(err)
 		}
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	if moved == 0 {
+		t.Fatal("no scheduled check to make overdue")
 	}
 }
 
