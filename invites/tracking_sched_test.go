@@ -126,31 +126,28 @@ func newTrackingFixture(t testing.TB, pending int, now time.Time, interval, cost
 func (f *trackingFixture) overdue(t testing.TB, before time.Time) {
 	t.Helper()
 	ctx := context.Background()
-	moved := 0
+	var all []store.Check
 	for after := (store.Check{}); ; {
 		page, err := f.st.DueChecks(ctx, before.Add(time.Hour), after, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var next []store.Check
-		for _, c := range page {
-			if c.Tier == store.TierFill {
-				n := nextCheck(c, before, f.interval)
-				n.Due = before.Add(-time.Duration(moved) * time.Second)
-				next = append(next, n)
-				moved++
-			}
-		}
-		if err := f.st.Reschedule(ctx, next); err != nil {
-			t.Fatal(err)
-		}
+		all = append(all, page...)
 		if len(page) < 1000 {
 			break
 		}
 		after = page[len(page)-1]
 	}
-	if moved == 0 {
+	if len(all) == 0 {
 		t.Fatal("no scheduled check to make overdue")
+	}
+	for i := range all {
+		due := before.Add(-time.Duration(i) * time.Second)
+		all[i] = nextCheck(all[i], before, f.interval)
+		all[i].Due = due
+	}
+	if err := f.st.Reschedule(ctx, all); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -154,7 +154,14 @@ func Generate(ctx context.Context, path string, p Profile) (Sample, error) {
 	g.s = newStore(db, g.newID, func() time.Time { return p.Now })
 	_, err = g.s.migrate(ctx)
 	if err == nil {
+		// The check schedule, as Open makes it: the write path keeps it.
+		err = g.s.makeSchedule(ctx)
+	}
+	if err == nil {
 		err = g.run(ctx)
+	}
+	if err == nil {
+		_, err = g.s.FillSchedule(ctx)
 	}
 	if err == nil {
 		// One sync at the end, so the file is whole when Generate returns.
