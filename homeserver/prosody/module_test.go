@@ -3,6 +3,7 @@ package prosody_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,10 +20,13 @@ import (
 	"mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
 
+	"durare.org/invitebot/homeserver"
 	"durare.org/invitebot/homeserver/ibr"
 	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/internal/testwait"
+	"durare.org/invitebot/invites"
+	"durare.org/invitebot/store"
 )
 
 // componentLink connects to srv as its component and serves the session,
@@ -115,4 +120,109 @@ func TestModuleDeletesExpiredTokens(t *testing.T) {
 	if n, err := mod.PurgeExpired(ctx); err != nil || n != 0 {
 		t.Errorf("a second purge: %d, %v; want 0, nil", n, err)
 	}
+}
+
+// dayIssuer mints at the server and says the token expires three days
+// after the test's clock: a simulated year passes in a minute, and the
+// server's own expiry (a week of real time) is never reached.
+type dayIssuer struct {
+	prosody.Issuer
+	now func() time.Time
+}
+
+func (d dayIssuer) Mint(ctx context.Context) (invites.Minted, error) {
+	m, err := d.Issuer.Mint(ctx)
+	m.Expires = d.now().Add(72 * time.Hour)
+	return m, err
+}
+
+// acceptingRegistrar is the server's client port, except that its token
+// checks accept every token without asking: the year below is about what
+// the server holds, and a real check a day (a TLS stream each) would make
+// it take a minute. A used invite then stays pending until it expires.
+type acceptingRegistrar struct{ homeserver.Registrar }
+
+func (acceptingRegistrar) DialChecker(context.Context) (invites.TokenChecker, error) {
+	return acceptAll{}, nil
+}
+
+type acceptAll struct{}
+
+func (acceptAll) Check(context.Context, string) error { return nil }
+func (acceptAll) Close() error                        { return nil }
+
+// TestYearOfExpiringTokens: a simulated year in which an invite is made
+// every day, one in seven is used and the rest expire three days later. With
+// mod_invitebot the tokens held at the server never outnumber the invites
+// really pending: each expired one is deleted when the bot settles it, so
+// Prosody's minting does not slow down over the year.
+func TestYearOfExpiringTokens(t *testing.T) {
+	days := 365
+	if testing.Short() {
+		days = 30
+	}
+	srv := prosodytest.Start(t, prosodytest.WithInvitebotModule())
+	link := componentLink(t, srv)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	mod := prosody.NewModule(jid.MustParse(srv.Domain), jid.MustParse(srv.Component), link, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if st, err := mod.Detect(ctx); err != nil || st != invites.ModulePresent {
+		t.Fatalf("module: %v, %v", st, err)
+	}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "invitebot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var mu sync.Mutex
+	now := time.Now().UTC()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	const admin = "admin@" + prosodytest.DefaultDomain
+	svc := invites.NewService(invites.Options{
+		Store: st, Domain: srv.Domain, Admins: map[string]bool{admin: true},
+		Issuer:    dayIssuer{prosody.NewIssuer(jid.MustParse(srv.Domain), jid.MustParse(srv.Component), link), clock},
+		Module:    mod,
+		Registrar: acceptingRegistrar{homeserver.Registrar{C2S: srv.IBRConfig()}},
+		Now:       clock, Log: log,
+	})
+	actor, err := svc.Actor(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	most, used := 0, 0
+	for day := range days {
+		inv, err := svc.Create(ctx, actor)
+		if err != nil {
+			t.Fatalf("day %d: create: %v", day, err)
+		}
+		if day%7 == 0 {
+			_, token, _ := strings.Cut(inv.URI, "preauth=")
+			token, _, _ = strings.Cut(token, ";")
+			if _, err := ibr.Register(ctx, srv.IBRConfig(), token, fmt.Sprintf("day%d", day), "correct horse battery"); err != nil {
+				t.Fatalf("day %d: register: %v", day, err)
+			}
+			used++
+		}
+		mu.Lock()
+		now = now.Add(24 * time.Hour)
+		mu.Unlock()
+		if err := svc.CheckPending(ctx); err != nil {
+			t.Fatalf("day %d: sweep: %v", day, err)
+		}
+		pending, err := st.PendingPage(ctx, store.PendingRef{}, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := heldTokens(t, srv)
+		if held > len(pending) {
+			t.Fatalf("day %d: the server holds %d tokens for %d pending invites", day, held, len(pending))
+		}
+		most = max(most, held)
+	}
+	t.Logf("%d days, %d invites made, %d used: the server never held more than %d tokens", days, days, used, most)
 }
