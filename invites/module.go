@@ -114,10 +114,18 @@ type serverModule struct {
 	lastPoll time.Time // guarded by mu
 	// purgeTried is set once this process asked for the one-time purge.
 	purgeTried bool // guarded by mu
+	// doubt is when the oldest mint began whose answer may have been lost
+	// and whose token the server was not asked about yet; zero for none
+	// (inflight.go). inflight holds when each mint under way began.
+	doubt    time.Time            // guarded by mu
+	inflight map[uint64]time.Time // guarded by mu
+	mintSeq  uint64               // guarded by mu
 }
 
 func newServerModule(c *core, o Options) *serverModule {
-	return &serverModule{core: c, issuer: o.Issuer, m: o.Module, introduce: o.Introduce}
+	// A mint under way when the bot last stopped may have left a token.
+	return &serverModule{core: c, issuer: o.Issuer, m: o.Module, introduce: o.Introduce,
+		doubt: c.now().Add(-startDoubt)}
 }
 
 // ServerModule says whether the server runs mod_invitebot, as far as the

@@ -157,6 +157,7 @@ func (t *tracker) CheckPending(ctx context.Context) error {
 	t.uses.payDebts(ctx)
 	t.module.refreshModule(ctx)
 	t.module.purgeOnce(ctx)
+	t.module.reconcileMints(ctx)
 	t.fillSchedule(ctx)
 	if err := t.expireDue(ctx); err != nil {
 		return err

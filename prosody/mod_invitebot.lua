@@ -47,6 +47,8 @@
 --   component -> host  <iq type='set'><delete xmlns=NS token='T'/></iq>
 --   component -> host  <iq type='set'><purge xmlns=NS/></iq>
 --                      result: <purged xmlns=NS count='N'/>
+--   component -> host  <iq type='get'><minted xmlns=NS since='unix time'/></iq>
+--                      result: <minted xmlns=NS><token created='unix time'>T</token>...</minted>
 --   component -> host  <iq type='set'><introduce xmlns=NS jid='user@host'
 --                          contact='inviter@anywhere'/></iq>
 --
@@ -720,6 +722,44 @@ module:hook("iq-set/host/" .. NS .. ":purge", function (event)
 		return true;
 	end
 	origin.send(st.reply(stanza):tag("purged", { xmlns = NS, count = tostring(n) }));
+	return true;
+end);
+
+-- The bot's tokens minted since a time, unexpired: when the answer to a
+-- mint was lost (the link dropped, the server answered too late), the bot
+-- asks which tokens it does not know and deletes them, so that no token
+-- stays valid here that nobody was handed. At most max_minted, newest first.
+local max_minted = 500;
+
+module:hook("iq-get/host/" .. NS .. ":minted", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	if not from_component(stanza) then
+		return refuse_sender(event);
+	end
+	local since = tonumber(stanza.tags[1].attr.since);
+	if not since then
+		origin.send(st.error_reply(stanza, "modify", "bad-request", "since missing"));
+		return true;
+	end
+	local all, err = token_list:get(nil);
+	if all == nil and err then
+		module:log("error", "Could not list invite tokens: %s", tostring(err));
+		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+		return true;
+	end
+	local now, found = os.time(), {};
+	for token, invite in pairs(all or {}) do
+		if type(invite) == "table" and type(invite.created_at) == "number" and invite.created_at >= since
+			and type(invite.expires) == "number" and invite.expires > now and minted_by_bot(invite) then
+			table.insert(found, { token = token, created = invite.created_at });
+		end
+	end
+	table.sort(found, function (a, b) return a.created > b.created; end);
+	local reply = st.reply(stanza):tag("minted", { xmlns = NS });
+	for i = 1, math.min(#found, max_minted) do
+		reply:tag("token", { created = tostring(found[i].created) }):text(found[i].token):up();
+	end
+	origin.send(reply);
 	return true;
 end);
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 //	component -> server  get <status/>      result <status version='1' queued='N'/>
 //	component -> server  set <delete token='T'/>
 //	component -> server  set <purge/>       result <purged count='N'/>
+//	component -> server  get <minted since='unix'/>  result <minted><token created='unix'>T</token>…</minted>
 //	component -> server  set <introduce jid='user@domain' contact='inviter@any'/>
 //
 // The module answers the component's IQs for the configured component JID
@@ -132,6 +134,30 @@ func (m *Module) PurgeExpired(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("purge expired tokens at the server (mod_invitebot): %w", err)
 	}
 	return purged.Count, nil
+}
+
+// MintedSince asks the server for the unexpired tokens the bot minted
+// since since (at most the newest 500). A module from before this answers
+// service-unavailable, which leaves State alone.
+func (m *Module) MintedSince(ctx context.Context, since time.Time) ([]invites.ServerToken, error) {
+	ctx, cancel := context.WithTimeout(ctx, moduleTimeout)
+	defer cancel()
+	var list struct {
+		Tokens []struct {
+			Created int64  `xml:"created,attr"`
+			Token   string `xml:",chardata"`
+		} `xml:"token"`
+	}
+	err := m.exchange(ctx, stanza.GetIQ, "minted", &list,
+		xml.Attr{Name: xml.Name{Local: "since"}, Value: strconv.FormatInt(since.Unix(), 10)})
+	if err != nil {
+		return nil, fmt.Errorf("tokens minted since %s (mod_invitebot): %w", since.UTC().Format(time.RFC3339), err)
+	}
+	out := make([]invites.ServerToken, 0, len(list.Tokens))
+	for _, t := range list.Tokens {
+		out = append(out, invites.ServerToken{Token: t.Token, Created: time.Unix(t.Created, 0)})
+	}
+	return out, nil
 }
 
 // Introduce asks the server to put contact in account's roster with a

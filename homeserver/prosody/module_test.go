@@ -226,3 +226,89 @@ func TestYearOfExpiringTokens(t *testing.T) {
 	}
 	t.Logf("%d days, %d invites made, %d used: the server never held more than %d tokens", days, days, used, most)
 }
+
+// losingIssuer mints at the server, but for the mint named by lose it
+// reports the answer lost, as when the link drops while the server mints.
+type losingIssuer struct {
+	prosody.Issuer
+	mu   sync.Mutex
+	n    int
+	lose int
+	lost []string
+}
+
+func (l *losingIssuer) Mint(ctx context.Context) (invites.Minted, error) {
+	m, err := l.Issuer.Mint(ctx)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	if err == nil && l.n == l.lose {
+		l.lost = append(l.lost, m.Token)
+		return invites.Minted{}, fmt.Errorf("mint: %w: the link dropped before the answer came", invites.ErrServerUnreachable)
+	}
+	return m, err
+}
+
+// TestLostMintTokenDeleted: the server minted a token whose answer never
+// reached the bot. With mod_invitebot the next sweep finds it among the
+// bot's recent tokens, does not know it, and deletes it at the server; the
+// token of the invite the bot did hand out stays valid.
+func TestLostMintTokenDeleted(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.WithInvitebotModule())
+	link := componentLink(t, srv)
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	mod := prosody.NewModule(jid.MustParse(srv.Domain), jid.MustParse(srv.Component), link, log)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if st, err := mod.Detect(ctx); err != nil || st != invites.ModulePresent {
+		t.Fatalf("module: %v, %v", st, err)
+	}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "invitebot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// The bot's clock runs ahead of the server's by what a sweep waits
+	// before it judges a token (clock skew), so the test need not wait.
+	var mu sync.Mutex
+	offset := time.Duration(0)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(offset)
+	}
+	issuer := &losingIssuer{Issuer: prosody.NewIssuer(jid.MustParse(srv.Domain), jid.MustParse(srv.Component), link), lose: 2}
+	const admin = "admin@" + prosodytest.DefaultDomain
+	svc := invites.NewService(invites.Options{
+		Store: st, Domain: srv.Domain, Admins: map[string]bool{admin: true}, Issuer: issuer, Module: mod,
+		Registrar: acceptingRegistrar{homeserver.Registrar{C2S: srv.IBRConfig()}}, Now: clock, Log: log,
+	})
+	actor, err := svc.Actor(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handed, err := svc.Create(ctx, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Create(ctx, actor); err == nil {
+		t.Fatal("the mint whose answer was lost succeeded")
+	}
+	lost := issuer.lost[0]
+	if err := ibr.CheckToken(ctx, srv.IBRConfig(), lost); err != nil {
+		t.Fatalf("the lost token is not valid at the server to begin with: %v", err)
+	}
+	mu.Lock()
+	offset = time.Minute
+	mu.Unlock()
+	if err := svc.CheckPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ibr.CheckToken(ctx, srv.IBRConfig(), lost); !errors.Is(err, ibr.ErrTokenRejected) {
+		t.Errorf("the token nobody was handed is still valid at the server after a sweep: %v", err)
+	}
+	_, token, _ := strings.Cut(handed.URI, "preauth=")
+	if err := ibr.CheckToken(ctx, srv.IBRConfig(), token); err != nil {
+		t.Errorf("the token handed out no longer works: %v", err)
+	}
+}
