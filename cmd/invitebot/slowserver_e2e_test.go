@@ -25,6 +25,7 @@ import (
 	"durare.org/invitebot/bot"
 	"durare.org/invitebot/internal/config"
 	"durare.org/invitebot/internal/prosodytest"
+	"durare.org/invitebot/internal/testwait"
 	"durare.org/invitebot/store"
 )
 
@@ -41,9 +42,12 @@ type stallProxy struct {
 	mu    sync.Mutex
 	until time.Time // server->client bytes wait until then
 	// on, when set, stalls the server for stallFor once the client sends
-	// bytes containing it.
-	on       []byte
-	stallFor time.Duration
+	// bytes containing it; with drop, the connection is cut then too,
+	// after dropAfter.
+	on        []byte
+	stallFor  time.Duration
+	drop      bool
+	dropAfter time.Duration
 }
 
 func newStallProxy(t *testing.T, target string) *stallProxy {
@@ -68,8 +72,17 @@ func (p *stallProxy) stallOn(pattern string, d time.Duration) {
 	p.mu.Unlock()
 }
 
-// toServer copies the client's bytes to the server, arming the stall when
-// they hold its pattern.
+// dropOn cuts the connection after after once the client sent what holds
+// pattern, what the server answers meanwhile held back and lost: the link
+// dropping while the server works on a request.
+func (p *stallProxy) dropOn(pattern string, after time.Duration) {
+	p.mu.Lock()
+	p.on, p.stallFor, p.drop, p.dropAfter = []byte(pattern), time.Hour, true, after
+	p.mu.Unlock()
+}
+
+// toServer copies the client's bytes to the server, arming the stall (and
+// the drop) when they hold its pattern.
 func (p *stallProxy) toServer(s, c net.Conn) {
 	defer s.Close()
 	buf := make([]byte, 32<<10)
@@ -79,6 +92,16 @@ func (p *stallProxy) toServer(s, c net.Conn) {
 			p.mu.Lock()
 			if p.on != nil && bytes.Contains(buf[:n], p.on) {
 				p.until, p.on = time.Now().Add(p.stallFor), nil
+				if p.drop {
+					p.drop = false
+					time.AfterFunc(p.dropAfter, func() {
+						c.Close()
+						s.Close()
+						p.mu.Lock()
+						p.until = time.Time{}
+						p.mu.Unlock()
+					})
+				}
 			}
 			p.mu.Unlock()
 			if _, werr := s.Write(buf[:n]); werr != nil {
@@ -118,8 +141,13 @@ func (p *stallProxy) fromServer(c, s net.Conn) {
 			p.mu.Lock()
 			until := p.until
 			p.mu.Unlock()
-			if d := time.Until(until); d > 0 {
-				time.Sleep(d) // the server is busy: that is what is simulated
+			for time.Now().Before(until) {
+				// The server is busy: that is what is simulated. A drop
+				// ends the stall, and the write below then fails.
+				time.Sleep(10 * time.Millisecond)
+				p.mu.Lock()
+				until = p.until
+				p.mu.Unlock()
 			}
 			if _, werr := c.Write(buf[:n]); werr != nil {
 				return
@@ -214,4 +242,49 @@ func (w *world) startBotDefaultKeepalive(t *testing.T) *runningBot {
 	rb.awaitUp(t)
 	t.Cleanup(func() { rb.stop(t) })
 	return rb
+}
+
+// TestLinkDropMidMint: the link drops while the server mints (the IQ
+// reached Prosody, its answer never comes back). The inviter still gets an
+// answer, after the link is back: try again. The token the server minted
+// for the lost answer is deleted at the server by the next sweeps
+// (mod_invitebot lists the bot's recent tokens), so none is left valid that
+// nobody knows of.
+func TestLinkDropMidMint(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.WithInvitebotModule(), prosodytest.WithOfflineMessages())
+	proxy := newStallProxy(t, srv.ComponentAddr)
+	w := &world{srv: srv, component: jid.MustParse(srv.Component), dbPath: filepath.Join(t.TempDir(), "invitebot.db"),
+		logs: &syncBuffer{}, tune: func(c *config.Config) {
+			c.XMPP.Server = proxy.addr()
+			c.Invites.CheckInterval = time.Second
+		}}
+	rb := w.startBot(t)
+	w.awaitLog(t, "prosody module mod_invitebot loaded")
+	admin := w.user(t, "admin", srv.Domain)
+
+	proxy.dropOn("urn:xmpp:invite#create-account", 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	if err := admin.Send(ctx, w.component, stanza.ChatMessage, "invite"); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := admin.Receive(ctx, func(m prosodytest.Message) bool { return m.Body != "" })
+	if err != nil {
+		t.Fatalf("no answer to a request whose link dropped: %v", err)
+	}
+	if !strings.Contains(reply.Body, "try again") {
+		t.Errorf("answer after the drop = %q, want a try again", reply.Body)
+	}
+	select {
+	case <-rb.ups:
+	default:
+		t.Error("the link did not drop: the test did not test anything")
+	}
+	if n := serverTokens(t, srv); n != 1 {
+		t.Fatalf("the server holds %d tokens after the drop, want the 1 it minted for the lost answer", n)
+	}
+	// The server minted a token for the lost answer; the sweeps delete it.
+	testwait.For(t, 30*time.Second, "the token of the lost mint to be deleted at the server", func() bool {
+		return serverTokens(t, srv) == 0
+	})
 }
