@@ -118,13 +118,19 @@ func measure(b *testing.B, pid int, op func() error) {
 	b.ReportMetric(float64(after-before)/float64(time.Millisecond)/float64(b.N), "prosody-ms/op")
 }
 
-// prosodyPIDOf reads the running Prosody's process id from its pidfile.
+// prosodyPIDOf reads the running Prosody's process id from its pidfile,
+// which Prosody may write a moment after its listeners accept.
 func prosodyPIDOf(srv *prosodytest.Server) (int, error) {
-	raw, err := os.ReadFile(filepath.Join(srv.Dir, "prosody.pid"))
-	if err != nil {
-		return 0, err
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		raw, err := os.ReadFile(filepath.Join(srv.Dir, "prosody.pid"))
+		if err == nil && len(strings.TrimSpace(string(raw))) > 0 {
+			return strconv.Atoi(strings.TrimSpace(string(raw)))
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no pidfile: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return strconv.Atoi(strings.TrimSpace(string(raw)))
 }
 
 // seedToken is the n-th made-up token; Prosody's are 24 characters.
