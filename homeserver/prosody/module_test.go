@@ -31,7 +31,13 @@ import (
 
 // componentLink connects to srv as its component and serves the session,
 // so that IQs sent on it get their answers.
-func componentLink(t *testing.T, srv *prosodytest.Server) *xmpp.Session {
+func componentLink(t testing.TB, srv *prosodytest.Server) *xmpp.Session {
+	t.Helper()
+	return componentLinkWith(t, srv, nil)
+}
+
+// componentLinkWith is componentLink with h serving what the server sends.
+func componentLinkWith(t testing.TB, srv *prosodytest.Server, h xmpp.Handler) *xmpp.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -47,7 +53,7 @@ func componentLink(t *testing.T, srv *prosodytest.Server) *xmpp.Session {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = s.Serve(nil)
+		_ = s.Serve(h)
 	}()
 	t.Cleanup(func() {
 		s.Close()
