@@ -392,6 +392,9 @@ func (sw *sweep) close() {
 // maxCheckGap], in the tier of its age (the number of bits of its age in
 // intervals), so that young invites are checked often and before old ones.
 func nextCheck(c store.Check, now time.Time, interval time.Duration) store.Check {
+	if interval <= 0 {
+		interval = defaultTrackInterval
+	}
 	age := max(now.Sub(c.Created), 0)
 	gap := min(max(age/ageDivisor, interval), maxCheckGap)
 	c.Tier = uint8(min(bits.Len64(uint64(age/interval)), store.TierFill-1))
