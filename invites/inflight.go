@@ -33,8 +33,12 @@ type MintLister interface {
 
 const (
 	// startDoubt is how far back the first sweep after a start looks: a
-	// bot stopped or crashed in the middle of a mint.
-	startDoubt = time.Hour
+	// bot that crashed in the middle of a mint and was restarted (systemd
+	// restarts it within seconds). Short, because a database restored
+	// from a backup lacks the invites made after the backup, whose tokens
+	// people hold: only those of the last minutes before the start are
+	// taken for orphans.
+	startDoubt = 10 * time.Minute
 	// clockSkew absorbs the difference between the bot's clock and the
 	// server's, which counts in whole seconds.
 	clockSkew = 5 * time.Second
