@@ -9,8 +9,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -316,5 +319,66 @@ func TestLostMintTokenDeleted(t *testing.T) {
 	_, token, _ := strings.Cut(handed.URI, "preauth=")
 	if err := ibr.CheckToken(ctx, srv.IBRConfig(), token); err != nil {
 		t.Errorf("the token handed out no longer works: %v", err)
+	}
+}
+
+// sqlTokens counts the invite tokens in srv's SQLite storage.
+func sqlTokens(t *testing.T, srv *prosodytest.Server) int {
+	t.Helper()
+	out, err := exec.Command("sqlite3", filepath.Join(srv.DataDir, "prosody.sqlite"),
+		"SELECT count(*) FROM prosody WHERE store='invite_token';").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3: %v: %s", err, out)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("sqlite3 said %q", out)
+	}
+	return n
+}
+
+// TestModuleWithSQLTokens: with the tokens in SQL (storage = {
+// invite_token = "sql" }) the module finds, lists and purges the bot's
+// tokens as with the internal files: its reads and writes go through
+// Prosody's storage API, whose keyval and map views differ by driver.
+func TestModuleWithSQLTokens(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.WithInvitebotModule(), prosodytest.WithSQLTokens(), prosodytest.WithInviteExpiry(2))
+	mod := prosody.NewModule(jid.MustParse(srv.Domain), jid.MustParse(srv.Component), componentLink(t, srv),
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before := time.Now().Add(-time.Minute)
+	bots := []string{srv.MintToken(t), srv.MintToken(t)}
+	srv.MintAdminToken(t)
+	if n := sqlTokens(t, srv); n != 3 {
+		t.Fatalf("SQLite holds %d tokens after three mints, want 3 (is the storage SQL?)", n)
+	}
+	listed, err := mod.MintedSince(ctx, before)
+	if err != nil {
+		t.Fatalf("minted: %v", err)
+	}
+	var got []string
+	for _, tok := range listed {
+		got = append(got, tok.Token)
+	}
+	slices.Sort(got)
+	slices.Sort(bots)
+	if !slices.Equal(got, bots) {
+		t.Errorf("the module lists %q as the bot's, want %q", got, bots)
+	}
+	testwait.For(t, 10*time.Second, "the tokens to expire", func() bool {
+		return errors.Is(ibr.CheckToken(ctx, srv.IBRConfig(), bots[1]), ibr.ErrTokenRejected)
+	})
+	if err := mod.Delete(ctx, bots[0]); err != nil {
+		t.Fatalf("delete an expired token: %v", err)
+	}
+	if n := sqlTokens(t, srv); n != 2 {
+		t.Errorf("after deleting an expired token SQLite holds %d, want 2", n)
+	}
+	if n, err := mod.PurgeExpired(ctx); err != nil || n != 1 {
+		t.Errorf("purge: %d, %v; want 1, nil", n, err)
+	}
+	if n := sqlTokens(t, srv); n != 1 {
+		t.Errorf("after the purge SQLite holds %d tokens, want 1 (the admin's)", n)
 	}
 }
