@@ -152,9 +152,14 @@ func runRevoke(ctx context.Context, b *Bot, req request) (reply, error) {
 		return reply{text: fmt.Sprintf("%s may no longer create invites. None of their invites was still pending.", target)}, nil
 	}
 	text := fmt.Sprintf("%s may no longer create invites. Cancelled %s", target, count(res.Cancelled, "pending invite", "pending invites"))
-	if res.StillValid > 0 {
-		text += fmt.Sprintf("; %s still accepted by the server for now, I will keep trying to revoke them.", count(res.StillValid, "token is", "tokens are"))
-		return reply{text: text, warn: true}, nil
+	if res.StillValid > 0 || res.Unrevocable > 0 {
+		if res.StillValid > 0 {
+			text += fmt.Sprintf("; %s still accepted by the server for now, I will keep trying to revoke them", count(res.StillValid, "token is", "tokens are"))
+		}
+		if res.Unrevocable > 0 {
+			text += fmt.Sprintf("; %s the server cannot cancel: they work until they expire (see invites %s)", count(res.Unrevocable, "password reset link", "password reset links"), target)
+		}
+		return reply{text: text + ".", warn: true}, nil
 	}
 	text += "; none of their links works any more."
 	return reply{text: text}, nil

@@ -56,7 +56,40 @@ func runReset(ctx context.Context, b *Bot, req request) (reply, error) {
 	} else {
 		r.text += "\nWhoever opens it sets a new password for " + inv.ResetFor + " (it could also create a new account, so hand it only to its owner). The account was told."
 	}
+	if b.svc.ResetsUncancellable() {
+		r.text += "\n" + uncancellableResets(inv.Expires)
+		r.warn = true
+	}
+	if text := replacedText(inv.Replaced); text != "" {
+		r.text += "\n" + text
+		r.warn = true
+	}
 	return r, nil
+}
+
+// uncancellableResets says that this server cannot cancel a reset link
+// once made, and what would change that.
+func uncancellableResets(expires time.Time) string {
+	text := "This server cannot cancel reset links: cancelling it here would not stop it"
+	if !expires.IsZero() {
+		text += "; it works until " + formatTime(expires)
+	}
+	return text + ". (Loading mod_invitebot on the server makes cancelling work.)"
+}
+
+// replacedText tells the maker of a new reset link about the earlier links
+// it cancelled that the server still honours.
+func replacedText(replaced []invites.Invite) string {
+	var lines []string
+	for _, old := range replaced {
+		switch {
+		case old.Unrevocable:
+			lines = append(lines, fmt.Sprintf("The earlier reset link %s is cancelled here, but the server cannot cancel it: it still works until %s.", old.ID, formatTime(old.Expires)))
+		case !old.Revoked:
+			lines = append(lines, fmt.Sprintf("The earlier reset link %s is cancelled here, but the server still accepts it for now (see the log); I will keep trying to revoke it.", old.ID))
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // resetCreates is why, said in a refusal, a reset link for a missing
@@ -160,7 +193,10 @@ func runListInvites(ctx context.Context, b *Bot, req request) (reply, error) {
 		if inv.Event != "" {
 			line += ", from event link " + inv.Event
 		}
-		if inv.State == invites.StateCancelled && !inv.Revoked {
+		switch {
+		case inv.State == invites.StateCancelled && inv.Unrevocable:
+			line += " (the server cannot revoke its token: it works until " + formatTime(inv.Expires) + ")"
+		case inv.State == invites.StateCancelled && !inv.Revoked:
 			line += " (token not yet revoked at the server)"
 		}
 		tbl.row(line, inv.ID, string(inv.State), formatTime(inv.Created), expires, inv.UsedBy)
@@ -188,10 +224,23 @@ func pendingInvites(ctx context.Context, b *Bot, req request) ([]dataform.Option
 func confirmCancel(ctx context.Context, b *Bot, req request) (string, error) {
 	id := req.args["id"]
 	// Short: some clients (poezio) cut the question at one line.
-	if inv, err := b.svc.Lookup(ctx, id); err == nil && inv.Inviter != req.actor.JID() {
+	inv, err := b.svc.Lookup(ctx, id)
+	switch {
+	case err == nil && inv.ResetFor != "" && b.svc.ResetsUncancellable():
+		return fmt.Sprintf("Cancel reset link %s? The server cannot stop it: it works until %s.", id, formatTime(inv.Expires)), nil
+	case err == nil && inv.Inviter != req.actor.JID():
 		return fmt.Sprintf("Cancel %s's invite %s? Its link stops working.", inv.Inviter, id), nil
 	}
 	return fmt.Sprintf("Cancel invite %s? Its link stops working.", id), nil
+}
+
+// linkName names an invite as its maker knows it: "Invite ID", or
+// "Password reset link ID for ACCOUNT".
+func linkName(inv invites.Invite) string {
+	if inv.ResetFor != "" {
+		return fmt.Sprintf("Password reset link %s for %s", inv.ID, inv.ResetFor)
+	}
+	return "Invite " + inv.ID
 }
 
 func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
@@ -204,6 +253,10 @@ func runCancel(ctx context.Context, b *Bot, req request) (reply, error) {
 	}
 	if err != nil {
 		return reply{}, err
+	}
+	if inv.Unrevocable {
+		return reply{text: fmt.Sprintf("%s is cancelled here, but the server cannot cancel it: it accepts this link for its own account only and cannot delete it, so the link works until it expires at %s. (Loading mod_invitebot on the server makes cancelling work.)",
+			linkName(inv), formatTime(inv.Expires)), warn: true}, nil
 	}
 	if !inv.Revoked {
 		return reply{text: fmt.Sprintf("Invite %s is cancelled here, but the server still accepts its token for now (see the log); it stops working when it expires.", inv.ID), warn: true}, nil

@@ -129,6 +129,10 @@ func eventText(ev invites.Event) string {
 	case invites.RequestDecided:
 		return decidedNotice(ev.Request, ev.Domain)
 	case invites.ResetCreated:
+		if ev.Uncancellable {
+			return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service at once by replying here or to %s: this server cannot cancel the link, which works until %s.",
+				ev.Account, ev.By, formatTime(ev.At), ev.By, formatTime(ev.Expires))
+		}
 		return fmt.Sprintf("A password reset link for your account %s was created by %s at %s. If you did not ask for it, tell an admin of this service by replying here or to %s; the link can be cancelled.",
 			ev.Account, ev.By, formatTime(ev.At), ev.By)
 	case invites.GrantRevoked:
@@ -141,7 +145,17 @@ func eventText(ev invites.Event) string {
 		return fmt.Sprintf("Your right to create invites for %s was revoked; your %d pending invites were cancelled with it.",
 			ev.Domain, ev.Cancelled)
 	case invites.InviteCancelled:
-		return fmt.Sprintf("Your invite %s from %s was cancelled by %s; its link no longer works.", ev.Invite.ID, formatTime(ev.Invite.Created), ev.By)
+		what := fmt.Sprintf("Your invite %s from %s", ev.Invite.ID, formatTime(ev.Invite.Created))
+		if ev.Invite.ResetFor != "" {
+			what = fmt.Sprintf("Your password reset link %s for %s", ev.Invite.ID, ev.Invite.ResetFor)
+		}
+		switch {
+		case ev.Invite.Unrevocable:
+			return fmt.Sprintf("%s was cancelled by %s, but the server cannot cancel it: the link works until %s.", what, ev.By, formatTime(ev.Invite.Expires))
+		case !ev.Invite.Revoked:
+			return fmt.Sprintf("%s was cancelled by %s; the server still accepts its link for now, and the bot keeps trying to revoke it.", what, ev.By)
+		}
+		return fmt.Sprintf("%s was cancelled by %s; its link no longer works.", what, ev.By)
 	default:
 		return ""
 	}

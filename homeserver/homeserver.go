@@ -5,6 +5,9 @@
 //   - adhoc runs the server's XEP-0050 commands (XEP-0401 minting);
 //   - prosody is Prosody: its reset command, the fixes its configuration
 //     needs, and the protocol of mod_invitebot;
+//   - ejabberd is ejabberd: minting as the minter account, its API
+//     commands (resets, usage, deletion, the account check), and the
+//     ejabberd.yml they need;
 //   - minter keeps the minter account logged in, for servers where the
 //     component may not run the commands itself;
 //   - ibr registers accounts with a token and checks tokens (XEP-0445,
@@ -73,6 +76,8 @@ func meaning(err error) error {
 	switch {
 	case errors.Is(err, ibr.ErrTokenRejected):
 		return fmt.Errorf("%w: %w", invites.ErrTokenRejected, err)
+	case errors.Is(err, ibr.ErrTokenBound):
+		return fmt.Errorf("%w: %w: %w", invites.ErrTokenBound, invites.ErrUsernameRefused, err)
 	case errors.Is(err, ibr.ErrConflict):
 		return fmt.Errorf("%w: %w", invites.ErrUsernameTaken, err)
 	case errors.Is(err, ibr.ErrNotAcceptable):

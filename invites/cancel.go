@@ -102,7 +102,7 @@ func (c *canceller) cancelLocked(ctx context.Context, checks *tokenChecks, actor
 // unusable at the server as revokeBudget allows; usage tracking retries the
 // rest. It goes on past a failing invite, since every one left working is
 // a working token, and returns the first failure, named after what.
-func (c *canceller) cancelMany(ctx context.Context, actor string, invs []store.Invite, detail, what string) (cancelledN, stillValid int, err error) {
+func (c *canceller) cancelMany(ctx context.Context, actor string, invs []store.Invite, detail, what string) (cancelTally, error) {
 	checks := &tokenChecks{t: c.tracker}
 	defer checks.close()
 	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
@@ -126,12 +126,33 @@ func (c *canceller) cancelMany(ctx context.Context, actor string, invs []store.I
 	// time, do as many as possible.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), revokeBudget)
 	defer rcancel()
+	tally := cancelTally{Cancelled: len(cancelled)}
 	for _, inv := range cancelled {
-		if rctx.Err() != nil || !c.revoker.revokeCancelled(rctx, actor, inv).Revoked {
-			stillValid++
+		if rctx.Err() != nil {
+			tally.StillValid++
+			continue
+		}
+		switch done := c.revoker.revokeCancelled(rctx, actor, inv); {
+		case done.Unrevocable:
+			tally.Unrevocable++
+		case !done.Revoked:
+			tally.StillValid++
 		}
 	}
-	return len(cancelled), stillValid, failed
+	return tally, failed
+}
+
+// cancelTally says what cancelling many invites did.
+type cancelTally struct {
+	// Cancelled counts the invites cancelled.
+	Cancelled int
+	// StillValid counts those whose token the server still accepts for
+	// now: usage tracking retries their revocation.
+	StillValid int
+	// Unrevocable counts those whose token the server refused to revoke
+	// (bound to its account, and no deletion): they work until they
+	// expire, and nothing retries.
+	Unrevocable int
 }
 
 // revokeBudget bounds how long revoke spends consuming tokens before it

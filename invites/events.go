@@ -400,7 +400,10 @@ func (el *eventLinks) CloseEvent(ctx context.Context, a Actor, id string) (Event
 	if err != nil {
 		return res, fmt.Errorf("close event: %w", err)
 	}
-	res.Cancelled, res.StillValid, err = el.cancel.cancelMany(ctx, a.jid, invs, "event link closed", "close event")
+	// An event link hands out invites for new accounts, never reset links,
+	// so none of its tokens is bound to an account: none is unrevocable.
+	tally, err := el.cancel.cancelMany(ctx, a.jid, invs, "event link closed", "close event")
+	res.Cancelled, res.StillValid = tally.Cancelled, tally.StillValid+tally.Unrevocable
 	if err != nil {
 		return res, err
 	}

@@ -169,6 +169,9 @@ type RevokeResult struct {
 	// StillValid counts those whose token the server still accepts for
 	// now (revocation is retried by usage tracking).
 	StillValid int
+	// Unrevocable counts those (password reset links) whose token the
+	// server refused to revoke: they work until they expire.
+	Unrevocable int
 }
 
 // Revoke takes the right to invite away from target and cancels every
@@ -203,12 +206,13 @@ func (gr *grants) Revoke(ctx context.Context, a Actor, target string) (RevokeRes
 	// Tokens already used get recorded as used, with a notice, first. An
 	// invite a browser registration is using right now is waited for, so
 	// its account is recorded; the wait is bounded, as a registration is.
-	res.Cancelled, res.StillValid, err = gr.cancel.cancelMany(ctx, a.jid, pending, "inviter revoked", "revoke")
+	tally, err := gr.cancel.cancelMany(ctx, a.jid, pending, "inviter revoked", "revoke")
+	res.Cancelled, res.StillValid, res.Unrevocable = tally.Cancelled, tally.StillValid, tally.Unrevocable
 	if err != nil {
 		return res, err
 	}
 	gr.log.InfoContext(ctx, "revoke", slog.String("jid", target), slog.String("by", a.jid),
-		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid))
+		slog.Int("cancelled", res.Cancelled), slog.Int("still_valid", res.StillValid), slog.Int("unrevocable", res.Unrevocable))
 	if granted {
 		gr.notify(ctx, target, GrantRevoked{Domain: gr.domain, Cancelled: res.Cancelled})
 	}

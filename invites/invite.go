@@ -49,6 +49,14 @@ type Invite struct {
 	// Revoked says that the server refuses the token of a cancelled
 	// invite; without it the token still works there for now.
 	Revoked bool
+	// Unrevocable says that the server refused to revoke the token of a
+	// cancelled invite and cannot delete it: it works there until
+	// Expires, whatever the bot records.
+	Unrevocable bool
+	// Replaced, on a new password reset link, are the earlier links for
+	// the same account that it cancelled, as they now stand (Revoked or
+	// Unrevocable say whether they still work at the server).
+	Replaced []Invite
 	// ResetFor, when set, makes this a password reset link for that
 	// account rather than an invite for a new one.
 	ResetFor string
@@ -75,7 +83,7 @@ func ValidID(s string) bool { return store.ValidID(s) }
 func viewOf(r store.Invite) Invite {
 	return Invite{ID: r.ID, URI: r.URI, LandingURL: r.LandingURL, Domain: r.Domain, Inviter: r.Inviter,
 		Created: r.Created, Expires: r.Expires, State: State(r.State), UsedBy: r.UsedBy, Revoked: r.Revoked,
-		ResetFor: r.ResetFor, Request: r.Request, Event: r.Event}
+		Unrevocable: r.Unrevocable, ResetFor: r.ResetFor, Request: r.Request, Event: r.Event}
 }
 
 // viewsOf converts a list of stored invites.

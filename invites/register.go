@@ -78,9 +78,10 @@ func (rg *registration) begin(id string) (end func(), ok bool) {
 
 // RegisterAccount creates an account with the invite's token over the
 // server's client port, then marks the invite used by that account. The
-// username is mapped and checked by PrepareUsername first; the account
-// returned and recorded is the one the server says it created. The
-// password only passes through: it is neither logged nor stored.
+// username is mapped and checked by PrepareUsername first, the password
+// by CheckPassword (what the server would refuse changes nothing); the
+// account returned and recorded is the one the server says it created.
+// The password only passes through: it is neither logged nor stored.
 //
 // The whole registration holds the invite's lock (see inviteLocks): a
 // cancel or revoke of this invite waits for it and then finds the invite
@@ -93,6 +94,9 @@ func (rg *registration) RegisterAccount(ctx context.Context, id, username, passw
 	}
 	username, err := PrepareUsername(username)
 	if err != nil {
+		return jid.JID{}, fmt.Errorf("register account: %w", err)
+	}
+	if err := CheckPassword(password); err != nil {
 		return jid.JID{}, fmt.Errorf("register account: %w", err)
 	}
 	end, ok := rg.begin(id)

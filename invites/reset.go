@@ -46,6 +46,11 @@ type ResetCreated struct {
 	By string
 	// At is when.
 	At time.Time
+	// Expires is when the link stops working at the server.
+	Expires time.Time
+	// Uncancellable says that the server cannot cancel the link: it works
+	// until Expires (see ResetsUncancellable).
+	Uncancellable bool
 }
 
 func (ResetCreated) isEvent() {}
@@ -133,9 +138,21 @@ func (rl *resetLinks) Reset(ctx context.Context, a Actor, account string) (Invit
 	if err != nil {
 		return Invite{}, err
 	}
-	rl.notify(ctx, target.String(), ResetCreated{Account: target.String(), By: a.jid, At: inv.Created})
-	rl.replaceEarlier(ctx, a, inv, cn)
+	rl.notify(ctx, target.String(), ResetCreated{Account: target.String(), By: a.jid, At: inv.Created,
+		Expires: inv.Expires, Uncancellable: rl.ResetsUncancellable()})
+	inv.Replaced = rl.replaceEarlier(ctx, a, inv, cn)
 	return inv, nil
+}
+
+// ResetsUncancellable reports whether a reset link made now could not be
+// cancelled at the server: the server refused to let a reset token be used
+// up (it binds the token to its account, as Prosody 13.0.8 does; learnt
+// at a cancel, or after a restart at the first usage check while such a
+// link lives) and it cannot delete tokens (no mod_invitebot). Such a link
+// works until it expires, whatever is cancelled here. Until then the bot
+// does not know, and it says false.
+func (rl *resetLinks) ResetsUncancellable() bool {
+	return rl.cancel.revoker.boundTokensUnrevocable()
 }
 
 // mustExist asks the server whether account exists, and returns
@@ -165,13 +182,14 @@ func (rl *resetLinks) mustExist(ctx context.Context, account jid.JID) error {
 // not a, are told. A link whose token the server already refuses was used
 // a moment ago: it is left for the server's report or usage tracking to
 // record, as they would have anyway. A failure is logged: the new link
-// stands, and a token left unrevoked is retried by usage tracking.
-func (rl *resetLinks) replaceEarlier(ctx context.Context, a Actor, inv Invite, cn *canceller) {
+// stands, and a token left unrevoked is retried by usage tracking. It
+// returns the links it cancelled, as they now stand.
+func (rl *resetLinks) replaceEarlier(ctx context.Context, a Actor, inv Invite, cn *canceller) []Invite {
 	pending, err := rl.store.PendingInvites(ctx)
 	if err != nil {
 		rl.log.ErrorContext(ctx, "earlier reset links of the account stay valid: cannot list pending invites",
 			slog.String("account", inv.ResetFor), slog.Any("err", err))
-		return
+		return nil
 	}
 	var earlier []store.Invite
 	for _, p := range pending {
@@ -181,12 +199,13 @@ func (rl *resetLinks) replaceEarlier(ctx context.Context, a Actor, inv Invite, c
 		}
 	}
 	if len(earlier) == 0 {
-		return
+		return nil
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeBudget)
 	defer cancel()
 	spent := &spentTokens{registrar: cn.tracker.registrar}
 	defer spent.close()
+	var replaced []Invite
 	for _, old := range earlier {
 		cancelled, err := rl.cancelReplaced(wctx, cn, spent, a.jid, old.ID, "replaced by reset link "+inv.ID)
 		if errors.Is(err, ErrNotPending) {
@@ -202,7 +221,9 @@ func (rl *resetLinks) replaceEarlier(ctx context.Context, a Actor, inv Invite, c
 		if cancelled.Inviter != a.jid {
 			rl.notify(ctx, cancelled.Inviter, InviteCancelled{Invite: done, By: a.jid})
 		}
+		replaced = append(replaced, done)
 	}
+	return replaced
 }
 
 // cancelReplaced cancels the reset link id under its lock, unless it is no

@@ -108,6 +108,13 @@ type resetFixture struct {
 
 func newResetFixture(t *testing.T, issuer func(*resetServer) invites.Issuer) *resetFixture {
 	t.Helper()
+	return newResetFixtureWith(t, issuer, nil)
+}
+
+// newResetFixtureWith is newResetFixture with reg as the service's
+// Registrar (nil: none).
+func newResetFixtureWith(t *testing.T, issuer func(*resetServer) invites.Issuer, reg invites.Registrar) *resetFixture {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "invitebot.db"))
 	if err != nil {
@@ -121,7 +128,7 @@ func newResetFixture(t *testing.T, issuer func(*resetServer) invites.Issuer) *re
 	}
 	f.svc = invites.NewService(invites.Options{
 		Store: st, Issuer: iss, Domain: "durare.test", Admins: map[string]bool{resetAdmin: true},
-		Limits: policy.Limits{PerDay: 10, MaxPending: 10}, InviterResets: true,
+		Limits: policy.Limits{PerDay: 10, MaxPending: 10}, InviterResets: true, Registrar: reg,
 		Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	f.svc.DetectServerCommands(ctx)

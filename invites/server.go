@@ -82,6 +82,30 @@ type Deleter interface {
 	Delete(ctx context.Context, token string) error
 }
 
+// TokenUsage is what the server records about one token it minted.
+type TokenUsage struct {
+	// Token is the preauth token.
+	Token string
+	// Valid says whether the server still accepts it.
+	Valid bool
+	// Account is the account the token created (or whose password it
+	// reset); zero while the token is unused.
+	Account jid.JID
+}
+
+// ErrNotOffered is what a method of an optional ability returns when the
+// implementation has the ability only for some servers (one that serves
+// whichever server it finds) and the current one lacks it.
+var ErrNotOffered = errors.New("the server does not offer this")
+
+// UsageLister is implemented by Issuers whose server lists its tokens
+// with the account each one created (ejabberd's list_invites), so that
+// usage tracking learns who used a token without a server module.
+type UsageLister interface {
+	// ListUsage returns every token the server holds for the domain.
+	ListUsage(ctx context.Context) ([]TokenUsage, error)
+}
+
 // Registrar reaches the server's client port the way a new account's app
 // does: it registers accounts with a token (browser registration,
 // consuming a cancelled token) and checks tokens (usage tracking). Errors

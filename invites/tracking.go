@@ -162,7 +162,8 @@ func (t *tracker) CheckPending(ctx context.Context) error {
 	if err := t.expireDue(ctx); err != nil {
 		return err
 	}
-	if t.module.pollDue() {
+	// A server that lists its tokens answers for all of them at once.
+	if !t.listUsage(ctx) && t.module.pollDue() {
 		if err := t.checkTokens(ctx); err != nil {
 			return err
 		}

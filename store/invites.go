@@ -60,6 +60,13 @@ type Invite struct {
 	// cancelled invite. A cancelled invite without it still works at the
 	// server, and revocation is retried.
 	Revoked bool `json:"revoked,omitempty"`
+	// Unrevocable records that the server refused to make the token of a
+	// cancelled invite unusable in the one way it offered then (Prosody
+	// 13.0.8 will not let a password reset token be used up by another
+	// account): the token works there until it expires. Such an invite
+	// stays in the unrevoked index, so that a server which later learns to
+	// delete tokens (mod_invitebot loaded) can still revoke it.
+	Unrevocable bool `json:"unrevocable,omitempty"`
 	// ResetFor, when set, makes this a password reset link for that
 	// account (bare JID) rather than an invite for a new account.
 	ResetFor string `json:"reset_for,omitempty"`
@@ -463,9 +470,44 @@ func (s inviteTable) markRevoked(tx *bbolt.Tx, id string, entry AuditEntry) erro
 	if err := indexState(tx, inv, false); err != nil {
 		return err
 	}
-	inv.Revoked = true
+	inv.Revoked, inv.Unrevocable = true, false
 	if err := putJSON(tx.Bucket(bucketInvites), []byte(id), inv); err != nil {
 		return err
 	}
 	return indexState(tx, inv, true)
+}
+
+// MarkUnrevocable records that the server refused to revoke a cancelled
+// invite's token in the way it offers (see Invite.Unrevocable), with its
+// audit entry, and returns the invite as stored. Only a cancelled invite
+// whose token is not revoked can be marked.
+func (s inviteTable) MarkUnrevocable(ctx context.Context, id string, entry AuditEntry) (Invite, error) {
+	if err := validateAudit(entry); err != nil {
+		return Invite{}, fmt.Errorf("mark %q unrevocable: %w", id, err)
+	}
+	var out Invite
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		inv, err := getInvite(tx, id)
+		if err != nil {
+			return err
+		}
+		if inv.State != StateCancelled || inv.Revoked {
+			return fmt.Errorf("%w: only a cancelled invite whose token is not revoked: it is %s (revoked: %v)", ErrInvalid, inv.State, inv.Revoked)
+		}
+		if entry.Subject == "" {
+			entry.Subject = id
+		}
+		if _, err := s.appendAudit(tx, entry); err != nil {
+			return err
+		}
+		// The unrevoked index keys on state, revocation and expiry, none of
+		// which changes here.
+		inv.Unrevocable = true
+		out = inv
+		return putJSON(tx.Bucket(bucketInvites), []byte(id), inv)
+	})
+	if err != nil {
+		return Invite{}, fmt.Errorf("mark %q unrevocable: %w", id, err)
+	}
+	return out, nil
 }

@@ -694,3 +694,45 @@ func TestNextPendingExpiry(t *testing.T) {
 	}
 	checkIndexes(t, s)
 }
+
+// TestMarkUnrevocable: a cancelled invite the server would not revoke is
+// marked so, with its audit entry, and stays in the unrevoked index (a
+// server that later deletes tokens can still revoke it); revoking it later
+// clears the mark. Only a cancelled, unrevoked invite can be marked.
+func TestMarkUnrevocable(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	now := t0.Add(time.Hour)
+	inv := mustAdd(t, s, testInvite("a@x.org", "t-bound", t0))
+	entry := AuditEntry{Actor: "system", Action: "invite.token-unrevocable"}
+	if _, err := s.MarkUnrevocable(ctx, inv.ID, entry); !errors.Is(err, ErrInvalid) {
+		t.Errorf("MarkUnrevocable of a pending invite: %v, want ErrInvalid", err)
+	}
+	if _, err := s.SetInviteState(ctx, inv.ID, StateCancelled, "", AuditEntry{Actor: "a@x.org", Action: "invite.cancel"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.MarkUnrevocable(ctx, inv.ID, entry)
+	if err != nil || !got.Unrevocable || got.Revoked {
+		t.Fatalf("MarkUnrevocable = %+v, %v; want unrevocable, not revoked", got, err)
+	}
+	if stored, err := s.Invite(ctx, inv.ID); err != nil || !stored.Unrevocable {
+		t.Errorf("stored after MarkUnrevocable: %+v, %v", stored, err)
+	}
+	if left, _ := s.UnrevokedCancelled(ctx, now); !reflect.DeepEqual(tokens(left), []string{"t-bound"}) {
+		t.Errorf("unrevoked after MarkUnrevocable: %v, want [t-bound]", tokens(left))
+	}
+	if audit, err := s.Audit(ctx, inv.ID, 10); err != nil || !slices.ContainsFunc(audit, func(e AuditEntry) bool { return e.Action == entry.Action }) {
+		t.Errorf("audit of %s: %+v, %v; want %s", inv.ID, audit, err, entry.Action)
+	}
+	checkIndexes(t, s)
+	if err := s.MarkRevoked(ctx, inv.ID, AuditEntry{Actor: "system", Action: "invite.token-revoked"}); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := s.Invite(ctx, inv.ID); !stored.Revoked || stored.Unrevocable {
+		t.Errorf("after MarkRevoked: %+v, want revoked and no longer unrevocable", stored)
+	}
+	if _, err := s.MarkUnrevocable(ctx, inv.ID, entry); !errors.Is(err, ErrInvalid) {
+		t.Errorf("MarkUnrevocable of a revoked invite: %v, want ErrInvalid", err)
+	}
+	checkIndexes(t, s)
+}

@@ -15,6 +15,14 @@ type moduleHealth struct {
 
 func (h moduleHealth) ServerModule() string { return h.module }
 
+// serverHealth also knows the server program.
+type serverHealth struct {
+	moduleHealth
+	software string
+}
+
+func (h serverHealth) ServerSoftware() string { return h.software }
+
 // TestHealthzNamesModule: /healthz says whether the server runs
 // mod_invitebot, which never makes the bot unhealthy by itself.
 func TestHealthzNamesModule(t *testing.T) {
@@ -31,6 +39,8 @@ func TestHealthzNamesModule(t *testing.T) {
 		{"link down", moduleHealth{fakeHealth{pingErr: errors.New("x")}, "unknown"}, http.StatusServiceUnavailable,
 			[]string{"component link down", "database not answering", "prosody module mod_invitebot: unknown"}},
 		{"health without module state", fakeHealth{up: true}, http.StatusOK, []string{"ok"}},
+		{"server named", serverHealth{moduleHealth{fakeHealth{up: true}, "loaded"}, "Prosody 13.0.8"}, http.StatusOK,
+			[]string{"ok", "server: Prosody 13.0.8", "prosody module mod_invitebot: loaded"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -210,6 +210,11 @@ func (h *invitePages) registerFailed(w http.ResponseWriter, r *http.Request, log
 		// rules grew stricter than the form's.
 		f.Error, f.Field = h.usernameError(err), "username"
 		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
+	case errors.Is(err, invites.ErrPasswordTooLong), errors.Is(err, invites.ErrPasswordInvalid):
+		// checkForm applies the same rule; this is for a service whose
+		// rule grew stricter than the form's.
+		f.Error, f.Field = h.passwordError(err), "password"
+		h.renderLanding(w, r, http.StatusUnprocessableEntity, inv, f)
 	case errors.Is(err, invites.ErrUsernameRefused):
 		// The server said no (a name it cannot store, say): the user can
 		// pick another, so it is a form error, not a failure of ours.
@@ -242,13 +247,25 @@ func (h *invitePages) checkForm(username, password, password2, domain string) (p
 	if err != nil {
 		return "", h.usernameError(err), "username"
 	}
-	switch {
-	case utf8.RuneCountInString(password) < MinPasswordLen:
+	if utf8.RuneCountInString(password) < MinPasswordLen {
 		return "", fmt.Sprintf(h.text.ErrPasswordShort, MinPasswordLen), "password"
-	case len(password) > maxPasswordLen:
-		return "", h.text.ErrPasswordLong, "password"
-	case password != password2:
+	}
+	// What the server would refuse after the form went out (Prosody:
+	// "password fails SASLprep"), refused here, in words that say why.
+	if err := invites.CheckPassword(password); err != nil {
+		return "", h.passwordError(err), "password"
+	}
+	if password != password2 {
 		return "", h.text.ErrPasswordMatch, "password2"
 	}
 	return prepared, "", ""
+}
+
+// passwordError is the form's message for a password the server would
+// refuse (invites.CheckPassword).
+func (h *invitePages) passwordError(err error) string {
+	if errors.Is(err, invites.ErrPasswordTooLong) {
+		return h.text.ErrPasswordLong
+	}
+	return h.text.ErrPasswordChars
 }

@@ -55,6 +55,7 @@ type Text struct {
 	ErrUsernameTaken   string
 	ErrPasswordShort   string // %[1]d minimum length: always MinPasswordLen, so no Plural
 	ErrPasswordLong    string
+	ErrPasswordChars   string
 	ErrPasswordMatch   string
 	ErrNotAcceptable   string
 	ErrFormExpired     string
@@ -226,6 +227,7 @@ var English = Text{
 	ErrUsernameTaken:   "That username is already taken. Please choose another one.",
 	ErrPasswordShort:   "The password is too short: use at least %[1]d characters.",
 	ErrPasswordLong:    "The password is too long.",
+	ErrPasswordChars:   "The password contains a character the server does not accept, such as a tab or another control character, a private-use character, or right-to-left letters mixed with left-to-right ones. Please choose another password.",
 	ErrPasswordMatch:   "The two passwords do not match.",
 	ErrNotAcceptable:   "The server did not accept this username or password. Please try another.",
 	ErrFormExpired:     "The form expired or your browser did not send back our cookie. Please try again.",

@@ -23,9 +23,10 @@ const (
 	// MinPasswordLen is the shortest password the form accepts, in
 	// characters. Exported so the bot's texts can quote it.
 	MinPasswordLen = 8
-	// maxPasswordLen bounds the password in bytes: enough for any
-	// passphrase, and it keeps hashing cost on the server bounded.
-	maxPasswordLen = 1024
+	// maxPasswordLen bounds the password in bytes: what the server's
+	// SASLprep accepts (invites.CheckPassword, which the form applies as
+	// well: a password can also grow past it when prepared).
+	maxPasswordLen = invites.MaxPasswordBytes
 	// maxUsernameLen is the longest localpart XMPP allows (RFC 7622), in
 	// bytes.
 	maxUsernameLen = 1023
@@ -72,9 +73,17 @@ type Health interface {
 
 // ModuleHealth is optionally implemented by a Health: /healthz then also
 // names the state of the server's mod_invitebot ("loaded", "not loaded",
-// "unknown"). It is information, not a failure: the bot works without it.
+// "unknown"; "" leaves it out: the server is not Prosody). It is
+// information, not a failure: the bot works without it.
 type ModuleHealth interface {
 	ServerModule() string
+}
+
+// ServerHealth is optionally implemented by a Health: /healthz then also
+// names the server program the bot talks to ("Prosody 13.0.8"), as
+// information for whoever reads it.
+type ServerHealth interface {
+	ServerSoftware() string
 }
 
 // Config configures the web handler.
@@ -338,9 +347,12 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	var module string
-	if m, ok := h.health.(ModuleHealth); ok {
-		module = "prosody module mod_invitebot: " + m.ServerModule()
+	var info []string
+	if s, ok := h.health.(ServerHealth); ok {
+		info = append(info, "server: "+s.ServerSoftware())
+	}
+	if m, ok := h.health.(ModuleHealth); ok && m.ServerModule() != "" {
+		info = append(info, "prosody module mod_invitebot: "+m.ServerModule())
 	}
 	if len(problems) > 0 {
 		w.Header().Set("Retry-After", retryAfter(healthRetry))
@@ -349,8 +361,8 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		_, _ = fmt.Fprintln(w, "ok")
 	}
-	if module != "" {
-		_, _ = fmt.Fprintln(w, module)
+	for _, line := range info {
+		_, _ = fmt.Fprintln(w, line)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"durare.org/invitebot/bot"
 	"durare.org/invitebot/homeserver"
+	"durare.org/invitebot/homeserver/auto"
 	"durare.org/invitebot/homeserver/minter"
 	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/config"
@@ -47,10 +48,14 @@ type app struct {
 	reloads    <-chan os.Signal
 	level      *slog.LevelVar
 
-	store   *store.Store
-	link    *bot.Link
-	minter  *minter.Session // nil when the component mints
-	module  *prosody.Module
+	store  *store.Store
+	link   *bot.Link
+	minter *minter.Session // nil when the component mints
+	module *prosody.Module
+	// software is the server program the link talks to, once asked.
+	software serverSoftware
+	// hs is the home server as the service uses it (Prosody or ejabberd).
+	hs      *auto.Server
 	metrics *web.Metrics
 	svc     *invites.Service
 	bot     *bot.Bot
@@ -191,15 +196,20 @@ func (a *app) wire(context.Context) error {
 		if a.minter == nil { // else the minter's login does it
 			go a.svc.DetectServerCommands(context.Background())
 		}
-		go a.detectModule()
+		go func() {
+			// Who the server is decides whether there is a module to ask for.
+			a.identifyServer()
+			a.detectModule()
+		}()
 	}
 	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
 	a.module = prosody.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
+	hs := a.server(c2s)
 	a.svc = invites.NewService(invites.Options{
 		Store:  a.store,
-		Issuer: a.issuer(c2s.TLS),
-		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), Registrar: homeserver.Registrar{C2S: c2s},
+		Issuer: hs,
+		Domain: cfg.XMPP.Domain, Admins: cfg.AdminSet(), Registrar: hs,
 		Limits: policy.Limits{
 			PerDay: cfg.Policy.InvitesPerDay, MaxPending: cfg.Policy.MaxPending, GlobalPerDay: cfg.Policy.GlobalPerDay,
 			EventMaxUses: cfg.Policy.EventMaxUses,
@@ -209,7 +219,7 @@ func (a *app) wire(context.Context) error {
 		Backups:       invites.BackupOptions{Dir: cfg.Store.BackupDir, Keep: cfg.Store.BackupKeep},
 		InviterResets: cfg.Policy.InviterResets,
 		Log:           a.log.With(slog.String("room", "invites")),
-		Module:        a.module,
+		Module:        hs.ProsodyModule(a.module),
 		Introduce:     cfg.Invites.Introduce,
 		Requests: invites.RequestOptions{Enabled: cfg.HTTP.Requests, ExpireAfter: cfg.Requests.ExpireAfter,
 			MaxOpen: cfg.Requests.MaxOpen},
@@ -334,7 +344,7 @@ func (a *app) startWeb(ctx context.Context) error {
 		Requests:        a.svc,
 		RequestForm:     a.cfg.HTTP.Requests,
 		RequestsPerHour: a.cfg.Requests.PerAddressPerHour,
-	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter}, a.metrics)
+	}, a.svc, health{link: a.link, store: a.store, svc: a.svc, minter: a.minter, software: &a.software, hs: a.hs}, a.metrics)
 	webCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopWeb = stop
 	a.webDone = a.lc.goRun("web server", func() error {
@@ -369,6 +379,9 @@ func waitFor(ctx context.Context, done <-chan struct{}, late string) error {
 // detectModule asks the server whether it runs mod_invitebot; the module
 // logs what it found. A failure is retried by the next usage check.
 func (a *app) detectModule() {
+	if a.hs.Kind() == homeserver.Ejabberd {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), moduleDetectTimeout)
 	defer cancel()
 	if _, err := a.module.Detect(ctx); err != nil {
@@ -387,9 +400,20 @@ type health struct {
 	store  *store.Store
 	svc    *invites.Service
 	minter *minter.Session // nil when the component mints
+	// software: see app.software.
+	software *serverSoftware
+	hs       *auto.Server
 }
 
 func (h health) LinkUp() bool                        { return h.link.Up() }
 func (h health) MinterUp() bool                      { return h.minter == nil || h.minter.Up() }
 func (h health) PingStore(ctx context.Context) error { return h.store.Ping(ctx) }
-func (h health) ServerModule() string                { return h.svc.ServerModule().String() }
+
+// ServerModule names mod_invitebot's state, or nothing on ejabberd,
+// which has no such module.
+func (h health) ServerModule() string {
+	if h.hs.Kind() == homeserver.Ejabberd {
+		return ""
+	}
+	return h.svc.ServerModule().String()
+}

@@ -129,7 +129,14 @@ type runningBot struct {
 
 func (w *world) startBot(t *testing.T) *runningBot {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(&teeWriter{t: t, buf: w.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return launchBot(t, w.config(t), w.logs)
+}
+
+// launchBot runs the bot with cfg, logging to logs and t, until the test
+// ends, and returns once its link is up.
+func launchBot(t *testing.T, cfg *config.Config, logs *syncBuffer) *runningBot {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(&teeWriter{t: t, buf: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	rb := &runningBot{cancel: cancel, done: make(chan error, 1), ups: make(chan struct{}, 16)}
 	tune := func(c *bot.LinkConfig) {
@@ -139,7 +146,7 @@ func (w *world) startBot(t *testing.T) *runningBot {
 		c.MaxBackoff = time.Second
 		c.OnUp = func() { rb.ups <- struct{}{} }
 	}
-	go func() { rb.done <- serve(ctx, w.config(t), log, tune) }()
+	go func() { rb.done <- serve(ctx, cfg, log, tune) }()
 	rb.awaitUp(t)
 	t.Cleanup(func() { rb.stop(t) })
 	return rb

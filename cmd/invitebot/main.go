@@ -9,6 +9,7 @@
 //	invitebot version                      print version, commit and Go version
 //	invitebot export [-with-tokens] DB     write a database or backup as JSON Lines
 //	invitebot prosody-config [-config FILE] print the matching Prosody configuration
+//	invitebot ejabberd-config [-config FILE] print the matching ejabberd.yml fragment
 //
 // Without -config the configuration is ./config.yaml, or where there is
 // none, /etc/invitebot/config.yaml (the Debian package's).
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runExport(args[1:], stdout, stderr)
 		case "prosody-config":
 			return runProsodyConfig(args[1:], stdout, stderr)
+		case "ejabberd-config":
+			return runEjabberdConfig(args[1:], stdout, stderr)
 		}
 	}
 	checkOnly := len(args) > 0 && args[0] == "check-config"
@@ -64,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		online = fs.Bool("online", false, "also connect to the server and check the database folder, one line per check")
 	}
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: invitebot [check-config [-online]] [-config FILE] | invitebot version | invitebot export [-with-tokens] DB | invitebot prosody-config [-config FILE]")
+		fmt.Fprintln(stderr, "usage: invitebot [check-config [-online]] [-config FILE] | invitebot version | invitebot export [-with-tokens] DB | invitebot prosody-config [-config FILE] | invitebot ejabberd-config [-config FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -145,7 +145,9 @@ func rosterOf(t *testing.T, c *prosodytest.Client) map[string]rosterItem {
 func TestModuleReportsAppRegistration(t *testing.T) {
 	w := newModuleWorld(t, true)
 	admin, carol := w.grantedInviter(t)
-	expectContains(t, w.healthz(t), "prosody module mod_invitebot: loaded")
+	// The bot asks the server who it is when the link comes up, and says.
+	w.awaitLog(t, "the server is Prosody "+w.srv.Version)
+	expectContains(t, w.healthz(t), "prosody module mod_invitebot: loaded", "server: Prosody "+w.srv.Version)
 	uri := inviteURI(t, w.invite(t, carol))
 
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)

@@ -59,7 +59,8 @@ func prosodyctlUnderTest(t *testing.T) string {
 
 // debianStockConfig returns the prosody.cfg.lua that the Debian package of
 // the Prosody under test ships: with $INVITEBOT_PROSODY_PREFIX, the one
-// scripts/unpack-prosody unpacked beside PREFIX (PREFIX/../etc/prosody);
+// scripts/unpack-prosody unpacked beside PREFIX (PREFIX/../etc/prosody) or
+// the one a scripts/debian13-root wrapper links (PREFIX/etc/prosody);
 // else /etc/prosody/prosody.cfg.lua, which must be as the installed
 // package shipped it (dpkg's checksum), not a local edit.
 func debianStockConfig(t *testing.T) string {
@@ -68,6 +69,11 @@ func debianStockConfig(t *testing.T) string {
 	prefix := os.Getenv(prosodytest.EnvPrefix)
 	if prefix != "" {
 		path = filepath.Join(prefix, "..", "etc", "prosody", "prosody.cfg.lua")
+		// The wrappers of scripts/debian13-root link the package's etc
+		// inside PREFIX instead.
+		if inside := filepath.Join(prefix, "etc", "prosody", "prosody.cfg.lua"); fileExists(inside) {
+			path = inside
+		}
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -465,4 +471,10 @@ func loadedModules(t *testing.T, prosodyctl, cfg, host string) map[string]bool {
 		t.Fatalf("no modules in prosodyctl shell module list %s:\n%s", host, out)
 	}
 	return mods
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -89,15 +89,27 @@ func TestPasswordReset(t *testing.T) {
 		t.Error("the old password still logs in")
 	}
 
-	// An admin's reset link, cancelled, dies at the server.
+	// An admin's reset link, cancelled, dies at the server; a server that
+	// binds reset tokens to their account (13.0.8) will not let the bot use
+	// one up, and without mod_invitebot the bot says so plainly.
 	reply = admin.Chat(t, w.component, "reset other")
 	expectContains(t, reply, "for other@"+domain)
 	id := regexp.MustCompile(`cancel ([a-z2-7]{16})`).FindStringSubmatch(reply)
 	if id == nil {
 		t.Fatalf("no cancel hint in %q", reply)
 	}
-	expectContains(t, admin.Chat(t, w.component, "cancel "+id[1]), "is cancelled; its link no longer works")
-	if err := ibr.CheckToken(ctx, w.srv.IBRConfig(), inviteURIToken(t, reply)); !errors.Is(err, ibr.ErrTokenRejected) {
+	cancelled := admin.Chat(t, w.component, "cancel "+id[1])
+	err = ibr.CheckToken(ctx, w.srv.IBRConfig(), inviteURIToken(t, reply))
+	if w.srv.BindsResetTokens() {
+		expectContains(t, cancelled, "is cancelled here, but the server cannot cancel it", "works until it expires", "mod_invitebot")
+		if err != nil {
+			t.Errorf("the bot says the link still works, but the server refuses it: %v", err)
+		}
+		expectContains(t, admin.Chat(t, w.component, "audit "+id[1]), invites.ActionTokenUnrevocable)
+		return
+	}
+	expectContains(t, cancelled, "is cancelled; its link no longer works")
+	if !errors.Is(err, ibr.ErrTokenRejected) {
 		t.Errorf("a cancelled reset token: %v, want rejected", err)
 	}
 }
@@ -110,4 +122,45 @@ func inviteURIToken(t *testing.T, reply string) string {
 		t.Fatalf("no token in %q", reply)
 	}
 	return m[1]
+}
+
+// TestResetCancelWithModule: with mod_invitebot, a cancelled reset link is
+// deleted at the server, on every Prosody 13 (13.0.8 binds the token to
+// its account, so it could not be used up instead): the token is refused,
+// also on a stream that passed preauth with it before the cancel, and the
+// account's password stays as it was. Prosody 0.12 has no resets.
+func TestResetCancelWithModule(t *testing.T) {
+	w := newModuleWorld(t, true)
+	admin := w.user(t, "admin", w.srv.Domain)
+	if !w.srv.HasRoles() {
+		expectContains(t, admin.Chat(t, w.component, "reset someone"), "Password resets need Prosody 13 or newer")
+		return
+	}
+	owner := w.srv.AddUser(t, "owner", w.srv.Domain, "owner password")
+	testwait.For(t, e2eTimeout, "reset to be offered on Prosody 13", func() bool {
+		return strings.Contains(admin.Chat(t, w.component, "help"), "reset <jid>")
+	})
+	reply := w.chatWithQR(t, admin, "reset owner")
+	expectContains(t, reply, "Password reset link", "for "+owner.String())
+	if strings.Contains(reply, "cannot cancel") {
+		t.Errorf("with mod_invitebot the reset reply says links cannot be cancelled:\n%s", reply)
+	}
+	token := inviteURIToken(t, reply)
+	early := prosodytest.OpenRegistration(t, w.srv)
+	if err := early.Preauth(token); err != nil {
+		t.Fatalf("preauth with the reset token: %v", err)
+	}
+	expectContains(t, admin.Chat(t, w.component, "cancel "+cancelID(t, reply)), "is cancelled; its link no longer works")
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	if err := ibr.CheckToken(ctx, w.srv.IBRConfig(), token); !errors.Is(err, ibr.ErrTokenRejected) {
+		t.Errorf("the cancelled reset token: %v, want rejected", err)
+	}
+	if err := early.Register("owner", "taken over"); err == nil {
+		t.Error("a stream that passed preauth before the cancel reset the password")
+	}
+	if _, err := ibr.BoundJID(ctx, w.srv.IBRConfig(), owner, "owner password"); err != nil {
+		t.Errorf("the owner's password changed: %v", err)
+	}
+	expectContains(t, admin.Chat(t, w.component, "audit "+cancelID(t, reply)), invites.ActionTokenRevoked)
 }

@@ -17,6 +17,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -80,6 +81,14 @@ var (
 	// "Error saving to storage" for a name whose file name is too long).
 	// The error text includes the server's explanation when it gave one.
 	ErrNotAcceptable = errors.New("ibr: username or password not acceptable")
+
+	// ErrTokenBound means the server accepts the token for one username
+	// only, the one it was made for, and refused another: Prosody 13.0.8
+	// answers so for a password reset token ("Incorrect username for
+	// password reset") and for an invite made for one username. Such a
+	// token cannot be used up by registering some other account. It wraps
+	// ErrNotAcceptable: to the person typing a name, it is a name refused.
+	ErrTokenBound = fmt.Errorf("%w: the token registers only the username it was made for", ErrNotAcceptable)
 
 	// ErrTLS means no secure stream could be set up: the server offers no
 	// STARTTLS, refuses it, or its certificate does not verify. It points at
@@ -173,6 +182,8 @@ func Register(ctx context.Context, cfg Config, token, username, password string)
 		// mod_invitebot refuses a token that was used or deleted after
 		// this stream's preauth with the answer preauth itself gives.
 		return jid.JID{}, fmt.Errorf("register: %w (%s): %w", ErrTokenRejected, serr.Condition, serr)
+	case serr.Condition == stanza.NotAcceptable && boundTokenRefusal(serr):
+		return jid.JID{}, fmt.Errorf("register: %w (%s): %w", ErrTokenBound, serr.Condition, serr)
 	case serr.Condition == stanza.NotAcceptable, serr.Condition == stanza.BadRequest,
 		serr.Condition == stanza.JIDMalformed, serr.Condition == stanza.PolicyViolation,
 		// Prosody answers this when its user manager cannot create the
@@ -184,6 +195,28 @@ func Register(ctx context.Context, cfg Config, token, username, password string)
 	default:
 		return jid.JID{}, fmt.Errorf("register: server refused (%s): %w", serr.Condition, serr)
 	}
+}
+
+// boundTokenRefusals are the texts with which Prosody's
+// mod_invites_register refuses a username a token was not made for
+// (13.0.8; 13.0.1 lets a reset token register any name). They are the
+// server's answer to read, whatever its version number says.
+var boundTokenRefusals = []string{
+	"Incorrect username for password reset",
+	"The chosen username is not valid with this invitation",
+}
+
+// boundTokenRefusal reports whether serr is the server refusing a username
+// because the token belongs to another one.
+func boundTokenRefusal(serr stanza.Error) bool {
+	for _, text := range serr.Text {
+		for _, want := range boundTokenRefusals {
+			if strings.Contains(text, want) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // BoundJID logs in as account with password (SCRAM over TLS) and returns

@@ -516,3 +516,46 @@ func TestCheckerAfterServerCrash(t *testing.T) {
 		t.Fatalf("Check after restart = %v", err)
 	}
 }
+
+// TestResetTokenBound: a Prosody that binds a password reset token to its
+// account (13.0.8) refuses another username with it, which Register
+// reports as ErrTokenBound (still ErrNotAcceptable), and the token stays
+// valid; one that does not (13.0.1) creates the other account. Prosody
+// 0.12 has no password resets.
+func TestResetTokenBound(t *testing.T) {
+	t.Parallel()
+	srv := prosodytest.Start(t)
+	cfg := srv.IBRConfig()
+	owner := srv.AddUser(t, "owner", srv.Domain, "owner password")
+	token, err := srv.MintResetToken(owner)
+	if !srv.HasRoles() {
+		if err == nil {
+			t.Fatalf("Prosody %s made a reset link; this test expects that only 13 has them", srv.Version)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("reset link: %v", err)
+	}
+	_, err = ibr.Register(ctx(t), cfg, token, "stranger", "stranger password")
+	if !srv.BindsResetTokens() {
+		if err != nil {
+			t.Fatalf("Prosody %s lets a reset token create another account; Register = %v", srv.Version, err)
+		}
+		return
+	}
+	if !errors.Is(err, ibr.ErrTokenBound) || !errors.Is(err, ibr.ErrNotAcceptable) {
+		t.Fatalf("Register(another name with a reset token) = %v, want ErrTokenBound wrapping ErrNotAcceptable", err)
+	}
+	if strings.Contains(err.Error(), token) {
+		t.Errorf("error %q reveals the token", err)
+	}
+	if err := ibr.CheckToken(ctx(t), cfg, token); err != nil {
+		t.Errorf("CheckToken after the refusal = %v, want the token still valid", err)
+	}
+	// A refusal of the name alone is not a bound token.
+	plain := srv.MintToken(t)
+	if _, err := ibr.Register(ctx(t), cfg, plain, "owner", "x"); errors.Is(err, ibr.ErrTokenBound) {
+		t.Errorf("Register(taken name, plain invite) = %v, not a bound token", err)
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +25,6 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"durare.org/invitebot/homeserver/adhoc"
-	"durare.org/invitebot/homeserver/prosody"
 	"durare.org/invitebot/internal/reconnect"
 	"durare.org/invitebot/invites"
 )
@@ -87,6 +85,12 @@ type Config struct {
 	// session that failed, before Run waits to try again (a check that
 	// must stop at the first failure instead of retrying).
 	OnDown func(error)
+
+	// CheckRights, when set, is run after each login: it asks the server
+	// what the account may run, over link, and logs what the operator must
+	// change. Each server's package provides one (prosody.CheckRights,
+	// ejabberd.CheckRights); nil checks nothing.
+	CheckRights func(ctx context.Context, log *slog.Logger, account jid.JID, link adhoc.IQSender)
 }
 
 // Session keeps a c2s session logged in as the minter account, the way the
@@ -346,26 +350,14 @@ func (m *Session) SendIQElement(ctx context.Context, payload xml.TokenReader, iq
 	}
 }
 
-// checkRights asks the server which commands it offers the account and,
-// when account invites are not among them, logs what to add to its
-// configuration: the operator learns it at start, not from the first
+// checkRights runs Config.CheckRights after a login: the operator learns
+// what the server's configuration lacks at start, not from the first
 // inviter turned away.
 func (m *Session) checkRights(ctx context.Context) {
+	if m.cfg.CheckRights == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, minterCheckTimeout)
 	defer cancel()
-	iss := adhoc.Issuer{Server: m.cfg.Account.Domain(), From: m.cfg.Account, Link: m}
-	nodes, err := iss.Commands(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			m.log.WarnContext(ctx, "could not ask the server what the minter account may run", slog.Any("err", err))
-		}
-		return
-	}
-	if slices.Contains(nodes, invites.NodeCreateAccount) {
-		m.log.InfoContext(ctx, "the minter account may create invites", slog.String("minter", m.cfg.Account.String()),
-			slog.Bool("password_resets", slices.Contains(nodes, prosody.NodePasswordReset)))
-		return
-	}
-	m.log.LogAttrs(ctx, slog.LevelError, "the server does not let the minter account create invites; "+prosody.MinterFixMessage,
-		prosody.MinterFix(m.cfg.Account)...)
+	m.cfg.CheckRights(ctx, m.log, m.cfg.Account, m)
 }

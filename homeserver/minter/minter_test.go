@@ -105,7 +105,8 @@ func startMinter(t *testing.T, srv *prosodytest.Server, account jid.JID, passwor
 		Account: account, Password: password, Addr: srv.C2SAddr, TLS: srv.TLSConfig(srv.Domain),
 		PingInterval: time.Second, PingTimeout: 2 * time.Second,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-		OnUp: func() { ups <- struct{}{} },
+		OnUp:        func() { ups <- struct{}{} },
+		CheckRights: prosody.CheckRights,
 	}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

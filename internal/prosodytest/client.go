@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -59,6 +60,23 @@ type Client struct {
 	closeOnce sync.Once
 }
 
+// Endpoint is a server's client port as a Client reaches it. Servers
+// other than this package's (ejabberdtest's) describe theirs with one.
+type Endpoint struct {
+	// Addr is the c2s address, 127.0.0.1:PORT.
+	Addr string
+	// TLS returns the configuration that trusts the server's certificate
+	// for a host.
+	TLS func(serverName string) *tls.Config
+	// Tag names the server and version in failures.
+	Tag string
+}
+
+// endpoint is srv's client port.
+func (s *Server) endpoint() Endpoint {
+	return Endpoint{Addr: s.C2SAddr, TLS: s.TLSConfig, Tag: s.tag()}
+}
+
 // Login logs user in on srv with pass and closes the client in t.Cleanup.
 // Any failure fails the test; use Dial to test a login that should fail.
 func Login(t testing.TB, srv *Server, user jid.JID, pass string) *Client {
@@ -67,7 +85,20 @@ func Login(t testing.TB, srv *Server, user jid.JID, pass string) *Client {
 	defer cancel()
 	c, err := Dial(ctx, srv, user, pass)
 	if err != nil {
-		srv.fatalf(t, "login as %s: %v", user, err)
+		srv.fatalf(t, "login as %s: %v", user, err) // with the server's log
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// LoginAt is Login on any server's client port.
+func LoginAt(t testing.TB, ep Endpoint, user jid.JID, pass string) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), loginTimeout)
+	defer cancel()
+	c, err := DialAt(ctx, ep, user, pass)
+	if err != nil {
+		t.Fatalf("%s: login as %s: %v", ep.Tag, user, err)
 	}
 	t.Cleanup(c.Close)
 	return c
@@ -76,10 +107,15 @@ func Login(t testing.TB, srv *Server, user jid.JID, pass string) *Client {
 // Dial is Login without the testing.TB: it returns the error, and the caller
 // must Close the client.
 func Dial(ctx context.Context, srv *Server, user jid.JID, pass string) (*Client, error) {
+	return DialAt(ctx, srv.endpoint(), user, pass)
+}
+
+// DialAt is Dial on any server's client port.
+func DialAt(ctx context.Context, ep Endpoint, user jid.JID, pass string) (*Client, error) {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", srv.C2SAddr)
+	conn, err := d.DialContext(ctx, "tcp", ep.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", srv.C2SAddr, err)
+		return nil, fmt.Errorf("dial %s: %w", ep.Addr, err)
 	}
 	// Close on ctx end: mellium's own negotiation deadline handling can miss
 	// a blocked read (it sets a past deadline and clears it right away).
@@ -90,7 +126,7 @@ func Dial(ctx context.Context, srv *Server, user jid.JID, pass string) (*Client,
 	// with "i/o timeout" that way on a busy machine).
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	sess, err := xmpp.NewClientSession(context.WithoutCancel(ctx), user.Bare(), conn,
-		xmpp.StartTLS(srv.TLSConfig(user.Domainpart())),
+		xmpp.StartTLS(ep.TLS(user.Domainpart())),
 		xmpp.SASL("", pass, sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1),
 		xmpp.BindResource(),
 	)
@@ -105,7 +141,7 @@ func Dial(ctx context.Context, srv *Server, user jid.JID, pass string) (*Client,
 	c := &Client{
 		sess:   sess,
 		conn:   conn,
-		tag:    srv.tag(),
+		tag:    ep.Tag,
 		ended:  make(chan struct{}),
 		notify: make(chan struct{}, 1),
 	}

@@ -10,9 +10,15 @@
 // runs.
 //
 // The harness works with Prosody 0.12 and 13 alike; CI runs the packages
-// that use it against both (see .ci/run). INVITEBOT_PROSODY_PREFIX selects
-// an installation other than the one on PATH and INVITEBOT_PROSODY_VERSION
-// pins the version a run must get.
+// that use it against 0.12.3 (Debian 12), 13.0.x (bookworm-backports),
+// 13.0.1 (Debian 13) and 13.0.8 (trixie-backports) (see .ci/run).
+// INVITEBOT_PROSODY_PREFIX selects an installation other than the one on
+// PATH, INVITEBOT_PROSODY_VERSION pins the version a run must get, and
+// every failure names the version and the Debian release and suite it
+// comes from. A prefix made by scripts/debian13-root runs Prosody inside a
+// Debian 13 root through chroot wrappers; the harness then checks that the
+// files it hands Prosody are visible inside, and HostPath maps the paths
+// Prosody reports back to this machine.
 package prosodytest
 
 import (
@@ -90,7 +96,9 @@ type Server struct {
 	C2SAddr         string // 127.0.0.1:PORT of the client listener (STARTTLS)
 	CACert          []byte // PEM of the self-signed certificate, valid for all three hosts
 	Version         string // what prosodyctl about reports, e.g. "0.12.3" or "13.0.1"
-	SourceDir       string // the Lua source directory that Prosody runs from
+	SourceDir       string // the Lua source directory that Prosody runs from, as Prosody sees it (see HostPath)
+	Distro          string // the distribution and suite it comes from, e.g. "Debian 13, trixie-backports"; "" if unknown
+	Root            string // the Debian root Prosody runs chrooted in (scripts/debian13-root); "" for this machine's own files
 
 	Dir        string // temporary directory holding everything below
 	ConfigPath string // prosody.cfg.lua
@@ -239,12 +247,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if testing.Short() {
 		t.Skip("prosody tests need a full run")
 	}
-	prosody, prosodyctl, err := binaries()
+	in, err := installed()
 	if err != nil {
-		t.Fatalf("prosodytest%s: %v", wantedVersion(), err)
+		t.Fatalf("prosodytest%s: %v", wantedVersion(in.distro), err)
 	}
 	o := newOptions(opts)
-	s, err := prepare(t.TempDir(), prosody, prosodyctl, o)
+	s, err := prepare(t.TempDir(), in, o)
 	if s.socketDir != "" {
 		t.Cleanup(func() { os.RemoveAll(s.socketDir) })
 	}
@@ -259,7 +267,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 			// The test's own assertions do not know the version; this
 			// line makes every failure of a test with a server name it.
 			if s.Version != "" {
-				t.Logf("%s: test failed against Prosody %s from %s", s.tag(), s.Version, s.SourceDir)
+				t.Logf("%s: test failed against %s from %s%s", s.tag(), s.Name(), s.SourceDir, s.inRoot())
 			}
 			s.logTail(t)
 		}
@@ -282,16 +290,16 @@ func Launch(logf func(format string, args ...any), opts ...Option) (*Server, err
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	prosody, prosodyctl, err := binaries()
+	in, err := installed()
 	if err != nil {
-		return nil, fmt.Errorf("prosodytest%s: %w", wantedVersion(), err)
+		return nil, fmt.Errorf("prosodytest%s: %w", wantedVersion(in.distro), err)
 	}
 	dir, err := os.MkdirTemp("", "prosodytest")
 	if err != nil {
 		return nil, fmt.Errorf("prosodytest: %w", err)
 	}
 	o := newOptions(opts)
-	s, err := prepare(dir, prosody, prosodyctl, o)
+	s, err := prepare(dir, in, o)
 	if err == nil {
 		err = s.launch(o, logf)
 	}
@@ -341,7 +349,7 @@ func newOptions(opts []Option) options {
 // prepare lays out a server in dir (data and certificate directories, the
 // certificate) without starting it. The returned Server is never nil, so
 // that a caller can name it and clean up after a failure.
-func prepare(dir, prosody, prosodyctl string, o options) (*Server, error) {
+func prepare(dir string, in installation, o options) (*Server, error) {
 	s := &Server{
 		Domain:          DefaultDomain,
 		OtherDomain:     DefaultOtherDomain,
@@ -351,8 +359,10 @@ func prepare(dir, prosody, prosodyctl string, o options) (*Server, error) {
 		ConfigPath:      filepath.Join(dir, "prosody.cfg.lua"),
 		DataDir:         filepath.Join(dir, "data"),
 		LogPath:         filepath.Join(dir, "prosody.log"),
-		prosody:         prosody,
-		prosodyctl:      prosodyctl,
+		Distro:          in.distro,
+		Root:            in.root,
+		prosody:         in.prosody,
+		prosodyctl:      in.prosodyctl,
 		certDir:         filepath.Join(dir, "certs"),
 	}
 	if o.invitebotModule {
@@ -371,8 +381,34 @@ func prepare(dir, prosody, prosodyctl string, o options) (*Server, error) {
 	}
 	s.roots = x509.NewCertPool()
 	s.roots.AppendCertsFromPEM(s.CACert)
-	s.adminSocket, s.socketDir, err = adminSocketPath(dir)
-	return s, err
+	if s.adminSocket, s.socketDir, err = adminSocketPath(dir); err != nil {
+		return s, err
+	}
+	visible := []string{dir, filepath.Dir(s.adminSocket)}
+	if s.Root != "" {
+		// Tests hand Prosody files of the checkout (mod_invitebot, the
+		// package's example configuration) even without
+		// WithInvitebotModule: a checkout not mounted into the root fails
+		// here, with how to mount it, instead of as a module that did
+		// not load.
+		if m, err := ModuleDir(); err == nil {
+			visible = append(visible, m)
+		}
+	}
+	for _, d := range visible {
+		if err := visibleInRoot(s.Root, d); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// inRoot says where SourceDir is when Prosody runs in a Debian root.
+func (s *Server) inRoot() string {
+	if s.Root == "" {
+		return ""
+	}
+	return " in " + s.Root
 }
 
 // launch picks ports, writes the configuration and starts Prosody, picking
@@ -456,6 +492,30 @@ func (s *Server) Register(user, host, pass string) (jid.JID, error) {
 // HasRoles reports whether this Prosody gives accounts roles and knows
 // custom_roles: 13 does, 0.12 (whose only distinction is admins) does not.
 func (s *Server) HasRoles() bool { return !strings.HasPrefix(s.Version, "0.") }
+
+// BindsResetTokens reports whether this Prosody accepts a password reset
+// token only for the username it resets ("Incorrect username for password
+// reset"), so that nobody can use one up with another account: 13.0.8
+// does, 13.0.1 does not (the versions between were not tried). Tests use
+// it to say what they expect; the bot itself reads the server's answer.
+func (s *Server) BindsResetTokens() bool { return s.atLeast13_0_8() }
+
+// OneAccountPerToken reports whether this Prosody itself lets a token
+// create one account only: 13.0.8 refuses a second registration on the
+// stream that used the token, and registration on another stream that
+// passed preauth before the token was used; 13.0.1 and 0.12 allow both
+// (the hole mod_invitebot closes). Tests use it to say what they expect.
+func (s *Server) OneAccountPerToken() bool { return s.atLeast13_0_8() }
+
+// atLeast13_0_8 reports whether the version is 13.0.8 or newer (the
+// versions between 13.0.1 and 13.0.8 were not tried).
+func (s *Server) atLeast13_0_8() bool {
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(s.Version, "%d.%d.%d", &major, &minor, &patch); err != nil {
+		return false
+	}
+	return major > 13 || major == 13 && (minor > 0 || patch >= 8)
+}
 
 // AddUserWithRole creates user@host with pass and gives it role as its
 // primary role, Prosody 13 only: prosodyctl register, then prosodyctl
@@ -704,6 +764,9 @@ func (s *Server) writeConfig(c2sPort, compPort int, o options) error {
 	if o.invitebotModule {
 		var err error
 		if pluginDir, err = ModuleDir(); err != nil {
+			return err
+		}
+		if err := visibleInRoot(s.Root, pluginDir); err != nil {
 			return err
 		}
 	}

@@ -49,7 +49,8 @@ func TestVersionIsTheInstalledOne(t *testing.T) {
 	srv := prosodytest.Start(t)
 	// The source tree's version file is a second witness besides
 	// prosodyctl about, which the harness read.
-	b, err := os.ReadFile(filepath.Join(srv.SourceDir, "prosody.version"))
+	// SourceDir is as Prosody sees it; in a Debian root that is inside it.
+	b, err := os.ReadFile(filepath.Join(srv.HostPath(srv.SourceDir), "prosody.version"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,15 +60,27 @@ func TestVersionIsTheInstalledOne(t *testing.T) {
 	if want := os.Getenv(prosodytest.EnvVersion); !strings.HasPrefix(srv.Version, want) {
 		t.Fatalf("Version = %q, pinned to %s=%s", srv.Version, prosodytest.EnvVersion, want)
 	}
-	if prefix := os.Getenv(prosodytest.EnvPrefix); prefix != "" && !strings.HasPrefix(srv.SourceDir, prefix) {
-		t.Fatalf("SourceDir = %s, outside %s=%s", srv.SourceDir, prosodytest.EnvPrefix, prefix)
+	// A prefix's Prosody runs from the prefix, or from the Debian root its
+	// wrappers chroot into; never from this machine's own installation.
+	within := os.Getenv(prosodytest.EnvPrefix)
+	if srv.Root != "" {
+		within = srv.Root
+	}
+	if within != "" && !strings.HasPrefix(srv.HostPath(srv.SourceDir), within+"/") {
+		t.Fatalf("SourceDir = %s (%s here), outside %s", srv.SourceDir, srv.HostPath(srv.SourceDir), within)
+	}
+	if _, err := os.Stat("/etc/os-release"); err == nil && srv.Distro == "" {
+		t.Errorf("Distro is empty: failures would not name the distribution %s comes from", srv.Name())
 	}
 }
 
 func TestFailuresNameTheVersion(t *testing.T) {
 	t.Parallel()
 	srv := prosodytest.Start(t)
-	named := "Prosody " + srv.Version
+	named := srv.Name()
+	if !strings.HasPrefix(named, "Prosody "+srv.Version) || !strings.Contains(named, srv.Distro) {
+		t.Fatalf("Name() = %q, want the version %s and the distribution %q", named, srv.Version, srv.Distro)
+	}
 
 	alice := srv.AddUser(t, "alice", srv.Domain, "pw")
 	c := prosodytest.Login(t, srv, alice, "pw")
