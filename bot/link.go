@@ -102,6 +102,12 @@ type Link struct {
 
 	mu  sync.Mutex
 	cur *linkSession // nil while the link is down
+	// upCh is closed when a session becomes current, and replaced by an
+	// open one when it ends: what a stanza waits on while the link is
+	// down (current). running is set while Run keeps the link up; no
+	// stanza waits for a link nobody runs.
+	upCh    chan struct{}
+	running bool
 
 	// pending holds the IQs waiting for an answer, by id. The link matches
 	// answers itself rather than through mellium's SendIQ, which would arm
@@ -178,7 +184,7 @@ func NewLink(cfg LinkConfig, log *slog.Logger) *Link {
 	if cfg.MaxStanzaBytes == 0 {
 		cfg.MaxStanzaBytes = DefaultMaxStanzaBytes
 	}
-	return &Link{cfg: cfg, log: log, pending: make(map[string]*pendingIQ)}
+	return &Link{cfg: cfg, log: log, pending: make(map[string]*pendingIQ), upCh: make(chan struct{})}
 }
 
 // Up reports whether a component session is established right now.
@@ -196,6 +202,17 @@ func (l *Link) Reconnects() uint64 { return l.reconnects.Load() }
 // is given here, not to NewLink, because the bot that handles stanzas
 // replies through the link.
 func (l *Link) Run(ctx context.Context, h xmpp.Handler) error {
+	l.mu.Lock()
+	l.running = true
+	l.mu.Unlock()
+	defer func() {
+		// Whoever waits for the link to come back is told it will not.
+		l.mu.Lock()
+		l.running = false
+		close(l.upCh)
+		l.upCh = make(chan struct{})
+		l.mu.Unlock()
+	}()
 	loop := reconnect.Loop{
 		Backoff:   reconnect.Backoff{Min: l.cfg.MinBackoff, Max: l.cfg.MaxBackoff},
 		Log:       l.log,
@@ -236,6 +253,7 @@ func (l *Link) session(ctx context.Context, h xmpp.Handler, again bool) error {
 		// closed connection, failing fast) is awaited.
 		l.mu.Lock()
 		l.cur = nil
+		l.upCh = make(chan struct{})
 		l.mu.Unlock()
 		close(st.done)
 		conn.Close()
@@ -244,6 +262,7 @@ func (l *Link) session(ctx context.Context, h xmpp.Handler, again bool) error {
 
 	l.mu.Lock()
 	l.cur = st
+	close(l.upCh)
 	l.mu.Unlock()
 	if again {
 		l.reconnects.Add(1)
@@ -306,13 +325,39 @@ func (l *Link) ping(ctx context.Context) error {
 	return reconnect.Ping(ctx, l, stanza.IQ{From: l.cfg.Component, To: l.cfg.PingTarget}, l.cfg.PingTimeout)
 }
 
-func (l *Link) current() (*linkSession, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.cur == nil {
-		return nil, ErrLinkDown
+// downWait bounds how long a stanza waits for a link that is down to come
+// back. A request in flight when the link dropped is then answered after
+// the reconnect instead of being lost (issue 22), but nothing waits long
+// for a link that stays gone.
+const downWait = 30 * time.Second
+
+// current returns the current session. While Run is reconnecting it waits
+// for the next one, within ctx and downWait.
+func (l *Link) current(ctx context.Context) (*linkSession, error) {
+	var timeout <-chan time.Time
+	for {
+		l.mu.Lock()
+		cur, up, running := l.cur, l.upCh, l.running
+		l.mu.Unlock()
+		if cur != nil {
+			return cur, nil
+		}
+		if !running {
+			return nil, ErrLinkDown
+		}
+		if timeout == nil {
+			timer := time.NewTimer(downWait)
+			defer timer.Stop()
+			timeout = timer.C
+		}
+		select {
+		case <-up:
+		case <-timeout:
+			return nil, ErrLinkDown
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (waited for it to come back: %w)", ErrLinkDown, ctx.Err())
+		}
 	}
-	return l.cur, nil
 }
 
 // SendIQElement sends an IQ on the current session and waits for the
@@ -330,7 +375,7 @@ func (l *Link) SendIQElement(ctx context.Context, payload xml.TokenReader, iq st
 	if err != nil {
 		return nil, err
 	}
-	st, err := l.current()
+	st, err := l.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +412,7 @@ func (l *Link) Encode(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	st, err := l.current()
+	st, err := l.current(ctx)
 	if err != nil {
 		return err
 	}

@@ -332,7 +332,7 @@ func TestLinkRedialsAtOnceAfterWriteFailure(t *testing.T) {
 	})
 	<-ups // the first handshake, which startLink waited for
 
-	st, err := link.current()
+	st, err := link.current(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,10 +78,16 @@ func (mt *minter) mintAndRecord(ctx context.Context, a Actor, m minting) (Invite
 	// Not bounded by the request: a request giving up while the server
 	// mints would leave a token that nobody ever learns of. The Issuer
 	// bounds the wait itself.
+	mintDone := mt.revoker.module.mintStarted()
 	minted, err := m.mint(context.WithoutCancel(ctx))
 	if err != nil {
+		// Unless the server refused, it may have minted a token whose
+		// answer was lost: usage tracking asks (inflight.go).
+		mintDone(!errors.Is(err, ErrIssuerForbidden) && !errors.Is(err, ErrIssuerUnsupported))
 		return Invite{}, fmt.Errorf("create invite: %w", err)
 	}
+	// Recorded or revoked by the time this returns.
+	defer mintDone(false)
 	// The token exists at the server now: record it even if the request's
 	// own time ran out while minting.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)

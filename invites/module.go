@@ -53,6 +53,50 @@ func (sm *serverModule) deleteToken(ctx context.Context, token string) error {
 	return errors.New("the server cannot delete tokens (mod_invitebot gone?); the next try revokes it another way")
 }
 
+// TokenPurger is implemented by ServerModules that can delete, in one
+// request, every token of the bot's that expired at the server. Versions
+// of the bot before expired tokens were deleted one by one left them all
+// there, and the server's cost of minting grows with every token it holds.
+type TokenPurger interface {
+	// PurgeExpired deletes the bot's expired tokens and says how many.
+	PurgeExpired(ctx context.Context) (int, error)
+}
+
+// oncePurge names the one-time clean-up of expired tokens in the store.
+const oncePurge = "purge-expired-tokens"
+
+// purgeOnce has the server delete the expired tokens that older versions
+// of the bot left there, once per database: the first sweep that finds
+// the module loaded asks, and the store remembers that it was done. A
+// module too old to purge is asked again after the next start.
+func (sm *serverModule) purgeOnce(ctx context.Context) {
+	p, ok := sm.m.(TokenPurger)
+	if !ok || !sm.modulePresent() {
+		return
+	}
+	sm.mu.Lock()
+	tried := sm.purgeTried
+	sm.purgeTried = true
+	sm.mu.Unlock()
+	if tried {
+		return
+	}
+	if done, err := sm.store.OnceDone(ctx, oncePurge); err != nil || done {
+		return
+	}
+	n, err := p.PurgeExpired(ctx)
+	if err != nil {
+		sm.log.WarnContext(ctx, "the server did not delete the expired tokens older versions left there (is mod_invitebot up to date?); asking again after the next start",
+			slog.Any("err", err))
+		return
+	}
+	sm.log.InfoContext(ctx, "deleted the expired tokens that older versions left at the server", slog.Int("count", n))
+	note := fmt.Sprintf("%s: %d expired tokens deleted at the server", sm.now().UTC().Format(time.RFC3339), n)
+	if err := sm.store.MarkOnceDone(ctx, oncePurge, note); err != nil {
+		sm.log.WarnContext(ctx, "could not record the clean-up of expired tokens; it runs again after the next start", slog.Any("err", err))
+	}
+}
+
 // serverModule is the service's use of mod_invitebot, and so also how
 // tokens are revoked: the module deletes them while it is loaded, the
 // Issuer's own way applies otherwise.
@@ -68,10 +112,20 @@ type serverModule struct {
 
 	mu       sync.Mutex
 	lastPoll time.Time // guarded by mu
+	// purgeTried is set once this process asked for the one-time purge.
+	purgeTried bool // guarded by mu
+	// doubt is when the oldest mint began whose answer may have been lost
+	// and whose token the server was not asked about yet; zero for none
+	// (inflight.go). inflight holds when each mint under way began.
+	doubt    time.Time            // guarded by mu
+	inflight map[uint64]time.Time // guarded by mu
+	mintSeq  uint64               // guarded by mu
 }
 
 func newServerModule(c *core, o Options) *serverModule {
-	return &serverModule{core: c, issuer: o.Issuer, m: o.Module, introduce: o.Introduce}
+	// A mint under way when the bot last stopped may have left a token.
+	return &serverModule{core: c, issuer: o.Issuer, m: o.Module, introduce: o.Introduce,
+		doubt: c.now().Add(-startDoubt)}
 }
 
 // ServerModule says whether the server runs mod_invitebot, as far as the

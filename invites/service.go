@@ -157,7 +157,7 @@ func NewService(o Options) *Service {
 	mt := &minter{core: c, issuer: o.Issuer, gate: gate, revoker: rv}
 	desk := newRequestDesk(c, rl, mt, o.Requests)
 	desk.verify = newMailVerifier(c, desk, mt, gate, o.Signup)
-	tr := &tracker{core: c, registrar: o.Registrar, uses: uses, module: module, revoker: rv, desk: desk}
+	tr := &tracker{core: c, registrar: o.Registrar, pace: newPacer(), uses: uses, module: module, revoker: rv, desk: desk}
 	cn := &canceller{core: c, uses: uses, tracker: tr, revoker: rv}
 	ev := &eventLinks{core: c, roles: rl, gate: gate, minter: mt, cancel: cn}
 	rs := &resetLinks{core: c, issuer: o.Issuer, minter: mt, cancel: cn}

@@ -5,26 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"math/bits"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"durare.org/invitebot/store"
 )
 
-// sweepPage is how many pending invites a sweep holds at a time. A server
-// with many pending invites is swept page by page, so the bot's memory
-// does not grow with them.
+// sweepPage is how many entries a sweep reads at a time, of the pending
+// index or of the check schedule. A server with many pending invites is
+// swept page by page, so the bot's memory does not grow with them.
 const sweepPage = 256
 
-// Tunables of usage tracking. Measured on Prosody 0.12.3 with its internal
-// storage, one preauth check costs the server about 1.5 ms plus 13 µs per
-// token it holds (it re-reads its whole token file), Debian's mod_limits
-// throttles an unauthenticated stream to about 60 checks a second, and
-// Prosody closes an unauthenticated stream after c2s_timeout (300 s).
+// Tunables of usage tracking. One preauth check costs Prosody more the
+// more tokens it holds (its internal storage reads the whole token file:
+// 0.24 ms with one token, about 0.4 s with 10,000 on Prosody 13), Debian's
+// mod_limits throttles an unauthenticated stream to about 60 checks a
+// second, and Prosody closes an unauthenticated stream after c2s_timeout
+// (300 s). Prosody runs on one thread: every check is time that people
+// registering wait for.
 const (
-	// maxChecksPerSecond paces token checks below the server's throttle,
-	// so that tracking never competes with people registering.
+	// serverShare is the most of the server's time that checks take: after
+	// a check that took d, the next waits d*(1/serverShare-1), so that at
+	// most serverShare of the time a check is in flight.
+	serverShare = 0.05
+	// maxChecksPerSecond bounds the pace of a fast server below its
+	// throttle, so that tracking never competes with people registering.
 	maxChecksPerSecond = 40
 	// checkerLifetime is how long one checking stream is used before a
 	// fresh one is dialled: well inside Prosody's c2s_timeout.
@@ -32,61 +39,110 @@ const (
 	// sweepShare is the part of the interval a sweep may spend checking,
 	// so that a sweep always ends before the next begins.
 	sweepShare = 0.8
+	// ageDivisor sets how often a pending invite is checked: again after
+	// an eighth of its age, but at most once an interval. A new invite,
+	// the one most likely to be used now, is checked every interval for
+	// its first eight; a week-old one every maxCheckGap.
+	ageDivisor = 8
+	// maxCheckGap bounds the time between two checks of one invite.
+	maxCheckGap = 6 * time.Hour
+	// defaultTrackInterval is the interval CheckPending assumes outside
+	// Track (tests, tools): the configuration's default.
+	defaultTrackInterval = time.Minute
 )
 
-// checkSchedule remembers when each pending invite was last checked, so
-// that every sweep starts with the ones checked longest ago: when a sweep
-// cannot check them all within its share of the interval, the next one
-// goes on where it stopped instead of starting again from the oldest.
-type checkSchedule struct {
-	mu          sync.Mutex
-	lastChecked map[string]time.Time
-	// budget is how long one sweep may check; zero means no bound.
-	budget time.Duration
+// pacer spaces token checks by the server's answer time (serverShare) and
+// bounds how long one sweep checks. It outlives sweeps, so a sweep that
+// begins right after a slow check still waits its turn.
+type pacer struct {
+	mu sync.Mutex
+	// interval is Track's; budget is how long one sweep may check, zero
+	// for no bound.
+	interval, budget time.Duration
+	// now and sleep are the pace's clock, real time unless a test sets one.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+	// notBefore is when the next check may start.
+	notBefore time.Time
 }
 
-// order sorts invs least recently checked first (never checked first of
-// all, then in the order given, which is the pending index's: soonest
-// expiry first, and for tokens of one lifetime the oldest invite first) and forgets invites that are no
-// longer pending.
-func (c *checkSchedule) order(invs []store.Invite) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lastChecked == nil {
-		c.lastChecked = make(map[string]time.Time)
-	}
-	live := make(map[string]time.Time, len(invs))
-	for _, inv := range invs {
-		live[inv.ID] = c.lastChecked[inv.ID]
-	}
-	c.lastChecked = live
-	slices.SortStableFunc(invs, func(a, b store.Invite) int {
-		return live[a.ID].Compare(live[b.ID])
-	})
+func newPacer() *pacer {
+	return &pacer{interval: defaultTrackInterval, now: time.Now, sleep: sleepCtx}
 }
 
-func (c *checkSchedule) checked(id string, at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lastChecked == nil {
-		c.lastChecked = make(map[string]time.Time)
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
 	}
-	c.lastChecked[id] = at
+}
+
+// settings returns the interval and the budget of a sweep.
+func (p *pacer) settings() (interval, budget time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.interval, p.budget
+}
+
+// clock returns the pace's clock.
+func (p *pacer) clock() time.Time {
+	p.mu.Lock()
+	now := p.now
+	p.mu.Unlock()
+	return now()
+}
+
+// errSweepTime ends a sweep whose share of the interval is over.
+var errSweepTime = errors.New("the sweep's time is up")
+
+// waitUntil blocks until the next check may start, or returns
+// errSweepTime at once if that is not before end (zero: no end).
+func (p *pacer) waitUntil(ctx context.Context, end time.Time) error {
+	p.mu.Lock()
+	now, start, sleep := p.now(), p.notBefore, p.sleep
+	p.mu.Unlock()
+	if !end.IsZero() && (!now.Before(end) || !start.Before(end)) {
+		return errSweepTime
+	}
+	if d := start.Sub(now); d > 0 {
+		return sleep(ctx, d)
+	}
+	return ctx.Err()
+}
+
+// observe sets when the next check may start, given that the one just
+// answered started at began: after idle time in proportion to its answer
+// time, and at least 1/maxChecksPerSecond after it started.
+func (p *pacer) observe(began time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	took := max(now.Sub(began), 0)
+	idle := max(time.Duration(float64(took)*(1/serverShare-1)), time.Second/maxChecksPerSecond-took)
+	p.notBefore = now.Add(idle)
 }
 
 // tracker is usage tracking: it learns what became of pending invites
 // (by the server's refusal of their token, or their expiry) and retries
 // revocations that failed. Each sweep also expires account requests, which
-// have no clock of their own.
+// have no clock of their own. Which token to check when is the store's
+// check schedule; how fast, the pacer's.
 type tracker struct {
 	*core
 	registrar Registrar
-	// schedule orders the token checks.
-	schedule checkSchedule
-	uses     *useLedger
-	module   *serverModule
-	revoker  *revoker
-	desk     *requestDesk
+	pace      *pacer
+	uses      *useLedger
+	module    *serverModule
+	revoker   *revoker
+	desk      *requestDesk
+	// scheduled is set once this process made sure every pending invite
+	// is in the check schedule.
+	scheduled atomic.Bool
 }
 
 // CheckPending is one sweep of usage tracking: pending invites past their
@@ -100,36 +156,15 @@ func (t *tracker) CheckPending(ctx context.Context) error {
 	t.desk.ExpireRequests(ctx)
 	t.uses.payDebts(ctx)
 	t.module.refreshModule(ctx)
-	now := t.now()
-	// The pending index comes soonest expiry first, a page at a time:
-	// expired invites are settled as their page is read, the others go
-	// into the schedule of token checks as small references rather than
-	// whole records.
-	var live []store.Invite
-	for after := (store.PendingRef{}); ; {
-		page, err := t.store.PendingPage(ctx, after, sweepPage)
-		if err != nil {
-			return fmt.Errorf("usage check: %w", err)
-		}
-		for _, ref := range page {
-			inv := pendingInvite(ref)
-			if !inv.Expires.IsZero() && !now.Before(inv.Expires) {
-				if unlock, ok := t.uses.tryLockInvite(ctx, inv.ID); ok {
-					t.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
-					unlock()
-				}
-				continue
-			}
-			live = append(live, inv)
-		}
-		if len(page) < sweepPage {
-			break
-		}
-		after = page[len(page)-1]
+	t.module.purgeOnce(ctx)
+	t.module.reconcileMints(ctx)
+	t.fillSchedule(ctx)
+	if err := t.expireDue(ctx); err != nil {
+		return err
 	}
 	// A server that lists its tokens answers for all of them at once.
-	if !t.listUsage(ctx) && len(live) > 0 && t.module.pollDue() {
-		if err := t.checkTokens(ctx, live); err != nil {
+	if !t.listUsage(ctx) && t.module.pollDue() {
+		if err := t.checkTokens(ctx); err != nil {
 			return err
 		}
 	}
@@ -137,7 +172,7 @@ func (t *tracker) CheckPending(ctx context.Context) error {
 		return nil // nothing to retry with
 	}
 	// Only those not expired yet: the server drops the others by itself.
-	unrevoked, err := t.store.UnrevokedCancelled(ctx, now)
+	unrevoked, err := t.store.UnrevokedCancelled(ctx, t.now())
 	if err != nil {
 		return fmt.Errorf("usage check: %w", err)
 	}
@@ -148,6 +183,52 @@ func (t *tracker) CheckPending(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// fillSchedule enters the pending invites that have no entry in the check
+// schedule into it, once per start: a database from before the schedule
+// has none, and one an older version wrote to since may miss a few.
+func (t *tracker) fillSchedule(ctx context.Context) {
+	if t.scheduled.Load() {
+		return
+	}
+	n, err := t.store.FillSchedule(ctx)
+	if err != nil {
+		t.log.WarnContext(ctx, "usage tracking: could not fill the check schedule; trying again next time", slog.Any("err", err))
+		return
+	}
+	t.scheduled.Store(true)
+	if n > 0 {
+		t.log.InfoContext(ctx, "usage tracking: pending invites entered into the check schedule, to be checked after the young ones",
+			slog.Int("count", n))
+	}
+}
+
+// expireDue settles the pending invites past their expiry. The pending
+// index comes soonest expiry first, so it reads only those, a page at a
+// time, and stops at the first that has not expired.
+func (t *tracker) expireDue(ctx context.Context) error {
+	now := t.now()
+	for after := (store.PendingRef{}); ; {
+		page, err := t.store.PendingPage(ctx, after, sweepPage)
+		if err != nil {
+			return fmt.Errorf("usage check: %w", err)
+		}
+		for _, ref := range page {
+			if ref.Expires.IsZero() || now.Before(ref.Expires) {
+				return nil
+			}
+			inv := pendingInvite(ref)
+			if unlock, ok := t.uses.tryLockInvite(ctx, inv.ID); ok {
+				t.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
+				unlock()
+			}
+		}
+		if len(page) < sweepPage {
+			return nil
+		}
+		after = page[len(page)-1]
+	}
 }
 
 // pendingInvite is the invite a sweep works with, made from the pending
@@ -161,77 +242,165 @@ func pendingInvite(r store.PendingRef) store.Invite {
 // a token refused this close to its expiry expired, it was not used.
 const expiryMargin = 5 * time.Minute
 
-// checkTokens asks the server about tokens at a bounded rate, least
-// recently checked first, on a c2s stream renewed before the server's
-// timeout, until all are checked or the sweep's time is up; it settles the
-// tokens the server refuses.
-func (t *tracker) checkTokens(ctx context.Context, invs []store.Invite) error {
-	t.schedule.order(invs)
-	// The sweep's clock and pace start with the first check: dialling is
-	// not checking, and the first check need not wait.
-	var start time.Time
-	pace := time.NewTicker(time.Second / maxChecksPerSecond)
-	defer pace.Stop()
-	var checker TokenChecker
-	var dialled time.Time
-	defer func() {
-		if checker != nil {
-			checker.Close()
-		}
-	}()
-	checked := 0
-	t.schedule.mu.Lock()
-	budget := t.schedule.budget
-	t.schedule.mu.Unlock()
-	// The pace makes the budget a number of checks; the clock still
-	// stops a sweep that a slow server stretches.
-	limit := len(invs)
+// checkTokens asks the server about the tokens the check schedule says are
+// due, young invites first, at the pacer's pace, on a c2s stream renewed
+// before the server's timeout, until none is due or the sweep's time is
+// up. It settles the tokens the server refuses and schedules the next
+// check of the others. What it does not reach stays due, first in line
+// next time.
+func (t *tracker) checkTokens(ctx context.Context) error {
+	interval, budget := t.pace.settings()
+	sw := &sweep{t: t, interval: interval}
 	if budget > 0 {
-		limit = min(limit, max(1, int(budget*maxChecksPerSecond/time.Second)))
+		sw.end = t.pace.clock().Add(budget)
 	}
-	for _, inv := range invs {
-		if budget > 0 && (checked >= limit || (!start.IsZero() && time.Since(start) >= budget)) {
-			t.log.WarnContext(ctx, "usage tracking: not every pending invite fits in one interval; the rest go first next time",
-				slog.Int("checked", checked), slog.Int("pending", len(invs)), slog.Duration("budget", budget))
+	defer sw.close()
+	for after := (store.Check{}); ; {
+		page, err := t.store.DueChecks(ctx, t.now(), after, sweepPage)
+		if err != nil {
+			return fmt.Errorf("usage check: %w", err)
+		}
+		for _, c := range page {
+			err := sw.check(ctx, c)
+			if errors.Is(err, errSweepTime) {
+				t.log.InfoContext(ctx, "usage tracking: the checks due did not all fit in this interval; the youngest invites went first, the rest are next",
+					slog.Int("checked", sw.checked), slog.Duration("budget", budget))
+				return sw.flush(ctx)
+			}
+			if err != nil {
+				_ = sw.flush(ctx)
+				return err
+			}
+		}
+		if err := sw.flush(ctx); err != nil {
+			return err
+		}
+		if len(page) < sweepPage {
 			return nil
 		}
-		if checker == nil || time.Since(dialled) >= checkerLifetime {
-			if checker != nil {
-				checker.Close()
-			}
-			c, err := t.registrar.DialChecker(ctx)
-			if err != nil {
-				return fmt.Errorf("usage check: %w", err)
-			}
-			checker, dialled = c, time.Now()
-		}
-		if start.IsZero() {
-			start = time.Now()
-		} else {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-pace.C:
-			}
-		}
-		// A registration holding the invite records it, with the account;
-		// the check and what follows from it must not interleave with one.
-		unlock, ok := t.uses.tryLockInvite(ctx, inv.ID)
-		if !ok {
-			continue
-		}
-		err := checker.Check(ctx, inv.Token)
-		if errors.Is(err, ErrTokenRejected) {
-			t.settleRejected(ctx, inv)
-		}
-		unlock()
-		if err != nil && !errors.Is(err, ErrTokenRejected) {
-			return fmt.Errorf("usage check of %s: %w", inv.ID, err)
-		}
-		t.schedule.checked(inv.ID, t.now())
-		checked++
+		after = page[len(page)-1]
+	}
+}
+
+// sweep is one run of checkTokens: its stream, and the next checks of the
+// invites it checked, written a page at a time.
+type sweep struct {
+	t        *tracker
+	interval time.Duration
+	// end is when the sweep's share of the interval is over; zero for no
+	// bound.
+	end     time.Time
+	checker TokenChecker
+	dialled time.Time
+	next    []store.Check
+	checked int
+}
+
+// check asks the server about c's token, unless c expired or someone holds
+// its invite, and settles or reschedules it.
+func (sw *sweep) check(ctx context.Context, c store.Check) error {
+	t := sw.t
+	inv := pendingInvite(c.PendingRef)
+	if !inv.Expires.IsZero() && !t.now().Before(inv.Expires) {
+		sw.expire(ctx, inv, c)
+		return nil
+	}
+	if err := t.pace.waitUntil(ctx, sw.end); err != nil {
+		return err
+	}
+	if err := sw.dial(ctx); err != nil {
+		return err
+	}
+	// A registration holding the invite records it, with the account;
+	// the check and what follows from it must not interleave with one.
+	unlock, ok := t.uses.tryLockInvite(ctx, inv.ID)
+	if !ok {
+		sw.later(c, t.now())
+		return nil
+	}
+	defer unlock()
+	began := t.pace.clock()
+	err := sw.checker.Check(ctx, inv.Token)
+	t.pace.observe(began)
+	switch {
+	case errors.Is(err, ErrTokenRejected):
+		t.settleRejected(ctx, inv)
+	case err != nil:
+		return fmt.Errorf("usage check of %s: %w", inv.ID, err)
+	default:
+		sw.next = append(sw.next, nextCheck(c, t.now(), sw.interval))
+	}
+	sw.checked++
+	return nil
+}
+
+// expire settles an invite that expired since the sweep began, or leaves
+// it for the next sweep when someone holds it.
+func (sw *sweep) expire(ctx context.Context, inv store.Invite, c store.Check) {
+	unlock, ok := sw.t.uses.tryLockInvite(ctx, inv.ID)
+	if !ok {
+		sw.later(c, sw.t.now())
+		return
+	}
+	sw.t.settle(ctx, inv, store.StateExpired, ActionInviteExpire, "")
+	unlock()
+}
+
+// later puts c off by one interval, in its tier.
+func (sw *sweep) later(c store.Check, now time.Time) {
+	c.Due = now.Add(sw.interval)
+	sw.next = append(sw.next, c)
+}
+
+// dial opens a checking stream, or a fresh one when the current one is
+// near the server's timeout.
+func (sw *sweep) dial(ctx context.Context) error {
+	if sw.checker != nil && time.Since(sw.dialled) < checkerLifetime {
+		return nil
+	}
+	sw.close()
+	c, err := sw.t.registrar.DialChecker(ctx)
+	if err != nil {
+		return fmt.Errorf("usage check: %w", err)
+	}
+	sw.checker, sw.dialled = c, time.Now()
+	return nil
+}
+
+// flush writes the next checks gathered so far.
+func (sw *sweep) flush(ctx context.Context) error {
+	if len(sw.next) == 0 {
+		return nil
+	}
+	err := sw.t.store.Reschedule(context.WithoutCancel(ctx), sw.next)
+	sw.next = sw.next[:0]
+	if err != nil {
+		return fmt.Errorf("usage check: %w", err)
 	}
 	return nil
+}
+
+// close ends the checking stream.
+func (sw *sweep) close() {
+	if sw.checker != nil {
+		_ = sw.checker.Close()
+		sw.checker = nil
+	}
+}
+
+// nextCheck schedules the next check of an invite whose token the server
+// accepted at now: after an eighth of its age, within [interval,
+// maxCheckGap], in the tier of its age (the number of bits of its age in
+// intervals), so that young invites are checked often and before old ones.
+func nextCheck(c store.Check, now time.Time, interval time.Duration) store.Check {
+	if interval <= 0 {
+		interval = defaultTrackInterval
+	}
+	age := max(now.Sub(c.Created), 0)
+	gap := min(max(age/ageDivisor, interval), maxCheckGap)
+	c.Tier = uint8(min(bits.Len64(uint64(age/interval)), store.TierFill-1))
+	c.Due = now.Add(gap)
+	return c
 }
 
 // settleRejected records a pending invite whose token the server refuses:
@@ -331,9 +500,10 @@ func (t *tracker) forgetExpired(ctx context.Context, inv store.Invite) {
 
 // Track runs usage tracking every interval until ctx ends.
 func (t *tracker) Track(ctx context.Context, interval time.Duration) {
-	t.schedule.mu.Lock()
-	t.schedule.budget = time.Duration(float64(interval) * sweepShare)
-	t.schedule.mu.Unlock()
+	t.pace.mu.Lock()
+	t.pace.interval = interval
+	t.pace.budget = time.Duration(float64(interval) * sweepShare)
+	t.pace.mu.Unlock()
 	every(ctx, interval, func() {
 		if err := t.CheckPending(ctx); err != nil && ctx.Err() == nil {
 			t.log.WarnContext(ctx, "usage check failed; next try in one interval", slog.Any("err", err))

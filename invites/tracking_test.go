@@ -2,6 +2,7 @@ package invites_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,11 +11,13 @@ import (
 	"durare.org/invitebot/store"
 )
 
-// TestTrackingReachesEveryInvite: when a sweep's share of the interval
-// holds fewer checks than there are pending invites, each sweep goes on
-// where the last stopped (least recently checked first), so the newest
-// invite is checked too and its use is found, instead of every sweep
-// starting again from the oldest.
+// TestTrackingReachesEveryInvite, against the real server: when a sweep's
+// share of the interval holds fewer checks than there are pending invites,
+// each sweep goes on where the last stopped (the check schedule: those
+// checked are not due again for an interval), so the newest invite is
+// checked too and its use is found, instead of every sweep starting again
+// from the oldest. The pace runs on a clock of the test's, so that a
+// sweep holds exactly three checks however busy the machine is.
 func TestTrackingReachesEveryInvite(t *testing.T) {
 	srv := prosodytest.Start(t)
 	h := newHarness(t, srv, srv.IBRConfig())
@@ -31,7 +34,20 @@ func TestTrackingReachesEveryInvite(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Three checks per sweep at the tracker's pace.
+	// Three checks per sweep at the tracker's pace: the pace's clock moves
+	// only when the tracker waits for its turn.
+	var mu sync.Mutex
+	paceNow := time.Now()
+	h.svc.SetTracking(time.Minute, func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return paceNow
+	}, func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		paceNow = paceNow.Add(d)
+		mu.Unlock()
+		return ctx.Err()
+	})
 	h.svc.SetCheckBudget(3 * time.Second / 40)
 	state := func() store.State {
 		got, err := h.st.Invite(ctx, newest.ID)
@@ -41,6 +57,10 @@ func TestTrackingReachesEveryInvite(t *testing.T) {
 		return got.State
 	}
 	for sweep := 1; sweep <= 3; sweep++ {
+		// The next sweep comes an interval later.
+		mu.Lock()
+		paceNow = paceNow.Add(time.Minute)
+		mu.Unlock()
 		if err := h.svc.CheckPending(ctx); err != nil {
 			t.Fatalf("sweep %d: %v", sweep, err)
 		}

@@ -45,6 +45,10 @@
 --   component -> host  <iq type='get'><status xmlns=NS/></iq>
 --                      result: <status xmlns=NS version='1' queued='N'/>
 --   component -> host  <iq type='set'><delete xmlns=NS token='T'/></iq>
+--   component -> host  <iq type='set'><purge xmlns=NS/></iq>
+--                      result: <purged xmlns=NS count='N'/>
+--   component -> host  <iq type='get'><minted xmlns=NS since='unix time'/></iq>
+--                      result: <minted xmlns=NS><token created='unix time'>T</token>...</minted>
 --   component -> host  <iq type='set'><introduce xmlns=NS jid='user@host'
 --                          contact='inviter@anywhere'/></iq>
 --   component -> host  <iq type='set'><suspend xmlns=NS jid='user@host'
@@ -112,6 +116,12 @@ end
 local unpack = table.unpack or unpack; -- luacheck: ignore 143
 
 local invites = module:depends("invites");
+-- mod_invites' own token storage, read and written directly only where its
+-- functions do not reach: expired tokens (see purge_expired_tokens). The
+-- map store finds one token, the keyval view of the same records lists
+-- them all, with the internal storage and SQL alike.
+local token_store = module:open_store("invite_token", "map");
+local token_list = module:open_store("invite_token");
 
 module:add_feature(NS);
 
@@ -642,10 +652,12 @@ module:hook("iq-set/host/" .. NS .. ":delete", function (event)
 		origin.send(st.error_reply(stanza, "modify", "bad-request", "token missing"));
 		return true;
 	end
-	local info = invites.get_account_invite_info(token);
+	-- Read from storage itself: get_account_invite_info hides an expired
+	-- token, which Prosody keeps all the same, and every token it holds
+	-- makes its minting slower.
+	local info = token_store:get(nil, token);
 	if not info then
-		-- Unknown, used or expired: nothing that registers an account is
-		-- left, and deleting is idempotent.
+		-- Unknown or used: nothing is left, and deleting is idempotent.
 		origin.send(st.reply(stanza));
 		return true;
 	end
@@ -668,6 +680,99 @@ module:hook("iq-set/host/" .. NS .. ":delete", function (event)
 	module:log("info", "Deleted invite %s at the request of %s", redact(token), component);
 	origin.send(st.reply(stanza));
 	return true;
+end);
+
+-- Expired tokens -----------------------------------------------------------------
+
+-- Prosody never removes an expired token from its storage: the bot deletes
+-- the token of each invite that expires, and this removes the ones that
+-- were left (by bot versions that did not, or while the bot was away),
+-- when the component asks and once a day.
+local function purge_expired_tokens(why)
+	local all, err = token_list:get(nil);
+	if all == nil and err then
+		return nil, err;
+	end
+	local now, gone, n = os.time(), {}, 0;
+	for token, invite in pairs(all or {}) do
+		if type(invite) == "table" and type(invite.expires) == "number" and invite.expires < now
+			and minted_by_bot(invite) then
+			gone[token] = token_store.remove;
+			n = n + 1;
+		end
+	end
+	if n == 0 then
+		return 0;
+	end
+	-- One write: the internal storage rewrites the whole token file on
+	-- every change.
+	local ok, serr = token_store:set_keys(nil, gone);
+	if not ok then
+		return nil, serr;
+	end
+	module:log("info", "Deleted %d expired invite token(s) of the bot (%s)", n, why);
+	return n;
+end
+
+module:hook("iq-set/host/" .. NS .. ":purge", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	if not from_component(stanza) then
+		return refuse_sender(event);
+	end
+	local n, err = purge_expired_tokens("asked by " .. component);
+	if not n then
+		module:log("error", "Could not delete expired invite tokens: %s", tostring(err));
+		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+		return true;
+	end
+	origin.send(st.reply(stanza):tag("purged", { xmlns = NS, count = tostring(n) }));
+	return true;
+end);
+
+-- The bot's tokens minted since a time, unexpired: when the answer to a
+-- mint was lost (the link dropped, the server answered too late), the bot
+-- asks which tokens it does not know and deletes them, so that no token
+-- stays valid here that nobody was handed. At most max_minted, newest first.
+local max_minted = 500;
+
+module:hook("iq-get/host/" .. NS .. ":minted", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	if not from_component(stanza) then
+		return refuse_sender(event);
+	end
+	local since = tonumber(stanza.tags[1].attr.since);
+	if not since then
+		origin.send(st.error_reply(stanza, "modify", "bad-request", "since missing"));
+		return true;
+	end
+	local all, err = token_list:get(nil);
+	if all == nil and err then
+		module:log("error", "Could not list invite tokens: %s", tostring(err));
+		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+		return true;
+	end
+	local now, found = os.time(), {};
+	for token, invite in pairs(all or {}) do
+		if type(invite) == "table" and type(invite.created_at) == "number" and invite.created_at >= since
+			and type(invite.expires) == "number" and invite.expires > now and minted_by_bot(invite) then
+			table.insert(found, { token = token, created = invite.created_at });
+		end
+	end
+	table.sort(found, function (a, b) return a.created > b.created; end);
+	local reply = st.reply(stanza):tag("minted", { xmlns = NS });
+	for i = 1, math.min(#found, max_minted) do
+		reply:tag("token", { created = tostring(found[i].created) }):text(found[i].token):up();
+	end
+	origin.send(reply);
+	return true;
+end);
+
+module:add_timer(sweep_interval, function ()
+	local _, err = purge_expired_tokens("daily");
+	if err then
+		module:log("warn", "Could not delete expired invite tokens: %s", tostring(err));
+	end
+	return sweep_interval;
 end);
 
 -- Introductions ------------------------------------------------------------------

@@ -154,11 +154,18 @@ func Generate(ctx context.Context, path string, p Profile) (Sample, error) {
 	g.s = newStore(db, g.newID, func() time.Time { return p.Now })
 	_, err = g.s.migrate(ctx)
 	if err == nil {
-		// The layout Open makes, so that opening the file writes nothing.
+		// The layout Open makes, so that opening the file writes nothing,
+		// and the check schedule, which the write path keeps.
 		err = ensureMailBuckets(db)
 	}
 	if err == nil {
+		err = g.s.makeSchedule(ctx)
+	}
+	if err == nil {
 		err = g.run(ctx)
+	}
+	if err == nil {
+		_, err = g.s.FillSchedule(ctx)
 	}
 	if err == nil {
 		// One sync at the end, so the file is whole when Generate returns.

@@ -288,6 +288,9 @@ func indexState(tx *bbolt.Tx, inv Invite, add bool) error {
 		if err := set(tx.Bucket(bucketPendingByInviter), pendingInviterKey(inv.Inviter, inv.Expires, inv.ID), []byte{}); err != nil {
 			return fmt.Errorf("index pending invite %s by inviter: %w", inv.ID, err)
 		}
+		if err := scheduleState(tx, inv, add); err != nil {
+			return err
+		}
 		// An event link's invites do not count toward the creator's
 		// pending limit; the link's own cap bounds them.
 		if inv.Event == "" {

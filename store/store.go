@@ -84,6 +84,7 @@ type Store struct {
 	requestTable
 	mailTable
 	settingsTable
+	onceTable
 	backupWriter
 	exporter
 	migrator
@@ -109,6 +110,7 @@ func newStore(db *bbolt.DB, newID func() string, now func() time.Time) *Store {
 		requestTable:    requestTable{base: b, invites: inviteTable{b}},
 		mailTable:       mailTable{b},
 		settingsTable:   settingsTable{b},
+		onceTable:       onceTable{b},
 		backupWriter:    backupWriter{b},
 		exporter:        exporter{b},
 		migrator:        migrator{b},
@@ -151,6 +153,11 @@ func openStore(ctx context.Context, path string, timeout time.Duration) (*Store,
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s.upgrade = up
+	// Not cancelled halfway: the file is migrated by now.
+	if err := s.makeSchedule(context.WithoutCancel(ctx)); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	return s, nil
 }
 

@@ -31,8 +31,12 @@ type IQSender interface {
 
 // Tunables for talking to the server.
 const (
-	// issuerTimeout bounds one mint, all command stages included.
-	issuerTimeout = 15 * time.Second
+	// issuerTimeout bounds one mint, all command stages included. It is
+	// longer than the bot's own bound on a request (30 s): a server busy
+	// for 20 s still answers, and the token it minted is then recorded,
+	// and revoked if nobody waits for it any more, instead of being left
+	// valid at the server with nobody knowing it.
+	issuerTimeout = 45 * time.Second
 	// maxCommandStages stops a server that keeps asking for more stages.
 	maxCommandStages = 3
 )

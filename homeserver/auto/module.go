@@ -2,6 +2,8 @@ package auto
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"durare.org/invitebot/homeserver"
 	"durare.org/invitebot/invites"
@@ -36,4 +38,27 @@ func (m prosodyModule) Detect(ctx context.Context) (invites.ModuleState, error) 
 		return invites.ModuleAbsent, nil
 	}
 	return m.ServerModule.Detect(ctx)
+}
+
+// errNoModule is what the optional abilities of mod_invitebot answer when
+// the wrapped module lacks them, or the server is ejabberd.
+var errNoModule = errors.New("no mod_invitebot here that does this")
+
+// PurgeExpired passes invites.TokenPurger through: the wrapper must not
+// hide what the module can do.
+func (m prosodyModule) PurgeExpired(ctx context.Context) (int, error) {
+	p, ok := m.ServerModule.(invites.TokenPurger)
+	if !ok || m.onEjabberd() {
+		return 0, errNoModule
+	}
+	return p.PurgeExpired(ctx)
+}
+
+// MintedSince passes invites.MintLister through.
+func (m prosodyModule) MintedSince(ctx context.Context, since time.Time) ([]invites.ServerToken, error) {
+	l, ok := m.ServerModule.(invites.MintLister)
+	if !ok || m.onEjabberd() {
+		return nil, errNoModule
+	}
+	return l.MintedSince(ctx, since)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,8 @@ import (
 //	server -> component  set <registered token='T' jid='user@domain' at='XEP-0082'/>
 //	component -> server  get <status/>      result <status version='1' queued='N'/>
 //	component -> server  set <delete token='T'/>
+//	component -> server  set <purge/>       result <purged count='N'/>
+//	component -> server  get <minted since='unix'/>  result <minted><token created='unix'>T</token>…</minted>
 //	component -> server  set <introduce jid='user@domain' contact='inviter@any'/>
 //
 // The module answers the component's IQs for the configured component JID
@@ -116,6 +119,47 @@ func (m *Module) Delete(ctx context.Context, token string) error {
 	return nil
 }
 
+// PurgeExpired has the server delete every token of the bot's that
+// expired, and returns how many it deleted. Prosody never removes expired
+// tokens by itself, and each one it holds makes minting slower. A module
+// from before purge answers service-unavailable: that says nothing about
+// whether the module is loaded, so it does not change State.
+func (m *Module) PurgeExpired(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, moduleTimeout)
+	defer cancel()
+	var purged struct {
+		Count int `xml:"count,attr"`
+	}
+	if err := m.exchange(ctx, stanza.SetIQ, "purge", &purged); err != nil {
+		return 0, fmt.Errorf("purge expired tokens at the server (mod_invitebot): %w", err)
+	}
+	return purged.Count, nil
+}
+
+// MintedSince asks the server for the unexpired tokens the bot minted
+// since since (at most the newest 500). A module from before this answers
+// service-unavailable, which leaves State alone.
+func (m *Module) MintedSince(ctx context.Context, since time.Time) ([]invites.ServerToken, error) {
+	ctx, cancel := context.WithTimeout(ctx, moduleTimeout)
+	defer cancel()
+	var list struct {
+		Tokens []struct {
+			Created int64  `xml:"created,attr"`
+			Token   string `xml:",chardata"`
+		} `xml:"token"`
+	}
+	err := m.exchange(ctx, stanza.GetIQ, "minted", &list,
+		xml.Attr{Name: xml.Name{Local: "since"}, Value: strconv.FormatInt(since.Unix(), 10)})
+	if err != nil {
+		return nil, fmt.Errorf("tokens minted since %s (mod_invitebot): %w", since.UTC().Format(time.RFC3339), err)
+	}
+	out := make([]invites.ServerToken, 0, len(list.Tokens))
+	for _, t := range list.Tokens {
+		out = append(out, invites.ServerToken{Token: t.Token, Created: time.Unix(t.Created, 0)})
+	}
+	return out, nil
+}
+
 // Introduce asks the server to put contact in account's roster with a
 // subscription request sent to contact and contact's own request
 // pre-approved. The server accepts it only for accounts that registered
@@ -137,6 +181,16 @@ func (m *Module) Introduce(ctx context.Context, account, contact string) error {
 // error answer is returned as a stanza.Error; one saying the server has no
 // such handler marks the module absent.
 func (m *Module) iq(ctx context.Context, typ stanza.IQType, local string, v any, attrs ...xml.Attr) error {
+	err := m.exchange(ctx, typ, local, v, attrs...)
+	var se stanza.Error
+	if errors.As(err, &se) && (se.Condition == stanza.ServiceUnavailable || se.Condition == stanza.FeatureNotImplemented) {
+		m.set(invites.ModuleAbsent) // unloaded while the link stayed up
+	}
+	return err
+}
+
+// exchange is iq without its conclusion about the module's state.
+func (m *Module) exchange(ctx context.Context, typ stanza.IQType, local string, v any, attrs ...xml.Attr) error {
 	payload := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: NSModule, Local: local}, Attr: attrs})
 	r, err := m.link.SendIQElement(ctx, payload, stanza.IQ{Type: typ, To: m.server, From: m.from})
 	if err != nil {
@@ -152,10 +206,6 @@ func (m *Module) iq(ctx context.Context, typ stanza.IQType, local string, v any,
 		return errors.New("reply is not an IQ")
 	}
 	if _, err := stanza.UnmarshalIQError(r, start); err != nil {
-		var se stanza.Error
-		if errors.As(err, &se) && (se.Condition == stanza.ServiceUnavailable || se.Condition == stanza.FeatureNotImplemented) {
-			m.set(invites.ModuleAbsent) // unloaded while the link stayed up
-		}
 		return err
 	}
 	if v == nil {

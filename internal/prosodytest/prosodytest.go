@@ -142,6 +142,8 @@ type options struct {
 	offline         bool
 	adminsNoRoles   []string
 	customRoles     []Role
+	inviteExpiry    int  // invite_expiry in seconds, 0 for Prosody's default
+	sqlTokens       bool // invite tokens in SQLite (WithSQLTokens)
 }
 
 // Role is a Prosody 13 custom role (the custom_roles option): a name, the
@@ -215,6 +217,19 @@ func WithAdmins(jids ...string) Option {
 // peer's delayed ACK can add 40 ms when two stanzas go out back to back).
 func WithoutNagle() Option {
 	return func(o *options) { o.noNagle = true }
+}
+
+// WithInviteExpiry sets invite_expiry: how many seconds a token Prosody
+// mints is valid (its default is a week).
+func WithInviteExpiry(seconds int) Option {
+	return func(o *options) { o.inviteExpiry = seconds }
+}
+
+// WithSQLTokens keeps invite tokens in SQLite (storage = { invite_token =
+// "sql" }) instead of Prosody's internal files. It needs LuaDBI's SQLite
+// driver (Debian: lua-dbi-sqlite3).
+func WithSQLTokens() Option {
+	return func(o *options) { o.sqlTokens = true }
 }
 
 // WithComponentSecret sets the component secret instead of a random one.
@@ -793,6 +808,8 @@ func (s *Server) writeConfig(c2sPort, compPort int, o options) error {
 		"AdminSocket":     s.adminSocket,
 		"PluginDir":       pluginDir,
 		"Offline":         o.offline,
+		"InviteExpiry":    o.inviteExpiry,
+		"SQLTokens":       o.sqlTokens,
 	})
 	if err != nil {
 		return fmt.Errorf("render config: %w", err)

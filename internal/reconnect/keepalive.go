@@ -14,9 +14,17 @@ import (
 // without an error.
 var ErrStreamClosed = errors.New("server closed the stream")
 
+// maxMissed is how many checks in a row may fail before the connection is
+// cut. A server busy for longer than a ping's timeout (Prosody on one
+// thread, minting with thousands of tokens held) answers late, and a late
+// answer proves it alive at the next check: only a server silent through
+// two pings, at least an interval apart, is taken for dead.
+const maxMissed = 2
+
 // Keepalive serves one established session and watches it: it pings every
-// Interval, cuts the connection when a ping fails, and closes the stream
-// gracefully when ctx ends.
+// Interval, cuts the connection when pings fail maxMissed times in a row
+// with nothing heard meanwhile, and closes the stream gracefully when ctx
+// ends.
 type Keepalive struct {
 	Log *slog.Logger
 	// What names the connection in the log: "<What> keepalive failed" when
@@ -48,6 +56,7 @@ func (k Keepalive) Serve(ctx context.Context, conn net.Conn, sess *xmpp.Session,
 	go func() { served <- sess.Serve(h) }()
 	ticker := time.NewTicker(k.Interval)
 	defer ticker.Stop()
+	missed := 0
 	for {
 		select {
 		case err := <-served:
@@ -73,10 +82,19 @@ func (k Keepalive) Serve(ctx context.Context, conn net.Conn, sess *xmpp.Session,
 			k.Log.Info(k.What + " closed")
 			return ctx.Err()
 		case <-ticker.C:
-			if err := k.check(ctx); err != nil && k.failure() == nil {
+			err := k.check(ctx)
+			switch {
+			case err == nil:
+				missed = 0
+			case k.failure() != nil:
+				// A ping that failed because of a Failure is reported as
+				// that by the next round.
+			case missed+1 < maxMissed:
+				missed++
+				k.Log.InfoContext(ctx, k.What+" ping unanswered; the server may be busy, asking again next interval", slog.Any("err", err))
+			default:
 				// Closing the connection makes Serve return; the select
-				// then reports the drop. (A ping that failed because of a
-				// Failure is reported as that by the next round.)
+				// then reports the drop.
 				k.Log.WarnContext(ctx, k.What+" keepalive failed", slog.Any("err", err))
 				conn.Close()
 			}

@@ -198,3 +198,48 @@ func TestKeepaliveQuietServerIsPinged(t *testing.T) {
 		t.Errorf("log lacks the failed keepalive:\n%s", logs.String())
 	}
 }
+
+// TestKeepaliveStalledServerIsNotDead: a server that answers nothing for
+// longer than a ping's timeout (busy on its one thread) but answers the
+// next ping keeps its connection; only a second ping in a row that goes
+// unanswered, with nothing heard since, cuts it (issue 22: a server that
+// takes 20 s to answer is slow, not dead).
+func TestKeepaliveStalledServerIsNotDead(t *testing.T) {
+	conn, sess := pipeSession(t)
+	var logs syncBuffer
+	long := time.Now().Add(-time.Hour)
+	pings := make(chan int, 100)
+	n := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	k := Keepalive{Log: slog.New(slog.NewTextHandler(&logs, nil)), What: "test link", Interval: time.Millisecond,
+		LastHeard: func() time.Time { return long },
+		Ping: func(context.Context) error {
+			n++
+			pings <- n
+			if n%2 == 1 {
+				return errors.New("no answer in time")
+			}
+			return nil
+		}}
+	done := make(chan error, 1)
+	go func() { done <- k.Serve(ctx, conn, sess, nil) }()
+	for {
+		select {
+		case got := <-pings:
+			if got < 6 {
+				continue
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("Serve = %v, want it to end only by ctx", err)
+			}
+			if strings.Contains(logs.String(), "keepalive failed") {
+				t.Errorf("a server that answered every other ping was taken for a dead one:\n%s", logs.String())
+			}
+			return
+		case err := <-done:
+			t.Fatalf("Serve ended while every other ping was answered: %v\n%s", err, logs.String())
+		}
+	}
+}
