@@ -28,10 +28,15 @@ func (o *heldOut) Encode(ctx context.Context, v any) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if m, ok := v.(outboundMessage); ok {
-		o.mu.Lock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch m := v.(type) {
+	case outboundMessage:
 		o.bodies = append(o.bodies, m.Body)
-		o.mu.Unlock()
+	case []outboundMessage:
+		// A reply with an image is one write of two messages; the text
+		// is the answer.
+		o.bodies = append(o.bodies, m[0].Body)
 	}
 	return nil
 }
