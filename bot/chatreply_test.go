@@ -42,7 +42,9 @@ func TestInviteReplyIsOneWrite(t *testing.T) {
 	f := newFixture(t)
 	out := &writeRecorder{}
 	b := New(Config{Service: f.bot.svc, Component: jid.MustParse("invites.durare.test"), Log: f.bot.log, Now: f.clock.now, Out: out,
-		Links: func(id string) (string, string) { return "https://durare.test/i/" + id, "https://durare.test/i/" + id + "/qr.png" }})
+		Links: func(id string) (string, string) {
+			return "https://durare.test/i/" + id, "https://durare.test/i/" + id + "/qr.png"
+		}})
 	t.Cleanup(func() { _ = b.Drain(context.Background()) })
 
 	raw := fmt.Sprintf(`<message xmlns='jabber:component:accept' from='%s/r' to='invites.durare.test' type='chat' id='m1'>`+
