@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,6 +67,9 @@ type stateResult struct {
 	BotLinkResets   int           `json:"bot_link_drops_from_resets"`
 	BotLogSample    []string      `json:"bot_log_sample,omitempty"`
 	DBCold          bool          `json:"db_evicted_before_start"` // -cold
+	// Stopped says why this database's run ended before its last
+	// measurement; its memory is then whatever could still be read.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // measurement compares the bot with its floor under one load.
@@ -85,10 +89,13 @@ type measurement struct {
 
 // target is one of issue 14's targets, checked.
 type target struct {
-	What  string  `json:"what"`
-	Value float64 `json:"value"`
-	Limit float64 `json:"limit"`
-	Met   bool    `json:"met"`
+	// Unmeasured says why there is no value: the run stopped before the
+	// figure could be read. Value is then 0 and Met false.
+	Unmeasured string  `json:"unmeasured,omitempty"`
+	What       string  `json:"what"`
+	Value      float64 `json:"value"`
+	Limit      float64 `json:"limit"`
+	Met        bool    `json:"met"`
 }
 
 // bench runs everything and returns what it measured, also when it fails
@@ -137,6 +144,10 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (res *resu
 	res.Prosody = e.srv.Version
 	res.ProsodyNagle = o.nagle
 
+	// A database that stops does not stop the next one: each has a bot
+	// process of its own.
+	var errs []error
+
 	for _, db := range []struct {
 		name string
 		seed int
@@ -144,8 +155,17 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (res *resu
 		sr, err := e.runDatabase(ctx, o, db.name, db.seed, profileTo, res)
 		res.States = append(res.States, sr)
 		if err != nil {
-			return res, err
+			errs = append(errs, err)
+			if e.bot != nil || ctx.Err() != nil {
+				break // a bot that would not stop, or the run was interrupted
+			}
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		res.Machine.LoadAfter = loadAverage()
+		res.Seconds = round(time.Since(res.Started).Seconds(), 1)
+		res.Targets = evaluate(res)
+		return res, err
 	}
 	res.Machine.LoadAfter = loadAverage()
 	res.Seconds = round(time.Since(res.Started).Seconds(), 1)
@@ -155,8 +175,13 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (res *resu
 
 // runDatabase prepares one database, runs a bot on it through every
 // measurement, and reads the bot's peak memory before stopping it.
-func (e *env) runDatabase(ctx context.Context, o options, name string, seed int, profileTo string, res *results) (stateResult, error) {
-	sr := stateResult{Name: name, SeededInvites: seed}
+func (e *env) runDatabase(ctx context.Context, o options, name string, seed int, profileTo string, res *results) (sr stateResult, err error) {
+	sr = stateResult{Name: name, SeededInvites: seed}
+	defer func() {
+		if err != nil && sr.Stopped == "" {
+			sr.Stopped = err.Error()
+		}
+	}()
 	dbPath := filepath.Join(e.dir, name+".db")
 	start := time.Now()
 	if seed > 0 {
@@ -183,8 +208,6 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 	sr.BotStartSeconds = round(time.Since(start).Seconds(), 2)
 	e.logf("%s database: bot %d up in %.2fs", name, e.bot.pid, sr.BotStartSeconds)
 	peaks := samplePeaks(e.bot.pid)
-	defer peaks() // on an early return; a second call is harmless
-
 	for _, m := range measurements {
 		profiled := profileTo != "" && m.name+" "+name == o.profile
 		mr, err := e.measure(ctx, o, m, profiled, profileTo)
@@ -193,24 +216,32 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 			res.Profile, res.ProfileOf = o.cpuProfile, o.profile
 		}
 		if err != nil {
+			_ = e.finishBot(&sr, peaks) // the measurement's error says more
 			return sr, fmt.Errorf("%s, %s database: %w", m.name, name, err)
 		}
 	}
-	// VmHWM is the peak over the bot's whole life: start-up with this
-	// database and every measurement above.
-	mem, err := procMemory(e.bot.pid)
-	if err != nil {
+	if err := e.finishBot(&sr, peaks); err != nil {
 		return sr, err
 	}
-	mem.PeakAnonKiB, mem.PeakFileKiB = peaks()
-	sr.BotMemory = mem
-	logPath := e.bot.logPath
-	if err := e.stopBot(); err != nil {
-		return sr, err
-	}
-	sr.BotWarnings, sr.BotErrors, sr.BotLinkResets, sr.BotLogSample = logSummary(logPath)
 	sr.DBBytesEnd = fileSize(dbPath)
 	return sr, nil
+}
+
+// finishBot reads the bot's memory, stops it and sums up its log into sr.
+// The memory is read first, while the process lives: VmHWM is the peak over
+// its whole life, start-up with this database and every measurement. A
+// bot that has exited leaves sr.BotMemory zero, which the report shows as
+// not measured.
+func (e *env) finishBot(sr *stateResult, peaks func() (anon, file int64)) error {
+	anon, file := peaks()
+	if mem, err := procMemory(e.bot.pid); err == nil {
+		mem.PeakAnonKiB, mem.PeakFileKiB = anon, file
+		sr.BotMemory = mem
+	}
+	logPath := e.bot.logPath
+	err := e.stopBot()
+	sr.BotWarnings, sr.BotErrors, sr.BotLinkResets, sr.BotLogSample = logSummary(logPath)
+	return err
 }
 
 // measure runs one measurement on the running bot.
@@ -285,7 +316,7 @@ func (e *env) paths(o options, m measurementDef, inviters, admins []*prosodytest
 	n = o.size.Seq
 	switch m.kind {
 	case kindChat:
-		bot = path{"bot chat invite", chatInvite(inviters, e.component)}
+		bot = path{"bot chat invite", chatInvite(inviters, e.component, true)}
 	case kindAdhoc:
 		bot = path{"bot ad-hoc invite", adhocInvite(inviters, e.component)}
 	case kindHelp:

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"durare.org/invitebot/internal/prosodytest"
 	"durare.org/invitebot/store"
 )
 
@@ -154,5 +158,85 @@ func TestTinyRun(t *testing.T) {
 	var back results
 	if err := json.Unmarshal(raw, &back); err != nil || len(back.Targets) == 0 {
 		t.Errorf("JSON does not read back with targets: %v", err)
+	}
+}
+
+// TestLateReplyIsNotTheAnswer: over the real Prosody, a reply left over
+// from an earlier request (no thread, or another one) neither fails nor
+// satisfies the next request; the reply in the request's thread does. A
+// stand-in account plays the bot. Before replies were correlated, one late
+// reply aborted a whole run ("unexpected reply to help").
+func TestLateReplyIsNotTheAnswer(t *testing.T) {
+	srv := prosodytest.Start(t)
+	domain := srv.Domain
+	for _, u := range []string{"worker", "botlike"} {
+		if _, err := srv.Register(u, domain, password); err != nil {
+			t.Fatal(err)
+		}
+	}
+	worker := prosodytest.Login(t, srv, jid.MustParse("worker@"+domain), password)
+	botlike := prosodytest.Login(t, srv, jid.MustParse("botlike@"+domain), password)
+
+	help := chatHelp([]*prosodytest.Client{worker}, botlike.JID().Bare())
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() { done <- help(ctx, 0) }()
+
+	req := botlike.Next(t)
+	if req.Body != "help" {
+		t.Fatalf("request body %q", req.Body)
+	}
+	id := req.ID
+	if !inThread(req, id) {
+		t.Fatalf("request carries no thread %s: %s", id, req.Inner)
+	}
+	// The late answers first: one without a thread, one in another.
+	for _, m := range []struct{ body, thread string }{{"Invite abc: xmpp:x?register;preauth=1", ""}, {"Unknown command", "ib-other"}} {
+		if err := replyAs(ctx, botlike, worker.JID(), m.body, m.thread); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the request ended on a late reply: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := replyAs(ctx, botlike, worker.JID(), "Commands: help", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the reply in the request's thread was not taken: %v", err)
+	}
+}
+
+// replyAs sends body from c to to, in thread when it is not empty.
+func replyAs(ctx context.Context, c *prosodytest.Client, to jid.JID, body, thread string) error {
+	if thread == "" {
+		return c.Send(ctx, to, stanza.ChatMessage, body)
+	}
+	return sendInThread(ctx, c, to, body, thread)
+}
+
+// TestStoppedDatabaseReport: a database whose run stopped before its
+// bot's memory was read is reported as stopped and not measured, never
+// as a peak of 0.0 MB or a met or missed target.
+func TestStoppedDatabaseReport(t *testing.T) {
+	res := &results{Size: sizes["quick"], States: []stateResult{
+		{Name: "empty", BotMemory: memory{PeakKiB: 25000, RSSKiB: 24000, AnonKiB: 9000, FileKiB: 15000}},
+		{Name: "seeded", SeededInvites: 1000000, Stopped: "help x1, seeded database: bot exited"},
+	}}
+	res.Targets = evaluate(res)
+	var out bytes.Buffer
+	printTable(&out, res)
+	text := out.String()
+	for _, want := range []string{"seeded database: STOPPED: help x1", "seeded database: memory not measured",
+		"STOP  bot peak RSS, seeded database (MB): not measured"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "peak RSS 0.0") || strings.Contains(text, ": 0.00 (target") {
+		t.Errorf("report shows a stopped measurement as a zero:\n%s", text)
 	}
 }

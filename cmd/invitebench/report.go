@@ -39,8 +39,12 @@ func evaluate(res *results) []target {
 					Value: m.RateRatio, Limit: targetRateRatio, Met: m.RateRatio >= targetRateRatio && !m.Aborted})
 		}
 		peak := float64(st.BotMemory.PeakKiB) * 1024
-		out = append(out, target{What: fmt.Sprintf("bot peak RSS, %s database (MB)", st.Name),
-			Value: round(peak/1e6, 1), Limit: targetPeakBytes / 1e6, Met: peak > 0 && peak < targetPeakBytes})
+		t := target{What: fmt.Sprintf("bot peak RSS, %s database (MB)", st.Name),
+			Value: round(peak/1e6, 1), Limit: targetPeakBytes / 1e6, Met: peak > 0 && peak < targetPeakBytes}
+		if peak == 0 {
+			t.Unmeasured = "stopped before the bot's memory was read"
+		}
+		out = append(out, t)
 	}
 	return out
 }
@@ -87,6 +91,13 @@ func printTable(w io.Writer, res *results) {
 		if st.DBCold {
 			cache = "evicted from the page cache before start"
 		}
+		if st.Stopped != "" {
+			fmt.Fprintf(w, "bot, %s database: STOPPED: %s\n", st.Name, st.Stopped)
+		}
+		if mem.PeakKiB == 0 {
+			fmt.Fprintf(w, "bot, %s database: memory not measured (the run stopped before it could be read)\n", st.Name)
+			continue
+		}
 		fmt.Fprintf(w, "bot, %s database (%.1f MB on disk at the end, %s): peak RSS %.1f MB (sampled peaks: anonymous %.1f, file-backed %.1f); at the end RSS %.1f MB = anonymous %.1f + file-backed %.1f; started in %.2f s; log: %d warnings, %d errors (and %d link drops from the token resets)\n",
 			st.Name, float64(st.DBBytesEnd)/1e6, cache, kib(mem.PeakKiB), kib(mem.PeakAnonKiB), kib(mem.PeakFileKiB), kib(mem.RSSKiB), kib(mem.AnonKiB), kib(mem.FileKiB),
 			st.BotStartSeconds, st.BotWarnings, st.BotErrors, st.BotLinkResets)
@@ -107,6 +118,10 @@ func printTable(w io.Writer, res *results) {
 			mark := "MISS"
 			if t.Met {
 				mark = "met "
+			}
+			if t.Unmeasured != "" {
+				fmt.Fprintf(w, "  STOP  %s: not measured, %s (target %.1f)\n", t.What, t.Unmeasured, t.Limit)
+				continue
 			}
 			fmt.Fprintf(w, "  %s  %s: %.2f (target %.1f)\n", mark, t.What, t.Value, t.Limit)
 		}
