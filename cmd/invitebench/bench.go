@@ -70,6 +70,8 @@ type stateResult struct {
 	// Stopped says why this database's run ended before its last
 	// measurement; its memory is then whatever could still be read.
 	Stopped string `json:"stopped,omitempty"`
+	// Mixed is the mixed load's result (seeded database only).
+	Mixed *mixedResult `json:"mixed_load,omitempty"`
 }
 
 // measurement compares the bot with its floor under one load.
@@ -152,6 +154,9 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (res *resu
 		name string
 		seed int
 	}{{"empty", 0}, {"seeded", o.size.Seed}} {
+		if o.mixedOnly && db.seed == 0 {
+			continue
+		}
 		sr, err := e.runDatabase(ctx, o, db.name, db.seed, profileTo, res)
 		res.States = append(res.States, sr)
 		if err != nil {
@@ -187,7 +192,8 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 	if seed > 0 {
 		e.logf("%s database: seeding %d invites", name, seed)
 	}
-	if err := prepareDB(ctx, dbPath, seed, e.domain.String(), e.boss, e.inviters, e.logf); err != nil {
+	smp, err := prepareDB(ctx, dbPath, seed, e.domain.String(), e.boss, e.inviters, e.logf)
+	if err != nil {
 		return sr, fmt.Errorf("prepare %s database: %w", name, err)
 	}
 	if seed > 0 {
@@ -209,6 +215,12 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 	e.logf("%s database: bot %d up in %.2fs", name, e.bot.pid, sr.BotStartSeconds)
 	peaks := samplePeaks(e.bot.pid)
 	for _, m := range measurements {
+		if o.mixedOnly {
+			break
+		}
+		if o.only != nil && !o.only[m.name] {
+			continue
+		}
 		profiled := profileTo != "" && m.name+" "+name == o.profile
 		mr, err := e.measure(ctx, o, m, profiled, profileTo)
 		sr.Measurements = append(sr.Measurements, mr)
@@ -219,6 +231,15 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 			_ = e.finishBot(&sr, peaks) // the measurement's error says more
 			return sr, fmt.Errorf("%s, %s database: %w", m.name, name, err)
 		}
+	}
+	if seed > 0 && o.size.MixedSeconds > 0 {
+		mixed, err := e.mixedLoad(ctx, o, time.Duration(o.size.MixedSeconds)*time.Second, smp)
+		sr.Mixed = mixed
+		if err != nil {
+			_ = e.finishBot(&sr, peaks)
+			return sr, fmt.Errorf("mixed load, %s database: %w", name, err)
+		}
+		e.logf("%s", mixed.describe())
 	}
 	if err := e.finishBot(&sr, peaks); err != nil {
 		return sr, err

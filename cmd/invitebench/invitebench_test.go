@@ -74,21 +74,33 @@ func TestProcReadsItself(t *testing.T) {
 	}
 }
 
-func TestSeedInviteHistory(t *testing.T) {
-	now := time.Now().UTC()
-	states := map[store.State]int{}
-	for i := range 1000 {
-		inv := seedInvite(i, 1000, "durare.test", "a@elsewhere.test", now)
-		states[inv.State]++
-		if now.Sub(inv.Created) < seedNewest || now.Sub(inv.Created) > seedSpan+seedNewest {
-			t.Fatalf("invite %d created %v ago", i, now.Sub(inv.Created))
-		}
-		if !strings.HasPrefix(inv.URI, "xmpp:durare.test?register;preauth=") || inv.Domain != "durare.test" {
-			t.Fatalf("invite %d: %+v", i, inv)
+// TestPrepareDBSeeds: the seeded database holds the history asked for,
+// and the benchmark's inviters are granted and have invites of their own.
+func TestPrepareDBSeeds(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "seeded.db")
+	inviters := []jid.JID{jid.MustParse("inviter00@elsewhere.test"), jid.MustParse("inviter01@elsewhere.test")}
+	if _, err := prepareDB(ctx, path, 2000, "durare.test", jid.MustParse("boss@durare.test"), inviters, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, inv := range inviters {
+		if _, err := st.Grant(ctx, inv.String()); err != nil {
+			t.Errorf("%s not granted: %v", inv, err)
 		}
 	}
-	if states[store.StateUsed] != 600 || states[store.StateExpired] != 300 || states[store.StateCancelled] != 100 {
-		t.Errorf("states %v", states)
+	mine, err := st.InvitesByInviter(ctx, inviters[0].String())
+	if err != nil || len(mine) == 0 {
+		t.Errorf("%s has %d invites (%v), want a history", inviters[0], len(mine), err)
+	}
+	for _, inv := range mine {
+		if inv.Domain != "durare.test" {
+			t.Fatalf("invite for %q, want durare.test", inv.Domain)
+		}
 	}
 }
 
@@ -231,7 +243,7 @@ func TestStoppedDatabaseReport(t *testing.T) {
 	printTable(&out, res)
 	text := out.String()
 	for _, want := range []string{"seeded database: STOPPED: help x1", "seeded database: memory not measured",
-		"STOP  bot peak RSS, seeded database (MB): not measured"} {
+		"STOP  bot's own memory (peak anonymous RSS), seeded database (MB): not measured"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}

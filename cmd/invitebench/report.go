@@ -17,9 +17,19 @@ const (
 	// targetRateRatio: the bot's invites per second at least this share
 	// of the server's own, at Concurrency inviters.
 	targetRateRatio = 0.8
-	// targetPeakBytes: the bot's peak resident set (VmHWM), in bytes
-	// (40 MB, decimal).
+	// targetPeakBytes: the bot's own memory at its peak, in bytes (40 MB,
+	// decimal): the anonymous part of its resident set (RssAnon: Go heap,
+	// stacks, runtime), with any database, a 1 M history under mixed load
+	// included. The file-backed rest is the binary and the database
+	// pages bbolt maps: page cache, clean and shared, which the kernel
+	// reclaims under pressure and which grows with the pages the load
+	// touches up to the file's size; it is reported, not bounded
+	// (docs/PERFORMANCE.md, "Memory").
 	targetPeakBytes = 40e6
+	// targetAnonSlope: under the steady mixed load, the bot's own memory
+	// grows by at most this many MB a minute (flat, within the sampling
+	// noise of the garbage collector's cycles).
+	targetAnonSlope = 1.0
 )
 
 // evaluate checks the targets against the results. "Flat with a 100 k
@@ -38,13 +48,17 @@ func evaluate(res *results) []target {
 				target{What: fmt.Sprintf("%s, %s database: throughput bot/direct", m.Name, st.Name),
 					Value: m.RateRatio, Limit: targetRateRatio, Met: m.RateRatio >= targetRateRatio && !m.Aborted})
 		}
-		peak := float64(st.BotMemory.PeakKiB) * 1024
-		t := target{What: fmt.Sprintf("bot peak RSS, %s database (MB)", st.Name),
+		peak := float64(max(st.BotMemory.PeakAnonKiB, st.BotMemory.AnonKiB)) * 1024
+		t := target{What: fmt.Sprintf("bot's own memory (peak anonymous RSS), %s database (MB)", st.Name),
 			Value: round(peak/1e6, 1), Limit: targetPeakBytes / 1e6, Met: peak > 0 && peak < targetPeakBytes}
 		if peak == 0 {
 			t.Unmeasured = "stopped before the bot's memory was read"
 		}
 		out = append(out, t)
+		if mx := st.Mixed; mx != nil {
+			out = append(out, target{What: fmt.Sprintf("growth of the bot's own memory under the mixed load, %s database (MB/min)", st.Name),
+				Value: mx.AnonSlopeMBMin, Limit: targetAnonSlope, Met: len(mx.Samples) >= 10 && mx.AnonSlopeMBMin <= targetAnonSlope})
+		}
 	}
 	return out
 }
@@ -101,6 +115,9 @@ func printTable(w io.Writer, res *results) {
 		fmt.Fprintf(w, "bot, %s database (%.1f MB on disk at the end, %s): peak RSS %.1f MB (sampled peaks: anonymous %.1f, file-backed %.1f); at the end RSS %.1f MB = anonymous %.1f + file-backed %.1f; started in %.2f s; log: %d warnings, %d errors (and %d link drops from the token resets)\n",
 			st.Name, float64(st.DBBytesEnd)/1e6, cache, kib(mem.PeakKiB), kib(mem.PeakAnonKiB), kib(mem.PeakFileKiB), kib(mem.RSSKiB), kib(mem.AnonKiB), kib(mem.FileKiB),
 			st.BotStartSeconds, st.BotWarnings, st.BotErrors, st.BotLinkResets)
+		if st.Mixed != nil {
+			fmt.Fprintf(w, "  %s\n", st.Mixed.describe())
+		}
 		for _, l := range st.BotLogSample {
 			fmt.Fprintf(w, "    %s\n", l)
 		}
