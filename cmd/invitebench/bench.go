@@ -33,6 +33,9 @@ var measurements = []measurementDef{
 	{"invite ad-hoc x20", kindAdhoc, Concurrency},
 	{"help x1", kindHelp, 1},
 	{"help x20", kindHelp, Concurrency},
+	// Run with -x100 only: they need Wide inviters and admins.
+	{"invite chat x100", kindChat, Wide},
+	{"invite ad-hoc x100", kindAdhoc, Wide},
 }
 
 // results is everything a run found; it is written as JSON.
@@ -135,8 +138,12 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (res *resu
 	if err != nil {
 		return nil, err
 	}
-	logf("starting Prosody, creating %d accounts", 1+2*Concurrency)
-	e, err := newEnv(ctx, dir, bin, o.nagle, logf)
+	users := Concurrency
+	if o.wide {
+		users = Wide
+	}
+	logf("starting Prosody, creating %d accounts", 1+2*users)
+	e, err := newEnv(ctx, dir, bin, o.nagle, users, logf)
 	if e != nil {
 		defer func() { e.close(keep || err != nil) }()
 	}
@@ -192,7 +199,7 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 	if seed > 0 {
 		e.logf("%s database: seeding %d invites", name, seed)
 	}
-	smp, err := prepareDB(ctx, dbPath, seed, e.domain.String(), e.boss, e.inviters, e.logf)
+	smp, err := prepareDB(ctx, dbPath, seed, e.domain.String(), e.boss, e.inviters, o.seedCache, e.logf)
 	if err != nil {
 		return sr, fmt.Errorf("prepare %s database: %w", name, err)
 	}
@@ -218,7 +225,7 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 		if o.mixedOnly {
 			break
 		}
-		if o.only != nil && !o.only[m.name] {
+		if o.only != nil && !o.only[m.name] || m.conc > len(e.inviters) {
 			continue
 		}
 		profiled := profileTo != "" && m.name+" "+name == o.profile
@@ -304,7 +311,9 @@ func (e *env) measure(ctx context.Context, o options, m measurementDef, profiled
 	if m.conc == 1 {
 		sa, sb, mr.Aborted, err = r.sequential(ctx, n, bot, direct)
 	} else {
-		sa, sb, mr.Aborted, err = r.concurrent(ctx, n, o.size.Block, m.conc, bot, direct)
+		// At least two requests per worker in a block, so that every
+		// worker is busy through most of it.
+		sa, sb, mr.Aborted, err = r.concurrent(ctx, n, max(o.size.Block, 2*m.conc), m.conc, bot, direct)
 	}
 	if profiled {
 		if terr := e.profileToggle(); terr != nil && err == nil {

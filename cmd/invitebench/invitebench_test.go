@@ -80,7 +80,7 @@ func TestPrepareDBSeeds(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "seeded.db")
 	inviters := []jid.JID{jid.MustParse("inviter00@elsewhere.test"), jid.MustParse("inviter01@elsewhere.test")}
-	if _, err := prepareDB(ctx, path, 2000, "durare.test", jid.MustParse("boss@durare.test"), inviters, t.Logf); err != nil {
+	if _, err := prepareDB(ctx, path, 2000, "durare.test", jid.MustParse("boss@durare.test"), inviters, "", t.Logf); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(ctx, path)
@@ -122,7 +122,7 @@ func TestTinyRun(t *testing.T) {
 		t.Skip("starts Prosody and the bot")
 	}
 	o := options{
-		size:     size{Name: "tiny", Seq: 3, Conc: 2 * Concurrency, Block: Concurrency, Help: 2 * Concurrency, Seed: 300},
+		size:     size{Name: "tiny", Seq: 3, Conc: 2 * Concurrency, Block: Concurrency, Help: 2 * Concurrency, Seed: 300, MixedSeconds: 3},
 		jsonPath: filepath.Join(t.TempDir(), "out.json"),
 		timeout:  35 * time.Second,
 		nagle:    true,
@@ -159,6 +159,14 @@ func TestTinyRun(t *testing.T) {
 		if st.BotMemory.PeakKiB == 0 {
 			t.Errorf("%s: no peak RSS", st.Name)
 		}
+		if st.Stopped != "" {
+			t.Errorf("%s: stopped: %s", st.Name, st.Stopped)
+		}
+	}
+	mx := res.States[1].Mixed
+	if mx == nil || len(mx.Samples) < 2 || mx.AnonPeakKiB == 0 || mx.Lost+mx.Failed > 0 ||
+		mx.OK["invite (chat)"]+mx.OK["invite (ad-hoc)"] == 0 || mx.OK["whoinvited"]+mx.OK["audit about an inviter"]+mx.OK["audit about an invite"]+mx.OK["inviters"] == 0 {
+		t.Errorf("mixed load on the seeded database: %+v", mx)
 	}
 	if err := writeJSON(o.jsonPath, res); err != nil {
 		t.Fatal(err)

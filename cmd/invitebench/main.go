@@ -34,6 +34,10 @@ import (
 // for 20.
 const Concurrency = 20
 
+// Wide is the number of inviters (and direct minters) of the -x100
+// measurements: a community's whole crowd at once (issue 22).
+const Wide = 100
+
 // maxLost stops a measurement early: past this many lost replies the link
 // is broken (or the bot is), and waiting out every request's timeout would
 // only make the run hang for many minutes without telling more.
@@ -72,6 +76,8 @@ type options struct {
 	nagle      bool
 	cold       bool
 	mixedOnly  bool
+	wide       bool
+	seedCache  string
 	// only, when not empty, names the measurements to run (the others
 	// are skipped).
 	only map[string]bool
@@ -90,6 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	seq := fs.Int("seq", 0, "invites per path in the sequential measurements (0: the size's default)")
 	mixed := fs.Duration("mixed", -1, "how long the mixed load runs on the seeded database (0: skip it; default: the size's)")
 	only := fs.String("only", "", "comma-separated measurements to run, e.g. \"invite chat x1,invite ad-hoc x1\" (default: all)")
+	seedCache := fs.String("seed-cache", "", "keep generated seeded databases in this directory and copy them on later runs (a 1 M history takes minutes to write)")
+	wide := fs.Bool("x100", false, fmt.Sprintf("also measure invites with %d concurrent inviters (creates %d more accounts)", Wide, 2*(Wide-Concurrency)))
 	mixedOnly := fs.Bool("mixed-only", false, "run only the seeded database's mixed load (memory at a large history without the rest)")
 	jsonPath := fs.String("json", "invitebench.json", "where to write the results as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bot during the -profile measurement to this file")
@@ -103,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	sz, ok := sizes[*sizeName]
 	if !ok || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: invitebench [-size quick|full] [-seed N] [-json FILE] [-cpuprofile FILE [-profile NAME]] [-timeout D] [-nagle=false] [-cold] [-seq N] [-mixed D] [-mixed-only] [-keep]")
+		fmt.Fprintln(stderr, "usage: invitebench [-size quick|full] [-seed N] [-json FILE] [-cpuprofile FILE [-profile NAME]] [-timeout D] [-nagle=false] [-cold] [-seq N] [-mixed D] [-mixed-only] [-x100] [-only NAMES] [-keep]")
 		return 2
 	}
 	if *seed > 0 {
@@ -115,7 +123,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *mixed >= 0 {
 		sz.MixedSeconds = int(mixed.Seconds())
 	}
-	opts := options{size: sz, jsonPath: *jsonPath, cpuProfile: *cpuProfile, profile: *profile, timeout: *timeout, keep: *keep, nagle: *nagle, cold: *cold, mixedOnly: *mixedOnly}
+	opts := options{size: sz, jsonPath: *jsonPath, cpuProfile: *cpuProfile, profile: *profile, timeout: *timeout, keep: *keep, nagle: *nagle, cold: *cold, mixedOnly: *mixedOnly, wide: *wide, seedCache: *seedCache}
 	if *only != "" {
 		opts.only = make(map[string]bool)
 		for _, name := range strings.Split(*only, ",") {

@@ -127,7 +127,7 @@ func (e *env) mixedLoad(ctx context.Context, o options, d time.Duration, smp sto
 	if err := e.resetServerTokens(ctx); err != nil {
 		return nil, err
 	}
-	inviters, err := e.login(ctx, e.inviters)
+	inviters, err := e.login(ctx, e.inviters[:Concurrency])
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,9 +31,12 @@ const seedPerInviter = 100
 // minutes; the bot then runs on the file on disk, where its own writes pay
 // the fsync as in a deployment. The file starts out cached as written;
 // -cold evicts it.
-func prepareDB(ctx context.Context, path string, n int, domain string, boss jid.JID, inviters []jid.JID, logf func(string, ...any)) (store.Sample, error) {
+func prepareDB(ctx context.Context, path string, n int, domain string, boss jid.JID, inviters []jid.JID, cache string, logf func(string, ...any)) (store.Sample, error) {
 	if n == 0 {
 		return store.Sample{}, writeGrants(ctx, path, boss, inviters)
+	}
+	if cache != "" {
+		return cachedDB(ctx, path, n, domain, boss, inviters, cache, logf)
 	}
 	names := make([]string, len(inviters))
 	for i, inv := range inviters {
@@ -45,6 +52,55 @@ func prepareDB(ctx context.Context, path string, n int, domain string, boss jid.
 	}
 	logf("seeded %d invites in %.1f s", n, time.Since(start).Seconds())
 	return smp, nil
+}
+
+// cachedDB is prepareDB through a cache directory (-seed-cache): a history
+// generated once is copied for later runs, since a 1 M history takes
+// minutes to write. The sample is kept beside it as JSON.
+func cachedDB(ctx context.Context, path string, n int, domain string, boss jid.JID, inviters []jid.JID, cache string, logf func(string, ...any)) (store.Sample, error) {
+	base := filepath.Join(cache, fmt.Sprintf("seed-%d-%s-%d", n, domain, len(inviters)))
+	var smp store.Sample
+	if raw, err := os.ReadFile(base + ".json"); err == nil && json.Unmarshal(raw, &smp) == nil {
+		if err := copyFile(base+".db", path); err == nil {
+			logf("seeded database copied from %s.db", base)
+			return smp, nil
+		}
+	}
+	os.Remove(base + ".db")
+	smp, err := prepareDB(ctx, base+".db", n, domain, boss, inviters, "", logf)
+	if err != nil {
+		return smp, err
+	}
+	raw, err := json.Marshal(smp)
+	if err == nil {
+		err = os.WriteFile(base+".json", raw, 0o600)
+	}
+	if err != nil {
+		return smp, err
+	}
+	return smp, copyFile(base+".db", path)
+}
+
+// copyFile copies src to a new file dst and syncs it.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // writeGrants creates a database at path holding only the grants of the
