@@ -162,6 +162,10 @@ func TestTinyRun(t *testing.T) {
 		if st.Stopped != "" {
 			t.Errorf("%s: stopped: %s", st.Name, st.Stopped)
 		}
+		// The bound docs/PERFORMANCE.md sets on the bot's own memory.
+		if anon := max(st.BotMemory.PeakAnonKiB, st.BotMemory.AnonKiB) * 1024; anon == 0 || anon >= targetPeakBytes {
+			t.Errorf("%s: the bot's own memory peaked at %d bytes, the bound is %.0f", st.Name, anon, targetPeakBytes)
+		}
 	}
 	mx := res.States[1].Mixed
 	if mx == nil || len(mx.Samples) < 2 || mx.AnonPeakKiB == 0 || mx.Lost+mx.Failed > 0 ||
