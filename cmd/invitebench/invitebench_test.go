@@ -264,3 +264,29 @@ func TestStoppedDatabaseReport(t *testing.T) {
 		t.Errorf("report shows a stopped measurement as a zero:\n%s", text)
 	}
 }
+
+// TestMixedFloor: a saw whose floor stays put is flat, whatever its teeth
+// do; a floor that rises is growth.
+func TestMixedFloor(t *testing.T) {
+	saw := func(rise int64) []memSample {
+		var s []memSample
+		for i := range 90 {
+			v := int64(9000) + rise*int64(i)
+			if i%4 == 3 {
+				v += 12000 // a tooth: garbage not yet collected
+			}
+			s = append(s, memSample{T: float64(i), AnonKiB: v})
+		}
+		return s
+	}
+	flat := &mixedResult{Samples: saw(0)}
+	flat.summarize()
+	if flat.AnonFloorGrowthMBMin != 0 || flat.AnonFloorStartKiB != 9000 {
+		t.Errorf("flat saw: floor %d to %d, %v MB/min", flat.AnonFloorStartKiB, flat.AnonFloorEndKiB, flat.AnonFloorGrowthMBMin)
+	}
+	growing := &mixedResult{Samples: saw(50)} // 50 KiB a second: 3 MB a minute
+	growing.summarize()
+	if g := growing.AnonFloorGrowthMBMin; g < 2.5 || g > 3.5 {
+		t.Errorf("growing saw: %v MB/min, want about 3", g)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,9 +54,16 @@ type mixedResult struct {
 	FilePeakKiB  int64 `json:"rss_file_peak_kib"`
 	FileEndKiB   int64 `json:"rss_file_end_kib"`
 	// The slopes are least-squares fits over the second half of the run,
-	// in MB a minute: whether memory still grows once the load is steady.
-	AnonSlopeMBMin float64 `json:"rss_anon_slope_mb_per_min"`
-	FileSlopeMBMin float64 `json:"rss_file_slope_mb_per_min"`
+	// in MB a minute. The anonymous memory is a saw (garbage made and
+	// collected), so its slope over a minute moves with where the teeth
+	// fall; whether the bot's own memory grows is read from its floor
+	// instead: the 10th percentile of the first and of the last third of
+	// the samples, and the growth between them in MB a minute.
+	AnonSlopeMBMin       float64 `json:"rss_anon_slope_mb_per_min"`
+	FileSlopeMBMin       float64 `json:"rss_file_slope_mb_per_min"`
+	AnonFloorStartKiB    int64   `json:"rss_anon_floor_first_third_kib"`
+	AnonFloorEndKiB      int64   `json:"rss_anon_floor_last_third_kib"`
+	AnonFloorGrowthMBMin float64 `json:"rss_anon_floor_growth_mb_per_min"`
 }
 
 // memSample is the bot's memory at one moment of the mixed load.
@@ -228,6 +236,27 @@ func (r *mixedResult) summarize() {
 	half := s[len(s)/2:]
 	r.AnonSlopeMBMin = round(slope(half, func(x memSample) int64 { return x.AnonKiB })*60*1024/1e6, 2)
 	r.FileSlopeMBMin = round(slope(half, func(x memSample) int64 { return x.FileKiB })*60*1024/1e6, 2)
+	third := len(s) / 3
+	if third < 2 {
+		return
+	}
+	first, last := s[:third], s[len(s)-third:]
+	r.AnonFloorStartKiB, r.AnonFloorEndKiB = floor(first), floor(last)
+	minutes := (last[len(last)/2].T - first[len(first)/2].T) / 60
+	if minutes > 0 {
+		r.AnonFloorGrowthMBMin = round(float64(r.AnonFloorEndKiB-r.AnonFloorStartKiB)*1024/1e6/minutes, 2)
+	}
+}
+
+// floor is the 10th percentile of the samples' anonymous memory: the
+// level the garbage collector brings it back to.
+func floor(s []memSample) int64 {
+	v := make([]int64, len(s))
+	for i, x := range s {
+		v[i] = x.AnonKiB
+	}
+	slices.Sort(v)
+	return v[len(v)/10]
 }
 
 // slope is the least-squares slope of v over the samples' times, in KiB a
@@ -259,9 +288,9 @@ func (r *mixedResult) describe() string {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, r.OK[k]))
 	}
 	return fmt.Sprintf("mixed load, %d workers for %.0f s: %s; lost %d, failed %d\n"+
-		"  anonymous RSS %.1f MB at the start, peak %.1f, end %.1f, slope over the second half %+.2f MB/min\n"+
+		"  anonymous RSS %.1f MB at the start, peak %.1f, end %.1f; floor %.1f in the first third, %.1f in the last (%+.2f MB/min)\n"+
 		"  file-backed RSS %.1f MB at the start, peak %.1f, end %.1f, slope over the second half %+.2f MB/min",
 		r.Workers, r.Seconds, strings.Join(kinds, ", "), r.Lost, r.Failed,
-		kib(r.AnonStartKiB), kib(r.AnonPeakKiB), kib(r.AnonEndKiB), r.AnonSlopeMBMin,
+		kib(r.AnonStartKiB), kib(r.AnonPeakKiB), kib(r.AnonEndKiB), kib(r.AnonFloorStartKiB), kib(r.AnonFloorEndKiB), r.AnonFloorGrowthMBMin,
 		kib(r.FileStartKiB), kib(r.FilePeakKiB), kib(r.FileEndKiB), r.FileSlopeMBMin)
 }
