@@ -114,7 +114,7 @@ func (b *Bot) handleMessage(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 		b.send(ctx, m)
 	}
 	if !b.spawnOr(from.Bare().String(), run, timedOut) {
-		b.chatDropped(from, to, typ)
+		b.chatDropped(from, head)
 	}
 }
 

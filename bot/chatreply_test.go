@@ -112,3 +112,31 @@ func feedRaw(t *testing.T, b *Bot, raw string) {
 		t.Fatalf("HandleXMPP = %v", err)
 	}
 }
+
+// TestBusyAnswerKeepsThread: the answer to a message the bot could not
+// take carries the message's thread like any reply, so the sender can tell
+// which request was turned away.
+func TestBusyAnswerKeepsThread(t *testing.T) {
+	b, out, f := newHeldBot(t)
+	f.mustSay(t, admin, "grant "+inviter)
+	for i := range maxPerSender + 10 {
+		feedRaw(t, b, fmt.Sprintf(`<message xmlns='jabber:component:accept' from='%s/r' to='invites.durare.test' type='chat'>`+
+			`<body>help</body><thread>t-%d</thread></message>`, inviter, i))
+	}
+	close(out.release)
+	awaitReplies(t, out, maxPerSender+1)
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	busy := 0
+	for _, m := range out.msgs {
+		if m.Thread == nil || !strings.HasPrefix(m.Thread.ID, "t-") {
+			t.Errorf("reply %q without the request's thread: %+v", m.Body, m.Thread)
+		}
+		if m.Body == msgBusyDropped {
+			busy++
+		}
+	}
+	if busy != 1 {
+		t.Errorf("%d busy answers, want 1", busy)
+	}
+}
