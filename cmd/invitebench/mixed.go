@@ -287,10 +287,15 @@ func (r *mixedResult) describe() string {
 	for _, k := range []string{"help", "invites (own list)", "invite (chat)", "invite (ad-hoc)", "whoinvited", "audit about an inviter", "audit about an invite", "inviters"} {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, r.OK[k]))
 	}
+	floor := "floor not measured (too few samples)"
+	if r.AnonFloorStartKiB > 0 {
+		floor = fmt.Sprintf("floor %.1f in the first third, %.1f in the last (%+.2f MB/min)",
+			kib(r.AnonFloorStartKiB), kib(r.AnonFloorEndKiB), r.AnonFloorGrowthMBMin)
+	}
 	return fmt.Sprintf("mixed load, %d workers for %.0f s: %s; lost %d, failed %d\n"+
-		"  anonymous RSS %.1f MB at the start, peak %.1f, end %.1f; floor %.1f in the first third, %.1f in the last (%+.2f MB/min)\n"+
+		"  anonymous RSS %.1f MB at the start, peak %.1f, end %.1f; %s\n"+
 		"  file-backed RSS %.1f MB at the start, peak %.1f, end %.1f, slope over the second half %+.2f MB/min",
 		r.Workers, r.Seconds, strings.Join(kinds, ", "), r.Lost, r.Failed,
-		kib(r.AnonStartKiB), kib(r.AnonPeakKiB), kib(r.AnonEndKiB), kib(r.AnonFloorStartKiB), kib(r.AnonFloorEndKiB), r.AnonFloorGrowthMBMin,
+		kib(r.AnonStartKiB), kib(r.AnonPeakKiB), kib(r.AnonEndKiB), floor,
 		kib(r.FileStartKiB), kib(r.FilePeakKiB), kib(r.FileEndKiB), r.FileSlopeMBMin)
 }
