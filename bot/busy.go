@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 )
 
 // busyRepliesPerSecond bounds the "busy" answers to everyone together: a
@@ -44,7 +43,8 @@ func (a *busyAnswers) allow(sender string) bool {
 // chatDropped answers a chat message the scheduler did not take (shutting
 // down, the queue full, or the sender's share used up) and logs it. The
 // answer goes out from a goroutine of its own: the read loop never waits.
-func (b *Bot) chatDropped(from, to jid.JID, typ stanza.MessageType) {
+// head addresses the answer (and carries the message's thread).
+func (b *Bot) chatDropped(from jid.JID, head outboundMessage) {
 	sender := from.Bare().String()
 	if b.dropLog.allow(sender) {
 		b.log.Warn("messages dropped: shutting down, busy, or this sender has too many requests in flight",
@@ -56,6 +56,8 @@ func (b *Bot) chatDropped(from, to jid.JID, typ stanza.MessageType) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), fallbackTimeout)
 		defer cancel()
-		b.send(ctx, outboundMessage{To: from.String(), From: b.replyFrom(to), Type: typ, Body: msgBusyDropped})
+		m := head
+		m.Body = msgBusyDropped
+		b.send(ctx, m)
 	}()
 }

@@ -19,6 +19,7 @@ import (
 type heldOut struct {
 	mu      sync.Mutex
 	bodies  []string
+	msgs    []outboundMessage // every message, of batches too
 	release chan struct{}
 }
 
@@ -28,10 +29,17 @@ func (o *heldOut) Encode(ctx context.Context, v any) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if m, ok := v.(outboundMessage); ok {
-		o.mu.Lock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch m := v.(type) {
+	case outboundMessage:
 		o.bodies = append(o.bodies, m.Body)
-		o.mu.Unlock()
+		o.msgs = append(o.msgs, m)
+	case []outboundMessage:
+		// A reply with an image is one write of two messages; the text
+		// is the answer.
+		o.bodies = append(o.bodies, m[0].Body)
+		o.msgs = append(o.msgs, m...)
 	}
 	return nil
 }

@@ -79,6 +79,12 @@ type Profile struct {
 	Now time.Time
 	// Seed makes the history reproducible: one seed, one file content.
 	Seed uint64
+	// Domain is the server the invites are for (default durare.org).
+	Domain string
+	// InviterNames names the first inviters (bare JIDs), so that a load
+	// test's own accounts hold grants and a history like everyone else's;
+	// the rest are made up. Inviters is raised to their number if lower.
+	InviterNames []string
 }
 
 // Defaults of Profile.
@@ -91,6 +97,10 @@ var (
 func (p Profile) withDefaults() Profile {
 	if p.Inviters <= 0 {
 		p.Inviters = 1000
+	}
+	p.Inviters = max(p.Inviters, len(p.InviterNames))
+	if p.Domain == "" {
+		p.Domain = "durare.org"
 	}
 	if p.History <= 0 {
 		p.History = genDefaultHistory
@@ -296,12 +306,15 @@ func (g *generator) run(ctx context.Context) error {
 func (g *generator) history(ctx context.Context) error {
 	p := g.p
 	start := p.Now.Add(-p.History)
-	admins := []string{"admin@durare.org", "ops@durare.org"}
+	admins := []string{"admin@" + p.Domain, "ops@" + p.Domain}
 	g.sample.Now, g.sample.Admins = p.Now, admins
 
 	inviters := make([]string, p.Inviters)
 	for i := range inviters {
 		inviters[i] = fmt.Sprintf("inviter%04d@%s", i, genDomains[i%len(genDomains)])
+		if i < len(p.InviterNames) {
+			inviters[i] = p.InviterNames[i]
+		}
 		granted := start.Add(-time.Duration(g.rng.Int64N(int64(30 * 24 * time.Hour))))
 		grant := Grant{JID: inviters[i], GrantedBy: admins[0], GrantedAt: granted}
 		entry := AuditEntry{Time: granted, Actor: admins[0], Action: "grant", Detail: "per-day default, pending default"}
@@ -339,7 +352,7 @@ func (g *generator) history(ctx context.Context) error {
 		}
 		tok := g.token()
 		inv := Invite{
-			Token: tok, URI: "xmpp:durare.org?register;preauth=" + tok, Domain: "durare.org",
+			Token: tok, URI: "xmpp:" + p.Domain + "?register;preauth=" + tok, Domain: p.Domain,
 			Inviter: inviter, Created: at, Expires: at.Add(p.Expiry), State: StatePending,
 		}
 		entry := AuditEntry{Time: at, Actor: inviter, Action: "invite.create"}
@@ -387,7 +400,7 @@ func (g *generator) schedule(i int, inv Invite, sample bool) {
 	default:
 		e.kind, e.at = genUse, within(3*24*time.Hour)
 		if g.rng.Float64() < genShareBrowser || sample {
-			e.account = fmt.Sprintf("new%07d@durare.org", i)
+			e.account = fmt.Sprintf("new%07d@%s", i, g.p.Domain)
 			e.sampled = sample
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,6 +33,9 @@ var measurements = []measurementDef{
 	{"invite ad-hoc x20", kindAdhoc, Concurrency},
 	{"help x1", kindHelp, 1},
 	{"help x20", kindHelp, Concurrency},
+	// Run with -x100 only: they need Wide inviters and admins.
+	{"invite chat x100", kindChat, Wide},
+	{"invite ad-hoc x100", kindAdhoc, Wide},
 }
 
 // results is everything a run found; it is written as JSON.
@@ -66,6 +70,11 @@ type stateResult struct {
 	BotLinkResets   int           `json:"bot_link_drops_from_resets"`
 	BotLogSample    []string      `json:"bot_log_sample,omitempty"`
 	DBCold          bool          `json:"db_evicted_before_start"` // -cold
+	// Stopped says why this database's run ended before its last
+	// measurement; its memory is then whatever could still be read.
+	Stopped string `json:"stopped,omitempty"`
+	// Mixed is the mixed load's result (seeded database only).
+	Mixed *mixedResult `json:"mixed_load,omitempty"`
 }
 
 // measurement compares the bot with its floor under one load.
@@ -85,10 +94,13 @@ type measurement struct {
 
 // target is one of issue 14's targets, checked.
 type target struct {
-	What  string  `json:"what"`
-	Value float64 `json:"value"`
-	Limit float64 `json:"limit"`
-	Met   bool    `json:"met"`
+	// Unmeasured says why there is no value: the run stopped before the
+	// figure could be read. Value is then 0 and Met false.
+	Unmeasured string  `json:"unmeasured,omitempty"`
+	What       string  `json:"what"`
+	Value      float64 `json:"value"`
+	Limit      float64 `json:"limit"`
+	Met        bool    `json:"met"`
 }
 
 // bench runs everything and returns what it measured, also when it fails
@@ -126,8 +138,12 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (res *resu
 	if err != nil {
 		return nil, err
 	}
-	logf("starting Prosody, creating %d accounts", 1+2*Concurrency)
-	e, err := newEnv(ctx, dir, bin, o.nagle, logf)
+	users := Concurrency
+	if o.wide {
+		users = Wide
+	}
+	logf("starting Prosody, creating %d accounts", 1+2*users)
+	e, err := newEnv(ctx, dir, bin, o.nagle, users, logf)
 	if e != nil {
 		defer func() { e.close(keep || err != nil) }()
 	}
@@ -137,15 +153,31 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (res *resu
 	res.Prosody = e.srv.Version
 	res.ProsodyNagle = o.nagle
 
+	// A database that stops does not stop the next one: each has a bot
+	// process of its own.
+	var errs []error
+
 	for _, db := range []struct {
 		name string
 		seed int
 	}{{"empty", 0}, {"seeded", o.size.Seed}} {
+		if o.mixedOnly && db.seed == 0 {
+			continue
+		}
 		sr, err := e.runDatabase(ctx, o, db.name, db.seed, profileTo, res)
 		res.States = append(res.States, sr)
 		if err != nil {
-			return res, err
+			errs = append(errs, err)
+			if e.bot != nil || ctx.Err() != nil {
+				break // a bot that would not stop, or the run was interrupted
+			}
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		res.Machine.LoadAfter = loadAverage()
+		res.Seconds = round(time.Since(res.Started).Seconds(), 1)
+		res.Targets = evaluate(res)
+		return res, err
 	}
 	res.Machine.LoadAfter = loadAverage()
 	res.Seconds = round(time.Since(res.Started).Seconds(), 1)
@@ -155,14 +187,20 @@ func bench(ctx context.Context, o options, logf func(string, ...any)) (res *resu
 
 // runDatabase prepares one database, runs a bot on it through every
 // measurement, and reads the bot's peak memory before stopping it.
-func (e *env) runDatabase(ctx context.Context, o options, name string, seed int, profileTo string, res *results) (stateResult, error) {
-	sr := stateResult{Name: name, SeededInvites: seed}
+func (e *env) runDatabase(ctx context.Context, o options, name string, seed int, profileTo string, res *results) (sr stateResult, err error) {
+	sr = stateResult{Name: name, SeededInvites: seed}
+	defer func() {
+		if err != nil && sr.Stopped == "" {
+			sr.Stopped = err.Error()
+		}
+	}()
 	dbPath := filepath.Join(e.dir, name+".db")
 	start := time.Now()
 	if seed > 0 {
 		e.logf("%s database: seeding %d invites", name, seed)
 	}
-	if err := prepareDB(ctx, dbPath, seed, e.domain.String(), e.boss, e.inviters, e.logf); err != nil {
+	smp, err := prepareDB(ctx, dbPath, seed, e.domain.String(), e.boss, e.inviters, o.seedCache, e.logf)
+	if err != nil {
 		return sr, fmt.Errorf("prepare %s database: %w", name, err)
 	}
 	if seed > 0 {
@@ -183,9 +221,13 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 	sr.BotStartSeconds = round(time.Since(start).Seconds(), 2)
 	e.logf("%s database: bot %d up in %.2fs", name, e.bot.pid, sr.BotStartSeconds)
 	peaks := samplePeaks(e.bot.pid)
-	defer peaks() // on an early return; a second call is harmless
-
 	for _, m := range measurements {
+		if o.mixedOnly {
+			break
+		}
+		if o.only != nil && !o.only[m.name] || m.conc > len(e.inviters) {
+			continue
+		}
 		profiled := profileTo != "" && m.name+" "+name == o.profile
 		mr, err := e.measure(ctx, o, m, profiled, profileTo)
 		sr.Measurements = append(sr.Measurements, mr)
@@ -193,24 +235,41 @@ func (e *env) runDatabase(ctx context.Context, o options, name string, seed int,
 			res.Profile, res.ProfileOf = o.cpuProfile, o.profile
 		}
 		if err != nil {
+			_ = e.finishBot(&sr, peaks) // the measurement's error says more
 			return sr, fmt.Errorf("%s, %s database: %w", m.name, name, err)
 		}
 	}
-	// VmHWM is the peak over the bot's whole life: start-up with this
-	// database and every measurement above.
-	mem, err := procMemory(e.bot.pid)
-	if err != nil {
+	if seed > 0 && o.size.MixedSeconds > 0 {
+		mixed, err := e.mixedLoad(ctx, o, time.Duration(o.size.MixedSeconds)*time.Second, smp)
+		sr.Mixed = mixed
+		if err != nil {
+			_ = e.finishBot(&sr, peaks)
+			return sr, fmt.Errorf("mixed load, %s database: %w", name, err)
+		}
+		e.logf("%s", mixed.describe())
+	}
+	if err := e.finishBot(&sr, peaks); err != nil {
 		return sr, err
 	}
-	mem.PeakAnonKiB, mem.PeakFileKiB = peaks()
-	sr.BotMemory = mem
-	logPath := e.bot.logPath
-	if err := e.stopBot(); err != nil {
-		return sr, err
-	}
-	sr.BotWarnings, sr.BotErrors, sr.BotLinkResets, sr.BotLogSample = logSummary(logPath)
 	sr.DBBytesEnd = fileSize(dbPath)
 	return sr, nil
+}
+
+// finishBot reads the bot's memory, stops it and sums up its log into sr.
+// The memory is read first, while the process lives: VmHWM is the peak over
+// its whole life, start-up with this database and every measurement. A
+// bot that has exited leaves sr.BotMemory zero, which the report shows as
+// not measured.
+func (e *env) finishBot(sr *stateResult, peaks func() (anon, file int64)) error {
+	anon, file := peaks()
+	if mem, err := procMemory(e.bot.pid); err == nil {
+		mem.PeakAnonKiB, mem.PeakFileKiB = anon, file
+		sr.BotMemory = mem
+	}
+	logPath := e.bot.logPath
+	err := e.stopBot()
+	sr.BotWarnings, sr.BotErrors, sr.BotLinkResets, sr.BotLogSample = logSummary(logPath)
+	return err
 }
 
 // measure runs one measurement on the running bot.
@@ -252,7 +311,9 @@ func (e *env) measure(ctx context.Context, o options, m measurementDef, profiled
 	if m.conc == 1 {
 		sa, sb, mr.Aborted, err = r.sequential(ctx, n, bot, direct)
 	} else {
-		sa, sb, mr.Aborted, err = r.concurrent(ctx, n, o.size.Block, m.conc, bot, direct)
+		// At least two requests per worker in a block, so that every
+		// worker is busy through most of it.
+		sa, sb, mr.Aborted, err = r.concurrent(ctx, n, max(o.size.Block, 2*m.conc), m.conc, bot, direct)
 	}
 	if profiled {
 		if terr := e.profileToggle(); terr != nil && err == nil {
@@ -285,7 +346,7 @@ func (e *env) paths(o options, m measurementDef, inviters, admins []*prosodytest
 	n = o.size.Seq
 	switch m.kind {
 	case kindChat:
-		bot = path{"bot chat invite", chatInvite(inviters, e.component)}
+		bot = path{"bot chat invite", chatInvite(inviters, e.component, true)}
 	case kindAdhoc:
 		bot = path{"bot ad-hoc invite", adhocInvite(inviters, e.component)}
 	case kindHelp:

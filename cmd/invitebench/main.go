@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -32,6 +33,10 @@ import (
 // directly) active at once in the concurrent measurements: issue 14 asks
 // for 20.
 const Concurrency = 20
+
+// Wide is the number of inviters (and direct minters) of the -x100
+// measurements: a community's whole crowd at once (issue 22).
+const Wide = 100
 
 // maxLost stops a measurement early: past this many lost replies the link
 // is broken (or the bot is), and waiting out every request's timeout would
@@ -46,6 +51,9 @@ type size struct {
 	Block int    `json:"block"` // invites per alternation block when concurrent
 	Help  int    `json:"help"`  // help round trips (and pings) per concurrency
 	Seed  int    `json:"seed"`  // invites in the seeded database
+	// MixedSeconds is how long the mixed load runs on the seeded
+	// database, after the other measurements (0: not at all).
+	MixedSeconds int `json:"mixed_seconds"`
 }
 
 // sizes are the presets of -size. The full run keeps each measurement's
@@ -53,8 +61,8 @@ type size struct {
 // them (see docs/PERFORMANCE.md), and the bot's overhead should not drown
 // in the server's.
 var sizes = map[string]size{
-	"quick": {Name: "quick", Seq: 20, Conc: 100, Block: 50, Help: 200, Seed: 5000},
-	"full":  {Name: "full", Seq: 200, Conc: 600, Block: 100, Help: 2000, Seed: 100000},
+	"quick": {Name: "quick", Seq: 20, Conc: 100, Block: 50, Help: 200, Seed: 5000, MixedSeconds: 15},
+	"full":  {Name: "full", Seq: 200, Conc: 600, Block: 100, Help: 2000, Seed: 100000, MixedSeconds: 90},
 }
 
 // options are the command line.
@@ -67,6 +75,12 @@ type options struct {
 	keep       bool
 	nagle      bool
 	cold       bool
+	mixedOnly  bool
+	wide       bool
+	seedCache  string
+	// only, when not empty, names the measurements to run (the others
+	// are skipped).
+	only map[string]bool
 }
 
 func main() {
@@ -79,6 +93,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	sizeName := fs.String("size", "full", "quick or full")
 	seed := fs.Int("seed", 0, "invites in the seeded database (0: the size's default)")
+	seq := fs.Int("seq", 0, "invites per path in the sequential measurements (0: the size's default)")
+	mixed := fs.Duration("mixed", -1, "how long the mixed load runs on the seeded database (0: skip it; default: the size's)")
+	only := fs.String("only", "", "comma-separated measurements to run, e.g. \"invite chat x1,invite ad-hoc x1\" (default: all)")
+	seedCache := fs.String("seed-cache", "", "keep generated seeded databases in this directory and copy them on later runs (a 1 M history takes minutes to write)")
+	wide := fs.Bool("x100", false, fmt.Sprintf("also measure invites with %d concurrent inviters (creates %d more accounts)", Wide, 2*(Wide-Concurrency)))
+	mixedOnly := fs.Bool("mixed-only", false, "run only the seeded database's mixed load (memory at a large history without the rest)")
 	jsonPath := fs.String("json", "invitebench.json", "where to write the results as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bot during the -profile measurement to this file")
 	profile := fs.String("profile", "invite chat x20 seeded", "the measurement -cpuprofile covers")
@@ -91,13 +111,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	sz, ok := sizes[*sizeName]
 	if !ok || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: invitebench [-size quick|full] [-seed N] [-json FILE] [-cpuprofile FILE [-profile NAME]] [-timeout D] [-nagle=false] [-cold] [-keep]")
+		fmt.Fprintln(stderr, "usage: invitebench [-size quick|full] [-seed N] [-json FILE] [-cpuprofile FILE [-profile NAME]] [-timeout D] [-nagle=false] [-cold] [-seq N] [-mixed D] [-mixed-only] [-x100] [-only NAMES] [-keep]")
 		return 2
 	}
 	if *seed > 0 {
 		sz.Seed = *seed
 	}
-	opts := options{size: sz, jsonPath: *jsonPath, cpuProfile: *cpuProfile, profile: *profile, timeout: *timeout, keep: *keep, nagle: *nagle, cold: *cold}
+	if *seq > 0 {
+		sz.Seq = *seq
+	}
+	if *mixed >= 0 {
+		sz.MixedSeconds = int(mixed.Seconds())
+	}
+	opts := options{size: sz, jsonPath: *jsonPath, cpuProfile: *cpuProfile, profile: *profile, timeout: *timeout, keep: *keep, nagle: *nagle, cold: *cold, mixedOnly: *mixedOnly, wide: *wide, seedCache: *seedCache}
+	if *only != "" {
+		opts.only = make(map[string]bool)
+		for _, name := range strings.Split(*only, ",") {
+			opts.only[strings.TrimSpace(name)] = true
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/commands"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/ping"
@@ -46,29 +49,38 @@ func classify(ctx context.Context, err error) error {
 }
 
 // chatInvite sends "invite" to the bot and expects the reply that carries
-// the XEP-0401 URI. The round trip ends there: the QR code message the bot
-// sends after it is not waited for.
-func chatInvite(cs []*prosodytest.Client, bot jid.JID) op {
-	return chatOp(cs, bot, "invite", func(body string) bool { return strings.Contains(body, "preauth=") })
+// the XEP-0401 URI and, when image is set (the bot has a web server), the
+// QR code message after it: the round trip ends when the person has both,
+// as a client that shows the image needs both.
+func chatInvite(cs []*prosodytest.Client, bot jid.JID, image bool) op {
+	return chatOp(cs, bot, "invite", func(body string) bool { return strings.Contains(body, "preauth=") }, image)
 }
 
 // chatHelp sends "help" to the bot and expects the command list.
 func chatHelp(cs []*prosodytest.Client, bot jid.JID) op {
-	return chatOp(cs, bot, "help", func(body string) bool { return strings.HasPrefix(body, "Commands:") })
+	return chatOp(cs, bot, "help", func(body string) bool { return strings.HasPrefix(body, "Commands:") }, false)
 }
 
-// chatOp sends body to bot from worker w's client and waits for the next
-// reply with a body, which ok must accept.
-func chatOp(cs []*prosodytest.Client, bot jid.JID, body string, ok func(string) bool) op {
+// chatOp sends body to bot from worker w's client in a thread of its own
+// and waits for the reply in that thread (the bot copies a request's
+// thread into its replies), which ok must accept, and with image for the
+// QR message in the same thread. Replies to earlier requests that gave up
+// are dropped unread: they answer someone else's question, so a late reply
+// can neither fail nor satisfy this request.
+func chatOp(cs []*prosodytest.Client, bot jid.JID, body string, ok func(string) bool, image bool) op {
 	fromBot := func(m prosodytest.Message) bool { return m.From.Bare().Equal(bot) }
 	return func(ctx context.Context, w int) error {
 		c := cs[w]
-		dropQRMessages(c, fromBot)
-		if err := c.Send(ctx, bot, stanza.ChatMessage, body); err != nil {
+		dropQueued(c, fromBot)
+		id := newThread()
+		// An error bounced by the server keeps the request's id; the
+		// bot's replies carry its thread.
+		answers := func(m prosodytest.Message) bool { return fromBot(m) && (m.ID == id || inThread(m, id)) }
+		if err := sendInThread(ctx, c, bot, body, id); err != nil {
 			return classify(ctx, err)
 		}
 		m, err := c.Receive(ctx, func(m prosodytest.Message) bool {
-			return fromBot(m) && (m.Type == stanza.ErrorMessage || (m.Body != "" && !isQRMessage(m)))
+			return answers(m) && (m.Type == stanza.ErrorMessage || (m.Body != "" && !isQRMessage(m)))
 		})
 		if err != nil {
 			return classify(ctx, err)
@@ -79,8 +91,37 @@ func chatOp(cs []*prosodytest.Client, bot jid.JID, body string, ok func(string) 
 		if !ok(m.Body) {
 			return failf("unexpected reply to %q: %.200q", body, m.Body)
 		}
+		if !image {
+			return nil
+		}
+		if _, err := c.Receive(ctx, func(m prosodytest.Message) bool { return answers(m) && isQRMessage(m) }); err != nil {
+			return classify(ctx, err)
+		}
 		return nil
 	}
+}
+
+// sendInThread sends body to to as a chat message whose id and thread are
+// both id.
+func sendInThread(ctx context.Context, c *prosodytest.Client, to jid.JID, body, id string) error {
+	msg := stanza.Message{To: to, Type: stanza.ChatMessage, ID: id}
+	payload := xmlstream.MultiReader(
+		xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}),
+		xmlstream.Wrap(xmlstream.Token(xml.CharData(id)), xml.StartElement{Name: xml.Name{Local: "thread"}}),
+	)
+	return c.Session().Send(ctx, msg.Wrap(payload))
+}
+
+// inThread reports whether m carries the thread id.
+func inThread(m prosodytest.Message, id string) bool {
+	return strings.Contains(m.Inner, ">"+id+"</thread>")
+}
+
+// newThread returns a fresh thread id.
+func newThread() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "ib-" + hex.EncodeToString(b[:])
 }
 
 // isQRMessage reports whether m is the bot's second message after an
@@ -96,11 +137,11 @@ var ended = func() context.Context {
 	return ctx
 }()
 
-// dropQRMessages removes the QR code messages of earlier invites from the
-// client's queue, which would otherwise grow by one per invite.
-func dropQRMessages(c *prosodytest.Client, fromBot func(prosodytest.Message) bool) {
+// dropQueued removes what the bot sent earlier from the client's queue:
+// replies to requests that were given up, which would otherwise pile up.
+func dropQueued(c *prosodytest.Client, fromBot func(prosodytest.Message) bool) {
 	for {
-		if _, err := c.Receive(ended, func(m prosodytest.Message) bool { return fromBot(m) && isQRMessage(m) }); err != nil {
+		if _, err := c.Receive(ended, fromBot); err != nil {
 			return
 		}
 	}

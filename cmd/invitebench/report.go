@@ -17,9 +17,22 @@ const (
 	// targetRateRatio: the bot's invites per second at least this share
 	// of the server's own, at Concurrency inviters.
 	targetRateRatio = 0.8
-	// targetPeakBytes: the bot's peak resident set (VmHWM), in bytes
-	// (40 MB, decimal).
+	// targetPeakBytes: the bot's own memory at its peak, in bytes (40 MB,
+	// decimal): the anonymous part of its resident set (RssAnon: Go heap,
+	// stacks, runtime), with any database, a 1 M history under mixed load
+	// included. The file-backed rest is the binary and the database
+	// pages bbolt maps: page cache, clean and shared, which the kernel
+	// reclaims under pressure and which grows with the pages the load
+	// touches up to the file's size; it is reported, not bounded
+	// (docs/PERFORMANCE.md, "Memory").
 	targetPeakBytes = 40e6
+	// targetAnonGrowth: under the mixed load, the floor of the bot's own
+	// memory (what the garbage collector brings it back to) grows by at
+	// most this many MB a minute: flat.
+	targetAnonGrowth = 1.0
+	// minFloorSamples is how many memory samples (seconds of mixed load)
+	// judging the floor's growth takes: a shorter run is not measured.
+	minFloorSamples = 30
 )
 
 // evaluate checks the targets against the results. "Flat with a 100 k
@@ -38,9 +51,21 @@ func evaluate(res *results) []target {
 				target{What: fmt.Sprintf("%s, %s database: throughput bot/direct", m.Name, st.Name),
 					Value: m.RateRatio, Limit: targetRateRatio, Met: m.RateRatio >= targetRateRatio && !m.Aborted})
 		}
-		peak := float64(st.BotMemory.PeakKiB) * 1024
-		out = append(out, target{What: fmt.Sprintf("bot peak RSS, %s database (MB)", st.Name),
-			Value: round(peak/1e6, 1), Limit: targetPeakBytes / 1e6, Met: peak > 0 && peak < targetPeakBytes})
+		peak := float64(max(st.BotMemory.PeakAnonKiB, st.BotMemory.AnonKiB)) * 1024
+		t := target{What: fmt.Sprintf("bot's own memory (peak anonymous RSS), %s database (MB)", st.Name),
+			Value: round(peak/1e6, 1), Limit: targetPeakBytes / 1e6, Met: peak > 0 && peak < targetPeakBytes}
+		if peak == 0 {
+			t.Unmeasured = "stopped before the bot's memory was read"
+		}
+		out = append(out, t)
+		if mx := st.Mixed; mx != nil {
+			t := target{What: fmt.Sprintf("growth of the bot's own memory's floor under the mixed load, %s database (MB/min)", st.Name),
+				Value: mx.AnonFloorGrowthMBMin, Limit: targetAnonGrowth, Met: mx.AnonFloorGrowthMBMin <= targetAnonGrowth}
+			if len(mx.Samples) < minFloorSamples {
+				t.Met, t.Unmeasured = false, fmt.Sprintf("the mixed load ran %.0f s; judging growth takes %d samples", mx.Seconds, minFloorSamples)
+			}
+			out = append(out, t)
+		}
 	}
 	return out
 }
@@ -87,9 +112,19 @@ func printTable(w io.Writer, res *results) {
 		if st.DBCold {
 			cache = "evicted from the page cache before start"
 		}
+		if st.Stopped != "" {
+			fmt.Fprintf(w, "bot, %s database: STOPPED: %s\n", st.Name, st.Stopped)
+		}
+		if mem.PeakKiB == 0 {
+			fmt.Fprintf(w, "bot, %s database: memory not measured (the run stopped before it could be read)\n", st.Name)
+			continue
+		}
 		fmt.Fprintf(w, "bot, %s database (%.1f MB on disk at the end, %s): peak RSS %.1f MB (sampled peaks: anonymous %.1f, file-backed %.1f); at the end RSS %.1f MB = anonymous %.1f + file-backed %.1f; started in %.2f s; log: %d warnings, %d errors (and %d link drops from the token resets)\n",
 			st.Name, float64(st.DBBytesEnd)/1e6, cache, kib(mem.PeakKiB), kib(mem.PeakAnonKiB), kib(mem.PeakFileKiB), kib(mem.RSSKiB), kib(mem.AnonKiB), kib(mem.FileKiB),
 			st.BotStartSeconds, st.BotWarnings, st.BotErrors, st.BotLinkResets)
+		if st.Mixed != nil {
+			fmt.Fprintf(w, "  %s\n", st.Mixed.describe())
+		}
 		for _, l := range st.BotLogSample {
 			fmt.Fprintf(w, "    %s\n", l)
 		}
@@ -107,6 +142,10 @@ func printTable(w io.Writer, res *results) {
 			mark := "MISS"
 			if t.Met {
 				mark = "met "
+			}
+			if t.Unmeasured != "" {
+				fmt.Fprintf(w, "  ----  %s: not measured, %s (target %.1f)\n", t.What, t.Unmeasured, t.Limit)
+				continue
 			}
 			fmt.Fprintf(w, "  %s  %s: %.2f (target %.1f)\n", mark, t.What, t.Value, t.Limit)
 		}
