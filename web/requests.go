@@ -191,6 +191,14 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 		h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
+	counted = h.sendRequest(w, r, f)
+}
+
+// sendRequest hands a checked request to the service and answers the
+// visitor: the status page, or the form again with what went wrong. It
+// reports whether the request was recorded (and so counts toward the
+// address's hourly limit).
+func (h *requestPages) sendRequest(w http.ResponseWriter, r *http.Request, f requestForm) (recorded bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), submitTimeout)
 	defer cancel()
 	nr := invites.NewRequest{Name: f.Name, Contact: f.Contact, Message: f.Message}
@@ -199,26 +207,12 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 		nr.Email, nr.Recovery, nr.Lang = f.Email, f.Recovery && h.cfg.Recovery, h.text.Lang
 	}
 	key, err := h.reqs.SubmitRequest(ctx, nr)
-	if msg, ok := h.mailRefusal(err); ok {
-		f.Error, f.Field = msg, "email"
-		h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
-		return
-	}
-	switch {
-	case errors.Is(err, invites.ErrMailNotSent):
-		f.Error = h.text.ErrMailNotSent
-		h.renderRequest(w, r, http.StatusBadGateway, f)
-		return
-	case errors.Is(err, invites.ErrRequestInvalid) && h.asksMail():
-		if _, aerr := invites.NormalizeAddress(f.Email); aerr != nil {
-			f.Error, f.Field = h.text.ErrRequestEmail, "email"
-			h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
-			return
-		}
+	if h.refusedMail(w, r, f, err) {
+		return false
 	}
 	switch {
 	case err == nil:
-		counted = true
+		recorded = true
 		h.log.InfoContext(r.Context(), "account request sent", slog.String("request", key[:16]))
 		http.Redirect(w, r, h.base+"/r/"+url.PathEscape(key), http.StatusSeeOther)
 	case errors.Is(err, invites.ErrPaused):
@@ -239,6 +233,30 @@ func (h *requestPages) submitRequest(w http.ResponseWriter, r *http.Request) {
 		f.Error = h.text.ErrInternal
 		h.renderRequest(w, r, http.StatusInternalServerError, f)
 	}
+	return recorded
+}
+
+// refusedMail answers a request refused for its mail address (or a
+// confirmation mail that could not be sent), and reports whether it did.
+func (h *requestPages) refusedMail(w http.ResponseWriter, r *http.Request, f requestForm, err error) bool {
+	if msg, ok := h.mailRefusal(err); ok {
+		f.Error, f.Field = msg, "email"
+		h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
+		return true
+	}
+	switch {
+	case errors.Is(err, invites.ErrMailNotSent):
+		f.Error = h.text.ErrMailNotSent
+		h.renderRequest(w, r, http.StatusBadGateway, f)
+		return true
+	case errors.Is(err, invites.ErrRequestInvalid) && h.asksMail():
+		if _, aerr := invites.NormalizeAddress(f.Email); aerr != nil {
+			f.Error, f.Field = h.text.ErrRequestEmail, "email"
+			h.renderRequest(w, r, http.StatusUnprocessableEntity, f)
+			return true
+		}
+	}
+	return false
 }
 
 // cleanRequestForm makes each field the one plain line it will be stored

@@ -178,33 +178,7 @@ func (a *app) wire(context.Context) error {
 	if cfg.XMPP.C2STLS.InsecureSkipVerify {
 		a.log.Warn("xmpp.c2s_tls.insecure_skip_verify is on: the c2s certificate is NOT verified; never use this in production")
 	}
-	linkCfg := bot.LinkConfig{
-		Component:  cfg.ComponentJID(),
-		Server:     cfg.XMPP.Server,
-		Secret:     []byte(cfg.XMPP.Secret),
-		PingTarget: cfg.DomainJID(),
-	}
-	if a.tune != nil {
-		a.tune(&linkCfg)
-	}
-	// Whenever the link comes up, learn what the server offers: password
-	// resets (Prosody 13) and mod_invitebot. Either may have changed while
-	// the link was down, and a change of the server needs no restart here.
-	onUp := linkCfg.OnUp
-	linkCfg.OnUp = func() {
-		if onUp != nil {
-			onUp()
-		}
-		if a.minter == nil { // else the minter's login does it
-			go a.svc.DetectServerCommands(context.Background())
-		}
-		go func() {
-			// Who the server is decides whether there is a module to ask for.
-			a.identifyServer()
-			a.detectModule()
-		}()
-	}
-	a.link = bot.NewLink(linkCfg, a.log.With(slog.String("room", "link")))
+	a.link = bot.NewLink(a.linkConfig(), a.log.With(slog.String("room", "link")))
 	a.module = prosody.NewModule(cfg.DomainJID(), cfg.ComponentJID(), a.link, a.log.With(slog.String("room", "invites")))
 	a.metrics = web.NewMetrics(a.link.Reconnects)
 	hs := a.server(c2s)
@@ -236,35 +210,68 @@ func (a *app) wire(context.Context) error {
 		// mod_invitebot's suspension verbs, used while it is loaded.
 		ModuleSuspender: a.module,
 	})
-	var links, eventLinks func(id string) (string, string)
-	var treePages func(context.Context, invites.Actor, string) (string, error)
+	a.bot = a.newBot()
+	return nil
+}
+
+// linkConfig is the component link's configuration. Whenever the link
+// comes up, the bot learns what the server is and offers: password resets
+// (Prosody 13, ejabberd's API) and mod_invitebot. Any of it may have
+// changed while the link was down, and a change of the server needs no
+// restart here.
+func (a *app) linkConfig() bot.LinkConfig {
+	cfg := a.cfg
+	linkCfg := bot.LinkConfig{
+		Component:  cfg.ComponentJID(),
+		Server:     cfg.XMPP.Server,
+		Secret:     []byte(cfg.XMPP.Secret),
+		PingTarget: cfg.DomainJID(),
+	}
+	if a.tune != nil {
+		a.tune(&linkCfg)
+	}
+	onUp := linkCfg.OnUp
+	linkCfg.OnUp = func() {
+		if onUp != nil {
+			onUp()
+		}
+		if a.minter == nil { // else the minter's login does it
+			go a.svc.DetectServerCommands(context.Background())
+		}
+		go func() {
+			// Who the server is decides whether there is a module to ask for.
+			a.identifyServer()
+			a.detectModule()
+		}()
+	}
+	return linkCfg
+}
+
+// newBot makes the chat and ad-hoc front end over the service, with the
+// web page's links when there is a web page.
+func (a *app) newBot() *bot.Bot {
+	cfg := a.cfg
+	bc := bot.Config{
+		Service:   a.svc,
+		Component: cfg.ComponentJID(),
+		Log:       a.log.With(slog.String("room", "bot")),
+		Out:       a.link,
+		Observer:  a.metrics,
+		Reports:   a.module,
+	}
 	if cfg.HTTP.Listen != "" {
-		treePages = func(ctx context.Context, actor invites.Actor, who string) (string, error) {
+		base := cfg.HTTP.PublicURL
+		bc.TreePages = func(ctx context.Context, actor invites.Actor, who string) (string, error) {
 			token, err := a.svc.TreeLink(ctx, actor, who)
 			if err != nil {
 				return "", err
 			}
-			return web.TreeURL(cfg.HTTP.PublicURL, token), nil
+			return web.TreeURL(base, token), nil
 		}
-		links = func(id string) (string, string) {
-			return web.LandingURL(cfg.HTTP.PublicURL, id), web.QRURL(cfg.HTTP.PublicURL, id)
-		}
-		eventLinks = func(id string) (string, string) {
-			return web.EventURL(cfg.HTTP.PublicURL, id), web.EventQRURL(cfg.HTTP.PublicURL, id)
-		}
+		bc.Links = func(id string) (string, string) { return web.LandingURL(base, id), web.QRURL(base, id) }
+		bc.EventLinks = func(id string) (string, string) { return web.EventURL(base, id), web.EventQRURL(base, id) }
 	}
-	a.bot = bot.New(bot.Config{
-		Service:    a.svc,
-		Component:  cfg.ComponentJID(),
-		Log:        a.log.With(slog.String("room", "bot")),
-		Out:        a.link,
-		Links:      links,
-		EventLinks: eventLinks,
-		Observer:   a.metrics,
-		Reports:    a.module,
-		TreePages:  treePages,
-	})
-	return nil
+	return bot.New(bc)
 }
 
 // startLink runs the component link. It gets a context of its own: on
