@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -31,27 +30,7 @@ const ejabberdConfigHeader = `# ejabberd configuration for invitebot, generated 
 // runEjabberdConfig is `invitebot ejabberd-config [-config FILE]
 // [-with-secret]`.
 func runEjabberdConfig(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("invitebot ejabberd-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", configFlagUsage)
-	withSecret := fs.Bool("with-secret", false, "print the component secret into the output (it is a password: mind where the output goes)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return 2
-	}
-	cfg, err := loadConfig(configPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "invitebot: %v\n", err)
-		return 1
-	}
-	if err := writeEjabberdConfig(stdout, cfg, *configPath, *withSecret); err != nil {
-		fmt.Fprintf(stderr, "invitebot: %v\n", err)
-		return 1
-	}
-	return 0
+	return runServerConfig("ejabberd-config", writeEjabberdConfig, args, stdout, stderr)
 }
 
 // writeEjabberdConfig prints the fragment for cfg. ejabberd runs its

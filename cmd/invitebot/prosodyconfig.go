@@ -102,7 +102,15 @@ Component {{lua .Component}}
 // runProsodyConfig is `invitebot prosody-config [-config FILE]
 // [-with-secret]`.
 func runProsodyConfig(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("invitebot prosody-config", flag.ContinueOnError)
+	return runServerConfig("prosody-config", writeProsodyConfig, args, stdout, stderr)
+}
+
+// runServerConfig is `invitebot NAME [-config FILE] [-with-secret]`: it
+// loads the bot's configuration and prints the server's matching one with
+// write.
+func runServerConfig(name string, write func(io.Writer, *config.Config, string, bool) error,
+	args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("invitebot "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", configFlagUsage)
 	withSecret := fs.Bool("with-secret", false, "print the component secret into the output (it is a password: mind where the output goes)")
@@ -118,7 +126,7 @@ func runProsodyConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "invitebot: %v\n", err)
 		return 1
 	}
-	if err := writeProsodyConfig(stdout, cfg, *configPath, *withSecret); err != nil {
+	if err := write(stdout, cfg, *configPath, *withSecret); err != nil {
 		fmt.Fprintf(stderr, "invitebot: %v\n", err)
 		return 1
 	}
