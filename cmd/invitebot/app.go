@@ -206,7 +206,7 @@ func (a *app) wire(context.Context) error {
 			MaxOpen: cfg.Requests.MaxOpen},
 		Signup:   signup,
 		Recovery: recoveryOptions(cfg, sender),
-		Alarms:   cfg.Alerts.AlarmOptions(),
+		Alarms:   alarmOptions(cfg.Alerts),
 		// mod_invitebot's suspension verbs, used while it is loaded.
 		ModuleSuspender: a.module,
 	})

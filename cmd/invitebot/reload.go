@@ -25,7 +25,7 @@ func (a *app) reload() {
 		EventMaxUses: next.Policy.EventMaxUses,
 	})
 	a.svc.SetInviterResets(next.Policy.InviterResets)
-	a.svc.SetAlarmOptions(next.Alerts.AlarmOptions())
+	a.svc.SetAlarmOptions(alarmOptions(next.Alerts))
 	if a.level != nil {
 		a.level.Set(next.SlogLevel())
 	}

@@ -3,8 +3,6 @@ package config
 import (
 	"fmt"
 	"time"
-
-	"durare.org/invitebot/invites"
 )
 
 // AlertsConfig holds the thresholds of the abuse alarms (alerts): when one
@@ -39,13 +37,14 @@ type AlertsConfig struct {
 	Suspend bool `mapstructure:"suspend"`
 }
 
-// DefaultAlerts are the alarms' defaults.
+// DefaultAlerts are the alarms' defaults: the same as the service's own
+// (invites.Default*, which cmd's test checks), written out here so that
+// the configuration does not import the domain.
 func DefaultAlerts() AlertsConfig {
-	return AlertsConfig{Enabled: true, Window: invites.DefaultAlarmWindow, Cooldown: invites.DefaultAlarmCooldown,
-		FastUseWithin: invites.DefaultFastUseWithin, FastUses: invites.DefaultFastUses,
-		ChainWithin: invites.DefaultChainWithin, ChainLinks: invites.DefaultChainLinks,
-		EventWindow: invites.DefaultEventWindow, EventUses: invites.DefaultEventUses, RequestUses: invites.DefaultRequestUses,
-		Refusals: invites.DefaultRefusalsBurst, RefusalsWindow: invites.DefaultRefusalsWindow}
+	return AlertsConfig{Enabled: true, Window: time.Hour, Cooldown: time.Hour,
+		FastUseWithin: 10 * time.Minute, FastUses: 5, ChainWithin: 30 * time.Minute, ChainLinks: 3,
+		EventWindow: 10 * time.Minute, EventUses: 10, RequestUses: 5,
+		Refusals: 10, RefusalsWindow: 10 * time.Minute}
 }
 
 func (a *AlertsConfig) validate() []error {
@@ -69,12 +68,4 @@ func (a *AlertsConfig) validate() []error {
 		}
 	}
 	return errs
-}
-
-// AlarmOptions are the alarms as the service takes them.
-func (a AlertsConfig) AlarmOptions() invites.AlarmOptions {
-	return invites.AlarmOptions{Off: !a.Enabled, Window: a.Window, Cooldown: a.Cooldown,
-		FastUseWithin: a.FastUseWithin, FastUses: a.FastUses, ChainWithin: a.ChainWithin, ChainLinks: a.ChainLinks,
-		EventWindow: a.EventWindow, EventUses: a.EventUses, RequestUses: a.RequestUses,
-		RefusalsBurst: a.Refusals, RefusalsWindow: a.RefusalsWindow, Suspend: a.Suspend}
 }
