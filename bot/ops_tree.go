@@ -75,10 +75,18 @@ func runTree(ctx context.Context, b *Bot, req request) (reply, error) {
 	if len(br.Accounts) == 0 {
 		footer = "No account was created from their invites yet."
 	}
-	if link := b.treeLink(ctx, req, who); link != "" {
-		footer = strings.TrimSpace(footer + " Picture of the branch (for you only, once, for 15 minutes): " + link)
+	link := b.treeLink(ctx, req, who)
+	if link != "" && !req.form {
+		footer = strings.TrimSpace(footer + "\n  Picture of the branch (for you only, once, for 15 minutes): " + link)
 	}
-	return tbl.reply(req, strings.TrimSpace(more), footer), nil
+	rep := tbl.reply(req, strings.TrimSpace(more), footer)
+	if link != "" && rep.form != nil {
+		// A field of its own: form text is cut into short lines, and a
+		// link cut in two can be neither opened nor copied.
+		rep.form.Fields = append(rep.form.Fields, dataform.Field{Var: "picture", Type: dataform.TextSingle,
+			Label: "Picture (once, 15 minutes)", Values: []string{link}})
+	}
+	return rep, nil
 }
 
 // treeLink is a one-time link to the branch's picture, or "" without the

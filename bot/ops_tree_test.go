@@ -78,6 +78,17 @@ func TestSuspendInChat(t *testing.T) {
 	if got := f.mustSay(t, admin, "unsuspend "+inviter); !strings.Contains(got, "is not suspended") {
 		t.Errorf("unsuspend again: %s", got)
 	}
+
+	// A preview made before an unsuspend is void after it: a late yes
+	// must not suspend again (found with profanity).
+	f.mustSay(t, admin, "suspend "+inviter)
+	f.mustSay(t, admin, "unsuspend "+inviter)
+	if got := f.mustSay(t, admin, "yes"); !strings.Contains(got, "no suspension waiting") {
+		t.Errorf("a yes after unsuspend: %s", got)
+	}
+	if _, err := f.store.Grant(context.Background(), inviter); err != nil {
+		t.Errorf("the late yes revoked %s: %v", inviter, err)
+	}
 }
 
 // TestSuspendForm: the form previews in its confirmation stage; an admin
@@ -137,5 +148,42 @@ func TestAlarmText(t *testing.T) {
 		if kind != invites.AlarmRefusalBurst && !strings.Contains(text, "by bot1@durare.test") {
 			t.Errorf("%s: no evidence:\n%s", kind, text)
 		}
+	}
+}
+
+// TestTreeLinkStaysWhole: the one-time picture link is never cut: in chat
+// it stands on a line of its own, in a form it is a field of its own,
+// while the form's text lines stay short (wrapped at maxLineColumns).
+func TestTreeLinkStaysWhole(t *testing.T) {
+	f := newFixture(t)
+	f.mustSay(t, admin, "grant "+inviter)
+	f.joined(t, "bot1@durare.test")
+	link := "https://invites.durare.test/t/" + strings.Repeat("A7", 16)
+	f.bot.treePages = func(context.Context, invites.Actor, string) (string, error) { return link, nil }
+
+	if chat := f.mustSay(t, admin, "tree "+inviter); !strings.Contains(chat, "\n  Picture of the branch (for you only, once, for 15 minutes): "+link) {
+		t.Errorf("chat reply does not carry the whole link on a line of its own:\n%s", chat)
+	}
+	out, cerr := f.adhoc(t, admin, commandIn{Node: "tree", Action: actionExecute})
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	out, cerr = f.adhoc(t, admin, commandIn{Node: "tree", SessionID: out.SessionID, Forms: submit(field("jid", inviter))})
+	if cerr != nil || out.Form == nil {
+		t.Fatalf("tree form: %+v, %+v", out, cerr)
+	}
+	var picture []string
+	for _, fl := range out.Form.Fields {
+		if fl.Var == "picture" {
+			picture = fl.Values
+		}
+		for _, v := range fl.Values {
+			if v != link && strings.Contains(v, "/t/") {
+				t.Errorf("a piece of the link in a text line: %q", v)
+			}
+		}
+	}
+	if len(picture) != 1 || picture[0] != link {
+		t.Errorf("picture field %q, want the whole link %q", picture, link)
 	}
 }

@@ -326,13 +326,28 @@ func (s *suspensions) suspendAccount(ctx context.Context, sp Suspender, a Actor,
 	return how, nil
 }
 
+// dropPlans forgets every waiting preview of suspending target.
+func (s *suspensions) dropPlans(target string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for admin, p := range s.plans {
+		if p.Target == target {
+			delete(s.plans, admin)
+		}
+	}
+}
+
 // Unsuspend undoes the suspend of target: its grants come back as they
 // were, its accounts' suspensions are lifted. Named by an account that was
 // suspended as part of a branch, it lifts that account's suspension only.
+// A preview of suspending target that waits for a yes is dropped.
 func (s *suspensions) Unsuspend(ctx context.Context, a Actor, target string) (UnsuspendResult, error) {
 	if err := a.may(policy.SuspendAccounts); err != nil {
 		return UnsuspendResult{}, err
 	}
+	// A preview of suspending target waiting for someone's yes is void
+	// now: a yes after the undo must not suspend again.
+	s.dropPlans(target)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout*4)
 	defer cancel()
 	res := UnsuspendResult{Target: target}

@@ -71,10 +71,10 @@ func (p *treePages) treePage(w http.ResponseWriter, r *http.Request) {
 	br, err := p.trees.OpenTreeLink(r.Context(), r.PathValue("token"))
 	switch {
 	case errors.Is(err, invites.ErrTreeLinkGone):
-		p.renderError(w, r, http.StatusGone, p.text.GoneTitle, p.text.TreeLinkGone, "")
+		p.renderError(w, r, http.StatusGone, p.text.ResetGoneTitle, p.text.TreeLinkGone, "") // "This link …", not "invitation"
 		return
 	case errors.Is(err, invites.ErrNoSuchTreeLink):
-		p.renderError(w, r, http.StatusNotFound, p.text.NotFoundTitle, p.text.TreeLinkUnknown, "")
+		p.renderError(w, r, http.StatusNotFound, p.text.EventNotFoundTitle, p.text.TreeLinkUnknown, "") // "Link not found"
 		return
 	case errors.Is(err, invites.ErrForbidden), errors.Is(err, invites.ErrNotInBranch):
 		p.renderError(w, r, http.StatusForbidden, p.text.ForbiddenTitle, p.text.TreeForbidden, "")

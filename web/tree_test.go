@@ -71,6 +71,12 @@ func TestTreePageStatuses(t *testing.T) {
 			t.Errorf("/t/%s = %d, want %d", token, got, want)
 		}
 	}
+	// A tree link is a link, not an invitation (found with Chromium).
+	for token, title := range map[string]string{"GONE": "This link can no longer be used", "NOPE": "Link not found"} {
+		if body := e.get("/t/" + token).Body.String(); !strings.Contains(body, title) || strings.Contains(body, "nvitation can") || strings.Contains(body, "nvitation not") {
+			t.Errorf("/t/%s does not say %q, or speaks of an invitation:\n%s", token, title, body)
+		}
+	}
 	if got := e.do(httptestRequest(http.MethodPost, "/t/OK")).Code; got != http.StatusMethodNotAllowed {
 		t.Errorf("POST /t/OK = %d, want 405", got)
 	}
