@@ -35,6 +35,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/internal/testserver"
 )
 
 // Tunables.
@@ -198,7 +199,7 @@ func prepare(dir, ctl string, o options) (*Server, error) {
 // creates the minter account, picking other ports when someone took one.
 func (s *Server) launch(logf func(format string, args ...any)) error {
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(3)
+		ports, err := testserver.FreePorts(3)
 		if err != nil {
 			return err
 		}
@@ -289,22 +290,6 @@ func (s *Server) Restart(t testing.TB) {
 	if err := s.start(); err != nil {
 		s.fatalf(t, "restart: %v\n%s", err, s.tail())
 	}
-}
-
-// freePorts returns n distinct loopback ports that were free a moment
-// ago; the listeners are held together so the kernel cannot hand out one
-// twice. The window until ejabberd binds them is covered by launch's retry.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find free port: %w", err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports, nil
 }
 
 // randomHex returns n random bytes as hex.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/internal/testserver"
 )
 
 // testTimeout bounds one exchange with the server in these tests.
@@ -48,7 +49,7 @@ func TestStartAddUserRestart(t *testing.T) {
 // registration settings are there.
 func TestConfigHoldsFragment(t *testing.T) {
 	s := Start(t)
-	b := readFrom(s.ConfigPath, 0)
+	b := testserver.ReadFrom(s.ConfigPath, 0)
 	for _, want := range []string{"invitebot_minter", "registration_timeout: infinity", "access_create_account: invitebot_create_account", "generate_reset_token", "mod_invites"} {
 		if !strings.Contains(b, want) {
 			t.Errorf("%s: ejabberd.yml lacks %q:\n%s", s.tag(), want, b)
@@ -110,7 +111,7 @@ func TestLifelineKillsServer(t *testing.T) {
 		t.Fatalf("%s: ejabberd still running %v after its lifeline closed", s.tag(), stopTimeout)
 	}
 	_ = p.cmd.Wait()
-	if accepts(s.C2SAddr) {
+	if testserver.Accepts("tcp", s.C2SAddr) {
 		t.Fatalf("%s: something still accepts on %s", s.tag(), s.C2SAddr)
 	}
 }

@@ -1,13 +1,11 @@
 package ejabberdtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"durare.org/invitebot/internal/testserver"
 )
 
 // process is one ejabberd started by ejabberdctl foreground, with the
@@ -161,18 +161,18 @@ func (s *Server) awaitListening(p *process, offset int64) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
-		logText := readFrom(s.LogPath, offset)
+		logText := testserver.ReadFrom(s.LogPath, offset)
 		if strings.Contains(logText, "eaddrinuse") {
 			return errPortTaken
 		}
-		if m := startedRE.FindStringSubmatch(logText); m != nil && containsAll(logText, want) &&
-			accepts(s.C2SAddr) && accepts(s.ComponentAddr) {
+		if m := startedRE.FindStringSubmatch(logText); m != nil && testserver.ContainsAll(logText, want) &&
+			testserver.Accepts("tcp", s.C2SAddr) && testserver.Accepts("tcp", s.ComponentAddr) {
 			s.Version = m[1]
 			return nil
 		}
 		select {
 		case <-p.gone:
-			if strings.Contains(readFrom(filepath.Join(s.Dir, "console.log"), 0), "eaddrinuse") {
+			if strings.Contains(testserver.ReadFrom(filepath.Join(s.Dir, "console.log"), 0), "eaddrinuse") {
 				return errPortTaken
 			}
 			return errors.New("ejabberd exited during start-up")
@@ -217,70 +217,6 @@ func (s *Server) env() []string {
 	return env
 }
 
-// tail returns the last lines of ejabberd's log and console output.
-func (s *Server) tail() string {
-	var b strings.Builder
-	for _, f := range []string{s.LogPath, filepath.Join(s.logDir, "error.log"), filepath.Join(s.Dir, "console.log")} {
-		lines := tailLines(f, logTailLines)
-		if len(lines) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "--- last %d lines of %s ---\n", len(lines), f)
-		for _, l := range lines {
-			b.WriteString(l)
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
-}
-
-// tailLines returns up to n last lines of the file at path.
-func tailLines(path string, n int) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return lines
-}
-
-// readFrom returns the contents of path from offset on ("" if unreadable).
-func readFrom(path string, offset int64) string {
-	b, err := os.ReadFile(path)
-	if err != nil || int64(len(b)) < offset {
-		return ""
-	}
-	return string(b[offset:])
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
-}
-
-// accepts reports whether something accepts connections on addr.
-func accepts(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
 // terminate asks the Erlang VM to stop: SIGTERM, which the VM answers
 // with a clean shutdown (init:stop), to the pid ejabberd wrote, if that
 // process is in the server's process group pgid (a pid file can outlive
@@ -301,3 +237,8 @@ func (s *Server) terminate(pgid int) error {
 
 // pidPath is where ejabberd writes its VM's pid (EJABBERD_PID_PATH).
 func (s *Server) pidPath() string { return filepath.Join(s.Dir, "ejabberd.pid") }
+
+// tail returns the last lines of ejabberd's log and console output.
+func (s *Server) tail() string {
+	return testserver.Tail(logTailLines, s.LogPath, filepath.Join(s.logDir, "error.log"), filepath.Join(s.Dir, "console.log"))
+}

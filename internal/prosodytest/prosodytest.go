@@ -22,7 +22,6 @@
 package prosodytest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -45,6 +44,7 @@ import (
 	"time"
 
 	"durare.org/invitebot/homeserver/ibr"
+	"durare.org/invitebot/internal/testserver"
 	"mellium.im/xmpp/jid"
 )
 
@@ -415,10 +415,11 @@ func (s *Server) inRoot() string {
 // other ports when someone took one first. logf hears about progress.
 func (s *Server) launch(o options, logf func(format string, args ...any)) error {
 	for attempt := 1; ; attempt++ {
-		c2sPort, compPort, err := freePorts()
+		ports, err := testserver.FreePorts(2)
 		if err != nil {
 			return err
 		}
+		c2sPort, compPort := ports[0], ports[1]
 		s.C2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2sPort))
 		s.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(compPort))
 		if err := s.writeConfig(c2sPort, compPort, o); err != nil {
@@ -701,14 +702,15 @@ func (s *Server) awaitListening(p *process, offset int64) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
-		logText := readFrom(s.LogPath, offset)
+		logText := testserver.ReadFrom(s.LogPath, offset)
 		if strings.Contains(logText, "Failed to open server port") {
 			return errPortTaken
 		}
 		if strings.Contains(logText, "Unable to bind admin socket") || strings.Contains(logText, "Unable to listen on admin socket") {
 			return fmt.Errorf("prosody could not open the admin socket %s", s.adminSocket)
 		}
-		if containsAll(logText, want) && accepts("tcp", s.C2SAddr) && accepts("tcp", s.ComponentAddr) && accepts("unix", s.adminSocket) {
+		if testserver.ContainsAll(logText, want) && testserver.Accepts("tcp", s.C2SAddr) && testserver.Accepts("tcp", s.ComponentAddr) &&
+			testserver.Accepts("unix", s.adminSocket) {
 			return nil
 		}
 		select {
@@ -825,51 +827,6 @@ func (s *Server) logTail(t testing.TB) {
 	}
 }
 
-// tail returns the last lines of Prosody's log and anything it printed.
-func (s *Server) tail() string {
-	var b strings.Builder
-	for _, f := range []string{s.LogPath, filepath.Join(s.Dir, "console.log")} {
-		lines := tailLines(f, logTailLines)
-		if len(lines) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "--- last %d lines of %s ---\n", len(lines), f)
-		for _, l := range lines {
-			b.WriteString(l)
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
-}
-
-// tailLines returns up to n last lines of the file at path.
-func tailLines(path string, n int) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return lines
-}
-
-// readFrom returns the contents of path from offset on ("" if unreadable).
-func readFrom(path string, offset int64) string {
-	b, err := os.ReadFile(path)
-	if err != nil || int64(len(b)) < offset {
-		return ""
-	}
-	return string(b[offset:])
-}
-
 // logAddr writes host:port the way Prosody's portmanager logs it: [host]:port.
 func logAddr(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
@@ -877,25 +834,6 @@ func logAddr(addr string) string {
 		return addr
 	}
 	return "[" + host + "]:" + port
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
-}
-
-// accepts reports whether something accepts connections on addr.
-func accepts(network, addr string) bool {
-	c, err := net.DialTimeout(network, addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 // adminSocketPath returns where the admin socket of a server in dir goes:
@@ -913,23 +851,6 @@ func adminSocketPath(dir string) (path, madeDir string, err error) {
 		return "", "", fmt.Errorf("admin socket directory: %w", err)
 	}
 	return filepath.Join(short, "admin.sock"), short, nil
-}
-
-// freePorts returns two distinct loopback ports that were free a moment ago.
-// Both listeners are held open together so the kernel cannot hand out the
-// same port twice; the window until Prosody binds them is covered by the
-// retry in Start.
-func freePorts() (int, int, error) {
-	var ports [2]int
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, 0, fmt.Errorf("find free port: %w", err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports[0], ports[1], nil
 }
 
 // luaString quotes s as a Lua string literal. Only what can appear in paths,
@@ -958,4 +879,9 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails since Go 1.24; it crashes the program instead
 	return hex.EncodeToString(b)
+}
+
+// tail returns the last lines of Prosody's log and anything it printed.
+func (s *Server) tail() string {
+	return testserver.Tail(logTailLines, s.LogPath, filepath.Join(s.Dir, "console.log"))
 }
