@@ -943,14 +943,24 @@ local function end_sessions(username)
 	return n;
 end
 
+-- suspension_request checks who asks and for which account; it answers a
+-- refused request itself and returns nil then.
+local function suspension_request(event)
+	if not from_component(event.stanza) then
+		refuse_sender(event);
+		return nil;
+	end
+	local username, err_reply = suspension_target(event.stanza);
+	if not username then
+		event.origin.send(err_reply);
+	end
+	return username;
+end
+
 module:hook("iq-set/host/" .. NS .. ":suspend", function (event)
 	local origin, stanza = event.origin, event.stanza;
-	if not from_component(stanza) then
-		return refuse_sender(event);
-	end
-	local username, err_reply = suspension_target(stanza);
+	local username = suspension_request(event);
 	if not username then
-		origin.send(err_reply);
 		return true;
 	end
 	if not usermanager.user_exists(username, module.host) then
@@ -983,12 +993,8 @@ end);
 
 module:hook("iq-set/host/" .. NS .. ":unsuspend", function (event)
 	local origin, stanza = event.origin, event.stanza;
-	if not from_component(stanza) then
-		return refuse_sender(event);
-	end
-	local username, err_reply = suspension_target(stanza);
+	local username = suspension_request(event);
 	if not username then
-		origin.send(err_reply);
 		return true;
 	end
 	local rec = suspension_of(username);
