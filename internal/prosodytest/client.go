@@ -152,7 +152,7 @@ func DialAt(ctx context.Context, ep Endpoint, user jid.JID, pass string) (*Clien
 	}()
 	// Initial presence: without it Prosody treats the resource as not
 	// available and stores messages to the bare JID offline.
-	if err := sess.Send(ctx, stanza.Presence{}.Wrap(nil)); err != nil {
+	if err := c.send(ctx, stanza.Presence{}.Wrap(nil)); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("send initial presence: %w", err)
 	}
@@ -173,10 +173,21 @@ func (c *Client) Send(ctx context.Context, to jid.JID, typ stanza.MessageType, b
 		xmlstream.Token(xml.CharData(body)),
 		xml.StartElement{Name: xml.Name{Local: "body"}},
 	)
-	if err := c.sess.Send(ctx, msg.Wrap(payload)); err != nil {
+	if err := c.send(ctx, msg.Wrap(payload)); err != nil {
 		return fmt.Errorf("send message to %s: %w", to, err)
 	}
 	return nil
+}
+
+// send writes a stanza, giving up (and closing the connection) when ctx
+// ends first. mellium is not handed ctx itself: it arms a write deadline
+// in the past when ctx ends, from a goroutine that can still run after
+// Send returned, so a caller cancelling ctx right after (Login does) made
+// the next write fail with "i/o timeout" on a busy machine.
+func (c *Client) send(ctx context.Context, r xml.TokenReader) error {
+	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
+	defer stop()
+	return c.sess.Send(context.WithoutCancel(ctx), r)
 }
 
 // Chat sends body to to as a chat message and returns the body of the next
